@@ -1,0 +1,28 @@
+//! Usher's domain: the vocabulary of self-service sign-up (attributes, user flows,
+//! applications, users and their identities) and the sign-up state machine.
+//!
+//! Nothing in this crate performs I/O; time and randomness are passed in so every
+//! rule here can be tested deterministically.
+
+pub mod application;
+pub mod attribute;
+pub mod clock;
+pub mod connector;
+pub mod flow;
+pub mod id;
+pub mod password;
+pub mod tenant;
+pub mod user;
+pub mod user_flow;
+
+pub use application::{Application, ClientType};
+pub use attribute::{
+    AttributeDefinition, AttributeError, AttributeValue, AttributeValues, BuiltInAttribute,
+    DataType, UserInputType,
+};
+pub use clock::{Clock, MockClock, SystemClock};
+pub use connector::ConnectorStep;
+pub use flow::{AuthorizationRequest, Flow, FlowError, FlowStep, Prompt, SignUpDraft};
+pub use tenant::Tenant;
+pub use user::{Identity, NewUser, SignInType, User};
+pub use user_flow::{AttributeAssignment, AttributeOption, ConnectorSlots, LocalizedText, UserFlow};
