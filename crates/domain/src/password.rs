@@ -82,3 +82,46 @@ mod tests {
         assert!(common_passwords().len() > 10_000);
     }
 }
+
+/// Argon2id with OWASP's recommended minimum: m = 19456 KiB, t = 2, p = 1.
+fn argon2() -> argon2::Argon2<'static> {
+    let params = argon2::Params::new(19_456, 2, 1, None).unwrap_or_default();
+    argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+}
+
+/// Hashes a password (or client secret) into a PHC string. CPU- and memory-heavy:
+/// call it off the async runtime.
+pub fn hash_password(password: &str, rng: &mut (impl rand::RngCore + rand::CryptoRng)) -> String {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let salt = SaltString::generate(rng);
+    argon2()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .unwrap_or_default()
+}
+
+/// Checks a password against a PHC string. A malformed hash never verifies. Takes the
+/// same time for a wrong password as for a right one.
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    argon2().verify_password(password.as_bytes(), &parsed).is_ok()
+}
+
+#[cfg(test)]
+mod hash_tests {
+    use super::*;
+    use rand::{rngs::StdRng, SeedableRng};
+
+    #[test]
+    fn hash_and_verify() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let h = hash_password("correct horse battery", &mut rng);
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert!(verify_password("correct horse battery", &h));
+        assert!(!verify_password("wrong horse battery", &h));
+        assert!(!verify_password("x", "not a hash"));
+    }
+}

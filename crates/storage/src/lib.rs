@@ -1,1 +1,166 @@
-//! placeholder
+//! Usher's storage: every piece of state (users and their identities, flows in
+//! progress, authorization codes, grants and refresh tokens, browser sessions, signing
+//! keys) lives behind the narrow repository traits of this module, implemented once
+//! for SQLite (the embedded default) and once for PostgreSQL (production, several
+//! instances). Lookups return `Result<Option<T>>`: absence is not an error.
+
+mod model;
+mod postgres;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use usher_domain::{Flow, NewUser, SignInType, User};
+
+pub use model::{
+    AuthorizationCode, BrowserSession, Grant, Redemption, RefreshToken, StoredSigningKey,
+};
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// `(sign_in_type, issuer, issuer_assigned_id)` already belongs to a user.
+    #[error("an identity with this issuer and issuerAssignedId already belongs to a user")]
+    DuplicateIdentity,
+    /// An optimistic-concurrency save found the record changed since it was read.
+    #[error("the record was changed by someone else since it was read")]
+    Conflict,
+    /// A key (id) that must be unique already exists.
+    #[error("a record with this id already exists")]
+    AlreadyExists,
+    /// A stored value could not be decoded.
+    #[error("stored data could not be read: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("unsupported database URL {0:?}: use sqlite://… or postgres://…")]
+    UnsupportedUrl(String),
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// Users and identities.
+#[async_trait]
+pub trait UserRepository: Send + Sync {
+    /// Creates the user and its identities in one transaction.
+    /// `DuplicateIdentity` if any identity already belongs to a user (nothing is
+    /// written then); `AlreadyExists` if the id is taken.
+    async fn create_user(&self, user: NewUser) -> Result<User>;
+    async fn user_by_id(&self, id: &str) -> Result<Option<User>>;
+    async fn user_by_identity(
+        &self,
+        sign_in_type: SignInType,
+        issuer: &str,
+        issuer_assigned_id: &str,
+    ) -> Result<Option<User>>;
+    /// Users whose verified email is `email` (already normalised to lower case).
+    async fn users_by_email(&self, email: &str) -> Result<Vec<User>>;
+    /// The Argon2id PHC string of a local account's password.
+    async fn password_hash(&self, user_id: &str) -> Result<Option<String>>;
+}
+
+/// Sign-up and sign-in flows in progress.
+#[async_trait]
+pub trait FlowRepository: Send + Sync {
+    /// Stores a new flow (its `version` is stored as given).
+    async fn insert_flow(&self, flow: &Flow) -> Result<()>;
+    async fn flow(&self, id: &str) -> Result<Option<Flow>>;
+    /// Saves `flow` if the stored version still equals `flow.version`, and then
+    /// increments `flow.version` (in the store and in `flow`). Otherwise `Conflict`.
+    async fn update_flow(&self, flow: &mut Flow) -> Result<()>;
+}
+
+/// Authorization codes, grants and refresh tokens.
+#[async_trait]
+pub trait TokenRepository: Send + Sync {
+    async fn insert_authorization_code(&self, code: &AuthorizationCode) -> Result<()>;
+    /// Marks the code used at `now`, atomically: exactly one caller ever gets
+    /// `Fresh`; later callers get `Replayed`. Expiry is the caller's to check.
+    async fn redeem_authorization_code(
+        &self,
+        code_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Redemption<AuthorizationCode>>>;
+
+    async fn insert_grant(&self, grant: &Grant) -> Result<()>;
+    async fn grant(&self, id: &str) -> Result<Option<Grant>>;
+    /// Revokes the grant (and so every token issued under it). Idempotent.
+    async fn revoke_grant(&self, id: &str, now: DateTime<Utc>) -> Result<()>;
+
+    async fn insert_refresh_token(&self, token: &RefreshToken) -> Result<()>;
+    /// Marks the refresh token used, atomically, as `redeem_authorization_code`.
+    async fn redeem_refresh_token(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Redemption<RefreshToken>>>;
+}
+
+/// Browser sessions (single sign-on).
+#[async_trait]
+pub trait SessionRepository: Send + Sync {
+    async fn insert_session(&self, session: &BrowserSession) -> Result<()>;
+    async fn session(&self, id_hash: &str) -> Result<Option<BrowserSession>>;
+    /// Ends the session at `now`. Idempotent.
+    async fn end_session(&self, id_hash: &str, now: DateTime<Utc>) -> Result<()>;
+}
+
+/// Token signing keys (private keys encrypted by the caller).
+#[async_trait]
+pub trait SigningKeyRepository: Send + Sync {
+    /// All keys, oldest first.
+    async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>>;
+    /// `AlreadyExists` if the kid is taken.
+    async fn insert_signing_key(&self, key: &StoredSigningKey) -> Result<()>;
+    async fn retire_signing_key(&self, kid: &str, at: DateTime<Utc>) -> Result<()>;
+}
+
+/// Housekeeping across repositories.
+#[async_trait]
+pub trait Maintenance: Send + Sync {
+    /// Applies pending migrations. Safe to run from several instances at once.
+    async fn migrate(&self) -> Result<()>;
+    /// Checks the database answers.
+    async fn ping(&self) -> Result<()>;
+    /// Deletes flows, codes, refresh tokens and sessions that expired before `now`
+    /// (minus a grace period the caller has already subtracted). Returns rows deleted.
+    async fn delete_expired(&self, now: DateTime<Utc>) -> Result<u64>;
+    /// `sqlite` or `postgres`.
+    fn backend_name(&self) -> &'static str;
+}
+
+/// Everything Usher stores, as one object the web layer holds.
+pub trait Store:
+    UserRepository
+    + FlowRepository
+    + TokenRepository
+    + SessionRepository
+    + SigningKeyRepository
+    + Maintenance
+{
+}
+
+impl<T> Store for T where
+    T: UserRepository
+        + FlowRepository
+        + TokenRepository
+        + SessionRepository
+        + SigningKeyRepository
+        + Maintenance
+{
+}
+
+/// Opens the database at `url` (`sqlite://path`, `sqlite::memory:`,
+/// `postgres://…`), without migrating.
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::connect(url).await?))
+    } else {
+        Err(StorageError::UnsupportedUrl(url.to_owned()))
+    }
+}
