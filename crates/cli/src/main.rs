@@ -1,1 +1,199 @@
-fn main() {}
+//! The `usher` command.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "usher", version, about = "Identity service for self-service sign-up with API connectors")]
+struct Cli {
+    /// Configuration file (TOML). Without one, Usher serves the demo tenant.
+    #[arg(long, short, global = true, env = "USHER_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Work with the configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Work with the token signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Print a new random master key.
+    GenerateMasterKey,
+    /// Read a client secret from standard input and print its Argon2id hash, for
+    /// `client_secret_hash`.
+    HashSecret,
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Check the configuration and report every error with where it came from.
+    Check,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create the next signing key now; it is published at once and used after the
+    /// publish-ahead period.
+    Rotate,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("USHER_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(path: Option<&std::path::Path>) -> Result<usher_config::Config, ExitCode> {
+    usher_config::load(path, &|k| std::env::var(k).ok()).map_err(|errors| {
+        eprintln!("The configuration has {} error(s):", errors.0.len());
+        for e in errors.iter() {
+            eprintln!("  {e}");
+        }
+        ExitCode::from(2)
+    })
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config_path = cli.config.as_deref();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let config = match load(config_path) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            usher_cli::check_startable(&config)?;
+            let state = usher_cli::build(&config, usher_cli::Overrides::default()).await?;
+            let issuer = config.issuer.clone();
+            let demo = config.demo;
+            let backend = state.store.backend_name();
+            usher_cli::serve(
+                state,
+                config.listen,
+                |addr| {
+                    tracing::info!(%addr, database = backend, "listening");
+                    println!("Usher is running at {issuer} (listening on {addr}, database: {backend}).");
+                    if demo {
+                        println!("Open {issuer}/try to sign up with the demo user flow and see your ID token.");
+                    }
+                },
+                shutdown_signal(),
+            )
+            .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate => {
+            let config = match load(config_path) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            let store = usher_cli::open_store(&config).await?;
+            println!("The {} database is up to date.", store.backend_name());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => {
+            let config = match load(config_path) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            if let Err(e) = usher_cli::load_master_key_check(&config) {
+                eprintln!("The configuration has 1 error(s):\n  master key: {e:#}");
+                return Ok(ExitCode::from(2));
+            }
+            println!(
+                "The configuration is valid{}: issuer {}, {} application(s), {} user flow(s), {} custom attribute(s).",
+                config
+                    .source
+                    .as_ref()
+                    .map(|p| format!(" ({})", p.display()))
+                    .unwrap_or_default(),
+                config.issuer,
+                config.tenant.applications.len(),
+                config.tenant.user_flows.len(),
+                config.tenant.custom_attributes.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keys {
+            command: KeysCommand::Rotate,
+        } => {
+            let config = match load(config_path) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            let store = usher_cli::open_store(&config).await?;
+            let master = usher_cli::load_master_key(&config.master_key)?;
+            let keys = usher_cli::key_manager(&config, store, master, std::sync::Arc::new(usher_domain::SystemClock));
+            keys.ensure_keys().await?;
+            let kid = keys.rotate().await?;
+            println!("Created signing key {kid}; it is published now and will be used after the publish-ahead period.");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::GenerateMasterKey => {
+            println!("{}", usher_oidc::crypto::MasterKey::generate().encode());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::HashSecret => {
+            let mut secret = String::new();
+            std::io::stdin().read_line(&mut secret)?;
+            let secret = secret.trim_end_matches(['\r', '\n']);
+            if secret.is_empty() {
+                anyhow::bail!("give the secret on standard input");
+            }
+            println!("{}", usher_domain::password::hash_password(secret, &mut rand::rngs::OsRng));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

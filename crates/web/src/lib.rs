@@ -1,1 +1,98 @@
-//! placeholder
+//! Usher's web layer: the sign-up and sign-in pages, the OpenID Connect provider
+//! endpoints and the `/try` demo, as one axum router over an [`AppState`]. It knows
+//! the storage only through the repository traits and never names SQL.
+
+pub mod connectors;
+pub mod cookies;
+pub mod hasher;
+pub mod i18n;
+pub mod mail;
+pub mod oauth;
+pub mod pages;
+pub mod state;
+pub mod templates;
+
+use axum::{
+    extract::{DefaultBodyLimit, State},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Router,
+};
+use serde::Serialize;
+
+pub use state::{AppState, Inner, Lifetimes, Settings};
+
+/// Forms and token requests are small; anything bigger is refused before parsing.
+const BODY_LIMIT: usize = 64 * 1024;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/healthz", get(health))
+        .route("/assets/usher.css", get(stylesheet))
+        .route("/.well-known/openid-configuration", get(oauth::discovery::configuration))
+        .route("/jwks", get(oauth::discovery::jwks))
+        .route("/authorize", get(oauth::authorize::get).post(oauth::authorize::post))
+        .route("/token", post(oauth::token::post))
+        .route("/userinfo", get(oauth::userinfo::handle).post(oauth::userinfo::handle))
+        .route("/logout", get(oauth::logout::get).post(oauth::logout::post))
+        .route("/flow/{id}", get(pages::show::get))
+        .route("/flow/{id}/sign-in", post(pages::sign_in::post))
+        .route("/flow/{id}/sign-up", post(pages::sign_in::to_sign_up))
+        .route("/flow/{id}/sign-in-instead", post(pages::sign_in::to_sign_in))
+        .route("/flow/{id}/email", post(pages::email::post))
+        .route("/flow/{id}/resend", post(pages::email::resend))
+        .route("/flow/{id}/code", post(pages::code::post))
+        .route("/flow/{id}/password", post(pages::password::post))
+        .route("/flow/{id}/attributes", post(pages::attributes::post))
+        .route("/flow/{id}/cancel", post(pages::cancel::post))
+        .route("/try", get(pages::try_demo::page))
+        .route("/try/start", get(pages::try_demo::start))
+        .route("/try/callback", get(pages::try_demo::callback))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+#[derive(Serialize)]
+struct Plain {
+    title_key: &'static str,
+    errors: Vec<pages::SummaryError>,
+    notice: Option<String>,
+    demo: bool,
+}
+
+async fn index(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let ctx = Plain {
+        title_key: "index.title",
+        errors: Vec::new(),
+        notice: None,
+        demo: state.settings.demo_client_id.is_some(),
+    };
+    pages::render(&state, StatusCode::OK, "index.html", pages::request_locale(&headers, None), &ctx)
+}
+
+async fn not_found(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    pages::error_page(&state, pages::request_locale(&headers, None), pages::PageError::FlowNotFound)
+}
+
+/// Liveness and readiness: the database answers.
+async fn health(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ok").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "health check: database unavailable");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+        }
+    }
+}
+
+async fn stylesheet() -> Response {
+    let mut r = include_str!("../assets/usher.css").into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    r
+}

@@ -1,0 +1,54 @@
+//! The connector steps of a sign-up, as the flow engine sees them: at each step it
+//! hands the claims gathered so far to a `StepConnectors` and acts on the outcome.
+//! The API connector client plugs in here; without connectors every step continues
+//! with the claims unchanged.
+
+use async_trait::async_trait;
+use usher_domain::{flow::PageMessage, AttributeValues, ConnectorStep, Identity};
+
+/// What a connector step is asked about.
+pub struct StepRequest<'a> {
+    pub step: ConnectorStep,
+    pub flow_id: &'a str,
+    pub user_flow_id: &'a str,
+    pub connector_ids: &'a [String],
+    pub client_id: &'a str,
+    pub ui_locales: &'a str,
+    pub email: Option<&'a str>,
+    pub identities: &'a [Identity],
+    pub attributes: &'a AttributeValues,
+}
+
+/// How a connector step ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepOutcome {
+    /// Go on. `attributes` are the values after the connectors' changes (only
+    /// attributes the flow selects); `token_claims` go into the token being issued
+    /// (preTokenIssuance only).
+    Continue {
+        attributes: AttributeValues,
+        token_claims: serde_json::Map<String, serde_json::Value>,
+    },
+    Block { user_message: String },
+    ValidationError(PageMessage),
+    /// A call failed; `reference` is in the call record and the log.
+    Failed { reference: String },
+}
+
+#[async_trait]
+pub trait StepConnectors: Send + Sync {
+    async fn run(&self, request: StepRequest<'_>) -> StepOutcome;
+}
+
+/// No connectors configured: every step continues unchanged.
+pub struct NoConnectors;
+
+#[async_trait]
+impl StepConnectors for NoConnectors {
+    async fn run(&self, request: StepRequest<'_>) -> StepOutcome {
+        StepOutcome::Continue {
+            attributes: request.attributes.clone(),
+            token_claims: serde_json::Map::new(),
+        }
+    }
+}

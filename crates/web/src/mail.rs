@@ -1,0 +1,110 @@
+//! Email delivery: SMTP in production; a file outbox (one `.eml` per message) for the
+//! demo and tests, which read the codes back from it.
+
+use std::path::PathBuf;
+
+use lettre::{
+    message::{header::ContentType, Mailbox},
+    transport::smtp::authentication::Credentials,
+    AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("invalid address {0:?}")]
+    Address(String),
+    #[error("could not build the message: {0}")]
+    Build(#[from] lettre::error::Error),
+    #[error("could not write to the outbox: {0}")]
+    Outbox(#[from] std::io::Error),
+    #[error("SMTP delivery failed: {0}")]
+    Smtp(#[from] lettre::transport::smtp::Error),
+}
+
+pub enum Transport {
+    /// Writes each message to `<dir>/<time>-<n>.eml`.
+    File { dir: PathBuf },
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+}
+
+/// How to reach the SMTP server.
+pub struct SmtpOptions {
+    pub host: String,
+    pub port: u16,
+    /// `starttls`, `tls` or `none`.
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    StartTls,
+    Tls,
+    None,
+}
+
+pub struct Mailer {
+    from: Mailbox,
+    transport: Transport,
+    /// Whether sign-up codes are also written to the log (demo and development).
+    pub log_codes: bool,
+}
+
+impl Mailer {
+    pub fn new(from: &str, transport: Transport, log_codes: bool) -> Result<Self, MailError> {
+        let from = from
+            .parse()
+            .map_err(|_| MailError::Address(from.to_owned()))?;
+        Ok(Self {
+            from,
+            transport,
+            log_codes,
+        })
+    }
+
+    pub fn smtp(options: SmtpOptions) -> Result<Transport, MailError> {
+        let builder = match options.tls {
+            SmtpTls::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&options.host)?,
+            SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&options.host)?,
+            SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&options.host),
+        };
+        let mut builder = builder.port(options.port);
+        if let (Some(user), Some(pass)) = (options.username, options.password) {
+            builder = builder.credentials(Credentials::new(user, pass));
+        }
+        Ok(Transport::Smtp(builder.build()))
+    }
+
+    pub async fn send(&self, to: &str, subject: &str, body: String) -> Result<(), MailError> {
+        let to: Mailbox = to.parse().map_err(|_| MailError::Address(to.to_owned()))?;
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(subject)
+            .header(ContentType::TEXT_PLAIN)
+            .body(body)?;
+        match &self.transport {
+            Transport::File { dir } => {
+                tokio::fs::create_dir_all(dir).await?;
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+                let name = format!(
+                    "{}-{:09}-{:08x}.eml",
+                    now.as_secs(),
+                    now.subsec_nanos(),
+                    rand::random::<u32>()
+                );
+                // Write then rename, so a reader never sees half a message.
+                let tmp = dir.join(format!(".{name}.tmp"));
+                tokio::fs::write(&tmp, message.formatted()).await?;
+                tokio::fs::rename(&tmp, dir.join(name)).await?;
+            }
+            Transport::Smtp(smtp) => {
+                smtp.send(message).await?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,274 @@
+//! `GET|POST /authorize`: validates the authorization request (RFC 6749 §4.1.1, OIDC
+//! Core §3.1.2.1), signs the browser in at once when it has a session, and otherwise
+//! starts a flow.
+//!
+//! Errors about the client or the redirect URI are shown as a page: redirecting to an
+//! unverified URI would make Usher an open redirector. Every later error goes back to
+//! the application.
+
+use std::collections::BTreeMap;
+
+use axum::{
+    body::Bytes,
+    extract::{RawQuery, State},
+    http::{header, HeaderMap},
+    response::Response,
+};
+use chrono::Duration;
+use usher_domain::{AuthorizationRequest, Flow, Prompt};
+use usher_oidc::{crypto::sha256_hex, pkce};
+
+use super::error_redirect_url;
+use crate::{
+    cookies,
+    pages::{error_page, finish, request_locale, see_other, PageError},
+    state::AppState,
+};
+
+/// Upper bounds on parameter sizes: generous for real clients, small enough that a
+/// flow row stays small.
+const MAX_STATE: usize = 2048;
+const MAX_NONCE: usize = 512;
+const MAX_LOGIN_HINT: usize = 254;
+const MAX_UI_LOCALES: usize = 256;
+const MAX_SCOPE: usize = 1024;
+
+pub async fn get(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    authorize(&state, &headers, query.as_deref().unwrap_or("").as_bytes()).await
+}
+
+pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    authorize(&state, &headers, &body).await
+}
+
+/// Why a request is refused, to be sent back to the client.
+struct Refusal {
+    error: &'static str,
+    description: String,
+}
+
+fn refuse(error: &'static str, description: impl Into<String>) -> Refusal {
+    Refusal {
+        error,
+        description: description.into(),
+    }
+}
+
+async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Response {
+    let mut params: BTreeMap<String, String> = BTreeMap::new();
+    let mut duplicate = None;
+    for (k, v) in url::form_urlencoded::parse(raw) {
+        if params.insert(k.to_string(), v.into_owned()).is_some() {
+            duplicate = Some(k.into_owned());
+        }
+    }
+    let locale = request_locale(headers, params.get("ui_locales").map(String::as_str));
+    let bad_page = |description: &str| {
+        error_page(
+            state,
+            locale,
+            PageError::BadRequest {
+                message_key: "error.invalid_authorization_request",
+                args: vec![("description", description.to_owned())],
+            },
+        )
+    };
+
+    let Some(client_id) = params.get("client_id").filter(|c| !c.is_empty()) else {
+        return bad_page("client_id is missing.");
+    };
+    let Some(app) = state.tenant.application(client_id).cloned() else {
+        return error_page(
+            state,
+            locale,
+            PageError::BadRequest {
+                message_key: "error.unknown_client",
+                args: vec![],
+            },
+        );
+    };
+    let Some(redirect_uri) = params.get("redirect_uri").filter(|r| !r.is_empty()) else {
+        return bad_page("redirect_uri is missing.");
+    };
+    if !app.has_redirect_uri(redirect_uri) {
+        return error_page(
+            state,
+            locale,
+            PageError::BadRequest {
+                message_key: "error.invalid_redirect_uri",
+                args: vec![],
+            },
+        );
+    }
+    let redirect_uri = redirect_uri.clone();
+    let client_state = params.get("state").cloned();
+    let back = |r: Refusal| {
+        // The state goes back only if it is sane; an oversized one is the error.
+        let s = client_state.as_deref().filter(|s| s.len() <= MAX_STATE);
+        see_other(&error_redirect_url(&redirect_uri, r.error, &r.description, s, &state.settings.issuer))
+    };
+    if let Some(name) = duplicate {
+        return back(refuse("invalid_request", format!("The parameter {name} was given more than once.")));
+    }
+    let request = match validate(&params, &app) {
+        Ok(r) => r,
+        Err(r) => return back(r),
+    };
+    let Some(user_flow) = state.tenant.user_flow(&app.user_flow_id).cloned() else {
+        return back(refuse("server_error", "The application's user flow is not configured."));
+    };
+
+    // Single sign-on: a live session answers at once unless the client asks otherwise.
+    let now = state.clock.now();
+    let session = match cookies::get(headers, cookies::SESSION) {
+        Some(token) => match state.store.session(&sha256_hex(token.as_bytes())).await {
+            Ok(s) => s.filter(|s| s.ended_at.is_none() && s.expires_at > now),
+            Err(e) => return error_page(state, locale, PageError::internal(state, e)),
+        },
+        None => None,
+    };
+    let max_age = params.get("max_age").and_then(|m| m.parse::<i64>().ok());
+    let session = session.filter(|s| max_age.is_none_or(|m| s.auth_time + Duration::seconds(m) >= now));
+    if let Some(session) = session.filter(|_| matches!(request.prompt, None | Some(Prompt::None))) {
+        match state.store.user_by_id(&session.user_id).await {
+            Ok(Some(user)) if user.account_enabled => {
+                let flow_id = state.new_id();
+                return finish::complete(
+                    state,
+                    &request,
+                    &user_flow,
+                    &app,
+                    &user,
+                    session.auth_time,
+                    Some(&session.id_hash),
+                    &flow_id,
+                    locale,
+                )
+                .await;
+            }
+            Ok(_) => {}
+            Err(e) => return error_page(state, locale, PageError::internal(state, e)),
+        }
+    }
+    if request.prompt == Some(Prompt::None) {
+        return back(refuse("login_required", "The user is not signed in."));
+    }
+
+    // A new flow, bound to this browser.
+    let (browser_token, new_cookie) = match cookies::get(headers, cookies::BROWSER) {
+        Some(t) if t.len() == 43 => (t.to_owned(), false),
+        _ => (state.new_token(), true),
+    };
+    let flow = Flow::start(
+        state.new_id(),
+        user_flow.id.clone(),
+        request,
+        locale.to_owned(),
+        sha256_hex(browser_token.as_bytes()),
+        state.new_token(),
+        now,
+    );
+    if let Err(e) = state.store.insert_flow(&flow).await {
+        return error_page(state, locale, PageError::internal(state, e));
+    }
+    let mut response = see_other(&format!("/flow/{}", flow.id));
+    if new_cookie {
+        response.headers_mut().append(
+            header::SET_COOKIE,
+            cookies::set(cookies::BROWSER, &browser_token, None, state.settings.secure_cookies()),
+        );
+    }
+    response
+}
+
+/// Checks everything after the client and redirect URI.
+fn validate(params: &BTreeMap<String, String>, app: &usher_domain::Application) -> Result<AuthorizationRequest, Refusal> {
+    let get = |k: &str| params.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    for (name, max) in [
+        ("state", MAX_STATE),
+        ("nonce", MAX_NONCE),
+        ("login_hint", MAX_LOGIN_HINT),
+        ("ui_locales", MAX_UI_LOCALES),
+        ("scope", MAX_SCOPE),
+    ] {
+        if get(name).is_some_and(|v| v.len() > max) {
+            return Err(refuse("invalid_request", format!("{name} is longer than {max} bytes.")));
+        }
+    }
+    if get("request").is_some() {
+        return Err(refuse("request_not_supported", "Request objects are not supported."));
+    }
+    if get("request_uri").is_some() {
+        return Err(refuse("request_uri_not_supported", "request_uri is not supported."));
+    }
+    match get("response_type") {
+        Some("code") => {}
+        None => return Err(refuse("invalid_request", "response_type is missing.")),
+        Some(_) => return Err(refuse("unsupported_response_type", "Only response_type=code is supported.")),
+    }
+    if let Some(mode) = get("response_mode") {
+        if mode != "query" {
+            return Err(refuse("invalid_request", "Only response_mode=query is supported."));
+        }
+    }
+    let scope: Vec<String> = get("scope")
+        .unwrap_or("")
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if !scope.iter().any(|s| s == "openid") {
+        return Err(refuse("invalid_scope", "The scope must include openid."));
+    }
+    if scope.iter().any(|s| !s.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\')) {
+        return Err(refuse("invalid_scope", "The scope contains invalid characters."));
+    }
+    let mut prompt = None;
+    if let Some(p) = get("prompt") {
+        let values: Vec<&str> = p.split(' ').filter(|s| !s.is_empty()).collect();
+        if values.contains(&"none") && values.len() > 1 {
+            return Err(refuse("invalid_request", "prompt=none cannot be combined with other values."));
+        }
+        for v in values {
+            prompt = match v {
+                "none" => Some(Prompt::None),
+                "login" => Some(Prompt::Login),
+                "create" => Some(Prompt::Create),
+                // Usher never asks for consent or an account choice; these are met.
+                "consent" | "select_account" => prompt,
+                other => return Err(refuse("invalid_request", format!("Unknown prompt value {other:?}."))),
+            };
+        }
+    }
+    let code_challenge = match (get("code_challenge"), get("code_challenge_method")) {
+        (Some(c), Some("S256")) if pkce::is_valid_challenge(c) => Some(c.to_owned()),
+        (Some(_), Some("S256")) => return Err(refuse("invalid_request", "code_challenge is not a valid S256 challenge.")),
+        (Some(_), None) | (Some(_), Some("plain")) => {
+            return Err(refuse("invalid_request", "code_challenge_method must be S256."))
+        }
+        (_, Some(_)) if get("code_challenge").is_none() => {
+            return Err(refuse("invalid_request", "code_challenge_method was given without code_challenge."))
+        }
+        (Some(_), Some(_)) => return Err(refuse("invalid_request", "code_challenge_method must be S256.")),
+        (None, _) => None,
+    };
+    if app.is_public() && code_challenge.is_none() {
+        return Err(refuse("invalid_request", "PKCE with code_challenge_method=S256 is required for this client."));
+    }
+    if let Some(m) = get("max_age") {
+        if m.parse::<u32>().is_err() {
+            return Err(refuse("invalid_request", "max_age must be a number of seconds."));
+        }
+    }
+    Ok(AuthorizationRequest {
+        client_id: app.client_id.clone(),
+        redirect_uri: params.get("redirect_uri").cloned().unwrap_or_default(),
+        scope,
+        state: get("state").map(str::to_owned),
+        nonce: get("nonce").map(str::to_owned),
+        code_challenge,
+        ui_locales: get("ui_locales").map(str::to_owned),
+        login_hint: get("login_hint").map(str::to_owned),
+        prompt,
+    })
+}

@@ -1,0 +1,410 @@
+//! `POST /token`: the authorization code, refresh token and client credentials grants
+//! (RFC 6749 §4.1.3, §6, §4.4), with `client_secret_basic`, `client_secret_post`, and
+//! PKCE for public clients. Codes and refresh tokens are single use; a replay revokes
+//! the grant and so everything the first use issued.
+
+use std::collections::BTreeMap;
+
+use axum::{
+    body::Bytes,
+    extract::State,
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use base64::Engine;
+use serde::Serialize;
+use serde_json::{json, Value};
+use usher_domain::{Application, ClientType, User};
+use usher_oidc::{crypto::sha256_hex, jose::half_hash, pkce};
+use usher_storage::{Grant, Redemption, RefreshToken};
+
+use super::user_claims;
+use crate::state::AppState;
+
+/// A token endpoint error (RFC 6749 §5.2).
+#[derive(Debug)]
+pub struct TokenError {
+    pub error: &'static str,
+    pub description: String,
+    status: StatusCode,
+}
+
+impl TokenError {
+    fn new(error: &'static str, description: impl Into<String>) -> Self {
+        let status = match error {
+            "invalid_client" => StatusCode::UNAUTHORIZED,
+            "server_error" => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        Self {
+            error,
+            description: description.into(),
+            status,
+        }
+    }
+
+    fn server(state: &AppState, e: impl std::fmt::Display) -> Self {
+        let reference = state.new_id();
+        tracing::error!(%reference, error = %e, "token endpoint failed");
+        Self::new("server_error", format!("Internal error (reference {reference})."))
+    }
+}
+
+impl IntoResponse for TokenError {
+    fn into_response(self) -> Response {
+        let mut r = (
+            self.status,
+            Json(json!({"error": self.error, "error_description": self.description})),
+        )
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"usher\""));
+        }
+        no_store(r)
+    }
+}
+
+fn no_store(mut r: Response) -> Response {
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    r
+}
+
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    match token(&state, &headers, &body).await {
+        Ok(r) => no_store(Json(r).into_response()),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn token(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<TokenResponse, TokenError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.starts_with("application/x-www-form-urlencoded") {
+        return Err(TokenError::new(
+            "invalid_request",
+            "The body must be application/x-www-form-urlencoded.",
+        ));
+    }
+    let mut form: BTreeMap<String, String> = BTreeMap::new();
+    for (k, v) in url::form_urlencoded::parse(body) {
+        if form.insert(k.to_string(), v.into_owned()).is_some() {
+            return Err(TokenError::new("invalid_request", format!("The parameter {k} was given more than once.")));
+        }
+    }
+    let app = authenticate_client(state, headers, &form).await?;
+    let get = |k: &str| form.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    match get("grant_type") {
+        Some("authorization_code") => {
+            let code = get("code").ok_or_else(|| TokenError::new("invalid_request", "code is missing."))?;
+            let redirect_uri =
+                get("redirect_uri").ok_or_else(|| TokenError::new("invalid_request", "redirect_uri is missing."))?;
+            exchange_code(state, &app, code, redirect_uri, get("code_verifier")).await
+        }
+        Some("refresh_token") => {
+            let token =
+                get("refresh_token").ok_or_else(|| TokenError::new("invalid_request", "refresh_token is missing."))?;
+            refresh(state, &app, token, get("scope")).await
+        }
+        Some("client_credentials") => client_credentials(state, &app).await,
+        Some(_) => Err(TokenError::new("unsupported_grant_type", "The grant type is not supported.")),
+        None => Err(TokenError::new("invalid_request", "grant_type is missing.")),
+    }
+}
+
+/// Identifies and authenticates the client (RFC 6749 §2.3.1).
+async fn authenticate_client(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: &BTreeMap<String, String>,
+) -> Result<Application, TokenError> {
+    let basic = match headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        Some(v) if v.len() > 6 && v[..6].eq_ignore_ascii_case("basic ") => {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(v[6..].trim())
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| TokenError::new("invalid_client", "The Basic credentials are malformed."))?;
+            let (id, secret) = decoded
+                .split_once(':')
+                .ok_or_else(|| TokenError::new("invalid_client", "The Basic credentials are malformed."))?;
+            // Basic credentials are form-urlencoded first (RFC 6749 §2.3.1).
+            let dec = |s: &str| {
+                url::form_urlencoded::parse(format!("x={s}").as_bytes())
+                    .next()
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default()
+            };
+            Some((dec(id), dec(secret)))
+        }
+        Some(_) => return Err(TokenError::new("invalid_client", "Unsupported Authorization scheme.")),
+        None => None,
+    };
+    let body_id = form.get("client_id").filter(|s| !s.is_empty());
+    let body_secret = form.get("client_secret").filter(|s| !s.is_empty());
+    let (client_id, secret) = match (basic, body_id, body_secret) {
+        (Some(_), _, Some(_)) => {
+            return Err(TokenError::new("invalid_request", "Use one client authentication method, not two."))
+        }
+        (Some((id, _)), Some(b), _) if *b != id => {
+            return Err(TokenError::new("invalid_request", "client_id does not match the Basic credentials."))
+        }
+        (Some((id, secret)), _, _) => (id, Some(secret)),
+        (None, Some(id), secret) => (id.clone(), secret.cloned()),
+        (None, None, _) => return Err(TokenError::new("invalid_client", "The client is not identified.")),
+    };
+    let Some(app) = state.tenant.application(&client_id).cloned() else {
+        // Same work as a wrong secret, so probing client ids learns nothing.
+        if let Some(s) = secret {
+            state.hasher.verify(s, None).await;
+        }
+        return Err(TokenError::new("invalid_client", "Client authentication failed."));
+    };
+    match (&app.client_type, secret) {
+        (ClientType::Public, None) => Ok(app),
+        (ClientType::Public, Some(_)) => Err(TokenError::new("invalid_client", "This client is public and has no secret.")),
+        (ClientType::Confidential { .. }, None) => Err(TokenError::new("invalid_client", "Client authentication failed.")),
+        (ClientType::Confidential { secret_hash }, Some(s)) => {
+            if state.hasher.verify(s, Some(secret_hash.clone())).await {
+                Ok(app)
+            } else {
+                Err(TokenError::new("invalid_client", "Client authentication failed."))
+            }
+        }
+    }
+}
+
+/// Redeems an authorization code. Also used in-process by the demo at `/try`.
+pub async fn exchange_code(
+    state: &AppState,
+    app: &Application,
+    code: &str,
+    redirect_uri: &str,
+    code_verifier: Option<&str>,
+) -> Result<TokenResponse, TokenError> {
+    let now = state.clock.now();
+    let invalid = || TokenError::new("invalid_grant", "The authorization code is invalid, expired or already used.");
+    let redeemed = state
+        .store
+        .redeem_authorization_code(&sha256_hex(code.as_bytes()), now)
+        .await
+        .map_err(|e| TokenError::server(state, e))?;
+    let code = match redeemed {
+        None => return Err(invalid()),
+        Some(Redemption::Replayed(code)) => {
+            tracing::warn!(client_id = %code.client_id, grant_id = %code.grant_id, "authorization code replayed: revoking its grant");
+            state
+                .store
+                .revoke_grant(&code.grant_id, now)
+                .await
+                .map_err(|e| TokenError::server(state, e))?;
+            return Err(invalid());
+        }
+        Some(Redemption::Fresh(code)) => code,
+    };
+    if code.client_id != app.client_id || code.expires_at <= now {
+        return Err(invalid());
+    }
+    if code.redirect_uri != redirect_uri {
+        return Err(TokenError::new("invalid_grant", "redirect_uri does not match the authorization request."));
+    }
+    match (&code.code_challenge, code_verifier) {
+        (Some(challenge), Some(verifier)) if pkce::verify_s256(verifier, challenge) => {}
+        (Some(_), _) => return Err(TokenError::new("invalid_grant", "The PKCE code_verifier does not match.")),
+        (None, Some(_)) => {
+            return Err(TokenError::new("invalid_grant", "code_verifier was given but the request had no code_challenge."))
+        }
+        (None, None) => {}
+    }
+    let grant = live_grant(state, &code.grant_id).await?;
+    let user = live_user(state, &grant.user_id).await?;
+    issue(state, app, &grant, &user, code.nonce.as_deref(), code.extra_claims, true).await
+}
+
+async fn refresh(state: &AppState, app: &Application, token: &str, scope: Option<&str>) -> Result<TokenResponse, TokenError> {
+    let now = state.clock.now();
+    let invalid = || TokenError::new("invalid_grant", "The refresh token is invalid, expired or already used.");
+    let redeemed = state
+        .store
+        .redeem_refresh_token(&sha256_hex(token.as_bytes()), now)
+        .await
+        .map_err(|e| TokenError::server(state, e))?;
+    let token = match redeemed {
+        None => return Err(invalid()),
+        Some(Redemption::Replayed(t)) => {
+            tracing::warn!(grant_id = %t.grant_id, "refresh token replayed: revoking its grant");
+            state
+                .store
+                .revoke_grant(&t.grant_id, now)
+                .await
+                .map_err(|e| TokenError::server(state, e))?;
+            return Err(invalid());
+        }
+        Some(Redemption::Fresh(t)) => t,
+    };
+    if token.expires_at <= now {
+        return Err(invalid());
+    }
+    let grant = live_grant(state, &token.grant_id).await?;
+    if grant.client_id != app.client_id {
+        return Err(invalid());
+    }
+    if let Some(s) = scope {
+        if !s.split(' ').filter(|x| !x.is_empty()).all(|x| grant.scope.iter().any(|g| g == x)) {
+            return Err(TokenError::new("invalid_scope", "The scope exceeds what was granted."));
+        }
+    }
+    let user = live_user(state, &grant.user_id).await?;
+    issue(state, app, &grant, &user, None, serde_json::Map::new(), grant.scope.iter().any(|s| s == "offline_access")).await
+}
+
+async fn client_credentials(state: &AppState, app: &Application) -> Result<TokenResponse, TokenError> {
+    if app.is_public() {
+        return Err(TokenError::new("unauthorized_client", "A public client cannot use client credentials."));
+    }
+    let now = state.clock.now();
+    let lifetime = state.settings.lifetimes.access_token;
+    let claims = json!({
+        "iss": state.settings.issuer,
+        "sub": app.client_id,
+        "aud": state.settings.issuer,
+        "client_id": app.client_id,
+        "azp": app.client_id,
+        "roles": app.roles,
+        "iat": now.timestamp(),
+        "nbf": now.timestamp(),
+        "exp": (now + lifetime).timestamp(),
+        "jti": state.new_id(),
+    });
+    let access_token = sign(state, "at+jwt", &claims).await?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: lifetime.num_seconds(),
+        id_token: None,
+        refresh_token: None,
+        scope: None,
+    })
+}
+
+async fn live_grant(state: &AppState, id: &str) -> Result<Grant, TokenError> {
+    match state.store.grant(id).await {
+        Ok(Some(g)) if g.revoked_at.is_none() => Ok(g),
+        Ok(_) => Err(TokenError::new("invalid_grant", "The grant has been revoked.")),
+        Err(e) => Err(TokenError::server(state, e)),
+    }
+}
+
+async fn live_user(state: &AppState, id: &str) -> Result<User, TokenError> {
+    match state.store.user_by_id(id).await {
+        Ok(Some(u)) if u.account_enabled => Ok(u),
+        Ok(_) => Err(TokenError::new("invalid_grant", "The user no longer exists or is disabled.")),
+        Err(e) => Err(TokenError::server(state, e)),
+    }
+}
+
+async fn sign(state: &AppState, typ: &str, claims: &Value) -> Result<String, TokenError> {
+    let keyring = state.keys.keyring().await.map_err(|e| TokenError::server(state, e))?;
+    keyring
+        .signing
+        .sign_jwt(typ, claims)
+        .map_err(|e| TokenError::server(state, e))
+}
+
+/// Issues the access token, ID token and (with `offline_access`) a refresh token.
+async fn issue(
+    state: &AppState,
+    app: &Application,
+    grant: &Grant,
+    user: &User,
+    nonce: Option<&str>,
+    extra_claims: serde_json::Map<String, Value>,
+    with_refresh_token: bool,
+) -> Result<TokenResponse, TokenError> {
+    let now = state.clock.now();
+    let lifetimes = &state.settings.lifetimes;
+    let scope = grant.scope.join(" ");
+    let access_claims = json!({
+        "iss": state.settings.issuer,
+        "sub": user.id,
+        "aud": app.client_id,
+        "client_id": app.client_id,
+        "scope": scope,
+        "grant_id": grant.id,
+        "iat": now.timestamp(),
+        "nbf": now.timestamp(),
+        "exp": (now + lifetimes.access_token).timestamp(),
+        "jti": state.new_id(),
+    });
+    let access_token = sign(state, "at+jwt", &access_claims).await?;
+
+    let mut id_claims = serde_json::Map::new();
+    if let Some(flow) = state.tenant.user_flow(&app.user_flow_id) {
+        id_claims.extend(user_claims(&state.tenant, flow, user));
+        id_claims.insert("tfp".into(), Value::String(flow.id.clone()));
+    }
+    // Connector claims are for this token only, and never override the protocol's.
+    for (k, v) in extra_claims {
+        id_claims.insert(k, v);
+    }
+    for (k, v) in [
+        ("iss", json!(state.settings.issuer)),
+        ("sub", json!(user.id)),
+        ("aud", json!(app.client_id)),
+        ("iat", json!(now.timestamp())),
+        ("nbf", json!(now.timestamp())),
+        ("exp", json!((now + lifetimes.id_token).timestamp())),
+        ("auth_time", json!(grant.auth_time.timestamp())),
+        ("at_hash", json!(half_hash(&access_token))),
+    ] {
+        id_claims.insert(k.into(), v);
+    }
+    if let Some(n) = nonce {
+        id_claims.insert("nonce".into(), json!(n));
+    }
+    let id_token = sign(state, "JWT", &Value::Object(id_claims)).await?;
+
+    let refresh_token = if with_refresh_token && grant.scope.iter().any(|s| s == "offline_access") {
+        let token = state.new_token();
+        state
+            .store
+            .insert_refresh_token(&RefreshToken {
+                token_hash: sha256_hex(token.as_bytes()),
+                grant_id: grant.id.clone(),
+                created_at: now,
+                expires_at: now + lifetimes.refresh_token,
+                used_at: None,
+            })
+            .await
+            .map_err(|e| TokenError::server(state, e))?;
+        Some(token)
+    } else {
+        None
+    };
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: lifetimes.access_token.num_seconds(),
+        id_token: Some(id_token),
+        refresh_token,
+        scope: Some(scope),
+    })
+}

@@ -1,0 +1,92 @@
+//! `GET|POST /userinfo` (OIDC Core §5.3): the signed-in user's claims for a valid
+//! access token whose grant has not been revoked.
+
+use axum::{
+    extract::State,
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use serde_json::Value;
+use usher_oidc::jose::{verify_jwt, Algorithm};
+
+use super::user_claims;
+use crate::state::AppState;
+
+pub async fn handle(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| (v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer ")).then(|| v[7..].trim()));
+    let Some(token) = token else {
+        return challenge(None);
+    };
+    match claims_for(&state, token).await {
+        Ok(Some(claims)) => {
+            let mut r = Json(claims).into_response();
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        Ok(None) => challenge(Some("invalid_token")),
+        Err(r) => r,
+    }
+}
+
+async fn claims_for(state: &AppState, token: &str) -> Result<Option<serde_json::Map<String, Value>>, Response> {
+    let keyring = state
+        .keys
+        .keyring()
+        .await
+        .map_err(|e| super::discovery::unavailable(state, e))?;
+    let Ok(claims) = verify_jwt(token, &keyring.published, &[Algorithm::ES256, Algorithm::RS256]) else {
+        return Ok(None);
+    };
+    let now = state.clock.now().timestamp();
+    let str_claim = |k: &str| claims.get(k).and_then(Value::as_str);
+    if str_claim("iss") != Some(state.settings.issuer.as_str())
+        || claims.get("exp").and_then(Value::as_i64).is_none_or(|e| e <= now)
+    {
+        return Ok(None);
+    }
+    // Only user tokens have a grant; client-credentials tokens have no user.
+    let (Some(grant_id), Some(sub)) = (str_claim("grant_id"), str_claim("sub")) else {
+        return Ok(None);
+    };
+    let internal = |e: usher_storage::StorageError| {
+        let reference = state.new_id();
+        tracing::error!(%reference, error = %e, "userinfo failed");
+        (StatusCode::INTERNAL_SERVER_ERROR, Json(serde_json::json!({"error": "server_error", "error_description": format!("reference {reference}")}))).into_response()
+    };
+    match state.store.grant(grant_id).await.map_err(internal)? {
+        Some(g) if g.revoked_at.is_none() && g.user_id == sub => {}
+        _ => return Ok(None),
+    }
+    let Some(user) = state.store.user_by_id(sub).await.map_err(internal)?.filter(|u| u.account_enabled) else {
+        return Ok(None);
+    };
+    let mut out = serde_json::Map::new();
+    out.insert("sub".into(), Value::String(user.id.clone()));
+    let client = str_claim("client_id").and_then(|c| state.tenant.application(c));
+    if let Some(flow) = client.and_then(|a| state.tenant.user_flow(&a.user_flow_id)) {
+        out.extend(user_claims(&state.tenant, flow, &user));
+    }
+    Ok(Some(out))
+}
+
+/// 401 with the Bearer challenge of RFC 6750 §3.
+fn challenge(error: Option<&str>) -> Response {
+    let value = match error {
+        Some(e) => format!("Bearer realm=\"usher\", error=\"{e}\""),
+        None => "Bearer realm=\"usher\"".to_owned(),
+    };
+    let mut r = (
+        StatusCode::UNAUTHORIZED,
+        Json(serde_json::json!({"error": error.unwrap_or("invalid_request"), "error_description": "A valid access token is required."})),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    r
+}

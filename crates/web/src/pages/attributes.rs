@@ -1,0 +1,172 @@
+//! `POST /flow/{id}/attributes`: the attribute page, then the
+//! `postAttributeCollection` connectors, then the new user.
+
+use axum::{
+    body::Bytes,
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode},
+    response::Response,
+};
+use usher_domain::{
+    AttributeError, AttributeValues, FlowStep, Identity, NewUser, SignInType, UserInputType,
+};
+use usher_storage::StorageError;
+
+use super::{begin, error_page, flow_message, render_step, save, show, Feedback, Loaded, PageError};
+use crate::{
+    connectors::{StepOutcome, StepRequest},
+    state::AppState,
+};
+
+pub async fn post(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    let (mut loaded, form) = match begin(&state, &headers, &id, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if !matches!(loaded.flow.step, FlowStep::SignUpAttributes { .. }) {
+        return show::render_current(&state, &loaded, Feedback::default(), StatusCode::OK).await;
+    }
+    let definitions: Vec<_> = state.tenant.attributes().collect();
+    let parsed = loaded
+        .user_flow
+        .parse_attribute_form(&form, |id| definitions.iter().find(|d| d.id == id));
+    let values = match parsed {
+        Ok(v) => v,
+        Err(failed) => {
+            let mut fb = Feedback::default().entered(failed.entered);
+            for (id, e) in &failed.errors {
+                let choice = loaded.user_flow.assignment(id).is_some_and(|a| {
+                    a.input_type.has_options() || a.input_type == UserInputType::CheckboxSingleSelect
+                });
+                fb = fb.field(id, attribute_error_message(&state, &loaded, e, choice));
+            }
+            return render_step(&state, &loaded, fb, StatusCode::BAD_REQUEST);
+        }
+    };
+    if loaded.flow.attributes_submitted(values, state.clock.now()).is_err() {
+        return show::render_current(&state, &loaded, Feedback::default(), StatusCode::OK).await;
+    }
+    if let Err(r) = save(&state, &mut loaded).await {
+        return r;
+    }
+    run_connectors(&state, &headers, &mut loaded).await
+}
+
+fn attribute_error_message(state: &AppState, loaded: &Loaded, e: &AttributeError, choice: bool) -> String {
+    match e {
+        AttributeError::Required if choice => flow_message(state, loaded, "error.required_choice", &[]),
+        AttributeError::TooLong { max } => flow_message(state, loaded, e.message_key(), &[("max", max.to_string())]),
+        _ => flow_message(state, loaded, e.message_key(), &[]),
+    }
+}
+
+/// Runs the connectors of the flow's `RunningConnectors` step and acts on the outcome:
+/// create the user, show the page again, block, or fail.
+pub async fn run_connectors(state: &AppState, headers: &HeaderMap, loaded: &mut Loaded) -> Response {
+    let Some((step, draft)) = loaded.flow.running_draft() else {
+        return show::render_current(state, loaded, Feedback::default(), StatusCode::OK).await;
+    };
+    let draft = draft.clone();
+    let connector_ids = loaded.user_flow.connectors.post_attribute_collection.clone();
+    let ui_locales = loaded
+        .flow
+        .authorization
+        .ui_locales
+        .clone()
+        .unwrap_or_else(|| loaded.flow.locale.clone());
+    let outcome = state
+        .connectors
+        .run(StepRequest {
+            step,
+            flow_id: &loaded.flow.id,
+            user_flow_id: &loaded.user_flow.id,
+            connector_ids: &connector_ids,
+            client_id: &loaded.app.client_id,
+            ui_locales: &ui_locales,
+            email: Some(&draft.email),
+            identities: &draft.identities,
+            attributes: &draft.attributes,
+        })
+        .await;
+    let locale = loaded.flow.locale.clone();
+    match outcome {
+        StepOutcome::Continue { attributes, .. } => create_user(state, headers, loaded, draft, attributes).await,
+        StepOutcome::ValidationError(message) => {
+            if loaded.flow.connector_validation_error(message).is_err() {
+                return show::render_current(state, loaded, Feedback::default(), StatusCode::OK).await;
+            }
+            if let Err(r) = save(state, loaded).await {
+                return r;
+            }
+            render_step(state, loaded, Feedback::default(), StatusCode::BAD_REQUEST)
+        }
+        StepOutcome::Block { user_message } => {
+            loaded.flow.block(user_message.clone());
+            if let Err(r) = save(state, loaded).await {
+                return r;
+            }
+            show::blocked_page(state, loaded, &user_message)
+        }
+        StepOutcome::Failed { reference } => {
+            loaded.flow.fail(reference.clone());
+            if let Err(r) = save(state, loaded).await {
+                return r;
+            }
+            error_page(
+                state,
+                &locale,
+                PageError::Internal { reference },
+            )
+        }
+    }
+}
+
+async fn create_user(
+    state: &AppState,
+    headers: &HeaderMap,
+    loaded: &mut Loaded,
+    draft: usher_domain::SignUpDraft,
+    mut attributes: AttributeValues,
+) -> Response {
+    let now = state.clock.now();
+    // The email was verified; it is the user's email, whatever else says otherwise.
+    attributes.remove("email");
+    let mut identities = draft.identities.clone();
+    if draft.password_hash.is_some() {
+        identities.push(Identity {
+            sign_in_type: SignInType::EmailAddress,
+            issuer: state.settings.local_issuer(),
+            issuer_assigned_id: draft.email.clone(),
+        });
+    }
+    let new_user = NewUser {
+        id: state.new_id(),
+        email: Some(draft.email.clone()),
+        attributes,
+        identities,
+        password_hash: draft.password_hash.clone(),
+        created_at: now,
+    };
+    let user = match state.store.create_user(new_user).await {
+        Ok(u) => u,
+        Err(StorageError::DuplicateIdentity) => {
+            // The address got an account while this sign-up was under way: the only
+            // way on is to sign in to it.
+            loaded.flow.step = FlowStep::SignIn;
+            if let Err(r) = save(state, loaded).await {
+                return r;
+            }
+            let fb = Feedback::general(flow_message(state, loaded, "error.account_exists", &[]));
+            return render_step(state, loaded, fb, StatusCode::CONFLICT);
+        }
+        Err(e) => return error_page(state, &loaded.flow.locale.clone(), PageError::internal(state, e)),
+    };
+    tracing::info!(user_id = %user.id, flow_id = %loaded.flow.id, "user signed up");
+    if loaded.flow.complete(user.id.clone(), true, now).is_err() {
+        return show::render_current(state, loaded, Feedback::default(), StatusCode::OK).await;
+    }
+    if let Err(r) = save(state, loaded).await {
+        return r;
+    }
+    super::finish::finish(state, headers, loaded, &user).await
+}

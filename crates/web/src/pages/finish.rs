@@ -1,0 +1,110 @@
+//! The end of a successful flow (and of a single sign-on at `/authorize`): sign the
+//! browser in, run the `preTokenIssuance` connectors, and send the browser back to
+//! the application with an authorization code.
+
+use axum::{
+    http::{header, HeaderMap},
+    response::Response,
+};
+use chrono::{DateTime, Utc};
+use usher_domain::{Application, AuthorizationRequest, ConnectorStep, User, UserFlow};
+use usher_oidc::crypto::sha256_hex;
+use usher_storage::BrowserSession;
+
+use super::{error_page, see_other, Loaded, PageError};
+use crate::{
+    connectors::{StepOutcome, StepRequest},
+    cookies,
+    oauth::{issue_code, success_redirect_url},
+    state::AppState,
+};
+
+/// A flow has completed for `user`: a new browser session, then back to the app.
+pub async fn finish(state: &AppState, _headers: &HeaderMap, loaded: &Loaded, user: &User) -> Response {
+    let now = state.clock.now();
+    let token = state.new_token();
+    let session = BrowserSession {
+        id_hash: sha256_hex(token.as_bytes()),
+        user_id: user.id.clone(),
+        auth_time: now,
+        created_at: now,
+        expires_at: now + state.settings.lifetimes.session,
+        ended_at: None,
+    };
+    if let Err(e) = state.store.insert_session(&session).await {
+        return error_page(state, &loaded.flow.locale, PageError::internal(state, e));
+    }
+    let mut response = complete(
+        state,
+        &loaded.flow.authorization,
+        &loaded.user_flow,
+        &loaded.app,
+        user,
+        now,
+        Some(&session.id_hash),
+        &loaded.flow.id,
+        &loaded.flow.locale,
+    )
+    .await;
+    let cookie = cookies::set(
+        cookies::SESSION,
+        &token,
+        Some(state.settings.lifetimes.session.num_seconds()),
+        state.settings.secure_cookies(),
+    );
+    response.headers_mut().append(header::SET_COOKIE, cookie);
+    response
+}
+
+/// Issues the authorization code for `user` and redirects to the application.
+#[allow(clippy::too_many_arguments)]
+pub async fn complete(
+    state: &AppState,
+    request: &AuthorizationRequest,
+    user_flow: &UserFlow,
+    app: &Application,
+    user: &User,
+    auth_time: DateTime<Utc>,
+    session_id: Option<&str>,
+    flow_id: &str,
+    locale: &str,
+) -> Response {
+    let mut token_claims = serde_json::Map::new();
+    if !user_flow.connectors.pre_token_issuance.is_empty() {
+        let ui_locales = request.ui_locales.clone().unwrap_or_else(|| locale.to_owned());
+        let outcome = state
+            .connectors
+            .run(StepRequest {
+                step: ConnectorStep::PreTokenIssuance,
+                flow_id,
+                user_flow_id: &user_flow.id,
+                connector_ids: &user_flow.connectors.pre_token_issuance,
+                client_id: &app.client_id,
+                ui_locales: &ui_locales,
+                email: user.email.as_deref(),
+                identities: &user.identities,
+                attributes: &user.attributes,
+            })
+            .await;
+        match outcome {
+            StepOutcome::Continue { token_claims: c, .. } => token_claims = c,
+            StepOutcome::Failed { reference } => {
+                return error_page(state, locale, PageError::Internal { reference });
+            }
+            // The contract allows only Continue here; the connector client reports
+            // anything else as a failure, so these arms are unreachable in practice.
+            StepOutcome::Block { .. } | StepOutcome::ValidationError(_) => {
+                return error_page(state, locale, PageError::internal(state, "preTokenIssuance answered other than Continue"));
+            }
+        }
+    }
+    match issue_code(state, request, &user.id, auth_time, session_id, token_claims).await {
+        Ok(code) => see_other(&success_redirect_url(
+            &request.redirect_uri,
+            &code,
+            request.state.as_deref(),
+            &state.settings.issuer,
+        )),
+        Err(e) => error_page(state, locale, PageError::internal(state, e)),
+    }
+}

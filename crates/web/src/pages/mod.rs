@@ -1,0 +1,604 @@
+//! The sign-up and sign-in pages: one module per endpoint, sharing the page context
+//! types, the flow loader and the renderer of the current step.
+
+pub mod attributes;
+pub mod cancel;
+pub mod code;
+pub mod email;
+pub mod finish;
+pub mod password;
+pub mod show;
+pub mod sign_in;
+pub mod try_demo;
+
+use std::collections::BTreeMap;
+
+use axum::{
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use usher_domain::{
+    attribute::BuiltInAttribute, Application, Flow, FlowStep, UserFlow,
+    UserInputType,
+};
+use usher_oidc::crypto::sha256_hex;
+
+use crate::{cookies, i18n, oauth::error_redirect_url, state::AppState};
+
+/// One input on a page.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Field {
+    pub id: String,
+    pub label: String,
+    /// `text`, `email`, `password`, `checkbox`, `radio`, `select` or `checkboxes`.
+    pub kind: &'static str,
+    pub value: String,
+    pub required: bool,
+    pub error: Option<String>,
+    pub hint: Option<String>,
+    pub autocomplete: Option<&'static str>,
+    pub inputmode: Option<&'static str>,
+    pub maxlength: Option<usize>,
+    pub options: Vec<FieldOption>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FieldOption {
+    pub label: String,
+    pub value: String,
+    pub selected: bool,
+}
+
+/// An entry of the error summary; `field` links to the input.
+#[derive(Debug, Clone, Serialize)]
+pub struct SummaryError {
+    pub field: Option<String>,
+    pub message: String,
+}
+
+/// What to tell the user on a re-rendered page: errors per field (localised), errors
+/// without a field, what they typed, and a status notice.
+#[derive(Debug, Default)]
+pub struct Feedback {
+    pub field_errors: BTreeMap<String, String>,
+    pub general: Vec<String>,
+    pub entered: BTreeMap<String, Vec<String>>,
+    pub notice: Option<String>,
+}
+
+impl Feedback {
+    pub fn general(message: String) -> Self {
+        Self {
+            general: vec![message],
+            ..Self::default()
+        }
+    }
+
+    pub fn field(mut self, id: &str, message: String) -> Self {
+        self.field_errors.insert(id.to_owned(), message);
+        self
+    }
+
+    pub fn entered(mut self, entered: BTreeMap<String, Vec<String>>) -> Self {
+        self.entered = entered;
+        self
+    }
+
+    fn summary(&self, fields: &[Field]) -> Vec<SummaryError> {
+        let mut out: Vec<SummaryError> = self
+            .general
+            .iter()
+            .map(|m| SummaryError {
+                field: None,
+                message: m.clone(),
+            })
+            .collect();
+        // In page order, so the summary reads like the form.
+        for f in fields {
+            if let Some(e) = &f.error {
+                out.push(SummaryError {
+                    field: Some(f.id.clone()),
+                    message: e.clone(),
+                });
+            }
+        }
+        out
+    }
+
+    fn value(&self, id: &str) -> Option<String> {
+        self.entered.get(id).and_then(|v| v.first().cloned())
+    }
+}
+
+/// The context every flow page template receives.
+#[derive(Serialize)]
+struct PageContext<'a> {
+    title_key: &'static str,
+    flow_id: &'a str,
+    csrf: &'a str,
+    errors: Vec<SummaryError>,
+    notice: Option<String>,
+    fields: Vec<Field>,
+    email: Option<&'a str>,
+    minutes: i64,
+    local_accounts: bool,
+}
+
+/// An HTML response with the headers every page carries.
+pub fn html(status: StatusCode, body: String) -> Response {
+    let mut r = (status, body).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    r
+}
+
+/// A 303 redirect.
+pub fn see_other(location: &str) -> Response {
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// Why a page cannot be shown; rendered as a page a person understands.
+#[derive(Debug)]
+pub enum PageError {
+    FlowNotFound,
+    FlowExpired { back_url: Option<String> },
+    FlowFinished { back_url: Option<String> },
+    WrongBrowser,
+    BadRequest { message_key: &'static str, args: Vec<(&'static str, String)> },
+    /// Something broke on our side; logged with `reference`.
+    Internal { reference: String },
+}
+
+impl PageError {
+    /// Logs `error` with a fresh reference and returns the page error naming it.
+    pub fn internal(state: &AppState, error: impl std::fmt::Display) -> Self {
+        let reference = state.new_id();
+        tracing::error!(%reference, %error, "internal error");
+        PageError::Internal { reference }
+    }
+}
+
+/// Renders an error page in `locale`.
+pub fn error_page(state: &AppState, locale: &str, error: PageError) -> Response {
+    #[derive(Serialize)]
+    struct Ctx {
+        title_key: &'static str,
+        errors: Vec<SummaryError>,
+        notice: Option<String>,
+        message: String,
+        reference: Option<String>,
+        back_url: Option<String>,
+    }
+    let msg = |key: &str, args: &[(&str, String)]| state.templates.catalogue().message(locale, key, args);
+    let (status, message, reference, back_url) = match error {
+        PageError::FlowNotFound => (StatusCode::NOT_FOUND, msg("error.flow_not_found", &[]), None, None),
+        PageError::FlowExpired { back_url } => (StatusCode::GONE, msg("error.flow_expired", &[]), None, back_url),
+        PageError::FlowFinished { back_url } => (StatusCode::CONFLICT, msg("error.flow_finished", &[]), None, back_url),
+        PageError::WrongBrowser => (StatusCode::FORBIDDEN, msg("error.wrong_browser", &[]), None, None),
+        PageError::BadRequest { message_key, args } => (StatusCode::BAD_REQUEST, msg(message_key, &args), None, None),
+        PageError::Internal { reference } => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            msg("error.server", &[]),
+            Some(reference),
+            None,
+        ),
+    };
+    let ctx = Ctx {
+        title_key: "error.title",
+        errors: Vec::new(),
+        notice: None,
+        message,
+        reference,
+        back_url,
+    };
+    render(state, status, "error.html", locale, &ctx)
+}
+
+/// Renders a template; a template that fails (a broken override) gives a plain page.
+pub fn render<C: Serialize>(state: &AppState, status: StatusCode, template: &str, locale: &str, ctx: &C) -> Response {
+    match state.templates.render(template, locale, ctx) {
+        Ok(body) => html(status, body),
+        Err(e) => {
+            let reference = state.new_id();
+            tracing::error!(%reference, error = %e, template, "template failed to render");
+            html(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("<!doctype html><title>Error</title><p>Something went wrong. Reference: {reference}</p>"),
+            )
+        }
+    }
+}
+
+/// The locale of a page outside a flow.
+pub fn request_locale(headers: &HeaderMap, ui_locales: Option<&str>) -> &'static str {
+    i18n::negotiate(
+        ui_locales,
+        headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+    )
+}
+
+/// A flow with the user flow and application it runs for.
+pub struct Loaded {
+    pub flow: Flow,
+    pub user_flow: UserFlow,
+    pub app: Application,
+}
+
+impl Loaded {
+    /// Back to the application with an OAuth error.
+    pub fn error_url(&self, state: &AppState, error: &str, description: &str) -> String {
+        error_redirect_url(
+            &self.flow.authorization.redirect_uri,
+            error,
+            description,
+            self.flow.authorization.state.as_deref(),
+            &state.settings.issuer,
+        )
+    }
+}
+
+/// Loads flow `id` for this browser: it must exist, belong to the browser's cookie
+/// and not have expired.
+pub async fn load_flow(state: &AppState, headers: &HeaderMap, id: &str) -> Result<Loaded, PageError> {
+    // Ids are UUIDs; anything else cannot exist and is not worth a query.
+    if id.len() != 36 || !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+        return Err(PageError::FlowNotFound);
+    }
+    let flow = state
+        .store
+        .flow(id)
+        .await
+        .map_err(|e| PageError::internal(state, e))?
+        .ok_or(PageError::FlowNotFound)?;
+    let binding = cookies::get(headers, cookies::BROWSER).map(|c| sha256_hex(c.as_bytes()));
+    if binding.as_deref() != Some(flow.browser_binding.as_str()) {
+        return Err(PageError::WrongBrowser);
+    }
+    let (Some(app), Some(user_flow)) = (
+        state.tenant.application(&flow.authorization.client_id).cloned(),
+        state.tenant.user_flow(&flow.user_flow_id).cloned(),
+    ) else {
+        // The application or flow was removed from the configuration mid-flow.
+        return Err(PageError::FlowNotFound);
+    };
+    let loaded = Loaded { flow, user_flow, app };
+    if loaded.flow.is_expired(state.clock.now()) {
+        return Err(PageError::FlowExpired {
+            back_url: Some(loaded.error_url(state, "access_denied", "The sign-in expired.")),
+        });
+    }
+    Ok(loaded)
+}
+
+/// Checks the form's CSRF token against the flow's.
+pub fn csrf_ok(flow: &Flow, form: &BTreeMap<String, Vec<String>>) -> bool {
+    form.get("csrf")
+        .and_then(|v| v.first())
+        .is_some_and(|t| usher_domain::flow::constant_time_eq(t.as_bytes(), flow.csrf_token.as_bytes()))
+}
+
+/// Parses an `application/x-www-form-urlencoded` body, keeping repeated fields.
+pub fn parse_form(body: &[u8]) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (k, v) in url::form_urlencoded::parse(body) {
+        out.entry(k.into_owned()).or_default().push(v.into_owned());
+    }
+    out
+}
+
+pub fn first<'a>(form: &'a BTreeMap<String, Vec<String>>, key: &str) -> &'a str {
+    form.get(key).and_then(|v| v.first()).map(String::as_str).unwrap_or("")
+}
+
+fn message(state: &AppState, locale: &str, key: &str, args: &[(&str, String)]) -> String {
+    state.templates.catalogue().message(locale, key, args)
+}
+
+/// Renders the page of the flow's current step.
+pub fn render_step(state: &AppState, loaded: &Loaded, feedback: Feedback, status: StatusCode) -> Response {
+    let flow = &loaded.flow;
+    let locale = flow.locale.as_str();
+    let m = |key: &str| message(state, locale, key, &[]);
+    let err = |id: &str| feedback.field_errors.get(id).cloned();
+    let (template, title_key, fields, email) = match &flow.step {
+        FlowStep::SignIn => {
+            let email_value = feedback
+                .value("email")
+                .or_else(|| flow.authorization.login_hint.clone())
+                .unwrap_or_default();
+            let fields = vec![
+                Field {
+                    id: "email".into(),
+                    label: m("sign_in.email"),
+                    kind: "email",
+                    value: email_value,
+                    required: true,
+                    error: err("email"),
+                    autocomplete: Some("username"),
+                    maxlength: Some(BuiltInAttribute::Email.max_length()),
+                    ..Field::default()
+                },
+                Field {
+                    id: "password".into(),
+                    label: m("sign_in.password"),
+                    kind: "password",
+                    required: true,
+                    error: err("password"),
+                    autocomplete: Some("current-password"),
+                    ..Field::default()
+                },
+            ];
+            ("sign_in.html", "sign_in.title", fields, None)
+        }
+        FlowStep::SignUpEmail => {
+            let fields = vec![Field {
+                id: "email".into(),
+                label: m("sign_up_email.email"),
+                kind: "email",
+                value: feedback.value("email").unwrap_or_default(),
+                required: true,
+                error: err("email"),
+                autocomplete: Some("email"),
+                maxlength: Some(BuiltInAttribute::Email.max_length()),
+                ..Field::default()
+            }];
+            ("sign_up_email.html", "sign_up_email.title", fields, None)
+        }
+        FlowStep::SignUpCode { email, .. } => {
+            let fields = vec![Field {
+                id: "code".into(),
+                label: m("sign_up_code.code"),
+                kind: "text",
+                required: true,
+                error: err("code"),
+                hint: Some(m("sign_up_code.code_hint")),
+                autocomplete: Some("one-time-code"),
+                inputmode: Some("numeric"),
+                maxlength: Some(6),
+                ..Field::default()
+            }];
+            ("sign_up_code.html", "sign_up_code.title", fields, Some(email.as_str()))
+        }
+        FlowStep::SignUpPassword { email } => {
+            let fields = vec![
+                Field {
+                    id: "password".into(),
+                    label: m("sign_up_password.password"),
+                    kind: "password",
+                    required: true,
+                    error: err("password"),
+                    hint: Some(m("sign_up_password.rules")),
+                    autocomplete: Some("new-password"),
+                    maxlength: Some(usher_domain::password::MAX_LENGTH),
+                    ..Field::default()
+                },
+                Field {
+                    id: "confirmPassword".into(),
+                    label: m("sign_up_password.confirm"),
+                    kind: "password",
+                    required: true,
+                    error: err("confirmPassword"),
+                    autocomplete: Some("new-password"),
+                    maxlength: Some(usher_domain::password::MAX_LENGTH),
+                    ..Field::default()
+                },
+            ];
+            ("sign_up_password.html", "sign_up_password.title", fields, Some(email.as_str()))
+        }
+        FlowStep::SignUpAttributes { draft, message: connector_message } => {
+            let mut field_errors = feedback.field_errors.clone();
+            let mut general = Vec::new();
+            if let Some(cm) = connector_message {
+                if feedback.field_errors.is_empty() {
+                    for (id, msg) in &cm.attribute_errors {
+                        field_errors.insert(id.clone(), msg.clone());
+                    }
+                    if !cm.user_message.is_empty() {
+                        general.push(cm.user_message.clone());
+                    }
+                }
+            }
+            let fields = attribute_fields(state, locale, &loaded.user_flow, draft, &feedback.entered, &field_errors);
+            let feedback = Feedback {
+                general: feedback.general.iter().cloned().chain(general).collect(),
+                ..Feedback::default()
+            };
+            return render_page(state, loaded, "sign_up_attributes.html", "sign_up_attributes.title", fields, None, feedback, status);
+        }
+        FlowStep::RunningConnectors { .. }
+        | FlowStep::Completed { .. }
+        | FlowStep::Blocked { .. }
+        | FlowStep::Failed { .. } => {
+            // These steps have no form; `show` deals with them before getting here.
+            return error_page(
+                state,
+                locale,
+                PageError::FlowFinished {
+                    back_url: Some(loaded.error_url(state, "access_denied", "The sign-in has ended.")),
+                },
+            );
+        }
+    };
+    render_page(state, loaded, template, title_key, fields, email, feedback, status)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn render_page(
+    state: &AppState,
+    loaded: &Loaded,
+    template: &str,
+    title_key: &'static str,
+    fields: Vec<Field>,
+    email: Option<&str>,
+    feedback: Feedback,
+    status: StatusCode,
+) -> Response {
+    let ctx = PageContext {
+        title_key,
+        flow_id: &loaded.flow.id,
+        csrf: &loaded.flow.csrf_token,
+        errors: feedback.summary(&fields),
+        notice: feedback.notice.clone(),
+        email,
+        minutes: usher_domain::flow::CODE_LIFETIME.num_minutes(),
+        local_accounts: loaded.user_flow.allows_local_accounts(),
+        fields,
+    };
+    render(state, status, template, &loaded.flow.locale, &ctx)
+}
+
+/// The fields of the attribute page, in page order.
+fn attribute_fields(
+    state: &AppState,
+    locale: &str,
+    user_flow: &UserFlow,
+    draft: &usher_domain::SignUpDraft,
+    entered: &BTreeMap<String, Vec<String>>,
+    errors: &BTreeMap<String, String>,
+) -> Vec<Field> {
+    user_flow
+        .attributes
+        .iter()
+        .map(|a| {
+            let id = a.attribute_id.clone();
+            let definition = state.tenant.attribute(&id);
+            let label = match (&a.label, BuiltInAttribute::from_id(&id)) {
+                (Some(l), _) => l.get(locale).to_owned(),
+                (None, Some(b)) => message(state, locale, &format!("attribute.{}", b.id()), &[]),
+                (None, None) => definition
+                    .as_ref()
+                    .map(|d| d.display_name.clone())
+                    .unwrap_or_else(|| id.clone()),
+            };
+            // What to show: what the user just typed, else the draft's prefill, else
+            // the options marked as default.
+            let values: Vec<String> = match entered.get(&id) {
+                Some(v) => v.clone(),
+                None => match draft.prefill.get(&id) {
+                    Some(v) if a.input_type == UserInputType::CheckboxMultiSelect => v
+                        .to_form_string()
+                        .split(',')
+                        .map(str::to_owned)
+                        .collect(),
+                    Some(v) => vec![v.to_form_string()],
+                    None => a
+                        .options
+                        .iter()
+                        .filter(|o| o.is_default)
+                        .map(|o| o.value.clone())
+                        .collect(),
+                },
+            };
+            let kind = match a.input_type {
+                UserInputType::TextBox | UserInputType::NumericTextBox => "text",
+                UserInputType::EmailBox => "email",
+                UserInputType::CheckboxSingleSelect => "checkbox",
+                UserInputType::RadioSingleSelect => "radio",
+                UserInputType::DropdownSingleSelect => "select",
+                UserInputType::CheckboxMultiSelect => "checkboxes",
+            };
+            Field {
+                label,
+                kind,
+                value: values.first().cloned().unwrap_or_default(),
+                required: !a.is_optional,
+                error: errors.get(&id).cloned(),
+                autocomplete: BuiltInAttribute::from_id(&id).and_then(autocomplete),
+                inputmode: (a.input_type == UserInputType::NumericTextBox).then_some("numeric"),
+                maxlength: match a.input_type {
+                    UserInputType::TextBox | UserInputType::EmailBox => definition.as_ref().map(|d| d.max_length()),
+                    _ => None,
+                },
+                options: a
+                    .options
+                    .iter()
+                    .map(|o| FieldOption {
+                        label: o.name.get(locale).to_owned(),
+                        value: o.value.clone(),
+                        selected: values.contains(&o.value),
+                    })
+                    .collect(),
+                hint: None,
+                id,
+            }
+        })
+        .collect()
+}
+
+fn autocomplete(a: BuiltInAttribute) -> Option<&'static str> {
+    Some(match a {
+        BuiltInAttribute::DisplayName => "nickname",
+        BuiltInAttribute::GivenName => "given-name",
+        BuiltInAttribute::Surname => "family-name",
+        BuiltInAttribute::JobTitle => "organization-title",
+        BuiltInAttribute::StreetAddress => "street-address",
+        BuiltInAttribute::City => "address-level2",
+        BuiltInAttribute::PostalCode => "postal-code",
+        BuiltInAttribute::State => "address-level1",
+        BuiltInAttribute::Country => "country-name",
+        BuiltInAttribute::Email => "email",
+    })
+}
+
+/// Saves the flow; a concurrent change (another tab, a double submit) re-renders the
+/// latest state instead of failing.
+pub async fn save(state: &AppState, loaded: &mut Loaded) -> Result<(), Response> {
+    match state.store.update_flow(&mut loaded.flow).await {
+        Ok(()) => Ok(()),
+        Err(usher_storage::StorageError::Conflict) => {
+            let locale = loaded.flow.locale.clone();
+            match state.store.flow(&loaded.flow.id).await {
+                Ok(Some(latest)) => {
+                    loaded.flow = latest;
+                    let fb = Feedback::general(message(state, &locale, "error.conflict", &[]));
+                    Err(show::render_current(state, loaded, fb, StatusCode::CONFLICT).await)
+                }
+                Ok(None) => Err(error_page(state, &locale, PageError::FlowNotFound)),
+                Err(e) => Err(error_page(state, &locale, PageError::internal(state, e))),
+            }
+        }
+        Err(e) => Err(error_page(state, &loaded.flow.locale, PageError::internal(state, e))),
+    }
+}
+
+/// The start of every form post: load the flow for this browser, parse the form and
+/// check its CSRF token. A stale token re-renders the current page with a notice.
+pub async fn begin(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+    body: &[u8],
+) -> Result<(Loaded, BTreeMap<String, Vec<String>>), Response> {
+    let loaded = load_flow(state, headers, id)
+        .await
+        .map_err(|e| error_page(state, request_locale(headers, None), e))?;
+    let form = parse_form(body);
+    if !csrf_ok(&loaded.flow, &form) {
+        let fb = Feedback::general(message(state, &loaded.flow.locale, "error.csrf", &[]));
+        return Err(show::render_current(state, &loaded, fb, StatusCode::BAD_REQUEST).await);
+    }
+    Ok((loaded, form))
+}
+
+/// Localised message in the flow's language.
+pub fn flow_message(state: &AppState, loaded: &Loaded, key: &str, args: &[(&str, String)]) -> String {
+    message(state, &loaded.flow.locale, key, args)
+}

@@ -1,0 +1,71 @@
+//! `GET /flow/{id}`: the page of the flow's current step. Every form posts elsewhere
+//! and redirects here (post/redirect/get), so reloading never resubmits.
+
+use axum::{
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode},
+    response::Response,
+};
+use serde::Serialize;
+use usher_domain::FlowStep;
+
+use super::{error_page, load_flow, render, render_step, request_locale, Feedback, Loaded, PageError, SummaryError};
+use crate::state::AppState;
+
+pub async fn get(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    match load_flow(&state, &headers, &id).await {
+        Ok(mut loaded) => {
+            if matches!(loaded.flow.step, FlowStep::RunningConnectors { .. }) {
+                // The instance that ran the connectors stopped before it saved their
+                // outcome: run them again (the flow id lets the API deduplicate).
+                return super::attributes::run_connectors(&state, &headers, &mut loaded).await;
+            }
+            render_current(&state, &loaded, Feedback::default(), StatusCode::OK).await
+        }
+        Err(e) => error_page(&state, request_locale(&headers, None), e),
+    }
+}
+
+/// The page for the flow's current step, final steps included.
+pub async fn render_current(state: &AppState, loaded: &Loaded, feedback: Feedback, status: StatusCode) -> Response {
+    let locale = loaded.flow.locale.as_str();
+    match &loaded.flow.step {
+        FlowStep::Blocked { user_message } => blocked_page(state, loaded, user_message),
+        FlowStep::Failed { reference } => error_page(
+            state,
+            locale,
+            PageError::Internal {
+                reference: reference.clone(),
+            },
+        ),
+        FlowStep::Completed { .. } | FlowStep::RunningConnectors { .. } => error_page(
+            state,
+            locale,
+            PageError::FlowFinished {
+                back_url: Some(loaded.error_url(state, "access_denied", "The sign-in has already finished.")),
+            },
+        ),
+        _ => render_step(state, loaded, feedback, status),
+    }
+}
+
+/// The page shown when a connector blocks the sign-up. `user_message` is the API's
+/// text, escaped by the template like all text.
+pub fn blocked_page(state: &AppState, loaded: &Loaded, user_message: &str) -> Response {
+    #[derive(Serialize)]
+    struct Ctx<'a> {
+        title_key: &'static str,
+        errors: Vec<SummaryError>,
+        notice: Option<String>,
+        user_message: &'a str,
+        back_url: String,
+    }
+    let ctx = Ctx {
+        title_key: "blocked.title",
+        errors: Vec::new(),
+        notice: None,
+        user_message,
+        back_url: loaded.error_url(state, "access_denied", "The sign-up was blocked."),
+    };
+    render(state, StatusCode::FORBIDDEN, "blocked.html", &loaded.flow.locale, &ctx)
+}
