@@ -6,6 +6,7 @@
 
 mod model;
 mod postgres;
+mod shared;
 mod sqlite;
 
 use std::sync::Arc;

@@ -1,0 +1,1161 @@
+//! The storage conformance suite: one set of cases, written against `dyn Store`, run
+//! on SQLite and on PostgreSQL so both backends are held to the same behaviour.
+//!
+//! Every case gets a database of its own: a fresh temporary SQLite file, or a fresh
+//! `usher_test_<random>` PostgreSQL database on the server named by
+//! `USHER_TEST_POSTGRES_URL` (dropped afterwards). Without that variable the
+//! PostgreSQL tests report themselves skipped, unless `USHER_REQUIRE_POSTGRES=1` says
+//! they must run (as in CI), in which case they fail. The migrated cases also run on
+//! `sqlite::memory:`, whose single-connection pool must serialise everything.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use sqlx::Connection as _;
+use usher_domain::{
+    AttributeValue, AttributeValues, AuthorizationRequest, Flow, FlowStep, Identity, NewUser,
+    SignInType, User,
+};
+use usher_storage::{
+    AuthorizationCode, BrowserSession, Grant, Redemption, RefreshToken, StorageError, Store,
+    StoredSigningKey,
+};
+
+// ---------------------------------------------------------------------------------
+// Harness
+// ---------------------------------------------------------------------------------
+
+/// What a case gets: the store, and its URL for cases that need more connections.
+struct Ctx {
+    store: Arc<dyn Store>,
+    url: String,
+}
+
+fn random_name() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// Runs `case` on a fresh store at `url`, in a task of its own so that a failing case
+/// still lets the caller clean up before the panic is passed on.
+async fn run_case<F, Fut>(url: String, migrate: bool, case: F) -> Result<(), tokio::task::JoinError>
+where
+    F: FnOnce(Ctx) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let store = usher_storage::connect(&url).await.expect("connect");
+    if migrate {
+        store.migrate().await.expect("migrate");
+    }
+    tokio::spawn(case(Ctx { store, url })).await
+}
+
+fn rethrow(outcome: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = outcome {
+        match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => panic!("case did not finish: {e}"),
+        }
+    }
+}
+
+async fn on_sqlite<F, Fut>(migrate: bool, case: F)
+where
+    F: FnOnce(Ctx) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let path = std::env::temp_dir().join(format!("usher-storage-test-{}.db", random_name()));
+    let url = format!("sqlite://{}", path.display());
+    let outcome = run_case(url, migrate, case).await;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    rethrow(outcome);
+}
+
+async fn on_sqlite_memory<F, Fut>(migrate: bool, case: F)
+where
+    F: FnOnce(Ctx) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    rethrow(run_case("sqlite::memory:".into(), migrate, case).await);
+}
+
+/// The server to test against, or `None` (after saying so) to skip.
+fn postgres_server() -> Option<String> {
+    match std::env::var("USHER_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            if std::env::var("USHER_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+                panic!("PostgreSQL tests required but USHER_TEST_POSTGRES_URL is unset");
+            }
+            println!("skipped: USHER_TEST_POSTGRES_URL is unset");
+            None
+        }
+    }
+}
+
+async fn on_postgres<F, Fut>(migrate: bool, case: F)
+where
+    F: FnOnce(Ctx) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let Some(server) = postgres_server() else {
+        return;
+    };
+    let database = format!("usher_test_{}", random_name());
+    let mut admin = sqlx::PgConnection::connect(&server)
+        .await
+        .expect("connect to USHER_TEST_POSTGRES_URL");
+    // template0: template1 refuses to be copied while anyone is connected to it.
+    sqlx::Executor::execute(
+        &mut admin,
+        format!("CREATE DATABASE {database} TEMPLATE template0 ENCODING 'UTF8'").as_str(),
+    )
+    .await
+    .expect("create test database");
+    let mut url = url::Url::parse(&server).expect("USHER_TEST_POSTGRES_URL is a URL");
+    url.set_path(&database);
+    let outcome = run_case(url.to_string(), migrate, case).await;
+    sqlx::Executor::execute(
+        &mut admin,
+        format!("DROP DATABASE {database} WITH (FORCE)").as_str(),
+    )
+    .await
+    .expect("drop test database");
+    let _ = admin.close().await;
+    rethrow(outcome);
+}
+
+/// Runs `sql` on the database at `url` behind the store's back.
+async fn execute_directly(url: &str, sql: &str) {
+    if url.starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::Executor::execute(&mut conn, sql).await.unwrap();
+    } else {
+        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::Executor::execute(&mut conn, sql).await.unwrap();
+    }
+}
+
+/// The migration versions recorded in the database at `url`, read directly.
+async fn applied_migrations(url: &str) -> Vec<i64> {
+    const SQL: &str = "SELECT version FROM usher_migrations ORDER BY version";
+    if url.starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::query_scalar(SQL).fetch_all(&mut conn).await.unwrap()
+    } else {
+        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query_scalar(SQL).fetch_all(&mut conn).await.unwrap()
+    }
+}
+
+/// Generates, for every case, `sqlite::<case>` and `postgres::<case>` tests (and
+/// `sqlite_memory::<case>` for the `migrated` ones). Cases listed under `fresh` get an
+/// unmigrated database and may open more connections to it through `Ctx::url`.
+macro_rules! conformance {
+    (migrated: $($case:ident),* $(,)?; fresh: $($fresh:ident),* $(,)?;) => {
+        conformance!(@backend sqlite, on_sqlite, [$($case),*], [$($fresh),*]);
+        conformance!(@backend postgres, on_postgres, [$($case),*], [$($fresh),*]);
+        // Every connection to `sqlite::memory:` is a new database, so the cases that
+        // open a second store do not apply.
+        conformance!(@backend sqlite_memory, on_sqlite_memory, [$($case),*], []);
+    };
+    (@backend $module:ident, $runner:ident, [$($case:ident),*], [$($fresh:ident),*]) => {
+        mod $module {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$runner(true, super::$case).await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $fresh() {
+                    super::$runner(false, super::$fresh).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance! {
+    migrated:
+        users_and_identities,
+        duplicate_identity_writes_nothing,
+        flows_optimistic_concurrency,
+        authorization_codes_single_use,
+        grants_revocation,
+        refresh_tokens_single_use,
+        browser_sessions,
+        signing_keys,
+        delete_expired_removes_only_expired,
+        unicode_and_large_values;
+    fresh:
+        migrate_twice_is_a_no_op,
+        concurrent_migrations,
+        bad_stored_data_is_corrupt;
+}
+
+// ---------------------------------------------------------------------------------
+// Fixtures
+// ---------------------------------------------------------------------------------
+
+/// A fixed instant, on a millisecond, since stored timestamps keep milliseconds.
+fn t0() -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(1_800_000_000_123).unwrap()
+}
+
+fn identity(sign_in_type: SignInType, issuer: &str, id: &str) -> Identity {
+    Identity {
+        sign_in_type,
+        issuer: issuer.into(),
+        issuer_assigned_id: id.into(),
+    }
+}
+
+fn local(email: &str) -> Identity {
+    identity(SignInType::EmailAddress, "usher.example", email)
+}
+
+fn new_user(id: &str, email: Option<&str>, identities: Vec<Identity>) -> NewUser {
+    NewUser {
+        id: id.into(),
+        email: email.map(Into::into),
+        attributes: [(
+            "displayName".to_owned(),
+            AttributeValue::String(format!("User {id}")),
+        )]
+        .into(),
+        identities,
+        password_hash: None,
+        created_at: t0(),
+    }
+}
+
+fn flow(id: &str, expires_at: DateTime<Utc>) -> Flow {
+    let mut flow = Flow::start(
+        id.into(),
+        "B2X_1_signup_signin".into(),
+        AuthorizationRequest {
+            client_id: "app".into(),
+            redirect_uri: "https://app.example/callback".into(),
+            scope: vec!["openid".into(), "email".into()],
+            state: Some("xyz".into()),
+            nonce: Some("n-0S6_WzA2Mj".into()),
+            code_challenge: None,
+            ui_locales: Some("fr-CA".into()),
+            login_hint: None,
+            prompt: None,
+        },
+        "fr".into(),
+        "browser-binding-hash".into(),
+        "csrf-token".into(),
+        // Flows are stored whole as JSON, so even nanoseconds survive.
+        t0() + Duration::nanoseconds(456_789),
+    );
+    flow.expires_at = expires_at;
+    flow
+}
+
+fn code(code_hash: &str, expires_at: DateTime<Utc>) -> AuthorizationCode {
+    let mut extra_claims = serde_json::Map::new();
+    extra_claims.insert("loyaltyTier".into(), serde_json::json!("gold"));
+    extra_claims.insert("roles".into(), serde_json::json!(["a", "b"]));
+    AuthorizationCode {
+        code_hash: code_hash.into(),
+        client_id: "app".into(),
+        user_id: "u-1".into(),
+        redirect_uri: "https://app.example/callback".into(),
+        scope: vec!["openid".into(), "offline_access".into()],
+        nonce: Some("nonce".into()),
+        code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
+        auth_time: t0() - Duration::minutes(1),
+        session_id: Some("session-1".into()),
+        grant_id: "grant-1".into(),
+        extra_claims,
+        created_at: t0(),
+        expires_at,
+        used_at: None,
+    }
+}
+
+fn refresh_token(token_hash: &str, expires_at: DateTime<Utc>) -> RefreshToken {
+    RefreshToken {
+        token_hash: token_hash.into(),
+        grant_id: "grant-1".into(),
+        created_at: t0(),
+        expires_at,
+        used_at: None,
+    }
+}
+
+fn session(id_hash: &str, expires_at: DateTime<Utc>) -> BrowserSession {
+    BrowserSession {
+        id_hash: id_hash.into(),
+        user_id: "u-1".into(),
+        auth_time: t0(),
+        created_at: t0(),
+        expires_at,
+        ended_at: None,
+    }
+}
+
+fn signing_key(kid: &str, created_at: DateTime<Utc>) -> StoredSigningKey {
+    StoredSigningKey {
+        kid: kid.into(),
+        algorithm: "ES256".into(),
+        // Every byte value, so nothing is treated as text on the way.
+        encrypted_private_key: (0..=255u8).rev().chain(0..=255u8).collect(),
+        public_jwk: serde_json::json!({
+            "kty": "EC", "crv": "P-256", "kid": kid, "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+            "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0", "use": "sig", "alg": "ES256"
+        }),
+        created_at,
+        activates_at: created_at + Duration::hours(1),
+        retired_at: None,
+    }
+}
+
+fn is<T: std::fmt::Debug>(result: Result<T, StorageError>, expected: fn(&StorageError) -> bool) {
+    match result {
+        Err(e) if expected(&e) => {}
+        other => panic!("unexpected result: {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Cases
+// ---------------------------------------------------------------------------------
+
+async fn users_and_identities(ctx: Ctx) {
+    let store = ctx.store;
+    let google = identity(
+        SignInType::Federated,
+        "https://accounts.google.com",
+        "1098765",
+    );
+
+    // Created first but later in time, so the email lookup must order by created_at.
+    let mut later = new_user("u-fed", Some("ada@example.com"), vec![google.clone()]);
+    later.created_at = t0() + Duration::seconds(10);
+    let later = store.create_user(later).await.unwrap();
+
+    let mut new = new_user(
+        "u-local",
+        Some("ada@example.com"),
+        vec![
+            local("ada@example.com"),
+            identity(
+                SignInType::Federated,
+                "mail.usher.example",
+                "ada@example.com",
+            ),
+        ],
+    );
+    new.attributes.insert(
+        "extension_0a1b_LoyaltyNumber".into(),
+        AttributeValue::Int(-42),
+    );
+    new.attributes.insert(
+        "extension_0a1b_Newsletter".into(),
+        AttributeValue::Boolean(true),
+    );
+    new.password_hash = Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into());
+    // Sub-millisecond precision is dropped on the way in, and the returned user says so.
+    new.created_at = t0() + Duration::nanoseconds(999_999);
+    let created = store.create_user(new.clone()).await.unwrap();
+    assert_eq!(
+        created,
+        User {
+            id: "u-local".into(),
+            email: Some("ada@example.com".into()),
+            attributes: new.attributes.clone(),
+            identities: new.identities.clone(),
+            account_enabled: true,
+            created_at: t0(),
+        }
+    );
+
+    assert_eq!(
+        store.user_by_id("u-local").await.unwrap(),
+        Some(created.clone())
+    );
+    assert_eq!(
+        store.user_by_id("u-fed").await.unwrap(),
+        Some(later.clone())
+    );
+    assert_eq!(store.user_by_id("u-nobody").await.unwrap(), None);
+
+    assert_eq!(
+        store
+            .user_by_identity(SignInType::EmailAddress, "usher.example", "ada@example.com")
+            .await
+            .unwrap(),
+        Some(created.clone())
+    );
+    assert_eq!(
+        store
+            .user_by_identity(
+                SignInType::Federated,
+                "https://accounts.google.com",
+                "1098765"
+            )
+            .await
+            .unwrap(),
+        Some(later.clone())
+    );
+    // All three parts of an identity count.
+    for (t, issuer, id) in [
+        (
+            SignInType::EmailAddress,
+            "https://accounts.google.com",
+            "1098765",
+        ),
+        (
+            SignInType::Federated,
+            "https://accounts.google.com",
+            "1098766",
+        ),
+        (SignInType::Federated, "https://login.example", "1098765"),
+    ] {
+        assert_eq!(store.user_by_identity(t, issuer, id).await.unwrap(), None);
+    }
+
+    assert_eq!(
+        store.users_by_email("ada@example.com").await.unwrap(),
+        vec![created.clone(), later.clone()]
+    );
+    assert!(store
+        .users_by_email("nobody@example.com")
+        .await
+        .unwrap()
+        .is_empty());
+
+    assert_eq!(
+        store.password_hash("u-local").await.unwrap(),
+        new.password_hash
+    );
+    assert_eq!(store.password_hash("u-fed").await.unwrap(), None);
+    assert_eq!(store.password_hash("u-nobody").await.unwrap(), None);
+
+    // A user may have neither email nor identities.
+    let bare = store
+        .create_user(new_user("u-bare", None, Vec::new()))
+        .await
+        .unwrap();
+    assert_eq!(store.user_by_id("u-bare").await.unwrap(), Some(bare));
+}
+
+async fn duplicate_identity_writes_nothing(ctx: Ctx) {
+    let store = ctx.store;
+    let taken = local("ada@example.com");
+    let first = store
+        .create_user(new_user(
+            "u-1",
+            Some("ada@example.com"),
+            vec![taken.clone()],
+        ))
+        .await
+        .unwrap();
+
+    // The new identity comes first, so a non-transactional insert would leave it.
+    let fresh = identity(SignInType::Federated, "https://idp.example", "ada");
+    let clash = new_user(
+        "u-2",
+        Some("ada2@example.com"),
+        vec![fresh.clone(), taken.clone()],
+    );
+    is(store.create_user(clash).await, |e| {
+        matches!(e, StorageError::DuplicateIdentity)
+    });
+    assert_eq!(store.user_by_id("u-2").await.unwrap(), None);
+    assert!(store
+        .users_by_email("ada2@example.com")
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .user_by_identity(fresh.sign_in_type, &fresh.issuer, &fresh.issuer_assigned_id)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .user_by_identity(taken.sign_in_type, &taken.issuer, &taken.issuer_assigned_id)
+            .await
+            .unwrap(),
+        Some(first.clone())
+    );
+
+    // The same identity twice in one user is a duplicate too.
+    let twice = new_user("u-3", None, vec![fresh.clone(), fresh.clone()]);
+    is(store.create_user(twice).await, |e| {
+        matches!(e, StorageError::DuplicateIdentity)
+    });
+    assert_eq!(store.user_by_id("u-3").await.unwrap(), None);
+
+    // A taken id is a different error, and also writes nothing.
+    let other = identity(SignInType::Federated, "https://idp.example", "other");
+    let same_id = new_user("u-1", Some("someone@example.com"), vec![other.clone()]);
+    is(store.create_user(same_id).await, |e| {
+        matches!(e, StorageError::AlreadyExists)
+    });
+    assert_eq!(store.user_by_id("u-1").await.unwrap(), Some(first));
+    assert_eq!(
+        store
+            .user_by_identity(other.sign_in_type, &other.issuer, &other.issuer_assigned_id)
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Nothing of the failed attempts is in the way of a correct one.
+    let retry = new_user("u-2", Some("ada2@example.com"), vec![fresh.clone()]);
+    let retried = store.create_user(retry).await.unwrap();
+    assert_eq!(
+        store
+            .user_by_identity(fresh.sign_in_type, &fresh.issuer, &fresh.issuer_assigned_id)
+            .await
+            .unwrap(),
+        Some(retried)
+    );
+}
+
+async fn migrate_twice_is_a_no_op(ctx: Ctx) {
+    let store = ctx.store;
+    let expected_backend = if ctx.url.starts_with("sqlite:") {
+        "sqlite"
+    } else {
+        "postgres"
+    };
+    assert_eq!(store.backend_name(), expected_backend);
+    store.ping().await.unwrap();
+
+    store.migrate().await.unwrap();
+    assert_eq!(applied_migrations(&ctx.url).await, vec![1]);
+    let user = store
+        .create_user(new_user(
+            "u-1",
+            Some("a@example.com"),
+            vec![local("a@example.com")],
+        ))
+        .await
+        .unwrap();
+
+    store.migrate().await.unwrap();
+    assert_eq!(applied_migrations(&ctx.url).await, vec![1]);
+    assert_eq!(store.user_by_id("u-1").await.unwrap(), Some(user));
+
+    // A new process (a new pool) migrating the same database is a no-op as well.
+    let again = usher_storage::connect(&ctx.url).await.unwrap();
+    again.migrate().await.unwrap();
+    assert_eq!(applied_migrations(&ctx.url).await, vec![1]);
+    assert_eq!(
+        again.users_by_email("a@example.com").await.unwrap().len(),
+        1
+    );
+}
+
+async fn concurrent_migrations(ctx: Ctx) {
+    // Separate pools, as separate Usher instances starting together would have.
+    let mut stores = vec![ctx.store.clone()];
+    for _ in 0..3 {
+        stores.push(usher_storage::connect(&ctx.url).await.unwrap());
+    }
+    let tasks: Vec<_> = stores
+        .iter()
+        .map(|store| {
+            let store = store.clone();
+            tokio::spawn(async move { store.migrate().await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().expect("concurrent migrate");
+    }
+    assert_eq!(applied_migrations(&ctx.url).await, vec![1]);
+
+    let user = stores[1]
+        .create_user(new_user("u-1", None, vec![local("a@example.com")]))
+        .await
+        .unwrap();
+    for store in &stores {
+        assert_eq!(store.user_by_id("u-1").await.unwrap(), Some(user.clone()));
+    }
+}
+
+async fn flows_optimistic_concurrency(ctx: Ctx) {
+    let store = ctx.store;
+    let original = flow("flow-1", t0() + Duration::hours(1));
+    store.insert_flow(&original).await.unwrap();
+    is(store.insert_flow(&original).await, |e| {
+        matches!(e, StorageError::AlreadyExists)
+    });
+    assert_eq!(store.flow("flow-1").await.unwrap(), Some(original.clone()));
+    assert_eq!(store.flow("flow-unknown").await.unwrap(), None);
+
+    // Two requests read the same flow; the first to save wins.
+    let mut first = store.flow("flow-1").await.unwrap().unwrap();
+    let mut second = store.flow("flow-1").await.unwrap().unwrap();
+    first.go_to_sign_up(t0()).unwrap();
+    store.update_flow(&mut first).await.unwrap();
+    assert_eq!(first.version, 1);
+    assert_eq!(first.step, FlowStep::SignUpEmail);
+
+    second.fail("ref-1".into());
+    is(store.update_flow(&mut second).await, |e| {
+        matches!(e, StorageError::Conflict)
+    });
+    assert_eq!(
+        second.version, 0,
+        "a refused save leaves the copy's version alone"
+    );
+    assert_eq!(store.flow("flow-1").await.unwrap(), Some(first.clone()));
+
+    // The winner can keep going; the loser must re-read.
+    first
+        .code_sent("a@example.com".into(), Some("hmac".into()), t0())
+        .unwrap();
+    store.update_flow(&mut first).await.unwrap();
+    assert_eq!(first.version, 2);
+    let mut reread = store.flow("flow-1").await.unwrap().unwrap();
+    assert_eq!(reread, first);
+    reread.go_to_sign_in(t0()).unwrap();
+    store.update_flow(&mut reread).await.unwrap();
+    assert_eq!(store.flow("flow-1").await.unwrap().unwrap().version, 3);
+
+    // Many stale copies saved at once: exactly one gets through.
+    let base = store.flow("flow-1").await.unwrap().unwrap();
+    let tasks: Vec<_> = (0..12)
+        .map(|i| {
+            let store = store.clone();
+            let mut copy = base.clone();
+            tokio::spawn(async move {
+                copy.fail(format!("ref-{i}"));
+                store.update_flow(&mut copy).await.map(|()| copy)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(saved) => winners.push(saved),
+            Err(StorageError::Conflict) => {}
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    assert_eq!(winners.len(), 1);
+    assert_eq!(store.flow("flow-1").await.unwrap(), winners.pop());
+
+    // A flow that is gone (expired and cleaned up) cannot be saved either.
+    let mut missing = flow("flow-missing", t0() + Duration::hours(1));
+    is(store.update_flow(&mut missing).await, |e| {
+        matches!(e, StorageError::Conflict)
+    });
+    assert_eq!(store.flow("flow-missing").await.unwrap(), None);
+}
+
+/// Redeems `key` from `tasks` tasks at once and returns (fresh, replayed) results.
+async fn redeem_concurrently<T, F, Fut>(tasks: usize, redeem: F) -> (Vec<T>, Vec<T>)
+where
+    T: Send + 'static,
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<Option<Redemption<T>>, StorageError>> + Send + 'static,
+{
+    let handles: Vec<_> = (0..tasks).map(|_| tokio::spawn(redeem())).collect();
+    let (mut fresh, mut replayed) = (Vec::new(), Vec::new());
+    for handle in handles {
+        match handle.await.unwrap().unwrap() {
+            Some(Redemption::Fresh(t)) => fresh.push(t),
+            Some(Redemption::Replayed(t)) => replayed.push(t),
+            None => panic!("an inserted record was not found"),
+        }
+    }
+    (fresh, replayed)
+}
+
+async fn authorization_codes_single_use(ctx: Ctx) {
+    let store = ctx.store;
+    let issued = code("code-hash-1", t0() + Duration::minutes(10));
+    store.insert_authorization_code(&issued).await.unwrap();
+    is(store.insert_authorization_code(&issued).await, |e| {
+        matches!(e, StorageError::AlreadyExists)
+    });
+
+    let now = t0() + Duration::seconds(5);
+    let (fresh, replayed) = redeem_concurrently(16, || {
+        let store = store.clone();
+        async move { store.redeem_authorization_code("code-hash-1", now).await }
+    })
+    .await;
+    let used = AuthorizationCode {
+        used_at: Some(now),
+        ..issued.clone()
+    };
+    assert_eq!(fresh, vec![used.clone()], "exactly one redemption is fresh");
+    assert_eq!(replayed.len(), 15);
+    assert!(replayed.iter().all(|c| *c == used));
+
+    // A later replay still reports the first use, not its own.
+    assert_eq!(
+        store
+            .redeem_authorization_code("code-hash-1", now + Duration::minutes(1))
+            .await
+            .unwrap(),
+        Some(Redemption::Replayed(used))
+    );
+    assert_eq!(
+        store
+            .redeem_authorization_code("code-hash-unknown", now)
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Optional fields may be empty.
+    let plain = AuthorizationCode {
+        code_hash: "code-hash-2".into(),
+        nonce: None,
+        code_challenge: None,
+        session_id: None,
+        extra_claims: serde_json::Map::new(),
+        scope: Vec::new(),
+        ..issued
+    };
+    store.insert_authorization_code(&plain).await.unwrap();
+    assert_eq!(
+        store
+            .redeem_authorization_code("code-hash-2", now)
+            .await
+            .unwrap(),
+        Some(Redemption::Fresh(AuthorizationCode {
+            used_at: Some(now),
+            ..plain
+        }))
+    );
+}
+
+async fn grants_revocation(ctx: Ctx) {
+    let store = ctx.store;
+    let grant = Grant {
+        id: "grant-1".into(),
+        client_id: "app".into(),
+        user_id: "u-1".into(),
+        scope: vec!["openid".into(), "offline_access".into()],
+        auth_time: t0() - Duration::minutes(3),
+        session_id: Some("session-1".into()),
+        created_at: t0(),
+        revoked_at: None,
+    };
+    store.insert_grant(&grant).await.unwrap();
+    is(store.insert_grant(&grant).await, |e| {
+        matches!(e, StorageError::AlreadyExists)
+    });
+    assert_eq!(store.grant("grant-1").await.unwrap(), Some(grant.clone()));
+    assert_eq!(store.grant("grant-unknown").await.unwrap(), None);
+
+    let without_session = Grant {
+        id: "grant-2".into(),
+        session_id: None,
+        ..grant.clone()
+    };
+    store.insert_grant(&without_session).await.unwrap();
+
+    let revoked_at = t0() + Duration::minutes(1);
+    store.revoke_grant("grant-1", revoked_at).await.unwrap();
+    let revoked = Grant {
+        revoked_at: Some(revoked_at),
+        ..grant
+    };
+    assert_eq!(store.grant("grant-1").await.unwrap(), Some(revoked.clone()));
+    // Idempotent: revoking again keeps the first revocation time.
+    store
+        .revoke_grant("grant-1", revoked_at + Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(store.grant("grant-1").await.unwrap(), Some(revoked));
+    store
+        .revoke_grant("grant-unknown", revoked_at)
+        .await
+        .unwrap();
+    // Other grants are untouched.
+    assert_eq!(store.grant("grant-2").await.unwrap(), Some(without_session));
+}
+
+async fn refresh_tokens_single_use(ctx: Ctx) {
+    let store = ctx.store;
+    let token = refresh_token("rt-hash-1", t0() + Duration::days(30));
+    store.insert_refresh_token(&token).await.unwrap();
+    is(store.insert_refresh_token(&token).await, |e| {
+        matches!(e, StorageError::AlreadyExists)
+    });
+
+    let now = t0() + Duration::hours(2);
+    let (fresh, replayed) = redeem_concurrently(16, || {
+        let store = store.clone();
+        async move { store.redeem_refresh_token("rt-hash-1", now).await }
+    })
+    .await;
+    let used = RefreshToken {
+        used_at: Some(now),
+        ..token
+    };
+    assert_eq!(fresh, vec![used.clone()], "exactly one redemption is fresh");
+    assert_eq!(replayed, vec![used.clone(); 15]);
+
+    assert_eq!(
+        store
+            .redeem_refresh_token("rt-hash-1", now + Duration::hours(1))
+            .await
+            .unwrap(),
+        Some(Redemption::Replayed(used))
+    );
+    assert_eq!(
+        store.redeem_refresh_token("rt-unknown", now).await.unwrap(),
+        None
+    );
+
+    // Rotation: the successor is independent of its redeemed predecessor.
+    let next = refresh_token("rt-hash-2", now + Duration::days(30));
+    store.insert_refresh_token(&next).await.unwrap();
+    assert_eq!(
+        store.redeem_refresh_token("rt-hash-2", now).await.unwrap(),
+        Some(Redemption::Fresh(RefreshToken {
+            used_at: Some(now),
+            ..next
+        }))
+    );
+}
+
+async fn browser_sessions(ctx: Ctx) {
+    let store = ctx.store;
+    let live = session("sid-hash-1", t0() + Duration::hours(8));
+    store.insert_session(&live).await.unwrap();
+    is(store.insert_session(&live).await, |e| {
+        matches!(e, StorageError::AlreadyExists)
+    });
+    assert_eq!(
+        store.session("sid-hash-1").await.unwrap(),
+        Some(live.clone())
+    );
+    assert_eq!(store.session("sid-unknown").await.unwrap(), None);
+
+    let other = session("sid-hash-2", t0() + Duration::hours(8));
+    store.insert_session(&other).await.unwrap();
+
+    let ended_at = t0() + Duration::minutes(30);
+    store.end_session("sid-hash-1", ended_at).await.unwrap();
+    let ended = BrowserSession {
+        ended_at: Some(ended_at),
+        ..live
+    };
+    assert_eq!(
+        store.session("sid-hash-1").await.unwrap(),
+        Some(ended.clone())
+    );
+    // Idempotent: ending again keeps the first end.
+    store
+        .end_session("sid-hash-1", ended_at + Duration::minutes(5))
+        .await
+        .unwrap();
+    assert_eq!(store.session("sid-hash-1").await.unwrap(), Some(ended));
+    store.end_session("sid-unknown", ended_at).await.unwrap();
+    assert_eq!(store.session("sid-hash-2").await.unwrap(), Some(other));
+}
+
+async fn signing_keys(ctx: Ctx) {
+    let store = ctx.store;
+    assert!(store.signing_keys().await.unwrap().is_empty());
+
+    let newer = signing_key("kid-newer", t0() + Duration::days(90));
+    let older = signing_key("kid-older", t0());
+    // Inserted newest first, listed oldest first.
+    store.insert_signing_key(&newer).await.unwrap();
+    store.insert_signing_key(&older).await.unwrap();
+    let mut same_kid = signing_key("kid-older", t0() + Duration::days(1));
+    same_kid.algorithm = "RS256".into();
+    is(store.insert_signing_key(&same_kid).await, |e| {
+        matches!(e, StorageError::AlreadyExists)
+    });
+    assert_eq!(
+        store.signing_keys().await.unwrap(),
+        vec![older.clone(), newer.clone()]
+    );
+
+    let retired_at = t0() + Duration::days(100);
+    store
+        .retire_signing_key("kid-older", retired_at)
+        .await
+        .unwrap();
+    let retired = StoredSigningKey {
+        retired_at: Some(retired_at),
+        ..older.clone()
+    };
+    assert_eq!(
+        store.signing_keys().await.unwrap(),
+        vec![retired.clone(), newer.clone()]
+    );
+    // Retiring again later does not postpone it...
+    store
+        .retire_signing_key("kid-older", retired_at + Duration::days(1))
+        .await
+        .unwrap();
+    assert_eq!(store.signing_keys().await.unwrap()[0], retired);
+    // ...but retiring earlier brings it forward.
+    let sooner = retired_at - Duration::days(1);
+    store.retire_signing_key("kid-older", sooner).await.unwrap();
+    assert_eq!(
+        store.signing_keys().await.unwrap(),
+        vec![
+            StoredSigningKey {
+                retired_at: Some(sooner),
+                ..older
+            },
+            newer
+        ]
+    );
+    store
+        .retire_signing_key("kid-unknown", retired_at)
+        .await
+        .unwrap();
+    assert_eq!(store.signing_keys().await.unwrap().len(), 2);
+}
+
+async fn delete_expired_removes_only_expired(ctx: Ctx) {
+    let store = ctx.store;
+    let now = t0() + Duration::hours(1);
+    let past = now - Duration::milliseconds(1);
+    let future = now + Duration::minutes(5);
+
+    store.insert_flow(&flow("flow-old", past)).await.unwrap();
+    store.insert_flow(&flow("flow-live", future)).await.unwrap();
+    // Expiring exactly now is not "before now".
+    store.insert_flow(&flow("flow-edge", now)).await.unwrap();
+    store
+        .insert_authorization_code(&code("code-old", past))
+        .await
+        .unwrap();
+    store
+        .insert_authorization_code(&code("code-live", future))
+        .await
+        .unwrap();
+    store
+        .insert_refresh_token(&refresh_token("rt-old", past))
+        .await
+        .unwrap();
+    store
+        .insert_refresh_token(&refresh_token("rt-live", future))
+        .await
+        .unwrap();
+    store
+        .insert_session(&session("sid-old", past))
+        .await
+        .unwrap();
+    store
+        .insert_session(&session("sid-live", future))
+        .await
+        .unwrap();
+    let grant = Grant {
+        id: "grant-1".into(),
+        client_id: "app".into(),
+        user_id: "u-1".into(),
+        scope: vec!["openid".into()],
+        auth_time: t0(),
+        session_id: None,
+        created_at: t0(),
+        revoked_at: None,
+    };
+    store.insert_grant(&grant).await.unwrap();
+    let user = store
+        .create_user(new_user("u-1", None, vec![local("a@example.com")]))
+        .await
+        .unwrap();
+    let key = signing_key("kid-1", t0());
+    store.insert_signing_key(&key).await.unwrap();
+
+    assert_eq!(store.delete_expired(now).await.unwrap(), 4);
+
+    assert_eq!(store.flow("flow-old").await.unwrap(), None);
+    assert!(store.flow("flow-live").await.unwrap().is_some());
+    assert!(store.flow("flow-edge").await.unwrap().is_some());
+    assert_eq!(
+        store
+            .redeem_authorization_code("code-old", now)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(matches!(
+        store
+            .redeem_authorization_code("code-live", now)
+            .await
+            .unwrap(),
+        Some(Redemption::Fresh(_))
+    ));
+    assert_eq!(
+        store.redeem_refresh_token("rt-old", now).await.unwrap(),
+        None
+    );
+    assert!(matches!(
+        store.redeem_refresh_token("rt-live", now).await.unwrap(),
+        Some(Redemption::Fresh(_))
+    ));
+    assert_eq!(store.session("sid-old").await.unwrap(), None);
+    assert!(store.session("sid-live").await.unwrap().is_some());
+    assert_eq!(store.grant("grant-1").await.unwrap(), Some(grant));
+    assert_eq!(store.user_by_id("u-1").await.unwrap(), Some(user));
+    assert_eq!(store.signing_keys().await.unwrap(), vec![key]);
+
+    // Nothing left to delete; later, everything goes.
+    assert_eq!(store.delete_expired(now).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .delete_expired(future + Duration::milliseconds(1))
+            .await
+            .unwrap(),
+        5
+    );
+}
+
+async fn unicode_and_large_values(ctx: Ctx) {
+    let store = ctx.store;
+    // About 1.5 MB of text mixing 1- to 4-byte UTF-8, quotes, backslashes and
+    // control characters (NUL included, which PostgreSQL text cannot hold unescaped).
+    let large: String = "Zoë “quoted” \\ back\tslash \u{0} 李小龍 🦀 Ωμέγα\n".repeat(30_000);
+    let mut attributes = AttributeValues::new();
+    attributes.insert(
+        "displayName".into(),
+        AttributeValue::String("Zoë 🦀 Ångström".into()),
+    );
+    attributes.insert(
+        "extension_0a1b_Biography".into(),
+        AttributeValue::String(large.clone()),
+    );
+    attributes.insert(
+        "extension_0a1b_Ünïcödé".into(),
+        AttributeValue::String("✓".into()),
+    );
+    attributes.insert("extension_0a1b_Count".into(), AttributeValue::Int(i64::MIN));
+    attributes.insert(
+        "extension_0a1b_Empty".into(),
+        AttributeValue::String(String::new()),
+    );
+
+    let email = "zoë.李@exämple.org";
+    let federated = identity(SignInType::Federated, "https://idp.例え.jp", "用户-ä-🦀");
+    let new = NewUser {
+        id: "u-ünïcödé-🦀".into(),
+        email: Some(email.into()),
+        attributes: attributes.clone(),
+        identities: vec![local(email), federated.clone()],
+        password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into()),
+        created_at: t0(),
+    };
+    let created = store.create_user(new).await.unwrap();
+    assert_eq!(created.attributes, attributes);
+    assert_eq!(
+        store.user_by_id("u-ünïcödé-🦀").await.unwrap(),
+        Some(created.clone())
+    );
+    assert_eq!(
+        store
+            .user_by_identity(
+                federated.sign_in_type,
+                &federated.issuer,
+                &federated.issuer_assigned_id
+            )
+            .await
+            .unwrap(),
+        Some(created.clone())
+    );
+    assert_eq!(store.users_by_email(email).await.unwrap(), vec![created]);
+
+    // Large and Unicode claims in a code, and a large flow.
+    let mut issued = code("code-🦀", t0() + Duration::minutes(10));
+    issued.extra_claims.insert(
+        "bio".into(),
+        serde_json::json!({ "text": large, "nested": ["√", 1.5, null, true] }),
+    );
+    issued.nonce = Some("nönce-✓".into());
+    store.insert_authorization_code(&issued).await.unwrap();
+    assert_eq!(
+        store
+            .redeem_authorization_code("code-🦀", t0())
+            .await
+            .unwrap(),
+        Some(Redemption::Fresh(AuthorizationCode {
+            used_at: Some(t0()),
+            ..issued
+        }))
+    );
+
+    let mut big = flow("flow-🦀", t0() + Duration::hours(1));
+    big.authorization.login_hint = Some(large);
+    big.locale = "zh-Hant-TW".into();
+    store.insert_flow(&big).await.unwrap();
+    assert_eq!(store.flow("flow-🦀").await.unwrap(), Some(big.clone()));
+    big.block("Désolé — 申し訳ありません 🙏".into());
+    store.update_flow(&mut big).await.unwrap();
+    assert_eq!(store.flow("flow-🦀").await.unwrap(), Some(big));
+}
+
+async fn bad_stored_data_is_corrupt(ctx: Ctx) {
+    let store = ctx.store;
+    store.migrate().await.unwrap();
+    store
+        .create_user(new_user(
+            "u-1",
+            Some("a@example.com"),
+            vec![local("a@example.com")],
+        ))
+        .await
+        .unwrap();
+    store
+        .create_user(new_user("u-2", Some("b@example.com"), Vec::new()))
+        .await
+        .unwrap();
+    store
+        .insert_flow(&flow("flow-1", t0() + Duration::hours(1)))
+        .await
+        .unwrap();
+    store
+        .insert_authorization_code(&code("code-1", t0() + Duration::minutes(10)))
+        .await
+        .unwrap();
+    store
+        .insert_session(&session("sid-1", t0() + Duration::hours(1)))
+        .await
+        .unwrap();
+    execute_directly(
+        &ctx.url,
+        "UPDATE users SET attributes = '{\"displayName\": [1, 2]' WHERE id = 'u-1';
+         INSERT INTO identities (user_id, position, sign_in_type, issuer, issuer_assigned_id)
+             VALUES ('u-2', 0, 'carrierPigeon', 'coop', 'b');
+         UPDATE flows SET state = '{\"id\": \"flow-1\"}';
+         UPDATE authorization_codes SET data = 'null';
+         UPDATE browser_sessions SET expires_at = 9223372036854775807;",
+    )
+    .await;
+
+    let corrupt = |e: &StorageError| matches!(e, StorageError::Corrupt(_));
+    is(store.user_by_id("u-1").await, corrupt);
+    is(store.users_by_email("a@example.com").await, corrupt);
+    is(
+        store
+            .user_by_identity(SignInType::EmailAddress, "usher.example", "a@example.com")
+            .await,
+        corrupt,
+    );
+    is(store.user_by_id("u-2").await, corrupt);
+    is(store.flow("flow-1").await, corrupt);
+    is(
+        store.redeem_authorization_code("code-1", t0()).await,
+        corrupt,
+    );
+    is(store.session("sid-1").await, corrupt);
+    // What is not damaged still reads.
+    assert_eq!(store.password_hash("u-1").await.unwrap(), None);
+    assert_eq!(store.user_by_id("u-3").await.unwrap(), None);
+}
