@@ -190,8 +190,7 @@ pub fn spawn_maintenance(state: AppState) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// Binds `addr` and serves until `shutdown` completes. Returns the bound address
-/// through `on_bound` (port 0 picks a free port).
+/// Binds `addr` and serves until `shutdown` completes, telling `on_bound` the address.
 pub async fn serve(
     state: AppState,
     addr: SocketAddr,
@@ -202,6 +201,15 @@ pub async fn serve(
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     on_bound(listener.local_addr()?);
+    serve_on(state, listener, shutdown).await
+}
+
+/// Serves on a listener that is already bound.
+pub async fn serve_on(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let maintenance = spawn_maintenance(state.clone());
     let app = usher_web::router(state);
     let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;

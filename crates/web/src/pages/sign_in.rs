@@ -33,7 +33,9 @@ pub async fn post(State(state): State<AppState>, Path(id): Path<String>, headers
     if !fb.field_errors.is_empty() {
         return render_step(&state, &loaded, fb, StatusCode::BAD_REQUEST);
     }
-    let lookup = if email.len() <= 254 {
+    // Only a plausible address can have an account; anything else (a NUL byte, say)
+    // never reaches the database and fails like an unknown address.
+    let lookup = if email.chars().count() <= 254 && usher_domain::attribute::is_plausible_email(&email) {
         state
             .store
             .user_by_identity(SignInType::EmailAddress, &state.settings.local_issuer(), &email)
