@@ -1,0 +1,701 @@
+//! Reads the TOML tree into the file's settings, as written: every key checked against
+//! the schema and every value against its TOML type, with all problems collected.
+//! What the values mean is checked later, in `resolve`.
+
+use std::{collections::BTreeMap, ops::Range};
+
+use usher_domain::LocalizedText;
+
+use crate::{
+    error::ConfigError,
+    rules,
+    tree::{line_col, Kind, Node},
+};
+
+/// A value and where it came from (file, line and key path, or environment variable).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Val<T> {
+    pub value: T,
+    pub loc: String,
+}
+
+impl<T> Val<T> {
+    pub fn new(value: T, loc: impl Into<String>) -> Self {
+        Val {
+            value,
+            loc: loc.into(),
+        }
+    }
+}
+
+/// A table of the file, to say where a key that is missing from it should have been.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Place {
+    /// `usher.toml:12:1`, or just `usher.toml` when the table has no known line.
+    prefix: String,
+    path: String,
+}
+
+impl Place {
+    pub fn here(&self) -> String {
+        if self.path.is_empty() {
+            self.prefix.clone()
+        } else {
+            format!("{}: {}", self.prefix, self.path)
+        }
+    }
+
+    pub fn key(&self, key: &str) -> String {
+        format!("{}: {}", self.prefix, join(&self.path, key))
+    }
+}
+
+pub(crate) type List = Val<Vec<Val<String>>>;
+
+#[derive(Debug, Default)]
+pub(crate) struct RawConfig {
+    pub issuer: Option<Val<String>>,
+    pub listen: Option<Val<String>>,
+    pub data_dir: Option<Val<String>>,
+    pub database_url: Option<Val<String>>,
+    pub templates_dir: Option<Val<String>>,
+    pub demo: Option<Val<bool>>,
+    /// Only from the environment: a key in a file that may be shared is no secret.
+    pub master_key: Option<Val<String>>,
+    pub master_key_file: Option<Val<String>>,
+    pub signing: RawSigning,
+    pub tokens: RawTokens,
+    pub email: RawEmail,
+    pub extensions_app_id: Option<Val<String>>,
+    pub attributes: Vec<RawAttribute>,
+    pub user_flows: Vec<RawUserFlow>,
+    pub applications: Vec<RawApplication>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct RawSigning {
+    pub algorithm: Option<Val<String>>,
+    pub rotation_days: Option<Val<i64>>,
+    pub publish_ahead_hours: Option<Val<i64>>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct RawTokens {
+    pub authorization_code_seconds: Option<Val<i64>>,
+    pub access_token_seconds: Option<Val<i64>>,
+    pub id_token_seconds: Option<Val<i64>>,
+    pub refresh_token_days: Option<Val<i64>>,
+    pub session_hours: Option<Val<i64>>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct RawEmail {
+    pub place: Option<Place>,
+    pub from: Option<Val<String>>,
+    pub delivery: Option<Val<String>>,
+    pub outbox_dir: Option<Val<String>>,
+    pub log_codes: Option<Val<bool>>,
+    pub smtp: RawSmtp,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct RawSmtp {
+    pub place: Option<Place>,
+    pub host: Option<Val<String>>,
+    pub port: Option<Val<i64>>,
+    pub tls: Option<Val<String>>,
+    pub username: Option<Val<String>>,
+    pub password_env: Option<Val<String>>,
+    pub password_file: Option<Val<String>>,
+    /// Only from the environment (USHER_SMTP_PASSWORD).
+    pub password: Option<Val<String>>,
+}
+
+#[derive(Debug)]
+pub(crate) struct RawAttribute {
+    pub place: Place,
+    pub name: Option<Val<String>>,
+    pub data_type: Option<Val<String>>,
+    pub display_name: Option<Val<String>>,
+    pub description: Option<Val<String>>,
+}
+
+#[derive(Debug)]
+pub(crate) struct RawUserFlow {
+    pub place: Place,
+    pub id: Option<Val<String>>,
+    pub identity_providers: Option<List>,
+    pub claims: Option<List>,
+    pub post_federation_signup: Option<List>,
+    pub post_attribute_collection: Option<List>,
+    pub pre_token_issuance: Option<List>,
+    pub attributes: Vec<RawAssignment>,
+}
+
+#[derive(Debug)]
+pub(crate) struct RawAssignment {
+    pub place: Place,
+    pub id: Option<Val<String>>,
+    pub label: Option<Val<LocalizedText>>,
+    pub required: Option<Val<bool>>,
+    pub input: Option<Val<String>>,
+    pub claim: Option<Val<bool>>,
+    /// Where `options` was written, if it was.
+    pub options_loc: Option<String>,
+    pub options: Vec<RawOption>,
+}
+
+#[derive(Debug)]
+pub(crate) struct RawOption {
+    pub place: Place,
+    pub value: Option<Val<String>>,
+    pub label: Option<Val<LocalizedText>>,
+    pub default: Option<Val<bool>>,
+}
+
+#[derive(Debug)]
+pub(crate) struct RawApplication {
+    pub place: Place,
+    pub client_id: Option<Val<String>>,
+    pub name: Option<Val<String>>,
+    pub redirect_uris: Option<List>,
+    pub post_logout_redirect_uris: Option<List>,
+    pub client_type: Option<Val<String>>,
+    pub client_secret_env: Option<Val<String>>,
+    pub client_secret_file: Option<Val<String>>,
+    pub client_secret_hash: Option<Val<String>>,
+    pub user_flow: Option<Val<String>>,
+    pub roles: Option<List>,
+}
+
+fn join(path: &str, key: &str) -> String {
+    // Keys that are not bare TOML keys are quoted so the path stays unambiguous.
+    let key = if !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        key.to_owned()
+    } else {
+        format!("{key:?}")
+    };
+    if path.is_empty() {
+        key
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// A table being read: its place, and its entries.
+struct Table<'n> {
+    place: Place,
+    path: String,
+    entries: &'n [(String, Node)],
+}
+
+impl<'n> Table<'n> {
+    fn get(&self, key: &str) -> Option<&'n Node> {
+        self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+}
+
+pub(crate) struct Reader<'a> {
+    file: &'a str,
+    text: &'a str,
+    /// With the offset they were found at, to report them in file order.
+    errors: Vec<(usize, ConfigError)>,
+}
+
+const ROOT_KEYS: &[&str] = &[
+    "issuer",
+    "listen",
+    "data_dir",
+    "database_url",
+    "templates_dir",
+    "demo",
+    "secrets",
+    "signing",
+    "tokens",
+    "email",
+    "tenant",
+    "attributes",
+    "user_flows",
+    "applications",
+];
+
+impl<'a> Reader<'a> {
+    pub fn new(file: &'a str, text: &'a str) -> Self {
+        Reader {
+            file,
+            text,
+            errors: Vec::new(),
+        }
+    }
+
+    /// `file:line:col` for a span.
+    pub fn position(&self, span: Option<&Range<usize>>) -> String {
+        match span {
+            Some(span) => {
+                let (line, col) = line_col(self.text, span.start);
+                format!("{}:{line}:{col}", self.file)
+            }
+            None => self.file.to_owned(),
+        }
+    }
+
+    fn loc(&self, path: &str, span: Option<&Range<usize>>) -> String {
+        Place {
+            prefix: self.position(span),
+            path: path.to_owned(),
+        }
+        .here()
+    }
+
+    fn error(&mut self, path: &str, span: Option<&Range<usize>>, message: impl Into<String>) {
+        let loc = self.loc(path, span);
+        let offset = span.map_or(usize::MAX, |s| s.start);
+        self.errors.push((offset, ConfigError::new(loc, message)));
+    }
+
+    /// The errors found, in the order of the file.
+    pub fn into_errors(mut self) -> Vec<ConfigError> {
+        self.errors.sort_by_key(|(offset, _)| *offset);
+        self.errors.into_iter().map(|(_, e)| e).collect()
+    }
+
+    fn wrong_type(&mut self, node: &Node, path: &str, expected: &str) {
+        self.error(
+            path,
+            node.span.as_ref(),
+            format!("expected {expected}, found {}", node.kind.describe()),
+        );
+    }
+
+    /// Checks that `node` is a table holding only `allowed` keys.
+    fn table<'n>(&mut self, node: &'n Node, path: &str, allowed: &[&str]) -> Option<Table<'n>> {
+        let Kind::Table(entries) = &node.kind else {
+            self.wrong_type(node, path, "a table");
+            return None;
+        };
+        for (key, value) in entries {
+            if !allowed.contains(&key.as_str()) {
+                let hint = match rules::closest(key, allowed) {
+                    Some(near) => format!("; did you mean `{near}`?"),
+                    None => format!("; expected one of: {}", allowed.join(", ")),
+                };
+                self.error(
+                    &join(path, key),
+                    value.span.as_ref(),
+                    format!("unknown key `{key}`{hint}"),
+                );
+            }
+        }
+        // The root's span is the empty one at the start: not worth a line number.
+        let span = if path.is_empty() {
+            None
+        } else {
+            node.span.as_ref()
+        };
+        Some(Table {
+            place: Place {
+                prefix: self.position(span),
+                path: path.to_owned(),
+            },
+            path: path.to_owned(),
+            entries,
+        })
+    }
+
+    fn sub<'n>(&mut self, t: &Table<'n>, key: &str, allowed: &[&str]) -> Option<Table<'n>> {
+        let node = t.get(key)?;
+        self.table(node, &join(&t.path, key), allowed)
+    }
+
+    fn string(&mut self, t: &Table<'_>, key: &str) -> Option<Val<String>> {
+        let node = t.get(key)?;
+        let path = join(&t.path, key);
+        match &node.kind {
+            Kind::String(s) => Some(Val::new(s.clone(), self.loc(&path, node.span.as_ref()))),
+            _ => {
+                self.wrong_type(node, &path, "a string");
+                None
+            }
+        }
+    }
+
+    fn integer(&mut self, t: &Table<'_>, key: &str) -> Option<Val<i64>> {
+        let node = t.get(key)?;
+        let path = join(&t.path, key);
+        match &node.kind {
+            Kind::Integer(i) => Some(Val::new(*i, self.loc(&path, node.span.as_ref()))),
+            _ => {
+                self.wrong_type(node, &path, "an integer");
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, t: &Table<'_>, key: &str) -> Option<Val<bool>> {
+        let node = t.get(key)?;
+        let path = join(&t.path, key);
+        match &node.kind {
+            Kind::Boolean(b) => Some(Val::new(*b, self.loc(&path, node.span.as_ref()))),
+            _ => {
+                self.wrong_type(node, &path, "true or false");
+                None
+            }
+        }
+    }
+
+    fn strings(&mut self, t: &Table<'_>, key: &str) -> Option<List> {
+        let node = t.get(key)?;
+        let path = join(&t.path, key);
+        let Kind::Array(items) = &node.kind else {
+            self.wrong_type(node, &path, "an array of strings");
+            return None;
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let item_path = format!("{path}[{i}]");
+            match &item.kind {
+                Kind::String(s) => out.push(Val::new(
+                    s.clone(),
+                    self.loc(&item_path, item.span.as_ref()),
+                )),
+                _ => self.wrong_type(item, &item_path, "a string"),
+            }
+        }
+        Some(Val::new(out, self.loc(&path, node.span.as_ref())))
+    }
+
+    /// A label: one string for every language, or a table of language tag → string.
+    fn text(&mut self, t: &Table<'_>, key: &str) -> Option<Val<LocalizedText>> {
+        let node = t.get(key)?;
+        let path = join(&t.path, key);
+        let loc = self.loc(&path, node.span.as_ref());
+        match &node.kind {
+            Kind::String(s) => Some(Val::new(LocalizedText::Plain(s.clone()), loc)),
+            Kind::Table(entries) => {
+                let mut map = BTreeMap::new();
+                for (locale, value) in entries {
+                    let value_path = join(&path, locale);
+                    if let Err(m) = rules::check_locale(locale) {
+                        self.error(&value_path, value.span.as_ref(), m);
+                    }
+                    match &value.kind {
+                        Kind::String(s) => {
+                            map.insert(locale.clone(), s.clone());
+                        }
+                        _ => self.wrong_type(value, &value_path, "a string"),
+                    }
+                }
+                if entries.is_empty() {
+                    self.error(
+                        &path,
+                        node.span.as_ref(),
+                        "must give the text for at least one language",
+                    );
+                }
+                Some(Val::new(LocalizedText::PerLocale(map), loc))
+            }
+            _ => {
+                self.wrong_type(node, &path, "a string or a table of language → string");
+                None
+            }
+        }
+    }
+
+    /// An array of tables (`[[key]]` or `key = [{…}]`), each checked against `allowed`.
+    fn tables<'n>(
+        &mut self,
+        t: &Table<'n>,
+        key: &str,
+        allowed: &[&str],
+    ) -> Option<(String, Vec<Table<'n>>)> {
+        let node = t.get(key)?;
+        let path = join(&t.path, key);
+        let Kind::Array(items) = &node.kind else {
+            self.wrong_type(node, &path, "an array of tables");
+            return None;
+        };
+        let loc = self.loc(&path, node.span.as_ref());
+        let tables = items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| self.table(item, &format!("{path}[{i}]"), allowed))
+            .collect();
+        Some((loc, tables))
+    }
+
+    pub fn read(&mut self, root: &Node) -> RawConfig {
+        let mut raw = RawConfig::default();
+        let Some(t) = self.table(root, "", ROOT_KEYS) else {
+            return raw;
+        };
+        raw.issuer = self.string(&t, "issuer");
+        raw.listen = self.string(&t, "listen");
+        raw.data_dir = self.string(&t, "data_dir");
+        raw.database_url = self.string(&t, "database_url");
+        raw.templates_dir = self.string(&t, "templates_dir");
+        raw.demo = self.boolean(&t, "demo");
+        if let Some(s) = self.sub(&t, "secrets", &["master_key_file"]) {
+            raw.master_key_file = self.string(&s, "master_key_file");
+        }
+        if let Some(s) = self.sub(
+            &t,
+            "signing",
+            &["algorithm", "rotation_days", "publish_ahead_hours"],
+        ) {
+            raw.signing = RawSigning {
+                algorithm: self.string(&s, "algorithm"),
+                rotation_days: self.integer(&s, "rotation_days"),
+                publish_ahead_hours: self.integer(&s, "publish_ahead_hours"),
+            };
+        }
+        const TOKEN_KEYS: [&str; 5] = [
+            "authorization_code_seconds",
+            "access_token_seconds",
+            "id_token_seconds",
+            "refresh_token_days",
+            "session_hours",
+        ];
+        if let Some(s) = self.sub(&t, "tokens", &TOKEN_KEYS) {
+            raw.tokens = RawTokens {
+                authorization_code_seconds: self.integer(&s, TOKEN_KEYS[0]),
+                access_token_seconds: self.integer(&s, TOKEN_KEYS[1]),
+                id_token_seconds: self.integer(&s, TOKEN_KEYS[2]),
+                refresh_token_days: self.integer(&s, TOKEN_KEYS[3]),
+                session_hours: self.integer(&s, TOKEN_KEYS[4]),
+            };
+        }
+        if let Some(e) = self.sub(
+            &t,
+            "email",
+            &["from", "delivery", "outbox_dir", "log_codes", "smtp"],
+        ) {
+            raw.email.place = Some(e.place.clone());
+            raw.email.from = self.string(&e, "from");
+            raw.email.delivery = self.string(&e, "delivery");
+            raw.email.outbox_dir = self.string(&e, "outbox_dir");
+            raw.email.log_codes = self.boolean(&e, "log_codes");
+            if let Some(s) = self.sub(
+                &e,
+                "smtp",
+                &[
+                    "host",
+                    "port",
+                    "tls",
+                    "username",
+                    "password_env",
+                    "password_file",
+                ],
+            ) {
+                raw.email.smtp = RawSmtp {
+                    place: Some(s.place.clone()),
+                    host: self.string(&s, "host"),
+                    port: self.integer(&s, "port"),
+                    tls: self.string(&s, "tls"),
+                    username: self.string(&s, "username"),
+                    password_env: self.string(&s, "password_env"),
+                    password_file: self.string(&s, "password_file"),
+                    password: None,
+                };
+            }
+        }
+        if let Some(s) = self.sub(&t, "tenant", &["extensions_app_id"]) {
+            raw.extensions_app_id = self.string(&s, "extensions_app_id");
+        }
+        if let Some((_, tables)) = self.tables(
+            &t,
+            "attributes",
+            &["name", "data_type", "display_name", "description"],
+        ) {
+            raw.attributes = tables.iter().map(|a| self.attribute(a)).collect();
+        }
+        if let Some((_, tables)) = self.tables(
+            &t,
+            "user_flows",
+            &[
+                "id",
+                "identity_providers",
+                "claims",
+                "connectors",
+                "attributes",
+            ],
+        ) {
+            raw.user_flows = tables.iter().map(|f| self.user_flow(f)).collect();
+        }
+        if let Some((_, tables)) = self.tables(
+            &t,
+            "applications",
+            &[
+                "client_id",
+                "name",
+                "redirect_uris",
+                "post_logout_redirect_uris",
+                "type",
+                "client_secret_env",
+                "client_secret_file",
+                "client_secret_hash",
+                "user_flow",
+                "roles",
+            ],
+        ) {
+            raw.applications = tables.iter().map(|a| self.application(a)).collect();
+        }
+        raw
+    }
+
+    fn attribute(&mut self, t: &Table<'_>) -> RawAttribute {
+        RawAttribute {
+            place: t.place.clone(),
+            name: self.string(t, "name"),
+            data_type: self.string(t, "data_type"),
+            display_name: self.string(t, "display_name"),
+            description: self.string(t, "description"),
+        }
+    }
+
+    fn user_flow(&mut self, t: &Table<'_>) -> RawUserFlow {
+        let mut flow = RawUserFlow {
+            place: t.place.clone(),
+            id: self.string(t, "id"),
+            identity_providers: self.strings(t, "identity_providers"),
+            claims: self.strings(t, "claims"),
+            post_federation_signup: None,
+            post_attribute_collection: None,
+            pre_token_issuance: None,
+            attributes: Vec::new(),
+        };
+        if let Some(c) = self.sub(
+            t,
+            "connectors",
+            &[
+                "post_federation_signup",
+                "post_attribute_collection",
+                "pre_token_issuance",
+            ],
+        ) {
+            flow.post_federation_signup = self.strings(&c, "post_federation_signup");
+            flow.post_attribute_collection = self.strings(&c, "post_attribute_collection");
+            flow.pre_token_issuance = self.strings(&c, "pre_token_issuance");
+        }
+        if let Some((_, tables)) = self.tables(
+            t,
+            "attributes",
+            &["id", "label", "required", "input", "claim", "options"],
+        ) {
+            flow.attributes = tables.iter().map(|a| self.assignment(a)).collect();
+        }
+        flow
+    }
+
+    fn assignment(&mut self, t: &Table<'_>) -> RawAssignment {
+        let mut a = RawAssignment {
+            place: t.place.clone(),
+            id: self.string(t, "id"),
+            label: self.text(t, "label"),
+            required: self.boolean(t, "required"),
+            input: self.string(t, "input"),
+            claim: self.boolean(t, "claim"),
+            options_loc: None,
+            options: Vec::new(),
+        };
+        if let Some((loc, tables)) = self.tables(t, "options", &["value", "label", "default"]) {
+            a.options_loc = Some(loc);
+            a.options = tables
+                .iter()
+                .map(|o| RawOption {
+                    place: o.place.clone(),
+                    value: self.string(o, "value"),
+                    label: self.text(o, "label"),
+                    default: self.boolean(o, "default"),
+                })
+                .collect();
+        }
+        a
+    }
+
+    fn application(&mut self, t: &Table<'_>) -> RawApplication {
+        RawApplication {
+            place: t.place.clone(),
+            client_id: self.string(t, "client_id"),
+            name: self.string(t, "name"),
+            redirect_uris: self.strings(t, "redirect_uris"),
+            post_logout_redirect_uris: self.strings(t, "post_logout_redirect_uris"),
+            client_type: self.string(t, "type"),
+            client_secret_env: self.string(t, "client_secret_env"),
+            client_secret_file: self.string(t, "client_secret_file"),
+            client_secret_hash: self.string(t, "client_secret_hash"),
+            user_flow: self.string(t, "user_flow"),
+            roles: self.strings(t, "roles"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::parse;
+
+    fn read(text: &str) -> (RawConfig, Vec<ConfigError>) {
+        let root = parse(text).unwrap();
+        let mut r = Reader::new("u.toml", text);
+        let raw = r.read(&root);
+        (raw, r.into_errors())
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_are_all_reported_in_file_order() {
+        let text = "issuer = 5\nlisten = \"x\"\ncolour = \"red\"\n[email]\nlog_code = true\n[[user_flows]]\nid = \"a\"\n[[user_flows.attributes]]\nid = \"x\"\nrequired = \"yes\"\n";
+        let (raw, errors) = read(text);
+        let locs: Vec<_> = errors.iter().map(|e| e.location.as_str()).collect();
+        assert_eq!(
+            locs,
+            [
+                "u.toml:1:10: issuer",
+                "u.toml:3:10: colour",
+                "u.toml:5:12: email.log_code",
+                "u.toml:10:12: user_flows[0].attributes[0].required",
+            ]
+        );
+        assert!(errors[0]
+            .message
+            .contains("expected a string, found an integer"));
+        assert!(errors[1].message.contains("unknown key `colour`"));
+        assert!(errors[2].message.contains("did you mean `log_codes`"));
+        assert_eq!(raw.listen.unwrap().loc, "u.toml:2:10: listen");
+        assert_eq!(
+            raw.user_flows[0].attributes[0].place.here(),
+            "u.toml:8:1: user_flows[0].attributes[0]"
+        );
+    }
+
+    #[test]
+    fn labels_are_plain_or_per_locale() {
+        let text = "[[user_flows]]\n[[user_flows.attributes]]\nlabel = { en = \"Size\", nb = \"Størrelse\", \"en US\" = \"x\" }\n[[user_flows.attributes.options]]\nvalue = \"S\"\nlabel = \"Small\"\n";
+        let (raw, errors) = read(text);
+        let a = &raw.user_flows[0].attributes[0];
+        let LocalizedText::PerLocale(map) = &a.label.as_ref().unwrap().value else {
+            panic!()
+        };
+        assert_eq!(map["nb"], "Størrelse");
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0]
+            .location
+            .ends_with("user_flows[0].attributes[0].label.\"en US\""));
+        assert_eq!(
+            a.options[0].label.as_ref().unwrap().value,
+            LocalizedText::Plain("Small".into())
+        );
+    }
+
+    #[test]
+    fn inline_arrays_of_tables_work_too() {
+        let text = "applications = [{ client_id = \"a\", roles = [\"User.Read.All\", 3] }]\n";
+        let (raw, errors) = read(text);
+        assert_eq!(raw.applications[0].client_id.as_ref().unwrap().value, "a");
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].location.ends_with("applications[0].roles[1]"));
+    }
+}

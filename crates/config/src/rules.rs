@@ -1,0 +1,831 @@
+//! The rules each setting must follow, as plain functions over the value alone. They
+//! return the message for an error; the loader adds where the value was written.
+//! The admin API can apply the same rules to what it is sent.
+
+use std::net::{IpAddr, SocketAddr};
+
+use usher_domain::{
+    attribute::check_text, user_flow::EMAIL_PASSWORD_PROVIDER, DataType, UserInputType,
+};
+
+use crate::settings::{DatabaseKind, SigningAlgorithm, SmtpTls};
+
+/// The prefix every user flow id has.
+pub const USER_FLOW_PREFIX: &str = "B2X_1_";
+
+/// Application permissions a client may be granted for the client-credentials grant.
+pub const GRAPH_ROLES: [&str; 6] = [
+    "User.Read.All",
+    "User.ReadWrite.All",
+    "APIConnectors.Read.All",
+    "APIConnectors.ReadWrite.All",
+    "IdentityUserFlow.Read.All",
+    "IdentityUserFlow.ReadWrite.All",
+];
+
+/// Identity providers this version can offer.
+pub const IDENTITY_PROVIDERS: [&str; 1] = [EMAIL_PASSWORD_PROVIDER];
+
+/// A client secret has to resist guessing on its own: there is no lockout for clients.
+pub const MIN_CLIENT_SECRET_LENGTH: usize = 16;
+
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    s.trim().parse::<SocketAddr>().map_err(|_| {
+        "expected an IP address and port, such as 127.0.0.1:8080, 0.0.0.0:8080 or [::]:8080"
+            .to_owned()
+    })
+}
+
+/// The issuer used when none is set: the listen address, or 127.0.0.1 on its port
+/// when the address is not a loopback one (0.0.0.0 is not an address a browser can be
+/// sent to, and plain http is only acceptable on loopback).
+pub fn default_issuer(listen: SocketAddr) -> String {
+    if listen.ip().is_loopback() {
+        format!("http://{listen}")
+    } else {
+        format!("http://127.0.0.1:{}", listen.port())
+    }
+}
+
+/// Whether plain http to this host stays on the machine.
+pub fn is_loopback_host(host: &url::Host<&str>) -> bool {
+    match host {
+        url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+    }
+}
+
+/// Like [`is_loopback_host`], for a bare host name such as an SMTP server's.
+pub fn is_loopback_name(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+fn check_plain(s: &str) -> Result<(), String> {
+    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must not contain spaces or control characters".into());
+    }
+    Ok(())
+}
+
+/// The issuer is compared byte for byte by relying parties, so it is checked rather
+/// than normalised: what is written is what goes into tokens.
+pub fn check_issuer(s: &str) -> Result<(), String> {
+    check_plain(s)?;
+    let url = url::Url::parse(s)
+        .map_err(|_| "must be an absolute URL such as https://login.example.com".to_owned())?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("must be an http or https URL".into());
+    }
+    let Some(host) = url.host() else {
+        return Err("must name a host".into());
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not contain a user name or password".into());
+    }
+    if s.contains('?') || s.contains('#') {
+        return Err("must not have a query or fragment".into());
+    }
+    if s.ends_with('/') {
+        return Err(
+            "must not end with a slash (tokens carry it exactly as written; remove the `/`)".into(),
+        );
+    }
+    if url.scheme() == "http" && !is_loopback_host(&host) {
+        return Err(
+            "must use https: plain http is only allowed for localhost, 127.0.0.0/8 and ::1".into(),
+        );
+    }
+    Ok(())
+}
+
+pub fn database_kind(url: &str) -> Result<DatabaseKind, String> {
+    let lower = url.get(..13).unwrap_or(url).to_ascii_lowercase();
+    if lower.starts_with("sqlite:") {
+        if url.len() <= "sqlite:".len() {
+            return Err("names no database file".into());
+        }
+        Ok(DatabaseKind::Sqlite)
+    } else if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+        // The URL itself is not quoted back: it may hold a password.
+        let parsed = url::Url::parse(url).map_err(|_| "is not a valid PostgreSQL URL")?;
+        if parsed.host().is_none() {
+            return Err("names no PostgreSQL host".into());
+        }
+        Ok(DatabaseKind::Postgres)
+    } else {
+        Err("must start with sqlite:// or postgres://".into())
+    }
+}
+
+/// The URL with any password replaced, for logs.
+pub fn redact_url_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            if parsed.set_password(Some("******")).is_ok() {
+                parsed.to_string()
+            } else {
+                "******".into()
+            }
+        }
+        Ok(_) => url.to_owned(),
+        // Unparseable: it might still contain a secret, so show none of it.
+        Err(_) if url.contains('@') => "******".into(),
+        Err(_) => url.to_owned(),
+    }
+}
+
+/// 32 hex digits; hyphens (GUID form) are removed and the result lower-cased.
+pub fn normalize_extensions_app_id(s: &str) -> Result<String, String> {
+    let id: String = s.chars().filter(|&c| c != '-').collect();
+    if id.len() != 32 || !id.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(
+            "must be 32 hexadecimal digits (a GUID, hyphens allowed), such as d09380e2b4c642b9a203fb816a04a7ad"
+                .into(),
+        );
+    }
+    Ok(id.to_ascii_lowercase())
+}
+
+/// Derived from the issuer so that it stays the same across restarts without being
+/// configured, yet differs between deployments.
+pub fn default_extensions_app_id(issuer: &str) -> String {
+    let digest = ring::digest::digest(
+        &ring::digest::SHA256,
+        format!("usher-extensions:{issuer}").as_bytes(),
+    );
+    digest.as_ref()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+pub fn check_attribute_name(s: &str) -> Result<(), String> {
+    let mut chars = s.chars();
+    let starts_with_letter = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
+    if !starts_with_letter || !s.chars().all(|c| c.is_ascii_alphanumeric()) || s.len() > 64 {
+        return Err(
+            "must be 1 to 64 ASCII letters and digits, starting with a letter (such as ShoeSize)"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+pub fn parse_data_type(s: &str) -> Result<DataType, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "string" => Ok(DataType::String),
+        "boolean" => Ok(DataType::Boolean),
+        "int" | "int64" => Ok(DataType::Int),
+        _ => Err("must be one of string, boolean, int".into()),
+    }
+}
+
+/// `partner` and `B2X_1_partner` both give `B2X_1_partner`.
+pub fn normalize_user_flow_id(s: &str) -> Result<String, String> {
+    let name = match s.get(..USER_FLOW_PREFIX.len()) {
+        Some(p) if p.eq_ignore_ascii_case(USER_FLOW_PREFIX) => &s[USER_FLOW_PREFIX.len()..],
+        _ => s,
+    };
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(format!(
+            "must be a name of 1 to 64 ASCII letters, digits, `_` and `-`, optionally prefixed with {USER_FLOW_PREFIX}"
+        ));
+    }
+    Ok(format!("{USER_FLOW_PREFIX}{name}"))
+}
+
+pub fn parse_identity_provider(s: &str) -> Result<&'static str, String> {
+    IDENTITY_PROVIDERS
+        .into_iter()
+        .find(|p| p.eq_ignore_ascii_case(s))
+        .ok_or_else(|| {
+            format!(
+                "identity provider `{s}` is not configured (available: {})",
+                IDENTITY_PROVIDERS.join(", ")
+            )
+        })
+}
+
+const INPUT_TYPES: [(&str, UserInputType); 7] = [
+    ("textBox", UserInputType::TextBox),
+    ("emailBox", UserInputType::EmailBox),
+    ("numericTextBox", UserInputType::NumericTextBox),
+    ("checkboxSingleSelect", UserInputType::CheckboxSingleSelect),
+    ("radioSingleSelect", UserInputType::RadioSingleSelect),
+    ("dropdownSingleSelect", UserInputType::DropdownSingleSelect),
+    ("checkboxMultiSelect", UserInputType::CheckboxMultiSelect),
+];
+
+pub fn parse_input_type(s: &str) -> Result<UserInputType, String> {
+    INPUT_TYPES
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(s))
+        .map(|(_, t)| *t)
+        .ok_or_else(|| {
+            let names: Vec<_> = INPUT_TYPES.iter().map(|(n, _)| *n).collect();
+            format!("must be one of {}", names.join(", "))
+        })
+}
+
+/// The name of an input type as the file spells it.
+pub fn input_type_name(t: UserInputType) -> &'static str {
+    INPUT_TYPES
+        .iter()
+        .find(|(_, x)| *x == t)
+        .map_or("?", |(n, _)| *n)
+}
+
+pub fn data_type_name(t: DataType) -> &'static str {
+    match t {
+        DataType::String => "string",
+        DataType::Boolean => "boolean",
+        DataType::Int => "int",
+    }
+}
+
+/// A choice's stored value. Multi-select values are stored comma-joined, hence no
+/// commas.
+pub fn check_option_value(value: &str, data_type: DataType, max_len: usize) -> Result<(), String> {
+    if value.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if value.contains(',') {
+        return Err(
+            "must not contain commas (multi-select values are stored comma-separated)".into(),
+        );
+    }
+    check_text(value, max_len).map_err(|e| e.to_string())?;
+    if data_type == DataType::Int && value.parse::<i64>().is_err() {
+        return Err("must be a whole number, as the attribute is an int".into());
+    }
+    Ok(())
+}
+
+/// A language tag as used for per-locale labels (`en`, `nb`, `pt-BR`).
+pub fn check_locale(tag: &str) -> Result<(), String> {
+    let mut parts = tag.split('-');
+    let primary = parts.next().unwrap_or("");
+    let ok = (2..=8).contains(&primary.len())
+        && primary.chars().all(|c| c.is_ascii_alphabetic())
+        && parts
+            .all(|p| (1..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{tag}` is not a language tag such as en, nb or pt-BR"
+        ))
+    }
+}
+
+/// Text shown to people: labels, names, descriptions.
+pub fn check_display_text(s: &str, max: usize) -> Result<(), String> {
+    check_text(s, max).map_err(|e| e.to_string())
+}
+
+pub fn check_client_id(s: &str) -> Result<(), String> {
+    let ok = (1..=128).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '~' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err("must be 1 to 128 characters of A-Z, a-z, 0-9, `.`, `_`, `~` and `-`".into())
+    }
+}
+
+/// Schemes that would run code or read local data in the browser if redirected to.
+const FORBIDDEN_SCHEMES: [&str; 6] = ["javascript", "data", "file", "vbscript", "about", "blob"];
+
+/// A redirect URI (RFC 6749 §3.1.2, RFC 8252 for native apps). Matching is exact, so
+/// the URI is checked, not normalised.
+pub fn check_redirect_uri(s: &str, public_client: bool) -> Result<(), String> {
+    check_plain(s)?;
+    if s.len() > 2048 {
+        return Err("must be at most 2048 characters".into());
+    }
+    let url = url::Url::parse(s).map_err(|_| "must be an absolute URI".to_owned())?;
+    if s.contains('#') {
+        return Err("must not have a fragment".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not contain a user name or password".into());
+    }
+    match url.scheme() {
+        "https" if url.host().is_none() => return Err("must name a host".into()),
+        "https" => {}
+        "http" => match url.host() {
+            Some(host) if is_loopback_host(&host) => {}
+            _ => {
+                return Err(
+                    "must use https: plain http is only allowed for localhost, 127.0.0.0/8 and ::1"
+                        .into(),
+                )
+            }
+        },
+        scheme if FORBIDDEN_SCHEMES.contains(&scheme) => {
+            return Err(format!("must not use the `{scheme}` scheme"));
+        }
+        _ if !public_client => {
+            return Err(
+                "must use https (custom schemes such as com.example.app:/callback are only for public clients)"
+                    .into(),
+            )
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+pub fn parse_role(s: &str) -> Result<&'static str, String> {
+    GRAPH_ROLES
+        .into_iter()
+        .find(|r| r.eq_ignore_ascii_case(s))
+        .ok_or_else(|| {
+            format!(
+                "`{s}` is not a known permission (known: {})",
+                GRAPH_ROLES.join(", ")
+            )
+        })
+}
+
+/// A client secret given already hashed: an Argon2id PHC string.
+pub fn check_secret_hash(s: &str) -> Result<(), String> {
+    let parts: Vec<&str> = s.split('$').collect();
+    let b64 = |p: &str| {
+        !p.is_empty()
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/'))
+    };
+    let ok = parts.len() == 6
+        && parts[0].is_empty()
+        && parts[1] == "argon2id"
+        && parts[2].starts_with("v=")
+        && parts[3].contains("m=")
+        && b64(parts[4])
+        && b64(parts[5]);
+    if ok {
+        Ok(())
+    } else {
+        Err("must be an Argon2id PHC string ($argon2id$v=19$m=…,t=…,p=…$salt$hash)".into())
+    }
+}
+
+pub fn check_client_secret(s: &str) -> Result<(), String> {
+    if s.chars().count() < MIN_CLIENT_SECRET_LENGTH {
+        return Err(format!(
+            "the client secret is shorter than {MIN_CLIENT_SECRET_LENGTH} characters"
+        ));
+    }
+    Ok(())
+}
+
+/// `address` or `Display Name <address>`. Strict enough that the value cannot inject
+/// headers or turn into several recipients.
+pub fn check_mailbox(s: &str) -> Result<(), String> {
+    const SHAPE: &str =
+        "must be an address or `Name <address>`, such as Contoso <no-reply@contoso.com>";
+    if s.chars().any(char::is_control) {
+        return Err("must not contain control characters".into());
+    }
+    let address = match s.find('<') {
+        Some(open) => {
+            let name = s[..open].trim();
+            if name
+                .chars()
+                .any(|c| matches!(c, '"' | ',' | ';' | '<' | '>' | '@'))
+            {
+                return Err(format!("{SHAPE}; the name must not contain \" , ; < > @"));
+            }
+            s[open + 1..]
+                .strip_suffix('>')
+                .ok_or_else(|| SHAPE.to_owned())?
+        }
+        None => s.trim(),
+    };
+    let Some((local, domain)) = address.split_once('@') else {
+        return Err(SHAPE.into());
+    };
+    let bad = |p: &str| {
+        p.is_empty()
+            || p.chars()
+                .any(|c| c.is_whitespace() || matches!(c, '@' | '<' | '>' | ',' | ';' | '"'))
+    };
+    if bad(local) || bad(domain) {
+        return Err(SHAPE.into());
+    }
+    Ok(())
+}
+
+pub fn check_smtp_host(s: &str) -> Result<(), String> {
+    if s.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if s.contains("://") || s.contains(':') && !s.starts_with('[') && s.parse::<IpAddr>().is_err() {
+        return Err(
+            "must be a host name only, such as smtp.example.com (set the port with `port`)".into(),
+        );
+    }
+    check_plain(s)
+}
+
+/// true/false, also 1/0, yes/no, on/off, as environment variables are often written.
+pub fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err("must be true or false".into()),
+    }
+}
+
+pub fn parse_signing_algorithm(s: &str) -> Result<SigningAlgorithm, String> {
+    match s.to_ascii_uppercase().as_str() {
+        "ES256" => Ok(SigningAlgorithm::ES256),
+        "RS256" => Ok(SigningAlgorithm::RS256),
+        _ => Err("must be ES256 or RS256".into()),
+    }
+}
+
+/// Whether email goes out by SMTP (`true`) or into files (`false`).
+pub fn parse_delivery_is_smtp(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "file" => Ok(false),
+        "smtp" => Ok(true),
+        _ => Err("must be file or smtp".into()),
+    }
+}
+
+pub fn parse_smtp_tls(s: &str) -> Result<SmtpTls, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "starttls" => Ok(SmtpTls::StartTls),
+        "tls" => Ok(SmtpTls::Tls),
+        "none" => Ok(SmtpTls::None),
+        _ => Err("must be starttls, tls or none".into()),
+    }
+}
+
+/// The usual port for each TLS mode: implicit TLS listens on 465, not 587.
+pub fn default_smtp_port(tls: SmtpTls) -> u16 {
+    match tls {
+        SmtpTls::Tls => 465,
+        SmtpTls::StartTls | SmtpTls::None => 587,
+    }
+}
+
+/// The body of a secret file, without the trailing newline editors add.
+pub fn read_secret_file(path: &std::path::Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let value = text.trim_end_matches(['\r', '\n']);
+    if value.is_empty() {
+        return Err(format!("{} is empty", path.display()));
+    }
+    Ok(value.to_owned())
+}
+
+/// Edit distance, to suggest the key that was probably meant.
+pub(crate) fn closest<'a>(key: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut prev = row[0];
+            row[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let cur = row[j + 1];
+                row[j + 1] = if ca == *cb {
+                    prev
+                } else {
+                    1 + prev.min(cur).min(row[j])
+                };
+                prev = cur;
+            }
+        }
+        row[b.len()]
+    }
+    let key = key.to_ascii_lowercase();
+    // A shortened key (`pre_token` for `pre_token_issuance`) is far in edits but
+    // plainly meant.
+    if key.len() >= 3 {
+        if let Some(c) = candidates
+            .iter()
+            .find(|c| c.to_ascii_lowercase().starts_with(&key))
+        {
+            return Some(c);
+        }
+    }
+    candidates
+        .iter()
+        .map(|c| (distance(&key, &c.to_ascii_lowercase()), *c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen() {
+        assert_eq!(parse_listen("0.0.0.0:8080").unwrap().port(), 8080);
+        assert!(parse_listen("[::]:80").is_ok());
+        assert!(parse_listen("localhost:8080").is_err());
+        assert!(parse_listen("8080").is_err());
+    }
+
+    #[test]
+    fn default_issuer_uses_a_reachable_loopback_address() {
+        assert_eq!(
+            default_issuer("127.0.0.1:8080".parse().unwrap()),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            default_issuer("0.0.0.0:9000".parse().unwrap()),
+            "http://127.0.0.1:9000"
+        );
+        assert_eq!(
+            default_issuer("[::1]:80".parse().unwrap()),
+            "http://[::1]:80"
+        );
+    }
+
+    #[test]
+    fn issuer() {
+        assert!(check_issuer("https://login.example.com").is_ok());
+        assert!(check_issuer("https://example.com/usher").is_ok());
+        assert!(check_issuer("http://localhost:8080").is_ok());
+        assert!(check_issuer("http://127.1.2.3").is_ok());
+        assert!(check_issuer("http://[::1]:8080").is_ok());
+        assert!(check_issuer("http://login.example.com")
+            .unwrap_err()
+            .contains("https"));
+        assert!(check_issuer("http://10.0.0.1").is_err());
+        assert!(check_issuer("https://login.example.com/")
+            .unwrap_err()
+            .contains("slash"));
+        assert!(check_issuer("login.example.com").is_err());
+        assert!(check_issuer("ftp://example.com").is_err());
+        assert!(check_issuer("https://example.com?x=1").is_err());
+        assert!(check_issuer("https://example.com#x").is_err());
+        assert!(check_issuer("https://u:p@example.com").is_err());
+        assert!(check_issuer(" https://example.com").is_err());
+    }
+
+    #[test]
+    fn database_urls() {
+        assert_eq!(
+            database_kind("sqlite://./usher-data/usher.db"),
+            Ok(DatabaseKind::Sqlite)
+        );
+        assert_eq!(database_kind("sqlite::memory:"), Ok(DatabaseKind::Sqlite));
+        assert_eq!(
+            database_kind("postgres://usher@db/usher"),
+            Ok(DatabaseKind::Postgres)
+        );
+        assert_eq!(
+            database_kind("postgresql://u:p@db:5432/usher"),
+            Ok(DatabaseKind::Postgres)
+        );
+        assert!(database_kind("mysql://db/usher").is_err());
+        assert!(database_kind("sqlite:").is_err());
+        let e = database_kind("postgres://u:secretpw@").unwrap_err();
+        assert!(!e.contains("secretpw"));
+    }
+
+    #[test]
+    fn redaction() {
+        assert_eq!(
+            redact_url_password("postgres://u:secretpw@db/usher"),
+            "postgres://u:******@db/usher"
+        );
+        assert_eq!(
+            redact_url_password("postgres://u@db/usher"),
+            "postgres://u@db/usher"
+        );
+        assert_eq!(redact_url_password("nonsense u:secret@x"), "******");
+    }
+
+    #[test]
+    fn extensions_app_id() {
+        assert_eq!(
+            normalize_extensions_app_id("D09380E2-B4C6-42B9-A203-FB816A04A7AD").unwrap(),
+            "d09380e2b4c642b9a203fb816a04a7ad"
+        );
+        assert!(normalize_extensions_app_id("d09380e2b4c642b9a203fb816a04a7a").is_err());
+        assert!(normalize_extensions_app_id("g09380e2b4c642b9a203fb816a04a7ad").is_err());
+        let d = default_extensions_app_id("https://login.example.com");
+        assert_eq!(d.len(), 32);
+        assert_eq!(normalize_extensions_app_id(&d).unwrap(), d);
+        assert_ne!(d, default_extensions_app_id("https://other.example.com"));
+        // SHA-256("usher-extensions:http://127.0.0.1:8080"), first 16 bytes.
+        let full = ring::digest::digest(
+            &ring::digest::SHA256,
+            b"usher-extensions:http://127.0.0.1:8080",
+        );
+        let hex: String = full.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            default_extensions_app_id("http://127.0.0.1:8080"),
+            hex[..32]
+        );
+    }
+
+    #[test]
+    fn attribute_names() {
+        assert!(check_attribute_name("ShoeSize").is_ok());
+        assert!(check_attribute_name("a1").is_ok());
+        assert!(check_attribute_name(&"a".repeat(64)).is_ok());
+        assert!(check_attribute_name(&"a".repeat(65)).is_err());
+        assert!(check_attribute_name("1a").is_err());
+        assert!(check_attribute_name("shoe_size").is_err());
+        assert!(check_attribute_name("").is_err());
+        assert!(check_attribute_name("Schuhgröße").is_err());
+    }
+
+    #[test]
+    fn data_types() {
+        assert_eq!(parse_data_type("int"), Ok(DataType::Int));
+        assert_eq!(parse_data_type("Boolean"), Ok(DataType::Boolean));
+        assert!(parse_data_type("float").is_err());
+    }
+
+    #[test]
+    fn user_flow_ids() {
+        assert_eq!(normalize_user_flow_id("partner").unwrap(), "B2X_1_partner");
+        assert_eq!(
+            normalize_user_flow_id("B2X_1_partner").unwrap(),
+            "B2X_1_partner"
+        );
+        assert_eq!(
+            normalize_user_flow_id("b2x_1_partner").unwrap(),
+            "B2X_1_partner"
+        );
+        assert!(normalize_user_flow_id("B2X_1_").is_err());
+        assert!(normalize_user_flow_id("with space").is_err());
+        assert!(normalize_user_flow_id("").is_err());
+        assert!(normalize_user_flow_id("é").is_err());
+    }
+
+    #[test]
+    fn identity_providers() {
+        assert_eq!(
+            parse_identity_provider("emailpassword-oauth"),
+            Ok(EMAIL_PASSWORD_PROVIDER)
+        );
+        assert!(parse_identity_provider("Google-OAUTH")
+            .unwrap_err()
+            .contains("not configured"));
+    }
+
+    #[test]
+    fn input_types() {
+        assert_eq!(parse_input_type("textBox"), Ok(UserInputType::TextBox));
+        assert_eq!(
+            parse_input_type("RadioSingleSelect"),
+            Ok(UserInputType::RadioSingleSelect)
+        );
+        assert!(parse_input_type("slider").is_err());
+        for (name, t) in INPUT_TYPES {
+            assert_eq!(input_type_name(t), name);
+        }
+    }
+
+    #[test]
+    fn option_values() {
+        assert!(check_option_value("S", DataType::String, 100).is_ok());
+        assert!(check_option_value("", DataType::String, 100).is_err());
+        assert!(check_option_value("a,b", DataType::String, 100).is_err());
+        assert!(check_option_value("42", DataType::Int, 100).is_ok());
+        assert!(check_option_value("4.5", DataType::Int, 100).is_err());
+        assert!(check_option_value("abc", DataType::String, 2).is_err());
+        assert!(check_option_value("a\nb", DataType::String, 100).is_err());
+    }
+
+    #[test]
+    fn locales() {
+        assert!(check_locale("en").is_ok());
+        assert!(check_locale("pt-BR").is_ok());
+        assert!(check_locale("zh-Hant-TW").is_ok());
+        assert!(check_locale("e").is_err());
+        assert!(check_locale("en_US").is_err());
+        assert!(check_locale("").is_err());
+    }
+
+    #[test]
+    fn client_ids() {
+        assert!(check_client_id("contoso-web").is_ok());
+        assert!(check_client_id("a.b_c~d-E9").is_ok());
+        assert!(check_client_id(&"a".repeat(128)).is_ok());
+        assert!(check_client_id(&"a".repeat(129)).is_err());
+        assert!(check_client_id("").is_err());
+        assert!(check_client_id("a b").is_err());
+        assert!(check_client_id("a/b").is_err());
+    }
+
+    #[test]
+    fn redirect_uris() {
+        assert!(check_redirect_uri("https://contoso.com/callback", false).is_ok());
+        assert!(check_redirect_uri("http://localhost:3000/cb", false).is_ok());
+        assert!(check_redirect_uri("http://127.0.0.1/cb", true).is_ok());
+        assert!(check_redirect_uri("http://[::1]:8080/cb", true).is_ok());
+        assert!(check_redirect_uri("http://contoso.com/cb", true)
+            .unwrap_err()
+            .contains("https"));
+        assert!(check_redirect_uri("https://contoso.com/cb#x", false)
+            .unwrap_err()
+            .contains("fragment"));
+        assert!(check_redirect_uri("/callback", true).is_err());
+        assert!(check_redirect_uri("com.contoso.app:/cb", true).is_ok());
+        assert!(check_redirect_uri("com.contoso.app:/cb", false).is_err());
+        assert!(check_redirect_uri("javascript:alert(1)", true).is_err());
+        assert!(check_redirect_uri("data:text/html,x", true).is_err());
+        assert!(check_redirect_uri("https://u:p@contoso.com/cb", false).is_err());
+        assert!(check_redirect_uri("https://contoso.com/a b", false).is_err());
+    }
+
+    #[test]
+    fn roles() {
+        assert_eq!(parse_role("user.read.all"), Ok("User.Read.All"));
+        assert!(parse_role("Directory.ReadWrite.All").is_err());
+    }
+
+    #[test]
+    fn secret_hashes() {
+        assert!(check_secret_hash(
+            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2g"
+        )
+        .is_ok());
+        assert!(check_secret_hash("$argon2i$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA").is_err());
+        assert!(check_secret_hash("plaintext").is_err());
+        assert!(check_client_secret("short").is_err());
+        assert!(check_client_secret("a-long-enough-secret").is_ok());
+    }
+
+    #[test]
+    fn mailboxes() {
+        assert!(check_mailbox("Usher <no-reply@localhost>").is_ok());
+        assert!(check_mailbox("no-reply@contoso.com").is_ok());
+        assert!(check_mailbox("<no-reply@contoso.com>").is_ok());
+        assert!(check_mailbox("Contoso").is_err());
+        assert!(check_mailbox("Contoso <no-reply@contoso.com").is_err());
+        assert!(check_mailbox("a@b.com, c@d.com").is_err());
+        assert!(check_mailbox("Contoso, Inc <a@b.com>").is_err());
+        assert!(check_mailbox("Contoso <a@b.com>\r\nBcc: x@y.com").is_err());
+    }
+
+    #[test]
+    fn smtp_hosts() {
+        assert!(check_smtp_host("smtp.contoso.com").is_ok());
+        assert!(check_smtp_host("::1").is_ok());
+        assert!(check_smtp_host("smtp.contoso.com:587").is_err());
+        assert!(check_smtp_host("smtp://smtp.contoso.com").is_err());
+        assert!(check_smtp_host("").is_err());
+        assert!(is_loopback_name("localhost"));
+        assert!(is_loopback_name("127.0.0.1"));
+        assert!(is_loopback_name("[::1]"));
+        assert!(!is_loopback_name("smtp.contoso.com"));
+    }
+
+    #[test]
+    fn enums() {
+        assert_eq!(parse_bool("TRUE"), Ok(true));
+        assert_eq!(parse_bool("0"), Ok(false));
+        assert!(parse_bool("maybe").is_err());
+        assert_eq!(
+            parse_signing_algorithm("rs256"),
+            Ok(SigningAlgorithm::RS256)
+        );
+        assert!(parse_signing_algorithm("HS256").is_err());
+        assert_eq!(parse_delivery_is_smtp("SMTP"), Ok(true));
+        assert!(parse_delivery_is_smtp("sendmail").is_err());
+        assert_eq!(parse_smtp_tls("StartTLS"), Ok(SmtpTls::StartTls));
+        assert!(parse_smtp_tls("ssl").is_err());
+        assert_eq!(default_smtp_port(SmtpTls::Tls), 465);
+        assert_eq!(default_smtp_port(SmtpTls::StartTls), 587);
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(
+            closest("log_code", &["log_codes", "from"]),
+            Some("log_codes")
+        );
+        assert_eq!(closest("isuer", &["issuer", "listen"]), Some("issuer"));
+        assert_eq!(closest("zzzzzz", &["issuer", "listen"]), None);
+        assert_eq!(
+            closest(
+                "pre_token",
+                &["post_federation_signup", "pre_token_issuance"]
+            ),
+            Some("pre_token_issuance")
+        );
+    }
+}

@@ -1,0 +1,212 @@
+//! The validated configuration: what the server runs with once the file, the
+//! environment and the defaults have been merged and checked.
+
+use std::{
+    fmt,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use crate::{rules, secret::Secret};
+
+/// Everything the server needs to start, already validated.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The file the configuration came from, if any.
+    pub source: Option<PathBuf>,
+    pub listen: SocketAddr,
+    /// Absolute http(s) URL without a trailing slash; the `iss` of every token.
+    pub issuer: String,
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`. May hold a password: `Debug` hides it.
+    pub database_url: String,
+    pub master_key: MasterKeySource,
+    /// Templates here replace the built-in ones with the same file name.
+    pub templates_dir: Option<PathBuf>,
+    pub signing: SigningSettings,
+    pub tokens: TokenSettings,
+    pub email: EmailSettings,
+    /// Whether the demo application and user flow are served.
+    pub demo: bool,
+    pub tenant: usher_domain::Tenant,
+}
+
+impl Config {
+    pub fn database_kind(&self) -> DatabaseKind {
+        // The URL was checked at load, so anything that is not PostgreSQL is SQLite.
+        rules::database_kind(&self.database_url).unwrap_or(DatabaseKind::Sqlite)
+    }
+}
+
+// Written by hand so that a password inside `database_url` never reaches a log.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("source", &self.source)
+            .field("listen", &self.listen)
+            .field("issuer", &self.issuer)
+            .field("data_dir", &self.data_dir)
+            .field(
+                "database_url",
+                &rules::redact_url_password(&self.database_url),
+            )
+            .field("master_key", &self.master_key)
+            .field("templates_dir", &self.templates_dir)
+            .field("signing", &self.signing)
+            .field("tokens", &self.tokens)
+            .field("email", &self.email)
+            .field("demo", &self.demo)
+            .field("tenant", &self.tenant)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseKind {
+    Sqlite,
+    /// Several instances may share it, which is why a master key must then be given.
+    Postgres,
+}
+
+/// Where the master key (which encrypts signing keys at rest) comes from. The key
+/// itself is parsed by the caller.
+#[derive(Clone, PartialEq, Eq)]
+pub enum MasterKeySource {
+    /// The key text, from the environment variable `var`.
+    Env { var: String, value: String },
+    /// A file holding the key; it existed at load.
+    File(PathBuf),
+    /// `data_dir/master.key`, created on first start if missing (SQLite only).
+    GenerateInDataDir(PathBuf),
+}
+
+impl MasterKeySource {
+    /// The file the key lives in, if it lives in one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            MasterKeySource::Env { .. } => None,
+            MasterKeySource::File(p) | MasterKeySource::GenerateInDataDir(p) => Some(p),
+        }
+    }
+}
+
+impl fmt::Debug for MasterKeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MasterKeySource::Env { var, .. } => f
+                .debug_struct("Env")
+                .field("var", var)
+                .field("value", &"******")
+                .finish(),
+            MasterKeySource::File(p) => f.debug_tuple("File").field(p).finish(),
+            MasterKeySource::GenerateInDataDir(p) => {
+                f.debug_tuple("GenerateInDataDir").field(p).finish()
+            }
+        }
+    }
+}
+
+/// JOSE algorithm names, spelled as on the wire.
+#[allow(clippy::upper_case_acronyms)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SigningAlgorithm {
+    #[default]
+    ES256,
+    RS256,
+}
+
+impl SigningAlgorithm {
+    /// The `alg` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningAlgorithm::ES256 => "ES256",
+            SigningAlgorithm::RS256 => "RS256",
+        }
+    }
+}
+
+impl fmt::Display for SigningAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SigningSettings {
+    pub algorithm: SigningAlgorithm,
+    /// A new signing key takes over after this many days.
+    pub rotation_days: u32,
+    /// A new key is published in the JWKS this long before it signs anything, so
+    /// relying parties that cache the JWKS already know it.
+    pub publish_ahead_hours: u32,
+}
+
+impl Default for SigningSettings {
+    fn default() -> Self {
+        Self {
+            algorithm: SigningAlgorithm::ES256,
+            rotation_days: 90,
+            publish_ahead_hours: 24,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenSettings {
+    pub authorization_code_seconds: u64,
+    pub access_token_seconds: u64,
+    pub id_token_seconds: u64,
+    pub refresh_token_days: u32,
+    /// How long the browser session at Usher lasts (single sign-on across apps).
+    pub session_hours: u32,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self {
+            authorization_code_seconds: 60,
+            access_token_seconds: 3600,
+            id_token_seconds: 3600,
+            refresh_token_days: 14,
+            session_hours: 24,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailSettings {
+    /// The `From` header: `Name <address>` or a bare address.
+    pub from: String,
+    pub delivery: EmailDelivery,
+    /// Whether verification codes are written to the log (for development).
+    pub log_codes: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmailDelivery {
+    /// Each message is written as a file into `outbox_dir`.
+    File {
+        outbox_dir: PathBuf,
+    },
+    Smtp(SmtpSettings),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS (port 587).
+    #[default]
+    StartTls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No encryption: only for a relay on the same host or a trusted network.
+    None,
+}
