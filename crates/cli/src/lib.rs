@@ -38,13 +38,15 @@ pub fn load_master_key(source: &MasterKeySource) -> anyhow::Result<MasterKey> {
         }
         MasterKeySource::GenerateInDataDir(path) => {
             if path.exists() {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read the master key file {}", path.display()))?;
+                let text = std::fs::read_to_string(path).with_context(|| {
+                    format!("cannot read the master key file {}", path.display())
+                })?;
                 return parse(&text, &path.display().to_string());
             }
             if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+                std::fs::create_dir_all(dir).with_context(|| {
+                    format!("cannot create the data directory {}", dir.display())
+                })?;
             }
             let key = MasterKey::generate();
             write_secret_file(path, &key.encode())?;
@@ -84,15 +86,19 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     if let Some(path) = config.database_url.strip_prefix("sqlite://") {
         if let Some(dir) = Path::new(path.split('?').next().unwrap_or(path)).parent() {
             if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("cannot create the database directory {}", dir.display()))?;
+                std::fs::create_dir_all(dir).with_context(|| {
+                    format!("cannot create the database directory {}", dir.display())
+                })?;
             }
         }
     }
     let store = usher_storage::connect(&config.database_url)
         .await
         .context("cannot open the database")?;
-    store.migrate().await.context("cannot migrate the database")?;
+    store
+        .migrate()
+        .await
+        .context("cannot migrate the database")?;
     Ok(store)
 }
 
@@ -103,7 +109,12 @@ pub fn signing_algorithm(config: &Config) -> Algorithm {
     }
 }
 
-pub fn key_manager(config: &Config, store: Arc<dyn Store>, master: MasterKey, clock: Arc<dyn Clock>) -> KeyManager {
+pub fn key_manager(
+    config: &Config,
+    store: Arc<dyn Store>,
+    master: MasterKey,
+    clock: Arc<dyn Clock>,
+) -> KeyManager {
     let policy = RotationPolicy {
         rotate_after: Duration::days(config.signing.rotation_days.into()),
         publish_ahead: Duration::hours(config.signing.publish_ahead_hours.into()),
@@ -120,7 +131,9 @@ pub async fn build(config: &Config, overrides: Overrides) -> anyhow::Result<AppS
     let code_key = master.hmac_key("email-code");
     let cookie_key = master.hmac_key("cookie");
     let keys = key_manager(config, store.clone(), master, clock.clone());
-    keys.ensure_keys().await.context("cannot load or create the signing keys")?;
+    keys.ensure_keys()
+        .await
+        .context("cannot load or create the signing keys")?;
 
     let catalogue = Arc::new(Catalogue::load()?);
     let templates = Templates::new(catalogue, config.templates_dir.as_deref())?;
@@ -153,7 +166,9 @@ pub async fn build(config: &Config, overrides: Overrides) -> anyhow::Result<AppS
         },
         demo_client_id: config.demo.then(|| usher_config::DEMO_CLIENT_ID.to_owned()),
     };
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
     Ok(AppState(Arc::new(Inner {
         store,
         tenant: Arc::new(config.tenant.clone()),
@@ -212,7 +227,9 @@ pub async fn serve_on(
 ) -> anyhow::Result<()> {
     let maintenance = spawn_maintenance(state.clone());
     let app = usher_web::router(state);
-    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
     maintenance.abort();
     result.context("the server stopped with an error")
 }

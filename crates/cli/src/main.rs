@@ -5,7 +5,11 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "usher", version, about = "Identity service for self-service sign-up with API connectors")]
+#[command(
+    name = "usher",
+    version,
+    about = "Identity service for self-service sign-up with API connectors"
+)]
 struct Cli {
     /// Configuration file (TOML). Without one, Usher serves the demo tenant.
     #[arg(long, short, global = true, env = "USHER_CONFIG")]
@@ -156,7 +160,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let store = usher_cli::open_store(&config).await?;
             let master = usher_cli::load_master_key(&config.master_key)?;
-            let keys = usher_cli::key_manager(&config, store, master, std::sync::Arc::new(usher_domain::SystemClock));
+            let keys = usher_cli::key_manager(
+                &config,
+                store,
+                master,
+                std::sync::Arc::new(usher_domain::SystemClock),
+            );
             keys.ensure_keys().await?;
             let kid = keys.rotate().await?;
             println!("Created signing key {kid}; it is published now and will be used after the publish-ahead period.");
@@ -173,7 +182,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if secret.is_empty() {
                 anyhow::bail!("give the secret on standard input");
             }
-            println!("{}", usher_domain::password::hash_password(secret, &mut rand::rngs::OsRng));
+            println!(
+                "{}",
+                usher_domain::password::hash_password(secret, &mut rand::rngs::OsRng)
+            );
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -185,7 +197,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let terminate = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

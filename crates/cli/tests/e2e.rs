@@ -11,8 +11,8 @@ mod harness;
 use harness::*;
 use openidconnect::{
     core::{CoreAuthenticationFlow, CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata},
-    AuthorizationCode, ClientId, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
-    RedirectUrl, RefreshToken, Scope, TokenResponse,
+    AuthorizationCode, ClientId, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse,
+    PkceCodeChallenge, RedirectUrl, RefreshToken, Scope, TokenResponse,
 };
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -25,16 +25,22 @@ async fn sign_up_then_sign_in_with_a_relying_party_library(backend: Backend) {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let metadata = CoreProviderMetadata::discover_async(IssuerUrl::new(usher.issuer.clone()).unwrap(), &http)
-        .await
-        .expect("discovery");
-    let client = CoreClient::from_provider_metadata(metadata, ClientId::new(PUBLIC_CLIENT.into()), None)
-        .set_redirect_uri(RedirectUrl::new(CALLBACK.into()).unwrap());
+    let metadata =
+        CoreProviderMetadata::discover_async(IssuerUrl::new(usher.issuer.clone()).unwrap(), &http)
+            .await
+            .expect("discovery");
+    let client =
+        CoreClient::from_provider_metadata(metadata, ClientId::new(PUBLIC_CLIENT.into()), None)
+            .set_redirect_uri(RedirectUrl::new(CALLBACK.into()).unwrap());
 
     // Sign up.
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (auth_url, csrf_state, nonce) = client
-        .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
         .add_scope(Scope::new("offline_access".into()))
         .set_pkce_challenge(challenge)
         .url();
@@ -51,13 +57,22 @@ async fn sign_up_then_sign_in_with_a_relying_party_library(backend: Backend) {
                 ("surname", "Lovelace"),
                 ("extension_0123456789abcdef0123456789abcdef_ShoeSize", "38"),
                 ("city", "Oslo"),
-                ("extension_0123456789abcdef0123456789abcdef_Newsletter", "true"),
+                (
+                    "extension_0123456789abcdef0123456789abcdef_Newsletter",
+                    "true",
+                ),
             ],
         )
         .await;
     let params = query(&callback);
-    assert_eq!(params.get("state").map(String::as_str), Some(csrf_state.secret().as_str()));
-    assert_eq!(params.get("iss").map(String::as_str), Some(usher.issuer.as_str()));
+    assert_eq!(
+        params.get("state").map(String::as_str),
+        Some(csrf_state.secret().as_str())
+    );
+    assert_eq!(
+        params.get("iss").map(String::as_str),
+        Some(usher.issuer.as_str())
+    );
     let code = params.get("code").expect("code in the callback").clone();
 
     let tokens = client
@@ -71,13 +86,30 @@ async fn sign_up_then_sign_in_with_a_relying_party_library(backend: Backend) {
         .id_token_verifier()
         .set_allowed_algs(vec![CoreJwsSigningAlgorithm::EcdsaP256Sha256]);
     let id_token = tokens.id_token().expect("an ID token");
-    let claims = id_token.claims(&verifier, &nonce).expect("ID token verified against the JWKS");
+    let claims = id_token
+        .claims(&verifier, &nonce)
+        .expect("ID token verified against the JWKS");
     let subject = claims.subject().to_string();
     assert_eq!(claims.email().map(|e| e.as_str()), Some("ada@example.com"));
     assert_eq!(claims.email_verified(), Some(true));
-    assert_eq!(claims.name().and_then(|n| n.get(None)).map(|n| n.as_str()), Some("Ada Lovelace"));
-    assert_eq!(claims.given_name().and_then(|n| n.get(None)).map(|n| n.as_str()), Some("Ada"));
-    assert_eq!(claims.family_name().and_then(|n| n.get(None)).map(|n| n.as_str()), Some("Lovelace"));
+    assert_eq!(
+        claims.name().and_then(|n| n.get(None)).map(|n| n.as_str()),
+        Some("Ada Lovelace")
+    );
+    assert_eq!(
+        claims
+            .given_name()
+            .and_then(|n| n.get(None))
+            .map(|n| n.as_str()),
+        Some("Ada")
+    );
+    assert_eq!(
+        claims
+            .family_name()
+            .and_then(|n| n.get(None))
+            .map(|n| n.as_str()),
+        Some("Lovelace")
+    );
     // Custom and non-standard claims, read from the raw payload.
     let raw = payload(&id_token.to_string());
     assert_eq!(raw["extension_ShoeSize"], Value::from(38));
@@ -93,13 +125,19 @@ async fn sign_up_then_sign_in_with_a_relying_party_library(backend: Backend) {
         .await;
     assert!(replay.is_err(), "a replayed code must be refused");
     // ... and the replay revoked what the code issued.
-    let refresh = tokens.refresh_token().expect("a refresh token for offline_access").clone();
+    let refresh = tokens
+        .refresh_token()
+        .expect("a refresh token for offline_access")
+        .clone();
     let refreshed = client
         .exchange_refresh_token(&refresh)
         .unwrap()
         .request_async(&http)
         .await;
-    assert!(refreshed.is_err(), "the replay must revoke the grant's refresh token");
+    assert!(
+        refreshed.is_err(),
+        "the replay must revoke the grant's refresh token"
+    );
     let userinfo = http
         .get(usher.url("/userinfo"))
         .bearer_auth(tokens.access_token().secret())
@@ -111,13 +149,21 @@ async fn sign_up_then_sign_in_with_a_relying_party_library(backend: Backend) {
     // Sign in again, in a new browser: email and password, no sign-up pages.
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (auth_url, _, nonce) = client
-        .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
         .add_scope(Scope::new("offline_access".into()))
         .set_pkce_challenge(challenge)
         .url();
     let browser = Browser::new();
     let callback = browser
-        .sign_in(auth_url.as_str(), "Ada@Example.com", "correct horse battery staple")
+        .sign_in(
+            auth_url.as_str(),
+            "Ada@Example.com",
+            "correct horse battery staple",
+        )
         .await;
     let code = query(&callback)["code"].clone();
     let tokens = client
@@ -127,7 +173,11 @@ async fn sign_up_then_sign_in_with_a_relying_party_library(backend: Backend) {
         .request_async(&http)
         .await
         .expect("token exchange after sign-in");
-    let claims = tokens.id_token().unwrap().claims(&verifier_for(&client), &nonce).unwrap();
+    let claims = tokens
+        .id_token()
+        .unwrap()
+        .claims(&verifier_for(&client), &nonce)
+        .unwrap();
     assert_eq!(claims.subject().as_str(), subject);
 
     // userinfo answers with the same claims.
@@ -151,15 +201,27 @@ async fn sign_up_then_sign_in_with_a_relying_party_library(backend: Backend) {
         .request_async(&http)
         .await
         .expect("refresh");
-    assert_ne!(refreshed.refresh_token().unwrap().secret(), refresh.secret());
-    let again = client.exchange_refresh_token(&refresh).unwrap().request_async(&http).await;
-    assert!(again.is_err());
-    let newest = client
-        .exchange_refresh_token(&RefreshToken::new(refreshed.refresh_token().unwrap().secret().clone()))
+    assert_ne!(
+        refreshed.refresh_token().unwrap().secret(),
+        refresh.secret()
+    );
+    let again = client
+        .exchange_refresh_token(&refresh)
         .unwrap()
         .request_async(&http)
         .await;
-    assert!(newest.is_err(), "reuse of a rotated refresh token revokes the whole grant");
+    assert!(again.is_err());
+    let newest = client
+        .exchange_refresh_token(&RefreshToken::new(
+            refreshed.refresh_token().unwrap().secret().clone(),
+        ))
+        .unwrap()
+        .request_async(&http)
+        .await;
+    assert!(
+        newest.is_err(),
+        "reuse of a rotated refresh token revokes the whole grant"
+    );
 
     // Single sign-on: the browser's session answers prompt=none.
     let url = usher.authorize_url(PUBLIC_CLIENT, &[("prompt", "none")]);
@@ -204,32 +266,52 @@ async fn a_sign_up_started_on_one_instance_finishes_on_another(backend: Backend)
     // Both instances serve the same issuer, as behind a load balancer.
     let b = env.start_with_issuer(&a.issuer).await;
     let browser = Browser::new();
-    let flow = browser.start_flow(&a.authorize_url(PUBLIC_CLIENT, &[("prompt", "create")])).await;
+    let flow = browser
+        .start_flow(&a.authorize_url(PUBLIC_CLIENT, &[("prompt", "create")]))
+        .await;
     let page = browser.get(&a.url(&flow)).await;
-    browser.submit(&a.url(&format!("{flow}/email")), &page, &[("email", "grace@example.com")]).await;
+    browser
+        .submit(
+            &a.url(&format!("{flow}/email")),
+            &page,
+            &[("email", "grace@example.com")],
+        )
+        .await;
     // From here on, every request goes to the other instance.
     let page = browser.get(&b.url(&flow)).await;
     assert!(page.body.contains("name=\"code\""), "{}", page.body);
     let code = env.code_for("grace@example.com");
-    let r = browser.submit(&b.url(&format!("{flow}/code")), &page, &[("code", &code)]).await;
+    let r = browser
+        .submit(&b.url(&format!("{flow}/code")), &page, &[("code", &code)])
+        .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     let page = browser.get(&b.url(&flow)).await;
     browser
         .submit(
             &b.url(&format!("{flow}/password")),
             &page,
-            &[("password", "a long enough pass phrase"), ("confirmPassword", "a long enough pass phrase")],
+            &[
+                ("password", "a long enough pass phrase"),
+                ("confirmPassword", "a long enough pass phrase"),
+            ],
         )
         .await;
     let page = browser.get(&a.url(&flow)).await;
     let r = browser
-        .submit(&a.url(&format!("{flow}/attributes")), &page, &[("displayName", "Grace")])
+        .submit(
+            &a.url(&format!("{flow}/attributes")),
+            &page,
+            &[("displayName", "Grace")],
+        )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let code = query(r.location())["code"].clone();
     // The code issued by A is redeemed at B.
     let tokens = b.redeem_public(&code).await;
-    assert_eq!(payload(tokens["id_token"].as_str().unwrap())["name"], "Grace");
+    assert_eq!(
+        payload(tokens["id_token"].as_str().unwrap())["name"],
+        "Grace"
+    );
     env.finish_instance(b).await;
     env.finish(a).await;
 }
@@ -240,15 +322,29 @@ async fn a_restart_mid_flow_loses_nothing(backend: Backend) {
     let first = env.start().await;
     let issuer = first.issuer.clone();
     let browser = Browser::new();
-    let flow = browser.start_flow(&first.authorize_url(PUBLIC_CLIENT, &[("prompt", "create")])).await;
+    let flow = browser
+        .start_flow(&first.authorize_url(PUBLIC_CLIENT, &[("prompt", "create")]))
+        .await;
     let page = browser.get(&first.url(&flow)).await;
-    browser.submit(&first.url(&format!("{flow}/email")), &page, &[("email", "restart@example.com")]).await;
+    browser
+        .submit(
+            &first.url(&format!("{flow}/email")),
+            &page,
+            &[("email", "restart@example.com")],
+        )
+        .await;
     env.finish_instance(first).await;
 
     let second = env.start_with_issuer(&issuer).await;
     let page = browser.get(&second.url(&flow)).await;
     let code = env.code_for("restart@example.com");
-    let r = browser.submit(&second.url(&format!("{flow}/code")), &page, &[("code", &code)]).await;
+    let r = browser
+        .submit(
+            &second.url(&format!("{flow}/code")),
+            &page,
+            &[("code", &code)],
+        )
+        .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     env.finish(second).await;
 }
@@ -271,10 +367,16 @@ async fn existing_accounts_are_not_revealed_and_sign_in_failures_look_alike(back
 
     // Sign-up with the same address: the same page as for a new address...
     let other = Browser::new();
-    let flow = other.start_flow(&usher.authorize_url(PUBLIC_CLIENT, &[("prompt", "create")])).await;
+    let flow = other
+        .start_flow(&usher.authorize_url(PUBLIC_CLIENT, &[("prompt", "create")]))
+        .await;
     let page = other.get(&usher.url(&flow)).await;
     let r = other
-        .submit(&usher.url(&format!("{flow}/email")), &page, &[("email", "TAKEN@example.com")])
+        .submit(
+            &usher.url(&format!("{flow}/email")),
+            &page,
+            &[("email", "TAKEN@example.com")],
+        )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     let page = other.get(&usher.url(&flow)).await;
@@ -282,15 +384,28 @@ async fn existing_accounts_are_not_revealed_and_sign_in_failures_look_alike(back
     // ...but the email says there is an account, and carries no code.
     let mail = env.last_mail_to("taken@example.com");
     assert!(mail.contains("You already have an account"), "{mail}");
-    let r = other.submit(&usher.url(&format!("{flow}/code")), &page, &[("code", "123456")]).await;
+    let r = other
+        .submit(
+            &usher.url(&format!("{flow}/code")),
+            &page,
+            &[("code", "123456")],
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 
     // Wrong password and unknown email get the same answer.
-    let wrong_password = other.try_sign_in(&usher, "taken@example.com", "not the password").await;
-    let unknown = other.try_sign_in(&usher, "nobody@example.com", "not the password").await;
+    let wrong_password = other
+        .try_sign_in(&usher, "taken@example.com", "not the password")
+        .await;
+    let unknown = other
+        .try_sign_in(&usher, "nobody@example.com", "not the password")
+        .await;
     assert_eq!(wrong_password.status, StatusCode::UNAUTHORIZED);
     assert_eq!(unknown.status, wrong_password.status);
-    assert_eq!(error_summary(&unknown.body), error_summary(&wrong_password.body));
+    assert_eq!(
+        error_summary(&unknown.body),
+        error_summary(&wrong_password.body)
+    );
     assert!(error_summary(&unknown.body).contains("email address or password is not right"));
     env.finish(usher).await;
 }
@@ -305,17 +420,24 @@ async fn bad_input_gets_clear_errors_and_never_a_500(backend: Backend) {
     let r = b.get(&usher.url("/authorize?response_type=code")).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.body.contains("client_id is missing"));
-    let r = b.get(&usher.url("/authorize?client_id=nope&redirect_uri=http://evil.example/")).await;
+    let r = b
+        .get(&usher.url("/authorize?client_id=nope&redirect_uri=http://evil.example/"))
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.body.contains("not registered"));
     let r = b
-        .get(&usher.url(&format!("/authorize?client_id={PUBLIC_CLIENT}&redirect_uri=http://evil.example/cb")))
+        .get(&usher.url(&format!(
+            "/authorize?client_id={PUBLIC_CLIENT}&redirect_uri=http://evil.example/cb"
+        )))
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.headers.get("location").is_none());
     // Everything else goes back to the client, with the state.
     for (params, error) in [
-        (vec![("response_type", "token")], "unsupported_response_type"),
+        (
+            vec![("response_type", "token")],
+            "unsupported_response_type",
+        ),
         (vec![("scope", "profile")], "invalid_scope"),
         (vec![("code_challenge", "")], "invalid_request"),
         (vec![("code_challenge_method", "plain")], "invalid_request"),
@@ -335,60 +457,134 @@ async fn bad_input_gets_clear_errors_and_never_a_500(backend: Backend) {
         assert!(r.location().starts_with(CALLBACK));
     }
     let dup = format!("{}&scope=openid", usher.authorize_url(PUBLIC_CLIENT, &[]));
-    assert_eq!(query(b.get(&dup).await.location())["error"], "invalid_request");
+    assert_eq!(
+        query(b.get(&dup).await.location())["error"],
+        "invalid_request"
+    );
 
     // Flow pages.
     let r = b.get(&usher.url("/flow/not-a-flow")).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    let r = b.get(&usher.url("/flow/00000000-0000-4000-8000-000000000000")).await;
+    let r = b
+        .get(&usher.url("/flow/00000000-0000-4000-8000-000000000000"))
+        .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(r.body.contains("expired or does not exist"));
-    let flow = b.start_flow(&usher.authorize_url(PUBLIC_CLIENT, &[("prompt", "create")])).await;
+    let flow = b
+        .start_flow(&usher.authorize_url(PUBLIC_CLIENT, &[("prompt", "create")]))
+        .await;
     let page = b.get(&usher.url(&flow)).await;
     // Another browser cannot continue this flow.
     let stranger = Browser::new();
     let r = stranger.get(&usher.url(&flow)).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     // A forged form (bad CSRF token) is refused with the page shown again.
-    let r = b.post(&usher.url(&format!("{flow}/email")), &[("csrf", "forged"), ("email", "x@example.com")]).await;
+    let r = b
+        .post(
+            &usher.url(&format!("{flow}/email")),
+            &[("csrf", "forged"), ("email", "x@example.com")],
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.body.contains("out of date"));
     // Invalid and oversized emails.
-    for bad in ["not-an-email", &format!("{}@example.com", "a".repeat(300)), ""] {
-        let r = b.submit(&usher.url(&format!("{flow}/email")), &page, &[("email", bad)]).await;
+    for bad in [
+        "not-an-email",
+        &format!("{}@example.com", "a".repeat(300)),
+        "",
+    ] {
+        let r = b
+            .submit(
+                &usher.url(&format!("{flow}/email")),
+                &page,
+                &[("email", bad)],
+            )
+            .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
         assert_field_error(&r.body, "email");
     }
     // A body over the limit.
     let big = "x".repeat(100 * 1024);
-    let r = b.submit(&usher.url(&format!("{flow}/email")), &page, &[("email", &big)]).await;
+    let r = b
+        .submit(
+            &usher.url(&format!("{flow}/email")),
+            &page,
+            &[("email", &big)],
+        )
+        .await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
 
     // Codes: format, wrong, too many, expired.
-    b.submit(&usher.url(&format!("{flow}/email")), &page, &[("email", "codes@example.com")]).await;
+    b.submit(
+        &usher.url(&format!("{flow}/email")),
+        &page,
+        &[("email", "codes@example.com")],
+    )
+    .await;
     let page = b.get(&usher.url(&flow)).await;
-    let r = b.submit(&usher.url(&format!("{flow}/code")), &page, &[("code", "12ab")]).await;
+    let r = b
+        .submit(
+            &usher.url(&format!("{flow}/code")),
+            &page,
+            &[("code", "12ab")],
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_field_error(&r.body, "code");
     let right = env.code_for("codes@example.com");
-    let wrong = if right == "000000" { "111111" } else { "000000" };
-    let r = b.submit(&usher.url(&format!("{flow}/code")), &page, &[("code", wrong)]).await;
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let r = b
+        .submit(
+            &usher.url(&format!("{flow}/code")),
+            &page,
+            &[("code", wrong)],
+        )
+        .await;
     assert!(r.body.contains("You can try 4 more times"), "{}", r.body);
     for _ in 0..4 {
-        b.submit(&usher.url(&format!("{flow}/code")), &page, &[("code", wrong)]).await;
+        b.submit(
+            &usher.url(&format!("{flow}/code")),
+            &page,
+            &[("code", wrong)],
+        )
+        .await;
     }
-    let r = b.submit(&usher.url(&format!("{flow}/code")), &page, &[("code", &right)]).await;
+    let r = b
+        .submit(
+            &usher.url(&format!("{flow}/code")),
+            &page,
+            &[("code", &right)],
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.body.contains("Too many wrong codes"));
     // A new code works, but not after it expires.
-    b.submit(&usher.url(&format!("{flow}/resend")), &page, &[]).await;
+    b.submit(&usher.url(&format!("{flow}/resend")), &page, &[])
+        .await;
     let fresh = env.code_for("codes@example.com");
     env.clock.advance(chrono::Duration::minutes(11));
-    let r = b.submit(&usher.url(&format!("{flow}/code")), &page, &[("code", &fresh)]).await;
+    let r = b
+        .submit(
+            &usher.url(&format!("{flow}/code")),
+            &page,
+            &[("code", &fresh)],
+        )
+        .await;
     assert!(r.body.contains("The code has expired"), "{}", r.body);
-    b.submit(&usher.url(&format!("{flow}/resend")), &page, &[]).await;
+    b.submit(&usher.url(&format!("{flow}/resend")), &page, &[])
+        .await;
     let fresh = env.code_for("codes@example.com");
-    let r = b.submit(&usher.url(&format!("{flow}/code")), &page, &[("code", &fresh)]).await;
+    let r = b
+        .submit(
+            &usher.url(&format!("{flow}/code")),
+            &page,
+            &[("code", &fresh)],
+        )
+        .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
 
     // Passwords.
@@ -396,10 +592,19 @@ async fn bad_input_gets_clear_errors_and_never_a_500(backend: Backend) {
     for (pw, confirm, field, text) in [
         ("short", "short", "password", "at least 8 characters"),
         ("password123", "password123", "password", "too common"),
-        ("a long enough pass phrase", "a different phrase", "confirmPassword", "not the same"),
+        (
+            "a long enough pass phrase",
+            "a different phrase",
+            "confirmPassword",
+            "not the same",
+        ),
     ] {
         let r = b
-            .submit(&usher.url(&format!("{flow}/password")), &page, &[("password", pw), ("confirmPassword", confirm)])
+            .submit(
+                &usher.url(&format!("{flow}/password")),
+                &page,
+                &[("password", pw), ("confirmPassword", confirm)],
+            )
             .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST);
         assert_field_error(&r.body, field);
@@ -409,7 +614,10 @@ async fn bad_input_gets_clear_errors_and_never_a_500(backend: Backend) {
     b.submit(
         &usher.url(&format!("{flow}/password")),
         &page,
-        &[("password", "a long enough pass phrase"), ("confirmPassword", "a long enough pass phrase")],
+        &[
+            ("password", "a long enough pass phrase"),
+            ("confirmPassword", "a long enough pass phrase"),
+        ],
     )
     .await;
 
@@ -429,7 +637,12 @@ async fn bad_input_gets_clear_errors_and_never_a_500(backend: Backend) {
         )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    for field in ["displayName", "givenName", "extension_0123456789abcdef0123456789abcdef_ShoeSize", "city"] {
+    for field in [
+        "displayName",
+        "givenName",
+        "extension_0123456789abcdef0123456789abcdef_ShoeSize",
+        "city",
+    ] {
         assert_field_error(&r.body, field);
     }
     assert!(r.body.contains("Use at most 64 characters"));
@@ -443,14 +656,34 @@ async fn bad_input_gets_clear_errors_and_never_a_500(backend: Backend) {
         let url = usher.url("/token");
         async move { http.post(url).form(&form).send().await.unwrap() }
     };
-    let r = http.post(usher.url("/token")).body("grant_type=authorization_code").send().await.unwrap();
+    let r = http
+        .post(usher.url("/token"))
+        .body("grant_type=authorization_code")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert_eq!(json(r).await["error"], "invalid_request");
-    let r = token(vec![("grant_type", "password".into()), ("client_id", PUBLIC_CLIENT.into())]).await;
+    let r = token(vec![
+        ("grant_type", "password".into()),
+        ("client_id", PUBLIC_CLIENT.into()),
+    ])
+    .await;
     assert_eq!(json(r).await["error"], "unsupported_grant_type");
-    let r = token(vec![("grant_type", "authorization_code".into()), ("client_id", PUBLIC_CLIENT.into()), ("code", "nope".into()), ("redirect_uri", CALLBACK.into())]).await;
+    let r = token(vec![
+        ("grant_type", "authorization_code".into()),
+        ("client_id", PUBLIC_CLIENT.into()),
+        ("code", "nope".into()),
+        ("redirect_uri", CALLBACK.into()),
+    ])
+    .await;
     assert_eq!(json(r).await["error"], "invalid_grant");
-    let r = token(vec![("grant_type", "client_credentials".into()), ("client_id", "unknown".into()), ("client_secret", "x".into())]).await;
+    let r = token(vec![
+        ("grant_type", "client_credentials".into()),
+        ("client_id", "unknown".into()),
+        ("client_secret", "x".into()),
+    ])
+    .await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(json(r).await["error"], "invalid_client");
     let r = http
@@ -462,25 +695,79 @@ async fn bad_input_gets_clear_errors_and_never_a_500(backend: Backend) {
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert!(r.headers().contains_key("www-authenticate"));
-    let r = token(vec![("grant_type", "client_credentials".into()), ("client_id", PUBLIC_CLIENT.into())]).await;
+    let r = token(vec![
+        ("grant_type", "client_credentials".into()),
+        ("client_id", PUBLIC_CLIENT.into()),
+    ])
+    .await;
     assert_eq!(json(r).await["error"], "unauthorized_client");
-    let r = http.post(usher.url("/userinfo")).bearer_auth("garbage").send().await.unwrap();
+    let r = http
+        .post(usher.url("/userinfo"))
+        .bearer_auth("garbage")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let r = http.get(usher.url("/userinfo")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    let r = http.get(usher.url("/logout?id_token_hint=garbage")).send().await.unwrap();
+    let r = http
+        .get(usher.url("/logout?id_token_hint=garbage"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    let r = http.get(usher.url(&format!("/logout?client_id={PUBLIC_CLIENT}&post_logout_redirect_uri=http://evil.example/"))).send().await.unwrap();
+    let r = http
+        .get(usher.url(&format!(
+            "/logout?client_id={PUBLIC_CLIENT}&post_logout_redirect_uri=http://evil.example/"
+        )))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 
     // Junk at every endpoint: never a 500.
-    let junk = ["", "%", "%ff%fe", "a=b&a=c", "\u{0}", "client_id=%00&redirect_uri=%00", &"z".repeat(5000)];
-    for path in ["/authorize", "/token", "/userinfo", "/logout", "/try/callback", &format!("{flow}/attributes"), &format!("{flow}/code"), "/flow/x/email"] {
+    let junk = [
+        "",
+        "%",
+        "%ff%fe",
+        "a=b&a=c",
+        "\u{0}",
+        "client_id=%00&redirect_uri=%00",
+        &"z".repeat(5000),
+    ];
+    for path in [
+        "/authorize",
+        "/token",
+        "/userinfo",
+        "/logout",
+        "/try/callback",
+        &format!("{flow}/attributes"),
+        &format!("{flow}/code"),
+        "/flow/x/email",
+    ] {
         for body in junk {
-            let r = http.post(usher.url(path)).header("content-type", "application/x-www-form-urlencoded").body(body.to_owned()).send().await.unwrap();
-            assert!(r.status().as_u16() < 500, "POST {path} {body:?}: {}", r.status());
-            let r = http.get(format!("{}?{}", usher.url(path), body)).send().await.unwrap();
-            assert!(r.status().as_u16() < 500, "GET {path}?{body:?}: {}", r.status());
+            let r = http
+                .post(usher.url(path))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body.to_owned())
+                .send()
+                .await
+                .unwrap();
+            assert!(
+                r.status().as_u16() < 500,
+                "POST {path} {body:?}: {}",
+                r.status()
+            );
+            let r = http
+                .get(format!("{}?{}", usher.url(path), body))
+                .send()
+                .await
+                .unwrap();
+            assert!(
+                r.status().as_u16() < 500,
+                "GET {path}?{body:?}: {}",
+                r.status()
+            );
         }
     }
     env.finish(usher).await;
@@ -507,7 +794,11 @@ async fn client_credentials_and_confidential_clients(backend: Backend) {
     // client_secret_post works too.
     let r = http
         .post(usher.url("/token"))
-        .form(&[("grant_type", "client_credentials"), ("client_id", CONFIDENTIAL_CLIENT), ("client_secret", CONFIDENTIAL_SECRET)])
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", CONFIDENTIAL_CLIENT),
+            ("client_secret", CONFIDENTIAL_SECRET),
+        ])
         .send()
         .await
         .unwrap();
@@ -517,12 +808,31 @@ async fn client_credentials_and_confidential_clients(backend: Backend) {
     let browser = Browser::new();
     let url = usher.authorize_url_without_pkce(CONFIDENTIAL_CLIENT);
     let callback = browser
-        .sign_up(&usher, &url, "server@example.com", "a long enough pass phrase", &[("displayName", "Server")])
+        .sign_up(
+            &usher,
+            &url,
+            "server@example.com",
+            "a long enough pass phrase",
+            &[("displayName", "Server")],
+        )
         .await;
     let code = query(&callback)["code"].clone();
-    let form = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", CALLBACK)];
-    let r = http.post(usher.url("/token")).form(&form).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "no client authentication");
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", CALLBACK),
+    ];
+    let r = http
+        .post(usher.url("/token"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "no client authentication"
+    );
     let r = http
         .post(usher.url("/token"))
         .basic_auth(CONFIDENTIAL_CLIENT, Some(CONFIDENTIAL_SECRET))
@@ -533,7 +843,10 @@ async fn client_credentials_and_confidential_clients(backend: Backend) {
     let status = r.status();
     let body = json(r).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(payload(body["id_token"].as_str().unwrap())["email"], "server@example.com");
+    assert_eq!(
+        payload(body["id_token"].as_str().unwrap())["email"],
+        "server@example.com"
+    );
     env.finish(usher).await;
 }
 
@@ -542,20 +855,39 @@ async fn pages_are_localised_and_accessible(backend: Backend) {
     let env = TestEnv::new(backend).await;
     let usher = env.start().await;
     let b = Browser::new();
-    let flow = b.start_flow(&usher.authorize_url(PUBLIC_CLIENT, &[("ui_locales", "nb-NO en")])).await;
+    let flow = b
+        .start_flow(&usher.authorize_url(PUBLIC_CLIENT, &[("ui_locales", "nb-NO en")]))
+        .await;
     let page = b.get(&usher.url(&flow)).await;
     assert!(page.body.contains("<html lang=\"nb\">"));
     assert!(page.body.contains("Logg inn"));
     // Every input has a label.
     for id in input_ids(&page.body) {
-        assert!(page.body.contains(&format!("<label for=\"{id}\">")), "input {id} has no label");
+        assert!(
+            page.body.contains(&format!("<label for=\"{id}\">")),
+            "input {id} has no label"
+        );
     }
-    let r = b.submit(&usher.url(&format!("{flow}/sign-in")), &page, &[("email", ""), ("password", "")]).await;
+    let r = b
+        .submit(
+            &usher.url(&format!("{flow}/sign-in")),
+            &page,
+            &[("email", ""), ("password", "")],
+        )
+        .await;
     assert!(r.body.contains("Det er et problem"));
     assert!(r.body.contains("aria-describedby=\"email-error\""));
-    assert!(r.body.contains("href=\"#email\""), "the summary links to the field");
+    assert!(
+        r.body.contains("href=\"#email\""),
+        "the summary links to the field"
+    );
     // Accept-Language when the application gives no ui_locales.
-    let r = reqwest::Client::new().get(usher.url("/try")).header("accept-language", "nb;q=0.9, en;q=0.5").send().await.unwrap();
+    let r = reqwest::Client::new()
+        .get(usher.url("/try"))
+        .header("accept-language", "nb;q=0.9, en;q=0.5")
+        .send()
+        .await
+        .unwrap();
     assert!(r.text().await.unwrap().contains("Kjør brukerflyt"));
     env.finish(usher).await;
 }
@@ -569,12 +901,22 @@ async fn the_try_page_shows_the_token(backend: Backend) {
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     let authorize = usher.url(r.location());
     let callback = b
-        .sign_up(&usher, &authorize, "demo@example.com", "a long enough pass phrase", &[("displayName", "Demo Person"), ("givenName", "Demo")])
+        .sign_up(
+            &usher,
+            &authorize,
+            "demo@example.com",
+            "a long enough pass phrase",
+            &[("displayName", "Demo Person"), ("givenName", "Demo")],
+        )
         .await;
     // The callback is Usher's own /try/callback.
     let r = b.get(&callback).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    assert!(r.body.contains("data-claim=\"email\">demo@example.com<"), "{}", r.body);
+    assert!(
+        r.body.contains("data-claim=\"email\">demo@example.com<"),
+        "{}",
+        r.body
+    );
     assert!(r.body.contains("data-claim=\"name\">Demo Person<"));
     assert!(r.body.contains("data-claim=\"given_name\">Demo<"));
     // A forged callback is refused.

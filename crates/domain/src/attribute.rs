@@ -76,7 +76,10 @@ impl UserInputType {
                 TextBox | EmailBox | RadioSingleSelect | DropdownSingleSelect | CheckboxMultiSelect
             ),
             DataType::Boolean => matches!(self, CheckboxSingleSelect),
-            DataType::Int => matches!(self, NumericTextBox | RadioSingleSelect | DropdownSingleSelect),
+            DataType::Int => matches!(
+                self,
+                NumericTextBox | RadioSingleSelect | DropdownSingleSelect
+            ),
         }
     }
 
@@ -161,7 +164,9 @@ impl BuiltInAttribute {
 
     /// Finds a built-in attribute by id, without regard to case (Graph writes `City`).
     pub fn from_id(id: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|a| a.id().eq_ignore_ascii_case(id))
+        Self::ALL
+            .into_iter()
+            .find(|a| a.id().eq_ignore_ascii_case(id))
     }
 }
 
@@ -269,8 +274,14 @@ mod tests {
 
     #[test]
     fn built_in_ids_match_without_case() {
-        assert_eq!(BuiltInAttribute::from_id("City"), Some(BuiltInAttribute::City));
-        assert_eq!(BuiltInAttribute::from_id("displayname"), Some(BuiltInAttribute::DisplayName));
+        assert_eq!(
+            BuiltInAttribute::from_id("City"),
+            Some(BuiltInAttribute::City)
+        );
+        assert_eq!(
+            BuiltInAttribute::from_id("displayname"),
+            Some(BuiltInAttribute::DisplayName)
+        );
         assert_eq!(BuiltInAttribute::from_id("shoeSize"), None);
     }
 

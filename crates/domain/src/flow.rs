@@ -23,11 +23,7 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    attribute::AttributeValues,
-    connector::ConnectorStep,
-    user::Identity,
-};
+use crate::{attribute::AttributeValues, connector::ConnectorStep, user::Identity};
 
 /// How long a flow may take from `/authorize` to the application.
 pub const FLOW_LIFETIME: Duration = Duration::minutes(60);
@@ -307,7 +303,11 @@ impl Flow {
     /// Checks a code. `candidate_hash` is the HMAC of what the user typed, computed the
     /// same way as the stored one. A wrong code counts against the attempts (the
     /// caller must save the flow on error too).
-    pub fn verify_code(&mut self, candidate_hash: &str, now: DateTime<Utc>) -> Result<(), FlowError> {
+    pub fn verify_code(
+        &mut self,
+        candidate_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), FlowError> {
         self.check_live(now)?;
         let FlowStep::SignUpCode {
             email,
@@ -334,7 +334,9 @@ impl Flow {
             return Err(if left == 0 {
                 FlowError::TooManyAttempts
             } else {
-                FlowError::WrongCode { attempts_left: left }
+                FlowError::WrongCode {
+                    attempts_left: left,
+                }
             });
         }
         let email = std::mem::take(email);
@@ -417,7 +419,12 @@ impl Flow {
     }
 
     /// The user exists (created by this sign-up, or signed in).
-    pub fn complete(&mut self, user_id: String, signed_up: bool, now: DateTime<Utc>) -> Result<(), FlowError> {
+    pub fn complete(
+        &mut self,
+        user_id: String,
+        signed_up: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(), FlowError> {
         self.check_live(now)?;
         match self.step {
             FlowStep::SignIn | FlowStep::RunningConnectors { .. } => {
@@ -469,7 +476,15 @@ mod tests {
     }
 
     fn flow(prompt: Option<Prompt>) -> Flow {
-        Flow::start("f".into(), "B2X_1_x".into(), request(prompt), "en".into(), "b".into(), "c".into(), now())
+        Flow::start(
+            "f".into(),
+            "B2X_1_x".into(),
+            request(prompt),
+            "en".into(),
+            "b".into(),
+            "c".into(),
+            now(),
+        )
     }
 
     #[test]
@@ -482,17 +497,32 @@ mod tests {
     fn full_local_sign_up() {
         let mut f = flow(None);
         f.go_to_sign_up(now()).unwrap();
-        f.code_sent("a@example.com".into(), Some("h".into()), now()).unwrap();
-        assert_eq!(f.verify_code("x", now()), Err(FlowError::WrongCode { attempts_left: 4 }));
+        f.code_sent("a@example.com".into(), Some("h".into()), now())
+            .unwrap();
+        assert_eq!(
+            f.verify_code("x", now()),
+            Err(FlowError::WrongCode { attempts_left: 4 })
+        );
         f.verify_code("h", now()).unwrap();
-        assert_eq!(f.step, FlowStep::SignUpPassword { email: "a@example.com".into() });
-        f.password_set("$argon2id$…".into(), AttributeValues::new(), now()).unwrap();
-        let attrs: AttributeValues = [("displayName".to_owned(), AttributeValue::String("A".into()))].into();
+        assert_eq!(
+            f.step,
+            FlowStep::SignUpPassword {
+                email: "a@example.com".into()
+            }
+        );
+        f.password_set("$argon2id$…".into(), AttributeValues::new(), now())
+            .unwrap();
+        let attrs: AttributeValues =
+            [("displayName".to_owned(), AttributeValue::String("A".into()))].into();
         f.attributes_submitted(attrs.clone(), now()).unwrap();
         let (step, draft) = f.running_draft().unwrap();
         assert_eq!(step, ConnectorStep::PostAttributeCollection);
         assert_eq!(draft.attributes, attrs);
-        f.connector_validation_error(PageMessage { user_message: "no".into(), ..Default::default() }).unwrap();
+        f.connector_validation_error(PageMessage {
+            user_message: "no".into(),
+            ..Default::default()
+        })
+        .unwrap();
         match &f.step {
             FlowStep::SignUpAttributes { draft, message } => {
                 assert_eq!(draft.prefill, attrs);
@@ -508,22 +538,30 @@ mod tests {
     #[test]
     fn codes_are_limited() {
         let mut f = flow(Some(Prompt::Create));
-        f.code_sent("a@example.com".into(), Some("h".into()), now()).unwrap();
+        f.code_sent("a@example.com".into(), Some("h".into()), now())
+            .unwrap();
         for left in (1..MAX_CODE_ATTEMPTS).rev() {
-            assert_eq!(f.verify_code("x", now()), Err(FlowError::WrongCode { attempts_left: left }));
+            assert_eq!(
+                f.verify_code("x", now()),
+                Err(FlowError::WrongCode {
+                    attempts_left: left
+                })
+            );
         }
         assert_eq!(f.verify_code("x", now()), Err(FlowError::TooManyAttempts));
         // Even the right code is refused now.
         assert_eq!(f.verify_code("h", now()), Err(FlowError::TooManyAttempts));
         // A new code resets the attempts.
-        f.code_sent("a@example.com".into(), Some("h2".into()), now()).unwrap();
+        f.code_sent("a@example.com".into(), Some("h2".into()), now())
+            .unwrap();
         f.verify_code("h2", now()).unwrap();
     }
 
     #[test]
     fn codes_expire() {
         let mut f = flow(Some(Prompt::Create));
-        f.code_sent("a@example.com".into(), Some("h".into()), now()).unwrap();
+        f.code_sent("a@example.com".into(), Some("h".into()), now())
+            .unwrap();
         let later = now() + CODE_LIFETIME;
         assert_eq!(f.verify_code("h", later), Err(FlowError::CodeExpired));
     }
@@ -532,38 +570,58 @@ mod tests {
     fn existing_account_code_never_matches() {
         let mut f = flow(Some(Prompt::Create));
         f.code_sent("a@example.com".into(), None, now()).unwrap();
-        assert!(matches!(f.verify_code("", now()), Err(FlowError::WrongCode { .. })));
+        assert!(matches!(
+            f.verify_code("", now()),
+            Err(FlowError::WrongCode { .. })
+        ));
     }
 
     #[test]
     fn sends_are_limited() {
         let mut f = flow(Some(Prompt::Create));
         for _ in 0..MAX_CODES_SENT {
-            f.code_sent("a@example.com".into(), Some("h".into()), now()).unwrap();
+            f.code_sent("a@example.com".into(), Some("h".into()), now())
+                .unwrap();
         }
         assert!(!f.may_send_code());
-        assert_eq!(f.code_sent("a@example.com".into(), Some("h".into()), now()), Err(FlowError::TooManyCodes));
+        assert_eq!(
+            f.code_sent("a@example.com".into(), Some("h".into()), now()),
+            Err(FlowError::TooManyCodes)
+        );
     }
 
     #[test]
     fn steps_out_of_order_are_refused() {
         let mut f = flow(None);
-        assert!(matches!(f.verify_code("h", now()), Err(FlowError::WrongStep("signIn"))));
-        assert!(matches!(f.password_set("h".into(), AttributeValues::new(), now()), Err(FlowError::WrongStep(_))));
-        assert!(matches!(f.attributes_submitted(AttributeValues::new(), now()), Err(FlowError::WrongStep(_))));
+        assert!(matches!(
+            f.verify_code("h", now()),
+            Err(FlowError::WrongStep("signIn"))
+        ));
+        assert!(matches!(
+            f.password_set("h".into(), AttributeValues::new(), now()),
+            Err(FlowError::WrongStep(_))
+        ));
+        assert!(matches!(
+            f.attributes_submitted(AttributeValues::new(), now()),
+            Err(FlowError::WrongStep(_))
+        ));
     }
 
     #[test]
     fn expired_flows_refuse_everything() {
         let mut f = flow(None);
-        assert_eq!(f.go_to_sign_up(now() + FLOW_LIFETIME), Err(FlowError::Expired));
+        assert_eq!(
+            f.go_to_sign_up(now() + FLOW_LIFETIME),
+            Err(FlowError::Expired)
+        );
     }
 
     #[test]
     fn state_round_trips_through_json() {
         let mut f = flow(None);
         f.go_to_sign_up(now()).unwrap();
-        f.code_sent("a@example.com".into(), Some("h".into()), now()).unwrap();
+        f.code_sent("a@example.com".into(), Some("h".into()), now())
+            .unwrap();
         let json = serde_json::to_string(&f).unwrap();
         let back: Flow = serde_json::from_str(&json).unwrap();
         assert_eq!(back, f);

@@ -25,4 +25,6 @@ pub use connector::ConnectorStep;
 pub use flow::{AuthorizationRequest, Flow, FlowError, FlowStep, Prompt, SignUpDraft};
 pub use tenant::Tenant;
 pub use user::{Identity, NewUser, SignInType, User};
-pub use user_flow::{AttributeAssignment, AttributeOption, ConnectorSlots, LocalizedText, UserFlow};
+pub use user_flow::{
+    AttributeAssignment, AttributeOption, ConnectorSlots, LocalizedText, UserFlow,
+};

@@ -65,16 +65,34 @@ mod tests {
 
     #[test]
     fn policy() {
-        assert_eq!(check_new_password("short", ""), Err(PasswordError::TooShort));
-        assert_eq!(check_new_password("password", ""), Err(PasswordError::TooCommon));
-        assert_eq!(check_new_password("PassWord1", ""), Err(PasswordError::TooCommon));
-        assert_eq!(check_new_password("a@example.com", "A@example.com"), Err(PasswordError::SameAsEmail));
+        assert_eq!(
+            check_new_password("short", ""),
+            Err(PasswordError::TooShort)
+        );
+        assert_eq!(
+            check_new_password("password", ""),
+            Err(PasswordError::TooCommon)
+        );
+        assert_eq!(
+            check_new_password("PassWord1", ""),
+            Err(PasswordError::TooCommon)
+        );
+        assert_eq!(
+            check_new_password("a@example.com", "A@example.com"),
+            Err(PasswordError::SameAsEmail)
+        );
         assert!(check_new_password("correct horse battery", "").is_ok());
         let sixty_four = "é".repeat(64);
         assert!(check_new_password(&sixty_four, "").is_ok());
-        assert_eq!(check_new_password(&"x".repeat(257), ""), Err(PasswordError::TooLong));
+        assert_eq!(
+            check_new_password(&"x".repeat(257), ""),
+            Err(PasswordError::TooLong)
+        );
         // Counting characters, not bytes: 7 two-byte characters are too short.
-        assert_eq!(check_new_password(&"é".repeat(7), ""), Err(PasswordError::TooShort));
+        assert_eq!(
+            check_new_password(&"é".repeat(7), ""),
+            Err(PasswordError::TooShort)
+        );
     }
 
     #[test]
@@ -107,7 +125,9 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
     let Ok(parsed) = PasswordHash::new(phc) else {
         return false;
     };
-    argon2().verify_password(password.as_bytes(), &parsed).is_ok()
+    argon2()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok()
 }
 
 #[cfg(test)]

@@ -25,7 +25,9 @@ impl Tenant {
     }
 
     pub fn user_flow(&self, id: &str) -> Option<&UserFlow> {
-        self.user_flows.iter().find(|f| f.id.eq_ignore_ascii_case(id))
+        self.user_flows
+            .iter()
+            .find(|f| f.id.eq_ignore_ascii_case(id))
     }
 
     /// Every attribute the tenant knows, built-in first.

@@ -110,7 +110,8 @@ impl UserFlow {
 
     /// Whether the flow selects this attribute (collects it or returns it as a claim).
     pub fn selects(&self, attribute_id: &str) -> bool {
-        self.assignment(attribute_id).is_some() || self.extra_claims.iter().any(|c| c == attribute_id)
+        self.assignment(attribute_id).is_some()
+            || self.extra_claims.iter().any(|c| c == attribute_id)
     }
 
     /// The attribute ids that become token claims.
@@ -301,9 +302,17 @@ mod tests {
             attributes: vec![
                 assignment("displayName", UserInputType::TextBox, false),
                 assignment("givenName", UserInputType::TextBox, true),
-                assignment("extension_abc_Size", UserInputType::CheckboxMultiSelect, true),
+                assignment(
+                    "extension_abc_Size",
+                    UserInputType::CheckboxMultiSelect,
+                    true,
+                ),
                 assignment("extension_abc_Shoe", UserInputType::NumericTextBox, true),
-                assignment("extension_abc_Terms", UserInputType::CheckboxSingleSelect, false),
+                assignment(
+                    "extension_abc_Terms",
+                    UserInputType::CheckboxSingleSelect,
+                    false,
+                ),
             ],
             extra_claims: vec!["email".into()],
             connectors: ConnectorSlots::default(),
@@ -334,7 +343,10 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(v["displayName"], AttributeValue::String("Ada".into()));
-        assert_eq!(v["extension_abc_Size"], AttributeValue::String("S,L".into()));
+        assert_eq!(
+            v["extension_abc_Size"],
+            AttributeValue::String("S,L".into())
+        );
         assert_eq!(v["extension_abc_Shoe"], AttributeValue::Int(44));
         assert_eq!(v["extension_abc_Terms"], AttributeValue::Boolean(true));
         assert!(!v.contains_key("givenName"));

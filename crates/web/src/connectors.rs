@@ -29,10 +29,14 @@ pub enum StepOutcome {
         attributes: AttributeValues,
         token_claims: serde_json::Map<String, serde_json::Value>,
     },
-    Block { user_message: String },
+    Block {
+        user_message: String,
+    },
     ValidationError(PageMessage),
     /// A call failed; `reference` is in the call record and the log.
-    Failed { reference: String },
+    Failed {
+        reference: String,
+    },
 }
 
 #[async_trait]

@@ -47,7 +47,10 @@ mod tests {
     #[test]
     fn reads_cookies() {
         let mut h = HeaderMap::new();
-        h.append(header::COOKIE, HeaderValue::from_static("a=1; usher_browser=xyz"));
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; usher_browser=xyz"),
+        );
         h.append(header::COOKIE, HeaderValue::from_static("b=2"));
         assert_eq!(get(&h, BROWSER), Some("xyz"));
         assert_eq!(get(&h, "b"), Some("2"));

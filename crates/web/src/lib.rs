@@ -31,16 +31,28 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(index))
         .route("/healthz", get(health))
         .route("/assets/usher.css", get(stylesheet))
-        .route("/.well-known/openid-configuration", get(oauth::discovery::configuration))
+        .route(
+            "/.well-known/openid-configuration",
+            get(oauth::discovery::configuration),
+        )
         .route("/jwks", get(oauth::discovery::jwks))
-        .route("/authorize", get(oauth::authorize::get).post(oauth::authorize::post))
+        .route(
+            "/authorize",
+            get(oauth::authorize::get).post(oauth::authorize::post),
+        )
         .route("/token", post(oauth::token::post))
-        .route("/userinfo", get(oauth::userinfo::handle).post(oauth::userinfo::handle))
+        .route(
+            "/userinfo",
+            get(oauth::userinfo::handle).post(oauth::userinfo::handle),
+        )
         .route("/logout", get(oauth::logout::get).post(oauth::logout::post))
         .route("/flow/{id}", get(pages::show::get))
         .route("/flow/{id}/sign-in", post(pages::sign_in::post))
         .route("/flow/{id}/sign-up", post(pages::sign_in::to_sign_up))
-        .route("/flow/{id}/sign-in-instead", post(pages::sign_in::to_sign_in))
+        .route(
+            "/flow/{id}/sign-in-instead",
+            post(pages::sign_in::to_sign_in),
+        )
         .route("/flow/{id}/email", post(pages::email::post))
         .route("/flow/{id}/resend", post(pages::email::resend))
         .route("/flow/{id}/code", post(pages::code::post))
@@ -70,11 +82,21 @@ async fn index(State(state): State<AppState>, headers: HeaderMap) -> Response {
         notice: None,
         demo: state.settings.demo_client_id.is_some(),
     };
-    pages::render(&state, StatusCode::OK, "index.html", pages::request_locale(&headers, None), &ctx)
+    pages::render(
+        &state,
+        StatusCode::OK,
+        "index.html",
+        pages::request_locale(&headers, None),
+        &ctx,
+    )
 }
 
 async fn not_found(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    pages::error_page(&state, pages::request_locale(&headers, None), pages::PageError::FlowNotFound)
+    pages::error_page(
+        &state,
+        pages::request_locale(&headers, None),
+        pages::PageError::FlowNotFound,
+    )
 }
 
 /// Liveness and readiness: the database answers.
@@ -90,9 +112,13 @@ async fn health(State(state): State<AppState>) -> Response {
 
 async fn stylesheet() -> Response {
     let mut r = include_str!("../assets/usher.css").into_response();
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/css; charset=utf-8"),
+    );
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
     r
 }

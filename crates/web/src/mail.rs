@@ -23,7 +23,9 @@ pub enum MailError {
 
 pub enum Transport {
     /// Writes each message to `<dir>/<time>-<n>.eml`.
-    File { dir: PathBuf },
+    File {
+        dir: PathBuf,
+    },
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
 }
 
@@ -65,7 +67,9 @@ impl Mailer {
 
     pub fn smtp(options: SmtpOptions) -> Result<Transport, MailError> {
         let builder = match options.tls {
-            SmtpTls::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&options.host)?,
+            SmtpTls::StartTls => {
+                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&options.host)?
+            }
             SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&options.host)?,
             SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&options.host),
         };

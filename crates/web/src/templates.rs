@@ -15,19 +15,46 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     ("_field.html", include_str!("../templates/_field.html")),
     ("_cancel.html", include_str!("../templates/_cancel.html")),
     ("sign_in.html", include_str!("../templates/sign_in.html")),
-    ("sign_up_email.html", include_str!("../templates/sign_up_email.html")),
-    ("sign_up_code.html", include_str!("../templates/sign_up_code.html")),
-    ("sign_up_password.html", include_str!("../templates/sign_up_password.html")),
-    ("sign_up_attributes.html", include_str!("../templates/sign_up_attributes.html")),
+    (
+        "sign_up_email.html",
+        include_str!("../templates/sign_up_email.html"),
+    ),
+    (
+        "sign_up_code.html",
+        include_str!("../templates/sign_up_code.html"),
+    ),
+    (
+        "sign_up_password.html",
+        include_str!("../templates/sign_up_password.html"),
+    ),
+    (
+        "sign_up_attributes.html",
+        include_str!("../templates/sign_up_attributes.html"),
+    ),
     ("blocked.html", include_str!("../templates/blocked.html")),
     ("error.html", include_str!("../templates/error.html")),
-    ("signed_out.html", include_str!("../templates/signed_out.html")),
-    ("logout_confirm.html", include_str!("../templates/logout_confirm.html")),
+    (
+        "signed_out.html",
+        include_str!("../templates/signed_out.html"),
+    ),
+    (
+        "logout_confirm.html",
+        include_str!("../templates/logout_confirm.html"),
+    ),
     ("index.html", include_str!("../templates/index.html")),
     ("try.html", include_str!("../templates/try.html")),
-    ("try_result.html", include_str!("../templates/try_result.html")),
-    ("email_code.txt", include_str!("../templates/email_code.txt")),
-    ("email_account_exists.txt", include_str!("../templates/email_account_exists.txt")),
+    (
+        "try_result.html",
+        include_str!("../templates/try_result.html"),
+    ),
+    (
+        "email_code.txt",
+        include_str!("../templates/email_code.txt"),
+    ),
+    (
+        "email_account_exists.txt",
+        include_str!("../templates/email_account_exists.txt"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -55,17 +82,20 @@ impl Templates {
     /// Loads the built-in templates, replaced by any file of the same name in
     /// `override_dir`. Every template is parsed now, so a broken override stops
     /// start-up rather than a page.
-    pub fn new(catalogue: Arc<Catalogue>, override_dir: Option<&Path>) -> Result<Self, TemplateError> {
+    pub fn new(
+        catalogue: Arc<Catalogue>,
+        override_dir: Option<&Path>,
+    ) -> Result<Self, TemplateError> {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         for (name, builtin) in BUILT_IN {
             let source = match override_dir.map(|d| d.join(name)) {
-                Some(path) if path.is_file() => std::fs::read_to_string(&path).map_err(|source| {
-                    TemplateError::Io {
+                Some(path) if path.is_file() => {
+                    std::fs::read_to_string(&path).map_err(|source| TemplateError::Io {
                         path: path.display().to_string(),
                         source,
-                    }
-                })?,
+                    })?
+                }
                 _ => (*builtin).to_owned(),
             };
             env.add_template_owned(*name, source)
@@ -104,7 +134,12 @@ impl Templates {
     }
 
     /// Renders `name` with the page context `ctx` in `locale`.
-    pub fn render<C: Serialize>(&self, name: &str, locale: &str, ctx: &C) -> Result<String, minijinja::Error> {
+    pub fn render<C: Serialize>(
+        &self,
+        name: &str,
+        locale: &str,
+        ctx: &C,
+    ) -> Result<String, minijinja::Error> {
         let template = self.env.get_template(name)?;
         template.render(minijinja::context! { locale => locale, ..Value::from_serialize(ctx) })
     }

@@ -3,11 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::{
-    collections::BTreeMap,
-    path::PathBuf,
-    sync::Arc,
-};
+use std::{collections::BTreeMap, path::PathBuf, sync::Arc};
 
 use reqwest::{header::HeaderMap, StatusCode};
 use serde_json::Value;
@@ -65,7 +61,9 @@ pub fn postgres_url() -> Option<String> {
             if std::env::var("USHER_REQUIRE_POSTGRES").as_deref() == Ok("1") {
                 panic!("PostgreSQL tests are required but USHER_TEST_POSTGRES_URL is unset");
             }
-            eprintln!("skipped: set USHER_TEST_POSTGRES_URL to run the PostgreSQL end-to-end tests");
+            eprintln!(
+                "skipped: set USHER_TEST_POSTGRES_URL to run the PostgreSQL end-to-end tests"
+            );
             None
         }
     }
@@ -134,7 +132,8 @@ impl TestEnv {
             "E2E_SECRET" => Some(CONFIDENTIAL_SECRET.to_owned()),
             _ => None,
         };
-        let config = usher_config::load(Some(&path), &env).unwrap_or_else(|e| panic!("config: {e}"));
+        let config =
+            usher_config::load(Some(&path), &env).unwrap_or_else(|e| panic!("config: {e}"));
         let state = usher_cli::build(
             &config,
             usher_cli::Overrides {
@@ -174,7 +173,11 @@ impl TestEnv {
     pub async fn finish(self, instance: Instance) {
         instance.stop().await;
         if let Some((server, name)) = &self.pg {
-            admin(server, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+            admin(
+                server,
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            )
+            .await;
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -182,7 +185,9 @@ impl TestEnv {
 
 async fn admin(server: &str, sql: &str) {
     use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(server).await.expect("connect to PostgreSQL");
+    let mut conn = sqlx::PgConnection::connect(server)
+        .await
+        .expect("connect to PostgreSQL");
     sqlx::Executor::execute(&mut conn, sql).await.expect(sql);
 }
 
@@ -302,7 +307,10 @@ impl Instance {
             params.retain(|(pk, _)| pk != k);
             params.push((k, v));
         }
-        let q: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", urlencode(v))).collect();
+        let q: Vec<String> = params
+            .iter()
+            .map(|(k, v)| format!("{k}={}", urlencode(v)))
+            .collect();
         format!("{}/authorize?{}", self.base, q.join("&"))
     }
 
@@ -353,14 +361,18 @@ pub fn urlencode(s: &str) -> String {
 /// The query parameters of a URL.
 pub fn query(url: &str) -> BTreeMap<String, String> {
     let q = url.split_once('?').map(|(_, q)| q).unwrap_or("");
-    url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()
+    url::form_urlencoded::parse(q.as_bytes())
+        .into_owned()
+        .collect()
 }
 
 /// A JWT's payload, unverified (verification is the relying party's job in tests).
 pub fn payload(jwt: &str) -> Value {
     use base64::Engine;
     let part = jwt.split('.').nth(1).expect("a JWT");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .unwrap();
     serde_json::from_slice(&bytes).unwrap()
 }
 
@@ -370,17 +382,29 @@ pub async fn json(r: reqwest::Response) -> Value {
 
 /// The text of the page's error summary.
 pub fn error_summary(body: &str) -> String {
-    let start = body.find("class=\"error-summary\"").unwrap_or_else(|| panic!("no error summary in {body}"));
-    let end = body[start..].find("</div>").map(|e| start + e).unwrap_or(body.len());
+    let start = body
+        .find("class=\"error-summary\"")
+        .unwrap_or_else(|| panic!("no error summary in {body}"));
+    let end = body[start..]
+        .find("</div>")
+        .map(|e| start + e)
+        .unwrap_or(body.len());
     body[start..end].to_owned()
 }
 
 /// Asserts the page has an error for `field`, tied to it and in the summary.
 pub fn assert_field_error(body: &str, field: &str) {
-    assert!(body.contains(&format!("id=\"{field}-error\"")), "no error for {field} in {body}");
-    assert!(body.contains(&format!("href=\"#{field}\"")), "{field} is not in the summary");
     assert!(
-        body.contains(&format!("aria-describedby=\"{field}-error\"")) || body.contains(&format!("{field}-hint {field}-error\"")),
+        body.contains(&format!("id=\"{field}-error\"")),
+        "no error for {field} in {body}"
+    );
+    assert!(
+        body.contains(&format!("href=\"#{field}\"")),
+        "{field} is not in the summary"
+    );
+    assert!(
+        body.contains(&format!("aria-describedby=\"{field}-error\""))
+            || body.contains(&format!("{field}-hint {field}-error\"")),
         "{field}'s error is not tied to it"
     );
 }
@@ -390,7 +414,13 @@ pub fn input_ids(body: &str) -> Vec<String> {
     body.split("<input ")
         .skip(1)
         .filter(|i| !i.contains("type=\"hidden\""))
-        .filter_map(|i| i.split("id=\"").nth(1)?.split('"').next().map(str::to_owned))
+        .filter_map(|i| {
+            i.split("id=\"")
+                .nth(1)?
+                .split('"')
+                .next()
+                .map(str::to_owned)
+        })
         .collect()
 }
 
@@ -410,7 +440,11 @@ impl Page {
 
     pub fn csrf(&self) -> String {
         let marker = "name=\"csrf\" value=\"";
-        let start = self.body.find(marker).unwrap_or_else(|| panic!("no CSRF token in {}", self.body)) + marker.len();
+        let start = self
+            .body
+            .find(marker)
+            .unwrap_or_else(|| panic!("no CSRF token in {}", self.body))
+            + marker.len();
         self.body[start..].split('"').next().unwrap().to_owned()
     }
 }
@@ -460,7 +494,11 @@ impl Browser {
         let headers = r.headers().clone();
         let body = r.text().await.unwrap_or_default();
         assert!(status.as_u16() < 500, "server error {status}: {body}");
-        Page { status, headers, body }
+        Page {
+            status,
+            headers,
+            body,
+        }
     }
 
     /// Follows `/authorize` to the flow; returns the flow's path `/flow/<id>`.
@@ -473,27 +511,46 @@ impl Browser {
     }
 
     /// A whole local-account sign-up; returns the application's callback URL.
-    pub async fn sign_up(&self, usher: &Instance, authorize_url: &str, email: &str, password: &str, attributes: &[(&str, &str)]) -> String {
+    pub async fn sign_up(
+        &self,
+        usher: &Instance,
+        authorize_url: &str,
+        email: &str,
+        password: &str,
+        attributes: &[(&str, &str)],
+    ) -> String {
         let flow = self.start_flow(authorize_url).await;
         let base = &usher.base;
         let page = self.get(&format!("{base}{flow}")).await;
-        let r = self.submit(&format!("{base}{flow}/sign-up"), &page, &[]).await;
+        let r = self
+            .submit(&format!("{base}{flow}/sign-up"), &page, &[])
+            .await;
         assert_eq!(r.status, StatusCode::SEE_OTHER);
         let page = self.get(&format!("{base}{flow}")).await;
         assert!(page.body.contains("name=\"email\""), "{}", page.body);
-        let r = self.submit(&format!("{base}{flow}/email"), &page, &[("email", email)]).await;
-        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
-        let page = self.get(&format!("{base}{flow}")).await;
-        let code = code_in(&usher.outbox, email);
-        let r = self.submit(&format!("{base}{flow}/code"), &page, &[("code", &code)]).await;
-        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
-        let page = self.get(&format!("{base}{flow}")).await;
         let r = self
-            .submit(&format!("{base}{flow}/password"), &page, &[("password", password), ("confirmPassword", password)])
+            .submit(&format!("{base}{flow}/email"), &page, &[("email", email)])
             .await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
         let page = self.get(&format!("{base}{flow}")).await;
-        let r = self.submit(&format!("{base}{flow}/attributes"), &page, attributes).await;
+        let code = code_in(&usher.outbox, email);
+        let r = self
+            .submit(&format!("{base}{flow}/code"), &page, &[("code", &code)])
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        let page = self.get(&format!("{base}{flow}")).await;
+        let r = self
+            .submit(
+                &format!("{base}{flow}/password"),
+                &page,
+                &[("password", password), ("confirmPassword", password)],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        let page = self.get(&format!("{base}{flow}")).await;
+        let r = self
+            .submit(&format!("{base}{flow}/attributes"), &page, attributes)
+            .await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
         r.location().to_owned()
     }
@@ -504,7 +561,11 @@ impl Browser {
         let base = authorize_url.split("/authorize").next().unwrap();
         let page = self.get(&format!("{base}{flow}")).await;
         let r = self
-            .submit(&format!("{base}{flow}/sign-in"), &page, &[("email", email), ("password", password)])
+            .submit(
+                &format!("{base}{flow}/sign-in"),
+                &page,
+                &[("email", email), ("password", password)],
+            )
             .await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
         r.location().to_owned()
@@ -512,10 +573,16 @@ impl Browser {
 
     /// A sign-in attempt that is expected to fail; returns the page.
     pub async fn try_sign_in(&self, usher: &Instance, email: &str, password: &str) -> Page {
-        let flow = self.start_flow(&usher.authorize_url(PUBLIC_CLIENT, &[("prompt", "login")])).await;
+        let flow = self
+            .start_flow(&usher.authorize_url(PUBLIC_CLIENT, &[("prompt", "login")]))
+            .await;
         let page = self.get(&usher.url(&flow)).await;
-        self.submit(&usher.url(&format!("{flow}/sign-in")), &page, &[("email", email), ("password", password)])
-            .await
+        self.submit(
+            &usher.url(&format!("{flow}/sign-in")),
+            &page,
+            &[("email", email), ("password", password)],
+        )
+        .await
     }
 }
 

@@ -33,7 +33,11 @@ const MAX_LOGIN_HINT: usize = 254;
 const MAX_UI_LOCALES: usize = 256;
 const MAX_SCOPE: usize = 1024;
 
-pub async fn get(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+pub async fn get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
     authorize(&state, &headers, query.as_deref().unwrap_or("").as_bytes()).await
 }
 
@@ -105,17 +109,29 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Respons
     let back = |r: Refusal| {
         // The state goes back only if it is sane; an oversized one is the error.
         let s = client_state.as_deref().filter(|s| s.len() <= MAX_STATE);
-        see_other(&error_redirect_url(&redirect_uri, r.error, &r.description, s, &state.settings.issuer))
+        see_other(&error_redirect_url(
+            &redirect_uri,
+            r.error,
+            &r.description,
+            s,
+            &state.settings.issuer,
+        ))
     };
     if let Some(name) = duplicate {
-        return back(refuse("invalid_request", format!("The parameter {name} was given more than once.")));
+        return back(refuse(
+            "invalid_request",
+            format!("The parameter {name} was given more than once."),
+        ));
     }
     let request = match validate(&params, &app) {
         Ok(r) => r,
         Err(r) => return back(r),
     };
     let Some(user_flow) = state.tenant.user_flow(&app.user_flow_id).cloned() else {
-        return back(refuse("server_error", "The application's user flow is not configured."));
+        return back(refuse(
+            "server_error",
+            "The application's user flow is not configured.",
+        ));
     };
 
     // Single sign-on: a live session answers at once unless the client asks otherwise.
@@ -128,7 +144,8 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Respons
         None => None,
     };
     let max_age = params.get("max_age").and_then(|m| m.parse::<i64>().ok());
-    let session = session.filter(|s| max_age.is_none_or(|m| s.auth_time + Duration::seconds(m) >= now));
+    let session =
+        session.filter(|s| max_age.is_none_or(|m| s.auth_time + Duration::seconds(m) >= now));
     if let Some(session) = session.filter(|_| matches!(request.prompt, None | Some(Prompt::None))) {
         match state.store.user_by_id(&session.user_id).await {
             Ok(Some(user)) if user.account_enabled => {
@@ -175,14 +192,22 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Respons
     if new_cookie {
         response.headers_mut().append(
             header::SET_COOKIE,
-            cookies::set(cookies::BROWSER, &browser_token, None, state.settings.secure_cookies()),
+            cookies::set(
+                cookies::BROWSER,
+                &browser_token,
+                None,
+                state.settings.secure_cookies(),
+            ),
         );
     }
     response
 }
 
 /// Checks everything after the client and redirect URI.
-fn validate(params: &BTreeMap<String, String>, app: &usher_domain::Application) -> Result<AuthorizationRequest, Refusal> {
+fn validate(
+    params: &BTreeMap<String, String>,
+    app: &usher_domain::Application,
+) -> Result<AuthorizationRequest, Refusal> {
     let get = |k: &str| params.get(k).map(String::as_str).filter(|v| !v.is_empty());
     for (name, max) in [
         ("state", MAX_STATE),
@@ -192,23 +217,40 @@ fn validate(params: &BTreeMap<String, String>, app: &usher_domain::Application) 
         ("scope", MAX_SCOPE),
     ] {
         if get(name).is_some_and(|v| v.len() > max) {
-            return Err(refuse("invalid_request", format!("{name} is longer than {max} bytes.")));
+            return Err(refuse(
+                "invalid_request",
+                format!("{name} is longer than {max} bytes."),
+            ));
         }
     }
     if get("request").is_some() {
-        return Err(refuse("request_not_supported", "Request objects are not supported."));
+        return Err(refuse(
+            "request_not_supported",
+            "Request objects are not supported.",
+        ));
     }
     if get("request_uri").is_some() {
-        return Err(refuse("request_uri_not_supported", "request_uri is not supported."));
+        return Err(refuse(
+            "request_uri_not_supported",
+            "request_uri is not supported.",
+        ));
     }
     match get("response_type") {
         Some("code") => {}
         None => return Err(refuse("invalid_request", "response_type is missing.")),
-        Some(_) => return Err(refuse("unsupported_response_type", "Only response_type=code is supported.")),
+        Some(_) => {
+            return Err(refuse(
+                "unsupported_response_type",
+                "Only response_type=code is supported.",
+            ))
+        }
     }
     if let Some(mode) = get("response_mode") {
         if mode != "query" {
-            return Err(refuse("invalid_request", "Only response_mode=query is supported."));
+            return Err(refuse(
+                "invalid_request",
+                "Only response_mode=query is supported.",
+            ));
         }
     }
     let scope: Vec<String> = get("scope")
@@ -220,14 +262,23 @@ fn validate(params: &BTreeMap<String, String>, app: &usher_domain::Application) 
     if !scope.iter().any(|s| s == "openid") {
         return Err(refuse("invalid_scope", "The scope must include openid."));
     }
-    if scope.iter().any(|s| !s.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\')) {
-        return Err(refuse("invalid_scope", "The scope contains invalid characters."));
+    if scope.iter().any(|s| {
+        !s.bytes()
+            .all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\')
+    }) {
+        return Err(refuse(
+            "invalid_scope",
+            "The scope contains invalid characters.",
+        ));
     }
     let mut prompt = None;
     if let Some(p) = get("prompt") {
         let values: Vec<&str> = p.split(' ').filter(|s| !s.is_empty()).collect();
         if values.contains(&"none") && values.len() > 1 {
-            return Err(refuse("invalid_request", "prompt=none cannot be combined with other values."));
+            return Err(refuse(
+                "invalid_request",
+                "prompt=none cannot be combined with other values.",
+            ));
         }
         for v in values {
             prompt = match v {
@@ -236,28 +287,55 @@ fn validate(params: &BTreeMap<String, String>, app: &usher_domain::Application) 
                 "create" => Some(Prompt::Create),
                 // Usher never asks for consent or an account choice; these are met.
                 "consent" | "select_account" => prompt,
-                other => return Err(refuse("invalid_request", format!("Unknown prompt value {other:?}."))),
+                other => {
+                    return Err(refuse(
+                        "invalid_request",
+                        format!("Unknown prompt value {other:?}."),
+                    ))
+                }
             };
         }
     }
     let code_challenge = match (get("code_challenge"), get("code_challenge_method")) {
         (Some(c), Some("S256")) if pkce::is_valid_challenge(c) => Some(c.to_owned()),
-        (Some(_), Some("S256")) => return Err(refuse("invalid_request", "code_challenge is not a valid S256 challenge.")),
+        (Some(_), Some("S256")) => {
+            return Err(refuse(
+                "invalid_request",
+                "code_challenge is not a valid S256 challenge.",
+            ))
+        }
         (Some(_), None) | (Some(_), Some("plain")) => {
-            return Err(refuse("invalid_request", "code_challenge_method must be S256."))
+            return Err(refuse(
+                "invalid_request",
+                "code_challenge_method must be S256.",
+            ))
         }
         (_, Some(_)) if get("code_challenge").is_none() => {
-            return Err(refuse("invalid_request", "code_challenge_method was given without code_challenge."))
+            return Err(refuse(
+                "invalid_request",
+                "code_challenge_method was given without code_challenge.",
+            ))
         }
-        (Some(_), Some(_)) => return Err(refuse("invalid_request", "code_challenge_method must be S256.")),
+        (Some(_), Some(_)) => {
+            return Err(refuse(
+                "invalid_request",
+                "code_challenge_method must be S256.",
+            ))
+        }
         (None, _) => None,
     };
     if app.is_public() && code_challenge.is_none() {
-        return Err(refuse("invalid_request", "PKCE with code_challenge_method=S256 is required for this client."));
+        return Err(refuse(
+            "invalid_request",
+            "PKCE with code_challenge_method=S256 is required for this client.",
+        ));
     }
     if let Some(m) = get("max_age") {
         if m.parse::<u32>().is_err() {
-            return Err(refuse("invalid_request", "max_age must be a number of seconds."));
+            return Err(refuse(
+                "invalid_request",
+                "max_age must be a number of seconds.",
+            ));
         }
     }
     Ok(AuthorizationRequest {

@@ -1,23 +1,33 @@
 //! `/.well-known/openid-configuration` and `/jwks`.
 
+use super::claim_name;
+use crate::{i18n, state::AppState};
 use axum::{
     extract::State,
     http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     Json,
 };
-use super::claim_name;
-use crate::{i18n, state::AppState};
 
 pub async fn configuration(State(state): State<AppState>) -> Response {
     let algorithm = match state.keys.keyring().await {
         Ok(k) => k.signing.algorithm(),
         Err(e) => return unavailable(&state, e),
     };
-    let mut claims: Vec<String> = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "email_verified", "tfp"]
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
+    let mut claims: Vec<String> = [
+        "sub",
+        "iss",
+        "aud",
+        "exp",
+        "iat",
+        "auth_time",
+        "nonce",
+        "email_verified",
+        "tfp",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
     for flow in &state.tenant.user_flows {
         for a in flow.claim_attributes() {
             let c = claim_name(&state.tenant, a);
@@ -26,13 +36,21 @@ pub async fn configuration(State(state): State<AppState>) -> Response {
             }
         }
     }
-    let doc = usher_oidc::discovery::document(&state.settings.issuer, algorithm, &claims, i18n::SUPPORTED);
+    let doc = usher_oidc::discovery::document(
+        &state.settings.issuer,
+        algorithm,
+        &claims,
+        i18n::SUPPORTED,
+    );
     cached(Json(doc).into_response(), 3600)
 }
 
 pub async fn jwks(State(state): State<AppState>) -> Response {
     match state.keys.keyring().await {
-        Ok(k) => cached(Json(serde_json::json!({ "keys": k.published })).into_response(), 600),
+        Ok(k) => cached(
+            Json(serde_json::json!({ "keys": k.published })).into_response(),
+            600,
+        ),
         Err(e) => unavailable(&state, e),
     }
 }

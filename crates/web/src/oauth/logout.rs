@@ -24,15 +24,30 @@ use crate::{
     state::AppState,
 };
 
-pub async fn get(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
-    logout(&state, &headers, query.as_deref().unwrap_or("").as_bytes(), false).await
+pub async fn get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    logout(
+        &state,
+        &headers,
+        query.as_deref().unwrap_or("").as_bytes(),
+        false,
+    )
+    .await
 }
 
 pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     logout(&state, &headers, &body, true).await
 }
 
-async fn logout(state: &AppState, headers: &HeaderMap, raw: &[u8], confirmed_post: bool) -> Response {
+async fn logout(
+    state: &AppState,
+    headers: &HeaderMap,
+    raw: &[u8],
+    confirmed_post: bool,
+) -> Response {
     let params: BTreeMap<String, String> = url::form_urlencoded::parse(raw)
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
@@ -56,8 +71,15 @@ async fn logout(state: &AppState, headers: &HeaderMap, raw: &[u8], confirmed_pos
             Ok(k) => k,
             Err(e) => return error_page(state, locale, PageError::internal(state, e)),
         };
-        match verify_jwt(hint, &keyring.published, &[Algorithm::ES256, Algorithm::RS256]) {
-            Ok(claims) if claims.get("iss").and_then(Value::as_str) == Some(state.settings.issuer.as_str()) => {
+        match verify_jwt(
+            hint,
+            &keyring.published,
+            &[Algorithm::ES256, Algorithm::RS256],
+        ) {
+            Ok(claims)
+                if claims.get("iss").and_then(Value::as_str)
+                    == Some(state.settings.issuer.as_str()) =>
+            {
                 hinted_client = claims.get("aud").and_then(Value::as_str).map(str::to_owned);
             }
             _ => return bad("id_token_hint is not a valid ID token from this server."),
@@ -70,10 +92,14 @@ async fn logout(state: &AppState, headers: &HeaderMap, raw: &[u8], confirmed_pos
     };
     let redirect = match get("post_logout_redirect_uri") {
         Some(uri) => {
-            let app = client_id.as_deref().and_then(|c| state.tenant.application(c));
+            let app = client_id
+                .as_deref()
+                .and_then(|c| state.tenant.application(c));
             match app {
                 Some(app) if app.has_post_logout_redirect_uri(uri) => Some(uri.to_owned()),
-                Some(_) => return bad("post_logout_redirect_uri is not registered for this client."),
+                Some(_) => {
+                    return bad("post_logout_redirect_uri is not registered for this client.")
+                }
                 None => return bad("post_logout_redirect_uri needs id_token_hint or client_id."),
             }
         }
@@ -86,7 +112,9 @@ async fn logout(state: &AppState, headers: &HeaderMap, raw: &[u8], confirmed_pos
         .sign_hex(format!("logout:{}", session_cookie.unwrap_or("")).as_bytes());
     let confirmed = hinted_client.is_some()
         || (confirmed_post
-            && get("csrf").is_some_and(|c| usher_domain::flow::constant_time_eq(c.as_bytes(), csrf.as_bytes())));
+            && get("csrf").is_some_and(|c| {
+                usher_domain::flow::constant_time_eq(c.as_bytes(), csrf.as_bytes())
+            }));
     if !confirmed {
         #[derive(Serialize)]
         struct Ctx<'a> {
@@ -111,13 +139,18 @@ async fn logout(state: &AppState, headers: &HeaderMap, raw: &[u8], confirmed_pos
     }
 
     if let Some(token) = session_cookie {
-        if let Err(e) = state.store.end_session(&sha256_hex(token.as_bytes()), state.clock.now()).await {
+        if let Err(e) = state
+            .store
+            .end_session(&sha256_hex(token.as_bytes()), state.clock.now())
+            .await
+        {
             return error_page(state, locale, PageError::internal(state, e));
         }
     }
     let mut response = match redirect {
         Some(uri) => {
-            let params: Vec<(&str, &str)> = get("state").map(|s| vec![("state", s)]).unwrap_or_default();
+            let params: Vec<(&str, &str)> =
+                get("state").map(|s| vec![("state", s)]).unwrap_or_default();
             see_other(&append_query(&uri, &params))
         }
         None => {

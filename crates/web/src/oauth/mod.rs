@@ -32,7 +32,13 @@ pub fn append_query(uri: &str, params: &[(&str, &str)]) -> String {
 }
 
 /// `redirect_uri?error=…&error_description=…&state=…&iss=…` (RFC 6749 §4.1.2.1, RFC 9207).
-pub fn error_redirect_url(redirect_uri: &str, error: &str, description: &str, state: Option<&str>, issuer: &str) -> String {
+pub fn error_redirect_url(
+    redirect_uri: &str,
+    error: &str,
+    description: &str,
+    state: Option<&str>,
+    issuer: &str,
+) -> String {
     let mut params = vec![("error", error), ("error_description", description)];
     if let Some(s) = state {
         params.push(("state", s));
@@ -41,7 +47,12 @@ pub fn error_redirect_url(redirect_uri: &str, error: &str, description: &str, st
     append_query(redirect_uri, &params)
 }
 
-pub fn success_redirect_url(redirect_uri: &str, code: &str, state: Option<&str>, issuer: &str) -> String {
+pub fn success_redirect_url(
+    redirect_uri: &str,
+    code: &str,
+    state: Option<&str>,
+    issuer: &str,
+) -> String {
     let mut params = vec![("code", code)];
     if let Some(s) = state {
         params.push(("state", s));
@@ -144,7 +155,13 @@ mod tests {
             "https://a.example/cb?x=1&code=c+d&state=s%26t&iss=https%3A%2F%2Fi"
         );
         assert_eq!(
-            error_redirect_url("https://a.example/cb", "access_denied", "no", None, "https://i"),
+            error_redirect_url(
+                "https://a.example/cb",
+                "access_denied",
+                "no",
+                None,
+                "https://i"
+            ),
             "https://a.example/cb?error=access_denied&error_description=no&iss=https%3A%2F%2Fi"
         );
     }

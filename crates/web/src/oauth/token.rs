@@ -47,7 +47,10 @@ impl TokenError {
     fn server(state: &AppState, e: impl std::fmt::Display) -> Self {
         let reference = state.new_id();
         tracing::error!(%reference, error = %e, "token endpoint failed");
-        Self::new("server_error", format!("Internal error (reference {reference})."))
+        Self::new(
+            "server_error",
+            format!("Internal error (reference {reference})."),
+        )
     }
 }
 
@@ -59,8 +62,10 @@ impl IntoResponse for TokenError {
         )
             .into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"usher\""));
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"usher\""),
+            );
         }
         no_store(r)
     }
@@ -69,7 +74,8 @@ impl IntoResponse for TokenError {
 fn no_store(mut r: Response) -> Response {
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    r.headers_mut()
+        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     r
 }
 
@@ -93,7 +99,11 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes
     }
 }
 
-async fn token(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<TokenResponse, TokenError> {
+async fn token(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<TokenResponse, TokenError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -107,25 +117,32 @@ async fn token(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Tok
     let mut form: BTreeMap<String, String> = BTreeMap::new();
     for (k, v) in url::form_urlencoded::parse(body) {
         if form.insert(k.to_string(), v.into_owned()).is_some() {
-            return Err(TokenError::new("invalid_request", format!("The parameter {k} was given more than once.")));
+            return Err(TokenError::new(
+                "invalid_request",
+                format!("The parameter {k} was given more than once."),
+            ));
         }
     }
     let app = authenticate_client(state, headers, &form).await?;
     let get = |k: &str| form.get(k).map(String::as_str).filter(|v| !v.is_empty());
     match get("grant_type") {
         Some("authorization_code") => {
-            let code = get("code").ok_or_else(|| TokenError::new("invalid_request", "code is missing."))?;
-            let redirect_uri =
-                get("redirect_uri").ok_or_else(|| TokenError::new("invalid_request", "redirect_uri is missing."))?;
+            let code = get("code")
+                .ok_or_else(|| TokenError::new("invalid_request", "code is missing."))?;
+            let redirect_uri = get("redirect_uri")
+                .ok_or_else(|| TokenError::new("invalid_request", "redirect_uri is missing."))?;
             exchange_code(state, &app, code, redirect_uri, get("code_verifier")).await
         }
         Some("refresh_token") => {
-            let token =
-                get("refresh_token").ok_or_else(|| TokenError::new("invalid_request", "refresh_token is missing."))?;
+            let token = get("refresh_token")
+                .ok_or_else(|| TokenError::new("invalid_request", "refresh_token is missing."))?;
             refresh(state, &app, token, get("scope")).await
         }
         Some("client_credentials") => client_credentials(state, &app).await,
-        Some(_) => Err(TokenError::new("unsupported_grant_type", "The grant type is not supported.")),
+        Some(_) => Err(TokenError::new(
+            "unsupported_grant_type",
+            "The grant type is not supported.",
+        )),
         None => Err(TokenError::new("invalid_request", "grant_type is missing.")),
     }
 }
@@ -136,16 +153,21 @@ async fn authenticate_client(
     headers: &HeaderMap,
     form: &BTreeMap<String, String>,
 ) -> Result<Application, TokenError> {
-    let basic = match headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    let basic = match headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         Some(v) if v.len() > 6 && v[..6].eq_ignore_ascii_case("basic ") => {
             let decoded = base64::engine::general_purpose::STANDARD
                 .decode(v[6..].trim())
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| TokenError::new("invalid_client", "The Basic credentials are malformed."))?;
-            let (id, secret) = decoded
-                .split_once(':')
-                .ok_or_else(|| TokenError::new("invalid_client", "The Basic credentials are malformed."))?;
+                .ok_or_else(|| {
+                    TokenError::new("invalid_client", "The Basic credentials are malformed.")
+                })?;
+            let (id, secret) = decoded.split_once(':').ok_or_else(|| {
+                TokenError::new("invalid_client", "The Basic credentials are malformed.")
+            })?;
             // Basic credentials are form-urlencoded first (RFC 6749 §2.3.1).
             let dec = |s: &str| {
                 url::form_urlencoded::parse(format!("x={s}").as_bytes())
@@ -155,38 +177,66 @@ async fn authenticate_client(
             };
             Some((dec(id), dec(secret)))
         }
-        Some(_) => return Err(TokenError::new("invalid_client", "Unsupported Authorization scheme.")),
+        Some(_) => {
+            return Err(TokenError::new(
+                "invalid_client",
+                "Unsupported Authorization scheme.",
+            ))
+        }
         None => None,
     };
     let body_id = form.get("client_id").filter(|s| !s.is_empty());
     let body_secret = form.get("client_secret").filter(|s| !s.is_empty());
     let (client_id, secret) = match (basic, body_id, body_secret) {
         (Some(_), _, Some(_)) => {
-            return Err(TokenError::new("invalid_request", "Use one client authentication method, not two."))
+            return Err(TokenError::new(
+                "invalid_request",
+                "Use one client authentication method, not two.",
+            ))
         }
         (Some((id, _)), Some(b), _) if *b != id => {
-            return Err(TokenError::new("invalid_request", "client_id does not match the Basic credentials."))
+            return Err(TokenError::new(
+                "invalid_request",
+                "client_id does not match the Basic credentials.",
+            ))
         }
         (Some((id, secret)), _, _) => (id, Some(secret)),
         (None, Some(id), secret) => (id.clone(), secret.cloned()),
-        (None, None, _) => return Err(TokenError::new("invalid_client", "The client is not identified.")),
+        (None, None, _) => {
+            return Err(TokenError::new(
+                "invalid_client",
+                "The client is not identified.",
+            ))
+        }
     };
     let Some(app) = state.tenant.application(&client_id).cloned() else {
         // Same work as a wrong secret, so probing client ids learns nothing.
         if let Some(s) = secret {
             state.hasher.verify(s, None).await;
         }
-        return Err(TokenError::new("invalid_client", "Client authentication failed."));
+        return Err(TokenError::new(
+            "invalid_client",
+            "Client authentication failed.",
+        ));
     };
     match (&app.client_type, secret) {
         (ClientType::Public, None) => Ok(app),
-        (ClientType::Public, Some(_)) => Err(TokenError::new("invalid_client", "This client is public and has no secret.")),
-        (ClientType::Confidential { .. }, None) => Err(TokenError::new("invalid_client", "Client authentication failed.")),
+        (ClientType::Public, Some(_)) => Err(TokenError::new(
+            "invalid_client",
+            "This client is public and has no secret.",
+        )),
+        (ClientType::Confidential { .. }, None) => Err(TokenError::new(
+            "invalid_client",
+            "Client authentication failed.",
+        )),
         (ClientType::Confidential { secret_hash }, Some(s)) => {
             if state.hasher.verify(s, Some(secret_hash.clone())).await {
                 Ok(app)
             } else {
-                Err(TokenError::new("invalid_client", "Client authentication failed."))
+                Err(TokenError::new(
+                    "invalid_client",
+                    "Client authentication failed.",
+                ))
             }
         }
     }
@@ -201,7 +251,12 @@ pub async fn exchange_code(
     code_verifier: Option<&str>,
 ) -> Result<TokenResponse, TokenError> {
     let now = state.clock.now();
-    let invalid = || TokenError::new("invalid_grant", "The authorization code is invalid, expired or already used.");
+    let invalid = || {
+        TokenError::new(
+            "invalid_grant",
+            "The authorization code is invalid, expired or already used.",
+        )
+    };
     let redeemed = state
         .store
         .redeem_authorization_code(&sha256_hex(code.as_bytes()), now)
@@ -224,24 +279,54 @@ pub async fn exchange_code(
         return Err(invalid());
     }
     if code.redirect_uri != redirect_uri {
-        return Err(TokenError::new("invalid_grant", "redirect_uri does not match the authorization request."));
+        return Err(TokenError::new(
+            "invalid_grant",
+            "redirect_uri does not match the authorization request.",
+        ));
     }
     match (&code.code_challenge, code_verifier) {
         (Some(challenge), Some(verifier)) if pkce::verify_s256(verifier, challenge) => {}
-        (Some(_), _) => return Err(TokenError::new("invalid_grant", "The PKCE code_verifier does not match.")),
+        (Some(_), _) => {
+            return Err(TokenError::new(
+                "invalid_grant",
+                "The PKCE code_verifier does not match.",
+            ))
+        }
         (None, Some(_)) => {
-            return Err(TokenError::new("invalid_grant", "code_verifier was given but the request had no code_challenge."))
+            return Err(TokenError::new(
+                "invalid_grant",
+                "code_verifier was given but the request had no code_challenge.",
+            ))
         }
         (None, None) => {}
     }
     let grant = live_grant(state, &code.grant_id).await?;
     let user = live_user(state, &grant.user_id).await?;
-    issue(state, app, &grant, &user, code.nonce.as_deref(), code.extra_claims, true).await
+    issue(
+        state,
+        app,
+        &grant,
+        &user,
+        code.nonce.as_deref(),
+        code.extra_claims,
+        true,
+    )
+    .await
 }
 
-async fn refresh(state: &AppState, app: &Application, token: &str, scope: Option<&str>) -> Result<TokenResponse, TokenError> {
+async fn refresh(
+    state: &AppState,
+    app: &Application,
+    token: &str,
+    scope: Option<&str>,
+) -> Result<TokenResponse, TokenError> {
     let now = state.clock.now();
-    let invalid = || TokenError::new("invalid_grant", "The refresh token is invalid, expired or already used.");
+    let invalid = || {
+        TokenError::new(
+            "invalid_grant",
+            "The refresh token is invalid, expired or already used.",
+        )
+    };
     let redeemed = state
         .store
         .redeem_refresh_token(&sha256_hex(token.as_bytes()), now)
@@ -268,17 +353,39 @@ async fn refresh(state: &AppState, app: &Application, token: &str, scope: Option
         return Err(invalid());
     }
     if let Some(s) = scope {
-        if !s.split(' ').filter(|x| !x.is_empty()).all(|x| grant.scope.iter().any(|g| g == x)) {
-            return Err(TokenError::new("invalid_scope", "The scope exceeds what was granted."));
+        if !s
+            .split(' ')
+            .filter(|x| !x.is_empty())
+            .all(|x| grant.scope.iter().any(|g| g == x))
+        {
+            return Err(TokenError::new(
+                "invalid_scope",
+                "The scope exceeds what was granted.",
+            ));
         }
     }
     let user = live_user(state, &grant.user_id).await?;
-    issue(state, app, &grant, &user, None, serde_json::Map::new(), grant.scope.iter().any(|s| s == "offline_access")).await
+    issue(
+        state,
+        app,
+        &grant,
+        &user,
+        None,
+        serde_json::Map::new(),
+        grant.scope.iter().any(|s| s == "offline_access"),
+    )
+    .await
 }
 
-async fn client_credentials(state: &AppState, app: &Application) -> Result<TokenResponse, TokenError> {
+async fn client_credentials(
+    state: &AppState,
+    app: &Application,
+) -> Result<TokenResponse, TokenError> {
     if app.is_public() {
-        return Err(TokenError::new("unauthorized_client", "A public client cannot use client credentials."));
+        return Err(TokenError::new(
+            "unauthorized_client",
+            "A public client cannot use client credentials.",
+        ));
     }
     let now = state.clock.now();
     let lifetime = state.settings.lifetimes.access_token;
@@ -308,7 +415,10 @@ async fn client_credentials(state: &AppState, app: &Application) -> Result<Token
 async fn live_grant(state: &AppState, id: &str) -> Result<Grant, TokenError> {
     match state.store.grant(id).await {
         Ok(Some(g)) if g.revoked_at.is_none() => Ok(g),
-        Ok(_) => Err(TokenError::new("invalid_grant", "The grant has been revoked.")),
+        Ok(_) => Err(TokenError::new(
+            "invalid_grant",
+            "The grant has been revoked.",
+        )),
         Err(e) => Err(TokenError::server(state, e)),
     }
 }
@@ -316,13 +426,20 @@ async fn live_grant(state: &AppState, id: &str) -> Result<Grant, TokenError> {
 async fn live_user(state: &AppState, id: &str) -> Result<User, TokenError> {
     match state.store.user_by_id(id).await {
         Ok(Some(u)) if u.account_enabled => Ok(u),
-        Ok(_) => Err(TokenError::new("invalid_grant", "The user no longer exists or is disabled.")),
+        Ok(_) => Err(TokenError::new(
+            "invalid_grant",
+            "The user no longer exists or is disabled.",
+        )),
         Err(e) => Err(TokenError::server(state, e)),
     }
 }
 
 async fn sign(state: &AppState, typ: &str, claims: &Value) -> Result<String, TokenError> {
-    let keyring = state.keys.keyring().await.map_err(|e| TokenError::server(state, e))?;
+    let keyring = state
+        .keys
+        .keyring()
+        .await
+        .map_err(|e| TokenError::server(state, e))?;
     keyring
         .signing
         .sign_jwt(typ, claims)

@@ -17,7 +17,9 @@ pub async fn handle(State(state): State<AppState>, headers: HeaderMap) -> Respon
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| (v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer ")).then(|| v[7..].trim()));
+        .and_then(|v| {
+            (v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer ")).then(|| v[7..].trim())
+        });
     let Some(token) = token else {
         return challenge(None);
     };
@@ -33,19 +35,29 @@ pub async fn handle(State(state): State<AppState>, headers: HeaderMap) -> Respon
     }
 }
 
-async fn claims_for(state: &AppState, token: &str) -> Result<Option<serde_json::Map<String, Value>>, Response> {
+async fn claims_for(
+    state: &AppState,
+    token: &str,
+) -> Result<Option<serde_json::Map<String, Value>>, Response> {
     let keyring = state
         .keys
         .keyring()
         .await
         .map_err(|e| super::discovery::unavailable(state, e))?;
-    let Ok(claims) = verify_jwt(token, &keyring.published, &[Algorithm::ES256, Algorithm::RS256]) else {
+    let Ok(claims) = verify_jwt(
+        token,
+        &keyring.published,
+        &[Algorithm::ES256, Algorithm::RS256],
+    ) else {
         return Ok(None);
     };
     let now = state.clock.now().timestamp();
     let str_claim = |k: &str| claims.get(k).and_then(Value::as_str);
     if str_claim("iss") != Some(state.settings.issuer.as_str())
-        || claims.get("exp").and_then(Value::as_i64).is_none_or(|e| e <= now)
+        || claims
+            .get("exp")
+            .and_then(Value::as_i64)
+            .is_none_or(|e| e <= now)
     {
         return Ok(None);
     }
@@ -62,7 +74,13 @@ async fn claims_for(state: &AppState, token: &str) -> Result<Option<serde_json::
         Some(g) if g.revoked_at.is_none() && g.user_id == sub => {}
         _ => return Ok(None),
     }
-    let Some(user) = state.store.user_by_id(sub).await.map_err(internal)?.filter(|u| u.account_enabled) else {
+    let Some(user) = state
+        .store
+        .user_by_id(sub)
+        .await
+        .map_err(internal)?
+        .filter(|u| u.account_enabled)
+    else {
         return Ok(None);
     };
     let mut out = serde_json::Map::new();

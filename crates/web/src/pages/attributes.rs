@@ -12,13 +12,20 @@ use usher_domain::{
 };
 use usher_storage::StorageError;
 
-use super::{begin, error_page, flow_message, render_step, save, show, Feedback, Loaded, PageError};
+use super::{
+    begin, error_page, flow_message, render_step, save, show, Feedback, Loaded, PageError,
+};
 use crate::{
     connectors::{StepOutcome, StepRequest},
     state::AppState,
 };
 
-pub async fn post(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn post(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let (mut loaded, form) = match begin(&state, &headers, &id, &body).await {
         Ok(x) => x,
         Err(r) => return r,
@@ -36,14 +43,19 @@ pub async fn post(State(state): State<AppState>, Path(id): Path<String>, headers
             let mut fb = Feedback::default().entered(failed.entered);
             for (id, e) in &failed.errors {
                 let choice = loaded.user_flow.assignment(id).is_some_and(|a| {
-                    a.input_type.has_options() || a.input_type == UserInputType::CheckboxSingleSelect
+                    a.input_type.has_options()
+                        || a.input_type == UserInputType::CheckboxSingleSelect
                 });
                 fb = fb.field(id, attribute_error_message(&state, &loaded, e, choice));
             }
             return render_step(&state, &loaded, fb, StatusCode::BAD_REQUEST);
         }
     };
-    if loaded.flow.attributes_submitted(values, state.clock.now()).is_err() {
+    if loaded
+        .flow
+        .attributes_submitted(values, state.clock.now())
+        .is_err()
+    {
         return show::render_current(&state, &loaded, Feedback::default(), StatusCode::OK).await;
     }
     if let Err(r) = save(&state, &mut loaded).await {
@@ -52,22 +64,39 @@ pub async fn post(State(state): State<AppState>, Path(id): Path<String>, headers
     run_connectors(&state, &headers, &mut loaded).await
 }
 
-fn attribute_error_message(state: &AppState, loaded: &Loaded, e: &AttributeError, choice: bool) -> String {
+fn attribute_error_message(
+    state: &AppState,
+    loaded: &Loaded,
+    e: &AttributeError,
+    choice: bool,
+) -> String {
     match e {
-        AttributeError::Required if choice => flow_message(state, loaded, "error.required_choice", &[]),
-        AttributeError::TooLong { max } => flow_message(state, loaded, e.message_key(), &[("max", max.to_string())]),
+        AttributeError::Required if choice => {
+            flow_message(state, loaded, "error.required_choice", &[])
+        }
+        AttributeError::TooLong { max } => {
+            flow_message(state, loaded, e.message_key(), &[("max", max.to_string())])
+        }
         _ => flow_message(state, loaded, e.message_key(), &[]),
     }
 }
 
 /// Runs the connectors of the flow's `RunningConnectors` step and acts on the outcome:
 /// create the user, show the page again, block, or fail.
-pub async fn run_connectors(state: &AppState, headers: &HeaderMap, loaded: &mut Loaded) -> Response {
+pub async fn run_connectors(
+    state: &AppState,
+    headers: &HeaderMap,
+    loaded: &mut Loaded,
+) -> Response {
     let Some((step, draft)) = loaded.flow.running_draft() else {
         return show::render_current(state, loaded, Feedback::default(), StatusCode::OK).await;
     };
     let draft = draft.clone();
-    let connector_ids = loaded.user_flow.connectors.post_attribute_collection.clone();
+    let connector_ids = loaded
+        .user_flow
+        .connectors
+        .post_attribute_collection
+        .clone();
     let ui_locales = loaded
         .flow
         .authorization
@@ -90,10 +119,13 @@ pub async fn run_connectors(state: &AppState, headers: &HeaderMap, loaded: &mut 
         .await;
     let locale = loaded.flow.locale.clone();
     match outcome {
-        StepOutcome::Continue { attributes, .. } => create_user(state, headers, loaded, draft, attributes).await,
+        StepOutcome::Continue { attributes, .. } => {
+            create_user(state, headers, loaded, draft, attributes).await
+        }
         StepOutcome::ValidationError(message) => {
             if loaded.flow.connector_validation_error(message).is_err() {
-                return show::render_current(state, loaded, Feedback::default(), StatusCode::OK).await;
+                return show::render_current(state, loaded, Feedback::default(), StatusCode::OK)
+                    .await;
             }
             if let Err(r) = save(state, loaded).await {
                 return r;
@@ -112,11 +144,7 @@ pub async fn run_connectors(state: &AppState, headers: &HeaderMap, loaded: &mut 
             if let Err(r) = save(state, loaded).await {
                 return r;
             }
-            error_page(
-                state,
-                &locale,
-                PageError::Internal { reference },
-            )
+            error_page(state, &locale, PageError::Internal { reference })
         }
     }
 }
@@ -159,7 +187,13 @@ async fn create_user(
             let fb = Feedback::general(flow_message(state, loaded, "error.account_exists", &[]));
             return render_step(state, loaded, fb, StatusCode::CONFLICT);
         }
-        Err(e) => return error_page(state, &loaded.flow.locale.clone(), PageError::internal(state, e)),
+        Err(e) => {
+            return error_page(
+                state,
+                &loaded.flow.locale.clone(),
+                PageError::internal(state, e),
+            )
+        }
     };
     tracing::info!(user_id = %user.id, flow_id = %loaded.flow.id, "user signed up");
     if loaded.flow.complete(user.id.clone(), true, now).is_err() {

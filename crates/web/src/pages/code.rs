@@ -11,7 +11,12 @@ use usher_domain::{FlowError, FlowStep};
 use super::{begin, first, flow_message, render_step, save, see_other, show, Feedback};
 use crate::state::AppState;
 
-pub async fn post(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn post(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let (mut loaded, form) = match begin(&state, &headers, &id, &body).await {
         Ok(x) => x,
         Err(r) => return r,
@@ -19,10 +24,16 @@ pub async fn post(State(state): State<AppState>, Path(id): Path<String>, headers
     if !matches!(loaded.flow.step, FlowStep::SignUpCode { .. }) {
         return show::render_current(&state, &loaded, Feedback::default(), StatusCode::OK).await;
     }
-    let code: String = first(&form, "code").chars().filter(|c| !c.is_whitespace() && *c != '-').collect();
+    let code: String = first(&form, "code")
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .collect();
     if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
         // A typo in the format does not cost an attempt.
-        let fb = Feedback::default().field("code", flow_message(&state, &loaded, "error.code_format", &[]));
+        let fb = Feedback::default().field(
+            "code",
+            flow_message(&state, &loaded, "error.code_format", &[]),
+        );
         return render_step(&state, &loaded, fb, StatusCode::BAD_REQUEST);
     }
     let candidate = super::email::code_hash(&state, &loaded.flow.id, &code);
@@ -36,13 +47,20 @@ pub async fn post(State(state): State<AppState>, Path(id): Path<String>, headers
         Err(FlowError::WrongCode { attempts_left }) => {
             let fb = Feedback::default().field(
                 "code",
-                flow_message(&state, &loaded, "error.code_wrong", &[("left", attempts_left.to_string())]),
+                flow_message(
+                    &state,
+                    &loaded,
+                    "error.code_wrong",
+                    &[("left", attempts_left.to_string())],
+                ),
             );
             return render_step(&state, &loaded, fb, StatusCode::BAD_REQUEST);
         }
         Err(FlowError::CodeExpired) => "error.code_expired",
         Err(FlowError::TooManyAttempts) => "error.code_too_many",
-        Err(_) => return show::render_current(&state, &loaded, Feedback::default(), StatusCode::OK).await,
+        Err(_) => {
+            return show::render_current(&state, &loaded, Feedback::default(), StatusCode::OK).await
+        }
     };
     let fb = Feedback::default().field("code", flow_message(&state, &loaded, key, &[]));
     render_step(&state, &loaded, fb, StatusCode::BAD_REQUEST)

@@ -14,10 +14,18 @@ use usher_domain::{
     FlowError, FlowStep, SignInType,
 };
 
-use super::{begin, error_page, first, flow_message, render_step, save, see_other, show, Feedback, Loaded, PageError};
+use super::{
+    begin, error_page, first, flow_message, render_step, save, see_other, show, Feedback, Loaded,
+    PageError,
+};
 use crate::state::AppState;
 
-pub async fn post(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn post(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let (mut loaded, form) = match begin(&state, &headers, &id, &body).await {
         Ok(x) => x,
         Err(r) => return r,
@@ -28,7 +36,9 @@ pub async fn post(State(state): State<AppState>, Path(id): Path<String>, headers
     let email = normalize_email(first(&form, "email"));
     let error_key = if email.is_empty() {
         Some("error.required")
-    } else if email.chars().count() > BuiltInAttribute::Email.max_length() || !is_plausible_email(&email) {
+    } else if email.chars().count() > BuiltInAttribute::Email.max_length()
+        || !is_plausible_email(&email)
+    {
         Some("error.invalid_email")
     } else {
         None
@@ -42,7 +52,12 @@ pub async fn post(State(state): State<AppState>, Path(id): Path<String>, headers
     send_code(&state, &mut loaded, email, None).await
 }
 
-pub async fn resend(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn resend(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let (mut loaded, _) = match begin(&state, &headers, &id, &body).await {
         Ok(x) => x,
         Err(r) => return r,
@@ -56,14 +71,23 @@ pub async fn resend(State(state): State<AppState>, Path(id): Path<String>, heade
     send_code(&state, &mut loaded, email, Some(notice)).await
 }
 
-async fn send_code(state: &AppState, loaded: &mut Loaded, email: String, notice: Option<String>) -> Response {
+async fn send_code(
+    state: &AppState,
+    loaded: &mut Loaded,
+    email: String,
+    notice: Option<String>,
+) -> Response {
     if !loaded.flow.may_send_code() {
         let fb = Feedback::general(flow_message(state, loaded, "error.too_many_codes", &[]));
         return render_step(state, loaded, fb, StatusCode::TOO_MANY_REQUESTS);
     }
     let existing = match state
         .store
-        .user_by_identity(SignInType::EmailAddress, &state.settings.local_issuer(), &email)
+        .user_by_identity(
+            SignInType::EmailAddress,
+            &state.settings.local_issuer(),
+            &email,
+        )
         .await
     {
         Ok(u) => u,
@@ -73,10 +97,15 @@ async fn send_code(state: &AppState, loaded: &mut Loaded, email: String, notice:
     let catalogue = state.templates.catalogue();
     let minutes = CODE_LIFETIME.num_minutes().to_string();
     let (code_hash, subject, body) = if existing.is_some() {
-        let body = state
-            .templates
-            .render("email_account_exists.txt", &locale, &serde_json::json!({}));
-        (None, catalogue.message(&locale, "email.exists.subject", &[]), body)
+        let body =
+            state
+                .templates
+                .render("email_account_exists.txt", &locale, &serde_json::json!({}));
+        (
+            None,
+            catalogue.message(&locale, "email.exists.subject", &[]),
+            body,
+        )
     } else {
         let code = state.with_rng(|r| usher_domain::id::new_numeric_code(r, 6));
         let hash = code_hash(state, &loaded.flow.id, &code);
@@ -109,7 +138,9 @@ async fn send_code(state: &AppState, loaded: &mut Loaded, email: String, notice:
             let fb = Feedback::general(flow_message(state, loaded, "error.too_many_codes", &[]));
             return render_step(state, loaded, fb, StatusCode::TOO_MANY_REQUESTS);
         }
-        Err(_) => return show::render_current(state, loaded, Feedback::default(), StatusCode::OK).await,
+        Err(_) => {
+            return show::render_current(state, loaded, Feedback::default(), StatusCode::OK).await
+        }
     }
     if let Err(r) = save(state, loaded).await {
         return r;
@@ -131,5 +162,7 @@ async fn send_code(state: &AppState, loaded: &mut Loaded, email: String, notice:
 /// The stored form of a code: an HMAC bound to the flow, so a database reader cannot
 /// brute-force six digits offline and a code from one flow is useless in another.
 pub fn code_hash(state: &AppState, flow_id: &str, code: &str) -> String {
-    state.code_key.sign_hex(format!("{flow_id}:{code}").as_bytes())
+    state
+        .code_key
+        .sign_hex(format!("{flow_id}:{code}").as_bytes())
 }

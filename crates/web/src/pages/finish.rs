@@ -20,7 +20,12 @@ use crate::{
 };
 
 /// A flow has completed for `user`: a new browser session, then back to the app.
-pub async fn finish(state: &AppState, _headers: &HeaderMap, loaded: &Loaded, user: &User) -> Response {
+pub async fn finish(
+    state: &AppState,
+    _headers: &HeaderMap,
+    loaded: &Loaded,
+    user: &User,
+) -> Response {
     let now = state.clock.now();
     let token = state.new_token();
     let session = BrowserSession {
@@ -71,7 +76,10 @@ pub async fn complete(
 ) -> Response {
     let mut token_claims = serde_json::Map::new();
     if !user_flow.connectors.pre_token_issuance.is_empty() {
-        let ui_locales = request.ui_locales.clone().unwrap_or_else(|| locale.to_owned());
+        let ui_locales = request
+            .ui_locales
+            .clone()
+            .unwrap_or_else(|| locale.to_owned());
         let outcome = state
             .connectors
             .run(StepRequest {
@@ -87,18 +95,33 @@ pub async fn complete(
             })
             .await;
         match outcome {
-            StepOutcome::Continue { token_claims: c, .. } => token_claims = c,
+            StepOutcome::Continue {
+                token_claims: c, ..
+            } => token_claims = c,
             StepOutcome::Failed { reference } => {
                 return error_page(state, locale, PageError::Internal { reference });
             }
             // The contract allows only Continue here; the connector client reports
             // anything else as a failure, so these arms are unreachable in practice.
             StepOutcome::Block { .. } | StepOutcome::ValidationError(_) => {
-                return error_page(state, locale, PageError::internal(state, "preTokenIssuance answered other than Continue"));
+                return error_page(
+                    state,
+                    locale,
+                    PageError::internal(state, "preTokenIssuance answered other than Continue"),
+                );
             }
         }
     }
-    match issue_code(state, request, &user.id, auth_time, session_id, token_claims).await {
+    match issue_code(
+        state,
+        request,
+        &user.id,
+        auth_time,
+        session_id,
+        token_claims,
+    )
+    .await
+    {
         Ok(code) => see_other(&success_redirect_url(
             &request.redirect_uri,
             &code,

@@ -19,8 +19,7 @@ use axum::{
 };
 use serde::Serialize;
 use usher_domain::{
-    attribute::BuiltInAttribute, Application, Flow, FlowStep, UserFlow,
-    UserInputType,
+    attribute::BuiltInAttribute, Application, Flow, FlowStep, UserFlow, UserInputType,
 };
 use usher_oidc::crypto::sha256_hex;
 
@@ -129,10 +128,16 @@ struct PageContext<'a> {
 pub fn html(status: StatusCode, body: String) -> Response {
     let mut r = (status, body).into_response();
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
@@ -157,12 +162,21 @@ pub fn see_other(location: &str) -> Response {
 #[derive(Debug)]
 pub enum PageError {
     FlowNotFound,
-    FlowExpired { back_url: Option<String> },
-    FlowFinished { back_url: Option<String> },
+    FlowExpired {
+        back_url: Option<String>,
+    },
+    FlowFinished {
+        back_url: Option<String>,
+    },
     WrongBrowser,
-    BadRequest { message_key: &'static str, args: Vec<(&'static str, String)> },
+    BadRequest {
+        message_key: &'static str,
+        args: Vec<(&'static str, String)>,
+    },
     /// Something broke on our side; logged with `reference`.
-    Internal { reference: String },
+    Internal {
+        reference: String,
+    },
 }
 
 impl PageError {
@@ -185,13 +199,36 @@ pub fn error_page(state: &AppState, locale: &str, error: PageError) -> Response 
         reference: Option<String>,
         back_url: Option<String>,
     }
-    let msg = |key: &str, args: &[(&str, String)]| state.templates.catalogue().message(locale, key, args);
+    let msg =
+        |key: &str, args: &[(&str, String)]| state.templates.catalogue().message(locale, key, args);
     let (status, message, reference, back_url) = match error {
-        PageError::FlowNotFound => (StatusCode::NOT_FOUND, msg("error.flow_not_found", &[]), None, None),
-        PageError::FlowExpired { back_url } => (StatusCode::GONE, msg("error.flow_expired", &[]), None, back_url),
-        PageError::FlowFinished { back_url } => (StatusCode::CONFLICT, msg("error.flow_finished", &[]), None, back_url),
-        PageError::WrongBrowser => (StatusCode::FORBIDDEN, msg("error.wrong_browser", &[]), None, None),
-        PageError::BadRequest { message_key, args } => (StatusCode::BAD_REQUEST, msg(message_key, &args), None, None),
+        PageError::FlowNotFound => (
+            StatusCode::NOT_FOUND,
+            msg("error.flow_not_found", &[]),
+            None,
+            None,
+        ),
+        PageError::FlowExpired { back_url } => (
+            StatusCode::GONE,
+            msg("error.flow_expired", &[]),
+            None,
+            back_url,
+        ),
+        PageError::FlowFinished { back_url } => (
+            StatusCode::CONFLICT,
+            msg("error.flow_finished", &[]),
+            None,
+            back_url,
+        ),
+        PageError::WrongBrowser => (
+            StatusCode::FORBIDDEN,
+            msg("error.wrong_browser", &[]),
+            None,
+            None,
+        ),
+        PageError::BadRequest { message_key, args } => {
+            (StatusCode::BAD_REQUEST, msg(message_key, &args), None, None)
+        }
         PageError::Internal { reference } => (
             StatusCode::INTERNAL_SERVER_ERROR,
             msg("error.server", &[]),
@@ -211,7 +248,13 @@ pub fn error_page(state: &AppState, locale: &str, error: PageError) -> Response 
 }
 
 /// Renders a template; a template that fails (a broken override) gives a plain page.
-pub fn render<C: Serialize>(state: &AppState, status: StatusCode, template: &str, locale: &str, ctx: &C) -> Response {
+pub fn render<C: Serialize>(
+    state: &AppState,
+    status: StatusCode,
+    template: &str,
+    locale: &str,
+    ctx: &C,
+) -> Response {
     match state.templates.render(template, locale, ctx) {
         Ok(body) => html(status, body),
         Err(e) => {
@@ -257,7 +300,11 @@ impl Loaded {
 
 /// Loads flow `id` for this browser: it must exist, belong to the browser's cookie
 /// and not have expired.
-pub async fn load_flow(state: &AppState, headers: &HeaderMap, id: &str) -> Result<Loaded, PageError> {
+pub async fn load_flow(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<Loaded, PageError> {
     // Ids are UUIDs; anything else cannot exist and is not worth a query.
     if id.len() != 36 || !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
         return Err(PageError::FlowNotFound);
@@ -273,13 +320,20 @@ pub async fn load_flow(state: &AppState, headers: &HeaderMap, id: &str) -> Resul
         return Err(PageError::WrongBrowser);
     }
     let (Some(app), Some(user_flow)) = (
-        state.tenant.application(&flow.authorization.client_id).cloned(),
+        state
+            .tenant
+            .application(&flow.authorization.client_id)
+            .cloned(),
         state.tenant.user_flow(&flow.user_flow_id).cloned(),
     ) else {
         // The application or flow was removed from the configuration mid-flow.
         return Err(PageError::FlowNotFound);
     };
-    let loaded = Loaded { flow, user_flow, app };
+    let loaded = Loaded {
+        flow,
+        user_flow,
+        app,
+    };
     if loaded.flow.is_expired(state.clock.now()) {
         return Err(PageError::FlowExpired {
             back_url: Some(loaded.error_url(state, "access_denied", "The sign-in expired.")),
@@ -290,9 +344,9 @@ pub async fn load_flow(state: &AppState, headers: &HeaderMap, id: &str) -> Resul
 
 /// Checks the form's CSRF token against the flow's.
 pub fn csrf_ok(flow: &Flow, form: &BTreeMap<String, Vec<String>>) -> bool {
-    form.get("csrf")
-        .and_then(|v| v.first())
-        .is_some_and(|t| usher_domain::flow::constant_time_eq(t.as_bytes(), flow.csrf_token.as_bytes()))
+    form.get("csrf").and_then(|v| v.first()).is_some_and(|t| {
+        usher_domain::flow::constant_time_eq(t.as_bytes(), flow.csrf_token.as_bytes())
+    })
 }
 
 /// Parses an `application/x-www-form-urlencoded` body, keeping repeated fields.
@@ -305,7 +359,10 @@ pub fn parse_form(body: &[u8]) -> BTreeMap<String, Vec<String>> {
 }
 
 pub fn first<'a>(form: &'a BTreeMap<String, Vec<String>>, key: &str) -> &'a str {
-    form.get(key).and_then(|v| v.first()).map(String::as_str).unwrap_or("")
+    form.get(key)
+        .and_then(|v| v.first())
+        .map(String::as_str)
+        .unwrap_or("")
 }
 
 fn message(state: &AppState, locale: &str, key: &str, args: &[(&str, String)]) -> String {
@@ -313,7 +370,12 @@ fn message(state: &AppState, locale: &str, key: &str, args: &[(&str, String)]) -
 }
 
 /// Renders the page of the flow's current step.
-pub fn render_step(state: &AppState, loaded: &Loaded, feedback: Feedback, status: StatusCode) -> Response {
+pub fn render_step(
+    state: &AppState,
+    loaded: &Loaded,
+    feedback: Feedback,
+    status: StatusCode,
+) -> Response {
     let flow = &loaded.flow;
     let locale = flow.locale.as_str();
     let m = |key: &str| message(state, locale, key, &[]);
@@ -375,7 +437,12 @@ pub fn render_step(state: &AppState, loaded: &Loaded, feedback: Feedback, status
                 maxlength: Some(6),
                 ..Field::default()
             }];
-            ("sign_up_code.html", "sign_up_code.title", fields, Some(email.as_str()))
+            (
+                "sign_up_code.html",
+                "sign_up_code.title",
+                fields,
+                Some(email.as_str()),
+            )
         }
         FlowStep::SignUpPassword { email } => {
             let fields = vec![
@@ -401,9 +468,17 @@ pub fn render_step(state: &AppState, loaded: &Loaded, feedback: Feedback, status
                     ..Field::default()
                 },
             ];
-            ("sign_up_password.html", "sign_up_password.title", fields, Some(email.as_str()))
+            (
+                "sign_up_password.html",
+                "sign_up_password.title",
+                fields,
+                Some(email.as_str()),
+            )
         }
-        FlowStep::SignUpAttributes { draft, message: connector_message } => {
+        FlowStep::SignUpAttributes {
+            draft,
+            message: connector_message,
+        } => {
             let mut field_errors = feedback.field_errors.clone();
             let mut general = Vec::new();
             if let Some(cm) = connector_message {
@@ -416,12 +491,28 @@ pub fn render_step(state: &AppState, loaded: &Loaded, feedback: Feedback, status
                     }
                 }
             }
-            let fields = attribute_fields(state, locale, &loaded.user_flow, draft, &feedback.entered, &field_errors);
+            let fields = attribute_fields(
+                state,
+                locale,
+                &loaded.user_flow,
+                draft,
+                &feedback.entered,
+                &field_errors,
+            );
             let feedback = Feedback {
                 general: feedback.general.iter().cloned().chain(general).collect(),
                 ..Feedback::default()
             };
-            return render_page(state, loaded, "sign_up_attributes.html", "sign_up_attributes.title", fields, None, feedback, status);
+            return render_page(
+                state,
+                loaded,
+                "sign_up_attributes.html",
+                "sign_up_attributes.title",
+                fields,
+                None,
+                feedback,
+                status,
+            );
         }
         FlowStep::RunningConnectors { .. }
         | FlowStep::Completed { .. }
@@ -432,12 +523,18 @@ pub fn render_step(state: &AppState, loaded: &Loaded, feedback: Feedback, status
                 state,
                 locale,
                 PageError::FlowFinished {
-                    back_url: Some(loaded.error_url(state, "access_denied", "The sign-in has ended.")),
+                    back_url: Some(loaded.error_url(
+                        state,
+                        "access_denied",
+                        "The sign-in has ended.",
+                    )),
                 },
             );
         }
     };
-    render_page(state, loaded, template, title_key, fields, email, feedback, status)
+    render_page(
+        state, loaded, template, title_key, fields, email, feedback, status,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -493,11 +590,9 @@ fn attribute_fields(
             let values: Vec<String> = match entered.get(&id) {
                 Some(v) => v.clone(),
                 None => match draft.prefill.get(&id) {
-                    Some(v) if a.input_type == UserInputType::CheckboxMultiSelect => v
-                        .to_form_string()
-                        .split(',')
-                        .map(str::to_owned)
-                        .collect(),
+                    Some(v) if a.input_type == UserInputType::CheckboxMultiSelect => {
+                        v.to_form_string().split(',').map(str::to_owned).collect()
+                    }
                     Some(v) => vec![v.to_form_string()],
                     None => a
                         .options
@@ -524,7 +619,9 @@ fn attribute_fields(
                 autocomplete: BuiltInAttribute::from_id(&id).and_then(autocomplete),
                 inputmode: (a.input_type == UserInputType::NumericTextBox).then_some("numeric"),
                 maxlength: match a.input_type {
-                    UserInputType::TextBox | UserInputType::EmailBox => definition.as_ref().map(|d| d.max_length()),
+                    UserInputType::TextBox | UserInputType::EmailBox => {
+                        definition.as_ref().map(|d| d.max_length())
+                    }
                     _ => None,
                 },
                 options: a
@@ -575,7 +672,11 @@ pub async fn save(state: &AppState, loaded: &mut Loaded) -> Result<(), Response>
                 Err(e) => Err(error_page(state, &locale, PageError::internal(state, e))),
             }
         }
-        Err(e) => Err(error_page(state, &loaded.flow.locale, PageError::internal(state, e))),
+        Err(e) => Err(error_page(
+            state,
+            &loaded.flow.locale,
+            PageError::internal(state, e),
+        )),
     }
 }
 
@@ -599,6 +700,11 @@ pub async fn begin(
 }
 
 /// Localised message in the flow's language.
-pub fn flow_message(state: &AppState, loaded: &Loaded, key: &str, args: &[(&str, String)]) -> String {
+pub fn flow_message(
+    state: &AppState,
+    loaded: &Loaded,
+    key: &str,
+    args: &[(&str, String)],
+) -> String {
     message(state, &loaded.flow.locale, key, args)
 }

@@ -11,7 +11,12 @@ use usher_domain::{password::check_new_password, AttributeValues, FlowStep};
 use super::{begin, first, flow_message, render_step, save, see_other, show, Feedback};
 use crate::state::AppState;
 
-pub async fn post(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn post(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let (mut loaded, form) = match begin(&state, &headers, &id, &body).await {
         Ok(x) => x,
         Err(r) => return r,
@@ -23,9 +28,15 @@ pub async fn post(State(state): State<AppState>, Path(id): Path<String>, headers
     let confirm = first(&form, "confirmPassword");
     let mut fb = Feedback::default();
     if let Err(e) = check_new_password(password, email) {
-        fb = fb.field("password", flow_message(&state, &loaded, e.message_key(), &[]));
+        fb = fb.field(
+            "password",
+            flow_message(&state, &loaded, e.message_key(), &[]),
+        );
     } else if password != confirm {
-        fb = fb.field("confirmPassword", flow_message(&state, &loaded, "error.password_mismatch", &[]));
+        fb = fb.field(
+            "confirmPassword",
+            flow_message(&state, &loaded, "error.password_mismatch", &[]),
+        );
     }
     if !fb.field_errors.is_empty() {
         return render_step(&state, &loaded, fb, StatusCode::BAD_REQUEST);

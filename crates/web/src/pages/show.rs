@@ -9,10 +9,17 @@ use axum::{
 use serde::Serialize;
 use usher_domain::FlowStep;
 
-use super::{error_page, load_flow, render, render_step, request_locale, Feedback, Loaded, PageError, SummaryError};
+use super::{
+    error_page, load_flow, render, render_step, request_locale, Feedback, Loaded, PageError,
+    SummaryError,
+};
 use crate::state::AppState;
 
-pub async fn get(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     match load_flow(&state, &headers, &id).await {
         Ok(mut loaded) => {
             if matches!(loaded.flow.step, FlowStep::RunningConnectors { .. }) {
@@ -27,7 +34,12 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>, headers:
 }
 
 /// The page for the flow's current step, final steps included.
-pub async fn render_current(state: &AppState, loaded: &Loaded, feedback: Feedback, status: StatusCode) -> Response {
+pub async fn render_current(
+    state: &AppState,
+    loaded: &Loaded,
+    feedback: Feedback,
+    status: StatusCode,
+) -> Response {
     let locale = loaded.flow.locale.as_str();
     match &loaded.flow.step {
         FlowStep::Blocked { user_message } => blocked_page(state, loaded, user_message),
@@ -42,7 +54,11 @@ pub async fn render_current(state: &AppState, loaded: &Loaded, feedback: Feedbac
             state,
             locale,
             PageError::FlowFinished {
-                back_url: Some(loaded.error_url(state, "access_denied", "The sign-in has already finished.")),
+                back_url: Some(loaded.error_url(
+                    state,
+                    "access_denied",
+                    "The sign-in has already finished.",
+                )),
             },
         ),
         _ => render_step(state, loaded, feedback, status),
@@ -67,5 +83,11 @@ pub fn blocked_page(state: &AppState, loaded: &Loaded, user_message: &str) -> Re
         user_message,
         back_url: loaded.error_url(state, "access_denied", "The sign-up was blocked."),
     };
-    render(state, StatusCode::FORBIDDEN, "blocked.html", &loaded.flow.locale, &ctx)
+    render(
+        state,
+        StatusCode::FORBIDDEN,
+        "blocked.html",
+        &loaded.flow.locale,
+        &ctx,
+    )
 }

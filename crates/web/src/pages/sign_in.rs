@@ -9,15 +9,24 @@ use axum::{
 };
 use usher_domain::{attribute::normalize_email, SignInType};
 
-use super::{begin, error_page, first, flow_message, render_step, save, see_other, show, Feedback, PageError};
+use super::{
+    begin, error_page, first, flow_message, render_step, save, see_other, show, Feedback, PageError,
+};
 use crate::state::AppState;
 
-pub async fn post(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn post(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let (mut loaded, form) = match begin(&state, &headers, &id, &body).await {
         Ok(x) => x,
         Err(r) => return r,
     };
-    if loaded.flow.step != usher_domain::FlowStep::SignIn || !loaded.user_flow.allows_local_accounts() {
+    if loaded.flow.step != usher_domain::FlowStep::SignIn
+        || !loaded.user_flow.allows_local_accounts()
+    {
         return show::render_current(&state, &loaded, Feedback::default(), StatusCode::OK).await;
     }
     let email = normalize_email(first(&form, "email"));
@@ -25,24 +34,35 @@ pub async fn post(State(state): State<AppState>, Path(id): Path<String>, headers
     let mut fb = Feedback::default().entered(form.clone());
     fb.entered.remove("password");
     if email.is_empty() {
-        fb = fb.field("email", flow_message(&state, &loaded, "error.required", &[]));
+        fb = fb.field(
+            "email",
+            flow_message(&state, &loaded, "error.required", &[]),
+        );
     }
     if password.is_empty() {
-        fb = fb.field("password", flow_message(&state, &loaded, "error.required", &[]));
+        fb = fb.field(
+            "password",
+            flow_message(&state, &loaded, "error.required", &[]),
+        );
     }
     if !fb.field_errors.is_empty() {
         return render_step(&state, &loaded, fb, StatusCode::BAD_REQUEST);
     }
     // Only a plausible address can have an account; anything else (a NUL byte, say)
     // never reaches the database and fails like an unknown address.
-    let lookup = if email.chars().count() <= 254 && usher_domain::attribute::is_plausible_email(&email) {
-        state
-            .store
-            .user_by_identity(SignInType::EmailAddress, &state.settings.local_issuer(), &email)
-            .await
-    } else {
-        Ok(None)
-    };
+    let lookup =
+        if email.chars().count() <= 254 && usher_domain::attribute::is_plausible_email(&email) {
+            state
+                .store
+                .user_by_identity(
+                    SignInType::EmailAddress,
+                    &state.settings.local_issuer(),
+                    &email,
+                )
+                .await
+        } else {
+            Ok(None)
+        };
     let user = match lookup {
         Ok(u) => u.filter(|u| u.account_enabled),
         Err(e) => return error_page(&state, &loaded.flow.locale, PageError::internal(&state, e)),
@@ -50,7 +70,9 @@ pub async fn post(State(state): State<AppState>, Path(id): Path<String>, headers
     let hash = match &user {
         Some(u) => match state.store.password_hash(&u.id).await {
             Ok(h) => h,
-            Err(e) => return error_page(&state, &loaded.flow.locale, PageError::internal(&state, e)),
+            Err(e) => {
+                return error_page(&state, &loaded.flow.locale, PageError::internal(&state, e))
+            }
         },
         None => None,
     };
@@ -58,10 +80,14 @@ pub async fn post(State(state): State<AppState>, Path(id): Path<String>, headers
     // the same answer.
     let ok = state.hasher.verify(password, hash).await;
     let Some(user) = user.filter(|_| ok) else {
-        let fb = Feedback::general(flow_message(&state, &loaded, "sign_in.failed", &[])).entered(fb.entered);
+        let fb = Feedback::general(flow_message(&state, &loaded, "sign_in.failed", &[]))
+            .entered(fb.entered);
         return render_step(&state, &loaded, fb, StatusCode::UNAUTHORIZED);
     };
-    if let Err(e) = loaded.flow.complete(user.id.clone(), false, state.clock.now()) {
+    if let Err(e) = loaded
+        .flow
+        .complete(user.id.clone(), false, state.clock.now())
+    {
         tracing::debug!(error = %e, "sign-in on a flow that moved on");
         return show::render_current(&state, &loaded, Feedback::default(), StatusCode::OK).await;
     }
@@ -72,12 +98,19 @@ pub async fn post(State(state): State<AppState>, Path(id): Path<String>, headers
 }
 
 /// "Sign up now" (and "use a different email address").
-pub async fn to_sign_up(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn to_sign_up(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let (mut loaded, _) = match begin(&state, &headers, &id, &body).await {
         Ok(x) => x,
         Err(r) => return r,
     };
-    if loaded.user_flow.allows_local_accounts() && loaded.flow.go_to_sign_up(state.clock.now()).is_ok() {
+    if loaded.user_flow.allows_local_accounts()
+        && loaded.flow.go_to_sign_up(state.clock.now()).is_ok()
+    {
         if let Err(r) = save(&state, &mut loaded).await {
             return r;
         }
@@ -86,7 +119,12 @@ pub async fn to_sign_up(State(state): State<AppState>, Path(id): Path<String>, h
 }
 
 /// "Back to sign in".
-pub async fn to_sign_in(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn to_sign_in(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let (mut loaded, _) = match begin(&state, &headers, &id, &body).await {
         Ok(x) => x,
         Err(r) => return r,

@@ -42,8 +42,18 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response
         notice: None,
         enabled: state.settings.demo_client_id.is_some(),
     };
-    let status = if ctx.enabled { StatusCode::OK } else { StatusCode::NOT_FOUND };
-    render(&state, status, "try.html", request_locale(&headers, None), &ctx)
+    let status = if ctx.enabled {
+        StatusCode::OK
+    } else {
+        StatusCode::NOT_FOUND
+    };
+    render(
+        &state,
+        status,
+        "try.html",
+        request_locale(&headers, None),
+        &ctx,
+    )
 }
 
 #[derive(Deserialize)]
@@ -51,7 +61,11 @@ pub struct StartQuery {
     prompt: Option<String>,
 }
 
-pub async fn start(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<StartQuery>) -> Response {
+pub async fn start(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<StartQuery>,
+) -> Response {
     let Some(client_id) = state.settings.demo_client_id.clone() else {
         return page(State(state), headers).await;
     };
@@ -79,7 +93,12 @@ pub async fn start(State(state): State<AppState>, headers: HeaderMap, Query(q): 
     let mut r = see_other(&url);
     r.headers_mut().append(
         header::SET_COOKIE,
-        cookies::set(cookies::TRY, &seal(&state, &pending), Some(600), state.settings.secure_cookies()),
+        cookies::set(
+            cookies::TRY,
+            &seal(&state, &pending),
+            Some(600),
+            state.settings.secure_cookies(),
+        ),
     );
     r
 }
@@ -103,11 +122,16 @@ struct ResultPage {
     logout_url: Option<String>,
 }
 
-pub async fn callback(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+pub async fn callback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
     let locale = request_locale(&headers, None);
-    let params: BTreeMap<String, String> = url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
+    let params: BTreeMap<String, String> =
+        url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
     let failed = |error: &str, description: &str| {
         let ctx = ResultPage {
             title_key: "try.error_title",
@@ -115,17 +139,32 @@ pub async fn callback(State(state): State<AppState>, headers: HeaderMap, RawQuer
             error_description: Some(description.to_owned()),
             ..ResultPage::default()
         };
-        render(&state, StatusCode::BAD_REQUEST, "try_result.html", locale, &ctx)
+        render(
+            &state,
+            StatusCode::BAD_REQUEST,
+            "try_result.html",
+            locale,
+            &ctx,
+        )
     };
     let Some(client_id) = state.settings.demo_client_id.clone() else {
         return failed("not_enabled", "The demo is not enabled.");
     };
     let pending = cookies::get(&headers, cookies::TRY).and_then(|c| unseal(&state, c));
     let Some(pending) = pending.filter(|p| params.get("state") == Some(&p.state)) else {
-        return failed("invalid_state", "The state does not match this browser's request. Start again.");
+        return failed(
+            "invalid_state",
+            "The state does not match this browser's request. Start again.",
+        );
     };
     if let Some(error) = params.get("error") {
-        return failed(error, params.get("error_description").map(String::as_str).unwrap_or(""));
+        return failed(
+            error,
+            params
+                .get("error_description")
+                .map(String::as_str)
+                .unwrap_or(""),
+        );
     }
     let Some(code) = params.get("code") else {
         return failed("invalid_request", "The response has no code.");
@@ -134,10 +173,11 @@ pub async fn callback(State(state): State<AppState>, headers: HeaderMap, RawQuer
         return failed("not_enabled", "The demo application is not configured.");
     };
     let redirect_uri = format!("{}/try/callback", state.settings.issuer);
-    let tokens = match exchange_code(&state, &app, code, &redirect_uri, Some(&pending.verifier)).await {
-        Ok(t) => t,
-        Err(e) => return failed(e.error, &e.description),
-    };
+    let tokens =
+        match exchange_code(&state, &app, code, &redirect_uri, Some(&pending.verifier)).await {
+            Ok(t) => t,
+            Err(e) => return failed(e.error, &e.description),
+        };
     let Some(id_token) = tokens.id_token else {
         return failed("invalid_response", "No ID token was issued.");
     };
@@ -145,7 +185,11 @@ pub async fn callback(State(state): State<AppState>, headers: HeaderMap, RawQuer
         Ok(k) => k,
         Err(e) => return failed("temporarily_unavailable", &e.to_string()),
     };
-    let claims = match verify_jwt(&id_token, &keyring.published, &[Algorithm::ES256, Algorithm::RS256]) {
+    let claims = match verify_jwt(
+        &id_token,
+        &keyring.published,
+        &[Algorithm::ES256, Algorithm::RS256],
+    ) {
         Ok(c) => c,
         Err(e) => return failed("invalid_token", &e.to_string()),
     };
@@ -153,7 +197,10 @@ pub async fn callback(State(state): State<AppState>, headers: HeaderMap, RawQuer
         || claims.get("aud").and_then(Value::as_str) != Some(client_id.as_str())
         || claims.get("iss").and_then(Value::as_str) != Some(state.settings.issuer.as_str())
     {
-        return failed("invalid_token", "The ID token's nonce, audience or issuer is wrong.");
+        return failed(
+            "invalid_token",
+            "The ID token's nonce, audience or issuer is wrong.",
+        );
     }
     let header = decode_unverified(&id_token)
         .map(|(h, _)| serde_json::to_string_pretty(&h).unwrap_or_default())
@@ -162,7 +209,10 @@ pub async fn callback(State(state): State<AppState>, headers: HeaderMap, RawQuer
         "/logout",
         &[
             ("id_token_hint", id_token.as_str()),
-            ("post_logout_redirect_uri", &format!("{}/try", state.settings.issuer)),
+            (
+                "post_logout_redirect_uri",
+                &format!("{}/try", state.settings.issuer),
+            ),
         ],
     );
     let ctx = ResultPage {
@@ -194,16 +244,22 @@ pub async fn callback(State(state): State<AppState>, headers: HeaderMap, RawQuer
 fn seal(state: &AppState, pending: &Pending) -> String {
     let json = serde_json::to_vec(pending).unwrap_or_default();
     let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json);
-    let tag = state.cookie_key.sign_hex(format!("try:{payload}").as_bytes());
+    let tag = state
+        .cookie_key
+        .sign_hex(format!("try:{payload}").as_bytes());
     format!("{payload}.{tag}")
 }
 
 fn unseal(state: &AppState, cookie: &str) -> Option<Pending> {
     let (payload, tag) = cookie.split_once('.')?;
-    let expected = state.cookie_key.sign_hex(format!("try:{payload}").as_bytes());
+    let expected = state
+        .cookie_key
+        .sign_hex(format!("try:{payload}").as_bytes());
     if !usher_domain::flow::constant_time_eq(expected.as_bytes(), tag.as_bytes()) {
         return None;
     }
-    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
     serde_json::from_slice(&json).ok()
 }
