@@ -21,7 +21,10 @@ pub use attribute::{
     DataType, UserInputType,
 };
 pub use clock::{Clock, MockClock, SystemClock};
-pub use connector::ConnectorStep;
+pub use connector::{
+    BreakerSettings, CertificateSource, ClientCertificate, ConnectorAuthentication,
+    ConnectorDefinition, ConnectorStep, FailurePolicy, Secret,
+};
 pub use flow::{AuthorizationRequest, Flow, FlowError, FlowStep, Prompt, SignUpDraft};
 pub use tenant::Tenant;
 pub use user::{Identity, NewUser, SignInType, User};

@@ -16,7 +16,8 @@ use chrono::{DateTime, Utc};
 use usher_domain::{Flow, NewUser, SignInType, User};
 
 pub use model::{
-    AuthorizationCode, BrowserSession, Grant, Redemption, RefreshToken, StoredSigningKey,
+    AuthorizationCode, BrowserSession, CallFilter, ConnectorCallRecord, Grant, Redemption,
+    RefreshToken, StoredSigningKey,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -119,6 +120,16 @@ pub trait SigningKeyRepository: Send + Sync {
     async fn retire_signing_key(&self, kid: &str, at: DateTime<Utc>) -> Result<()>;
 }
 
+/// The record of every API connector call (contract §6).
+#[async_trait]
+pub trait ConnectorCallRepository: Send + Sync {
+    /// `AlreadyExists` if a record with this call id exists.
+    async fn insert_connector_call(&self, record: &ConnectorCallRecord) -> Result<()>;
+    async fn connector_call(&self, call_id: &str) -> Result<Option<ConnectorCallRecord>>;
+    /// Records matching `filter`, newest first, at most `filter.limit`.
+    async fn connector_calls(&self, filter: &CallFilter) -> Result<Vec<ConnectorCallRecord>>;
+}
+
 /// Housekeeping across repositories.
 #[async_trait]
 pub trait Maintenance: Send + Sync {
@@ -140,6 +151,7 @@ pub trait Store:
     + TokenRepository
     + SessionRepository
     + SigningKeyRepository
+    + ConnectorCallRepository
     + Maintenance
 {
 }
@@ -150,6 +162,7 @@ impl<T> Store for T where
         + TokenRepository
         + SessionRepository
         + SigningKeyRepository
+        + ConnectorCallRepository
         + Maintenance
 {
 }

@@ -86,3 +86,44 @@ pub struct StoredSigningKey {
     /// No longer used for signing from then; still published for a while.
     pub retired_at: Option<DateTime<Utc>>,
 }
+
+/// One API connector call, retries included (contract §6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectorCallRecord {
+    /// The `usher-call-id` sent with every attempt; also the reference id a user sees
+    /// on the error page when the call failed.
+    pub call_id: String,
+    pub connector_id: String,
+    pub user_flow_id: String,
+    /// The wire name: `PostFederationSignup`, `PostAttributeCollection`, `PreTokenIssuance`.
+    pub step: String,
+    pub flow_id: String,
+    pub attempts: u32,
+    /// The last attempt's HTTP status, if there was a response.
+    pub http_status: Option<u16>,
+    /// From the first attempt's start to the end of the last.
+    pub latency_ms: i64,
+    /// `continue`, `block`, `validationError` or `failed`.
+    pub outcome: String,
+    /// Why a failed call failed (`timeout`, `connectionRefused`, `http5xx`, …).
+    pub failure_reason: Option<String>,
+    /// Contract warnings (missing `version`, claims for unselected attributes, …).
+    pub warnings: Vec<String>,
+    /// Only when the operator records bodies; secrets and passwords removed.
+    pub request_body: Option<String>,
+    pub response_body: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Which call records to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallFilter {
+    pub connector_id: Option<String>,
+    pub outcome: Option<String>,
+    /// Inclusive.
+    pub since: Option<DateTime<Utc>>,
+    /// Exclusive.
+    pub until: Option<DateTime<Utc>>,
+    /// At most this many (the caller bounds it).
+    pub limit: u32,
+}

@@ -29,8 +29,13 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    const MIGRATIONS: &'static [(i64, &'static str)] =
-        &[(1, include_str!("../migrations/postgres/0001_init.sql"))];
+    const MIGRATIONS: &'static [(i64, &'static str)] = &[
+        (1, include_str!("../migrations/postgres/0001_init.sql")),
+        (
+            2,
+            include_str!("../migrations/postgres/0002_connector_calls.sql"),
+        ),
+    ];
 
     /// Opens `postgres://…` (or `postgresql://…`).
     pub async fn connect(url: &str) -> Result<Self> {

@@ -138,7 +138,8 @@ macro_rules! impl_store {
                 to_json, truncate_millis, CodeData, CREATE_MIGRATIONS_TABLE,
             };
             use $crate::{
-                AuthorizationCode, BrowserSession, FlowRepository, Grant, Maintenance,
+                AuthorizationCode, BrowserSession, CallFilter, ConnectorCallRecord,
+                ConnectorCallRepository, FlowRepository, Grant, Maintenance,
                 Redemption, RefreshToken, Result, SessionRepository, SigningKeyRepository,
                 StorageError, StoredSigningKey, TokenRepository, UserRepository,
             };
@@ -248,6 +249,98 @@ macro_rules! impl_store {
                     activates_at: time(row, "activates_at")?,
                     retired_at: opt_time(row, "retired_at")?,
                 })
+            }
+
+            fn connector_call(row: &DbRow) -> Result<ConnectorCallRecord> {
+                let status: Option<i64> = col(row, "http_status")?;
+                let attempts: i64 = col(row, "attempts")?;
+                Ok(ConnectorCallRecord {
+                    call_id: col(row, "call_id")?,
+                    connector_id: col(row, "connector_id")?,
+                    user_flow_id: col(row, "user_flow_id")?,
+                    step: col(row, "step")?,
+                    flow_id: col(row, "flow_id")?,
+                    attempts: u32::try_from(attempts)
+                        .map_err(|_| StorageError::Corrupt(format!("attempts: {attempts}")))?,
+                    http_status: status
+                        .map(|s| {
+                            u16::try_from(s)
+                                .map_err(|_| StorageError::Corrupt(format!("http_status: {s}")))
+                        })
+                        .transpose()?,
+                    latency_ms: col(row, "latency_ms")?,
+                    outcome: col(row, "outcome")?,
+                    failure_reason: col(row, "failure_reason")?,
+                    warnings: from_json(&col::<String>(row, "warnings")?, "warnings")?,
+                    request_body: col(row, "request_body")?,
+                    response_body: col(row, "response_body")?,
+                    created_at: time(row, "created_at")?,
+                })
+            }
+
+            #[async_trait]
+            impl ConnectorCallRepository for $store {
+                async fn insert_connector_call(&self, r: &ConnectorCallRecord) -> Result<()> {
+                    ::sqlx::query(
+                        "INSERT INTO connector_calls (call_id, connector_id, user_flow_id, step, \
+                         flow_id, attempts, http_status, latency_ms, outcome, failure_reason, \
+                         warnings, request_body, response_body, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                    )
+                    .bind(&r.call_id)
+                    .bind(&r.connector_id)
+                    .bind(&r.user_flow_id)
+                    .bind(&r.step)
+                    .bind(&r.flow_id)
+                    .bind(i64::from(r.attempts))
+                    .bind(r.http_status.map(i64::from))
+                    .bind(r.latency_ms)
+                    .bind(&r.outcome)
+                    .bind(&r.failure_reason)
+                    .bind(to_json(&r.warnings)?)
+                    .bind(&r.request_body)
+                    .bind(&r.response_body)
+                    .bind(millis(r.created_at))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(insert_error)?;
+                    Ok(())
+                }
+
+                async fn connector_call(&self, call_id: &str) -> Result<Option<ConnectorCallRecord>> {
+                    ::sqlx::query("SELECT * FROM connector_calls WHERE call_id = $1")
+                        .bind(call_id)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(backend)?
+                        .as_ref()
+                        .map(connector_call)
+                        .transpose()
+                }
+
+                async fn connector_calls(&self, f: &CallFilter) -> Result<Vec<ConnectorCallRecord>> {
+                    // Absent filters bind NULL and match everything, so one statement
+                    // serves every combination.
+                    ::sqlx::query(
+                        "SELECT * FROM connector_calls \
+                         WHERE ($1 IS NULL OR connector_id = $1) \
+                         AND ($2 IS NULL OR outcome = $2) \
+                         AND ($3 IS NULL OR created_at >= $3) \
+                         AND ($4 IS NULL OR created_at < $4) \
+                         ORDER BY created_at DESC, call_id DESC LIMIT $5",
+                    )
+                    .bind(f.connector_id.as_deref())
+                    .bind(f.outcome.as_deref())
+                    .bind(f.since.map(millis))
+                    .bind(f.until.map(millis))
+                    .bind(i64::from(f.limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(backend)?
+                    .iter()
+                    .map(connector_call)
+                    .collect()
+                }
             }
 
             impl $store {

@@ -29,8 +29,13 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    const MIGRATIONS: &'static [(i64, &'static str)] =
-        &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
+    const MIGRATIONS: &'static [(i64, &'static str)] = &[
+        (1, include_str!("../migrations/sqlite/0001_init.sql")),
+        (
+            2,
+            include_str!("../migrations/sqlite/0002_connector_calls.sql"),
+        ),
+    ];
 
     /// Opens `sqlite://path` (creating the file and its directory if missing) or
     /// `sqlite::memory:`.

@@ -18,8 +18,8 @@ use usher_domain::{
     SignInType, User,
 };
 use usher_storage::{
-    AuthorizationCode, BrowserSession, Grant, Redemption, RefreshToken, StorageError, Store,
-    StoredSigningKey,
+    AuthorizationCode, BrowserSession, CallFilter, ConnectorCallRecord, Grant, Redemption,
+    RefreshToken, StorageError, Store, StoredSigningKey,
 };
 
 // ---------------------------------------------------------------------------------
@@ -190,7 +190,8 @@ conformance! {
         browser_sessions,
         signing_keys,
         delete_expired_removes_only_expired,
-        unicode_and_large_values;
+        unicode_and_large_values,
+        connector_call_records;
     fresh:
         migrate_twice_is_a_no_op,
         concurrent_migrations,
@@ -535,7 +536,7 @@ async fn migrate_twice_is_a_no_op(ctx: Ctx) {
     store.ping().await.unwrap();
 
     store.migrate().await.unwrap();
-    assert_eq!(applied_migrations(&ctx.url).await, vec![1]);
+    assert_eq!(applied_migrations(&ctx.url).await, vec![1, 2]);
     let user = store
         .create_user(new_user(
             "u-1",
@@ -546,13 +547,13 @@ async fn migrate_twice_is_a_no_op(ctx: Ctx) {
         .unwrap();
 
     store.migrate().await.unwrap();
-    assert_eq!(applied_migrations(&ctx.url).await, vec![1]);
+    assert_eq!(applied_migrations(&ctx.url).await, vec![1, 2]);
     assert_eq!(store.user_by_id("u-1").await.unwrap(), Some(user));
 
     // A new process (a new pool) migrating the same database is a no-op as well.
     let again = usher_storage::connect(&ctx.url).await.unwrap();
     again.migrate().await.unwrap();
-    assert_eq!(applied_migrations(&ctx.url).await, vec![1]);
+    assert_eq!(applied_migrations(&ctx.url).await, vec![1, 2]);
     assert_eq!(
         again.users_by_email("a@example.com").await.unwrap().len(),
         1
@@ -575,7 +576,7 @@ async fn concurrent_migrations(ctx: Ctx) {
     for task in tasks {
         task.await.unwrap().expect("concurrent migrate");
     }
-    assert_eq!(applied_migrations(&ctx.url).await, vec![1]);
+    assert_eq!(applied_migrations(&ctx.url).await, vec![1, 2]);
 
     let user = stores[1]
         .create_user(new_user("u-1", None, vec![local("a@example.com")]))
@@ -1158,4 +1159,71 @@ async fn bad_stored_data_is_corrupt(ctx: Ctx) {
     // What is not damaged still reads.
     assert_eq!(store.password_hash("u-1").await.unwrap(), None);
     assert_eq!(store.user_by_id("u-3").await.unwrap(), None);
+}
+
+fn call(id: &str, connector: &str, outcome: &str, at: DateTime<Utc>) -> ConnectorCallRecord {
+    ConnectorCallRecord {
+        call_id: id.into(),
+        connector_id: connector.into(),
+        user_flow_id: "B2X_1_signup".into(),
+        step: "PostAttributeCollection".into(),
+        flow_id: "f-1".into(),
+        attempts: 2,
+        http_status: Some(503),
+        latency_ms: 1234,
+        outcome: outcome.into(),
+        failure_reason: (outcome == "failed").then(|| "http5xx".into()),
+        warnings: vec!["missing version".into(), "claim x not selected".into()],
+        request_body: Some("{\"email\":\"a@example.com\"}".into()),
+        response_body: None,
+        created_at: at,
+    }
+}
+
+async fn connector_call_records(ctx: Ctx) {
+    let store = ctx.store;
+    let t = t0();
+    let a = call("c-1", "approval", "continue", t);
+    let b = call("c-2", "approval", "failed", t + Duration::seconds(1));
+    let c = call("c-3", "crm", "block", t + Duration::seconds(2));
+    for r in [&a, &b, &c] {
+        store.insert_connector_call(r).await.unwrap();
+    }
+    assert!(matches!(
+        store.insert_connector_call(&a).await,
+        Err(StorageError::AlreadyExists)
+    ));
+    assert_eq!(store.connector_call("c-2").await.unwrap(), Some(b.clone()));
+    assert_eq!(store.connector_call("nope").await.unwrap(), None);
+
+    let all = CallFilter {
+        limit: 10,
+        ..CallFilter::default()
+    };
+    let ids = |v: Vec<ConnectorCallRecord>| v.into_iter().map(|r| r.call_id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.connector_calls(&all).await.unwrap()),
+        ["c-3", "c-2", "c-1"]
+    );
+    let approval = CallFilter {
+        connector_id: Some("approval".into()),
+        ..all.clone()
+    };
+    assert_eq!(
+        ids(store.connector_calls(&approval).await.unwrap()),
+        ["c-2", "c-1"]
+    );
+    let failed = CallFilter {
+        outcome: Some("failed".into()),
+        ..all.clone()
+    };
+    assert_eq!(ids(store.connector_calls(&failed).await.unwrap()), ["c-2"]);
+    let window = CallFilter {
+        since: Some(t + Duration::seconds(1)),
+        until: Some(t + Duration::seconds(2)),
+        ..all.clone()
+    };
+    assert_eq!(ids(store.connector_calls(&window).await.unwrap()), ["c-2"]);
+    let one = CallFilter { limit: 1, ..all };
+    assert_eq!(ids(store.connector_calls(&one).await.unwrap()), ["c-3"]);
 }

@@ -2,7 +2,6 @@
 //! endpoints and the `/try` demo, as one axum router over an [`AppState`]. It knows
 //! the storage only through the repository traits and never names SQL.
 
-pub mod connectors;
 pub mod cookies;
 pub mod hasher;
 pub mod i18n;
@@ -22,6 +21,11 @@ use axum::{
 use serde::Serialize;
 
 pub use state::{AppState, Inner, Lifetimes, Settings};
+
+/// The connector steps, as the flow engine calls them.
+pub mod connectors {
+    pub use usher_connectors::{NoConnectors, StepConnectors, StepOutcome, StepRequest};
+}
 
 /// Forms and token requests are small; anything bigger is refused before parsing.
 const BODY_LIMIT: usize = 64 * 1024;

@@ -1,7 +1,6 @@
 //! The connector steps of a sign-up, as the flow engine sees them: at each step it
 //! hands the claims gathered so far to a `StepConnectors` and acts on the outcome.
-//! The API connector client plugs in here; without connectors every step continues
-//! with the claims unchanged.
+//! Without connectors every step continues with the claims unchanged.
 
 use async_trait::async_trait;
 use usher_domain::{flow::PageMessage, AttributeValues, ConnectorStep, Identity};
