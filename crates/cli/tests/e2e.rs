@@ -924,3 +924,79 @@ async fn the_try_page_shows_the_token(backend: Backend) {
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     env.finish(usher).await;
 }
+
+/// A person in a real (headless) browser, without JavaScript help: the demo at `/try`,
+/// sign-up from the first page to the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_sign_up_at_try() {
+    if !harness::webdriver::available() {
+        return;
+    }
+    let env = TestEnv::new(Backend::Sqlite).await;
+    let usher = env.start().await;
+    let browser = harness::webdriver::Driver::start().await;
+    let shots = env.dir.join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+
+    browser.goto(&usher.url("/try")).await;
+    browser.click("form.secondary button").await;
+    browser.wait_for("#email").await;
+    assert!(
+        browser.url().await.contains("/flow/"),
+        "{}",
+        browser.url().await
+    );
+    // Submitting nothing shows the error, tied to the field and summarised.
+    browser
+        .click("form[action$='/email'] button[type=submit]")
+        .await;
+    browser.wait_for(".error-summary").await;
+    assert!(browser
+        .text(".error-summary")
+        .await
+        .contains("Enter a value"));
+    assert_eq!(browser.text("#email-error").await, "Enter a value.");
+    browser.type_into("#email", "browser@example.com").await;
+    browser
+        .click("form[action$='/email'] button[type=submit]")
+        .await;
+    browser.wait_for("#code").await;
+    let code = env.code_for("browser@example.com");
+    browser.type_into("#code", &code).await;
+    browser
+        .click("form[action$='/code'] button[type=submit]")
+        .await;
+    browser.wait_for("#confirmPassword").await;
+    browser
+        .type_into("#password", "a long enough pass phrase")
+        .await;
+    browser
+        .type_into("#confirmPassword", "a long enough pass phrase")
+        .await;
+    browser
+        .click("form[action$='/password'] button[type=submit]")
+        .await;
+    browser.wait_for("#displayName").await;
+    browser.screenshot(&shots.join("attributes.png")).await;
+    browser.type_into("#displayName", "Browser Person").await;
+    browser.type_into("#givenName", "Browser").await;
+    browser
+        .click("form[action$='/attributes'] button[type=submit]")
+        .await;
+    browser.wait_for("#claims").await;
+    browser.screenshot(&shots.join("token.png")).await;
+    let url = browser.url().await;
+    assert!(url.contains("/try/callback"), "{url}");
+    assert_eq!(
+        browser.text("td[data-claim=email]").await,
+        "browser@example.com"
+    );
+    assert_eq!(browser.text("td[data-claim=name]").await, "Browser Person");
+    if let Ok(dir) = std::env::var("USHER_SCREENSHOTS") {
+        for f in ["attributes.png", "token.png"] {
+            let _ = std::fs::copy(shots.join(f), std::path::Path::new(&dir).join(f));
+        }
+    }
+    browser.quit().await;
+    env.finish(usher).await;
+}

@@ -144,3 +144,139 @@ impl Templates {
         template.render(minijinja::context! { locale => locale, ..Value::from_serialize(ctx) })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::i18n::SUPPORTED;
+
+    fn templates() -> Templates {
+        Templates::new(Arc::new(Catalogue::load().unwrap()), None).unwrap()
+    }
+
+    fn field(id: &str, kind: &str) -> serde_json::Value {
+        json!({
+            "id": id, "label": format!("Label {id}"), "kind": kind, "value": "v",
+            "required": kind != "checkbox", "error": "An error", "hint": "A hint",
+            "autocomplete": null, "inputmode": null, "maxlength": 10,
+            "options": [{"label": "A", "value": "a", "selected": true}, {"label": "B", "value": "b", "selected": false}],
+        })
+    }
+
+    /// A context with every variable any page uses, so each template renders fully.
+    fn context() -> serde_json::Value {
+        let fields: Vec<_> = [
+            "text",
+            "email",
+            "password",
+            "checkbox",
+            "radio",
+            "select",
+            "checkboxes",
+        ]
+        .iter()
+        .map(|k| field(&format!("f_{k}"), k))
+        .collect();
+        json!({
+            "title_key": "sign_in.title",
+            "flow_id": "f", "csrf": "c", "email": "a@example.com", "minutes": 10,
+            "local_accounts": true, "notice": "Notice",
+            "errors": [{"field": "email", "message": "Wrong"}, {"field": null, "message": "General"}],
+            "fields": fields,
+            "user_message": "<b>blocked</b>", "back_url": "https://app.example/cb?error=access_denied",
+            "message": "Message", "reference": "ref-1",
+            "post_logout_redirect_uri": "https://app.example/out", "client_id": "app", "state": "s",
+            "demo": true, "enabled": true,
+            "error": null, "error_description": null,
+            "claims": [{"name": "sub", "value": "u"}], "header": "{}", "id_token": "a.b.c",
+            "logout_url": "/logout", "code": "123456",
+        })
+    }
+
+    #[test]
+    fn every_template_renders_in_every_locale() {
+        let t = templates();
+        for (name, _) in BUILT_IN {
+            if name.starts_with('_') || *name == "base.html" {
+                continue;
+            }
+            for locale in SUPPORTED {
+                let out = t
+                    .render(name, locale, &context())
+                    .unwrap_or_else(|e| panic!("{name} in {locale}: {e:#}"));
+                assert!(!out.is_empty());
+                if name.ends_with(".html") {
+                    assert!(out.contains(&format!("<html lang=\"{locale}\">")), "{name}");
+                    // Text from elsewhere is escaped, never markup.
+                    assert!(!out.contains("<b>blocked</b>"), "{name}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_message_a_template_uses_is_in_the_catalogue() {
+        let c = Catalogue::load().unwrap();
+        for (name, source) in BUILT_IN {
+            for part in source.split("t(\"").skip(1) {
+                let key = part.split('"').next().unwrap();
+                assert!(
+                    c.has(key),
+                    "{name} uses {key:?}, which is not in the catalogue"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn fields_are_labelled_and_errors_tied_to_them() {
+        let t = templates();
+        let out = t
+            .render("sign_up_attributes.html", "en", &context())
+            .unwrap();
+        for kind in ["text", "email", "password", "select"] {
+            let id = format!("f_{kind}");
+            assert!(out.contains(&format!("<label for=\"{id}\">")), "{kind}");
+            assert!(
+                out.contains(&format!("aria-describedby=\"{id}-hint {id}-error\"")),
+                "{kind}"
+            );
+            assert!(out.contains(&format!("id=\"{id}-error\"")), "{kind}");
+        }
+        // Groups are fieldsets with a legend, each choice labelled.
+        assert!(out.contains("<legend>Label f_radio"));
+        assert!(out.contains("<label for=\"f_radio-1\">A</label>"));
+        // Passwords are never echoed back.
+        assert!(!out.contains("id=\"f_password\" name=\"f_password\" value="));
+    }
+
+    #[test]
+    fn an_override_directory_replaces_a_template() {
+        let dir = std::env::temp_dir().join(format!("usher-templates-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("index.html"),
+            "<p>Contoso {{ t(\"index.title\") }}</p>",
+        )
+        .unwrap();
+        let t = Templates::new(Arc::new(Catalogue::load().unwrap()), Some(&dir)).unwrap();
+        assert_eq!(
+            t.render("index.html", "en", &context()).unwrap(),
+            "<p>Contoso Usher</p>"
+        );
+        // Others stay built in.
+        assert!(t
+            .render("error.html", "en", &context())
+            .unwrap()
+            .contains("<!doctype html>"));
+        // A broken override stops start-up with the template's name.
+        std::fs::write(dir.join("index.html"), "{% if %}").unwrap();
+        let err = Templates::new(Arc::new(Catalogue::load().unwrap()), Some(&dir))
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("index.html"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -5,6 +5,8 @@
 
 use std::{collections::BTreeMap, path::PathBuf, sync::Arc};
 
+pub mod webdriver;
+
 use reqwest::{header::HeaderMap, StatusCode};
 use serde_json::Value;
 use tokio::sync::oneshot;
