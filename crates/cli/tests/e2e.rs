@@ -1000,3 +1000,74 @@ async fn browser_sign_up_at_try() {
     browser.quit().await;
     env.finish(usher).await;
 }
+
+both!(rs256_signing_and_expired_codes);
+async fn rs256_signing_and_expired_codes(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let usher = env.start_with("\n[signing]\nalgorithm = \"RS256\"\n").await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let metadata =
+        CoreProviderMetadata::discover_async(IssuerUrl::new(usher.issuer.clone()).unwrap(), &http)
+            .await
+            .unwrap();
+    let client =
+        CoreClient::from_provider_metadata(metadata, ClientId::new(PUBLIC_CLIENT.into()), None)
+            .set_redirect_uri(RedirectUrl::new(CALLBACK.into()).unwrap());
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (auth_url, _, nonce) = client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .set_pkce_challenge(challenge)
+        .url();
+    let callback = Browser::new()
+        .sign_up(
+            &usher,
+            auth_url.as_str(),
+            "rsa@example.com",
+            "a long enough pass phrase",
+            &[("displayName", "RSA")],
+        )
+        .await;
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(query(&callback)["code"].clone()))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .unwrap();
+    // The library's default verifier accepts RS256 only.
+    let claims = tokens
+        .id_token()
+        .unwrap()
+        .claims(&client.id_token_verifier(), &nonce)
+        .unwrap();
+    assert_eq!(claims.email().unwrap().as_str(), "rsa@example.com");
+
+    // A code older than its lifetime (60 s) is refused.
+    let url = usher.authorize_url(PUBLIC_CLIENT, &[]);
+    let callback = Browser::new()
+        .sign_in(&url, "rsa@example.com", "a long enough pass phrase")
+        .await;
+    env.clock.advance(chrono::Duration::seconds(61));
+    let r = reqwest::Client::new()
+        .post(usher.url("/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", query(&callback)["code"].as_str()),
+            ("redirect_uri", CALLBACK),
+            ("client_id", PUBLIC_CLIENT),
+            ("code_verifier", PKCE_VERIFIER),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(json(r).await["error"], "invalid_grant");
+    env.finish(usher).await;
+}

@@ -112,21 +112,26 @@ impl TestEnv {
 
     /// Starts an instance whose issuer is its own address.
     pub async fn start(&self) -> Instance {
-        self.start_inner(None).await
+        self.start_inner(None, "").await
+    }
+
+    /// Starts an instance with `extra` TOML appended to the test configuration.
+    pub async fn start_with(&self, extra: &str) -> Instance {
+        self.start_inner(None, extra).await
     }
 
     /// Starts an instance that serves `issuer` (another instance's address), as two
     /// instances behind one load balancer do.
     pub async fn start_with_issuer(&self, issuer: &str) -> Instance {
-        self.start_inner(Some(issuer)).await
+        self.start_inner(Some(issuer), "").await
     }
 
-    async fn start_inner(&self, issuer: Option<&str>) -> Instance {
+    async fn start_inner(&self, issuer: Option<&str>, extra: &str) -> Instance {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let own = format!("http://{addr}");
         let issuer = issuer.unwrap_or(&own).to_owned();
-        let toml = config_toml(&issuer, &self.dir, &self.database_url);
+        let toml = config_toml(&issuer, &self.dir, &self.database_url) + extra;
         let path = self.dir.join(format!("usher-{}.toml", addr.port()));
         std::fs::write(&path, toml).unwrap();
         let env = |k: &str| match k {
