@@ -99,7 +99,14 @@ pub async fn complete(
                 token_claims: c, ..
             } => token_claims = c,
             StepOutcome::Failed { reference } => {
-                return error_page(state, locale, PageError::Internal { reference });
+                let back_url = Some(super::super::oauth::error_redirect_url(
+                    &request.redirect_uri,
+                    "server_error",
+                    "The token could not be issued.",
+                    request.state.as_deref(),
+                    &state.settings.issuer,
+                ));
+                return error_page(state, locale, PageError::ConnectorFailed { reference, back_url });
             }
             // The contract allows only Continue here; the connector client reports
             // anything else as a failure, so these arms are unreachable in practice.

@@ -235,6 +235,13 @@ pub fn error_page(state: &AppState, locale: &str, error: PageError) -> Response 
             Some(reference),
             None,
         ),
+        // The customer's API failed, not Usher nor the user: a gateway error.
+        PageError::ConnectorFailed { reference, back_url } => (
+            StatusCode::BAD_GATEWAY,
+            msg("error.connector_failed", &[]),
+            Some(reference),
+            back_url,
+        ),
     };
     let ctx = Ctx {
         title_key: "error.title",

@@ -46,8 +46,9 @@ pub async fn render_current(
         FlowStep::Failed { reference } => error_page(
             state,
             locale,
-            PageError::Internal {
+            PageError::ConnectorFailed {
                 reference: reference.clone(),
+                back_url: Some(loaded.error_url(state, "server_error", "The sign-up could not be completed.")),
             },
         ),
         FlowStep::Completed { .. } | FlowStep::RunningConnectors { .. } => error_page(
