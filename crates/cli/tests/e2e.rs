@@ -1071,3 +1071,145 @@ async fn rs256_signing_and_expired_codes(backend: Backend) {
     assert_eq!(json(r).await["error"], "invalid_grant");
     env.finish(usher).await;
 }
+
+const TEAM: &str = "extension_0123456789abcdef0123456789abcdef_Team";
+
+/// Walks a new browser to the attribute page of a sign-up; returns the flow path.
+async fn to_attribute_page(env: &TestEnv, usher: &Instance, browser: &Browser, email: &str) -> String {
+    let flow = browser.start_flow(&usher.authorize_url(PUBLIC_CLIENT, &[("prompt", "create")])).await;
+    let page = browser.get(&usher.url(&flow)).await;
+    browser.submit(&usher.url(&format!("{flow}/email")), &page, &[("email", email)]).await;
+    let page = browser.get(&usher.url(&flow)).await;
+    let code = env.code_for(email);
+    browser.submit(&usher.url(&format!("{flow}/code")), &page, &[("code", &code)]).await;
+    let page = browser.get(&usher.url(&flow)).await;
+    let r = browser
+        .submit(
+            &usher.url(&format!("{flow}/password")),
+            &page,
+            &[("password", "a long enough pass phrase"), ("confirmPassword", "a long enough pass phrase")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    flow
+}
+
+both!(a_connector_asks_for_a_correction_then_overwrites_attributes);
+async fn a_connector_asks_for_a_correction_then_overwrites_attributes(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let api = harness::api::TestApi::start(vec![
+        (
+            400,
+            serde_json::json!({"version": "1.0.0", "status": 400, "action": "ValidationError",
+                "userMessage": "Please check your details.",
+                "attributeErrors": {"displayName": "Use the name on your badge."}}),
+        ),
+        (
+            200,
+            serde_json::json!({"version": "1.0.0", "action": "Continue",
+                "displayName": "Ada Lovelace (Contoso)", "extension_Team": "", "jobTitle": "ignored: not on this flow"}),
+        ),
+    ])
+    .await;
+    let usher = env.start_with_connector(&api.url).await;
+    let browser = Browser::new();
+    let flow = to_attribute_page(&env, &usher, &browser, "ada@contoso.com").await;
+    let page = browser.get(&usher.url(&flow)).await;
+    let r = browser
+        .submit(&usher.url(&format!("{flow}/attributes")), &page, &[("displayName", "Ada"), (TEAM, "Blue")])
+        .await;
+    // The page again, with the API's message, its field error next to the field, and
+    // what the user typed.
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(error_summary(&r.body).contains("Please check your details."));
+    assert_field_error(&r.body, "displayName");
+    assert!(r.body.contains("Use the name on your badge."));
+    assert!(r.body.contains("value=\"Blue\""), "input is kept");
+    let r = browser
+        .submit(&usher.url(&format!("{flow}/attributes")), &r, &[("displayName", "Ada Lovelace"), (TEAM, "Blue")])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+
+    // What the connector was sent, the second time.
+    let bodies = api.bodies();
+    assert_eq!(bodies.len(), 2);
+    let sent = &bodies[1];
+    assert_eq!(sent["email"], "ada@contoso.com");
+    assert_eq!(sent["displayName"], "Ada Lovelace");
+    assert_eq!(sent[TEAM], "Blue");
+    assert_eq!(sent["step"], "PostAttributeCollection");
+    assert_eq!(sent["client_id"], PUBLIC_CLIENT);
+    assert!(sent.get("identities").is_none(), "a local account has no federated identities");
+    assert!(sent.get("givenName").is_none(), "empty claims are left out");
+    let headers = api.headers();
+    assert_eq!(headers[0]["usher-flow-id"], headers[1]["usher-flow-id"]);
+
+    // The token and the stored user carry the connector's values.
+    let tokens = usher.redeem_public(&query(r.location())["code"]).await;
+    let claims = payload(tokens["id_token"].as_str().unwrap());
+    assert_eq!(claims["name"], "Ada Lovelace (Contoso)");
+    assert!(claims.get("extension_Team").is_none(), "cleared by the connector");
+    assert!(claims.get("jobTitle").is_none(), "not selected by the flow");
+    let store = env.store().await;
+    let users = store.users_by_email("ada@contoso.com").await.unwrap();
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0].attributes["displayName"].as_str(), Some("Ada Lovelace (Contoso)"));
+    assert!(!users[0].attributes.contains_key(TEAM));
+    // Every call was recorded.
+    let calls = store
+        .connector_calls(&usher_storage::CallFilter { connector_id: Some("e2e-connector".into()), limit: 10, ..Default::default() })
+        .await
+        .unwrap();
+    let outcomes: Vec<_> = calls.iter().map(|c| c.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["continue", "validationError"]);
+    assert!(calls[0].warnings.iter().any(|w| w.contains("jobTitle")), "{:?}", calls[0].warnings);
+    env.finish(usher).await;
+}
+
+both!(a_blocked_or_failed_sign_up_leaves_no_user);
+async fn a_blocked_or_failed_sign_up_leaves_no_user(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let api = harness::api::TestApi::start(vec![
+        (
+            200,
+            serde_json::json!({"version": "1.0.0", "action": "ShowBlockPage",
+                "userMessage": "Sign-ups from <b>this</b> domain are closed."}),
+        ),
+        (500, serde_json::json!({"error": "boom"})),
+    ])
+    .await;
+    let usher = env.start_with_connector(&api.url).await;
+
+    // Blocked: the block page, the message escaped, a way back to the application.
+    let browser = Browser::new();
+    let flow = to_attribute_page(&env, &usher, &browser, "blocked@example.com").await;
+    let page = browser.get(&usher.url(&flow)).await;
+    let r = browser.submit(&usher.url(&format!("{flow}/attributes")), &page, &[("displayName", "B")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("Sign-ups from &lt;b&gt;this&lt;&#x2f;b&gt; domain are closed.") || r.body.contains("Sign-ups from &lt;b&gt;this&lt;/b&gt; domain are closed."), "{}", r.body);
+    let back = r.body.split("href=\"").nth(2).unwrap_or("").split('"').next().unwrap_or("").replace("&amp;", "&");
+    assert!(back.starts_with(CALLBACK), "{back}");
+    assert_eq!(query(&back)["error"], "access_denied");
+    // The flow stays blocked.
+    let again = browser.get(&usher.url(&flow)).await;
+    assert_eq!(again.status, StatusCode::FORBIDDEN);
+
+    // Failed: the generic page with a reference that is in the call record.
+    let browser = Browser::new();
+    let flow = to_attribute_page(&env, &usher, &browser, "failed@example.com").await;
+    let page = browser.get(&usher.url(&flow)).await;
+    let r = browser.submit(&usher.url(&format!("{flow}/attributes")), &page, &[("displayName", "F")]).await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY);
+    assert!(r.body.contains("error=server_error"), "a way back to the application");
+    assert!(!r.body.contains("boom"), "the API's message is not shown");
+    let reference = r.body.split("Reference: ").nth(1).unwrap().split('<').next().unwrap().trim().to_owned();
+    let store = env.store().await;
+    let record = store.connector_call(&reference).await.unwrap().expect("a call record with the reference");
+    assert_eq!(record.outcome, "failed");
+    assert_eq!(record.http_status, Some(500));
+
+    for email in ["blocked@example.com", "failed@example.com"] {
+        assert!(store.users_by_email(email).await.unwrap().is_empty(), "{email} must not exist");
+    }
+    env.finish(usher).await;
+}

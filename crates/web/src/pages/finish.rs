@@ -106,7 +106,14 @@ pub async fn complete(
                     request.state.as_deref(),
                     &state.settings.issuer,
                 ));
-                return error_page(state, locale, PageError::ConnectorFailed { reference, back_url });
+                return error_page(
+                    state,
+                    locale,
+                    PageError::ConnectorFailed {
+                        reference,
+                        back_url,
+                    },
+                );
             }
             // The contract allows only Continue here; the connector client reports
             // anything else as a failure, so these arms are unreachable in practice.

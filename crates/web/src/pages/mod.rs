@@ -177,6 +177,11 @@ pub enum PageError {
     Internal {
         reference: String,
     },
+    /// An API connector call failed; `reference` is its call id.
+    ConnectorFailed {
+        reference: String,
+        back_url: Option<String>,
+    },
 }
 
 impl PageError {
@@ -236,7 +241,10 @@ pub fn error_page(state: &AppState, locale: &str, error: PageError) -> Response 
             None,
         ),
         // The customer's API failed, not Usher nor the user: a gateway error.
-        PageError::ConnectorFailed { reference, back_url } => (
+        PageError::ConnectorFailed {
+            reference,
+            back_url,
+        } => (
             StatusCode::BAD_GATEWAY,
             msg("error.connector_failed", &[]),
             Some(reference),

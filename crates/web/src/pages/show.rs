@@ -48,7 +48,11 @@ pub async fn render_current(
             locale,
             PageError::ConnectorFailed {
                 reference: reference.clone(),
-                back_url: Some(loaded.error_url(state, "server_error", "The sign-up could not be completed.")),
+                back_url: Some(loaded.error_url(
+                    state,
+                    "server_error",
+                    "The sign-up could not be completed.",
+                )),
             },
         ),
         FlowStep::Completed { .. } | FlowStep::RunningConnectors { .. } => error_page(
