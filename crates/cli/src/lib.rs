@@ -180,6 +180,7 @@ pub async fn build(config: &Config, overrides: Overrides) -> anyhow::Result<AppS
         hasher: PasswordHasher::new(cores),
         connectors: Arc::new(NoConnectors),
         settings,
+        identity_providers: Vec::new(),
         code_key,
         cookie_key,
     })))

@@ -4,21 +4,26 @@
 //! application. Every step is a state stored in the database, so any Usher instance
 //! can continue a flow another one started, and a restart loses nothing. The
 //! transitions here are pure: the web layer loads a flow, applies one transition with
-//! the inputs it gathered (a hashed code, a hashed password, parsed attributes, a
-//! connector's outcome) and saves the flow with optimistic concurrency.
-//!
-//! Local-account sign-up:
+//! the inputs it gathered (a hashed code, a hashed password, an upstream identity,
+//! a connector's outcome) and saves the flow with optimistic concurrency.
 //!
 //! ```text
-//! SignIn ──"sign up"──▶ SignUpEmail ──email──▶ SignUpCode ──code──▶ SignUpPassword
-//!   │                                                                   │ password
-//!   │ email + password                                                  ▼
-//!   │                     ┌──── ValidationError ──── RunningConnectors ◀── SignUpAttributes
-//!   │                     ▼                    (PostAttributeCollection)
-//!   │              SignUpAttributes                 │ Continue    │ ShowBlockPage / failure
-//!   ▼                                               ▼             ▼
-//! Completed ◀──────────────────── user created ─────┘        Blocked / Failed
+//!            ┌──────────── "sign up" ───────────┐
+//!            │                                  ▼
+//! SignIn ────┼── provider ──▶ FederationRedirect  EnterEmail(SignUp) ─▶ EnterCode(SignUp) ─▶ SignUpPassword
+//!   │        └── "email me a code" ─▶ EnterEmail(Otp) ─▶ EnterCode(Otp)                            │
+//!   │                                 │ known identity: Completed                                  │
+//!   │                                 │ email of another account: LinkAccount ─▶ (sign in) ─▶ Completed
+//!   │                                 ▼ new: RunningConnectors(PostFederationSignup)               │
+//!   │                                    │ Continue (prefill)                                      │
+//!   │                                    ▼                                                         ▼
+//!   │                                 SignUpAttributes ◀── ValidationError ── RunningConnectors(PostAttributeCollection)
+//!   │                                    └────────── submit ──────────────────▶ │ Continue: user created
+//!   └── email + password ─────────────────────────────────────────────▶ Completed ◀──┘
+//!                                                             ShowBlockPage / failure: Blocked / Failed
 //! ```
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -67,6 +72,8 @@ pub struct SignUpDraft {
     pub email: String,
     /// Argon2id PHC string; `None` for federated sign-ups.
     pub password_hash: Option<String>,
+    /// Federated identities (an upstream provider, or `mail` for email one-time
+    /// passcode); the local identity is added when the user is created.
     pub identities: Vec<Identity>,
     /// What the user entered (or a connector set).
     pub attributes: AttributeValues,
@@ -79,29 +86,85 @@ pub struct SignUpDraft {
 pub struct PageMessage {
     pub user_message: String,
     /// Attribute id → message.
-    pub attribute_errors: std::collections::BTreeMap<String, String>,
+    pub attribute_errors: BTreeMap<String, String>,
+}
+
+/// Why an email address is being verified with a code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum CodePurpose {
+    /// A local-account sign-up; a password comes next.
+    SignUp,
+    /// Email one-time passcode as an identity provider: sign-in or sign-up without a
+    /// password.
+    OneTimePasscode,
+    /// An upstream provider did not vouch for an email address; the user gives one.
+    #[serde(rename_all = "camelCase")]
+    FederatedEmail {
+        identity: Identity,
+        attributes: AttributeValues,
+    },
+    /// Proving control of an existing account's address to link `identity` to it.
+    #[serde(rename_all = "camelCase")]
+    Link { user_id: String, identity: Identity },
+}
+
+/// A code sent to `email`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EmailCode {
+    pub email: String,
+    /// HMAC of the code; `None` when no code was sent on purpose (a local sign-up for
+    /// an address that already has an account), so none can match and the page does
+    /// not reveal why.
+    pub code_hash: Option<String>,
+    pub expires_at: DateTime<Utc>,
+    pub attempts: u32,
+    pub codes_sent: u32,
+    /// Set once the right code was entered.
+    pub verified: bool,
+}
+
+/// A federated or one-time-passcode identity whose email belongs to an existing
+/// account: the user signs in to that account to link the identity to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingLink {
+    pub user_id: String,
+    pub identity: Identity,
+    pub email: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "step", rename_all = "camelCase")]
 pub enum FlowStep {
-    /// Email + password sign-in, with a way to sign up.
+    /// Email + password sign-in, the identity providers, and a way to sign up.
     SignIn,
     /// Asks for the email address to verify.
-    SignUpEmail,
-    /// A code was (or, for an existing account, was not) sent to `email`.
     #[serde(rename_all = "camelCase")]
-    SignUpCode {
-        email: String,
-        /// HMAC of the code; `None` when the address already has an account, so no
-        /// code can match and the page does not reveal why.
-        code_hash: Option<String>,
-        code_expires_at: DateTime<Utc>,
-        attempts: u32,
-        codes_sent: u32,
+    EnterEmail { purpose: CodePurpose },
+    /// A code was (or deliberately was not) sent.
+    #[serde(rename_all = "camelCase")]
+    EnterCode {
+        purpose: CodePurpose,
+        code: EmailCode,
     },
     #[serde(rename_all = "camelCase")]
     SignUpPassword { email: String },
+    /// The browser is at an upstream identity provider.
+    #[serde(rename_all = "camelCase")]
+    FederationRedirect {
+        provider_id: String,
+        /// The `state` sent upstream; the callback must bring it back.
+        state: String,
+        nonce: String,
+        pkce_verifier: String,
+        /// Signing in to an existing account to link another identity to it.
+        link: Option<PendingLink>,
+    },
+    /// The identity's email belongs to an existing account: sign in to link.
+    #[serde(rename_all = "camelCase")]
+    LinkAccount { link: PendingLink },
     #[serde(rename_all = "camelCase")]
     SignUpAttributes {
         draft: SignUpDraft,
@@ -129,9 +192,11 @@ impl FlowStep {
     pub fn name(&self) -> &'static str {
         match self {
             FlowStep::SignIn => "signIn",
-            FlowStep::SignUpEmail => "signUpEmail",
-            FlowStep::SignUpCode { .. } => "signUpCode",
+            FlowStep::EnterEmail { .. } => "enterEmail",
+            FlowStep::EnterCode { .. } => "enterCode",
             FlowStep::SignUpPassword { .. } => "signUpPassword",
+            FlowStep::FederationRedirect { .. } => "federationRedirect",
+            FlowStep::LinkAccount { .. } => "linkAccount",
             FlowStep::SignUpAttributes { .. } => "signUpAttributes",
             FlowStep::RunningConnectors { .. } => "runningConnectors",
             FlowStep::Completed { .. } => "completed",
@@ -146,6 +211,15 @@ impl FlowStep {
             self,
             FlowStep::Completed { .. } | FlowStep::Blocked { .. } | FlowStep::Failed { .. }
         )
+    }
+
+    /// Whether the step has a verified email code for a purpose other than a local
+    /// sign-up (whose next step is the password).
+    fn verified_code(&self) -> Option<(&CodePurpose, &EmailCode)> {
+        match self {
+            FlowStep::EnterCode { purpose, code } if code.verified => Some((purpose, code)),
+            _ => None,
+        }
     }
 }
 
@@ -186,7 +260,6 @@ pub struct Flow {
 }
 
 impl Flow {
-    #[allow(clippy::too_many_arguments)]
     pub fn start(
         id: String,
         user_flow_id: String,
@@ -197,7 +270,9 @@ impl Flow {
         now: DateTime<Utc>,
     ) -> Self {
         let step = if authorization.prompt == Some(Prompt::Create) {
-            FlowStep::SignUpEmail
+            FlowStep::EnterEmail {
+                purpose: CodePurpose::SignUp,
+            }
         } else {
             FlowStep::SignIn
         };
@@ -231,26 +306,53 @@ impl Flow {
         FlowError::WrongStep(self.step.name())
     }
 
-    /// From sign-in (or anywhere before a code is verified) to the sign-up email page.
-    pub fn go_to_sign_up(&mut self, now: DateTime<Utc>) -> Result<(), FlowError> {
-        self.check_live(now)?;
-        match self.step {
-            FlowStep::SignIn | FlowStep::SignUpEmail | FlowStep::SignUpCode { .. } => {
-                self.step = FlowStep::SignUpEmail;
-                Ok(())
+    /// Whether the user is still choosing how to sign in or up (nothing verified yet).
+    fn choosing(&self) -> bool {
+        match &self.step {
+            FlowStep::SignIn | FlowStep::EnterEmail { .. } => true,
+            FlowStep::EnterCode { purpose, code } => {
+                !code.verified
+                    && matches!(purpose, CodePurpose::SignUp | CodePurpose::OneTimePasscode)
             }
-            _ => Err(self.wrong()),
+            _ => false,
         }
     }
 
-    /// Back to sign-in from any sign-up page before the account exists.
+    /// To the sign-up email page ("sign up now", "use a different address").
+    pub fn go_to_sign_up(&mut self, now: DateTime<Utc>) -> Result<(), FlowError> {
+        self.go_to_email(CodePurpose::SignUp, now)
+    }
+
+    /// To the email page of email one-time passcode.
+    pub fn go_to_one_time_passcode(&mut self, now: DateTime<Utc>) -> Result<(), FlowError> {
+        self.go_to_email(CodePurpose::OneTimePasscode, now)
+    }
+
+    fn go_to_email(&mut self, purpose: CodePurpose, now: DateTime<Utc>) -> Result<(), FlowError> {
+        self.check_live(now)?;
+        // "Use a different address" keeps a federated email entry's purpose.
+        let purpose = match &self.step {
+            FlowStep::EnterCode {
+                purpose: p @ CodePurpose::FederatedEmail { .. },
+                code,
+            } if !code.verified => p.clone(),
+            _ if self.choosing() => purpose,
+            _ => return Err(self.wrong()),
+        };
+        self.step = FlowStep::EnterEmail { purpose };
+        Ok(())
+    }
+
+    /// Back to sign-in from any page before an account exists.
     pub fn go_to_sign_in(&mut self, now: DateTime<Utc>) -> Result<(), FlowError> {
         self.check_live(now)?;
         match self.step {
             FlowStep::SignIn
-            | FlowStep::SignUpEmail
-            | FlowStep::SignUpCode { .. }
+            | FlowStep::EnterEmail { .. }
+            | FlowStep::EnterCode { .. }
             | FlowStep::SignUpPassword { .. }
+            | FlowStep::FederationRedirect { .. }
+            | FlowStep::LinkAccount { .. }
             | FlowStep::SignUpAttributes { .. } => {
                 self.step = FlowStep::SignIn;
                 Ok(())
@@ -259,8 +361,18 @@ impl Flow {
         }
     }
 
-    /// A code was sent to `email` (or deliberately not, `code_hash: None`, because the
-    /// address already has an account). Also used to send a new code.
+    /// The address a code would go to now, for a resend or the link page.
+    pub fn code_email(&self) -> Option<&str> {
+        match &self.step {
+            FlowStep::EnterCode { code, .. } => Some(&code.email),
+            FlowStep::LinkAccount { link } => Some(&link.email),
+            _ => None,
+        }
+    }
+
+    /// A code was sent to `email` (or deliberately not, `code_hash: None`). From the
+    /// email page, as a resend from the code page, or from the link page (to the
+    /// existing account's address).
     pub fn code_sent(
         &mut self,
         email: String,
@@ -268,25 +380,38 @@ impl Flow {
         now: DateTime<Utc>,
     ) -> Result<(), FlowError> {
         self.check_live(now)?;
-        let codes_sent = match &self.step {
-            FlowStep::SignUpEmail => 0,
-            FlowStep::SignUpCode {
-                email: previous,
-                codes_sent,
-                ..
-            } if *previous == email => *codes_sent,
-            FlowStep::SignUpCode { .. } => 0,
+        let (purpose, codes_sent) = match &self.step {
+            FlowStep::EnterEmail { purpose } => (purpose.clone(), 0),
+            FlowStep::EnterCode { purpose, code } if !code.verified => {
+                let sent = if code.email == email {
+                    code.codes_sent
+                } else {
+                    0
+                };
+                (purpose.clone(), sent)
+            }
+            FlowStep::LinkAccount { link } if link.email == email => (
+                CodePurpose::Link {
+                    user_id: link.user_id.clone(),
+                    identity: link.identity.clone(),
+                },
+                0,
+            ),
             _ => return Err(self.wrong()),
         };
         if codes_sent >= MAX_CODES_SENT {
             return Err(FlowError::TooManyCodes);
         }
-        self.step = FlowStep::SignUpCode {
-            email,
-            code_hash,
-            code_expires_at: now + CODE_LIFETIME,
-            attempts: 0,
-            codes_sent: codes_sent + 1,
+        self.step = FlowStep::EnterCode {
+            purpose,
+            code: EmailCode {
+                email,
+                code_hash,
+                expires_at: now + CODE_LIFETIME,
+                attempts: 0,
+                codes_sent: codes_sent + 1,
+                verified: false,
+            },
         };
         Ok(())
     }
@@ -294,43 +419,43 @@ impl Flow {
     /// Whether another code may be sent in this flow.
     pub fn may_send_code(&self) -> bool {
         match &self.step {
-            FlowStep::SignUpEmail => true,
-            FlowStep::SignUpCode { codes_sent, .. } => *codes_sent < MAX_CODES_SENT,
+            FlowStep::EnterEmail { .. } | FlowStep::LinkAccount { .. } => true,
+            FlowStep::EnterCode { code, .. } => !code.verified && code.codes_sent < MAX_CODES_SENT,
             _ => false,
         }
     }
 
     /// Checks a code. `candidate_hash` is the HMAC of what the user typed, computed the
     /// same way as the stored one. A wrong code counts against the attempts (the
-    /// caller must save the flow on error too).
+    /// caller must save the flow on error too). A right code for a local sign-up moves
+    /// on to the password; for the other purposes it marks the code verified and
+    /// returns the purpose, whose transition the caller applies next.
     pub fn verify_code(
         &mut self,
         candidate_hash: &str,
         now: DateTime<Utc>,
-    ) -> Result<(), FlowError> {
+    ) -> Result<CodePurpose, FlowError> {
         self.check_live(now)?;
-        let FlowStep::SignUpCode {
-            email,
-            code_hash,
-            code_expires_at,
-            attempts,
-            ..
-        } = &mut self.step
-        else {
-            return Err(self.wrong());
+        let wrong = self.wrong();
+        let FlowStep::EnterCode { purpose, code } = &mut self.step else {
+            return Err(wrong);
         };
-        if *attempts >= MAX_CODE_ATTEMPTS {
+        if code.verified {
+            return Err(wrong);
+        }
+        if code.attempts >= MAX_CODE_ATTEMPTS {
             return Err(FlowError::TooManyAttempts);
         }
-        if now >= *code_expires_at {
+        if now >= code.expires_at {
             return Err(FlowError::CodeExpired);
         }
-        *attempts += 1;
-        let matches = code_hash
+        code.attempts += 1;
+        let matches = code
+            .code_hash
             .as_deref()
             .is_some_and(|h| constant_time_eq(h.as_bytes(), candidate_hash.as_bytes()));
         if !matches {
-            let left = MAX_CODE_ATTEMPTS - *attempts;
+            let left = MAX_CODE_ATTEMPTS - code.attempts;
             return Err(if left == 0 {
                 FlowError::TooManyAttempts
             } else {
@@ -339,9 +464,13 @@ impl Flow {
                 }
             });
         }
-        let email = std::mem::take(email);
-        self.step = FlowStep::SignUpPassword { email };
-        Ok(())
+        code.verified = true;
+        let purpose = purpose.clone();
+        if purpose == CodePurpose::SignUp {
+            let email = code.email.clone();
+            self.step = FlowStep::SignUpPassword { email };
+        }
+        Ok(purpose)
     }
 
     /// The password (already checked against the policy and hashed) is set.
@@ -363,6 +492,131 @@ impl Flow {
                 attributes: AttributeValues::new(),
                 prefill,
             },
+            message: None,
+        };
+        Ok(())
+    }
+
+    /// The browser goes to an upstream provider (to sign in or up, or to sign in to an
+    /// existing account being linked).
+    pub fn federation_started(
+        &mut self,
+        provider_id: String,
+        state: String,
+        nonce: String,
+        pkce_verifier: String,
+        now: DateTime<Utc>,
+    ) -> Result<(), FlowError> {
+        self.check_live(now)?;
+        let link = match &self.step {
+            FlowStep::LinkAccount { link } => Some(link.clone()),
+            // Back from the provider without finishing, and trying again.
+            FlowStep::FederationRedirect { link, .. } => link.clone(),
+            _ if self.choosing() => None,
+            _ => return Err(self.wrong()),
+        };
+        self.step = FlowStep::FederationRedirect {
+            provider_id,
+            state,
+            nonce,
+            pkce_verifier,
+            link,
+        };
+        Ok(())
+    }
+
+    /// Whether an upstream or passcode identity has just been verified in this step.
+    fn identity_verified_here(&self) -> bool {
+        matches!(self.step, FlowStep::FederationRedirect { .. })
+            || matches!(
+                self.step.verified_code(),
+                Some((
+                    CodePurpose::OneTimePasscode | CodePurpose::FederatedEmail { .. },
+                    _
+                ))
+            )
+    }
+
+    /// A new federated (or passcode) identity without an account: the
+    /// `postFederationSignup` connectors run next.
+    pub fn federated_sign_up(
+        &mut self,
+        identity: Identity,
+        email: String,
+        attributes: AttributeValues,
+        now: DateTime<Utc>,
+    ) -> Result<(), FlowError> {
+        self.check_live(now)?;
+        if !self.identity_verified_here() {
+            return Err(self.wrong());
+        }
+        self.step = FlowStep::RunningConnectors {
+            connector_step: ConnectorStep::PostFederationSignup,
+            draft: SignUpDraft {
+                email,
+                password_hash: None,
+                identities: vec![identity],
+                attributes: attributes.clone(),
+                prefill: attributes,
+            },
+        };
+        Ok(())
+    }
+
+    /// The provider vouched for no email address: ask the user for one.
+    pub fn federated_email_needed(
+        &mut self,
+        identity: Identity,
+        attributes: AttributeValues,
+        now: DateTime<Utc>,
+    ) -> Result<(), FlowError> {
+        self.check_live(now)?;
+        if !matches!(self.step, FlowStep::FederationRedirect { .. }) {
+            return Err(self.wrong());
+        }
+        self.step = FlowStep::EnterEmail {
+            purpose: CodePurpose::FederatedEmail {
+                identity,
+                attributes,
+            },
+        };
+        Ok(())
+    }
+
+    /// The identity's email belongs to an existing account with other identities:
+    /// never link silently; ask the user to sign in to that account first.
+    pub fn offer_link(&mut self, link: PendingLink, now: DateTime<Utc>) -> Result<(), FlowError> {
+        self.check_live(now)?;
+        if !self.identity_verified_here() {
+            return Err(self.wrong());
+        }
+        self.step = FlowStep::LinkAccount { link };
+        Ok(())
+    }
+
+    /// The link waiting for a sign-in to `user_id`, if any.
+    pub fn pending_link(&self) -> Option<&PendingLink> {
+        match &self.step {
+            FlowStep::LinkAccount { link } => Some(link),
+            FlowStep::FederationRedirect { link, .. } => link.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The `postFederationSignup` connectors continued: the attribute page, prefilled.
+    pub fn post_federation_continued(&mut self, prefill: AttributeValues) -> Result<(), FlowError> {
+        let FlowStep::RunningConnectors {
+            connector_step: ConnectorStep::PostFederationSignup,
+            draft,
+        } = &mut self.step
+        else {
+            return Err(self.wrong());
+        };
+        let mut draft = std::mem::take(draft);
+        draft.prefill = prefill;
+        draft.attributes = AttributeValues::new();
+        self.step = FlowStep::SignUpAttributes {
+            draft,
             message: None,
         };
         Ok(())
@@ -418,7 +672,7 @@ impl Flow {
         }
     }
 
-    /// The user exists (created by this sign-up, or signed in).
+    /// The user exists (created by this sign-up, or signed in, or an identity linked).
     pub fn complete(
         &mut self,
         user_id: String,
@@ -426,13 +680,21 @@ impl Flow {
         now: DateTime<Utc>,
     ) -> Result<(), FlowError> {
         self.check_live(now)?;
-        match self.step {
-            FlowStep::SignIn | FlowStep::RunningConnectors { .. } => {
-                self.step = FlowStep::Completed { user_id, signed_up };
-                Ok(())
+        let allowed = match &self.step {
+            FlowStep::SignIn
+            | FlowStep::RunningConnectors { .. }
+            | FlowStep::FederationRedirect { .. }
+            | FlowStep::LinkAccount { .. } => true,
+            FlowStep::EnterCode { purpose, code } => {
+                code.verified && *purpose != CodePurpose::SignUp
             }
-            _ => Err(self.wrong()),
+            _ => false,
+        };
+        if !allowed {
+            return Err(self.wrong());
         }
+        self.step = FlowStep::Completed { user_id, signed_up };
+        Ok(())
     }
 
     pub fn block(&mut self, user_message: String) {
@@ -455,7 +717,7 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attribute::AttributeValue;
+    use crate::{attribute::AttributeValue, user::SignInType};
 
     fn now() -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000, 0).unwrap()
@@ -487,10 +749,23 @@ mod tests {
         )
     }
 
+    fn google() -> Identity {
+        Identity {
+            sign_in_type: SignInType::Federated,
+            issuer: "google.com".into(),
+            issuer_assigned_id: "123".into(),
+        }
+    }
+
     #[test]
     fn prompt_create_starts_at_sign_up() {
         assert_eq!(flow(None).step, FlowStep::SignIn);
-        assert_eq!(flow(Some(Prompt::Create)).step, FlowStep::SignUpEmail);
+        assert_eq!(
+            flow(Some(Prompt::Create)).step,
+            FlowStep::EnterEmail {
+                purpose: CodePurpose::SignUp
+            }
+        );
     }
 
     #[test]
@@ -503,7 +778,7 @@ mod tests {
             f.verify_code("x", now()),
             Err(FlowError::WrongCode { attempts_left: 4 })
         );
-        f.verify_code("h", now()).unwrap();
+        assert_eq!(f.verify_code("h", now()), Ok(CodePurpose::SignUp));
         assert_eq!(
             f.step,
             FlowStep::SignUpPassword {
@@ -562,8 +837,10 @@ mod tests {
         let mut f = flow(Some(Prompt::Create));
         f.code_sent("a@example.com".into(), Some("h".into()), now())
             .unwrap();
-        let later = now() + CODE_LIFETIME;
-        assert_eq!(f.verify_code("h", later), Err(FlowError::CodeExpired));
+        assert_eq!(
+            f.verify_code("h", now() + CODE_LIFETIME),
+            Err(FlowError::CodeExpired)
+        );
     }
 
     #[test]
@@ -605,6 +882,20 @@ mod tests {
             f.attributes_submitted(AttributeValues::new(), now()),
             Err(FlowError::WrongStep(_))
         ));
+        // Nothing federated was verified, so no federated sign-up or link.
+        assert!(f
+            .federated_sign_up(
+                google(),
+                "a@example.com".into(),
+                AttributeValues::new(),
+                now()
+            )
+            .is_err());
+        // An unverified passcode cannot complete a sign-in.
+        f.go_to_one_time_passcode(now()).unwrap();
+        f.code_sent("a@example.com".into(), Some("h".into()), now())
+            .unwrap();
+        assert!(f.complete("u".into(), false, now()).is_err());
     }
 
     #[test]
@@ -614,6 +905,107 @@ mod tests {
             f.go_to_sign_up(now() + FLOW_LIFETIME),
             Err(FlowError::Expired)
         );
+    }
+
+    #[test]
+    fn federated_sign_up_prefills_the_page() {
+        let mut f = flow(None);
+        f.federation_started(
+            "Google-OAUTH".into(),
+            "s".into(),
+            "n".into(),
+            "v".into(),
+            now(),
+        )
+        .unwrap();
+        let attrs: AttributeValues =
+            [("givenName".to_owned(), AttributeValue::String("G".into()))].into();
+        f.federated_sign_up(google(), "g@example.com".into(), attrs.clone(), now())
+            .unwrap();
+        let (step, draft) = f.running_draft().unwrap();
+        assert_eq!(step, ConnectorStep::PostFederationSignup);
+        assert_eq!(draft.identities, vec![google()]);
+        assert_eq!(draft.password_hash, None);
+        let mut from_connector = attrs.clone();
+        from_connector.insert("surname".into(), AttributeValue::String("S".into()));
+        f.post_federation_continued(from_connector.clone()).unwrap();
+        match &f.step {
+            FlowStep::SignUpAttributes { draft, .. } => assert_eq!(draft.prefill, from_connector),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn one_time_passcode_signs_in_or_up() {
+        let mut f = flow(None);
+        f.go_to_one_time_passcode(now()).unwrap();
+        f.code_sent("o@example.com".into(), Some("h".into()), now())
+            .unwrap();
+        assert_eq!(f.verify_code("h", now()), Ok(CodePurpose::OneTimePasscode));
+        // Verified once: no second verification, no password step.
+        assert!(f.verify_code("h", now()).is_err());
+        let mut sign_up = f.clone();
+        sign_up
+            .federated_sign_up(
+                Identity {
+                    sign_in_type: SignInType::Federated,
+                    issuer: "mail".into(),
+                    issuer_assigned_id: "o@example.com".into(),
+                },
+                "o@example.com".into(),
+                AttributeValues::new(),
+                now(),
+            )
+            .unwrap();
+        f.complete("u".into(), false, now()).unwrap();
+    }
+
+    #[test]
+    fn linking_needs_a_sign_in_to_the_existing_account() {
+        let mut f = flow(None);
+        f.federation_started(
+            "Google-OAUTH".into(),
+            "s".into(),
+            "n".into(),
+            "v".into(),
+            now(),
+        )
+        .unwrap();
+        let link = PendingLink {
+            user_id: "u1".into(),
+            identity: google(),
+            email: "a@example.com".into(),
+        };
+        f.offer_link(link.clone(), now()).unwrap();
+        assert_eq!(f.pending_link(), Some(&link));
+        // By email code to the account's address...
+        let mut by_code = f.clone();
+        by_code
+            .code_sent("a@example.com".into(), Some("h".into()), now())
+            .unwrap();
+        assert_eq!(
+            by_code.verify_code("h", now()),
+            Ok(CodePurpose::Link {
+                user_id: "u1".into(),
+                identity: google()
+            })
+        );
+        by_code.complete("u1".into(), false, now()).unwrap();
+        // ...not to another address.
+        let mut other = f.clone();
+        assert!(other
+            .code_sent("b@example.com".into(), Some("h".into()), now())
+            .is_err());
+        // ...or through the account's own provider, keeping the pending link.
+        f.federation_started(
+            "Facebook-OAUTH".into(),
+            "s2".into(),
+            "n2".into(),
+            "v2".into(),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(f.pending_link(), Some(&link));
     }
 
     #[test]

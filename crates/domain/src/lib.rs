@@ -25,7 +25,10 @@ pub use connector::{
     BreakerSettings, CertificateSource, ClientCertificate, ConnectorAuthentication,
     ConnectorDefinition, ConnectorStep, FailurePolicy, Secret,
 };
-pub use flow::{AuthorizationRequest, Flow, FlowError, FlowStep, Prompt, SignUpDraft};
+pub use flow::{
+    AuthorizationRequest, CodePurpose, EmailCode, Flow, FlowError, FlowStep, PendingLink, Prompt,
+    SignUpDraft,
+};
 pub use tenant::Tenant;
 pub use user::{Identity, NewUser, SignInType, User};
 pub use user_flow::{

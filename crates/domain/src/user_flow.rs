@@ -13,6 +13,8 @@ use crate::attribute::{
 
 /// Built-in identity provider id for local accounts (email + password).
 pub const EMAIL_PASSWORD_PROVIDER: &str = "EmailPassword-OAUTH";
+/// Built-in identity provider id for email one-time passcode (passwordless).
+pub const EMAIL_OTP_PROVIDER: &str = "EmailOtpSignup-OAUTH";
 
 /// Text an operator wrote, either once for every language or per language tag.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,6 +102,12 @@ impl UserFlow {
         self.identity_providers
             .iter()
             .any(|p| p.eq_ignore_ascii_case(EMAIL_PASSWORD_PROVIDER))
+    }
+
+    pub fn allows_email_otp(&self) -> bool {
+        self.identity_providers
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(EMAIL_OTP_PROVIDER))
     }
 
     pub fn assignment(&self, attribute_id: &str) -> Option<&AttributeAssignment> {

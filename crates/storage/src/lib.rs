@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use usher_domain::{Flow, NewUser, SignInType, User};
+use usher_domain::{Flow, Identity, NewUser, SignInType, User};
 
 pub use model::{
     AuthorizationCode, BrowserSession, CallFilter, ConnectorCallRecord, Grant, Redemption,
@@ -60,6 +60,9 @@ pub trait UserRepository: Send + Sync {
     ) -> Result<Option<User>>;
     /// Users whose verified email is `email` (already normalised to lower case).
     async fn users_by_email(&self, email: &str) -> Result<Vec<User>>;
+    /// Adds an identity to an existing user (linking). `Ok(false)` if there is no such
+    /// user; `DuplicateIdentity` if the identity belongs to a user already.
+    async fn add_identity(&self, user_id: &str, identity: &Identity) -> Result<bool>;
     /// The Argon2id PHC string of a local account's password.
     async fn password_hash(&self, user_id: &str) -> Result<Option<String>>;
 }

@@ -448,6 +448,35 @@ macro_rules! impl_store {
                     })
                 }
 
+                async fn add_identity(&self, user_id: &str, identity: &Identity) -> Result<bool> {
+                    let mut tx = self.begin_write().await?;
+                    let exists = ::sqlx::query("SELECT id FROM users WHERE id = $1")
+                        .bind(user_id)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(backend)?
+                        .is_some();
+                    if !exists {
+                        return Ok(false);
+                    }
+                    // The next position keeps the user's identities in the order added.
+                    ::sqlx::query(
+                        "INSERT INTO identities \
+                         (user_id, position, sign_in_type, issuer, issuer_assigned_id) \
+                         SELECT $1, COALESCE(MAX(position), -1) + 1, $2, $3, $4 \
+                         FROM identities WHERE user_id = $1",
+                    )
+                    .bind(user_id)
+                    .bind(identity.sign_in_type.as_str())
+                    .bind(&identity.issuer)
+                    .bind(&identity.issuer_assigned_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(insert_error)?;
+                    tx.commit().await.map_err(backend)?;
+                    Ok(true)
+                }
+
                 async fn user_by_id(&self, id: &str) -> Result<Option<User>> {
                     let row = ::sqlx::query(::std::concat!(
                         "SELECT ",

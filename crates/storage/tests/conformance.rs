@@ -191,7 +191,8 @@ conformance! {
         signing_keys,
         delete_expired_removes_only_expired,
         unicode_and_large_values,
-        connector_call_records;
+        connector_call_records,
+        linking_identities;
     fresh:
         migrate_twice_is_a_no_op,
         concurrent_migrations,
@@ -603,7 +604,12 @@ async fn flows_optimistic_concurrency(ctx: Ctx) {
     first.go_to_sign_up(t0()).unwrap();
     store.update_flow(&mut first).await.unwrap();
     assert_eq!(first.version, 1);
-    assert_eq!(first.step, FlowStep::SignUpEmail);
+    assert_eq!(
+        first.step,
+        FlowStep::EnterEmail {
+            purpose: usher_domain::CodePurpose::SignUp
+        }
+    );
 
     second.fail("ref-1".into());
     is(store.update_flow(&mut second).await, |e| {
@@ -1226,4 +1232,45 @@ async fn connector_call_records(ctx: Ctx) {
     assert_eq!(ids(store.connector_calls(&window).await.unwrap()), ["c-2"]);
     let one = CallFilter { limit: 1, ..all };
     assert_eq!(ids(store.connector_calls(&one).await.unwrap()), ["c-3"]);
+}
+
+async fn linking_identities(ctx: Ctx) {
+    let store = ctx.store;
+    store
+        .create_user(new_user(
+            "u-1",
+            Some("a@example.com"),
+            vec![local("a@example.com")],
+        ))
+        .await
+        .unwrap();
+    store
+        .create_user(new_user(
+            "u-2",
+            Some("b@example.com"),
+            vec![local("b@example.com")],
+        ))
+        .await
+        .unwrap();
+    let google = identity(SignInType::Federated, "google.com", "g-1");
+    assert!(store.add_identity("u-1", &google).await.unwrap());
+    let found = store
+        .user_by_identity(SignInType::Federated, "google.com", "g-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id, "u-1");
+    assert_eq!(
+        found.identities,
+        vec![local("a@example.com"), google.clone()]
+    );
+    // The identity belongs to u-1 now: not to u-2 as well.
+    assert!(matches!(
+        store.add_identity("u-2", &google).await,
+        Err(StorageError::DuplicateIdentity)
+    ));
+    assert!(!store
+        .add_identity("nobody", &identity(SignInType::Federated, "mail", "x"))
+        .await
+        .unwrap());
 }

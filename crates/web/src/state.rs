@@ -74,6 +74,8 @@ pub struct Inner {
     pub hasher: PasswordHasher,
     pub connectors: Arc<dyn StepConnectors>,
     pub settings: Settings,
+    /// Configured upstream identity providers: (id, display name).
+    pub identity_providers: Vec<(String, String)>,
     /// Keys email codes and the demo's cookie.
     pub code_key: HmacKey,
     pub cookie_key: HmacKey,
@@ -91,6 +93,14 @@ impl AppState {
     pub fn with_rng<T>(&self, f: impl FnOnce(&mut dyn RngCore) -> T) -> T {
         let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
         f(&mut *rng)
+    }
+
+    /// The display name of a configured upstream identity provider.
+    pub fn federation_provider_label(&self, id: &str) -> Option<String> {
+        self.identity_providers
+            .iter()
+            .find(|(p, _)| p.eq_ignore_ascii_case(id))
+            .map(|(_, name)| name.clone())
     }
 
     pub fn new_id(&self) -> String {

@@ -31,6 +31,7 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         "sign_up_attributes.html",
         include_str!("../templates/sign_up_attributes.html"),
     ),
+    ("link.html", include_str!("../templates/link.html")),
     ("blocked.html", include_str!("../templates/blocked.html")),
     ("error.html", include_str!("../templates/error.html")),
     (
@@ -182,7 +183,8 @@ mod tests {
         json!({
             "title_key": "sign_in.title",
             "flow_id": "f", "csrf": "c", "email": "a@example.com", "minutes": 10,
-            "local_accounts": true, "notice": "Notice",
+            "local_accounts": true, "notice": "Notice", "intro": "Intro",
+            "providers": [{"id": "Google-OAUTH", "label": "Continue with Google"}],
             "errors": [{"field": "email", "message": "Wrong"}, {"field": null, "message": "General"}],
             "fields": fields,
             "user_message": "<b>blocked</b>", "back_url": "https://app.example/cb?error=access_denied",

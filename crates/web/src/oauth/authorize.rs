@@ -176,7 +176,7 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Respons
         Some(t) if t.len() == 43 => (t.to_owned(), false),
         _ => (state.new_token(), true),
     };
-    let flow = Flow::start(
+    let mut flow = Flow::start(
         state.new_id(),
         user_flow.id.clone(),
         request,
@@ -185,6 +185,11 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Respons
         state.new_token(),
         now,
     );
+    // prompt=create starts at the sign-up page, when the flow has one; otherwise the
+    // sign-in page lists the providers to sign up with.
+    if !user_flow.allows_local_accounts() {
+        flow.step = usher_domain::FlowStep::SignIn;
+    }
     if let Err(e) = state.store.insert_flow(&flow).await {
         return error_page(state, locale, PageError::internal(state, e));
     }

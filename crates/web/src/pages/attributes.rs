@@ -8,12 +8,14 @@ use axum::{
     response::Response,
 };
 use usher_domain::{
-    AttributeError, AttributeValues, FlowStep, Identity, NewUser, SignInType, UserInputType,
+    AttributeError, AttributeValues, ConnectorStep, FlowStep, Identity, NewUser, SignInType,
+    UserInputType,
 };
 use usher_storage::StorageError;
 
 use super::{
-    begin, error_page, flow_message, render_step, save, show, Feedback, Loaded, PageError,
+    begin, error_page, flow_message, render_step, save, see_other, show, Feedback, Loaded,
+    PageError,
 };
 use crate::{
     connectors::{StepOutcome, StepRequest},
@@ -92,11 +94,12 @@ pub async fn run_connectors(
         return show::render_current(state, loaded, Feedback::default(), StatusCode::OK).await;
     };
     let draft = draft.clone();
-    let connector_ids = loaded
-        .user_flow
-        .connectors
-        .post_attribute_collection
-        .clone();
+    let slots = &loaded.user_flow.connectors;
+    let connector_ids = match step {
+        ConnectorStep::PostFederationSignup => slots.post_federation_signup.clone(),
+        ConnectorStep::PostAttributeCollection => slots.post_attribute_collection.clone(),
+        ConnectorStep::PreTokenIssuance => slots.pre_token_issuance.clone(),
+    };
     let ui_locales = loaded
         .flow
         .authorization
@@ -119,6 +122,17 @@ pub async fn run_connectors(
         .await;
     let locale = loaded.flow.locale.clone();
     match outcome {
+        StepOutcome::Continue { attributes, .. } if step == ConnectorStep::PostFederationSignup => {
+            // The connector's claims prefill the attribute page.
+            if loaded.flow.post_federation_continued(attributes).is_err() {
+                return show::render_current(state, loaded, Feedback::default(), StatusCode::OK)
+                    .await;
+            }
+            if let Err(r) = save(state, loaded).await {
+                return r;
+            }
+            see_other(&format!("/flow/{}", loaded.flow.id))
+        }
         StepOutcome::Continue { attributes, .. } => {
             create_user(state, headers, loaded, draft, attributes).await
         }

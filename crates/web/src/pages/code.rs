@@ -6,9 +6,9 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::Response,
 };
-use usher_domain::{FlowError, FlowStep};
+use usher_domain::{AttributeValues, CodePurpose, FlowError, FlowStep, Identity, SignInType};
 
-use super::{begin, first, flow_message, render_step, save, see_other, show, Feedback};
+use super::{begin, federated, first, flow_message, render_step, save, see_other, show, Feedback};
 use crate::state::AppState;
 
 pub async fn post(
@@ -21,7 +21,7 @@ pub async fn post(
         Ok(x) => x,
         Err(r) => return r,
     };
-    if !matches!(loaded.flow.step, FlowStep::SignUpCode { .. }) {
+    if !matches!(loaded.flow.step, FlowStep::EnterCode { .. }) {
         return show::render_current(&state, &loaded, Feedback::default(), StatusCode::OK).await;
     }
     let code: String = first(&form, "code")
@@ -43,7 +43,43 @@ pub async fn post(
         return r;
     }
     let key = match result {
-        Ok(()) => return see_other(&format!("/flow/{}", loaded.flow.id)),
+        Ok(CodePurpose::SignUp) => return see_other(&format!("/flow/{}", loaded.flow.id)),
+        Ok(CodePurpose::OneTimePasscode) => {
+            let email = loaded.flow.code_email().unwrap_or_default().to_owned();
+            let identity = Identity {
+                sign_in_type: SignInType::Federated,
+                issuer: "mail".into(),
+                issuer_assigned_id: email.clone(),
+            };
+            return federated::identity_verified(
+                &state,
+                &headers,
+                &mut loaded,
+                identity,
+                Some(email),
+                AttributeValues::new(),
+            )
+            .await;
+        }
+        Ok(CodePurpose::FederatedEmail {
+            identity,
+            attributes,
+        }) => {
+            let email = loaded.flow.code_email().map(str::to_owned);
+            return federated::identity_verified(
+                &state,
+                &headers,
+                &mut loaded,
+                identity,
+                email,
+                attributes,
+            )
+            .await;
+        }
+        Ok(CodePurpose::Link { user_id, identity }) => {
+            return federated::link_and_finish(&state, &headers, &mut loaded, &user_id, &identity)
+                .await;
+        }
         Err(FlowError::WrongCode { attempts_left }) => {
             let fb = Feedback::default().field(
                 "code",

@@ -11,7 +11,7 @@ use axum::{
 use usher_domain::{
     attribute::{is_plausible_email, normalize_email, BuiltInAttribute},
     flow::CODE_LIFETIME,
-    FlowError, FlowStep, SignInType,
+    CodePurpose, FlowError, FlowStep, SignInType,
 };
 
 use super::{
@@ -30,7 +30,7 @@ pub async fn post(
         Ok(x) => x,
         Err(r) => return r,
     };
-    if loaded.flow.step != FlowStep::SignUpEmail {
+    if !matches!(loaded.flow.step, FlowStep::EnterEmail { .. }) {
         return show::render_current(&state, &loaded, Feedback::default(), StatusCode::OK).await;
     }
     let email = normalize_email(first(&form, "email"));
@@ -63,15 +63,15 @@ pub async fn resend(
         Err(r) => return r,
     };
     // The address comes from the flow, never from the form.
-    let FlowStep::SignUpCode { email, .. } = &loaded.flow.step else {
+    let Some(email) = loaded.flow.code_email().map(str::to_owned) else {
         return show::render_current(&state, &loaded, Feedback::default(), StatusCode::OK).await;
     };
-    let email = email.clone();
     let notice = flow_message(&state, &loaded, "sign_up_code.resent", &[]);
     send_code(&state, &mut loaded, email, Some(notice)).await
 }
 
-async fn send_code(
+/// Sends a code to `email` for the flow's current purpose and moves to the code page.
+pub async fn send_code(
     state: &AppState,
     loaded: &mut Loaded,
     email: String,
@@ -81,17 +81,33 @@ async fn send_code(
         let fb = Feedback::general(flow_message(state, loaded, "error.too_many_codes", &[]));
         return render_step(state, loaded, fb, StatusCode::TOO_MANY_REQUESTS);
     }
-    let existing = match state
-        .store
-        .user_by_identity(
-            SignInType::EmailAddress,
-            &state.settings.local_issuer(),
-            &email,
-        )
-        .await
-    {
-        Ok(u) => u,
-        Err(e) => return error_page(state, &loaded.flow.locale, PageError::internal(state, e)),
+    // Only a local sign-up must hide whether the address has an account; one-time
+    // passcodes sign in or up either way, and a link code goes to the account's own
+    // address.
+    let local_sign_up = matches!(
+        loaded.flow.step,
+        FlowStep::EnterEmail {
+            purpose: CodePurpose::SignUp
+        } | FlowStep::EnterCode {
+            purpose: CodePurpose::SignUp,
+            ..
+        }
+    );
+    let existing = if local_sign_up {
+        match state
+            .store
+            .user_by_identity(
+                SignInType::EmailAddress,
+                &state.settings.local_issuer(),
+                &email,
+            )
+            .await
+        {
+            Ok(u) => u,
+            Err(e) => return error_page(state, &loaded.flow.locale, PageError::internal(state, e)),
+        }
+    } else {
+        None
     };
     let locale = loaded.flow.locale.clone();
     let catalogue = state.templates.catalogue();

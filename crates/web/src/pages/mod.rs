@@ -5,11 +5,14 @@ pub mod attributes;
 pub mod cancel;
 pub mod code;
 pub mod email;
+pub mod federated;
 pub mod finish;
+pub mod link;
 pub mod password;
 pub mod show;
 pub mod sign_in;
 pub mod try_demo;
+pub mod upstream;
 
 use std::collections::BTreeMap;
 
@@ -19,7 +22,8 @@ use axum::{
 };
 use serde::Serialize;
 use usher_domain::{
-    attribute::BuiltInAttribute, Application, Flow, FlowStep, UserFlow, UserInputType,
+    attribute::BuiltInAttribute, flow::CODE_LIFETIME, Application, CodePurpose, Flow, FlowStep,
+    UserFlow, UserInputType,
 };
 use usher_oidc::crypto::sha256_hex;
 
@@ -120,8 +124,9 @@ struct PageContext<'a> {
     notice: Option<String>,
     fields: Vec<Field>,
     email: Option<&'a str>,
-    minutes: i64,
+    intro: Option<String>,
     local_accounts: bool,
+    providers: Vec<ProviderButton>,
 }
 
 /// An HTML response with the headers every page carries.
@@ -395,8 +400,10 @@ pub fn render_step(
     let locale = flow.locale.as_str();
     let m = |key: &str| message(state, locale, key, &[]);
     let err = |id: &str| feedback.field_errors.get(id).cloned();
+    let mut intro_text: Option<String> = None;
     let (template, title_key, fields, email) = match &flow.step {
-        FlowStep::SignIn => {
+        // Back from a provider without finishing: sign-in again.
+        FlowStep::SignIn | FlowStep::FederationRedirect { link: None, .. } => {
             let email_value = feedback
                 .value("email")
                 .or_else(|| flow.authorization.login_hint.clone())
@@ -425,7 +432,15 @@ pub fn render_step(
             ];
             ("sign_in.html", "sign_in.title", fields, None)
         }
-        FlowStep::SignUpEmail => {
+        FlowStep::EnterEmail { purpose } => {
+            let (title, intro) = match purpose {
+                CodePurpose::OneTimePasscode => ("otp_email.title", m("otp_email.intro")),
+                CodePurpose::FederatedEmail { .. } => {
+                    ("federated_email.title", m("federated_email.intro"))
+                }
+                _ => ("sign_up_email.title", m("sign_up_email.intro")),
+            };
+            intro_text = Some(intro);
             let fields = vec![Field {
                 id: "email".into(),
                 label: m("sign_up_email.email"),
@@ -437,9 +452,24 @@ pub fn render_step(
                 maxlength: Some(BuiltInAttribute::Email.max_length()),
                 ..Field::default()
             }];
-            ("sign_up_email.html", "sign_up_email.title", fields, None)
+            ("sign_up_email.html", title, fields, None)
         }
-        FlowStep::SignUpCode { email, .. } => {
+        FlowStep::EnterCode { purpose, code } => {
+            let email = &code.email;
+            let minutes = CODE_LIFETIME.num_minutes().to_string();
+            // A local sign-up may not have sent a code (the address has an account),
+            // and must not say so; the other purposes always send one.
+            let intro_key = if *purpose == CodePurpose::SignUp {
+                "sign_up_code.intro"
+            } else {
+                "otp_code.intro"
+            };
+            intro_text = Some(message(
+                state,
+                locale,
+                intro_key,
+                &[("email", email.clone()), ("minutes", minutes)],
+            ));
             let fields = vec![Field {
                 id: "code".into(),
                 label: m("sign_up_code.code"),
@@ -518,16 +548,17 @@ pub fn render_step(
                 general: feedback.general.iter().cloned().chain(general).collect(),
                 ..Feedback::default()
             };
-            return render_page(
-                state,
-                loaded,
-                "sign_up_attributes.html",
-                "sign_up_attributes.title",
+            let page = PageParts {
+                template: "sign_up_attributes.html",
+                title_key: "sign_up_attributes.title",
                 fields,
-                None,
-                feedback,
-                status,
-            );
+                email: None,
+                intro: None,
+            };
+            return render_page(state, loaded, page, feedback, status);
+        }
+        FlowStep::FederationRedirect { link: Some(_), .. } | FlowStep::LinkAccount { .. } => {
+            return link::render(state, loaded, feedback, status);
         }
         FlowStep::RunningConnectors { .. }
         | FlowStep::Completed { .. }
@@ -547,34 +578,82 @@ pub fn render_step(
             );
         }
     };
-    render_page(
-        state, loaded, template, title_key, fields, email, feedback, status,
-    )
+    let page = PageParts {
+        template,
+        title_key,
+        fields,
+        email,
+        intro: intro_text,
+    };
+    render_page(state, loaded, page, feedback, status)
+}
+
+/// What a flow page shows besides the feedback.
+pub struct PageParts<'a> {
+    pub template: &'static str,
+    pub title_key: &'static str,
+    pub fields: Vec<Field>,
+    pub email: Option<&'a str>,
+    pub intro: Option<String>,
 }
 
 #[allow(clippy::too_many_arguments)]
-fn render_page(
+pub fn render_page(
     state: &AppState,
     loaded: &Loaded,
-    template: &str,
-    title_key: &'static str,
-    fields: Vec<Field>,
-    email: Option<&str>,
+    page: PageParts<'_>,
     feedback: Feedback,
     status: StatusCode,
 ) -> Response {
     let ctx = PageContext {
-        title_key,
+        title_key: page.title_key,
         flow_id: &loaded.flow.id,
         csrf: &loaded.flow.csrf_token,
-        errors: feedback.summary(&fields),
+        errors: feedback.summary(&page.fields),
         notice: feedback.notice.clone(),
-        email,
-        minutes: usher_domain::flow::CODE_LIFETIME.num_minutes(),
+        email: page.email,
+        intro: page.intro,
         local_accounts: loaded.user_flow.allows_local_accounts(),
-        fields,
+        providers: providers(state, loaded),
+        fields: page.fields,
     };
-    render(state, status, template, &loaded.flow.locale, &ctx)
+    render(state, status, page.template, &loaded.flow.locale, &ctx)
+}
+
+/// A button for an identity provider on the sign-in page.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProviderButton {
+    pub id: String,
+    pub label: String,
+}
+
+/// The flow's identity providers other than email + password, as buttons.
+fn providers(state: &AppState, loaded: &Loaded) -> Vec<ProviderButton> {
+    loaded
+        .user_flow
+        .identity_providers
+        .iter()
+        .filter(|p| !p.eq_ignore_ascii_case(usher_domain::user_flow::EMAIL_PASSWORD_PROVIDER))
+        .filter_map(|p| {
+            if p.eq_ignore_ascii_case(usher_domain::user_flow::EMAIL_OTP_PROVIDER) {
+                return Some(ProviderButton {
+                    id: usher_domain::user_flow::EMAIL_OTP_PROVIDER.to_owned(),
+                    label: message(state, &loaded.flow.locale, "sign_in.email_otp", &[]),
+                });
+            }
+            state
+                .federation_provider_label(p)
+                .map(|label| ProviderButton {
+                    id: p.clone(),
+                    label: message(
+                        state,
+                        &loaded.flow.locale,
+                        "sign_in.continue_with",
+                        &[("provider", label)],
+                    ),
+                })
+        })
+        .collect()
 }
 
 /// The fields of the attribute page, in page order.

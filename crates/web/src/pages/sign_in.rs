@@ -24,9 +24,13 @@ pub async fn post(
         Ok(x) => x,
         Err(r) => return r,
     };
-    if loaded.flow.step != usher_domain::FlowStep::SignIn
-        || !loaded.user_flow.allows_local_accounts()
-    {
+    // Back from a provider without finishing counts as the sign-in page.
+    let at_sign_in = matches!(
+        loaded.flow.step,
+        usher_domain::FlowStep::SignIn
+            | usher_domain::FlowStep::FederationRedirect { link: None, .. }
+    );
+    if !at_sign_in || !loaded.user_flow.allows_local_accounts() {
         return show::render_current(&state, &loaded, Feedback::default(), StatusCode::OK).await;
     }
     let email = normalize_email(first(&form, "email"));

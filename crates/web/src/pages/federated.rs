@@ -1,0 +1,245 @@
+//! What happens once an upstream identity provider, or an emailed one-time passcode,
+//! has vouched for an identity: a known identity signs in (no connectors); an email
+//! that belongs to another account is offered for linking, never linked silently; a
+//! new identity signs up through the `postFederationSignup` connectors and the
+//! attribute page. Also the link page's actions.
+
+use axum::{
+    body::Bytes,
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode},
+    response::Response,
+};
+use usher_domain::{attribute::normalize_email, AttributeValues, FlowStep, Identity, PendingLink};
+use usher_storage::StorageError;
+
+use super::{
+    begin, error_page, first, flow_message, render_step, save, see_other, show, Feedback, Loaded,
+    PageError,
+};
+use crate::state::AppState;
+
+/// The provider (or passcode) vouched for `identity`; `email` only if it is verified.
+pub async fn identity_verified(
+    state: &AppState,
+    headers: &HeaderMap,
+    loaded: &mut Loaded,
+    identity: Identity,
+    email: Option<String>,
+    attributes: AttributeValues,
+) -> Response {
+    let now = state.clock.now();
+    let locale = loaded.flow.locale.clone();
+    let known = match state
+        .store
+        .user_by_identity(
+            identity.sign_in_type,
+            &identity.issuer,
+            &identity.issuer_assigned_id,
+        )
+        .await
+    {
+        Ok(u) => u,
+        Err(e) => return error_page(state, &locale, PageError::internal(state, e)),
+    };
+    // Signing in to an existing account to link another identity to it.
+    if let Some(link) = loaded.flow.pending_link().cloned() {
+        return match known {
+            Some(user) if user.id == link.user_id => {
+                link_and_finish(state, headers, loaded, &link.user_id, &link.identity).await
+            }
+            _ => {
+                let fb = Feedback::general(flow_message(
+                    state,
+                    loaded,
+                    "error.link_other_account",
+                    &[("email", link.email.clone())],
+                ));
+                render_step(state, loaded, fb, StatusCode::CONFLICT)
+            }
+        };
+    }
+    if let Some(user) = known {
+        if !user.account_enabled {
+            let _ = loaded.flow.go_to_sign_in(now);
+            if let Err(r) = save(state, loaded).await {
+                return r;
+            }
+            let fb = Feedback::general(flow_message(state, loaded, "sign_in.failed", &[]));
+            return render_step(state, loaded, fb, StatusCode::FORBIDDEN);
+        }
+        if loaded.flow.complete(user.id.clone(), false, now).is_err() {
+            return show::render_current(state, loaded, Feedback::default(), StatusCode::OK).await;
+        }
+        if let Err(r) = save(state, loaded).await {
+            return r;
+        }
+        return super::finish::finish(state, headers, loaded, &user).await;
+    }
+    let Some(email) = email.map(|e| normalize_email(&e)) else {
+        if loaded
+            .flow
+            .federated_email_needed(identity, attributes, now)
+            .is_err()
+        {
+            return show::render_current(state, loaded, Feedback::default(), StatusCode::OK).await;
+        }
+        if let Err(r) = save(state, loaded).await {
+            return r;
+        }
+        return see_other(&format!("/flow/{}", loaded.flow.id));
+    };
+    let owners = match state.store.users_by_email(&email).await {
+        Ok(u) => u,
+        Err(e) => return error_page(state, &locale, PageError::internal(state, e)),
+    };
+    if let Some(owner) = owners.into_iter().next() {
+        let link = PendingLink {
+            user_id: owner.id,
+            identity,
+            email,
+        };
+        if loaded.flow.offer_link(link, now).is_err() {
+            return show::render_current(state, loaded, Feedback::default(), StatusCode::OK).await;
+        }
+        if let Err(r) = save(state, loaded).await {
+            return r;
+        }
+        return see_other(&format!("/flow/{}", loaded.flow.id));
+    }
+    if loaded
+        .flow
+        .federated_sign_up(identity, email, attributes, now)
+        .is_err()
+    {
+        return show::render_current(state, loaded, Feedback::default(), StatusCode::OK).await;
+    }
+    if let Err(r) = save(state, loaded).await {
+        return r;
+    }
+    super::attributes::run_connectors(state, headers, loaded).await
+}
+
+/// Links `identity` to `user_id` (the user has just signed in to it) and finishes.
+pub async fn link_and_finish(
+    state: &AppState,
+    headers: &HeaderMap,
+    loaded: &mut Loaded,
+    user_id: &str,
+    identity: &Identity,
+) -> Response {
+    let locale = loaded.flow.locale.clone();
+    match state.store.add_identity(user_id, identity).await {
+        Ok(true) => {}
+        Ok(false) => return error_page(state, &locale, PageError::FlowNotFound),
+        // Linked by a parallel attempt, or taken by another account meanwhile: either
+        // way nothing more to link; the sign-in itself stands only for the first.
+        Err(StorageError::DuplicateIdentity) => {}
+        Err(e) => return error_page(state, &locale, PageError::internal(state, e)),
+    }
+    let user = match state.store.user_by_id(user_id).await {
+        Ok(Some(u)) => u,
+        Ok(None) => return error_page(state, &locale, PageError::FlowNotFound),
+        Err(e) => return error_page(state, &locale, PageError::internal(state, e)),
+    };
+    tracing::info!(user_id = %user.id, issuer = %identity.issuer, "linked an identity after sign-in");
+    if loaded
+        .flow
+        .complete(user.id.clone(), false, state.clock.now())
+        .is_err()
+    {
+        return show::render_current(state, loaded, Feedback::default(), StatusCode::OK).await;
+    }
+    if let Err(r) = save(state, loaded).await {
+        return r;
+    }
+    super::finish::finish(state, headers, loaded, &user).await
+}
+
+/// `POST /flow/{id}/link`: the existing account's password, then the link.
+pub async fn link_with_password(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (mut loaded, form) = match begin(&state, &headers, &id, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let Some(link) = loaded.flow.pending_link().cloned() else {
+        return show::render_current(&state, &loaded, Feedback::default(), StatusCode::OK).await;
+    };
+    let password = first(&form, "password").to_owned();
+    if password.is_empty() {
+        let fb = Feedback::default().field(
+            "password",
+            flow_message(&state, &loaded, "error.required", &[]),
+        );
+        return render_step(&state, &loaded, fb, StatusCode::BAD_REQUEST);
+    }
+    let hash = match state.store.password_hash(&link.user_id).await {
+        Ok(h) => h,
+        Err(e) => return error_page(&state, &loaded.flow.locale, PageError::internal(&state, e)),
+    };
+    if !state.hasher.verify(password, hash).await {
+        let fb = Feedback::general(flow_message(&state, &loaded, "sign_in.failed", &[]));
+        return render_step(&state, &loaded, fb, StatusCode::UNAUTHORIZED);
+    }
+    link_and_finish(&state, &headers, &mut loaded, &link.user_id, &link.identity).await
+}
+
+/// `POST /flow/{id}/link-code`: prove the existing account's address with a code.
+pub async fn link_with_code(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (mut loaded, _) = match begin(&state, &headers, &id, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let FlowStep::LinkAccount { link } = &loaded.flow.step else {
+        return show::render_current(&state, &loaded, Feedback::default(), StatusCode::OK).await;
+    };
+    let email = link.email.clone();
+    super::email::send_code(&state, &mut loaded, email, None).await
+}
+
+/// `POST /flow/{id}/provider`: a provider button. Email one-time passcode is built
+/// in; upstream providers redirect there.
+pub async fn choose_provider(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (mut loaded, form) = match begin(&state, &headers, &id, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let provider = first(&form, "provider").to_owned();
+    let offered = loaded
+        .user_flow
+        .identity_providers
+        .iter()
+        .any(|p| p.eq_ignore_ascii_case(&provider));
+    if !offered {
+        let fb = Feedback::general(flow_message(&state, &loaded, "error.bad_request", &[]));
+        return render_step(&state, &loaded, fb, StatusCode::BAD_REQUEST);
+    }
+    if provider.eq_ignore_ascii_case(usher_domain::user_flow::EMAIL_OTP_PROVIDER) {
+        if loaded
+            .flow
+            .go_to_one_time_passcode(state.clock.now())
+            .is_ok()
+        {
+            if let Err(r) = save(&state, &mut loaded).await {
+                return r;
+            }
+        }
+        return see_other(&format!("/flow/{}", loaded.flow.id));
+    }
+    super::upstream::start(&state, &mut loaded, &provider).await
+}
