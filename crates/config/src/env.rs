@@ -8,7 +8,7 @@ use crate::{
 };
 
 /// Every variable read, for documentation and for tests.
-pub const OVERRIDES: [&str; 16] = [
+pub const OVERRIDES: [&str; 18] = [
     "USHER_ISSUER",
     "USHER_LISTEN",
     "USHER_DATA_DIR",
@@ -25,6 +25,8 @@ pub const OVERRIDES: [&str; 16] = [
     "USHER_SMTP_USERNAME",
     "USHER_SMTP_PASSWORD",
     "USHER_LOG_CODES",
+    "USHER_CONNECTORS_ALLOW_INSECURE_TARGETS",
+    "USHER_CONNECTORS_RECORD_BODIES",
 ];
 
 pub(crate) fn location(var: &str) -> String {
@@ -84,6 +86,24 @@ pub(crate) fn apply(
         match rules::parse_bool(&v.value) {
             Ok(b) => raw.email.log_codes = Some(Val::new(b, v.loc)),
             Err(m) => typed.push(ConfigError::new(v.loc, m)),
+        }
+    }
+    let settings = &mut raw.connector_settings;
+    for (var, slot) in [
+        (
+            "USHER_CONNECTORS_ALLOW_INSECURE_TARGETS",
+            &mut settings.allow_insecure_targets,
+        ),
+        (
+            "USHER_CONNECTORS_RECORD_BODIES",
+            &mut settings.record_bodies,
+        ),
+    ] {
+        if let Some(v) = get(var) {
+            match rules::parse_bool(&v.value) {
+                Ok(b) => *slot = Some(Val::new(b, v.loc)),
+                Err(m) => typed.push(ConfigError::new(v.loc, m)),
+            }
         }
     }
     if let Some(v) = get("USHER_SMTP_PORT") {

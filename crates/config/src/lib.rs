@@ -23,8 +23,8 @@ pub use env::OVERRIDES as ENVIRONMENT_VARIABLES;
 pub use error::{ConfigError, ConfigErrors};
 pub use secret::Secret;
 pub use settings::{
-    Config, DatabaseKind, EmailDelivery, EmailSettings, MasterKeySource, SigningAlgorithm,
-    SigningSettings, SmtpSettings, SmtpTls, TokenSettings,
+    Config, ConnectorSettings, DatabaseKind, EmailDelivery, EmailSettings, MasterKeySource,
+    SigningAlgorithm, SigningSettings, SmtpSettings, SmtpTls, TokenSettings,
 };
 
 /// Loads the file (if any), applies environment overrides read through `env` (so tests

@@ -9,6 +9,7 @@ use usher_domain::LocalizedText;
 use crate::{
     error::ConfigError,
     rules,
+    secret::Secret,
     tree::{line_col, Kind, Node},
 };
 
@@ -70,6 +71,8 @@ pub(crate) struct RawConfig {
     pub attributes: Vec<RawAttribute>,
     pub user_flows: Vec<RawUserFlow>,
     pub applications: Vec<RawApplication>,
+    pub connector_settings: RawConnectorSettings,
+    pub connectors: Vec<RawConnector>,
 }
 
 #[derive(Debug, Default)]
@@ -168,6 +171,69 @@ pub(crate) struct RawApplication {
     pub roles: Option<List>,
 }
 
+#[derive(Debug, Default)]
+pub(crate) struct RawConnectorSettings {
+    pub allow_insecure_targets: Option<Val<bool>>,
+    pub record_bodies: Option<Val<bool>>,
+}
+
+/// Where a secret is to be found: `{ env = "…" }`, `{ file = "…" }` or
+/// `{ value = "…" }`. Which one, and whether only one, is checked later.
+#[derive(Debug)]
+pub(crate) struct RawSecretRef {
+    pub place: Place,
+    pub env: Option<Val<String>>,
+    pub file: Option<Val<String>>,
+    pub value: Option<Val<Secret>>,
+}
+
+#[derive(Debug)]
+pub(crate) struct RawConnector {
+    pub place: Place,
+    pub id: Option<Val<String>>,
+    pub display_name: Option<Val<String>>,
+    pub target_url: Option<Val<String>>,
+    pub timeout_ms: Option<Val<i64>>,
+    pub retries: Option<Val<i64>>,
+    pub budget_ms: Option<Val<i64>>,
+    pub failure_policy: Option<Val<String>>,
+    pub lenient: Option<Val<bool>>,
+    pub signing_secrets: Option<Val<Vec<RawSecretRef>>>,
+    pub failure_threshold: Option<Val<i64>>,
+    pub open_seconds: Option<Val<i64>>,
+    pub authentication: Option<RawAuthentication>,
+}
+
+#[derive(Debug)]
+pub(crate) struct RawAuthentication {
+    pub place: Place,
+    pub kind: Option<Val<String>>,
+    /// Every setting written besides `type`, with where, so that those of another
+    /// type can be refused.
+    pub given: Vec<(String, String)>,
+    pub username: Option<Val<String>>,
+    pub password: Option<RawSecretRef>,
+    pub header: Option<Val<String>>,
+    pub value: Option<RawSecretRef>,
+    pub token_url: Option<Val<String>>,
+    pub client_id: Option<Val<String>>,
+    pub client_secret: Option<RawSecretRef>,
+    pub scope: Option<Val<String>>,
+    /// Where `certificates` was written, and its entries.
+    pub certificates: Option<(String, Vec<RawCertificate>)>,
+}
+
+#[derive(Debug)]
+pub(crate) struct RawCertificate {
+    pub place: Place,
+    pub pkcs12_file: Option<Val<String>>,
+    pub password: Option<RawSecretRef>,
+    pub pem_file: Option<Val<String>>,
+    pub key_file: Option<Val<String>>,
+    /// As written: a TOML date-time or a string.
+    pub uploaded_at: Option<Val<String>>,
+}
+
 fn join(path: &str, key: &str) -> String {
     // Keys that are not bare TOML keys are quoted so the path stays unambiguous.
     let key = if !key.is_empty()
@@ -221,7 +287,35 @@ const ROOT_KEYS: &[&str] = &[
     "attributes",
     "user_flows",
     "applications",
+    "connector_settings",
+    "connectors",
 ];
+
+const CONNECTOR_KEYS: &[&str] = &[
+    "id",
+    "display_name",
+    "target_url",
+    "timeout_ms",
+    "retries",
+    "budget_ms",
+    "failure_policy",
+    "lenient",
+    "signing_secrets",
+    "breaker",
+    "authentication",
+];
+
+const CERTIFICATE_KEYS: &[&str] = &[
+    "pkcs12_file",
+    "password",
+    "uploaded_at",
+    "pem_file",
+    "key_file",
+];
+
+/// How a secret reference is written, for messages.
+const SECRET_REF: &str =
+    "a secret reference: { env = \"NAME\" }, { file = \"PATH\" } or { value = \"…\" }";
 
 impl<'a> Reader<'a> {
     pub fn new(file: &'a str, text: &'a str) -> Self {
@@ -427,6 +521,59 @@ impl<'a> Reader<'a> {
         Some((loc, tables))
     }
 
+    /// A date and time: a TOML one (`2026-01-15T00:00:00Z`) or a string, kept as
+    /// text to be checked later.
+    fn datetime(&mut self, t: &Table<'_>, key: &str) -> Option<Val<String>> {
+        let node = t.get(key)?;
+        let path = join(&t.path, key);
+        match &node.kind {
+            Kind::String(s) | Kind::Datetime(s) => {
+                Some(Val::new(s.clone(), self.loc(&path, node.span.as_ref())))
+            }
+            _ => {
+                self.wrong_type(node, &path, "a date and time such as 2026-01-15T00:00:00Z");
+                None
+            }
+        }
+    }
+
+    fn secret_ref(&mut self, node: &Node, path: &str) -> Option<RawSecretRef> {
+        if !matches!(node.kind, Kind::Table(_)) {
+            // The value itself is not quoted back: it may be the secret.
+            self.wrong_type(node, path, SECRET_REF);
+            return None;
+        }
+        let t = self.table(node, path, &["env", "file", "value"])?;
+        Some(RawSecretRef {
+            place: t.place.clone(),
+            env: self.string(&t, "env"),
+            file: self.string(&t, "file"),
+            value: self
+                .string(&t, "value")
+                .map(|v| Val::new(Secret::new(v.value), v.loc)),
+        })
+    }
+
+    fn secret(&mut self, t: &Table<'_>, key: &str) -> Option<RawSecretRef> {
+        let node = t.get(key)?;
+        self.secret_ref(node, &join(&t.path, key))
+    }
+
+    fn secrets(&mut self, t: &Table<'_>, key: &str) -> Option<Val<Vec<RawSecretRef>>> {
+        let node = t.get(key)?;
+        let path = join(&t.path, key);
+        let Kind::Array(items) = &node.kind else {
+            self.wrong_type(node, &path, "an array of secret references");
+            return None;
+        };
+        let refs = items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| self.secret_ref(item, &format!("{path}[{i}]")))
+            .collect();
+        Some(Val::new(refs, self.loc(&path, node.span.as_ref())))
+    }
+
     pub fn read(&mut self, root: &Node) -> RawConfig {
         let mut raw = RawConfig::default();
         let Some(t) = self.table(root, "", ROOT_KEYS) else {
@@ -543,7 +690,86 @@ impl<'a> Reader<'a> {
         ) {
             raw.applications = tables.iter().map(|a| self.application(a)).collect();
         }
+        if let Some(s) = self.sub(
+            &t,
+            "connector_settings",
+            &["allow_insecure_targets", "record_bodies"],
+        ) {
+            raw.connector_settings = RawConnectorSettings {
+                allow_insecure_targets: self.boolean(&s, "allow_insecure_targets"),
+                record_bodies: self.boolean(&s, "record_bodies"),
+            };
+        }
+        if let Some((_, tables)) = self.tables(&t, "connectors", CONNECTOR_KEYS) {
+            raw.connectors = tables.iter().map(|c| self.connector(c)).collect();
+        }
         raw
+    }
+
+    fn connector(&mut self, t: &Table<'_>) -> RawConnector {
+        let mut c = RawConnector {
+            place: t.place.clone(),
+            id: self.string(t, "id"),
+            display_name: self.string(t, "display_name"),
+            target_url: self.string(t, "target_url"),
+            timeout_ms: self.integer(t, "timeout_ms"),
+            retries: self.integer(t, "retries"),
+            budget_ms: self.integer(t, "budget_ms"),
+            failure_policy: self.string(t, "failure_policy"),
+            lenient: self.boolean(t, "lenient"),
+            signing_secrets: self.secrets(t, "signing_secrets"),
+            failure_threshold: None,
+            open_seconds: None,
+            authentication: None,
+        };
+        if let Some(b) = self.sub(t, "breaker", &["failure_threshold", "open_seconds"]) {
+            c.failure_threshold = self.integer(&b, "failure_threshold");
+            c.open_seconds = self.integer(&b, "open_seconds");
+        }
+        let mut keys = vec!["type"];
+        for (_, fields) in rules::AUTHENTICATION_TYPES {
+            keys.extend_from_slice(fields);
+        }
+        if let Some(a) = self.sub(t, "authentication", &keys) {
+            let given = a
+                .entries
+                .iter()
+                .filter(|(k, _)| k != "type" && keys.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), self.loc(&join(&a.path, k), v.span.as_ref())))
+                .collect();
+            let certificates =
+                self.tables(&a, "certificates", CERTIFICATE_KEYS)
+                    .map(|(loc, tables)| {
+                        let list = tables.iter().map(|c| self.certificate(c)).collect();
+                        (loc, list)
+                    });
+            c.authentication = Some(RawAuthentication {
+                place: a.place.clone(),
+                kind: self.string(&a, "type"),
+                given,
+                username: self.string(&a, "username"),
+                password: self.secret(&a, "password"),
+                header: self.string(&a, "header"),
+                value: self.secret(&a, "value"),
+                token_url: self.string(&a, "token_url"),
+                client_id: self.string(&a, "client_id"),
+                client_secret: self.secret(&a, "client_secret"),
+                scope: self.string(&a, "scope"),
+                certificates,
+            });
+        }
+        c
+    }
+
+    fn certificate(&mut self, t: &Table<'_>) -> RawCertificate {
+        RawCertificate {
+            place: t.place.clone(),
+            pkcs12_file: self.string(t, "pkcs12_file"),
+            password: self.secret(t, "password"),
+            pem_file: self.string(t, "pem_file"),
+            key_file: self.string(t, "key_file"),
+            uploaded_at: self.datetime(t, "uploaded_at"),
+        }
     }
 
     fn attribute(&mut self, t: &Table<'_>) -> RawAttribute {

@@ -1,6 +1,7 @@
 //! Turns the settings as written (file and environment) into a [`Config`]: applies the
 //! defaults, checks what every value means, resolves references between them (an
-//! application's user flow, a page's attributes) and collects every problem.
+//! application's user flow, a page's attributes, a flow's connectors) and collects every
+//! problem.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -13,6 +14,8 @@ use usher_domain::{
     AttributeOption, BuiltInAttribute, ClientType, ConnectorSlots, DataType, LocalizedText, Tenant,
     UserFlow, UserInputType,
 };
+
+mod connectors;
 
 use crate::{
     demo::{self, DEMO_CLIENT_ID, DEMO_USER_FLOW_ID},
@@ -230,7 +233,9 @@ impl<'a> Resolver<'a> {
         };
         let demo = raw.demo.as_ref().map_or(self.file.is_none(), |v| v.value);
         let untyped = self.attributes(&raw.attributes, &mut tenant);
-        self.user_flows(&raw.user_flows, &mut tenant, &untyped, demo);
+        let connector_settings = self.connector_settings(&raw.connector_settings);
+        let (connectors, declared) = self.connectors(&raw.connectors, connector_settings);
+        self.user_flows(&raw.user_flows, &mut tenant, &untyped, demo, &declared);
         if demo {
             tenant.user_flows.push(demo::user_flow());
         }
@@ -266,6 +271,8 @@ impl<'a> Resolver<'a> {
             email,
             demo,
             tenant,
+            connectors,
+            connector_settings,
         })
     }
 
@@ -567,6 +574,7 @@ impl<'a> Resolver<'a> {
         tenant: &mut Tenant,
         untyped: &HashSet<String>,
         demo: bool,
+        connectors: &HashMap<String, String>,
     ) {
         let mut seen: HashMap<String, String> = HashMap::new();
         for f in raws {
@@ -637,15 +645,11 @@ impl<'a> Resolver<'a> {
                 }
             };
 
-            let keep = |l: &Option<List>| -> Vec<String> {
-                l.as_ref()
-                    .map(|l| l.value.iter().map(|v| v.value.clone()).collect())
-                    .unwrap_or_default()
-            };
-            let connectors = ConnectorSlots {
-                post_federation_signup: keep(&f.post_federation_signup),
-                post_attribute_collection: keep(&f.post_attribute_collection),
-                pre_token_issuance: keep(&f.pre_token_issuance),
+            let slots = ConnectorSlots {
+                post_federation_signup: self.connector_slot(&f.post_federation_signup, connectors),
+                post_attribute_collection: self
+                    .connector_slot(&f.post_attribute_collection, connectors),
+                pre_token_issuance: self.connector_slot(&f.pre_token_issuance, connectors),
             };
 
             // Kept even when parts of it are wrong, so that applications naming it are
@@ -656,7 +660,7 @@ impl<'a> Resolver<'a> {
                     identity_providers,
                     attributes,
                     extra_claims,
-                    connectors,
+                    connectors: slots,
                 });
             }
         }

@@ -5,7 +5,9 @@
 use std::net::{IpAddr, SocketAddr};
 
 use usher_domain::{
-    attribute::check_text, user_flow::EMAIL_PASSWORD_PROVIDER, DataType, UserInputType,
+    attribute::check_text,
+    user_flow::{EMAIL_OTP_PROVIDER, EMAIL_PASSWORD_PROVIDER},
+    DataType, FailurePolicy, UserInputType,
 };
 
 use crate::settings::{DatabaseKind, SigningAlgorithm, SmtpTls};
@@ -24,7 +26,8 @@ pub const GRAPH_ROLES: [&str; 6] = [
 ];
 
 /// Identity providers this version can offer.
-pub const IDENTITY_PROVIDERS: [&str; 1] = [EMAIL_PASSWORD_PROVIDER];
+/// The built-in identity providers; configured upstream providers come on top.
+pub const IDENTITY_PROVIDERS: [&str; 2] = [EMAIL_PASSWORD_PROVIDER, EMAIL_OTP_PROVIDER];
 
 /// A client secret has to resist guessing on its own: there is no lockout for clients.
 pub const MIN_CLIENT_SECRET_LENGTH: usize = 16;
@@ -491,6 +494,326 @@ pub fn read_secret_file(path: &std::path::Path) -> Result<String, String> {
     Ok(value.to_owned())
 }
 
+/// The bytes of a file that must exist and not be empty (a PKCS#12 certificate).
+pub fn read_nonempty_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if bytes.is_empty() {
+        return Err(format!("{} is empty", path.display()));
+    }
+    Ok(bytes)
+}
+
+/// The text of a file that must exist and not be empty (a PEM certificate or key),
+/// as it is: PEM is not parsed here.
+pub fn read_nonempty_text_file(path: &std::path::Path) -> Result<String, String> {
+    let bytes = read_nonempty_file(path)?;
+    String::from_utf8(bytes).map_err(|_| format!("{} is not a text (PEM) file", path.display()))
+}
+
+/// An API connector's id: what user flows list in their connector slots.
+pub fn check_connector_id(s: &str) -> Result<(), String> {
+    let ok = (1..=64).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err("must be 1 to 64 characters of A-Z, a-z, 0-9, `.`, `_` and `-`".into())
+    }
+}
+
+/// Whether an address is one a connector may call without the operator allowing
+/// non-public targets: not loopback, private, link-local, shared, documentation,
+/// multicast or otherwise reserved. (The connector client checks the address it
+/// actually connects to as well; this catches what the configuration names outright.)
+pub fn is_public_ip(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            !(a == 0
+                || a == 10
+                || a == 127
+                || a >= 224
+                || (a == 100 && b & 0xc0 == 64)
+                || (a == 169 && b == 254)
+                || (a == 172 && b & 0xf0 == 16)
+                || (a == 192 && b == 168)
+                || (a == 192 && b == 0 && (c == 0 || c == 2))
+                || (a == 192 && b == 88 && c == 99)
+                || (a == 198 && b & 0xfe == 18)
+                || (a == 198 && b == 51 && c == 100)
+                || (a == 203 && b == 0 && c == 113))
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public_ip(IpAddr::V4(v4));
+            }
+            let s = v6.segments();
+            // NAT64 (64:ff9b::/96) carries an IPv4 address in its last 32 bits.
+            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                let [a, b] = s[6].to_be_bytes();
+                let [c, d] = s[7].to_be_bytes();
+                return is_public_ip(IpAddr::V4([a, b, c, d].into()));
+            }
+            !(s[..6] == [0; 6] // ::, ::1 and the deprecated IPv4-compatible addresses
+                || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1) // local-use NAT64
+                || (s[0] == 0x100 && s[1..4] == [0; 3]) // discard-only
+                || s[0] & 0xfe00 == 0xfc00 // unique local
+                || s[0] & 0xffc0 == 0xfe80 // link-local
+                || s[0] & 0xffc0 == 0xfec0 // site-local (deprecated)
+                || s[0] & 0xff00 == 0xff00 // multicast
+                || (s[0] == 0x2001 && s[1] == 0xdb8)) // documentation
+        }
+    }
+}
+
+/// `localhost` and names under it, which always mean this machine.
+fn is_localhost_name(name: &str) -> bool {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost" || name.ends_with(".localhost")
+}
+
+/// A URL Usher calls: a connector's target, or an OAuth token endpoint. `https` with
+/// a public host, unless the operator allows insecure targets (development, tests).
+pub fn check_connector_url(s: &str, allow_insecure_targets: bool) -> Result<(), String> {
+    const ALLOW: &str =
+        "connector_settings.allow_insecure_targets = true allows them, for development and tests";
+    check_plain(s)?;
+    if s.len() > 2048 {
+        return Err("must be at most 2048 characters".into());
+    }
+    let url = url::Url::parse(s)
+        .map_err(|_| "must be an absolute URL such as https://api.contoso.com/check".to_owned())?;
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_insecure_targets => {}
+        "http" => {
+            return Err(format!(
+                "must use https; plain http targets are refused ({ALLOW})"
+            ))
+        }
+        _ => return Err("must be an https URL".into()),
+    }
+    let Some(host) = url.host() else {
+        return Err("must name a host".into());
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(
+            "must not contain a user name or password; use the connector's authentication instead"
+                .into(),
+        );
+    }
+    if s.contains('#') {
+        return Err("must not have a fragment".into());
+    }
+    let public = match host {
+        url::Host::Domain(d) => !is_localhost_name(d),
+        url::Host::Ipv4(ip) => is_public_ip(IpAddr::V4(ip)),
+        url::Host::Ipv6(ip) => is_public_ip(IpAddr::V6(ip)),
+    };
+    if !public && !allow_insecure_targets {
+        return Err(format!(
+            "names a loopback, private or otherwise non-public address; such targets are refused ({ALLOW})"
+        ));
+    }
+    Ok(())
+}
+
+/// The URL with every query value replaced, for logs: an Azure Functions target
+/// carries its key as `?code=…`.
+pub fn redact_url_query(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.query().is_some() => {
+            let names: Vec<String> = parsed.query_pairs().map(|(k, _)| k.into_owned()).collect();
+            {
+                let mut pairs = parsed.query_pairs_mut();
+                pairs.clear();
+                for name in &names {
+                    pairs.append_pair(name, "******");
+                }
+            }
+            parsed.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        Err(_) if url.contains('?') => "******".into(),
+        Err(_) => url.to_owned(),
+    }
+}
+
+/// The total time for a call, retries included, must leave room for one attempt.
+pub fn check_connector_budget(timeout_ms: u64, budget_ms: u64) -> Result<(), String> {
+    if budget_ms < timeout_ms {
+        return Err(format!(
+            "budget_ms ({budget_ms}) must be at least timeout_ms ({timeout_ms}): the budget covers every attempt"
+        ));
+    }
+    Ok(())
+}
+
+pub fn parse_failure_policy(s: &str) -> Result<FailurePolicy, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "block" => Ok(FailurePolicy::Block),
+        "continue" => Ok(FailurePolicy::Continue),
+        _ => Err("must be block or continue".into()),
+    }
+}
+
+/// Each way a connector can authenticate, as the file spells it, with the settings
+/// that belong to it (besides `type`).
+pub const AUTHENTICATION_TYPES: [(&str, &[&str]); 5] = [
+    ("none", &[]),
+    ("basic", &["username", "password"]),
+    ("clientCertificate", &["certificates"]),
+    ("apiKey", &["header", "value"]),
+    (
+        "oauthClientCredentials",
+        &["token_url", "client_id", "client_secret", "scope"],
+    ),
+];
+
+/// The authentication type as the file spells it (`basic`, `apiKey`, …), in any case.
+pub fn parse_authentication_type(s: &str) -> Result<&'static str, String> {
+    AUTHENTICATION_TYPES
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(s))
+        .map(|(name, _)| *name)
+        .ok_or_else(|| {
+            let names: Vec<_> = AUTHENTICATION_TYPES.iter().map(|(n, _)| *n).collect();
+            format!("must be one of {}", names.join(", "))
+        })
+}
+
+/// The settings of an authentication type (as returned by
+/// [`parse_authentication_type`]).
+pub fn authentication_fields(kind: &str) -> &'static [&'static str] {
+    AUTHENTICATION_TYPES
+        .iter()
+        .find(|(name, _)| *name == kind)
+        .map_or(&[], |(_, fields)| fields)
+}
+
+/// The authentication type a setting belongs to.
+pub fn authentication_type_of(field: &str) -> Option<&'static str> {
+    AUTHENTICATION_TYPES
+        .iter()
+        .find(|(_, fields)| fields.contains(&field))
+        .map(|(name, _)| *name)
+}
+
+/// A user name for HTTP Basic authentication (RFC 7617: no colon).
+pub fn check_basic_username(s: &str) -> Result<(), String> {
+    if s.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if s.contains(':') {
+        return Err("must not contain `:` (HTTP Basic separates the password with it)".into());
+    }
+    if s.chars().any(char::is_control) {
+        return Err("must not contain control characters".into());
+    }
+    Ok(())
+}
+
+/// Headers Usher sets itself, or that control the connection, cannot carry an API key.
+fn is_reserved_header(lower: &str) -> bool {
+    matches!(
+        lower,
+        "authorization"
+            | "host"
+            | "accept"
+            | "connection"
+            | "keep-alive"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+    ) || ["content-", "proxy-", "usher-", "webhook-"]
+        .iter()
+        .any(|p| lower.starts_with(p))
+}
+
+/// The header an API key is sent in: a valid HTTP field name that Usher does not set
+/// itself.
+pub fn check_api_key_header(s: &str) -> Result<(), String> {
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if s.is_empty() || !s.chars().all(token) {
+        return Err("must be an HTTP header name such as x-api-key".into());
+    }
+    if is_reserved_header(&s.to_ascii_lowercase()) {
+        return Err(format!(
+            "`{s}` is set by Usher or controls the connection (Authorization, Host, Accept, Content-*, usher-*, webhook-*, hop-by-hop headers); use another, such as x-api-key"
+        ));
+    }
+    Ok(())
+}
+
+/// An OAuth client id (RFC 6749 appendix A.1: visible ASCII and spaces).
+pub fn check_oauth_client_id(s: &str) -> Result<(), String> {
+    if s.is_empty() || s.len() > 256 || !s.chars().all(|c| (' '..='~').contains(&c)) {
+        return Err("must be 1 to 256 visible ASCII characters".into());
+    }
+    Ok(())
+}
+
+/// An OAuth scope (RFC 6749 §3.3): tokens separated by single spaces.
+pub fn check_scope(s: &str) -> Result<(), String> {
+    let token_char = |c: char| c == '!' || ('#'..='[').contains(&c) || (']'..='~').contains(&c);
+    if s.split(' ')
+        .all(|t| !t.is_empty() && t.chars().all(token_char))
+    {
+        Ok(())
+    } else {
+        Err(
+            "must be one or more scopes separated by single spaces, such as api://contoso/.default"
+                .into(),
+        )
+    }
+}
+
+/// The length a string of standard, padded base64 decodes to, if it is one.
+fn base64_len(s: &str) -> Option<usize> {
+    let body = s.trim_end_matches('=');
+    let padding = s.len() - body.len();
+    // Whole groups of four characters (`is_multiple_of` is newer than the MSRV).
+    let whole_groups = s.as_bytes().chunks(4).all(|group| group.len() == 4);
+    let ok = whole_groups
+        && padding <= 2
+        && body
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '/');
+    ok.then(|| s.len() / 4 * 3 - padding)
+}
+
+/// The fewest random bytes a signing secret may have: the Standard Webhooks
+/// specification recommends 24 to 64.
+pub const MIN_SIGNING_SECRET_BYTES: usize = 24;
+
+/// A Standard Webhooks signing secret: `whsec_` and the base64 of the key. The
+/// message never repeats the secret.
+pub fn check_signing_secret(s: &str) -> Result<(), String> {
+    const SHAPE: &str = "must be a Standard Webhooks secret: whsec_ followed by the base64 of the key, such as whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let len = s
+        .strip_prefix("whsec_")
+        .and_then(base64_len)
+        .ok_or_else(|| SHAPE.to_owned())?;
+    if len < MIN_SIGNING_SECRET_BYTES {
+        return Err(format!(
+            "the signing secret's key is {len} bytes; it must be at least {MIN_SIGNING_SECRET_BYTES} random bytes"
+        ));
+    }
+    Ok(())
+}
+
+/// When a client certificate was uploaded: an RFC 3339 date and time with an offset.
+pub fn parse_uploaded_at(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|_| {
+            "must be an RFC 3339 date and time with its offset, such as 2026-01-15T00:00:00Z"
+                .to_owned()
+        })
+}
+
 /// Edit distance, to suggest the key that was probably meant.
 pub(crate) fn closest<'a>(key: &str, candidates: &[&'a str]) -> Option<&'a str> {
     fn distance(a: &str, b: &str) -> usize {
@@ -680,6 +1003,10 @@ mod tests {
             parse_identity_provider("emailpassword-oauth"),
             Ok(EMAIL_PASSWORD_PROVIDER)
         );
+        assert_eq!(
+            parse_identity_provider("EmailOtpSignup-oauth"),
+            Ok(EMAIL_OTP_PROVIDER)
+        );
         assert!(parse_identity_provider("Google-OAUTH")
             .unwrap_err()
             .contains("not configured"));
@@ -810,6 +1137,294 @@ mod tests {
         assert!(parse_smtp_tls("ssl").is_err());
         assert_eq!(default_smtp_port(SmtpTls::Tls), 465);
         assert_eq!(default_smtp_port(SmtpTls::StartTls), 587);
+    }
+
+    #[test]
+    fn connector_ids() {
+        assert!(check_connector_id("approval-check").is_ok());
+        assert!(check_connector_id("A.b_c-9").is_ok());
+        assert!(check_connector_id(&"a".repeat(64)).is_ok());
+        assert!(check_connector_id(&"a".repeat(65)).is_err());
+        assert!(check_connector_id("").is_err());
+        assert!(check_connector_id("a b").is_err());
+        assert!(check_connector_id("a/b").is_err());
+        assert!(check_connector_id("a~b").is_err());
+        assert!(check_connector_id("é").is_err());
+    }
+
+    #[test]
+    fn public_addresses() {
+        let public = |s: &str| is_public_ip(s.parse().unwrap());
+        for ip in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "100.63.255.255",
+            "100.128.0.1",
+            "172.15.0.1",
+            "172.32.0.1",
+            "192.169.0.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+        ] {
+            assert!(public(ip), "{ip} is public");
+        }
+        for ip in [
+            "0.0.0.0",
+            "10.1.2.3",
+            "100.64.0.1",
+            "127.0.0.1",
+            "169.254.169.254",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.0.0.1",
+            "192.0.2.1",
+            "192.168.1.1",
+            "198.18.0.1",
+            "198.51.100.1",
+            "203.0.113.1",
+            "224.0.0.1",
+            "255.255.255.255",
+            "::",
+            "::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::a00:1",
+            "64:ff9b:1::1",
+            "100::1",
+            "fc00::1",
+            "fd12:3456::1",
+            "fe80::1",
+            "fec0::1",
+            "ff02::1",
+            "2001:db8::1",
+        ] {
+            assert!(!public(ip), "{ip} is not public");
+        }
+    }
+
+    #[test]
+    fn connector_urls() {
+        assert!(check_connector_url("https://api.contoso.com/approval/check", false).is_ok());
+        assert!(check_connector_url("https://f.azurewebsites.net/api/x?code=abc", false).is_ok());
+        assert!(check_connector_url("https://93.184.216.34:8443/x", false).is_ok());
+        assert!(check_connector_url("http://api.contoso.com/x", false)
+            .unwrap_err()
+            .contains("allow_insecure_targets"));
+        assert!(check_connector_url("http://api.contoso.com/x", true).is_ok());
+        for private in [
+            "https://localhost/x",
+            "https://api.localhost./x",
+            "https://127.0.0.1/x",
+            "https://2130706433/x",
+            "https://10.0.0.5/x",
+            "https://[::1]/x",
+            "https://[fd00::1]/x",
+            "https://169.254.169.254/latest/meta-data",
+        ] {
+            assert!(
+                check_connector_url(private, false)
+                    .unwrap_err()
+                    .contains("non-public"),
+                "{private}"
+            );
+            assert!(check_connector_url(private, true).is_ok(), "{private}");
+        }
+        assert!(check_connector_url("http://127.0.0.1:9000/hook", true).is_ok());
+        assert!(check_connector_url("https://u:p@api.contoso.com/x", true)
+            .unwrap_err()
+            .contains("user name"));
+        assert!(check_connector_url("https://api.contoso.com/x#y", true)
+            .unwrap_err()
+            .contains("fragment"));
+        assert!(check_connector_url("/approval/check", true)
+            .unwrap_err()
+            .contains("absolute"));
+        assert!(check_connector_url("ftp://api.contoso.com/x", true).is_err());
+        assert!(check_connector_url("https://api.contoso.com/a b", true).is_err());
+        assert!(check_connector_url(&format!("https://a.com/{}", "x".repeat(2048)), true).is_err());
+    }
+
+    #[test]
+    fn query_redaction() {
+        assert_eq!(
+            redact_url_query("https://f.azurewebsites.net/api/check?code=s3cret&clientId=x"),
+            "https://f.azurewebsites.net/api/check?code=******&clientId=******"
+        );
+        assert_eq!(
+            redact_url_query("https://api.contoso.com/check"),
+            "https://api.contoso.com/check"
+        );
+        assert_eq!(redact_url_query("not a url?key=s3cret"), "******");
+    }
+
+    #[test]
+    fn connector_budgets() {
+        assert!(check_connector_budget(10_000, 20_000).is_ok());
+        assert!(check_connector_budget(10_000, 10_000).is_ok());
+        assert!(check_connector_budget(30_000, 20_000)
+            .unwrap_err()
+            .contains("at least timeout_ms (30000)"));
+    }
+
+    #[test]
+    fn failure_policies() {
+        assert_eq!(parse_failure_policy("block"), Ok(FailurePolicy::Block));
+        assert_eq!(
+            parse_failure_policy("Continue"),
+            Ok(FailurePolicy::Continue)
+        );
+        assert!(parse_failure_policy("retry").is_err());
+    }
+
+    #[test]
+    fn authentication_types() {
+        assert_eq!(parse_authentication_type("apikey"), Ok("apiKey"));
+        assert_eq!(
+            parse_authentication_type("ClientCertificate"),
+            Ok("clientCertificate")
+        );
+        assert!(parse_authentication_type("digest")
+            .unwrap_err()
+            .contains("oauthClientCredentials"));
+        assert_eq!(authentication_fields("basic"), ["username", "password"]);
+        assert!(authentication_fields("none").is_empty());
+        assert_eq!(
+            authentication_type_of("token_url"),
+            Some("oauthClientCredentials")
+        );
+        assert_eq!(
+            authentication_type_of("certificates"),
+            Some("clientCertificate")
+        );
+        assert_eq!(authentication_type_of("type"), None);
+        // Every setting belongs to one type only, so an error can name its type.
+        let mut all: Vec<&str> = AUTHENTICATION_TYPES
+            .iter()
+            .flat_map(|(_, f)| f.iter().copied())
+            .collect();
+        let n = all.len();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), n);
+    }
+
+    #[test]
+    fn basic_usernames() {
+        assert!(check_basic_username("usher").is_ok());
+        assert!(check_basic_username("user@contoso.com").is_ok());
+        assert!(check_basic_username("").is_err());
+        assert!(check_basic_username("a:b").unwrap_err().contains(':'));
+        assert!(check_basic_username("a\nb").is_err());
+    }
+
+    #[test]
+    fn api_key_headers() {
+        assert!(check_api_key_header("x-api-key").is_ok());
+        assert!(check_api_key_header("Ocp-Apim-Subscription-Key").is_ok());
+        assert!(check_api_key_header("x_key!").is_ok());
+        for reserved in [
+            "Authorization",
+            "host",
+            "Accept",
+            "Content-Type",
+            "content-length",
+            "Transfer-Encoding",
+            "Connection",
+            "Proxy-Authorization",
+            "usher-call-id",
+            "Webhook-Signature",
+        ] {
+            assert!(
+                check_api_key_header(reserved)
+                    .unwrap_err()
+                    .contains("set by Usher"),
+                "{reserved}"
+            );
+        }
+        assert!(check_api_key_header("").is_err());
+        assert!(check_api_key_header("x api key").is_err());
+        assert!(check_api_key_header("x-key:").is_err());
+        assert!(check_api_key_header("x-ключ").is_err());
+    }
+
+    #[test]
+    fn oauth_client_ids_and_scopes() {
+        assert!(check_oauth_client_id("6f1c2e0a-1b2c-4d5e-8f90-0123456789ab").is_ok());
+        assert!(check_oauth_client_id("usher client").is_ok());
+        assert!(check_oauth_client_id("").is_err());
+        assert!(check_oauth_client_id("a\tb").is_err());
+        assert!(check_oauth_client_id(&"a".repeat(257)).is_err());
+        assert!(check_scope("api://contoso/.default").is_ok());
+        assert!(check_scope("read write").is_ok());
+        assert!(check_scope("").is_err());
+        assert!(check_scope("read  write").is_err());
+        assert!(check_scope("a\"b").is_err());
+        assert!(check_scope("a\\b").is_err());
+    }
+
+    #[test]
+    fn signing_secrets() {
+        assert!(check_signing_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").is_ok());
+        // 64 bytes, padded.
+        assert!(check_signing_secret(&format!("whsec_{}==", "A".repeat(86))).is_ok());
+        let short = check_signing_secret("whsec_c2hvcnQ=").unwrap_err();
+        assert!(short.contains("5 bytes"), "{short}");
+        assert!(check_signing_secret("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+            .unwrap_err()
+            .contains("whsec_"));
+        assert!(check_signing_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaS").is_err());
+        assert!(check_signing_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLa-w").is_err());
+        assert!(check_signing_secret("whsec_").is_err());
+        // The message never quotes the secret.
+        let e = check_signing_secret("whsec_not*base64*at*all*secret").unwrap_err();
+        assert!(!e.contains("not*base64"));
+    }
+
+    #[test]
+    fn upload_times() {
+        assert_eq!(
+            parse_uploaded_at("2026-01-15T00:00:00Z")
+                .unwrap()
+                .timestamp(),
+            1_768_435_200
+        );
+        assert_eq!(
+            parse_uploaded_at("2026-01-15T01:00:00+01:00")
+                .unwrap()
+                .timestamp(),
+            1_768_435_200
+        );
+        assert!(parse_uploaded_at("2026-01-15T00:00:00").is_err());
+        assert!(parse_uploaded_at("2026-01-15").is_err());
+        assert!(parse_uploaded_at("yesterday").is_err());
+    }
+
+    #[test]
+    fn nonempty_files() {
+        let dir = std::env::temp_dir().join(format!("usher-config-rules-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let full = dir.join("full.pem");
+        let empty = dir.join("empty.pem");
+        let binary = dir.join("binary.pfx");
+        std::fs::write(&full, "-----BEGIN CERTIFICATE-----\n").unwrap();
+        std::fs::write(&empty, "").unwrap();
+        std::fs::write(&binary, [0x30, 0x82, 0xff, 0xfe]).unwrap();
+        assert_eq!(
+            read_nonempty_file(&binary).unwrap(),
+            [0x30, 0x82, 0xff, 0xfe]
+        );
+        assert!(read_nonempty_text_file(&full)
+            .unwrap()
+            .starts_with("-----BEGIN"));
+        assert!(read_nonempty_file(&empty).unwrap_err().contains("is empty"));
+        assert!(read_nonempty_text_file(&binary)
+            .unwrap_err()
+            .contains("not a text"));
+        assert!(read_nonempty_file(&dir.join("missing"))
+            .unwrap_err()
+            .contains("cannot read"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -23,6 +23,14 @@ impl From<String> for Secret {
     }
 }
 
+/// Connector credentials go into the domain's own secret type, which prints as
+/// `******` too.
+impl From<Secret> for usher_domain::Secret {
+    fn from(secret: Secret) -> Self {
+        usher_domain::Secret::new(secret.0)
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("******")
@@ -46,5 +54,8 @@ mod tests {
         assert_eq!(format!("{s:?}"), "******");
         assert_eq!(format!("{:?}", Some(s.clone())), "Some(******)");
         assert_eq!(s.expose(), "hunter2hunter2");
+        let domain = usher_domain::Secret::from(s);
+        assert_eq!(format!("{domain:?}"), "******");
+        assert_eq!(domain.expose(), "hunter2hunter2");
     }
 }

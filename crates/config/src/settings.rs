@@ -7,6 +7,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use usher_domain::{
+    CertificateSource, ClientCertificate, ConnectorAuthentication, ConnectorDefinition,
+};
+
 use crate::{rules, secret::Secret};
 
 /// Everything the server needs to start, already validated.
@@ -29,6 +33,10 @@ pub struct Config {
     /// Whether the demo application and user flow are served.
     pub demo: bool,
     pub tenant: usher_domain::Tenant,
+    /// The API connectors user flows may call (`[[connectors]]`), in file order. Every
+    /// id a user flow's connector slot lists is one of these.
+    pub connectors: Vec<ConnectorDefinition>,
+    pub connector_settings: ConnectorSettings,
 }
 
 impl Config {
@@ -57,7 +65,104 @@ impl fmt::Debug for Config {
             .field("email", &self.email)
             .field("demo", &self.demo)
             .field("tenant", &self.tenant)
+            .field("connectors", &ConnectorsDebug(&self.connectors))
+            .field("connector_settings", &self.connector_settings)
             .finish()
+    }
+}
+
+/// Settings that apply to every API connector (`[connector_settings]`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnectorSettings {
+    /// Allows plain `http://` targets and targets on loopback, private and other
+    /// non-public addresses (development and tests). Default: false.
+    pub allow_insecure_targets: bool,
+    /// Keeps the request and response bodies of connector calls with their records.
+    /// Default: false.
+    pub record_bodies: bool,
+}
+
+/// Connectors as `Config`'s `Debug` shows them: the domain's own `Debug` would print
+/// a PKCS#12 file byte by byte (private key included) and a target's query, which
+/// may hold a key (`?code=…`).
+struct ConnectorsDebug<'a>(&'a [ConnectorDefinition]);
+
+impl fmt::Debug for ConnectorsDebug<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(ConnectorDebug))
+            .finish()
+    }
+}
+
+struct ConnectorDebug<'a>(&'a ConnectorDefinition);
+
+impl fmt::Debug for ConnectorDebug<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = self.0;
+        f.debug_struct("ConnectorDefinition")
+            .field("id", &c.id)
+            .field("display_name", &c.display_name)
+            .field("target_url", &rules::redact_url_query(&c.target_url))
+            .field("authentication", &AuthenticationDebug(&c.authentication))
+            .field("signing_secrets", &c.signing_secrets)
+            .field("timeout", &c.timeout)
+            .field("retries", &c.retries)
+            .field("budget", &c.budget)
+            .field("failure_policy", &c.failure_policy)
+            .field("lenient", &c.lenient)
+            .field("breaker", &c.breaker)
+            .finish()
+    }
+}
+
+struct AuthenticationDebug<'a>(&'a ConnectorAuthentication);
+
+impl fmt::Debug for AuthenticationDebug<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            ConnectorAuthentication::ClientCertificate { certificates } => f
+                .debug_struct("ClientCertificate")
+                .field(
+                    "certificates",
+                    &certificates
+                        .iter()
+                        .map(CertificateDebug)
+                        .collect::<Vec<_>>(),
+                )
+                .finish(),
+            ConnectorAuthentication::OAuthClientCredentials {
+                token_url,
+                client_id,
+                client_secret,
+                scope,
+            } => f
+                .debug_struct("OAuthClientCredentials")
+                .field("token_url", &rules::redact_url_query(token_url))
+                .field("client_id", client_id)
+                .field("client_secret", client_secret)
+                .field("scope", scope)
+                .finish(),
+            // The others hold their secrets as `Secret`, which prints `******`.
+            other => fmt::Debug::fmt(other, f),
+        }
+    }
+}
+
+struct CertificateDebug<'a>(&'a ClientCertificate);
+
+impl fmt::Debug for CertificateDebug<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = f.debug_struct("ClientCertificate");
+        match &self.0.source {
+            CertificateSource::Pkcs12 { der, password } => s
+                .field("pkcs12", &format_args!("<{} bytes>", der.len()))
+                .field("password", password),
+            CertificateSource::Pem { chain, key } => s
+                .field("pem_chain", &format_args!("<{} bytes>", chain.len()))
+                .field("key", key),
+        };
+        s.field("uploaded_at", &self.0.uploaded_at).finish()
     }
 }
 

@@ -8,8 +8,8 @@ use std::{
 
 use usher_domain::{
     password::verify_password, Application, AttributeAssignment, AttributeDefinition,
-    AttributeOption, ClientType, ConnectorSlots, DataType, LocalizedText, Tenant, UserFlow,
-    UserInputType,
+    AttributeOption, CertificateSource, ClientType, ConnectorAuthentication, ConnectorDefinition,
+    ConnectorSlots, DataType, FailurePolicy, LocalizedText, Tenant, UserFlow, UserInputType,
 };
 
 use super::*;
@@ -171,8 +171,15 @@ fn example_env() -> impl Fn(&str) -> Option<String> {
         ("USHER_MASTER_KEY", "the-master-key-text"),
         ("CONTOSO_WEB_SECRET", "contoso-web-secret-value"),
         ("USHER_SMTP_PASSWORD", "smtp-password-value"),
+        ("CONTOSO_WEBHOOK_SECRET", WEBHOOK_SECRET),
+        ("CONTOSO_API_PASSWORD", "api-password-value"),
+        ("CONTOSO_API_KEY", "api-key-value"),
+        ("CONTOSO_CLAIMS_CLIENT_SECRET", "claims-client-secret-value"),
     ])
 }
+
+/// A well-formed Standard Webhooks secret (24 bytes).
+const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 fn example_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../usher.example.toml")
@@ -312,7 +319,14 @@ fn the_example_file_loads_into_the_expected_tenant() {
                 },
             ],
             extra_claims: vec!["email".into(), "jobTitle".into()],
-            connectors: ConnectorSlots::default(),
+            connectors: ConnectorSlots {
+                post_federation_signup: vec![],
+                post_attribute_collection: vec![
+                    "approval-check".into(),
+                    "request-approval".into(),
+                ],
+                pre_token_issuance: vec!["enrich-token".into()],
+            },
         }],
         applications: vec![
             Application {
@@ -357,6 +371,41 @@ fn the_example_file_loads_into_the_expected_tenant() {
         panic!()
     };
     assert!(verify_password("example-secret-do-not-use", secret_hash));
+
+    assert_eq!(config.connector_settings, ConnectorSettings::default());
+    assert_eq!(config.connectors, example_connectors());
+}
+
+/// The connectors the example declares (the certificate one is commented out).
+fn example_connectors() -> Vec<ConnectorDefinition> {
+    let secret = usher_domain::Secret::new;
+    let mut check =
+        ConnectorDefinition::new("approval-check", "https://api.contoso.com/approval/check");
+    check.display_name = "Check approval status".into();
+    check.signing_secrets = vec![secret(WEBHOOK_SECRET)];
+    check.authentication = ConnectorAuthentication::Basic {
+        username: "usher".into(),
+        password: secret("api-password-value"),
+    };
+    let mut request = ConnectorDefinition::new(
+        "request-approval",
+        "https://api.contoso.com/approval/request",
+    );
+    request.display_name = "Request approval".into();
+    request.authentication = ConnectorAuthentication::ApiKey {
+        header: "x-api-key".into(),
+        value: secret("api-key-value"),
+    };
+    let mut enrich = ConnectorDefinition::new("enrich-token", "https://claims.contoso.com/enrich");
+    enrich.display_name = "Add loyalty claims".into();
+    enrich.failure_policy = FailurePolicy::Continue;
+    enrich.authentication = ConnectorAuthentication::OAuthClientCredentials {
+        token_url: "https://auth.contoso.com/oauth2/v2.0/token".into(),
+        client_id: "6f1c2e0a-1b2c-4d5e-8f90-0123456789ab".into(),
+        client_secret: secret("claims-client-secret-value"),
+        scope: Some("api://contoso-claims/.default".into()),
+    };
+    vec![check, request, enrich]
 }
 
 #[test]
@@ -367,6 +416,11 @@ fn secrets_never_appear_in_debug_output() {
         "contoso-web-secret-value",
         "smtp-password-value",
         "the-master-key-text",
+        WEBHOOK_SECRET,
+        "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "api-password-value",
+        "api-key-value",
+        "claims-client-secret-value",
     ] {
         assert!(!debug.contains(secret), "{secret} leaked into {debug}");
     }
@@ -967,7 +1021,7 @@ fn user_flow_rules() {
     );
 
     let config = load_str(
-        "[[user_flows]]\nid = \"b2x_1_Partner\"\nidentity_providers = [\"emailpassword-oauth\"]\nclaims = [\"Email\", \"City\"]\n[user_flows.connectors]\npre_token_issuance = [\"enrich\", \"audit\"]\n",
+        &format!("{}[[user_flows]]\nid = \"b2x_1_Partner\"\nidentity_providers = [\"emailpassword-oauth\"]\nclaims = [\"Email\", \"City\"]\n[user_flows.connectors]\npre_token_issuance = [\"enrich\", \"audit\"]\n", declare(&["enrich", "audit"])),
         &[],
     )
     .unwrap();
@@ -1281,6 +1335,897 @@ fn every_override_is_documented() {
     }
 }
 
+/// `[[connectors]]` tables declaring these ids, with no other settings.
+fn declare(ids: &[&str]) -> String {
+    ids.iter()
+        .map(|id| {
+            format!(
+                "[[connectors]]\nid = \"{id}\"\ntarget_url = \"https://api.contoso.com/{id}\"\n"
+            )
+        })
+        .collect()
+}
+
+/// A connector `c` with more settings (sub-tables included) after its required ones.
+fn connector(fields: &str) -> String {
+    format!("[[connectors]]\nid = \"c\"\ntarget_url = \"https://api.contoso.com/c\"\n{fields}")
+}
+
+/// A connector `c` with this authentication table.
+fn authentication(fields: &str) -> String {
+    connector(&format!("[connectors.authentication]\n{fields}"))
+}
+
+#[test]
+fn a_connector_has_the_contract_defaults() {
+    let config = load_str(&declare(&["approval-check"]), &[]).unwrap();
+    assert_eq!(
+        config.connectors,
+        [ConnectorDefinition::new(
+            "approval-check",
+            "https://api.contoso.com/approval-check"
+        )]
+    );
+    let c = &config.connectors[0];
+    assert_eq!(c.display_name, "approval-check");
+    assert_eq!(c.timeout, std::time::Duration::from_secs(10));
+    assert_eq!(c.retries, 1);
+    assert_eq!(c.budget, std::time::Duration::from_secs(20));
+    assert_eq!(c.failure_policy, FailurePolicy::Block);
+    assert!(!c.lenient);
+    assert_eq!(c.breaker.failure_threshold, 5);
+    assert_eq!(c.breaker.open_for, std::time::Duration::from_secs(30));
+    assert_eq!(c.authentication, ConnectorAuthentication::None);
+    assert!(c.signing_secrets.is_empty());
+    assert_eq!(
+        config.connector_settings,
+        ConnectorSettings {
+            allow_insecure_targets: false,
+            record_bodies: false
+        }
+    );
+    // Without a file: none, and the defaults.
+    let config = load(None, &|_| None).unwrap();
+    assert!(config.connectors.is_empty());
+    assert_eq!(config.connector_settings, ConnectorSettings::default());
+}
+
+#[test]
+fn every_connector_setting_is_read() {
+    let config = load_str(
+        &connector(&format!(
+            "display_name = \"Check\"\ntimeout_ms = 100\nretries = 0\nbudget_ms = 120000\nfailure_policy = \"Continue\"\nlenient = true\nsigning_secrets = [{{ value = \"{WEBHOOK_SECRET}\" }}, {{ env = \"NEXT\" }}]\n[connectors.breaker]\nfailure_threshold = 100\nopen_seconds = 3600\n[connectors.authentication]\ntype = \"none\"\n"
+        )),
+        &[("NEXT", "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")],
+    )
+    .unwrap();
+    let c = &config.connectors[0];
+    assert_eq!(c.display_name, "Check");
+    assert_eq!(c.timeout, std::time::Duration::from_millis(100));
+    assert_eq!(c.retries, 0);
+    assert_eq!(c.budget, std::time::Duration::from_secs(120));
+    assert_eq!(c.failure_policy, FailurePolicy::Continue);
+    assert!(c.lenient);
+    assert_eq!(c.breaker.failure_threshold, 100);
+    assert_eq!(c.breaker.open_for, std::time::Duration::from_secs(3600));
+    let secrets: Vec<&str> = c.signing_secrets.iter().map(|s| s.expose()).collect();
+    assert_eq!(
+        secrets,
+        [WEBHOOK_SECRET, "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"]
+    );
+    assert_eq!(c.authentication, ConnectorAuthentication::None);
+}
+
+#[test]
+fn connector_rules() {
+    let e = assert_error(
+        "[[connectors]]\nid = \"c\"\ntarget_url = \"http://api.contoso.com/c\"\n",
+        "connectors[0].target_url",
+        "allow_insecure_targets",
+    );
+    assert_eq!(e.location, "usher.toml:3:14: connectors[0].target_url");
+    assert_error(
+        "[[connectors]]\ntarget_url = \"https://a.example.com\"\n",
+        "connectors[0].id",
+        "required",
+    );
+    assert_error(
+        "[[connectors]]\nid = \"a b\"\ntarget_url = \"https://a.example.com\"\n",
+        "connectors[0].id",
+        "1 to 64",
+    );
+    let e = assert_error(
+        &declare(&["check", "other", "Check"]),
+        "connectors[2].id",
+        "used twice",
+    );
+    assert!(e.message.contains("first at usher.toml:2:6"), "{e:?}");
+    assert_error(
+        "[[connectors]]\nid = \"c\"\n",
+        "connectors[0].target_url",
+        "required",
+    );
+    for (url, message) in [
+        ("https://10.1.2.3/c", "non-public"),
+        ("https://localhost:8443/c", "non-public"),
+        ("https://u:p@api.contoso.com/c", "user name"),
+        ("https://api.contoso.com/c#x", "fragment"),
+        ("api.contoso.com/c", "absolute"),
+    ] {
+        assert_error(
+            &format!("[[connectors]]\nid = \"c\"\ntarget_url = \"{url}\"\n"),
+            "connectors[0].target_url",
+            message,
+        );
+    }
+    assert_error(
+        &connector("display_name = \" \"\n"),
+        "connectors[0].display_name",
+        "empty",
+    );
+    assert_error(
+        &connector("timeout_ms = 99\n"),
+        "connectors[0].timeout_ms",
+        "between 100 and 60000 ms",
+    );
+    assert_error(
+        &connector("retries = 6\n"),
+        "connectors[0].retries",
+        "between 0 and 5",
+    );
+    assert_error(
+        &connector("budget_ms = 120001\n"),
+        "connectors[0].budget_ms",
+        "between 100 and 120000 ms",
+    );
+    assert_error(
+        &connector("timeout_ms = 5000\nbudget_ms = 4000\n"),
+        "connectors[0].budget_ms",
+        "at least timeout_ms (5000)",
+    );
+    // Above the default budget, with no budget written: the timeout is at fault.
+    assert_error(
+        &connector("timeout_ms = 30000\n"),
+        "connectors[0].timeout_ms",
+        "budget_ms (20000) must be at least timeout_ms (30000)",
+    );
+    load_str(&connector("timeout_ms = 30000\nbudget_ms = 60000\n"), &[]).unwrap();
+    assert_error(
+        &connector("failure_policy = \"retry\"\n"),
+        "connectors[0].failure_policy",
+        "block or continue",
+    );
+    assert_error(
+        &connector("lenient = \"yes\"\n"),
+        "connectors[0].lenient",
+        "expected true or false",
+    );
+    assert_error(
+        &connector("[connectors.breaker]\nfailure_threshold = 0\n"),
+        "connectors[0].breaker.failure_threshold",
+        "between 1 and 100",
+    );
+    assert_error(
+        &connector("[connectors.breaker]\nopen_seconds = 3601\n"),
+        "connectors[0].breaker.open_seconds",
+        "between 1 and 3600 seconds",
+    );
+    assert_error(
+        &connector("[connectors.breaker]\nopen_second = 30\n"),
+        "connectors[0].breaker.open_second",
+        "did you mean `open_seconds`",
+    );
+    assert_error(
+        &connector("timeout = 100\n"),
+        "connectors[0].timeout",
+        "did you mean `timeout_ms`",
+    );
+}
+
+#[test]
+fn signing_secret_rules() {
+    assert_error(
+        &connector("signing_secrets = [{ value = \"not-a-webhook-secret\" }]\n"),
+        "connectors[0].signing_secrets[0]",
+        "whsec_",
+    );
+    assert_error(
+        &connector("signing_secrets = [{ value = \"whsec_c2hvcnQ=\" }]\n"),
+        "connectors[0].signing_secrets[0]",
+        "at least 24",
+    );
+    let errs = errors(
+        &connector(&format!(
+            "signing_secrets = [{{ value = \"{WEBHOOK_SECRET}\" }}, {{ env = \"SAME\" }}]\n"
+        )),
+        &[("SAME", WEBHOOK_SECRET)],
+    );
+    assert!(error_at(&errs, "connectors[0].signing_secrets[1]")
+        .message
+        .contains("same secret as the one at usher.toml:4:"));
+    assert_error(
+        &connector("signing_secrets = { env = \"S\" }\n"),
+        "connectors[0].signing_secrets",
+        "an array of secret references",
+    );
+    // An invalid secret is never quoted back.
+    let errs = errors(
+        &connector(
+            "signing_secrets = [\"plain-secret-text\", { value = \"whsec_bad-secret-text\" }]\n",
+        ),
+        &[],
+    );
+    assert_eq!(errs.len(), 2, "{}", ConfigErrors(errs.clone()));
+    assert!(error_at(&errs, "connectors[0].signing_secrets[0]")
+        .message
+        .contains("expected a secret reference"));
+    let all = ConfigErrors(errs).to_string();
+    assert!(!all.contains("plain-secret-text") && !all.contains("bad-secret-text"));
+}
+
+#[test]
+fn secret_reference_rules() {
+    let basic = |password: &str| {
+        authentication(&format!(
+            "type = \"basic\"\nusername = \"u\"\npassword = {password}\n"
+        ))
+    };
+    let e = assert_error(
+        &basic("\"hunter2hunter2\""),
+        "connectors[0].authentication.password",
+        "expected a secret reference: { env = \"NAME\" }, { file = \"PATH\" } or { value = \"…\" }, found a string",
+    );
+    assert!(!e.message.contains("hunter2"));
+    assert_error(
+        &basic("{}"),
+        "connectors[0].authentication.password",
+        "give one of env",
+    );
+    assert_error(
+        &basic("{ env = \"A\", value = \"x\" }"),
+        "connectors[0].authentication.password.value",
+        "only one of env, file and value",
+    );
+    let errs = errors(&basic("{ file = \"/f\", value = \"x\" }"), &[]);
+    assert_eq!(errs.len(), 1, "{}", ConfigErrors(errs.clone()));
+    error_at(&errs, "connectors[0].authentication.password.value");
+    let e = assert_error(
+        &basic("{ env = \"CONTOSO_API_PASSWORD\" }"),
+        "connectors[0].authentication.password.env",
+        "environment variable CONTOSO_API_PASSWORD is not set",
+    );
+    assert_eq!(
+        e.location,
+        "usher.toml:7:20: connectors[0].authentication.password.env"
+    );
+    let errs = errors(&basic("{ env = \"EMPTY\" }"), &[("EMPTY", "")]);
+    assert!(error_at(&errs, "connectors[0].authentication.password.env")
+        .message
+        .contains("environment variable EMPTY is empty"));
+    assert_error(
+        &basic("{ env = \"\" }"),
+        "connectors[0].authentication.password.env",
+        "must name an environment variable",
+    );
+    assert_error(
+        &basic("{ file = \"/nonexistent/password\" }"),
+        "connectors[0].authentication.password.file",
+        "cannot read /nonexistent/password",
+    );
+    assert_error(
+        &basic("{ value = \"\" }"),
+        "connectors[0].authentication.password.value",
+        "must not be empty",
+    );
+    assert_error(
+        &basic("{ secret = \"x\" }"),
+        "connectors[0].authentication.password.secret",
+        "expected one of: env, file, value",
+    );
+
+    let scratch = Scratch::new("connector-secret");
+    let file = scratch.file("password", "from-a-file\n");
+    for (reference, env) in [
+        (format!("{{ file = {:?} }}", file.to_str().unwrap()), vec![]),
+        ("{ env = \"P\" }".to_owned(), vec![("P", "from-a-file")]),
+        ("{ value = \"from-a-file\" }".to_owned(), vec![]),
+    ] {
+        let config = load_str(&basic(&reference), &env).unwrap();
+        assert_eq!(
+            config.connectors[0].authentication,
+            ConnectorAuthentication::Basic {
+                username: "u".into(),
+                password: usher_domain::Secret::new("from-a-file"),
+            },
+            "{reference}"
+        );
+    }
+}
+
+#[test]
+fn authentication_rules() {
+    assert_error(
+        &authentication("type = \"digest\"\n"),
+        "connectors[0].authentication.type",
+        "must be one of none, basic, clientCertificate, apiKey, oauthClientCredentials",
+    );
+    let errs = errors(&authentication("type = \"basic\"\n"), &[]);
+    assert_eq!(errs.len(), 2, "{}", ConfigErrors(errs.clone()));
+    assert!(error_at(&errs, "connectors[0].authentication.username")
+        .message
+        .contains("is required for basic authentication"));
+    error_at(&errs, "connectors[0].authentication.password");
+    assert_error(
+        &authentication("type = \"basic\"\nusername = \"a:b\"\npassword = { value = \"p\" }\n"),
+        "connectors[0].authentication.username",
+        "`:`",
+    );
+    // Settings of another type are refused, and their secrets not even read.
+    let errs = errors(
+        &authentication("type = \"basic\"\nusername = \"u\"\npassword = { value = \"p\" }\nheader = \"x-api-key\"\nclient_secret = { env = \"UNSET\" }\n"),
+        &[],
+    );
+    assert_eq!(errs.len(), 2, "{}", ConfigErrors(errs.clone()));
+    assert!(error_at(&errs, "connectors[0].authentication.header")
+        .message
+        .contains("belongs to apiKey authentication, not basic"));
+    assert!(
+        error_at(&errs, "connectors[0].authentication.client_secret")
+            .message
+            .contains("belongs to oauthClientCredentials authentication, not basic")
+    );
+    assert_error(
+        &authentication("username = \"u\"\n"),
+        "connectors[0].authentication.username",
+        "belongs to basic authentication, not none (type defaults to none",
+    );
+    assert_error(
+        &authentication("type = \"basic\"\nusernme = \"u\"\n"),
+        "connectors[0].authentication.usernme",
+        "did you mean `username`",
+    );
+
+    // apiKey
+    let errs = errors(&authentication("type = \"ApiKey\"\n"), &[]);
+    error_at(&errs, "connectors[0].authentication.header");
+    error_at(&errs, "connectors[0].authentication.value");
+    for header in [
+        "Authorization",
+        "content-type",
+        "usher-call-id",
+        "webhook-id",
+        "Host",
+    ] {
+        assert_error(
+            &authentication(&format!(
+                "type = \"apiKey\"\nheader = \"{header}\"\nvalue = {{ value = \"k\" }}\n"
+            )),
+            "connectors[0].authentication.header",
+            "set by Usher",
+        );
+    }
+    assert_error(
+        &authentication("type = \"apiKey\"\nheader = \"x api key\"\nvalue = { value = \"k\" }\n"),
+        "connectors[0].authentication.header",
+        "HTTP header name",
+    );
+    let config = load_str(
+        &authentication(
+            "type = \"apiKey\"\nheader = \"Ocp-Apim-Subscription-Key\"\nvalue = { env = \"K\" }\n",
+        ),
+        &[("K", "the-key")],
+    )
+    .unwrap();
+    assert_eq!(
+        config.connectors[0].authentication,
+        ConnectorAuthentication::ApiKey {
+            header: "Ocp-Apim-Subscription-Key".into(),
+            value: usher_domain::Secret::new("the-key"),
+        }
+    );
+
+    // oauthClientCredentials
+    let errs = errors(&authentication("type = \"oauthClientCredentials\"\n"), &[]);
+    assert_eq!(errs.len(), 3, "{}", ConfigErrors(errs.clone()));
+    for key in ["token_url", "client_id", "client_secret"] {
+        assert!(
+            error_at(&errs, &format!("connectors[0].authentication.{key}"))
+                .message
+                .contains("is required for oauthClientCredentials authentication")
+        );
+    }
+    let oauth = |token_url: &str, extra: &str| {
+        authentication(&format!(
+            "type = \"oauthClientCredentials\"\ntoken_url = \"{token_url}\"\nclient_id = \"usher\"\nclient_secret = {{ value = \"s\" }}\n{extra}"
+        ))
+    };
+    assert_error(
+        &oauth("http://auth.contoso.com/token", ""),
+        "connectors[0].authentication.token_url",
+        "must use https",
+    );
+    assert_error(
+        &oauth("https://192.168.0.10/token", ""),
+        "connectors[0].authentication.token_url",
+        "non-public",
+    );
+    assert_error(
+        &oauth("https://auth.contoso.com/token", "scope = \"a  b\"\n"),
+        "connectors[0].authentication.scope",
+        "single spaces",
+    );
+    assert_error(
+        &oauth("https://auth.contoso.com/token", "client_id = \"\"\n")
+            .replace("client_id = \"usher\"\n", ""),
+        "connectors[0].authentication.client_id",
+        "1 to 256",
+    );
+    let config = load_str(&oauth("https://auth.contoso.com/token", ""), &[]).unwrap();
+    assert_eq!(
+        config.connectors[0].authentication,
+        ConnectorAuthentication::OAuthClientCredentials {
+            token_url: "https://auth.contoso.com/token".into(),
+            client_id: "usher".into(),
+            client_secret: usher_domain::Secret::new("s"),
+            scope: None,
+        }
+    );
+    // The insecure-targets setting covers token endpoints too.
+    load_str(
+        &format!(
+            "[connector_settings]\nallow_insecure_targets = true\n{}",
+            oauth("http://127.0.0.1:9000/token", "")
+        ),
+        &[],
+    )
+    .unwrap();
+}
+
+#[test]
+fn client_certificate_rules() {
+    let scratch = Scratch::new("certificates");
+    let pfx = scratch.0.join("contoso.pfx");
+    std::fs::write(&pfx, [0x30, 0x82, 0x01, 0x00, 0xff]).unwrap();
+    let chain = scratch.file("chain.pem", "-----BEGIN CERTIFICATE-----\nleaf\n");
+    let key = scratch.file("key.pem", "-----BEGIN PRIVATE KEY-----\nkey\n");
+    let empty = scratch.file("empty.pem", "");
+    let path = |p: &PathBuf| format!("{:?}", p.to_str().unwrap());
+    let certificates =
+        |tables: &str| authentication(&format!("type = \"clientCertificate\"\n{tables}"));
+    let entry = |fields: &str| format!("[[connectors.authentication.certificates]]\n{fields}");
+
+    assert_error(
+        &certificates(""),
+        "connectors[0].authentication.certificates",
+        "at least one certificate",
+    );
+    assert_error(
+        &certificates("certificates = []\n"),
+        "connectors[0].authentication.certificates",
+        "at least one certificate",
+    );
+    assert_error(
+        &certificates(&entry("uploaded_at = \"2026-01-15T00:00:00Z\"\n")),
+        "connectors[0].authentication.certificates[0].pkcs12_file",
+        "needs pkcs12_file, or pem_file with key_file",
+    );
+    assert_error(
+        &certificates(&entry(&format!(
+            "pkcs12_file = {}\npem_file = {}\nkey_file = {}\n",
+            path(&pfx),
+            path(&chain),
+            path(&key)
+        ))),
+        "connectors[0].authentication.certificates[0].pem_file",
+        "not both",
+    );
+    assert_error(
+        &certificates(&entry(&format!("pem_file = {}\n", path(&chain)))),
+        "connectors[0].authentication.certificates[0].key_file",
+        "pem_file needs key_file",
+    );
+    assert_error(
+        &certificates(&entry(&format!(
+            "pkcs12_file = {}\nkey_file = {}\n",
+            path(&pfx),
+            path(&key)
+        ))),
+        "connectors[0].authentication.certificates[0].key_file",
+        "goes with pem_file",
+    );
+    assert_error(
+        &certificates(&entry(&format!(
+            "pem_file = {}\nkey_file = {}\npassword = {{ value = \"p\" }}\n",
+            path(&chain),
+            path(&key)
+        ))),
+        "connectors[0].authentication.certificates[0].password",
+        "is for pkcs12_file",
+    );
+    assert_error(
+        &certificates(&entry("pkcs12_file = \"/nonexistent/contoso.pfx\"\n")),
+        "connectors[0].authentication.certificates[0].pkcs12_file",
+        "cannot read /nonexistent/contoso.pfx",
+    );
+    assert_error(
+        &certificates(&entry(&format!(
+            "pem_file = {}\nkey_file = {}\n",
+            path(&chain),
+            path(&empty)
+        ))),
+        "connectors[0].authentication.certificates[0].key_file",
+        "is empty",
+    );
+    assert_error(
+        &certificates(&entry(&format!(
+            "pem_file = {}\nkey_file = {}\n",
+            path(&pfx),
+            path(&key)
+        ))),
+        "connectors[0].authentication.certificates[0].pem_file",
+        "not a text (PEM) file",
+    );
+    for bad in [
+        "\"2026-01-15\"",
+        "2026-01-15T00:00:00",
+        "2026-01-15",
+        "\"soon\"",
+    ] {
+        assert_error(
+            &certificates(&entry(&format!(
+                "pkcs12_file = {}\nuploaded_at = {bad}\n",
+                path(&pfx)
+            ))),
+            "connectors[0].authentication.certificates[0].uploaded_at",
+            "RFC 3339",
+        );
+    }
+    assert_error(
+        &certificates(&entry(&format!(
+            "pkcs12_file = {}\nuploaded_at = 5\n",
+            path(&pfx)
+        ))),
+        "connectors[0].authentication.certificates[0].uploaded_at",
+        "expected a date and time",
+    );
+    assert_error(
+        &certificates(&entry(&format!(
+            "pkcs12_file = {}\npassword = {{ env = \"PFX_PASSWORD\" }}\n",
+            path(&pfx)
+        ))),
+        "connectors[0].authentication.certificates[0].password.env",
+        "PFX_PASSWORD is not set",
+    );
+
+    // Undated entries count as uploaded in list order, before any dated one.
+    let config = load_str(
+        &certificates(&format!(
+            "{}{}{}",
+            entry(&format!("pkcs12_file = {}\n", path(&pfx))),
+            entry(&format!(
+                "pkcs12_file = {}\npassword = {{ env = \"PFX_PASSWORD\" }}\nuploaded_at = 2026-01-15T01:00:00+01:00\n",
+                path(&pfx)
+            )),
+            entry(&format!(
+                "pem_file = {}\nkey_file = {}\n",
+                path(&chain),
+                path(&key)
+            )),
+        )),
+        &[("PFX_PASSWORD", "pfx-password")],
+    )
+    .unwrap();
+    let ConnectorAuthentication::ClientCertificate { certificates } =
+        &config.connectors[0].authentication
+    else {
+        panic!("{:?}", config.connectors[0].authentication)
+    };
+    let times: Vec<i64> = certificates
+        .iter()
+        .map(|c| c.uploaded_at.timestamp())
+        .collect();
+    assert_eq!(times, [0, 1_768_435_200, 2]);
+    assert_eq!(
+        certificates[0].source,
+        CertificateSource::Pkcs12 {
+            der: vec![0x30, 0x82, 0x01, 0x00, 0xff],
+            password: usher_domain::Secret::new(""),
+        }
+    );
+    let CertificateSource::Pkcs12 { password, .. } = &certificates[1].source else {
+        panic!()
+    };
+    assert_eq!(password.expose(), "pfx-password");
+    assert_eq!(
+        certificates[2].source,
+        CertificateSource::Pem {
+            chain: "-----BEGIN CERTIFICATE-----\nleaf\n".into(),
+            key: usher_domain::Secret::new("-----BEGIN PRIVATE KEY-----\nkey\n"),
+        }
+    );
+}
+
+#[test]
+fn the_commented_certificate_example_loads_once_its_files_exist() {
+    let scratch = Scratch::new("example-certificates");
+    let pfx = scratch.file("contoso.pfx", "pkcs12 bytes");
+    let chain = scratch.file("chain.pem", "-----BEGIN CERTIFICATE-----\n");
+    let key = scratch.file("key.pem", "-----BEGIN PRIVATE KEY-----\n");
+    let example = std::fs::read_to_string(example_path()).unwrap();
+    // Commented-out settings are the comment lines with no space after the `#`.
+    let mut uncommented = 0;
+    let text: String = example
+        .lines()
+        .map(|line| match line.strip_prefix('#') {
+            Some(rest) if !rest.is_empty() && !rest.starts_with([' ', '#']) => {
+                uncommented += 1;
+                format!("{rest}\n")
+            }
+            _ => format!("{line}\n"),
+        })
+        .collect();
+    assert!(
+        uncommented > 5,
+        "the certificate example is no longer in the example file"
+    );
+    let text = text
+        .replace("/etc/usher/contoso.pfx", pfx.to_str().unwrap())
+        .replace("/etc/usher/contoso-chain.pem", chain.to_str().unwrap())
+        .replace("/etc/usher/contoso-key.pem", key.to_str().unwrap());
+    let env = example_env();
+    let env = |k: &str| match k {
+        "CONTOSO_PFX_PASSWORD" => Some("pfx-password".to_owned()),
+        _ => env(k),
+    };
+    let config = match load_text(Some(Path::new("usher.toml")), &text, &env) {
+        Ok(c) => c,
+        Err(e) => panic!("the uncommented example does not load:\n{e}"),
+    };
+    let mut expected = example_connectors();
+    let mut fraud = ConnectorDefinition::new("fraud-check", "https://fraud.contoso.com/check");
+    fraud.authentication = ConnectorAuthentication::ClientCertificate {
+        certificates: vec![
+            usher_domain::ClientCertificate {
+                source: CertificateSource::Pkcs12 {
+                    der: b"pkcs12 bytes".to_vec(),
+                    password: usher_domain::Secret::new("pfx-password"),
+                },
+                uploaded_at: rules::parse_uploaded_at("2026-01-15T00:00:00Z").unwrap(),
+            },
+            usher_domain::ClientCertificate {
+                source: CertificateSource::Pem {
+                    chain: "-----BEGIN CERTIFICATE-----\n".into(),
+                    key: usher_domain::Secret::new("-----BEGIN PRIVATE KEY-----\n"),
+                },
+                uploaded_at: std::time::SystemTime::UNIX_EPOCH
+                    .checked_add(std::time::Duration::from_secs(1))
+                    .unwrap()
+                    .into(),
+            },
+        ],
+    };
+    expected.push(fraud);
+    assert_eq!(config.connectors, expected);
+}
+
+#[test]
+fn user_flows_name_declared_connectors() {
+    let flows = |slots: &str| {
+        format!(
+            "{}[[user_flows]]\nid = \"a\"\nidentity_providers = [\"EmailPassword-OAUTH\"]\n[user_flows.connectors]\n{slots}",
+            declare(&["check", "Enrich"])
+        )
+    };
+    let e = assert_error(
+        &flows("post_attribute_collection = [\"check\", \"missing\"]\n"),
+        "user_flows[0].connectors.post_attribute_collection[1]",
+        "no connector `missing` is declared under [[connectors]]",
+    );
+    assert_eq!(
+        e.location,
+        "usher.toml:11:39: user_flows[0].connectors.post_attribute_collection[1]"
+    );
+    assert_error(
+        &flows("pre_token_issuance = [\"enrich\", \"check\", \"ENRICH\"]\n"),
+        "user_flows[0].connectors.pre_token_issuance[2]",
+        "Enrich is listed twice in this slot",
+    );
+    assert_error(
+        &flows("post_federation_signup = [\"nope\"]\n"),
+        "user_flows[0].connectors.post_federation_signup[0]",
+        "no connector `nope`",
+    );
+    // A connector whose id is written wrong is still declared: only its id is reported.
+    let errs = errors(
+        "[[connectors]]\nid = \"bad id\"\ntarget_url = \"https://a.example.com\"\n[[user_flows]]\nid = \"a\"\nidentity_providers = [\"EmailPassword-OAUTH\"]\n[user_flows.connectors]\npre_token_issuance = [\"bad id\"]\n",
+        &[],
+    );
+    assert_eq!(errs.len(), 1, "{}", ConfigErrors(errs.clone()));
+    error_at(&errs, "connectors[0].id");
+
+    // One connector in several slots and flows; ids match without regard to case and
+    // come out as declared. Unused connectors are fine.
+    let config = load_str(
+        &format!(
+            "{}[[user_flows]]\nid = \"b\"\nidentity_providers = [\"EmailPassword-OAUTH\"]\n[user_flows.connectors]\npre_token_issuance = [\"Check\"]\n{}",
+            flows("post_federation_signup = [\"check\"]\npost_attribute_collection = [\"CHECK\", \"enrich\"]\npre_token_issuance = [\"check\"]\n"),
+            declare(&["unused"]),
+        ),
+        &[],
+    )
+    .unwrap();
+    let a = &config.tenant.user_flows[0].connectors;
+    assert_eq!(a.post_federation_signup, ["check"]);
+    assert_eq!(a.post_attribute_collection, ["check", "Enrich"]);
+    assert_eq!(a.pre_token_issuance, ["check"]);
+    assert_eq!(
+        config.tenant.user_flows[1].connectors.pre_token_issuance,
+        ["check"]
+    );
+    assert_eq!(config.connectors.len(), 3);
+}
+
+#[test]
+fn connector_settings_and_their_overrides() {
+    let text = "[connector_settings]\nallow_insecure_targets = true\nrecord_bodies = true\n";
+    let config = load_str(text, &[]).unwrap();
+    assert_eq!(
+        config.connector_settings,
+        ConnectorSettings {
+            allow_insecure_targets: true,
+            record_bodies: true
+        }
+    );
+    let config = load_str(
+        text,
+        &[
+            ("USHER_CONNECTORS_ALLOW_INSECURE_TARGETS", "false"),
+            ("USHER_CONNECTORS_RECORD_BODIES", "off"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(config.connector_settings, ConnectorSettings::default());
+    let config = load_str(
+        "",
+        &[
+            ("USHER_CONNECTORS_ALLOW_INSECURE_TARGETS", "1"),
+            ("USHER_CONNECTORS_RECORD_BODIES", "yes"),
+        ],
+    )
+    .unwrap();
+    assert!(config.connector_settings.allow_insecure_targets);
+    assert!(config.connector_settings.record_bodies);
+
+    // The override decides which targets are allowed.
+    let insecure = "[[connectors]]\nid = \"local\"\ntarget_url = \"http://127.0.0.1:9000/hook\"\n";
+    assert_error(insecure, "connectors[0].target_url", "must use https");
+    let config = load_str(
+        insecure,
+        &[("USHER_CONNECTORS_ALLOW_INSECURE_TARGETS", "true")],
+    )
+    .unwrap();
+    assert_eq!(
+        config.connectors[0].target_url,
+        "http://127.0.0.1:9000/hook"
+    );
+    let errs = errors(
+        &format!("[connector_settings]\nallow_insecure_targets = true\n{insecure}"),
+        &[("USHER_CONNECTORS_ALLOW_INSECURE_TARGETS", "false")],
+    );
+    error_at(&errs, "connectors[0].target_url");
+
+    let errs = errors(
+        "",
+        &[
+            ("USHER_CONNECTORS_ALLOW_INSECURE_TARGETS", "sometimes"),
+            ("USHER_CONNECTORS_RECORD_BODIES", ""),
+        ],
+    );
+    assert_eq!(errs.len(), 2, "{}", ConfigErrors(errs.clone()));
+    assert!(error_at(
+        &errs,
+        "environment variable USHER_CONNECTORS_ALLOW_INSECURE_TARGETS"
+    )
+    .message
+    .contains("true or false"));
+    assert!(
+        error_at(&errs, "environment variable USHER_CONNECTORS_RECORD_BODIES")
+            .message
+            .contains("empty")
+    );
+    assert_error(
+        "[connector_settings]\nrecord_body = true\n",
+        "connector_settings.record_body",
+        "did you mean `record_bodies`",
+    );
+    assert_error(
+        "[connector_settings]\nrecord_bodies = \"true\"\n",
+        "connector_settings.record_bodies",
+        "expected true or false",
+    );
+}
+
+#[test]
+fn connector_secrets_never_appear_in_debug_output() {
+    let scratch = Scratch::new("connector-debug");
+    let pfx = scratch.0.join("c.pfx");
+    std::fs::write(&pfx, [0xde, 0xad, 0xbe, 0xef, 0x99]).unwrap();
+    let chain = scratch.file("chain.pem", "public-chain-text");
+    let key = scratch.file("key.pem", "private-key-text");
+    let text = format!(
+        "[[connectors]]\nid = \"basic\"\ntarget_url = \"https://f.azurewebsites.net/api/check?code=function-key-value\"\nsigning_secrets = [{{ value = \"{WEBHOOK_SECRET}\" }}]\n[connectors.authentication]\ntype = \"basic\"\nusername = \"u\"\npassword = {{ value = \"basic-password-value\" }}\n\
+         [[connectors]]\nid = \"key\"\ntarget_url = \"https://api.contoso.com/k\"\n[connectors.authentication]\ntype = \"apiKey\"\nheader = \"x-api-key\"\nvalue = {{ env = \"K\" }}\n\
+         [[connectors]]\nid = \"oauth\"\ntarget_url = \"https://api.contoso.com/o\"\n[connectors.authentication]\ntype = \"oauthClientCredentials\"\ntoken_url = \"https://auth.contoso.com/token?key=token-url-key\"\nclient_id = \"c\"\nclient_secret = {{ file = {:?} }}\n\
+         [[connectors]]\nid = \"mtls\"\ntarget_url = \"https://api.contoso.com/m\"\n[connectors.authentication]\ntype = \"clientCertificate\"\n[[connectors.authentication.certificates]]\npkcs12_file = {:?}\npassword = {{ value = \"pfx-password-value\" }}\n[[connectors.authentication.certificates]]\npem_file = {:?}\nkey_file = {:?}\n",
+        scratch.file("client-secret", "oauth-client-secret-value").to_str().unwrap(),
+        pfx.to_str().unwrap(),
+        chain.to_str().unwrap(),
+        key.to_str().unwrap(),
+    );
+    let config = load_str(&text, &[("K", "api-key-value")]).unwrap();
+    let debug = format!("{config:?}");
+    for secret in [
+        "function-key-value",
+        WEBHOOK_SECRET,
+        "basic-password-value",
+        "api-key-value",
+        "token-url-key",
+        "oauth-client-secret-value",
+        "pfx-password-value",
+        "private-key-text",
+        // The PKCS#12 file, byte by byte.
+        "222, 173, 190, 239",
+    ] {
+        assert!(!debug.contains(secret), "{secret} leaked into {debug}");
+    }
+    assert!(debug.contains("https://f.azurewebsites.net/api/check?code=******"));
+    assert!(debug.contains("pkcs12: <5 bytes>"), "{debug}");
+    assert!(debug.contains("client_id: \"c\""));
+    // The pretty form shows no more.
+    let pretty = format!("{config:#?}");
+    assert!(!pretty.contains("basic-password-value") && !pretty.contains("private-key-text"));
+}
+
+#[test]
+fn connector_errors_are_all_reported_in_one_pass() {
+    let text = r#"
+[[connectors]]
+id = "a b"
+target_url = "http://api.contoso.com"
+timeout_ms = 0
+signing_secrets = [{ value = "whsec_x" }]
+[connectors.authentication]
+type = "basic"
+header = "x-api-key"
+[[connectors]]
+id = "ok"
+target_url = "https://api.contoso.com/ok"
+failure_policy = "maybe"
+[[user_flows]]
+id = "a"
+identity_providers = ["EmailPassword-OAUTH"]
+[user_flows.connectors]
+pre_token_issuance = ["ok", "missing", "ok"]
+"#;
+    let errs = errors(text, &[("USHER_CONNECTORS_RECORD_BODIES", "maybe")]);
+    for path in [
+        "connectors[0].id",
+        "connectors[0].target_url",
+        "connectors[0].timeout_ms",
+        "connectors[0].signing_secrets[0]",
+        "connectors[0].authentication.header",
+        "connectors[0].authentication.username",
+        "connectors[0].authentication.password",
+        "connectors[1].failure_policy",
+        "user_flows[0].connectors.pre_token_issuance[1]",
+        "user_flows[0].connectors.pre_token_issuance[2]",
+        "environment variable USHER_CONNECTORS_RECORD_BODIES",
+    ] {
+        error_at(&errs, path);
+    }
+    assert_eq!(errs.len(), 11, "{}", ConfigErrors(errs.clone()));
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
 
@@ -1313,6 +2258,14 @@ proptest::proptest! {
             "type = \"confidential\"", "client_secret_hash = \"$argon2id$\"",
             "redirect_uris = [\"x:\", \"http://[::1]\"]", "user_flow = \"x\"",
             "roles = [\"User.Read.All\"]", "when = 1979-05-27T07:32:00Z", "a.b.c = 1",
+            "[connector_settings]", "allow_insecure_targets = true", "[[connectors]]",
+            "id = \"a\"", "target_url = \"http://[::1]\"", "timeout_ms = 99999",
+            "budget_ms = 1", "signing_secrets = [{ value = \"whsec_\" }, \"x\", {}]",
+            "[connectors.breaker]", "open_seconds = 0", "[connectors.authentication]",
+            "type = \"basic\"", "type = \"clientCertificate\"", "password = { env = \"\" }",
+            "value = { file = \"/\", value = \"\" }", "header = \"Host\"",
+            "[[connectors.authentication.certificates]]", "pkcs12_file = \"/\"",
+            "pem_file = \"\"", "uploaded_at = 1979-05-27", "certificates = [1]",
         ]),
         0..40,
     )) {

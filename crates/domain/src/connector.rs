@@ -68,12 +68,30 @@ pub enum FailurePolicy {
 }
 
 /// A client certificate uploaded for a connector.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum CertificateSource {
     /// A PKCS#12 (.pfx) file and its password.
     Pkcs12 { der: Vec<u8>, password: Secret },
     /// A PEM certificate chain (leaf first) and its PEM private key.
     Pem { chain: String, key: Secret },
+}
+
+/// A PKCS#12 file holds the private key: its bytes are never printed.
+impl std::fmt::Debug for CertificateSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CertificateSource::Pkcs12 { der, .. } => f
+                .debug_struct("Pkcs12")
+                .field("der", &format_args!("<{} bytes>", der.len()))
+                .field("password", &"******")
+                .finish(),
+            CertificateSource::Pem { chain, .. } => f
+                .debug_struct("Pem")
+                .field("chain", &format_args!("<{} bytes>", chain.len()))
+                .field("key", &"******")
+                .finish(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,473 @@
+//! API connectors (`[[connectors]]`, `[connector_settings]`) and the references user
+//! flows make to them.
+
+use std::{
+    collections::HashMap,
+    path::Path,
+    time::{Duration, SystemTime},
+};
+
+use usher_domain::{
+    CertificateSource, ClientCertificate, ConnectorAuthentication, ConnectorDefinition,
+};
+
+use super::{Resolver, MAX_LABEL};
+use crate::{
+    raw::{
+        List, RawAuthentication, RawCertificate, RawConnector, RawConnectorSettings, RawSecretRef,
+        Val,
+    },
+    rules,
+    secret::Secret,
+    settings::ConnectorSettings,
+};
+
+/// Connector ids declared in the file: lower-cased (ids ignore case) → as written.
+pub(crate) type Declared = HashMap<String, String>;
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Resolver<'_> {
+    pub(super) fn connector_settings(&mut self, raw: &RawConnectorSettings) -> ConnectorSettings {
+        let flag = |v: &Option<Val<bool>>| v.as_ref().is_some_and(|v| v.value);
+        ConnectorSettings {
+            allow_insecure_targets: flag(&raw.allow_insecure_targets),
+            record_bodies: flag(&raw.record_bodies),
+        }
+    }
+
+    /// The connectors, and every id declared. An id is declared even when the rest of
+    /// its connector is wrong, so that user flows naming it are not reported as well.
+    pub(super) fn connectors(
+        &mut self,
+        raws: &[RawConnector],
+        settings: ConnectorSettings,
+    ) -> (Vec<ConnectorDefinition>, Declared) {
+        let mut declared = Declared::new();
+        let mut first_at: HashMap<String, String> = HashMap::new();
+        let mut connectors = Vec::new();
+        for c in raws {
+            let id = match &c.id {
+                Some(v) => {
+                    let valid = self.check(v, |s| rules::check_connector_id(s)).is_some();
+                    let key = v.value.to_ascii_lowercase();
+                    if let Some(first) = first_at.get(&key) {
+                        let message = format!(
+                            "connector id {} is used twice (ids ignore case; first at {first})",
+                            v.value
+                        );
+                        self.err(v.loc.clone(), message);
+                        None
+                    } else {
+                        first_at.insert(key.clone(), v.loc.clone());
+                        declared.insert(key, v.value.clone());
+                        valid.then(|| v.value.clone())
+                    }
+                }
+                None => {
+                    self.err(c.place.key("id"), "is required");
+                    None
+                }
+            };
+            if let Some(connector) = self.connector(c, id, settings.allow_insecure_targets) {
+                connectors.push(connector);
+            }
+        }
+        (connectors, declared)
+    }
+
+    fn connector(
+        &mut self,
+        c: &RawConnector,
+        id: Option<String>,
+        allow_insecure_targets: bool,
+    ) -> Option<ConnectorDefinition> {
+        let display_name = c.display_name.as_ref().and_then(|v| {
+            self.check(v, |s| {
+                if s.trim().is_empty() {
+                    Err("must not be empty".to_owned())
+                } else {
+                    rules::check_display_text(s, MAX_LABEL)
+                }
+            })
+            .map(|()| v.value.clone())
+        });
+        let target_url = match &c.target_url {
+            Some(v) => self
+                .check(v, |s| rules::check_connector_url(s, allow_insecure_targets))
+                .map(|()| v.value.clone()),
+            None => {
+                self.err(
+                    c.place.key("target_url"),
+                    "is required: the https URL of the API to call",
+                );
+                None
+            }
+        };
+
+        let defaults = ConnectorDefinition::new("", "");
+        let timeout: u64 = self.number(&c.timeout_ms, millis(defaults.timeout), 100, 60_000, " ms");
+        let retries: u32 = self.number(&c.retries, defaults.retries, 0, 5, "");
+        let budget: u64 = self.number(&c.budget_ms, millis(defaults.budget), 100, 120_000, " ms");
+        if let Err(m) = rules::check_connector_budget(timeout, budget) {
+            // Blame what was written: a timeout above the default budget is the
+            // timeout's fault when no budget was given.
+            if let Some(v) = c.budget_ms.as_ref().or(c.timeout_ms.as_ref()) {
+                self.err(v.loc.clone(), m);
+            }
+        }
+        let failure_policy = c
+            .failure_policy
+            .as_ref()
+            .and_then(|v| self.check(v, |s| rules::parse_failure_policy(s)))
+            .unwrap_or(defaults.failure_policy);
+        let failure_threshold: u32 = self.number(
+            &c.failure_threshold,
+            defaults.breaker.failure_threshold,
+            1,
+            100,
+            "",
+        );
+        let open_seconds: u64 = self.number(
+            &c.open_seconds,
+            defaults.breaker.open_for.as_secs(),
+            1,
+            3600,
+            " seconds",
+        );
+        let signing_secrets = self.signing_secrets(c);
+        let authentication = match &c.authentication {
+            Some(a) => self.authentication(a, allow_insecure_targets),
+            None => Some(ConnectorAuthentication::None),
+        };
+
+        let (id, target_url, authentication) = (id?, target_url?, authentication?);
+        let mut connector = ConnectorDefinition::new(id, target_url);
+        if let Some(name) = display_name {
+            connector.display_name = name;
+        }
+        connector.authentication = authentication;
+        connector.signing_secrets = signing_secrets;
+        connector.timeout = Duration::from_millis(timeout);
+        connector.retries = retries;
+        connector.budget = Duration::from_millis(budget);
+        connector.failure_policy = failure_policy;
+        connector.lenient = c.lenient.as_ref().is_some_and(|v| v.value);
+        connector.breaker.failure_threshold = failure_threshold;
+        connector.breaker.open_for = Duration::from_secs(open_seconds);
+        Some(connector)
+    }
+
+    fn signing_secrets(&mut self, c: &RawConnector) -> Vec<usher_domain::Secret> {
+        let mut secrets: Vec<(Secret, String)> = Vec::new();
+        for r in c.signing_secrets.iter().flat_map(|l| &l.value) {
+            let Some(secret) = self.secret(r) else {
+                continue;
+            };
+            let here = r.place.here();
+            if let Err(m) = rules::check_signing_secret(secret.expose()) {
+                self.err(here, m);
+            } else if let Some((_, first)) = secrets.iter().find(|(s, _)| *s == secret) {
+                let message = format!("is the same secret as the one at {first}");
+                self.err(here, message);
+            } else {
+                secrets.push((secret, here));
+            }
+        }
+        secrets.into_iter().map(|(s, _)| s.into()).collect()
+    }
+
+    /// Reads a secret from where its reference says.
+    fn secret(&mut self, r: &RawSecretRef) -> Option<Secret> {
+        match (&r.env, &r.file, &r.value) {
+            (Some(v), None, None) => {
+                if v.value.is_empty() {
+                    self.err(v.loc.clone(), "must name an environment variable");
+                    return None;
+                }
+                match (self.env)(&v.value) {
+                    Some(s) if !s.is_empty() => Some(Secret::new(s)),
+                    Some(_) => {
+                        self.err(
+                            v.loc.clone(),
+                            format!("environment variable {} is empty", v.value),
+                        );
+                        None
+                    }
+                    None => {
+                        self.err(
+                            v.loc.clone(),
+                            format!("environment variable {} is not set", v.value),
+                        );
+                        None
+                    }
+                }
+            }
+            (None, Some(v), None) => self
+                .check(v, |p| rules::read_secret_file(Path::new(p)))
+                .map(Secret::new),
+            (None, None, Some(v)) => {
+                if v.value.expose().is_empty() {
+                    self.err(v.loc.clone(), "must not be empty");
+                    return None;
+                }
+                Some(v.value.clone())
+            }
+            (None, None, None) => {
+                self.err(
+                    r.place.here(),
+                    "give one of env (an environment variable), file or value",
+                );
+                None
+            }
+            _ => {
+                let extra = [
+                    r.file.as_ref().map(|v| &v.loc),
+                    r.value.as_ref().map(|v| &v.loc),
+                ];
+                // Everything after the first one given is reported.
+                for loc in extra
+                    .into_iter()
+                    .flatten()
+                    .skip(usize::from(r.env.is_none()))
+                {
+                    self.err(loc.clone(), "give only one of env, file and value");
+                }
+                None
+            }
+        }
+    }
+
+    /// A secret the authentication needs: missing is an error at `key`.
+    fn required_secret(
+        &mut self,
+        r: &Option<RawSecretRef>,
+        a: &RawAuthentication,
+        key: &str,
+        kind: &str,
+    ) -> Option<usher_domain::Secret> {
+        match r {
+            Some(r) => self.secret(r).map(Into::into),
+            None => {
+                self.err(
+                    a.place.key(key),
+                    format!("is required for {kind} authentication"),
+                );
+                None
+            }
+        }
+    }
+
+    /// A setting the authentication needs, checked by `rule`.
+    fn required(
+        &mut self,
+        v: &Option<Val<String>>,
+        a: &RawAuthentication,
+        key: &str,
+        kind: &str,
+        rule: impl FnOnce(&String) -> Result<(), String>,
+    ) -> Option<String> {
+        match v {
+            Some(v) => self.check(v, rule).map(|()| v.value.clone()),
+            None => {
+                self.err(
+                    a.place.key(key),
+                    format!("is required for {kind} authentication"),
+                );
+                None
+            }
+        }
+    }
+
+    fn authentication(
+        &mut self,
+        a: &RawAuthentication,
+        allow_insecure_targets: bool,
+    ) -> Option<ConnectorAuthentication> {
+        let kind = match &a.kind {
+            Some(v) => self.check(v, |s| rules::parse_authentication_type(s))?,
+            None => "none",
+        };
+        let fields = rules::authentication_fields(kind);
+        for (key, loc) in &a.given {
+            if fields.contains(&key.as_str()) {
+                continue;
+            }
+            let owner = rules::authentication_type_of(key).unwrap_or("another");
+            let default = if a.kind.is_none() {
+                " (type defaults to none: set type)"
+            } else {
+                ""
+            };
+            self.err(
+                loc.clone(),
+                format!("belongs to {owner} authentication, not {kind}{default}"),
+            );
+        }
+        match kind {
+            "basic" => {
+                let username = self.required(&a.username, a, "username", kind, |s| {
+                    rules::check_basic_username(s)
+                });
+                let password = self.required_secret(&a.password, a, "password", kind);
+                Some(ConnectorAuthentication::Basic {
+                    username: username?,
+                    password: password?,
+                })
+            }
+            "apiKey" => {
+                let header = self.required(&a.header, a, "header", kind, |s| {
+                    rules::check_api_key_header(s)
+                });
+                let value = self.required_secret(&a.value, a, "value", kind);
+                Some(ConnectorAuthentication::ApiKey {
+                    header: header?,
+                    value: value?,
+                })
+            }
+            "oauthClientCredentials" => {
+                let token_url = self.required(&a.token_url, a, "token_url", kind, |s| {
+                    rules::check_connector_url(s, allow_insecure_targets)
+                });
+                let client_id = self.required(&a.client_id, a, "client_id", kind, |s| {
+                    rules::check_oauth_client_id(s)
+                });
+                let client_secret =
+                    self.required_secret(&a.client_secret, a, "client_secret", kind);
+                // `Some(None)`: no scope; `None`: a scope written wrong.
+                let scope = match &a.scope {
+                    Some(v) => self
+                        .check(v, |s| rules::check_scope(s))
+                        .map(|()| Some(v.value.clone())),
+                    None => Some(None),
+                };
+                Some(ConnectorAuthentication::OAuthClientCredentials {
+                    token_url: token_url?,
+                    client_id: client_id?,
+                    client_secret: client_secret?,
+                    scope: scope?,
+                })
+            }
+            "clientCertificate" => {
+                const NEEDED: &str = "clientCertificate authentication needs at least one certificate ([[connectors.authentication.certificates]])";
+                let Some((loc, list)) = &a.certificates else {
+                    self.err(a.place.key("certificates"), NEEDED);
+                    return None;
+                };
+                if list.is_empty() {
+                    self.err(loc.clone(), NEEDED);
+                }
+                let certificates: Vec<Option<ClientCertificate>> = list
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| self.certificate(c, i))
+                    .collect();
+                Some(ConnectorAuthentication::ClientCertificate {
+                    certificates: certificates.into_iter().collect::<Option<_>>()?,
+                })
+            }
+            _ => Some(ConnectorAuthentication::None),
+        }
+    }
+
+    /// One client certificate, the `index`th in its list.
+    fn certificate(&mut self, c: &RawCertificate, index: usize) -> Option<ClientCertificate> {
+        // Without a date, later entries count as uploaded later: one second apart
+        // from the Unix epoch, so that any real date is newer still.
+        let uploaded_at = match &c.uploaded_at {
+            Some(v) => self.check(v, |s| rules::parse_uploaded_at(s)),
+            None => Some(
+                (SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(index).ok()?)).into(),
+            ),
+        };
+        let source = match (&c.pkcs12_file, &c.pem_file) {
+            (Some(pkcs12), None) => {
+                if let Some(k) = &c.key_file {
+                    self.err(
+                        k.loc.clone(),
+                        "key_file goes with pem_file; a PKCS#12 file holds its own key",
+                    );
+                }
+                let der = self.check(pkcs12, |p| rules::read_nonempty_file(Path::new(p)));
+                let password = match &c.password {
+                    Some(r) => self.secret(r),
+                    None => Some(Secret::new("")),
+                };
+                Some(CertificateSource::Pkcs12 {
+                    der: der?,
+                    password: password?.into(),
+                })
+            }
+            (None, Some(pem)) => {
+                if let Some(r) = &c.password {
+                    self.err(
+                        r.place.here(),
+                        "password is for pkcs12_file; the key in key_file must not be encrypted",
+                    );
+                }
+                let chain = self.check(pem, |p| rules::read_nonempty_text_file(Path::new(p)));
+                let key = match &c.key_file {
+                    Some(k) => self
+                        .check(k, |p| rules::read_nonempty_text_file(Path::new(p)))
+                        .map(Secret::new),
+                    None => {
+                        self.err(
+                            c.place.key("key_file"),
+                            "pem_file needs key_file, the certificate's private key in PEM",
+                        );
+                        None
+                    }
+                };
+                Some(CertificateSource::Pem {
+                    chain: chain?,
+                    key: key?.into(),
+                })
+            }
+            (Some(_), Some(pem)) => {
+                self.err(
+                    pem.loc.clone(),
+                    "give either pkcs12_file or pem_file, not both",
+                );
+                None
+            }
+            (None, None) => {
+                self.err(
+                    c.place.key("pkcs12_file"),
+                    "a certificate needs pkcs12_file, or pem_file with key_file",
+                );
+                None
+            }
+        };
+        Some(ClientCertificate {
+            source: source?,
+            uploaded_at: uploaded_at?,
+        })
+    }
+
+    /// The connector ids of one slot of a user flow, as declared.
+    pub(super) fn connector_slot(
+        &mut self,
+        list: &Option<List>,
+        declared: &Declared,
+    ) -> Vec<String> {
+        let mut ids: Vec<String> = Vec::new();
+        for v in list.iter().flat_map(|l| &l.value) {
+            match declared.get(&v.value.to_ascii_lowercase()) {
+                None => self.err(
+                    v.loc.clone(),
+                    format!(
+                        "no connector `{}` is declared under [[connectors]]",
+                        v.value
+                    ),
+                ),
+                Some(id) if ids.contains(id) => {
+                    self.err(v.loc.clone(), format!("{id} is listed twice in this slot"))
+                }
+                Some(id) => ids.push(id.clone()),
+            }
+        }
+        ids
+    }
+}
