@@ -1075,19 +1075,41 @@ async fn rs256_signing_and_expired_codes(backend: Backend) {
 const TEAM: &str = "extension_0123456789abcdef0123456789abcdef_Team";
 
 /// Walks a new browser to the attribute page of a sign-up; returns the flow path.
-async fn to_attribute_page(env: &TestEnv, usher: &Instance, browser: &Browser, email: &str) -> String {
-    let flow = browser.start_flow(&usher.authorize_url(PUBLIC_CLIENT, &[("prompt", "create")])).await;
+async fn to_attribute_page(
+    env: &TestEnv,
+    usher: &Instance,
+    browser: &Browser,
+    email: &str,
+) -> String {
+    let flow = browser
+        .start_flow(&usher.authorize_url(PUBLIC_CLIENT, &[("prompt", "create")]))
+        .await;
     let page = browser.get(&usher.url(&flow)).await;
-    browser.submit(&usher.url(&format!("{flow}/email")), &page, &[("email", email)]).await;
+    browser
+        .submit(
+            &usher.url(&format!("{flow}/email")),
+            &page,
+            &[("email", email)],
+        )
+        .await;
     let page = browser.get(&usher.url(&flow)).await;
     let code = env.code_for(email);
-    browser.submit(&usher.url(&format!("{flow}/code")), &page, &[("code", &code)]).await;
+    browser
+        .submit(
+            &usher.url(&format!("{flow}/code")),
+            &page,
+            &[("code", &code)],
+        )
+        .await;
     let page = browser.get(&usher.url(&flow)).await;
     let r = browser
         .submit(
             &usher.url(&format!("{flow}/password")),
             &page,
-            &[("password", "a long enough pass phrase"), ("confirmPassword", "a long enough pass phrase")],
+            &[
+                ("password", "a long enough pass phrase"),
+                ("confirmPassword", "a long enough pass phrase"),
+            ],
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
@@ -1116,7 +1138,11 @@ async fn a_connector_asks_for_a_correction_then_overwrites_attributes(backend: B
     let flow = to_attribute_page(&env, &usher, &browser, "ada@contoso.com").await;
     let page = browser.get(&usher.url(&flow)).await;
     let r = browser
-        .submit(&usher.url(&format!("{flow}/attributes")), &page, &[("displayName", "Ada"), (TEAM, "Blue")])
+        .submit(
+            &usher.url(&format!("{flow}/attributes")),
+            &page,
+            &[("displayName", "Ada"), (TEAM, "Blue")],
+        )
         .await;
     // The page again, with the API's message, its field error next to the field, and
     // what the user typed.
@@ -1126,7 +1152,11 @@ async fn a_connector_asks_for_a_correction_then_overwrites_attributes(backend: B
     assert!(r.body.contains("Use the name on your badge."));
     assert!(r.body.contains("value=\"Blue\""), "input is kept");
     let r = browser
-        .submit(&usher.url(&format!("{flow}/attributes")), &r, &[("displayName", "Ada Lovelace"), (TEAM, "Blue")])
+        .submit(
+            &usher.url(&format!("{flow}/attributes")),
+            &r,
+            &[("displayName", "Ada Lovelace"), (TEAM, "Blue")],
+        )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
 
@@ -1139,7 +1169,10 @@ async fn a_connector_asks_for_a_correction_then_overwrites_attributes(backend: B
     assert_eq!(sent[TEAM], "Blue");
     assert_eq!(sent["step"], "PostAttributeCollection");
     assert_eq!(sent["client_id"], PUBLIC_CLIENT);
-    assert!(sent.get("identities").is_none(), "a local account has no federated identities");
+    assert!(
+        sent.get("identities").is_none(),
+        "a local account has no federated identities"
+    );
     assert!(sent.get("givenName").is_none(), "empty claims are left out");
     let headers = api.headers();
     assert_eq!(headers[0]["usher-flow-id"], headers[1]["usher-flow-id"]);
@@ -1148,21 +1181,35 @@ async fn a_connector_asks_for_a_correction_then_overwrites_attributes(backend: B
     let tokens = usher.redeem_public(&query(r.location())["code"]).await;
     let claims = payload(tokens["id_token"].as_str().unwrap());
     assert_eq!(claims["name"], "Ada Lovelace (Contoso)");
-    assert!(claims.get("extension_Team").is_none(), "cleared by the connector");
+    assert!(
+        claims.get("extension_Team").is_none(),
+        "cleared by the connector"
+    );
     assert!(claims.get("jobTitle").is_none(), "not selected by the flow");
     let store = env.store().await;
     let users = store.users_by_email("ada@contoso.com").await.unwrap();
     assert_eq!(users.len(), 1);
-    assert_eq!(users[0].attributes["displayName"].as_str(), Some("Ada Lovelace (Contoso)"));
+    assert_eq!(
+        users[0].attributes["displayName"].as_str(),
+        Some("Ada Lovelace (Contoso)")
+    );
     assert!(!users[0].attributes.contains_key(TEAM));
     // Every call was recorded.
     let calls = store
-        .connector_calls(&usher_storage::CallFilter { connector_id: Some("e2e-connector".into()), limit: 10, ..Default::default() })
+        .connector_calls(&usher_storage::CallFilter {
+            connector_id: Some("e2e-connector".into()),
+            limit: 10,
+            ..Default::default()
+        })
         .await
         .unwrap();
     let outcomes: Vec<_> = calls.iter().map(|c| c.outcome.as_str()).collect();
     assert_eq!(outcomes, ["continue", "validationError"]);
-    assert!(calls[0].warnings.iter().any(|w| w.contains("jobTitle")), "{:?}", calls[0].warnings);
+    assert!(
+        calls[0].warnings.iter().any(|w| w.contains("jobTitle")),
+        "{:?}",
+        calls[0].warnings
+    );
     env.finish(usher).await;
 }
 
@@ -1184,10 +1231,31 @@ async fn a_blocked_or_failed_sign_up_leaves_no_user(backend: Backend) {
     let browser = Browser::new();
     let flow = to_attribute_page(&env, &usher, &browser, "blocked@example.com").await;
     let page = browser.get(&usher.url(&flow)).await;
-    let r = browser.submit(&usher.url(&format!("{flow}/attributes")), &page, &[("displayName", "B")]).await;
+    let r = browser
+        .submit(
+            &usher.url(&format!("{flow}/attributes")),
+            &page,
+            &[("displayName", "B")],
+        )
+        .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    assert!(r.body.contains("Sign-ups from &lt;b&gt;this&lt;&#x2f;b&gt; domain are closed.") || r.body.contains("Sign-ups from &lt;b&gt;this&lt;/b&gt; domain are closed."), "{}", r.body);
-    let back = r.body.split("href=\"").nth(2).unwrap_or("").split('"').next().unwrap_or("").replace("&amp;", "&");
+    assert!(
+        r.body
+            .contains("Sign-ups from &lt;b&gt;this&lt;&#x2f;b&gt; domain are closed.")
+            || r.body
+                .contains("Sign-ups from &lt;b&gt;this&lt;/b&gt; domain are closed."),
+        "{}",
+        r.body
+    );
+    let back = r
+        .body
+        .split("href=\"")
+        .nth(2)
+        .unwrap_or("")
+        .split('"')
+        .next()
+        .unwrap_or("")
+        .replace("&amp;", "&");
     assert!(back.starts_with(CALLBACK), "{back}");
     assert_eq!(query(&back)["error"], "access_denied");
     // The flow stays blocked.
@@ -1198,18 +1266,185 @@ async fn a_blocked_or_failed_sign_up_leaves_no_user(backend: Backend) {
     let browser = Browser::new();
     let flow = to_attribute_page(&env, &usher, &browser, "failed@example.com").await;
     let page = browser.get(&usher.url(&flow)).await;
-    let r = browser.submit(&usher.url(&format!("{flow}/attributes")), &page, &[("displayName", "F")]).await;
+    let r = browser
+        .submit(
+            &usher.url(&format!("{flow}/attributes")),
+            &page,
+            &[("displayName", "F")],
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_GATEWAY);
-    assert!(r.body.contains("error=server_error"), "a way back to the application");
+    assert!(
+        r.body.contains("error=server_error"),
+        "a way back to the application"
+    );
     assert!(!r.body.contains("boom"), "the API's message is not shown");
-    let reference = r.body.split("Reference: ").nth(1).unwrap().split('<').next().unwrap().trim().to_owned();
+    let reference = r
+        .body
+        .split("Reference: ")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .trim()
+        .to_owned();
     let store = env.store().await;
-    let record = store.connector_call(&reference).await.unwrap().expect("a call record with the reference");
+    let record = store
+        .connector_call(&reference)
+        .await
+        .unwrap()
+        .expect("a call record with the reference");
     assert_eq!(record.outcome, "failed");
     assert_eq!(record.http_status, Some(500));
 
     for email in ["blocked@example.com", "failed@example.com"] {
-        assert!(store.users_by_email(email).await.unwrap().is_empty(), "{email} must not exist");
+        assert!(
+            store.users_by_email(email).await.unwrap().is_empty(),
+            "{email} must not exist"
+        );
     }
     env.finish(usher).await;
+}
+
+both!(email_one_time_passcode_signs_up_signs_in_and_links);
+async fn email_one_time_passcode_signs_up_signs_in_and_links(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let usher = env
+        .start_with(
+            r#"
+[[user_flows]]
+id = "B2X_1_otp"
+identity_providers = ["EmailPassword-OAUTH", "EmailOtpSignup-OAUTH"]
+[[user_flows.attributes]]
+id = "displayName"
+required = true
+
+[[applications]]
+client_id = "otp-app"
+name = "OTP app"
+redirect_uris = ["http://127.0.0.1:9/callback"]
+type = "public"
+user_flow = "B2X_1_otp"
+"#,
+        )
+        .await;
+    // A new address: the attribute page, then the user with a `mail` identity.
+    let b = Browser::new();
+    let (flow, r) = otp(&env, &usher, &b, "otp@example.com").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(r.location(), flow, "on to the attribute page");
+    let page = b.get(&usher.url(&flow)).await;
+    let r = b
+        .submit(
+            &usher.url(&format!("{flow}/attributes")),
+            &page,
+            &[("displayName", "Otto")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(r.location().starts_with(CALLBACK));
+    let store = env.store().await;
+    let user = store
+        .user_by_identity(
+            usher_domain::SignInType::Federated,
+            "mail",
+            "otp@example.com",
+        )
+        .await
+        .unwrap()
+        .expect("a user with the mail identity");
+    assert_eq!(user.attributes["displayName"].as_str(), Some("Otto"));
+
+    // The same address again: a sign-in, straight back to the application.
+    let (_, r) = otp(&env, &usher, &Browser::new(), "otp@example.com").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(r.location().starts_with(CALLBACK), "{}", r.location());
+
+    // An address with a local account: never linked silently.
+    Browser::new()
+        .sign_up(
+            &usher,
+            &usher.authorize_url("otp-app", &[]),
+            "local@example.com",
+            "a long enough pass phrase",
+            &[("displayName", "Lo")],
+        )
+        .await;
+    let b = Browser::new();
+    let (flow, r) = otp(&env, &usher, &b, "local@example.com").await;
+    assert_eq!(r.location(), flow);
+    let page = b.get(&usher.url(&flow)).await;
+    assert!(page.body.contains("already exists"), "{}", page.body);
+    let r = b
+        .submit(
+            &usher.url(&format!("{flow}/link")),
+            &page,
+            &[("password", "wrong password!")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = b
+        .submit(
+            &usher.url(&format!("{flow}/link")),
+            &page,
+            &[("password", "a long enough pass phrase")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let local = store.users_by_email("local@example.com").await.unwrap();
+    assert_eq!(local.len(), 1, "no second account");
+    assert_eq!(local[0].identities.len(), 2, "{:?}", local[0].identities);
+    // Now a passcode signs in to it directly.
+    let (_, r) = otp(&env, &usher, &Browser::new(), "local@example.com").await;
+    assert!(r.location().starts_with(CALLBACK));
+    let code = query(r.location())["code"].clone();
+    let tokens = usher.redeem_public_for("otp-app", &code).await;
+    assert_eq!(
+        payload(tokens["id_token"].as_str().unwrap())["sub"],
+        local[0].id.as_str()
+    );
+    env.finish(usher).await;
+}
+
+/// Email one-time passcode through the `otp-app`: returns the flow and the answer to
+/// the code.
+async fn otp(env: &TestEnv, usher: &Instance, b: &Browser, email: &str) -> (String, harness::Page) {
+    let flow = b.start_flow(&usher.authorize_url("otp-app", &[])).await;
+    let page = b.get(&usher.url(&flow)).await;
+    assert!(
+        page.body.contains("Email me a one-time code"),
+        "{}",
+        page.body
+    );
+    let r = b
+        .submit(
+            &usher.url(&format!("{flow}/provider")),
+            &page,
+            &[("provider", "EmailOtpSignup-OAUTH")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let page = b.get(&usher.url(&flow)).await;
+    assert!(
+        page.body.contains("one-time code to sign in"),
+        "{}",
+        page.body
+    );
+    b.submit(
+        &usher.url(&format!("{flow}/email")),
+        &page,
+        &[("email", email)],
+    )
+    .await;
+    let page = b.get(&usher.url(&flow)).await;
+    let code = env.code_for(email);
+    let r = b
+        .submit(
+            &usher.url(&format!("{flow}/code")),
+            &page,
+            &[("code", &code)],
+        )
+        .await;
+    (flow, r)
 }

@@ -75,6 +75,7 @@ pub fn router(state: AppState) -> Router {
             "/flow/{id}/link-code",
             post(pages::federated::link_with_code),
         )
+        .route("/federation/callback", get(pages::upstream::callback))
         .route("/try", get(pages::try_demo::page))
         .route("/try/start", get(pages::try_demo::start))
         .route("/try/callback", get(pages::try_demo::callback))

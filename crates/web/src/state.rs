@@ -74,8 +74,8 @@ pub struct Inner {
     pub hasher: PasswordHasher,
     pub connectors: Arc<dyn StepConnectors>,
     pub settings: Settings,
-    /// Configured upstream identity providers: (id, display name).
-    pub identity_providers: Vec<(String, String)>,
+    /// Upstream identity providers (Google, Microsoft, any OIDC provider, …).
+    pub federation: Arc<usher_federation::Federation>,
     /// Keys email codes and the demo's cookie.
     pub code_key: HmacKey,
     pub cookie_key: HmacKey,
@@ -97,10 +97,7 @@ impl AppState {
 
     /// The display name of a configured upstream identity provider.
     pub fn federation_provider_label(&self, id: &str) -> Option<String> {
-        self.identity_providers
-            .iter()
-            .find(|(p, _)| p.eq_ignore_ascii_case(id))
-            .map(|(_, name)| name.clone())
+        self.federation.provider(id).map(|p| p.display_name.clone())
     }
 
     pub fn new_id(&self) -> String {

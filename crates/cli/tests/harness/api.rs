@@ -37,21 +37,40 @@ impl TestApi {
 
     /// The request bodies received so far.
     pub fn bodies(&self) -> Vec<Value> {
-        self.script.requests.lock().unwrap().iter().map(|(_, b)| b.clone()).collect()
+        self.script
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, b)| b.clone())
+            .collect()
     }
 
     pub fn headers(&self) -> Vec<HeaderMap> {
-        self.script.requests.lock().unwrap().iter().map(|(h, _)| h.clone()).collect()
+        self.script
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(h, _)| h.clone())
+            .collect()
     }
 }
 
-async fn answer(State(script): State<Script>, headers: HeaderMap, Json(body): Json<Value>) -> (StatusCode, Json<Value>) {
+async fn answer(
+    State(script): State<Script>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> (StatusCode, Json<Value>) {
     script.requests.lock().unwrap().push((headers, body));
     let mut responses = script.responses.lock().unwrap();
     let (status, body) = if responses.len() > 1 {
         responses.pop_front().unwrap()
     } else {
-        responses.front().cloned().unwrap_or((200, serde_json::json!({"version": "1.0.0", "action": "Continue"})))
+        responses.front().cloned().unwrap_or((
+            200,
+            serde_json::json!({"version": "1.0.0", "action": "Continue"}),
+        ))
     };
     (StatusCode::from_u16(status).unwrap(), Json(body))
 }

@@ -368,13 +368,18 @@ impl Instance {
 
     /// Redeems a code issued for `authorize_url(PUBLIC_CLIENT, …)`.
     pub async fn redeem_public(&self, code: &str) -> Value {
+        self.redeem_public_for(PUBLIC_CLIENT, code).await
+    }
+
+    /// Redeems a code issued for `authorize_url(client, …)` to a public client.
+    pub async fn redeem_public_for(&self, client: &str, code: &str) -> Value {
         let r = reqwest::Client::new()
             .post(self.url("/token"))
             .form(&[
                 ("grant_type", "authorization_code"),
                 ("code", code),
                 ("redirect_uri", CALLBACK),
-                ("client_id", PUBLIC_CLIENT),
+                ("client_id", client),
                 ("code_verifier", PKCE_VERIFIER),
             ])
             .send()
