@@ -1,0 +1,394 @@
+//! The connector runner: runs the connectors of a step in order (contract §1), each
+//! seeing the attributes as the ones before it left them, until one does not answer
+//! `Continue`. Every call goes through the connector's circuit breaker, is recorded
+//! (contract §6) and counted in the metrics, and a failed one is logged with the
+//! reference the user sees.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use usher_domain::{AttributeValues, Clock, ConnectorDefinition, FailurePolicy, Tenant, UserFlow};
+use usher_storage::{ConnectorCallRecord, ConnectorCallRepository};
+
+use crate::breaker::{Breaker, BreakerState};
+use crate::failure::{Failure, FailureReason};
+use crate::metrics::Metrics;
+use crate::request::build_body;
+use crate::response::{interpret, Interpretation, Interpreted, ResponseContext};
+use crate::step::{StepConnectors, StepOutcome, StepRequest};
+use crate::transport::{scrub, Endpoint, TransportSettings};
+
+/// Recorded bodies are cut to this many bytes.
+pub const MAX_RECORDED_BODY_BYTES: usize = 64 * 1024;
+
+/// The operator's settings for every connector.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunnerSettings {
+    /// Allow `http://` targets and non-public addresses. For development and tests
+    /// only: it turns off the protection against calls into the private network.
+    pub allow_insecure_targets: bool,
+    /// Keep request and response bodies in the call records (passwords and secrets
+    /// removed, cut to 64 KiB).
+    pub record_bodies: bool,
+    /// PEM certificates to trust as roots besides the public web PKI, for connectors
+    /// served with a certificate from a private CA.
+    pub extra_root_certificates: Vec<String>,
+}
+
+impl RunnerSettings {
+    pub(crate) fn transport(&self) -> TransportSettings {
+        TransportSettings {
+            allow_insecure_targets: self.allow_insecure_targets,
+            extra_root_certificates: self.extra_root_certificates.clone(),
+        }
+    }
+}
+
+struct Connector {
+    endpoint: Endpoint,
+    breaker: Breaker,
+    secrets: Vec<String>,
+}
+
+/// Runs API connectors for the sign-up flow: the production [`StepConnectors`].
+pub struct ConnectorRunner {
+    connectors: HashMap<String, Connector>,
+    tenant: Arc<Tenant>,
+    calls: Arc<dyn ConnectorCallRepository>,
+    clock: Arc<dyn Clock>,
+    settings: RunnerSettings,
+    metrics: Arc<Metrics>,
+}
+
+impl ConnectorRunner {
+    /// Builds each connector's HTTP client once. A connector that cannot be used as
+    /// configured is logged now and fails its calls with `configurationError`.
+    pub fn new(
+        definitions: Vec<ConnectorDefinition>,
+        tenant: Arc<Tenant>,
+        calls: Arc<dyn ConnectorCallRepository>,
+        clock: Arc<dyn Clock>,
+        settings: RunnerSettings,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let transport = settings.transport();
+        let connectors = definitions
+            .into_iter()
+            .map(|definition| {
+                let breaker = Breaker::new(definition.breaker);
+                let endpoint = Endpoint::new(definition, transport.clone());
+                if let Some(problem) = endpoint.configuration_error() {
+                    tracing::error!(connector = %endpoint.definition().id, %problem, "API connector cannot be used as configured");
+                }
+                let secrets = endpoint.secret_values();
+                (
+                    endpoint.definition().id.clone(),
+                    Connector {
+                        endpoint,
+                        breaker,
+                        secrets,
+                    },
+                )
+            })
+            .collect();
+        Self {
+            connectors,
+            tenant,
+            calls,
+            clock,
+            settings,
+            metrics,
+        }
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The breaker of a connector, as of now; `None` for an unknown connector.
+    pub fn breaker_state(&self, connector_id: &str) -> Option<BreakerState> {
+        self.connectors
+            .get(connector_id)
+            .map(|c| c.breaker.state(self.clock.now()))
+    }
+
+    /// One call of one connector, recorded. Returns the call id and what it meant.
+    async fn call(
+        &self,
+        connector: &Connector,
+        request: &StepRequest<'_>,
+        attributes: &AttributeValues,
+        user_flow: Option<&UserFlow>,
+    ) -> (String, Interpretation) {
+        let definition = connector.endpoint.definition();
+        let call_id = new_id();
+        let created_at = self.clock.now();
+        let body = build_body(request, attributes, &self.tenant);
+        let identities_sent = body.get("identities").cloned();
+        let email_sent = body
+            .get("email")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned);
+        let body_bytes = Value::Object(body).to_string().into_bytes();
+
+        let (interpretation, attempts, latency, http_status, response_body) =
+            match connector.breaker.try_acquire(created_at) {
+                None => (
+                    Interpretation::failed(
+                        FailureReason::CircuitOpen,
+                        "the connector's circuit breaker is open after repeated failures",
+                    ),
+                    0,
+                    Duration::ZERO,
+                    None,
+                    None,
+                ),
+                Some(permit) => {
+                    let report = connector
+                        .endpoint
+                        .call(&body_bytes, request.flow_id, &call_id, self.clock.as_ref())
+                        .await;
+                    let interpretation = match &report.result {
+                        Ok(exchange) => {
+                            let ctx = ResponseContext {
+                                step: request.step,
+                                lenient: definition.lenient,
+                                tenant: Some(&self.tenant),
+                                user_flow,
+                                email: email_sent.as_deref(),
+                                identities: identities_sent.as_ref(),
+                            };
+                            interpret(&ctx, exchange.status, &exchange.body)
+                        }
+                        Err(failure) => Interpretation {
+                            outcome: Interpreted::Failed(failure.clone()),
+                            warnings: Vec::new(),
+                        },
+                    };
+                    let success = !matches!(interpretation.outcome, Interpreted::Failed(_));
+                    connector.breaker.record(permit, success, self.clock.now());
+                    let (status, response_body) = match report.result {
+                        Ok(exchange) => (Some(exchange.status), Some(exchange.body)),
+                        Err(_) => (None, None),
+                    };
+                    (
+                        interpretation,
+                        report.attempts,
+                        report.latency,
+                        status,
+                        response_body,
+                    )
+                }
+            };
+
+        let outcome = interpretation.outcome.outcome_name();
+        let step = request.step.wire_name();
+        self.metrics.observe(&definition.id, step, outcome, latency);
+        let failure = interpretation.outcome.failure();
+        if let Some(failure) = failure {
+            tracing::warn!(
+                call_id = %call_id,
+                connector = %definition.id,
+                step,
+                flow_id = %request.flow_id,
+                reason = %failure.reason,
+                detail = %failure.detail,
+                attempts,
+                "API connector call failed"
+            );
+        } else {
+            tracing::debug!(call_id = %call_id, connector = %definition.id, step, outcome, attempts, latency_ms = latency.as_millis() as u64, "API connector call");
+        }
+        for warning in &interpretation.warnings {
+            tracing::info!(call_id = %call_id, connector = %definition.id, %warning, "API connector contract warning");
+        }
+        let record = ConnectorCallRecord {
+            call_id: call_id.clone(),
+            connector_id: definition.id.clone(),
+            user_flow_id: request.user_flow_id.to_owned(),
+            step: step.to_owned(),
+            flow_id: request.flow_id.to_owned(),
+            attempts,
+            http_status,
+            latency_ms: i64::try_from(latency.as_millis()).unwrap_or(i64::MAX),
+            outcome: outcome.to_owned(),
+            failure_reason: failure.map(|f| f.reason.as_str().to_owned()),
+            warnings: interpretation.warnings.clone(),
+            request_body: self
+                .settings
+                .record_bodies
+                .then(|| redact_body(&body_bytes, &connector.secrets)),
+            response_body: response_body
+                .filter(|_| self.settings.record_bodies)
+                .map(|b| redact_body(&b, &connector.secrets)),
+            created_at,
+        };
+        self.store(&record).await;
+        (call_id, interpretation)
+    }
+
+    /// Records a call; a storage failure is logged, never the user's problem.
+    async fn store(&self, record: &ConnectorCallRecord) {
+        if let Err(error) = self.calls.insert_connector_call(record).await {
+            tracing::error!(call_id = %record.call_id, connector = %record.connector_id, %error, "the API connector call record could not be stored");
+        }
+    }
+
+    async fn unknown_connector(&self, id: &str, request: &StepRequest<'_>) -> StepOutcome {
+        let call_id = new_id();
+        let failure = Failure::new(
+            FailureReason::UnknownConnector,
+            format!("the user flow names connector {id:?}, which is not configured"),
+        );
+        tracing::warn!(call_id = %call_id, connector = %id, step = request.step.wire_name(), flow_id = %request.flow_id, reason = %failure.reason, detail = %failure.detail, "API connector call failed");
+        self.metrics
+            .observe(id, request.step.wire_name(), "failed", Duration::ZERO);
+        self.store(&ConnectorCallRecord {
+            call_id: call_id.clone(),
+            connector_id: id.to_owned(),
+            user_flow_id: request.user_flow_id.to_owned(),
+            step: request.step.wire_name().to_owned(),
+            flow_id: request.flow_id.to_owned(),
+            attempts: 0,
+            http_status: None,
+            latency_ms: 0,
+            outcome: "failed".into(),
+            failure_reason: Some(failure.reason.as_str().into()),
+            warnings: Vec::new(),
+            request_body: None,
+            response_body: None,
+            created_at: self.clock.now(),
+        })
+        .await;
+        StepOutcome::Failed { reference: call_id }
+    }
+}
+
+#[async_trait]
+impl StepConnectors for ConnectorRunner {
+    async fn run(&self, request: StepRequest<'_>) -> StepOutcome {
+        let user_flow = self.tenant.user_flow(request.user_flow_id);
+        let mut attributes = request.attributes.clone();
+        let mut token_claims = Map::new();
+        for id in request.connector_ids {
+            let Some(connector) = self.connectors.get(id) else {
+                return self.unknown_connector(id, &request).await;
+            };
+            let (call_id, interpretation) =
+                self.call(connector, &request, &attributes, user_flow).await;
+            match interpretation.outcome {
+                Interpreted::Continue {
+                    changes,
+                    token_claims: claims,
+                } => {
+                    for (attribute, value) in changes {
+                        match value {
+                            Some(v) => {
+                                attributes.insert(attribute, v);
+                            }
+                            None => {
+                                attributes.remove(&attribute);
+                            }
+                        }
+                    }
+                    token_claims.extend(claims);
+                }
+                Interpreted::Block { user_message } => return StepOutcome::Block { user_message },
+                Interpreted::ValidationError(message) => {
+                    return StepOutcome::ValidationError(message)
+                }
+                Interpreted::Failed(_) => {
+                    if connector.endpoint.definition().failure_policy == FailurePolicy::Continue {
+                        continue;
+                    }
+                    return StepOutcome::Failed { reference: call_id };
+                }
+            }
+        }
+        StepOutcome::Continue {
+            attributes,
+            token_claims,
+        }
+    }
+}
+
+fn new_id() -> String {
+    usher_domain::id::new_uuid(&mut rand::thread_rng())
+}
+
+/// A body as it may be stored: values under password-like keys removed, secret
+/// values masked, cut to [`MAX_RECORDED_BODY_BYTES`].
+pub fn redact_body(body: &[u8], secrets: &[String]) -> String {
+    let text = match serde_json::from_slice::<Value>(body) {
+        Ok(mut json) => {
+            redact_json(&mut json, 0);
+            json.to_string()
+        }
+        Err(_) => String::from_utf8_lossy(body).into_owned(),
+    };
+    truncate_at_char(scrub(&text, secrets), MAX_RECORDED_BODY_BYTES)
+}
+
+fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    k.contains("password")
+        || matches!(
+            k.as_str(),
+            "client_secret" | "access_token" | "refresh_token" | "secret"
+        )
+}
+
+fn redact_json(value: &mut Value, depth: usize) {
+    // serde_json refuses nesting deeper than 128, so this recursion is bounded.
+    if depth > 256 {
+        return;
+    }
+    match value {
+        Value::Object(map) => {
+            map.retain(|k, _| !is_secret_key(k));
+            for v in map.values_mut() {
+                redact_json(v, depth + 1);
+            }
+        }
+        Value::Array(items) => {
+            for v in items {
+                redact_json(v, depth + 1);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn truncate_at_char(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_are_redacted_and_cut() {
+        let body = br#"{"email":"a@b.c","password":"hunter2","nested":{"Password":"x","ok":"abcdSECRET"},"list":[{"client_secret":"y"}]}"#;
+        let r = redact_body(body, &["abcdSECRET".into()]);
+        assert_eq!(
+            r,
+            r#"{"email":"a@b.c","list":[{}],"nested":{"ok":"******"}}"#
+        );
+        let long = format!("\"{}\"", "é".repeat(MAX_RECORDED_BODY_BYTES));
+        let r = redact_body(long.as_bytes(), &[]);
+        assert!(r.len() <= MAX_RECORDED_BODY_BYTES);
+        let r = redact_body(b"not json abcdSECRET", &["abcdSECRET".into()]);
+        assert_eq!(r, "not json ******");
+    }
+}
