@@ -2,11 +2,14 @@
 //! master key and signing keys, builds the web state, and serves it. The `usher`
 //! binary and the end-to-end tests both start Usher through here.
 
+pub mod connectors_test;
+
 use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration as StdDuration};
 
 use anyhow::{bail, Context};
 use chrono::Duration;
 use usher_config::{Config, EmailDelivery, MasterKeySource, SigningAlgorithm, SmtpTls};
+use usher_connectors::{ConnectorRunner, Metrics, RunnerSettings};
 use usher_domain::{Clock, SystemClock};
 use usher_oidc::{
     crypto::MasterKey,
@@ -15,7 +18,6 @@ use usher_oidc::{
 };
 use usher_storage::Store;
 use usher_web::{
-    connectors::NoConnectors,
     hasher::PasswordHasher,
     i18n::Catalogue,
     mail::{self, Mailer},
@@ -166,19 +168,30 @@ pub async fn build(config: &Config, overrides: Overrides) -> anyhow::Result<AppS
         },
         demo_client_id: config.demo.then(|| usher_config::DEMO_CLIENT_ID.to_owned()),
     };
+    let tenant = Arc::new(config.tenant.clone());
+    let metrics = Arc::new(Metrics::new());
+    let connectors = Arc::new(ConnectorRunner::new(
+        config.connectors.clone(),
+        tenant.clone(),
+        store.clone(),
+        clock.clone(),
+        runner_settings(config),
+        metrics.clone(),
+    ));
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
     Ok(AppState(Arc::new(Inner {
         store,
-        tenant: Arc::new(config.tenant.clone()),
+        tenant,
         keys: Arc::new(keys),
         clock: clock.clone(),
         rng: usher_web::state::rng(overrides.rng_seed),
         templates: Arc::new(templates),
         mailer: Arc::new(mailer),
         hasher: PasswordHasher::new(cores),
-        connectors: Arc::new(NoConnectors),
+        connectors,
+        metrics,
         settings,
         federation: Arc::new(usher_federation::Federation::new(
             Vec::new(),
@@ -188,6 +201,15 @@ pub async fn build(config: &Config, overrides: Overrides) -> anyhow::Result<AppS
         code_key,
         cookie_key,
     })))
+}
+
+/// What the connector client may do, from the operator's settings.
+pub fn runner_settings(config: &Config) -> RunnerSettings {
+    RunnerSettings {
+        allow_insecure_targets: config.connector_settings.allow_insecure_targets,
+        record_bodies: config.connector_settings.record_bodies,
+        ..RunnerSettings::default()
+    }
 }
 
 /// Periodic housekeeping: expired rows go, keys rotate on schedule.

@@ -34,6 +34,11 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Work with API connectors.
+    Connectors {
+        #[command(subcommand)]
+        command: ConnectorsCommand,
+    },
     /// Print a new random master key.
     GenerateMasterKey,
     /// Read a client secret from standard input and print its Argon2id hash, for
@@ -45,6 +50,14 @@ enum Command {
 enum ConfigCommand {
     /// Check the configuration and report every error with where it came from.
     Check,
+}
+
+#[derive(Subcommand)]
+enum ConnectorsCommand {
+    /// Send one realistic request to a connector, print the exact request
+    /// (credentials masked), the response and how Usher reads it, and exit non-zero
+    /// unless the outcome is the expected one.
+    Test(usher_cli::connectors_test::TestArgs),
 }
 
 #[derive(Subcommand)]
@@ -170,6 +183,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let kid = keys.rotate().await?;
             println!("Created signing key {kid}; it is published now and will be used after the publish-ahead period.");
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Connectors {
+            command: ConnectorsCommand::Test(args),
+        } => {
+            let config = match load(config_path) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            usher_cli::connectors_test::run(&config, args).await
         }
         Command::GenerateMasterKey => {
             println!("{}", usher_oidc::crypto::MasterKey::generate().encode());

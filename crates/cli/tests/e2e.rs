@@ -1203,12 +1203,15 @@ async fn a_connector_asks_for_a_correction_then_overwrites_attributes(backend: B
         })
         .await
         .unwrap();
-    let outcomes: Vec<_> = calls.iter().map(|c| c.outcome.as_str()).collect();
+    // The test clock stands still, so both records have the same time: compare as sets.
+    let mut outcomes: Vec<_> = calls.iter().map(|c| c.outcome.as_str()).collect();
+    outcomes.sort();
     assert_eq!(outcomes, ["continue", "validationError"]);
+    let cont = calls.iter().find(|c| c.outcome == "continue").unwrap();
     assert!(
-        calls[0].warnings.iter().any(|w| w.contains("jobTitle")),
+        cont.warnings.iter().any(|w| w.contains("jobTitle")),
         "{:?}",
-        calls[0].warnings
+        cont.warnings
     );
     env.finish(usher).await;
 }
@@ -1247,15 +1250,15 @@ async fn a_blocked_or_failed_sign_up_leaves_no_user(backend: Backend) {
         "{}",
         r.body
     );
-    let back = r
-        .body
-        .split("href=\"")
-        .nth(2)
-        .unwrap_or("")
-        .split('"')
-        .next()
-        .unwrap_or("")
-        .replace("&amp;", "&");
+    let back = unescape(
+        r.body
+            .split("href=\"")
+            .nth(2)
+            .unwrap_or("")
+            .split('"')
+            .next()
+            .unwrap_or(""),
+    );
     assert!(back.starts_with(CALLBACK), "{back}");
     assert_eq!(query(&back)["error"], "access_denied");
     // The flow stays blocked.
@@ -1447,4 +1450,513 @@ async fn otp(env: &TestEnv, usher: &Instance, b: &Browser, email: &str) -> (Stri
         )
         .await;
     (flow, r)
+}
+
+/// An upstream Usher (the "social" provider) and a downstream Usher federating to it,
+/// with a `postFederationSignup` connector at `api`. `token_endpoint` overrides where
+/// the downstream redeems codes (for the tampering proxy).
+async fn federation_pair(
+    upstream_env: &TestEnv,
+    downstream_env: &TestEnv,
+    api: &str,
+    token_endpoint: Option<&str>,
+) -> (Instance, Instance) {
+    let (up_listener, up_url) = bind().await;
+    let (down_listener, down_url) = bind().await;
+    let upstream = upstream_env
+        .start_on(
+            up_listener,
+            None,
+            &format!(
+                r#"
+[[applications]]
+client_id = "downstream"
+name = "Downstream Usher"
+redirect_uris = ["{down_url}/federation/callback"]
+type = "confidential"
+client_secret_env = "E2E_SECRET"
+user_flow = "B2X_1_e2e"
+"#
+            ),
+        )
+        .await;
+    let endpoints = token_endpoint
+        .map(|t| format!("[identity_providers.endpoints]\ntoken_endpoint = \"{t}\"\n"))
+        .unwrap_or_default();
+    let downstream = downstream_env
+        .start_on(
+            down_listener,
+            None,
+            &format!(
+                r#"
+[federation]
+allow_insecure_endpoints = true
+
+[connector_settings]
+allow_insecure_targets = true
+
+[[connectors]]
+id = "allow-list"
+target_url = "{api}"
+retries = 0
+
+[[identity_providers]]
+id = "upstream"
+type = "oidc"
+display_name = "Upstream"
+issuer = "{up_url}"
+client_id = "downstream"
+client_secret = {{ value = "{CONFIDENTIAL_SECRET}" }}
+{endpoints}
+[[user_flows]]
+id = "B2X_1_fed"
+identity_providers = ["EmailPassword-OAUTH", "upstream"]
+[user_flows.connectors]
+post_federation_signup = ["allow-list"]
+[[user_flows.attributes]]
+id = "displayName"
+required = true
+[[user_flows.attributes]]
+id = "givenName"
+
+[[applications]]
+client_id = "fed-app"
+name = "Federated app"
+redirect_uris = ["{CALLBACK}"]
+type = "public"
+user_flow = "B2X_1_fed"
+"#
+            ),
+        )
+        .await;
+    (upstream, downstream)
+}
+
+/// From the downstream sign-in page to "Continue with Upstream"; returns the flow and
+/// the upstream authorization URL.
+async fn choose_upstream(downstream: &Instance, b: &Browser) -> (String, String) {
+    let flow = b
+        .start_flow(&downstream.authorize_url("fed-app", &[]))
+        .await;
+    let page = b.get(&downstream.url(&flow)).await;
+    assert!(
+        page.body.contains("Continue with Upstream"),
+        "{}",
+        page.body
+    );
+    let r = b
+        .submit(
+            &downstream.url(&format!("{flow}/provider")),
+            &page,
+            &[("provider", "upstream")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    (flow, r.location().to_owned())
+}
+
+both!(federated_sign_up_through_an_upstream_usher);
+async fn federated_sign_up_through_an_upstream_usher(backend: Backend) {
+    let up_env = TestEnv::new(backend).await;
+    let down_env = TestEnv::new(backend).await;
+    let api = harness::api::TestApi::start(vec![
+        (200, serde_json::json!({"version": "1.0.0", "action": "Continue", "givenName": "Prefilled"})),
+        (200, serde_json::json!({"version": "1.0.0", "action": "ShowBlockPage", "userMessage": "Your organisation is not on the allow-list."})),
+    ])
+    .await;
+    let (upstream, downstream) = federation_pair(&up_env, &down_env, &api.url, None).await;
+
+    // First visit: a sign-up at the upstream, then the downstream's page, prefilled.
+    let b = Browser::new();
+    let (flow, at_upstream) = choose_upstream(&downstream, &b).await;
+    assert!(at_upstream.starts_with(&upstream.base), "{at_upstream}");
+    let q = query(&at_upstream);
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert!(q.contains_key("nonce"));
+    let callback = b
+        .sign_up(
+            &upstream,
+            &at_upstream,
+            "fed@example.com",
+            "a long enough pass phrase",
+            &[("displayName", "Fed Upstream")],
+        )
+        .await;
+    assert!(
+        callback.starts_with(&format!("{}/federation/callback", downstream.base)),
+        "{callback}"
+    );
+    let r = b.get(&callback).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(r.location(), flow);
+    let sent = &api.bodies()[0];
+    assert_eq!(sent["step"], "PostFederationSignup");
+    assert_eq!(sent["email"], "fed@example.com");
+    assert_eq!(sent["displayName"], "Fed Upstream");
+    let identities = sent["identities"].as_array().expect("identities");
+    assert_eq!(identities.len(), 1);
+    assert_eq!(identities[0]["signInType"], "federated");
+    assert_eq!(identities[0]["issuer"], "127.0.0.1");
+    let upstream_sub = identities[0]["issuerAssignedId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let page = b.get(&downstream.url(&flow)).await;
+    assert!(
+        page.body.contains("value=\"Prefilled\""),
+        "the connector prefilled the page: {}",
+        page.body
+    );
+    assert!(
+        page.body.contains("value=\"Fed Upstream\""),
+        "the provider's name prefilled the page"
+    );
+    let r = b
+        .submit(
+            &downstream.url(&format!("{flow}/attributes")),
+            &page,
+            &[("displayName", "Fed"), ("givenName", "Prefilled")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(r.location().starts_with(CALLBACK));
+    let store = down_env.store().await;
+    let user = store
+        .user_by_identity(
+            usher_domain::SignInType::Federated,
+            "127.0.0.1",
+            &upstream_sub,
+        )
+        .await
+        .unwrap()
+        .expect("the downstream user has the upstream identity");
+    assert_eq!(user.email.as_deref(), Some("fed@example.com"));
+
+    // Second visit: a sign-in, no connectors.
+    let calls = api.bodies().len();
+    let b = Browser::new();
+    let (_, at_upstream) = choose_upstream(&downstream, &b).await;
+    let callback = b
+        .sign_in(&at_upstream, "fed@example.com", "a long enough pass phrase")
+        .await;
+    let r = b.get(&callback).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(r.location().starts_with(CALLBACK), "{}", r.location());
+    assert_eq!(api.bodies().len(), calls, "no connector on sign-in");
+
+    // A new identity the connector does not allow: blocked, no user.
+    let b = Browser::new();
+    let (_, at_upstream) = choose_upstream(&downstream, &b).await;
+    let callback = b
+        .sign_up(
+            &upstream,
+            &at_upstream,
+            "outsider@example.com",
+            "a long enough pass phrase",
+            &[("displayName", "Out")],
+        )
+        .await;
+    let r = b.get(&callback).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("not on the allow-list"));
+    assert!(store
+        .users_by_email("outsider@example.com")
+        .await
+        .unwrap()
+        .is_empty());
+
+    // A user cancels at the provider: a clear page, a way on.
+    let b = Browser::new();
+    let (flow, _) = choose_upstream(&downstream, &b).await;
+    let page = b.get(&downstream.url(&flow)).await;
+    let token = page
+        .body
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .map(|_| ())
+        .is_some();
+    assert!(token);
+    env_cancel(&downstream, &b, &flow).await;
+
+    up_env.finish_instance(upstream).await;
+    down_env.finish_instance(downstream).await;
+}
+
+/// The provider answers `error=access_denied` to the downstream's callback.
+async fn env_cancel(downstream: &Instance, b: &Browser, flow: &str) {
+    // The state the flow sent upstream is in the redirect it issued; start again to see it.
+    let page = b.get(&downstream.url(flow)).await;
+    let r = b
+        .submit(
+            &downstream.url(&format!("{flow}/provider")),
+            &page,
+            &[("provider", "upstream")],
+        )
+        .await;
+    let state = query(r.location())["state"].clone();
+    let r = b
+        .get(&format!(
+            "{}/federation/callback?error=access_denied&state={}",
+            downstream.base,
+            urlencode(&state)
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.body.contains("You cancelled the sign-in at Upstream"),
+        "{}",
+        r.body
+    );
+    // A forged state is refused outright.
+    let r = b
+        .get(&format!(
+            "{}/federation/callback?code=x&state=forged",
+            downstream.base
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}
+
+/// A token endpoint between the downstream and the upstream that alters the ID token
+/// on its way (an attacker in the middle, or a broken provider).
+async fn tampering_proxy(target: std::sync::Arc<std::sync::Mutex<String>>) -> String {
+    use axum::{body::Bytes, http::HeaderMap, routing::post, Router};
+    let app = Router::new().route(
+        "/token",
+        post(move |headers: HeaderMap, body: Bytes| {
+            let upstream_token = target.lock().unwrap().clone();
+            async move {
+                let mut req = reqwest::Client::new()
+                    .post(&upstream_token)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(body.to_vec());
+                if let Some(auth) = headers.get("authorization") {
+                    req = req.header("authorization", auth.to_str().unwrap());
+                }
+                let mut json: Value = req.send().await.unwrap().json().await.unwrap();
+                if let Some(token) = json["id_token"].as_str() {
+                    // Swap in a payload naming someone else; keep the signature.
+                    use base64::Engine;
+                    let parts: Vec<&str> = token.split('.').collect();
+                    let mut claims = payload(token);
+                    claims["sub"] = Value::from("someone-else");
+                    let forged =
+                        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims.to_string());
+                    json["id_token"] = Value::from(format!("{}.{}.{}", parts[0], forged, parts[2]));
+                }
+                axum::Json(json)
+            }
+        }),
+    );
+    let (listener, url) = bind().await;
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("{url}/token")
+}
+
+both!(federation_links_by_email_and_refuses_tampered_tokens);
+async fn federation_links_by_email_and_refuses_tampered_tokens(backend: Backend) {
+    let up_env = TestEnv::new(backend).await;
+    let down_env = TestEnv::new(backend).await;
+    let api = harness::api::TestApi::start(vec![(
+        200,
+        serde_json::json!({"version": "1.0.0", "action": "Continue"}),
+    )])
+    .await;
+    let (upstream, downstream) = federation_pair(&up_env, &down_env, &api.url, None).await;
+
+    // A local account at the downstream, then the same address through the upstream.
+    Browser::new()
+        .sign_up(
+            &downstream,
+            &downstream.authorize_url("fed-app", &[]),
+            "both@example.com",
+            "downstream pass phrase",
+            &[("displayName", "Both")],
+        )
+        .await;
+    let b = Browser::new();
+    let (flow, at_upstream) = choose_upstream(&downstream, &b).await;
+    let callback = b
+        .sign_up(
+            &upstream,
+            &at_upstream,
+            "both@example.com",
+            "upstream pass phrase",
+            &[("displayName", "Both Up")],
+        )
+        .await;
+    let r = b.get(&callback).await;
+    assert_eq!(r.location(), flow, "never linked silently: the link page");
+    let page = b.get(&downstream.url(&flow)).await;
+    assert!(page.body.contains("already exists"), "{}", page.body);
+    let r = b
+        .submit(
+            &downstream.url(&format!("{flow}/link")),
+            &page,
+            &[("password", "downstream pass phrase")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let store = down_env.store().await;
+    let users = store.users_by_email("both@example.com").await.unwrap();
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0].identities.len(), 2);
+    assert!(
+        api.bodies().is_empty(),
+        "linking is a sign-in: no connectors"
+    );
+    // Now the upstream identity signs in to the linked account directly.
+    let b = Browser::new();
+    let (_, at_upstream) = choose_upstream(&downstream, &b).await;
+    let callback = b
+        .sign_in(&at_upstream, "both@example.com", "upstream pass phrase")
+        .await;
+    let r = b.get(&callback).await;
+    assert!(r.location().starts_with(CALLBACK), "{}", r.location());
+    let tokens = downstream
+        .redeem_public_for("fed-app", &query(r.location())["code"])
+        .await;
+    assert_eq!(
+        payload(tokens["id_token"].as_str().unwrap())["sub"],
+        users[0].id.as_str()
+    );
+    down_env.finish_instance(downstream).await;
+    up_env.finish_instance(upstream).await;
+}
+
+both!(federation_refuses_a_tampered_id_token);
+async fn federation_refuses_a_tampered_id_token(backend: Backend) {
+    let up_env = TestEnv::new(backend).await;
+    let down_env = TestEnv::new(backend).await;
+    let api = harness::api::TestApi::start(vec![(
+        200,
+        serde_json::json!({"version": "1.0.0", "action": "Continue"}),
+    )])
+    .await;
+    let target = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let proxy = tampering_proxy(target.clone()).await;
+    let (upstream, downstream) = federation_pair(&up_env, &down_env, &api.url, Some(&proxy)).await;
+    *target.lock().unwrap() = format!("{}/token", upstream.base);
+    let b = Browser::new();
+    let (_, at_upstream) = choose_upstream(&downstream, &b).await;
+    let callback = b
+        .sign_up(
+            &upstream,
+            &at_upstream,
+            "tamper@example.com",
+            "a long enough pass phrase",
+            &[("displayName", "T")],
+        )
+        .await;
+    let r = b.get(&callback).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(r.body.contains("could not be verified"), "{}", r.body);
+    assert!(
+        api.bodies().is_empty(),
+        "no connector for an unverified identity"
+    );
+    assert!(down_env
+        .store()
+        .await
+        .users_by_email("tamper@example.com")
+        .await
+        .unwrap()
+        .is_empty());
+    down_env.finish_instance(downstream).await;
+    up_env.finish_instance(upstream).await;
+}
+
+/// `usher connectors test` against a real endpoint: the request with the credential
+/// masked, the answer, the interpretation with its warnings, and the exit code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connectors_test_command_shows_request_response_and_interpretation() {
+    let api = harness::api::TestApi::start(vec![(
+        200,
+        serde_json::json!({"action": "Continue", "displayName": "From API", "jobTitle": "not selected"}),
+    )])
+    .await;
+    let dir = std::env::temp_dir().join(format!("usher-cli-test-{:016x}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("usher.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+data_dir = "{dir}"
+[connector_settings]
+allow_insecure_targets = true
+[[connectors]]
+id = "crm"
+target_url = "{url}"
+[connectors.authentication]
+type = "apiKey"
+header = "x-api-key"
+value = {{ value = "super-secret-api-key" }}
+[[user_flows]]
+id = "B2X_1_cli"
+identity_providers = ["EmailPassword-OAUTH"]
+[user_flows.connectors]
+post_attribute_collection = ["crm"]
+[[user_flows.attributes]]
+id = "displayName"
+"#,
+            dir = dir.display(),
+            url = api.url
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_usher"))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env_remove("USHER_MASTER_KEY")
+            .output()
+            .unwrap()
+    };
+    let out = run(&[
+        "connectors",
+        "test",
+        "crm",
+        "--claims",
+        r#"{"displayName": "Typed Name"}"#,
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("x-api-key: ******"), "{stdout}");
+    assert!(!stdout.contains("super-secret-api-key"));
+    assert!(
+        stdout.contains("Typed Name"),
+        "the request body is shown: {stdout}"
+    );
+    assert!(stdout.contains("From API"), "the response is shown");
+    assert!(
+        stdout.contains("version"),
+        "the missing version is a warning: {stdout}"
+    );
+    assert!(
+        stdout.contains("jobTitle"),
+        "the unselected claim is a warning"
+    );
+    let sent = api.bodies();
+    assert_eq!(sent[0]["step"], "PostAttributeCollection");
+    assert_eq!(sent[0]["displayName"], "Typed Name");
+    assert_eq!(api.headers()[0]["x-api-key"], "super-secret-api-key");
+
+    // Expecting a block: the exit code says it did not happen.
+    let out = run(&["connectors", "test", "crm", "--expect", "block"]);
+    assert_eq!(out.status.code(), Some(1));
+    // JSON for scripts.
+    let out = run(&["connectors", "test", "crm", "--json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["interpretation"]["outcome"], "continue");
+    // An unknown connector is a clear error.
+    let out = run(&["connectors", "test", "nope"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no connector \"nope\""));
+    let _ = std::fs::remove_dir_all(&dir);
 }

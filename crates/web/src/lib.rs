@@ -34,6 +34,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/healthz", get(health))
+        .route("/metrics", get(metrics))
         .route("/assets/usher.css", get(stylesheet))
         .route(
             "/.well-known/openid-configuration",
@@ -125,6 +126,16 @@ async fn health(State(state): State<AppState>) -> Response {
             (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
         }
     }
+}
+
+/// Prometheus text format: connector calls and latencies of this instance.
+async fn metrics(State(state): State<AppState>) -> Response {
+    let mut r = state.metrics.render_prometheus().into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    r
 }
 
 async fn stylesheet() -> Response {

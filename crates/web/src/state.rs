@@ -73,6 +73,8 @@ pub struct Inner {
     pub mailer: Arc<Mailer>,
     pub hasher: PasswordHasher,
     pub connectors: Arc<dyn StepConnectors>,
+    /// Connector call counts and latencies, served at `/metrics`.
+    pub metrics: Arc<usher_connectors::Metrics>,
     pub settings: Settings,
     /// Upstream identity providers (Google, Microsoft, any OIDC provider, …).
     pub federation: Arc<usher_federation::Federation>,

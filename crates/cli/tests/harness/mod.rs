@@ -86,6 +86,14 @@ pub struct TestEnv {
 
 impl TestEnv {
     pub async fn new(backend: Backend) -> Self {
+        // `USHER_LOG=debug cargo test …` shows the instances' logs with the test's output.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_env("USHER_LOG")
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
+            )
+            .with_test_writer()
+            .try_init();
         let dir = std::env::temp_dir().join(format!("usher-e2e-{}", random_suffix()));
         std::fs::create_dir_all(&dir).unwrap();
         let (database_url, pg) = match backend {
@@ -156,7 +164,18 @@ post_attribute_collection = ["e2e-connector"]
     }
 
     async fn start_inner(&self, issuer: Option<&str>, extra: &str) -> Instance {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (listener, _) = bind().await;
+        self.start_on(listener, issuer, extra).await
+    }
+
+    /// Starts an instance on a listener bound beforehand (so two instances can be
+    /// configured with each other's addresses).
+    pub async fn start_on(
+        &self,
+        listener: tokio::net::TcpListener,
+        issuer: Option<&str>,
+        extra: &str,
+    ) -> Instance {
         let addr = listener.local_addr().unwrap();
         let own = format!("http://{addr}");
         let issuer = issuer.unwrap_or(&own).to_owned();
@@ -397,6 +416,13 @@ impl Instance {
         }
         let _ = (&mut self.handle).await;
     }
+}
+
+/// A loopback listener and its base URL.
+pub async fn bind() -> (tokio::net::TcpListener, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    (listener, url)
 }
 
 /// RFC 7636 Appendix B.
@@ -668,4 +694,14 @@ pub fn last_mail_in(outbox: &std::path::Path, to: &str) -> String {
         .map(|p| std::fs::read_to_string(p).unwrap())
         .find(|m| m.lines().any(|l| l.starts_with("To:") && l.contains(to)))
         .unwrap_or_else(|| panic!("no mail to {to}"))
+}
+
+/// Undoes the HTML escaping of an attribute value.
+pub fn unescape(s: &str) -> String {
+    s.replace("&#x2f;", "/")
+        .replace("&#x27;", "'")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }

@@ -158,7 +158,19 @@ pub async fn run_connectors(
             if let Err(r) = save(state, loaded).await {
                 return r;
             }
-            error_page(state, &locale, PageError::Internal { reference })
+            let back_url = Some(loaded.error_url(
+                state,
+                "server_error",
+                "The sign-up could not be completed.",
+            ));
+            error_page(
+                state,
+                &locale,
+                PageError::ConnectorFailed {
+                    reference,
+                    back_url,
+                },
+            )
         }
     }
 }

@@ -1,0 +1,167 @@
+//! `usher connectors test`: a connector author's first tool. It sends one realistic
+//! request for a connector and step, exactly as a sign-up would, and shows what went
+//! out (credentials masked), what came back, and how Usher reads it, every contract
+//! warning included. The exit code says whether the outcome was the expected one.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use anyhow::{bail, Context};
+use serde_json::{json, Map, Value};
+use usher_config::Config;
+use usher_connectors::{probe_with_schema, ProbeSchema};
+use usher_domain::ConnectorStep;
+
+#[derive(clap::Args, Debug)]
+pub struct TestArgs {
+    /// The connector's id, as in the configuration.
+    pub connector: String,
+    /// The step to call it at.
+    #[arg(long, default_value = "postAttributeCollection", value_parser = ["postFederationSignup", "postAttributeCollection", "preTokenIssuance"])]
+    pub step: String,
+    /// Claims to send, as a JSON object; they replace the built-in sample's keys.
+    #[arg(long, conflicts_with = "claims_file")]
+    pub claims: Option<String>,
+    /// A file holding the claims as a JSON object.
+    #[arg(long)]
+    pub claims_file: Option<PathBuf>,
+    /// The user flow whose attributes the answer may change (default: the first
+    /// flow that uses the connector at that step).
+    #[arg(long)]
+    pub user_flow: Option<String>,
+    /// The outcome that counts as success.
+    #[arg(long, default_value = "continue", value_parser = ["continue", "block", "validationError", "failed"])]
+    pub expect: String,
+    /// Print the report as JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn step(name: &str) -> ConnectorStep {
+    match name {
+        "postFederationSignup" => ConnectorStep::PostFederationSignup,
+        "preTokenIssuance" => ConnectorStep::PreTokenIssuance,
+        _ => ConnectorStep::PostAttributeCollection,
+    }
+}
+
+/// What a typical sign-up sends at `step`, for the flow and application given.
+pub fn sample_claims(
+    config: &Config,
+    step: ConnectorStep,
+    user_flow_id: Option<&str>,
+) -> Map<String, Value> {
+    let mut claims = Map::new();
+    claims.insert("email".into(), json!("test.user@example.com"));
+    if step == ConnectorStep::PostFederationSignup {
+        claims.insert(
+            "identities".into(),
+            json!([{"signInType": "federated", "issuer": "google.com", "issuerAssignedId": "0123456789"}]),
+        );
+    }
+    claims.insert("displayName".into(), json!("Test User"));
+    claims.insert("givenName".into(), json!("Test"));
+    claims.insert("surname".into(), json!("User"));
+    claims.insert("ui_locales".into(), json!("en-US"));
+    let client_id = config
+        .tenant
+        .applications
+        .iter()
+        .find(|a| user_flow_id.is_none_or(|f| a.user_flow_id.eq_ignore_ascii_case(f)))
+        .map(|a| a.client_id.clone())
+        .unwrap_or_else(|| "usher-connector-test".into());
+    claims.insert("client_id".into(), json!(client_id));
+    claims
+}
+
+pub async fn run(config: &Config, args: TestArgs) -> anyhow::Result<ExitCode> {
+    let Some(definition) = config
+        .connectors
+        .iter()
+        .find(|c| c.id.eq_ignore_ascii_case(&args.connector))
+    else {
+        let known: Vec<_> = config.connectors.iter().map(|c| c.id.as_str()).collect();
+        bail!(
+            "no connector {:?} in the configuration (configured: {})",
+            args.connector,
+            if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            }
+        );
+    };
+    let step = step(&args.step);
+    let user_flow_id = args.user_flow.clone().or_else(|| {
+        config
+            .tenant
+            .user_flows
+            .iter()
+            .find(|f| {
+                let slot = match step {
+                    ConnectorStep::PostFederationSignup => &f.connectors.post_federation_signup,
+                    ConnectorStep::PostAttributeCollection => {
+                        &f.connectors.post_attribute_collection
+                    }
+                    ConnectorStep::PreTokenIssuance => &f.connectors.pre_token_issuance,
+                };
+                slot.iter().any(|c| c.eq_ignore_ascii_case(&definition.id))
+            })
+            .map(|f| f.id.clone())
+    });
+    if let Some(id) = &user_flow_id {
+        if config.tenant.user_flow(id).is_none() {
+            bail!("no user flow {id:?} in the configuration");
+        }
+    }
+    let mut claims = sample_claims(config, step, user_flow_id.as_deref());
+    let given = match (&args.claims, &args.claims_file) {
+        (Some(text), _) => Some(text.clone()),
+        (None, Some(path)) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?,
+        ),
+        (None, None) => None,
+    };
+    if let Some(text) = given {
+        let value: Value = serde_json::from_str(&text).context("the claims are not valid JSON")?;
+        let Value::Object(map) = value else {
+            bail!("the claims must be a JSON object, like {{\"email\": \"a@example.com\"}}");
+        };
+        for (k, v) in map {
+            if v.is_null() {
+                claims.remove(&k);
+            } else {
+                claims.insert(k, v);
+            }
+        }
+    }
+    let schema = ProbeSchema {
+        tenant: &config.tenant,
+        user_flow_id: user_flow_id.as_deref(),
+    };
+    let report = probe_with_schema(
+        definition,
+        step,
+        claims,
+        &crate::runner_settings(config),
+        Some(schema),
+    )
+    .await;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{report}");
+    }
+    let outcome = report.interpretation.outcome.as_str();
+    if outcome == args.expect {
+        if !args.json {
+            println!("\nOK: the outcome is {outcome}, as expected.");
+        }
+        Ok(ExitCode::SUCCESS)
+    } else {
+        if !args.json {
+            println!("\nNOT OK: expected {}, got {outcome}.", args.expect);
+        }
+        Ok(ExitCode::from(1))
+    }
+}
