@@ -193,11 +193,14 @@ pub async fn build(config: &Config, overrides: Overrides) -> anyhow::Result<AppS
         connectors,
         metrics,
         settings,
-        federation: Arc::new(usher_federation::Federation::new(
-            Vec::new(),
-            usher_federation::FederationSettings::default(),
-            clock.clone(),
-        )?),
+        federation: Arc::new(
+            usher_federation::Federation::new(
+                config.identity_providers.clone(),
+                config.federation.clone(),
+                clock.clone(),
+            )
+            .context("the identity providers are misconfigured")?,
+        ),
         code_key,
         cookie_key,
     })))

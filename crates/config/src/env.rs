@@ -8,7 +8,7 @@ use crate::{
 };
 
 /// Every variable read, for documentation and for tests.
-pub const OVERRIDES: [&str; 18] = [
+pub const OVERRIDES: [&str; 19] = [
     "USHER_ISSUER",
     "USHER_LISTEN",
     "USHER_DATA_DIR",
@@ -27,6 +27,7 @@ pub const OVERRIDES: [&str; 18] = [
     "USHER_LOG_CODES",
     "USHER_CONNECTORS_ALLOW_INSECURE_TARGETS",
     "USHER_CONNECTORS_RECORD_BODIES",
+    "USHER_FEDERATION_ALLOW_INSECURE_ENDPOINTS",
 ];
 
 pub(crate) fn location(var: &str) -> String {
@@ -97,6 +98,10 @@ pub(crate) fn apply(
         (
             "USHER_CONNECTORS_RECORD_BODIES",
             &mut settings.record_bodies,
+        ),
+        (
+            "USHER_FEDERATION_ALLOW_INSECURE_ENDPOINTS",
+            &mut raw.federation.allow_insecure_endpoints,
         ),
     ] {
         if let Some(v) = get(var) {

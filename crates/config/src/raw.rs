@@ -73,6 +73,8 @@ pub(crate) struct RawConfig {
     pub applications: Vec<RawApplication>,
     pub connector_settings: RawConnectorSettings,
     pub connectors: Vec<RawConnector>,
+    pub federation: RawFederation,
+    pub identity_providers: Vec<RawIdentityProvider>,
 }
 
 #[derive(Debug, Default)]
@@ -175,6 +177,42 @@ pub(crate) struct RawApplication {
 pub(crate) struct RawConnectorSettings {
     pub allow_insecure_targets: Option<Val<bool>>,
     pub record_bodies: Option<Val<bool>>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct RawFederation {
+    pub allow_insecure_endpoints: Option<Val<bool>>,
+    pub timeout_ms: Option<Val<i64>>,
+}
+
+#[derive(Debug)]
+pub(crate) struct RawIdentityProvider {
+    pub place: Place,
+    pub id: Option<Val<String>>,
+    pub kind: Option<Val<String>>,
+    /// Every key written, so that a setting written wrong (already reported) is not
+    /// reported as missing as well.
+    pub keys: Vec<String>,
+    /// Every type-specific setting written, with where, so that those of another type
+    /// can be refused.
+    pub given: Vec<(String, String)>,
+    pub display_name: Option<Val<String>>,
+    pub client_id: Option<Val<String>>,
+    pub client_secret: Option<RawSecretRef>,
+    pub scopes: Option<List>,
+    pub client_auth: Option<Val<String>>,
+    pub issuer: Option<Val<String>>,
+    pub tenant: Option<Val<String>>,
+    pub authorization_endpoint: Option<Val<String>>,
+    pub token_endpoint: Option<Val<String>>,
+    pub userinfo_endpoint: Option<Val<String>>,
+    pub subject_claim: Option<Val<String>>,
+    pub identity_issuer: Option<Val<String>>,
+    /// `[identity_providers.claims]`: the attribute id as written, and the claim
+    /// (whose location names the attribute id too).
+    pub claims: Vec<(String, Val<String>)>,
+    /// `[identity_providers.endpoints]`, in the order of [`rules::PROVIDER_ENDPOINTS`].
+    pub endpoints: Vec<(&'static str, Val<String>)>,
 }
 
 /// Where a secret is to be found: `{ env = "…" }`, `{ file = "…" }` or
@@ -289,6 +327,8 @@ const ROOT_KEYS: &[&str] = &[
     "applications",
     "connector_settings",
     "connectors",
+    "federation",
+    "identity_providers",
 ];
 
 const CONNECTOR_KEYS: &[&str] = &[
@@ -554,6 +594,32 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// A table of strings under any keys (an attribute id → claim mapping).
+    fn string_table(&mut self, t: &Table<'_>, key: &str) -> Vec<(String, Val<String>)> {
+        let Some(node) = t.get(key) else {
+            return Vec::new();
+        };
+        let path = join(&t.path, key);
+        let Kind::Table(entries) = &node.kind else {
+            self.wrong_type(node, &path, "a table of attribute id = \"claim\"");
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (k, v) in entries {
+            let entry_path = join(&path, k);
+            match &v.kind {
+                Kind::String(s) => {
+                    out.push((
+                        k.clone(),
+                        Val::new(s.clone(), self.loc(&entry_path, v.span.as_ref())),
+                    ));
+                }
+                _ => self.wrong_type(v, &entry_path, "a claim name (a string)"),
+            }
+        }
+        out
+    }
+
     fn secret(&mut self, t: &Table<'_>, key: &str) -> Option<RawSecretRef> {
         let node = t.get(key)?;
         self.secret_ref(node, &join(&t.path, key))
@@ -703,7 +769,63 @@ impl<'a> Reader<'a> {
         if let Some((_, tables)) = self.tables(&t, "connectors", CONNECTOR_KEYS) {
             raw.connectors = tables.iter().map(|c| self.connector(c)).collect();
         }
+        if let Some(s) = self.sub(
+            &t,
+            "federation",
+            &["allow_insecure_endpoints", "timeout_ms"],
+        ) {
+            raw.federation = RawFederation {
+                allow_insecure_endpoints: self.boolean(&s, "allow_insecure_endpoints"),
+                timeout_ms: self.integer(&s, "timeout_ms"),
+            };
+        }
+        let mut keys = rules::PROVIDER_COMMON_KEYS.to_vec();
+        for (_, fields) in rules::PROVIDER_TYPES {
+            keys.extend_from_slice(fields);
+        }
+        if let Some((_, tables)) = self.tables(&t, "identity_providers", &keys) {
+            raw.identity_providers = tables.iter().map(|p| self.identity_provider(p)).collect();
+        }
         raw
+    }
+
+    fn identity_provider(&mut self, t: &Table<'_>) -> RawIdentityProvider {
+        let given = t
+            .entries
+            .iter()
+            .filter(|(k, _)| rules::provider_type_of(k).is_some())
+            .map(|(k, v)| (k.clone(), self.loc(&join(&t.path, k), v.span.as_ref())))
+            .collect();
+        let endpoint_keys: Vec<&str> = rules::PROVIDER_ENDPOINTS.iter().map(|(k, _)| *k).collect();
+        let mut endpoints = Vec::new();
+        if let Some(e) = self.sub(t, "endpoints", &endpoint_keys) {
+            for key in &endpoint_keys {
+                if let Some(v) = self.string(&e, key) {
+                    endpoints.push((*key, v));
+                }
+            }
+        }
+        RawIdentityProvider {
+            place: t.place.clone(),
+            id: self.string(t, "id"),
+            kind: self.string(t, "type"),
+            keys: t.entries.iter().map(|(k, _)| k.clone()).collect(),
+            given,
+            display_name: self.string(t, "display_name"),
+            client_id: self.string(t, "client_id"),
+            client_secret: self.secret(t, "client_secret"),
+            scopes: self.strings(t, "scopes"),
+            client_auth: self.string(t, "client_auth"),
+            issuer: self.string(t, "issuer"),
+            tenant: self.string(t, "tenant"),
+            authorization_endpoint: self.string(t, "authorization_endpoint"),
+            token_endpoint: self.string(t, "token_endpoint"),
+            userinfo_endpoint: self.string(t, "userinfo_endpoint"),
+            subject_claim: self.string(t, "subject_claim"),
+            identity_issuer: self.string(t, "identity_issuer"),
+            claims: self.string_table(t, "claims"),
+            endpoints,
+        }
     }
 
     fn connector(&mut self, t: &Table<'_>) -> RawConnector {

@@ -16,6 +16,7 @@ use usher_domain::{
 };
 
 mod connectors;
+mod providers;
 
 use crate::{
     demo::{self, DEMO_CLIENT_ID, DEMO_USER_FLOW_ID},
@@ -235,7 +236,17 @@ impl<'a> Resolver<'a> {
         let untyped = self.attributes(&raw.attributes, &mut tenant);
         let connector_settings = self.connector_settings(&raw.connector_settings);
         let (connectors, declared) = self.connectors(&raw.connectors, connector_settings);
-        self.user_flows(&raw.user_flows, &mut tenant, &untyped, demo, &declared);
+        let federation = self.federation_settings(&raw.federation);
+        let (identity_providers, declared_providers) =
+            self.identity_providers(&raw.identity_providers, &federation, &tenant);
+        self.user_flows(
+            &raw.user_flows,
+            &mut tenant,
+            &untyped,
+            demo,
+            &declared,
+            &declared_providers,
+        );
         if demo {
             tenant.user_flows.push(demo::user_flow());
         }
@@ -273,6 +284,8 @@ impl<'a> Resolver<'a> {
             tenant,
             connectors,
             connector_settings,
+            identity_providers,
+            federation,
         })
     }
 
@@ -575,6 +588,7 @@ impl<'a> Resolver<'a> {
         untyped: &HashSet<String>,
         demo: bool,
         connectors: &HashMap<String, String>,
+        providers: &[String],
     ) {
         let mut seen: HashMap<String, String> = HashMap::new();
         for f in raws {
@@ -602,7 +616,7 @@ impl<'a> Resolver<'a> {
                 }
             };
 
-            let identity_providers = self.identity_providers(f);
+            let identity_providers = self.flow_identity_providers(f, providers);
 
             let mut attributes: Vec<AttributeAssignment> = Vec::new();
             let mut on_page: HashMap<String, String> = HashMap::new();
@@ -666,7 +680,9 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    fn identity_providers(&mut self, f: &RawUserFlow) -> Vec<String> {
+    /// A user flow's identity providers: built-in ones and those `declared` under
+    /// `[[identity_providers]]`, as they are spelt there.
+    fn flow_identity_providers(&mut self, f: &RawUserFlow, declared: &[String]) -> Vec<String> {
         const NEEDED: &str =
             "at least one identity provider is required, such as [\"EmailPassword-OAUTH\"]";
         let Some(list) = &f.identity_providers else {
@@ -676,13 +692,15 @@ impl<'a> Resolver<'a> {
         if list.value.is_empty() {
             self.err(list.loc.clone(), NEEDED);
         }
+        let declared: Vec<&str> = declared.iter().map(String::as_str).collect();
         let mut providers: Vec<String> = Vec::new();
         for p in &list.value {
-            if let Some(canonical) = self.check(p, |s| rules::parse_identity_provider(s)) {
-                if providers.iter().any(|x| x == canonical) {
+            if let Some(canonical) = self.check(p, |s| rules::parse_identity_provider(s, &declared))
+            {
+                if providers.contains(&canonical) {
                     self.err(p.loc.clone(), format!("{canonical} is listed twice"));
                 } else {
-                    providers.push(canonical.to_owned());
+                    providers.push(canonical);
                 }
             }
         }

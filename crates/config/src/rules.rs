@@ -25,8 +25,8 @@ pub const GRAPH_ROLES: [&str; 6] = [
     "IdentityUserFlow.ReadWrite.All",
 ];
 
-/// Identity providers this version can offer.
-/// The built-in identity providers; configured upstream providers come on top.
+/// The built-in identity providers; the upstream ones declared under
+/// `[[identity_providers]]` come on top.
 pub const IDENTITY_PROVIDERS: [&str; 2] = [EMAIL_PASSWORD_PROVIDER, EMAIL_OTP_PROVIDER];
 
 /// A client secret has to resist guessing on its own: there is no lockout for clients.
@@ -205,14 +205,20 @@ pub fn normalize_user_flow_id(s: &str) -> Result<String, String> {
     Ok(format!("{USER_FLOW_PREFIX}{name}"))
 }
 
-pub fn parse_identity_provider(s: &str) -> Result<&'static str, String> {
+/// A user flow's identity provider: a built-in one, or one of the upstream providers
+/// `declared` under `[[identity_providers]]`, matched without regard to case and
+/// returned as the built-in or the declaration spells it.
+pub fn parse_identity_provider(s: &str, declared: &[&str]) -> Result<String, String> {
     IDENTITY_PROVIDERS
-        .into_iter()
+        .iter()
+        .chain(declared)
         .find(|p| p.eq_ignore_ascii_case(s))
+        .map(|p| (*p).to_owned())
         .ok_or_else(|| {
+            let available: Vec<&str> = IDENTITY_PROVIDERS.iter().chain(declared).copied().collect();
             format!(
-                "identity provider `{s}` is not configured (available: {})",
-                IDENTITY_PROVIDERS.join(", ")
+                "identity provider `{s}` is not configured (available: {}); upstream providers are declared under [[identity_providers]]",
+                available.join(", ")
             )
         })
 }
@@ -814,6 +820,282 @@ pub fn parse_uploaded_at(s: &str) -> Result<chrono::DateTime<chrono::Utc>, Strin
         })
 }
 
+/// Each kind of upstream identity provider, as the file spells its `type`, with the
+/// settings of a provider entry that belong to that kind alone.
+pub const PROVIDER_TYPES: [(&str, &[&str]); 6] = [
+    ("oidc", &["issuer"]),
+    ("google", &[]),
+    ("microsoft", &["tenant"]),
+    ("facebook", &[]),
+    ("github", &[]),
+    (
+        "oauth2",
+        &[
+            "authorization_endpoint",
+            "token_endpoint",
+            "userinfo_endpoint",
+            "subject_claim",
+            "identity_issuer",
+        ],
+    ),
+];
+
+/// The settings every provider entry may have, whatever its type.
+pub const PROVIDER_COMMON_KEYS: [&str; 9] = [
+    "id",
+    "type",
+    "display_name",
+    "client_id",
+    "client_secret",
+    "scopes",
+    "client_auth",
+    "claims",
+    "endpoints",
+];
+
+/// What `[identity_providers.endpoints]` may override, and for which types: each
+/// type uses only some of them (the rest it would silently ignore).
+pub const PROVIDER_ENDPOINTS: [(&str, &[&str]); 6] = [
+    ("issuer", &["google", "microsoft"]),
+    (
+        "authorization_endpoint",
+        &["oidc", "google", "microsoft", "facebook", "github"],
+    ),
+    (
+        "token_endpoint",
+        &["oidc", "google", "microsoft", "facebook", "github"],
+    ),
+    (
+        "userinfo_endpoint",
+        &["oidc", "google", "microsoft", "facebook", "github"],
+    ),
+    ("emails_endpoint", &["github"]),
+    ("jwks_uri", &["oidc", "google", "microsoft"]),
+];
+
+/// The identity issuers of the presets (`identities[].issuer` of their users). A
+/// generic OAuth 2.0 provider may not claim one: its subjects would be taken for
+/// those of Google, Facebook, GitHub or Microsoft, and sign people in as someone
+/// else.
+pub const PRESET_IDENTITY_ISSUERS: [&str; 4] = [
+    "google.com",
+    "facebook.com",
+    "github.com",
+    "login.microsoftonline.com",
+];
+
+/// A provider's `type`, in any case, as [`PROVIDER_TYPES`] spells it.
+pub fn parse_provider_type(s: &str) -> Result<&'static str, String> {
+    PROVIDER_TYPES
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(s))
+        .map(|(name, _)| *name)
+        .ok_or_else(|| {
+            let names: Vec<_> = PROVIDER_TYPES.iter().map(|(n, _)| *n).collect();
+            format!("must be one of {}", names.join(", "))
+        })
+}
+
+/// The settings of a provider type (as returned by [`parse_provider_type`]) besides
+/// the common ones.
+pub fn provider_fields(kind: &str) -> &'static [&'static str] {
+    PROVIDER_TYPES
+        .iter()
+        .find(|(name, _)| *name == kind)
+        .map_or(&[], |(_, fields)| fields)
+}
+
+/// The provider type a type-specific setting belongs to.
+pub fn provider_type_of(field: &str) -> Option<&'static str> {
+    PROVIDER_TYPES
+        .iter()
+        .find(|(_, fields)| fields.contains(&field))
+        .map(|(name, _)| *name)
+}
+
+/// The types that use an endpoint override.
+pub fn endpoint_types(endpoint: &str) -> &'static [&'static str] {
+    PROVIDER_ENDPOINTS
+        .iter()
+        .find(|(name, _)| *name == endpoint)
+        .map_or(&[], |(_, kinds)| kinds)
+}
+
+/// An upstream provider's id: what user flows list in `identity_providers`. It may
+/// not be a built-in provider's.
+pub fn check_provider_id(s: &str) -> Result<(), String> {
+    let ok = (1..=64).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !ok {
+        return Err(
+            "must be 1 to 64 characters of A-Z, a-z, 0-9, `.`, `_` and `-`, such as Google-OAUTH"
+                .into(),
+        );
+    }
+    if let Some(builtin) = IDENTITY_PROVIDERS
+        .iter()
+        .find(|p| p.eq_ignore_ascii_case(s))
+    {
+        return Err(format!(
+            "{builtin} is a built-in identity provider; choose another id"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a federation endpoint's host is one `allow_insecure_endpoints` must
+/// allow: loopback (`localhost` included), unspecified, link-local (the cloud
+/// metadata address among them) or broadcast, as the federation client refuses.
+fn is_insecure_endpoint_host(host: &url::Host<&str>) -> bool {
+    fn insecure(addr: IpAddr) -> bool {
+        match addr {
+            IpAddr::V4(v4) => {
+                v4.is_loopback() || v4.is_unspecified() || v4.is_link_local() || v4.is_broadcast()
+            }
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => insecure(IpAddr::V4(v4)),
+                None => {
+                    v6.is_loopback() || v6.is_unspecified() || v6.segments()[0] & 0xffc0 == 0xfe80
+                }
+            },
+        }
+    }
+    match host {
+        url::Host::Domain(d) => is_localhost_name(d),
+        url::Host::Ipv4(v4) => insecure(IpAddr::V4(*v4)),
+        url::Host::Ipv6(v6) => insecure(IpAddr::V6(*v6)),
+    }
+}
+
+/// A URL Usher calls or sends browsers to at an upstream identity provider: an
+/// absolute `https` URL without credentials or fragment, not on a loopback,
+/// link-local or unspecified address, unless the operator allows insecure endpoints
+/// (development, tests).
+pub fn check_federation_url(s: &str, allow_insecure_endpoints: bool) -> Result<(), String> {
+    const ALLOW: &str =
+        "federation.allow_insecure_endpoints = true allows them, for development and tests";
+    check_plain(s)?;
+    if s.len() > 2048 {
+        return Err("must be at most 2048 characters".into());
+    }
+    let url = url::Url::parse(s)
+        .map_err(|_| "must be an absolute URL such as https://login.contoso.com".to_owned())?;
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_insecure_endpoints => {}
+        "http" => {
+            return Err(format!(
+                "must use https; plain http endpoints are refused ({ALLOW})"
+            ))
+        }
+        _ => return Err("must be an https URL".into()),
+    }
+    let Some(host) = url.host() else {
+        return Err("must name a host".into());
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not contain a user name or password".into());
+    }
+    if s.contains('#') {
+        return Err("must not have a fragment".into());
+    }
+    if is_insecure_endpoint_host(&host) && !allow_insecure_endpoints {
+        return Err(format!(
+            "names a loopback, link-local or unspecified address; such endpoints are refused ({ALLOW})"
+        ));
+    }
+    Ok(())
+}
+
+/// An OpenID Connect issuer (Discovery §4.3: no query or fragment). It is compared
+/// with the discovery document's `issuer` exactly, so it is checked, not normalised:
+/// a trailing slash stays if the provider's issuer has one.
+pub fn check_oidc_issuer(s: &str, allow_insecure_endpoints: bool) -> Result<(), String> {
+    check_federation_url(s, allow_insecure_endpoints)?;
+    if s.contains('?') {
+        return Err("must not have a query".into());
+    }
+    Ok(())
+}
+
+/// A Microsoft tenant: `common`, `organizations`, `consumers`, a tenant id or a
+/// domain.
+pub fn check_microsoft_tenant(s: &str) -> Result<(), String> {
+    let ok = (1..=256).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+    if ok {
+        Ok(())
+    } else {
+        Err("must be common, organizations, consumers, a tenant id (a GUID) or a domain such as contoso.onmicrosoft.com".into())
+    }
+}
+
+pub fn parse_client_auth(s: &str) -> Result<usher_federation::ClientAuthMethod, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "client_secret_basic" => Ok(usher_federation::ClientAuthMethod::ClientSecretBasic),
+        "client_secret_post" => Ok(usher_federation::ClientAuthMethod::ClientSecretPost),
+        _ => Err("must be client_secret_basic or client_secret_post".into()),
+    }
+}
+
+/// One scope of a provider's `scopes` list (RFC 6749 §3.3: a scope token).
+pub fn check_scope_token(s: &str) -> Result<(), String> {
+    if s.contains(' ') {
+        return Err("must be one scope; list each scope as its own item".into());
+    }
+    check_scope(s).map_err(|_| {
+        "must be a scope: visible ASCII characters other than `\"` and `\\`, such as openid"
+            .to_owned()
+    })
+}
+
+/// The scopes of an OpenID Connect provider: without `openid` there is no ID token.
+pub fn check_oidc_scopes(scopes: &[&str]) -> Result<(), String> {
+    if scopes.contains(&"openid") {
+        Ok(())
+    } else {
+        Err("must include openid: an OpenID Connect provider returns no ID token without it".into())
+    }
+}
+
+/// An upstream claim name, or a dotted JSON path into the provider's answer
+/// (`data.id`, `address.locality`). Claim names may be URLs.
+pub fn check_claim_path(s: &str) -> Result<(), String> {
+    if s.is_empty() || s.len() > 256 {
+        return Err("must be a claim name or dotted path of 1 to 256 characters".into());
+    }
+    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must not contain spaces or control characters".into());
+    }
+    if s.starts_with('.') || s.ends_with('.') || s.contains("..") {
+        return Err("must not have an empty segment (a leading, trailing or double `.`)".into());
+    }
+    Ok(())
+}
+
+/// A generic OAuth 2.0 provider's identity issuer: the `issuer` of the identities it
+/// creates, conventionally its domain (`login.contoso.com`). It should never change,
+/// as users are found by it.
+pub fn check_identity_issuer(s: &str) -> Result<(), String> {
+    if s.is_empty() || s.len() > 255 {
+        return Err("must be 1 to 255 characters, conventionally the provider's domain".into());
+    }
+    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must not contain spaces or control characters".into());
+    }
+    if let Some(preset) = PRESET_IDENTITY_ISSUERS
+        .iter()
+        .find(|p| p.eq_ignore_ascii_case(s))
+    {
+        return Err(format!(
+            "{preset} is the identity issuer of a preset provider; a generic provider claiming it would sign its users in as that provider's: use the provider's own domain"
+        ));
+    }
+    Ok(())
+}
+
 /// Edit distance, to suggest the key that was probably meant.
 pub(crate) fn closest<'a>(key: &str, candidates: &[&'a str]) -> Option<&'a str> {
     fn distance(a: &str, b: &str) -> usize {
@@ -1000,16 +1282,37 @@ mod tests {
     #[test]
     fn identity_providers() {
         assert_eq!(
-            parse_identity_provider("emailpassword-oauth"),
-            Ok(EMAIL_PASSWORD_PROVIDER)
+            parse_identity_provider("emailpassword-oauth", &[]).unwrap(),
+            EMAIL_PASSWORD_PROVIDER
         );
         assert_eq!(
-            parse_identity_provider("EmailOtpSignup-oauth"),
-            Ok(EMAIL_OTP_PROVIDER)
+            parse_identity_provider("EmailOtpSignup-oauth", &[]).unwrap(),
+            EMAIL_OTP_PROVIDER
         );
-        assert!(parse_identity_provider("Google-OAUTH")
-            .unwrap_err()
-            .contains("not configured"));
+        let e = parse_identity_provider("Google-OAUTH", &[]).unwrap_err();
+        assert!(e.contains("not configured"), "{e}");
+        assert!(e.contains("[[identity_providers]]"), "{e}");
+        // Declared providers count too, as declared.
+        let declared = ["Google-OAUTH", "contoso.oidc"];
+        assert_eq!(
+            parse_identity_provider("google-oauth", &declared).unwrap(),
+            "Google-OAUTH"
+        );
+        assert_eq!(
+            parse_identity_provider("CONTOSO.OIDC", &declared).unwrap(),
+            "contoso.oidc"
+        );
+        assert_eq!(
+            parse_identity_provider("EmailPassword-OAUTH", &declared).unwrap(),
+            EMAIL_PASSWORD_PROVIDER
+        );
+        let e = parse_identity_provider("Facebook-OAUTH", &declared).unwrap_err();
+        assert!(
+            e.contains(
+                "available: EmailPassword-OAUTH, EmailOtpSignup-OAUTH, Google-OAUTH, contoso.oidc"
+            ),
+            "{e}"
+        );
     }
 
     #[test]
@@ -1425,6 +1728,229 @@ mod tests {
             .unwrap_err()
             .contains("cannot read"));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn provider_types() {
+        assert_eq!(parse_provider_type("OIDC"), Ok("oidc"));
+        assert_eq!(parse_provider_type("GitHub"), Ok("github"));
+        assert_eq!(parse_provider_type("oauth2"), Ok("oauth2"));
+        assert!(parse_provider_type("saml")
+            .unwrap_err()
+            .contains("oidc, google, microsoft, facebook, github, oauth2"));
+        assert_eq!(provider_fields("microsoft"), ["tenant"]);
+        assert!(provider_fields("google").is_empty());
+        assert_eq!(provider_fields("oauth2").len(), 5);
+        assert_eq!(provider_type_of("issuer"), Some("oidc"));
+        assert_eq!(provider_type_of("tenant"), Some("microsoft"));
+        assert_eq!(provider_type_of("identity_issuer"), Some("oauth2"));
+        assert_eq!(provider_type_of("client_id"), None);
+        assert_eq!(endpoint_types("emails_endpoint"), ["github"]);
+        assert_eq!(endpoint_types("issuer"), ["google", "microsoft"]);
+        assert!(endpoint_types("token_endpoint").contains(&"facebook"));
+        assert!(!endpoint_types("token_endpoint").contains(&"oauth2"));
+        assert!(endpoint_types("nonsense").is_empty());
+        // Every type-specific setting belongs to one type only, and none is common, so
+        // an error can name its type.
+        let mut all: Vec<&str> = PROVIDER_TYPES
+            .iter()
+            .flat_map(|(_, f)| f.iter().copied())
+            .collect();
+        let n = all.len();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), n);
+        assert!(all.iter().all(|f| !PROVIDER_COMMON_KEYS.contains(f)));
+        // Every endpoint names only real types.
+        for (_, kinds) in PROVIDER_ENDPOINTS {
+            assert!(kinds.iter().all(|k| parse_provider_type(k) == Ok(*k)));
+        }
+    }
+
+    #[test]
+    fn provider_ids() {
+        for ok in ["Google-OAUTH", "AADSignup-OAUTH", "contoso.oidc_1", "a"] {
+            assert!(check_provider_id(ok).is_ok(), "{ok}");
+        }
+        assert!(check_provider_id(&"a".repeat(64)).is_ok());
+        assert!(check_provider_id(&"a".repeat(65)).is_err());
+        assert!(check_provider_id("").is_err());
+        assert!(check_provider_id("a b").is_err());
+        assert!(check_provider_id("a/b").is_err());
+        assert!(check_provider_id("é").is_err());
+        assert!(check_provider_id("EmailPassword-OAUTH")
+            .unwrap_err()
+            .contains("EmailPassword-OAUTH is a built-in identity provider"));
+        assert!(check_provider_id("emailotpsignup-oauth")
+            .unwrap_err()
+            .contains("EmailOtpSignup-OAUTH is a built-in"));
+    }
+
+    #[test]
+    fn federation_urls() {
+        assert!(check_federation_url("https://login.contoso.com/oauth2/authorize", false).is_ok());
+        assert!(
+            check_federation_url("https://graph.facebook.com/v23.0/me?fields=id", false).is_ok()
+        );
+        // Private addresses are the operator's business (an in-house provider); the
+        // federation client refuses only these, unless allowed.
+        assert!(check_federation_url("https://10.0.0.5/token", false).is_ok());
+        assert!(
+            check_federation_url("http://login.contoso.com/token", false)
+                .unwrap_err()
+                .contains("federation.allow_insecure_endpoints")
+        );
+        assert!(check_federation_url("http://login.contoso.com/token", true).is_ok());
+        for insecure in [
+            "https://localhost/x",
+            "https://idp.localhost./x",
+            "https://127.0.0.1:8443/x",
+            "https://[::1]/x",
+            "https://[::ffff:127.0.0.1]/x",
+            "https://0.0.0.0/x",
+            "https://[::]/x",
+            "https://169.254.169.254/latest",
+            "https://[fe80::1]/x",
+            "https://255.255.255.255/x",
+        ] {
+            assert!(
+                check_federation_url(insecure, false)
+                    .unwrap_err()
+                    .contains("loopback"),
+                "{insecure}"
+            );
+            assert!(check_federation_url(insecure, true).is_ok(), "{insecure}");
+        }
+        assert!(check_federation_url("http://127.0.0.1:9000/token", true).is_ok());
+        assert!(
+            check_federation_url("https://u:p@login.contoso.com/x", true)
+                .unwrap_err()
+                .contains("user name")
+        );
+        assert!(check_federation_url("https://login.contoso.com/x#y", true)
+            .unwrap_err()
+            .contains("fragment"));
+        assert!(check_federation_url("/oauth2/token", true)
+            .unwrap_err()
+            .contains("absolute"));
+        assert!(check_federation_url("ftp://login.contoso.com/x", true).is_err());
+        assert!(check_federation_url("https://login.contoso.com/a b", true).is_err());
+        assert!(
+            check_federation_url(&format!("https://a.com/{}", "x".repeat(2048)), true).is_err()
+        );
+    }
+
+    #[test]
+    fn oidc_issuers() {
+        assert!(check_oidc_issuer("https://login.contoso.com", false).is_ok());
+        // Some providers' issuers end with a slash; it is kept as written.
+        assert!(check_oidc_issuer("https://contoso.eu.auth0.com/", false).is_ok());
+        assert!(check_oidc_issuer("https://login.contoso.com/tenant/v2.0", false).is_ok());
+        assert!(check_oidc_issuer("https://login.contoso.com?x=1", false)
+            .unwrap_err()
+            .contains("query"));
+        assert!(check_oidc_issuer("http://127.0.0.1:9000", false).is_err());
+        assert!(check_oidc_issuer("http://127.0.0.1:9000", true).is_ok());
+        assert!(check_oidc_issuer("login.contoso.com", true).is_err());
+    }
+
+    #[test]
+    fn microsoft_tenants() {
+        for ok in [
+            "common",
+            "organizations",
+            "consumers",
+            "9188040d-6c67-4c5b-b112-36a304b66dad",
+            "contoso.onmicrosoft.com",
+        ] {
+            assert!(check_microsoft_tenant(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "con toso", "contoso/v2.0", "é", &"a".repeat(257)] {
+            assert!(
+                check_microsoft_tenant(bad).unwrap_err().contains("common"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn client_auth_methods() {
+        use usher_federation::ClientAuthMethod;
+        assert_eq!(
+            parse_client_auth("client_secret_basic"),
+            Ok(ClientAuthMethod::ClientSecretBasic)
+        );
+        assert_eq!(
+            parse_client_auth("Client_Secret_Post"),
+            Ok(ClientAuthMethod::ClientSecretPost)
+        );
+        assert!(parse_client_auth("private_key_jwt")
+            .unwrap_err()
+            .contains("client_secret_basic or client_secret_post"));
+    }
+
+    #[test]
+    fn provider_scopes() {
+        assert!(check_scope_token("openid").is_ok());
+        assert!(check_scope_token("read:user").is_ok());
+        assert!(check_scope_token("https://graph.microsoft.com/User.Read").is_ok());
+        assert!(check_scope_token("openid email")
+            .unwrap_err()
+            .contains("its own item"));
+        assert!(check_scope_token("").is_err());
+        assert!(check_scope_token("a\"b").is_err());
+        assert!(check_scope_token("a\\b").is_err());
+        assert!(check_scope_token("é").is_err());
+        assert!(check_oidc_scopes(&["email", "openid"]).is_ok());
+        assert!(check_oidc_scopes(&["email", "profile"])
+            .unwrap_err()
+            .contains("must include openid"));
+        assert!(check_oidc_scopes(&["OpenID"]).is_err());
+    }
+
+    #[test]
+    fn claim_paths() {
+        for ok in [
+            "given_name",
+            "data.id",
+            "address.locality",
+            "emails.0.value",
+            "https://contoso.com/claims/tier",
+        ] {
+            assert!(check_claim_path(ok).is_ok(), "{ok}");
+        }
+        assert!(check_claim_path(&"a".repeat(256)).is_ok());
+        assert!(check_claim_path(&"a".repeat(257)).is_err());
+        assert!(check_claim_path("").is_err());
+        assert!(check_claim_path("given name")
+            .unwrap_err()
+            .contains("spaces"));
+        assert!(check_claim_path("a\u{0}").is_err());
+        for empty_segment in [".a", "a.", "a..b"] {
+            assert!(
+                check_claim_path(empty_segment)
+                    .unwrap_err()
+                    .contains("empty segment"),
+                "{empty_segment}"
+            );
+        }
+    }
+
+    #[test]
+    fn identity_issuers() {
+        assert!(check_identity_issuer("login.contoso.com").is_ok());
+        assert!(check_identity_issuer("https://login.contoso.com").is_ok());
+        assert!(check_identity_issuer("").is_err());
+        assert!(check_identity_issuer(&"a".repeat(256)).is_err());
+        assert!(check_identity_issuer("contoso com").is_err());
+        for preset in PRESET_IDENTITY_ISSUERS {
+            assert!(
+                check_identity_issuer(&preset.to_ascii_uppercase())
+                    .unwrap_err()
+                    .contains("preset"),
+                "{preset}"
+            );
+        }
     }
 
     #[test]

@@ -10,11 +10,12 @@ use std::{
 use usher_domain::{
     CertificateSource, ClientCertificate, ConnectorAuthentication, ConnectorDefinition,
 };
+use usher_federation::{EndpointOverrides, FederationSettings, ProviderConfig, ProviderKind};
 
 use crate::{rules, secret::Secret};
 
 /// Everything the server needs to start, already validated.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Config {
     /// The file the configuration came from, if any.
     pub source: Option<PathBuf>,
@@ -37,6 +38,93 @@ pub struct Config {
     /// id a user flow's connector slot lists is one of these.
     pub connectors: Vec<ConnectorDefinition>,
     pub connector_settings: ConnectorSettings,
+    /// The upstream identity providers user flows may offer (`[[identity_providers]]`),
+    /// in file order, ids unique without regard to case. Unset scopes are empty (the
+    /// kind's defaults); claim mappings are the kind's defaults with the file's
+    /// entries merged over them.
+    pub identity_providers: Vec<ProviderConfig>,
+    /// `[federation]`: settings for every upstream provider.
+    pub federation: FederationSettings,
+}
+
+// By hand: the federation crate's types do not implement `PartialEq`.
+impl PartialEq for Config {
+    fn eq(&self, other: &Self) -> bool {
+        let Config {
+            source,
+            listen,
+            issuer,
+            data_dir,
+            database_url,
+            master_key,
+            templates_dir,
+            signing,
+            tokens,
+            email,
+            demo,
+            tenant,
+            connectors,
+            connector_settings,
+            identity_providers,
+            federation,
+        } = self;
+        *source == other.source
+            && *listen == other.listen
+            && *issuer == other.issuer
+            && *data_dir == other.data_dir
+            && *database_url == other.database_url
+            && *master_key == other.master_key
+            && *templates_dir == other.templates_dir
+            && *signing == other.signing
+            && *tokens == other.tokens
+            && *email == other.email
+            && *demo == other.demo
+            && *tenant == other.tenant
+            && *connectors == other.connectors
+            && *connector_settings == other.connector_settings
+            && identity_providers.len() == other.identity_providers.len()
+            && identity_providers
+                .iter()
+                .zip(&other.identity_providers)
+                .all(|(a, b)| same_provider(a, b))
+            && same_federation_settings(federation, &other.federation)
+    }
+}
+
+impl Eq for Config {}
+
+/// Whether two providers are configured alike, every field compared (secrets
+/// included).
+pub(crate) fn same_provider(a: &ProviderConfig, b: &ProviderConfig) -> bool {
+    // Destructured so that a field added to `ProviderConfig` cannot be forgotten here.
+    let ProviderConfig {
+        id,
+        display_name,
+        kind,
+        client_id,
+        client_secret,
+        scopes,
+        claim_mapping,
+        endpoints,
+        client_auth,
+    } = a;
+    *id == b.id
+        && *display_name == b.display_name
+        && *kind == b.kind
+        && *client_id == b.client_id
+        && *client_secret == b.client_secret
+        && *scopes == b.scopes
+        && *claim_mapping == b.claim_mapping
+        && *endpoints == b.endpoints
+        && *client_auth == b.client_auth
+}
+
+pub(crate) fn same_federation_settings(a: &FederationSettings, b: &FederationSettings) -> bool {
+    let FederationSettings {
+        allow_insecure_endpoints,
+        timeout,
+    } = a;
+    *allow_insecure_endpoints == b.allow_insecure_endpoints && *timeout == b.timeout
 }
 
 impl Config {
@@ -67,6 +155,114 @@ impl fmt::Debug for Config {
             .field("tenant", &self.tenant)
             .field("connectors", &ConnectorsDebug(&self.connectors))
             .field("connector_settings", &self.connector_settings)
+            .field(
+                "identity_providers",
+                &self
+                    .identity_providers
+                    .iter()
+                    .map(ProviderDebug)
+                    .collect::<Vec<_>>(),
+            )
+            .field("federation", &self.federation)
+            .finish()
+    }
+}
+
+/// A provider as `Config`'s `Debug` shows it: its secret as `******` (as the
+/// provider's own `Debug` does) and the query of every URL hidden, as a generic
+/// provider's endpoint may carry a key there.
+struct ProviderDebug<'a>(&'a ProviderConfig);
+
+impl fmt::Debug for ProviderDebug<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Destructured so that a field added to `ProviderConfig` cannot be forgotten here.
+        let ProviderConfig {
+            id,
+            display_name,
+            kind,
+            client_id,
+            client_secret,
+            scopes,
+            claim_mapping,
+            endpoints,
+            client_auth,
+        } = self.0;
+        f.debug_struct("ProviderConfig")
+            .field("id", id)
+            .field("display_name", display_name)
+            .field("kind", &KindDebug(kind))
+            .field("client_id", client_id)
+            .field("client_secret", client_secret)
+            .field("scopes", scopes)
+            .field("claim_mapping", claim_mapping)
+            .field("endpoints", &EndpointsDebug(endpoints))
+            .field("client_auth", client_auth)
+            .finish()
+    }
+}
+
+/// A URL with its query hidden.
+struct Url<'a>(&'a str);
+
+impl fmt::Debug for Url<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&rules::redact_url_query(self.0), f)
+    }
+}
+
+struct KindDebug<'a>(&'a ProviderKind);
+
+impl fmt::Debug for KindDebug<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            ProviderKind::Oidc { issuer } => f
+                .debug_struct("Oidc")
+                .field("issuer", &Url(issuer))
+                .finish(),
+            ProviderKind::OAuth2 {
+                authorization_endpoint,
+                token_endpoint,
+                userinfo_endpoint,
+                subject_claim,
+                identity_issuer,
+            } => f
+                .debug_struct("OAuth2")
+                .field("authorization_endpoint", &Url(authorization_endpoint))
+                .field("token_endpoint", &Url(token_endpoint))
+                .field("userinfo_endpoint", &Url(userinfo_endpoint))
+                .field("subject_claim", subject_claim)
+                .field("identity_issuer", identity_issuer)
+                .finish(),
+            other @ (ProviderKind::Google
+            | ProviderKind::Microsoft { .. }
+            | ProviderKind::Facebook
+            | ProviderKind::GitHub) => fmt::Debug::fmt(other, f),
+        }
+    }
+}
+
+struct EndpointsDebug<'a>(&'a EndpointOverrides);
+
+impl fmt::Debug for EndpointsDebug<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let EndpointOverrides {
+            issuer,
+            authorization_endpoint,
+            token_endpoint,
+            userinfo_endpoint,
+            emails_endpoint,
+            jwks_uri,
+        } = self.0;
+        fn url(v: &Option<String>) -> Option<Url<'_>> {
+            v.as_deref().map(Url)
+        }
+        f.debug_struct("EndpointOverrides")
+            .field("issuer", &url(issuer))
+            .field("authorization_endpoint", &url(authorization_endpoint))
+            .field("token_endpoint", &url(token_endpoint))
+            .field("userinfo_endpoint", &url(userinfo_endpoint))
+            .field("emails_endpoint", &url(emails_endpoint))
+            .field("jwks_uri", &url(jwks_uri))
             .finish()
     }
 }

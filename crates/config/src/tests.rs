@@ -175,6 +175,15 @@ fn example_env() -> impl Fn(&str) -> Option<String> {
         ("CONTOSO_API_PASSWORD", "api-password-value"),
         ("CONTOSO_API_KEY", "api-key-value"),
         ("CONTOSO_CLAIMS_CLIENT_SECRET", "claims-client-secret-value"),
+        ("GOOGLE_CLIENT_SECRET", "google-client-secret-value"),
+        ("MICROSOFT_CLIENT_SECRET", "microsoft-client-secret-value"),
+        ("FACEBOOK_APP_SECRET", "facebook-app-secret-value"),
+        ("GITHUB_CLIENT_SECRET", "github-client-secret-value"),
+        (
+            "CONTOSO_PARTNERS_CLIENT_SECRET",
+            "partners-client-secret-value",
+        ),
+        ("FABRIKAM_CLIENT_SECRET", "fabrikam-client-secret-value"),
     ])
 }
 
@@ -268,7 +277,11 @@ fn the_example_file_loads_into_the_expected_tenant() {
         ],
         user_flows: vec![UserFlow {
             id: "B2X_1_partner".into(),
-            identity_providers: vec!["EmailPassword-OAUTH".into()],
+            identity_providers: vec![
+                "EmailPassword-OAUTH".into(),
+                "Google-OAUTH".into(),
+                "MSASignup-OAUTH".into(),
+            ],
             attributes: vec![
                 AttributeAssignment {
                     attribute_id: "displayName".into(),
@@ -374,6 +387,88 @@ fn the_example_file_loads_into_the_expected_tenant() {
 
     assert_eq!(config.connector_settings, ConnectorSettings::default());
     assert_eq!(config.connectors, example_connectors());
+
+    assert!(!config.federation.allow_insecure_endpoints);
+    assert_eq!(
+        config.federation.timeout,
+        std::time::Duration::from_secs(10)
+    );
+    let expected = example_providers();
+    assert_eq!(config.identity_providers.len(), expected.len());
+    for (actual, expected) in config.identity_providers.iter().zip(&expected) {
+        assert_provider(actual, expected);
+    }
+}
+
+/// The identity providers the example declares.
+fn example_providers() -> Vec<usher_federation::ProviderConfig> {
+    use usher_federation::{ClientAuthMethod, ProviderConfig, ProviderKind};
+    let mut google = ProviderConfig::new(
+        "Google-OAUTH",
+        ProviderKind::Google,
+        "1234567890-abc123.apps.googleusercontent.com",
+        secret("google-client-secret-value"),
+    );
+    google.scopes = vec!["openid".into(), "email".into(), "profile".into()];
+    google.client_auth = Some(ClientAuthMethod::ClientSecretBasic);
+    // The same as the default: the mapping is unchanged.
+    google.claim_mapping.insert("givenName", "given_name");
+    let mut microsoft = ProviderConfig::new(
+        "MSASignup-OAUTH",
+        ProviderKind::Microsoft {
+            tenant: "common".into(),
+        },
+        "6f1c2e0a-1b2c-4d5e-8f90-0123456789ab",
+        secret("microsoft-client-secret-value"),
+    );
+    microsoft.display_name = "Microsoft".into();
+    let facebook = ProviderConfig::new(
+        "Facebook-OAUTH",
+        ProviderKind::Facebook,
+        "1234567890123456",
+        secret("facebook-app-secret-value"),
+    );
+    let mut github = ProviderConfig::new(
+        "GitHub-OAUTH",
+        ProviderKind::GitHub,
+        "Iv1.0123456789abcdef",
+        secret("github-client-secret-value"),
+    );
+    let url = |s: &str| Some(s.to_owned());
+    github.endpoints.authorization_endpoint =
+        url("https://github.contoso.com/login/oauth/authorize");
+    github.endpoints.token_endpoint = url("https://github.contoso.com/login/oauth/access_token");
+    github.endpoints.userinfo_endpoint = url("https://github.contoso.com/api/v3/user");
+    github.endpoints.emails_endpoint = url("https://github.contoso.com/api/v3/user/emails");
+    let mut partners = ProviderConfig::new(
+        "contoso-partners",
+        ProviderKind::Oidc {
+            issuer: "https://partners.contoso.com".into(),
+        },
+        "usher",
+        secret("partners-client-secret-value"),
+    );
+    partners.display_name = "Contoso partner account".into();
+    let mut fabrikam = ProviderConfig::new(
+        "fabrikam",
+        ProviderKind::OAuth2 {
+            authorization_endpoint: "https://id.fabrikam.com/oauth/authorize".into(),
+            token_endpoint: "https://id.fabrikam.com/oauth/token".into(),
+            userinfo_endpoint: "https://api.fabrikam.com/v1/me".into(),
+            subject_claim: "data.id".into(),
+            identity_issuer: "id.fabrikam.com".into(),
+        },
+        "usher-client",
+        secret("fabrikam-client-secret-value"),
+    );
+    fabrikam.display_name = "Fabrikam".into();
+    fabrikam.scopes = vec!["profile".into()];
+    fabrikam.claim_mapping.insert("email", "data.email");
+    fabrikam
+        .claim_mapping
+        .insert("emailVerified", "data.email_verified");
+    fabrikam.claim_mapping.insert("displayName", "data.name");
+    vec![google, microsoft, facebook, github, partners, fabrikam]
 }
 
 /// The connectors the example declares (the certificate one is commented out).
@@ -421,6 +516,12 @@ fn secrets_never_appear_in_debug_output() {
         "api-password-value",
         "api-key-value",
         "claims-client-secret-value",
+        "google-client-secret-value",
+        "microsoft-client-secret-value",
+        "facebook-app-secret-value",
+        "github-client-secret-value",
+        "partners-client-secret-value",
+        "fabrikam-client-secret-value",
     ] {
         assert!(!debug.contains(secret), "{secret} leaked into {debug}");
     }
@@ -2226,6 +2327,1066 @@ pre_token_issuance = ["ok", "missing", "ok"]
     assert_eq!(errs.len(), 11, "{}", ConfigErrors(errs.clone()));
 }
 
+/// A provider entry `p` of this type with its credentials (lines 1 to 5), then `fields`.
+fn provider(kind: &str, fields: &str) -> String {
+    format!(
+        "[[identity_providers]]\nid = \"p\"\ntype = \"{kind}\"\nclient_id = \"client\"\nclient_secret = {{ value = \"provider-secret\" }}\n{fields}"
+    )
+}
+
+/// An oidc provider `p`, whose issuer is on line 6, then `fields`.
+fn oidc(fields: &str) -> String {
+    provider(
+        "oidc",
+        &format!("issuer = \"https://login.contoso.com\"\n{fields}"),
+    )
+}
+
+/// An oauth2 provider `p` with its required settings (lines 6 to 10), then `fields`.
+fn oauth2(fields: &str) -> String {
+    provider(
+        "oauth2",
+        &format!("authorization_endpoint = \"https://id.fabrikam.com/authorize\"\ntoken_endpoint = \"https://id.fabrikam.com/token\"\nuserinfo_endpoint = \"https://api.fabrikam.com/me\"\nsubject_claim = \"data.id\"\nidentity_issuer = \"id.fabrikam.com\"\n{fields}"),
+    )
+}
+
+/// Compares every field, each on its own so that a failure says which.
+fn assert_provider(
+    actual: &usher_federation::ProviderConfig,
+    expected: &usher_federation::ProviderConfig,
+) {
+    let id = &expected.id;
+    assert_eq!(actual.id, expected.id);
+    assert_eq!(actual.display_name, expected.display_name, "{id}");
+    assert_eq!(actual.kind, expected.kind, "{id}");
+    assert_eq!(actual.client_id, expected.client_id, "{id}");
+    assert_eq!(
+        actual.client_secret.expose(),
+        expected.client_secret.expose(),
+        "{id}"
+    );
+    assert_eq!(actual.scopes, expected.scopes, "{id}");
+    assert_eq!(actual.claim_mapping, expected.claim_mapping, "{id}");
+    assert_eq!(actual.endpoints, expected.endpoints, "{id}");
+    assert_eq!(actual.client_auth, expected.client_auth, "{id}");
+    // Also fails should a field be added that the lines above do not compare.
+    assert!(settings::same_provider(actual, expected), "{id}");
+}
+
+fn secret(s: &str) -> usher_domain::Secret {
+    usher_domain::Secret::new(s)
+}
+
+#[test]
+fn providers_have_their_kinds_defaults() {
+    use usher_federation::{ClaimMapping, EndpointOverrides, ProviderConfig, ProviderKind};
+    let text = [
+        provider("google", ""),
+        provider("microsoft", "").replace("\"p\"", "\"ms\""),
+        provider("facebook", "").replace("\"p\"", "\"fb\""),
+        provider("GitHub", "").replace("\"p\"", "\"gh\""),
+        oidc("").replace("\"p\"", "\"oidc\""),
+        oauth2("").replace("\"p\"", "\"oauth\""),
+    ]
+    .concat();
+    let config = load_str(&text, &[]).unwrap();
+    let new = |id: &str, kind| ProviderConfig::new(id, kind, "client", secret("provider-secret"));
+    let expected = [
+        new("p", ProviderKind::Google),
+        new(
+            "ms",
+            ProviderKind::Microsoft {
+                tenant: "common".into(),
+            },
+        ),
+        new("fb", ProviderKind::Facebook),
+        new("gh", ProviderKind::GitHub),
+        new(
+            "oidc",
+            ProviderKind::Oidc {
+                issuer: "https://login.contoso.com".into(),
+            },
+        ),
+        new(
+            "oauth",
+            ProviderKind::OAuth2 {
+                authorization_endpoint: "https://id.fabrikam.com/authorize".into(),
+                token_endpoint: "https://id.fabrikam.com/token".into(),
+                userinfo_endpoint: "https://api.fabrikam.com/me".into(),
+                subject_claim: "data.id".into(),
+                identity_issuer: "id.fabrikam.com".into(),
+            },
+        ),
+    ];
+    assert_eq!(config.identity_providers.len(), expected.len());
+    for (actual, expected) in config.identity_providers.iter().zip(&expected) {
+        assert_provider(actual, expected);
+        // Spelt out, so that the test does not only restate `ProviderConfig::new`.
+        assert!(actual.scopes.is_empty());
+        assert_eq!(
+            actual.claim_mapping,
+            ClaimMapping::defaults_for(&actual.kind)
+        );
+        assert_eq!(actual.endpoints, EndpointOverrides::default());
+        assert_eq!(actual.client_auth, None);
+    }
+    let names: Vec<&str> = config
+        .identity_providers
+        .iter()
+        .map(|p| p.display_name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "Google",
+            "Microsoft",
+            "Facebook",
+            "GitHub",
+            "Sign in",
+            "Sign in"
+        ]
+    );
+    assert!(!config.federation.allow_insecure_endpoints);
+    assert_eq!(
+        config.federation.timeout,
+        std::time::Duration::from_secs(10)
+    );
+
+    // Without a file: none, and the defaults.
+    let config = load(None, &|_| None).unwrap();
+    assert!(config.identity_providers.is_empty());
+    assert!(!config.federation.allow_insecure_endpoints);
+    assert_eq!(
+        config.federation.timeout,
+        std::time::Duration::from_secs(10)
+    );
+}
+
+/// One provider of each type, every setting it takes written.
+const EVERY_PROVIDER_SETTING: &str = r#"
+[federation]
+allow_insecure_endpoints = false
+timeout_ms = 2500
+
+[[attributes]]
+name = "Tier"
+data_type = "string"
+
+[[identity_providers]]
+id = "contoso-oidc"
+type = "OIDC"
+display_name = "Contoso staff"
+client_id = "usher"
+client_secret = { value = "oidc-secret-value" }
+issuer = "https://login.contoso.com/"
+scopes = ["openid", "email", "offline_access"]
+client_auth = "client_secret_post"
+[identity_providers.claims]
+givenname = "first"
+extension_Tier = "https://contoso.com/claims/tier"
+emailVerified = "mail_verified"
+[identity_providers.endpoints]
+authorization_endpoint = "https://sso.contoso.com/authorize"
+token_endpoint = "https://sso.contoso.com/token"
+userinfo_endpoint = "https://sso.contoso.com/userinfo"
+jwks_uri = "https://sso.contoso.com/keys"
+
+[[identity_providers]]
+id = "Google-OAUTH"
+type = "google"
+display_name = "Google account"
+client_id = "1234-abc.apps.googleusercontent.com"
+client_secret = { env = "GOOGLE_SECRET" }
+scopes = ["openid", "email"]
+client_auth = "client_secret_basic"
+claims = { email = "email", surname = "family_name", jobTitle = "hd" }
+[identity_providers.endpoints]
+issuer = "https://accounts.google.test"
+authorization_endpoint = "https://accounts.google.test/o/oauth2/v2/auth"
+token_endpoint = "https://oauth2.google.test/token"
+userinfo_endpoint = "https://openidconnect.google.test/v1/userinfo"
+jwks_uri = "https://www.google.test/oauth2/v3/certs"
+
+[[identity_providers]]
+id = "AADSignup-OAUTH"
+type = "microsoft"
+client_id = "6f1c2e0a-1b2c-4d5e-8f90-0123456789ab"
+client_secret = { value = "microsoft-secret-value" }
+tenant = "organizations"
+[identity_providers.endpoints]
+issuer = "https://login.microsoftonline.test/organizations/v2.0"
+
+[[identity_providers]]
+id = "Facebook-OAUTH"
+type = "facebook"
+client_id = "1234567890"
+client_secret = { value = "facebook-secret-value" }
+scopes = ["public_profile"]
+[identity_providers.claims]
+displayName = "short_name"
+[identity_providers.endpoints]
+authorization_endpoint = "https://www.facebook.com/v24.0/dialog/oauth"
+token_endpoint = "https://graph.facebook.com/v24.0/oauth/access_token"
+userinfo_endpoint = "https://graph.facebook.com/v24.0/me"
+
+[[identity_providers]]
+id = "GitHub-OAUTH"
+type = "github"
+client_id = "Iv1.0123456789abcdef"
+client_secret = { value = "github-secret-value" }
+claims = { city = "location" }
+[identity_providers.endpoints]
+authorization_endpoint = "https://github.contoso.com/login/oauth/authorize"
+token_endpoint = "https://github.contoso.com/login/oauth/access_token"
+userinfo_endpoint = "https://github.contoso.com/api/v3/user"
+emails_endpoint = "https://github.contoso.com/api/v3/user/emails"
+
+[[identity_providers]]
+id = "fabrikam"
+type = "oauth2"
+display_name = "Fabrikam"
+client_id = "usher-client"
+client_secret = { value = "fabrikam-secret-value" }
+scopes = ["profile:read"]
+authorization_endpoint = "https://id.fabrikam.com/oauth/authorize"
+token_endpoint = "https://id.fabrikam.com/oauth/token"
+userinfo_endpoint = "https://api.fabrikam.com/v1/me?fields=all"
+subject_claim = "data.id"
+identity_issuer = "id.fabrikam.com"
+[identity_providers.claims]
+email = "data.email"
+emailVerified = "data.email_confirmed"
+displayName = "data.name"
+"#;
+
+#[test]
+fn every_provider_setting_is_read() {
+    use usher_federation::{ClientAuthMethod, EndpointOverrides, ProviderConfig, ProviderKind};
+    let config = load_str(
+        EVERY_PROVIDER_SETTING,
+        &[("GOOGLE_SECRET", "google-secret-value")],
+    )
+    .unwrap();
+    let app_id = &config.tenant.extensions_app_id;
+    let url = |s: &str| Some(s.to_owned());
+
+    let mut contoso = ProviderConfig::new(
+        "contoso-oidc",
+        ProviderKind::Oidc {
+            issuer: "https://login.contoso.com/".into(),
+        },
+        "usher",
+        secret("oidc-secret-value"),
+    );
+    contoso.display_name = "Contoso staff".into();
+    contoso.scopes = vec!["openid".into(), "email".into(), "offline_access".into()];
+    contoso.client_auth = Some(ClientAuthMethod::ClientSecretPost);
+    // Merged over the defaults; attribute ids as stored.
+    contoso.claim_mapping.insert("givenName", "first");
+    contoso.claim_mapping.insert(
+        format!("extension_{app_id}_Tier"),
+        "https://contoso.com/claims/tier",
+    );
+    contoso
+        .claim_mapping
+        .insert("emailVerified", "mail_verified");
+    contoso.endpoints = EndpointOverrides {
+        issuer: None,
+        authorization_endpoint: url("https://sso.contoso.com/authorize"),
+        token_endpoint: url("https://sso.contoso.com/token"),
+        userinfo_endpoint: url("https://sso.contoso.com/userinfo"),
+        emails_endpoint: None,
+        jwks_uri: url("https://sso.contoso.com/keys"),
+    };
+    assert_eq!(
+        contoso.claim_mapping.0.len(),
+        6,
+        "email, displayName, givenName, surname, Tier and emailVerified"
+    );
+
+    let mut google = ProviderConfig::new(
+        "Google-OAUTH",
+        ProviderKind::Google,
+        "1234-abc.apps.googleusercontent.com",
+        secret("google-secret-value"),
+    );
+    google.display_name = "Google account".into();
+    google.scopes = vec!["openid".into(), "email".into()];
+    google.client_auth = Some(ClientAuthMethod::ClientSecretBasic);
+    google.claim_mapping.insert("surname", "family_name");
+    google.claim_mapping.insert("jobTitle", "hd");
+    google.endpoints = EndpointOverrides {
+        issuer: url("https://accounts.google.test"),
+        authorization_endpoint: url("https://accounts.google.test/o/oauth2/v2/auth"),
+        token_endpoint: url("https://oauth2.google.test/token"),
+        userinfo_endpoint: url("https://openidconnect.google.test/v1/userinfo"),
+        emails_endpoint: None,
+        jwks_uri: url("https://www.google.test/oauth2/v3/certs"),
+    };
+
+    let mut microsoft = ProviderConfig::new(
+        "AADSignup-OAUTH",
+        ProviderKind::Microsoft {
+            tenant: "organizations".into(),
+        },
+        "6f1c2e0a-1b2c-4d5e-8f90-0123456789ab",
+        secret("microsoft-secret-value"),
+    );
+    microsoft.endpoints.issuer = url("https://login.microsoftonline.test/organizations/v2.0");
+
+    let mut facebook = ProviderConfig::new(
+        "Facebook-OAUTH",
+        ProviderKind::Facebook,
+        "1234567890",
+        secret("facebook-secret-value"),
+    );
+    facebook.scopes = vec!["public_profile".into()];
+    facebook.claim_mapping.insert("displayName", "short_name");
+    facebook.endpoints = EndpointOverrides {
+        authorization_endpoint: url("https://www.facebook.com/v24.0/dialog/oauth"),
+        token_endpoint: url("https://graph.facebook.com/v24.0/oauth/access_token"),
+        userinfo_endpoint: url("https://graph.facebook.com/v24.0/me"),
+        ..EndpointOverrides::default()
+    };
+
+    let mut github = ProviderConfig::new(
+        "GitHub-OAUTH",
+        ProviderKind::GitHub,
+        "Iv1.0123456789abcdef",
+        secret("github-secret-value"),
+    );
+    github.claim_mapping.insert("city", "location");
+    github.endpoints = EndpointOverrides {
+        authorization_endpoint: url("https://github.contoso.com/login/oauth/authorize"),
+        token_endpoint: url("https://github.contoso.com/login/oauth/access_token"),
+        userinfo_endpoint: url("https://github.contoso.com/api/v3/user"),
+        emails_endpoint: url("https://github.contoso.com/api/v3/user/emails"),
+        ..EndpointOverrides::default()
+    };
+
+    let mut fabrikam = ProviderConfig::new(
+        "fabrikam",
+        ProviderKind::OAuth2 {
+            authorization_endpoint: "https://id.fabrikam.com/oauth/authorize".into(),
+            token_endpoint: "https://id.fabrikam.com/oauth/token".into(),
+            userinfo_endpoint: "https://api.fabrikam.com/v1/me?fields=all".into(),
+            subject_claim: "data.id".into(),
+            identity_issuer: "id.fabrikam.com".into(),
+        },
+        "usher-client",
+        secret("fabrikam-secret-value"),
+    );
+    fabrikam.display_name = "Fabrikam".into();
+    fabrikam.scopes = vec!["profile:read".into()];
+    fabrikam.claim_mapping.insert("email", "data.email");
+    fabrikam
+        .claim_mapping
+        .insert("emailVerified", "data.email_confirmed");
+    fabrikam.claim_mapping.insert("displayName", "data.name");
+
+    let expected = [contoso, google, microsoft, facebook, github, fabrikam];
+    assert_eq!(config.identity_providers.len(), expected.len());
+    for (actual, expected) in config.identity_providers.iter().zip(&expected) {
+        assert_provider(actual, expected);
+    }
+    assert!(!config.federation.allow_insecure_endpoints);
+    assert_eq!(
+        config.federation.timeout,
+        std::time::Duration::from_millis(2500)
+    );
+}
+
+#[test]
+fn provider_rules() {
+    let e = assert_error(
+        "[[identity_providers]]\nid = \"p\"\nclient_id = \"c\"\nclient_secret = { value = \"s\" }\n",
+        "identity_providers[0].type",
+        "is required: one of oidc, google, microsoft, facebook, github, oauth2",
+    );
+    assert_eq!(e.location, "usher.toml:1:1: identity_providers[0].type");
+    let e = assert_error(
+        &provider("saml", ""),
+        "identity_providers[0].type",
+        "must be one of oidc, google",
+    );
+    assert_eq!(e.location, "usher.toml:3:8: identity_providers[0].type");
+    assert_error(
+        "[[identity_providers]]\ntype = \"google\"\nclient_id = \"c\"\nclient_secret = { value = \"s\" }\n",
+        "identity_providers[0].id",
+        "is required",
+    );
+    assert_error(
+        &provider("google", "").replace("\"p\"", "\"a b\""),
+        "identity_providers[0].id",
+        "1 to 64 characters",
+    );
+    let e = assert_error(
+        &provider("google", "").replace("\"p\"", "\"emailpassword-OAUTH\""),
+        "identity_providers[0].id",
+        "EmailPassword-OAUTH is a built-in identity provider",
+    );
+    assert_eq!(e.location, "usher.toml:2:6: identity_providers[0].id");
+    let e = assert_error(
+        &[
+            provider("google", "").replace("\"p\"", "\"Google-OAUTH\""),
+            provider("github", ""),
+            provider("google", "").replace("\"p\"", "\"google-oauth\""),
+        ]
+        .concat(),
+        "identity_providers[2].id",
+        "identity provider id google-oauth is used twice (ids ignore case; first at usher.toml:2:6: identity_providers[0].id)",
+    );
+    assert_eq!(e.location, "usher.toml:12:6: identity_providers[2].id");
+    assert_error(
+        "[[identity_providers]]\nid = \"p\"\ntype = \"google\"\nclient_secret = { value = \"s\" }\n",
+        "identity_providers[0].client_id",
+        "is required",
+    );
+    assert_error(
+        &provider("google", "").replace("\"client\"", "\"\""),
+        "identity_providers[0].client_id",
+        "1 to 256 visible ASCII",
+    );
+    assert_error(
+        "[[identity_providers]]\nid = \"p\"\ntype = \"google\"\nclient_id = \"c\"\n",
+        "identity_providers[0].client_secret",
+        "is required: a secret reference",
+    );
+    assert_error(
+        &provider("google", "display_name = \" \"\n"),
+        "identity_providers[0].display_name",
+        "must not be empty",
+    );
+    let e = assert_error(
+        &provider("google", "client_auth = \"private_key_jwt\"\n"),
+        "identity_providers[0].client_auth",
+        "client_secret_basic or client_secret_post",
+    );
+    assert_eq!(
+        e.location,
+        "usher.toml:6:15: identity_providers[0].client_auth"
+    );
+    assert_error(
+        &provider("google", "clientid = \"c\"\n"),
+        "identity_providers[0].clientid",
+        "did you mean `client_id`",
+    );
+    assert_error(
+        &provider("google", "secret = \"x\"\n"),
+        "identity_providers[0].secret",
+        "unknown key `secret`",
+    );
+}
+
+#[test]
+fn provider_secret_references_follow_the_connector_rules() {
+    let with = |reference: &str| {
+        provider("google", "").replace("{ value = \"provider-secret\" }", reference)
+    };
+    let e = assert_error(
+        &with("\"plain-secret-text\""),
+        "identity_providers[0].client_secret",
+        "expected a secret reference: { env = \"NAME\" }, { file = \"PATH\" } or { value = \"…\" }, found a string",
+    );
+    assert!(!e.message.contains("plain-secret-text"));
+    assert_eq!(
+        e.location,
+        "usher.toml:5:17: identity_providers[0].client_secret"
+    );
+    assert_error(
+        &with("{}"),
+        "identity_providers[0].client_secret",
+        "give one of env",
+    );
+    assert_error(
+        &with("{ env = \"A\", value = \"x\" }"),
+        "identity_providers[0].client_secret.value",
+        "only one of env, file and value",
+    );
+    let e = assert_error(
+        &with("{ env = \"GOOGLE_CLIENT_SECRET\" }"),
+        "identity_providers[0].client_secret.env",
+        "environment variable GOOGLE_CLIENT_SECRET is not set",
+    );
+    assert_eq!(
+        e.location,
+        "usher.toml:5:25: identity_providers[0].client_secret.env"
+    );
+    assert_error(
+        &with("{ file = \"/nonexistent/secret\" }"),
+        "identity_providers[0].client_secret.file",
+        "cannot read /nonexistent/secret",
+    );
+    assert_error(
+        &with("{ value = \"\" }"),
+        "identity_providers[0].client_secret.value",
+        "must not be empty",
+    );
+    let scratch = Scratch::new("provider-secret");
+    let file = scratch.file("secret", "from-a-file\n");
+    for (reference, env) in [
+        (format!("{{ file = {:?} }}", file.to_str().unwrap()), vec![]),
+        ("{ env = \"S\" }".to_owned(), vec![("S", "from-a-file")]),
+        ("{ value = \"from-a-file\" }".to_owned(), vec![]),
+    ] {
+        let config = load_str(&with(&reference), &env).unwrap();
+        assert_eq!(
+            config.identity_providers[0].client_secret.expose(),
+            "from-a-file",
+            "{reference}"
+        );
+    }
+}
+
+#[test]
+fn settings_of_another_type_are_errors() {
+    let e = assert_error(
+        &provider("google", "issuer = \"https://accounts.google.com\"\n"),
+        "identity_providers[0].issuer",
+        "belongs to type oidc, not google; google's issuer is built in: to read another discovery document (tests), set endpoints.issuer",
+    );
+    assert_eq!(e.location, "usher.toml:6:10: identity_providers[0].issuer");
+    assert_error(
+        &provider("facebook", "tenant = \"common\"\n"),
+        "identity_providers[0].tenant",
+        "belongs to type microsoft, not facebook",
+    );
+    assert_error(
+        &provider("github", "subject_claim = \"id\"\n"),
+        "identity_providers[0].subject_claim",
+        "belongs to type oauth2, not github",
+    );
+    assert_error(
+        &oidc("token_endpoint = \"https://login.contoso.com/token\"\n"),
+        "identity_providers[0].token_endpoint",
+        "belongs to type oauth2, not oidc; to override oidc's token_endpoint, set it under [identity_providers.endpoints]",
+    );
+    assert_error(
+        &oauth2("tenant = \"common\"\n"),
+        "identity_providers[0].tenant",
+        "belongs to type microsoft, not oauth2",
+    );
+    // Every foreign setting is reported, each once, and nothing else.
+    let errs = errors(
+        &provider(
+            "facebook",
+            "issuer = \"https://a.example.com\"\ntenant = \"common\"\nidentity_issuer = \"x\"\n",
+        ),
+        &[],
+    );
+    assert_eq!(errs.len(), 3, "{}", ConfigErrors(errs.clone()));
+    // An unknown type: only the type is reported.
+    let errs = errors(
+        &provider("saml", "issuer = \"https://a.example.com\"\n"),
+        &[],
+    );
+    assert_eq!(errs.len(), 1, "{}", ConfigErrors(errs.clone()));
+    error_at(&errs, "identity_providers[0].type");
+}
+
+#[test]
+fn type_specific_rules() {
+    let e = assert_error(
+        &provider("oidc", ""),
+        "identity_providers[0].issuer",
+        "is required for type oidc",
+    );
+    assert_eq!(e.location, "usher.toml:1:1: identity_providers[0].issuer");
+    let e = assert_error(
+        &provider("oidc", "issuer = \"http://login.contoso.com\"\n"),
+        "identity_providers[0].issuer",
+        "federation.allow_insecure_endpoints",
+    );
+    assert_eq!(e.location, "usher.toml:6:10: identity_providers[0].issuer");
+    assert_error(
+        &provider("oidc", "issuer = \"https://127.0.0.1:8443\"\n"),
+        "identity_providers[0].issuer",
+        "loopback",
+    );
+    assert_error(
+        &provider("oidc", "issuer = \"https://login.contoso.com?tenant=x\"\n"),
+        "identity_providers[0].issuer",
+        "must not have a query",
+    );
+    assert_error(
+        &provider("oidc", "issuer = \"login.contoso.com\"\n"),
+        "identity_providers[0].issuer",
+        "absolute URL",
+    );
+    assert_error(
+        &provider("microsoft", "tenant = \"contoso/v2.0\"\n"),
+        "identity_providers[0].tenant",
+        "common, organizations, consumers, a tenant id",
+    );
+    let config = load_str(
+        &provider(
+            "Microsoft",
+            "tenant = \"9188040d-6c67-4c5b-b112-36a304b66dad\"\n",
+        ),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        config.identity_providers[0].kind,
+        usher_federation::ProviderKind::Microsoft {
+            tenant: "9188040d-6c67-4c5b-b112-36a304b66dad".into()
+        }
+    );
+
+    // oauth2: all five are required, each reported where the entry is.
+    let errs = errors(&provider("oauth2", ""), &[]);
+    for key in [
+        "authorization_endpoint",
+        "token_endpoint",
+        "userinfo_endpoint",
+        "subject_claim",
+        "identity_issuer",
+    ] {
+        let e = error_at(&errs, &format!("identity_providers[0].{key}"));
+        assert!(e.message.contains("is required for type oauth2"), "{e:?}");
+        assert!(e.location.starts_with("usher.toml:1:1: "), "{e:?}");
+    }
+    assert_eq!(errs.len(), 5, "{}", ConfigErrors(errs.clone()));
+    assert_error(
+        &oauth2("").replace(
+            "https://id.fabrikam.com/token",
+            "http://id.fabrikam.com/token",
+        ),
+        "identity_providers[0].token_endpoint",
+        "must use https",
+    );
+    assert_error(
+        &oauth2("").replace("\"data.id\"", "\"data..id\""),
+        "identity_providers[0].subject_claim",
+        "empty segment",
+    );
+    let e = assert_error(
+        &oauth2("").replace("\"id.fabrikam.com\"", "\"Google.com\""),
+        "identity_providers[0].identity_issuer",
+        "google.com is the identity issuer of a preset provider",
+    );
+    assert_eq!(
+        e.location,
+        "usher.toml:10:19: identity_providers[0].identity_issuer"
+    );
+}
+
+#[test]
+fn scope_rules() {
+    let e = assert_error(
+        &provider("google", "scopes = []\n"),
+        "identity_providers[0].scopes",
+        "leave scopes out for the type's defaults (openid, email, profile)",
+    );
+    assert_eq!(e.location, "usher.toml:6:10: identity_providers[0].scopes");
+    // A generic OAuth 2.0 provider has no default scopes: none is what it gets anyway.
+    let config = load_str(&oauth2("scopes = []\n"), &[]).unwrap();
+    assert!(config.identity_providers[0].scopes.is_empty());
+    assert_error(
+        &provider("microsoft", "scopes = [\"email\", \"profile\"]\n"),
+        "identity_providers[0].scopes",
+        "must include openid",
+    );
+    assert_error(
+        &oidc("scopes = [\"email\"]\n"),
+        "identity_providers[0].scopes",
+        "must include openid",
+    );
+    // OAuth-only kinds have no openid.
+    load_str(&provider("github", "scopes = [\"read:user\"]\n"), &[]).unwrap();
+    let e = assert_error(
+        &provider("google", "scopes = [\"openid\", \"email profile\"]\n"),
+        "identity_providers[0].scopes[1]",
+        "list each scope as its own item",
+    );
+    assert_eq!(
+        e.location,
+        "usher.toml:6:21: identity_providers[0].scopes[1]"
+    );
+    assert_error(
+        &provider("google", "scopes = [\"openid\", \"email\", \"openid\"]\n"),
+        "identity_providers[0].scopes[2]",
+        "openid is listed twice",
+    );
+    assert_error(
+        &provider("google", "scopes = \"openid email\"\n"),
+        "identity_providers[0].scopes",
+        "expected an array of strings",
+    );
+}
+
+#[test]
+fn endpoint_rules() {
+    let e = assert_error(
+        &provider("google", "[identity_providers.endpoints]\nemails_endpoint = \"https://api.github.com/user/emails\"\n"),
+        "identity_providers[0].endpoints.emails_endpoint",
+        "is not used by type google, only by github",
+    );
+    assert_eq!(
+        e.location,
+        "usher.toml:7:19: identity_providers[0].endpoints.emails_endpoint"
+    );
+    assert_error(
+        &oidc("[identity_providers.endpoints]\nissuer = \"https://other.contoso.com\"\n"),
+        "identity_providers[0].endpoints.issuer",
+        "type oidc takes issuer at the top level of the provider's entry, not under endpoints",
+    );
+    assert_error(
+        &provider(
+            "github",
+            "[identity_providers.endpoints]\nissuer = \"https://github.contoso.com\"\n",
+        ),
+        "identity_providers[0].endpoints.issuer",
+        "is not used by type github, only by google, microsoft",
+    );
+    assert_error(
+        &provider(
+            "facebook",
+            "[identity_providers.endpoints]\njwks_uri = \"https://www.facebook.com/keys\"\n",
+        ),
+        "identity_providers[0].endpoints.jwks_uri",
+        "is not used by type facebook",
+    );
+    assert_error(
+        &oauth2("[identity_providers.endpoints]\ntoken_endpoint = \"https://id.fabrikam.com/v2/token\"\n"),
+        "identity_providers[0].endpoints.token_endpoint",
+        "type oauth2 takes token_endpoint at the top level of the provider's entry, not under endpoints",
+    );
+    assert_error(
+        &provider("github", "[identity_providers.endpoints]\nuserinfo_endpoint = \"http://github.contoso.com/api/v3/user\"\n"),
+        "identity_providers[0].endpoints.userinfo_endpoint",
+        "federation.allow_insecure_endpoints",
+    );
+    assert_error(
+        &provider("github", "[identity_providers.endpoints]\ntoken_endpoint = \"https://u:p@github.contoso.com/token\"\n"),
+        "identity_providers[0].endpoints.token_endpoint",
+        "user name or password",
+    );
+    assert_error(
+        &provider(
+            "google",
+            "[identity_providers.endpoints]\nissuer = \"https://accounts.google.test/?x=1\"\n",
+        ),
+        "identity_providers[0].endpoints.issuer",
+        "must not have a query",
+    );
+    assert_error(
+        &provider(
+            "github",
+            "[identity_providers.endpoints]\nuser_endpoint = \"https://github.contoso.com/user\"\n",
+        ),
+        "identity_providers[0].endpoints.user_endpoint",
+        "unknown key `user_endpoint`",
+    );
+    assert_error(
+        &provider("github", "endpoints = \"https://github.contoso.com\"\n"),
+        "identity_providers[0].endpoints",
+        "expected a table",
+    );
+}
+
+#[test]
+fn claim_mapping_rules() {
+    let with_attributes = |fields: &str| {
+        format!(
+            "[[attributes]]\nname = \"ShoeSize\"\ndata_type = \"int\"\n[[attributes]]\nname = \"Tier\"\ndata_type = \"string\"\n{}",
+            provider("google", &format!("[identity_providers.claims]\n{fields}"))
+        )
+    };
+    let e = assert_error(
+        &with_attributes("shoe = \"shoe_size\"\n"),
+        "identity_providers[0].claims.shoe",
+        "unknown attribute `shoe`",
+    );
+    assert_eq!(
+        e.location,
+        "usher.toml:13:8: identity_providers[0].claims.shoe"
+    );
+    assert_error(
+        &with_attributes("extension_ShoeSize = \"shoe_size\"\n"),
+        "identity_providers[0].claims.extension_ShoeSize",
+        "is a int attribute; claims fill string attributes only",
+    );
+    assert_error(
+        &with_attributes("givenName = \"given_name\"\nGIVENNAME = \"first\"\n"),
+        "identity_providers[0].claims.GIVENNAME",
+        "givenName is mapped twice (first at usher.toml:13:13: identity_providers[0].claims.givenName)",
+    );
+    assert_error(
+        &with_attributes("city = \"address locality\"\n"),
+        "identity_providers[0].claims.city",
+        "must not contain spaces",
+    );
+    assert_error(
+        &with_attributes("city = 5\n"),
+        "identity_providers[0].claims.city",
+        "expected a claim name (a string), found an integer",
+    );
+    assert_error(
+        &provider("google", "claims = [\"email\"]\n"),
+        "identity_providers[0].claims",
+        "expected a table of attribute id = \"claim\"",
+    );
+    assert_error(
+        &provider("github", "claims = { email = \"email\" }\n"),
+        "identity_providers[0].claims.email",
+        "GitHub's address comes from /user/emails",
+    );
+    assert_error(
+        &provider("github", "claims = { emailVerified = \"verified\" }\n"),
+        "identity_providers[0].claims.emailVerified",
+        "/user/emails",
+    );
+    assert_error(
+        &provider("facebook", "claims = { emailverified = \"verified\" }\n"),
+        "identity_providers[0].claims.emailverified",
+        "Facebook's addresses count as verified",
+    );
+    // email may be remapped; a custom attribute by its short or full name; the
+    // result is merged over the kind's defaults, under the ids as stored.
+    let config = load_str(
+        &with_attributes(
+            "Email = \"mail\"\nextension_tier = \"tier\"\nCITY = \"address.locality\"\n",
+        ),
+        &[],
+    )
+    .unwrap();
+    let mapping = &config.identity_providers[0].claim_mapping;
+    let app_id = &config.tenant.extensions_app_id;
+    let mut expected =
+        usher_federation::ClaimMapping::defaults_for(&usher_federation::ProviderKind::Google);
+    expected.insert("email", "mail");
+    expected.insert(format!("extension_{app_id}_Tier"), "tier");
+    expected.insert("city", "address.locality");
+    assert_eq!(*mapping, expected);
+    let full = format!("extension_{app_id}_Tier");
+    let config = load_str(&with_attributes(&format!("{full} = \"tier\"\n")), &[]).unwrap();
+    assert_eq!(
+        config.identity_providers[0].claim_mapping.claim_for(&full),
+        Some("tier")
+    );
+}
+
+#[test]
+fn federation_settings_and_their_override() {
+    let insecure = provider("oidc", "issuer = \"http://127.0.0.1:9000\"\n");
+    assert_error(&insecure, "identity_providers[0].issuer", "must use https");
+    let config = load_str(
+        &format!("[federation]\nallow_insecure_endpoints = true\n{insecure}"),
+        &[],
+    )
+    .unwrap();
+    assert!(config.federation.allow_insecure_endpoints);
+    // The environment wins over the file, both ways.
+    let config = load_str(
+        &insecure,
+        &[("USHER_FEDERATION_ALLOW_INSECURE_ENDPOINTS", "true")],
+    )
+    .unwrap();
+    assert!(config.federation.allow_insecure_endpoints);
+    assert_eq!(
+        config.identity_providers[0].kind,
+        usher_federation::ProviderKind::Oidc {
+            issuer: "http://127.0.0.1:9000".into()
+        }
+    );
+    let errs = errors(
+        &format!("[federation]\nallow_insecure_endpoints = true\n{insecure}"),
+        &[("USHER_FEDERATION_ALLOW_INSECURE_ENDPOINTS", "off")],
+    );
+    error_at(&errs, "identity_providers[0].issuer");
+    let config = load_str(
+        "[federation]\nallow_insecure_endpoints = true\n",
+        &[("USHER_FEDERATION_ALLOW_INSECURE_ENDPOINTS", "0")],
+    )
+    .unwrap();
+    assert!(!config.federation.allow_insecure_endpoints);
+    let errs = errors(
+        "",
+        &[("USHER_FEDERATION_ALLOW_INSECURE_ENDPOINTS", "sometimes")],
+    );
+    assert!(error_at(
+        &errs,
+        "environment variable USHER_FEDERATION_ALLOW_INSECURE_ENDPOINTS"
+    )
+    .message
+    .contains("true or false"));
+    let errs = errors("", &[("USHER_FEDERATION_ALLOW_INSECURE_ENDPOINTS", "")]);
+    assert!(error_at(
+        &errs,
+        "environment variable USHER_FEDERATION_ALLOW_INSECURE_ENDPOINTS"
+    )
+    .message
+    .contains("empty"));
+
+    let config = load_str("[federation]\ntimeout_ms = 100\n", &[]).unwrap();
+    assert_eq!(
+        config.federation.timeout,
+        std::time::Duration::from_millis(100)
+    );
+    let e = assert_error(
+        "[federation]\ntimeout_ms = 60001\n",
+        "federation.timeout_ms",
+        "between 100 and 60000 ms",
+    );
+    assert_eq!(e.location, "usher.toml:2:14: federation.timeout_ms");
+    assert_error(
+        "[federation]\ntimeout_ms = 99\n",
+        "federation.timeout_ms",
+        "between 100 and 60000 ms",
+    );
+    assert_error(
+        "[federation]\ntimeout = 100\n",
+        "federation.timeout",
+        "did you mean `timeout_ms`",
+    );
+    assert_error(
+        "[federation]\nallow_insecure_endpoints = \"yes\"\n",
+        "federation.allow_insecure_endpoints",
+        "expected true or false",
+    );
+}
+
+#[test]
+fn user_flows_offer_declared_providers() {
+    let flow = |providers: &str| {
+        format!(
+            "{}{}[[user_flows]]\nid = \"a\"\nidentity_providers = {providers}\n",
+            provider("google", "").replace("\"p\"", "\"Google-OAUTH\""),
+            oidc("").replace("\"p\"", "\"contoso\""),
+        )
+    };
+    // Matched without regard to case, stored as declared; built-ins as they are spelt.
+    let config = load_str(
+        &flow("[\"emailpassword-oauth\", \"google-oauth\", \"CONTOSO\", \"EmailOtpSignup-OAUTH\"]"),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        config.tenant.user_flows[0].identity_providers,
+        [
+            "EmailPassword-OAUTH",
+            "Google-OAUTH",
+            "contoso",
+            "EmailOtpSignup-OAUTH"
+        ]
+    );
+    // A flow may offer upstream providers only.
+    let config = load_str(&flow("[\"contoso\"]"), &[]).unwrap();
+    assert_eq!(config.tenant.user_flows[0].identity_providers, ["contoso"]);
+    assert!(!config.tenant.user_flows[0].allows_local_accounts());
+
+    let e = assert_error(
+        &flow("[\"Google-OAUTH\", \"Facebook-OAUTH\"]"),
+        "user_flows[0].identity_providers[1]",
+        "identity provider `Facebook-OAUTH` is not configured (available: EmailPassword-OAUTH, EmailOtpSignup-OAUTH, Google-OAUTH, contoso); upstream providers are declared under [[identity_providers]]",
+    );
+    assert_eq!(
+        e.location,
+        "usher.toml:14:39: user_flows[0].identity_providers[1]"
+    );
+    assert_error(
+        &flow("[\"Google-OAUTH\", \"GOOGLE-OAUTH\"]"),
+        "user_flows[0].identity_providers[1]",
+        "Google-OAUTH is listed twice",
+    );
+    // A provider whose entry is wrong is still declared: only the entry is reported.
+    let errs = errors(
+        &format!(
+            "{}[[user_flows]]\nid = \"a\"\nidentity_providers = [\"p\"]\n",
+            provider("oidc", "")
+        ),
+        &[],
+    );
+    assert_eq!(errs.len(), 1, "{}", ConfigErrors(errs.clone()));
+    error_at(&errs, "identity_providers[0].issuer");
+    // The demo flow is unchanged by declared providers.
+    let config = load_str(&format!("demo = true\n{}", provider("google", "")), &[]).unwrap();
+    let demo = config.tenant.user_flow(DEMO_USER_FLOW_ID).unwrap();
+    assert_eq!(demo.identity_providers, ["EmailPassword-OAUTH"]);
+}
+
+#[test]
+fn provider_secrets_never_appear_in_debug_output() {
+    let text = format!(
+        "{}{}",
+        provider("google", "").replace("{ value = \"provider-secret\" }", "{ env = \"G\" }"),
+        oauth2("").replace("\"p\"", "\"o\"").replace(
+            "https://api.fabrikam.com/me",
+            "https://api.fabrikam.com/me?api_key=userinfo-key-value"
+        ),
+    );
+    let config = load_str(&text, &[("G", "google-secret-value")]).unwrap();
+    for debug in [format!("{config:?}"), format!("{config:#?}")] {
+        for secret in [
+            "google-secret-value",
+            "provider-secret",
+            "userinfo-key-value",
+        ] {
+            assert!(!debug.contains(secret), "{secret} leaked into {debug}");
+        }
+        assert!(
+            debug.contains("https://api.fabrikam.com/me?api_key=******"),
+            "{debug}"
+        );
+        assert!(debug.contains("identity_issuer"), "{debug}");
+    }
+    assert!(format!("{config:?}").contains("client_secret: ******"));
+}
+
+#[test]
+fn provider_errors_are_all_reported_in_one_pass() {
+    let text = r#"
+[federation]
+timeout_ms = 0
+[[identity_providers]]
+id = "a b"
+type = "google"
+client_id = ""
+client_secret = "in-the-clear"
+issuer = "https://accounts.google.com"
+scopes = ["email"]
+[identity_providers.claims]
+nickname = "nick"
+[identity_providers.endpoints]
+emails_endpoint = "https://api.github.com/user/emails"
+[[identity_providers]]
+id = "o"
+type = "oauth2"
+client_id = "c"
+client_secret = { env = "MISSING" }
+[[user_flows]]
+id = "a"
+identity_providers = ["o", "missing"]
+"#;
+    let errs = errors(
+        text,
+        &[("USHER_FEDERATION_ALLOW_INSECURE_ENDPOINTS", "maybe")],
+    );
+    for path in [
+        "federation.timeout_ms",
+        "identity_providers[0].id",
+        "identity_providers[0].client_id",
+        "identity_providers[0].client_secret",
+        "identity_providers[0].issuer",
+        "identity_providers[0].scopes",
+        "identity_providers[0].claims.nickname",
+        "identity_providers[0].endpoints.emails_endpoint",
+        "identity_providers[1].client_secret.env",
+        "identity_providers[1].authorization_endpoint",
+        "identity_providers[1].token_endpoint",
+        "identity_providers[1].userinfo_endpoint",
+        "identity_providers[1].subject_claim",
+        "identity_providers[1].identity_issuer",
+        "user_flows[0].identity_providers[1]",
+        "environment variable USHER_FEDERATION_ALLOW_INSECURE_ENDPOINTS",
+    ] {
+        error_at(&errs, path);
+    }
+    assert_eq!(errs.len(), 16, "{}", ConfigErrors(errs.clone()));
+    assert!(!ConfigErrors(errs).to_string().contains("in-the-clear"));
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
 
@@ -2266,6 +3427,15 @@ proptest::proptest! {
             "value = { file = \"/\", value = \"\" }", "header = \"Host\"",
             "[[connectors.authentication.certificates]]", "pkcs12_file = \"/\"",
             "pem_file = \"\"", "uploaded_at = 1979-05-27", "certificates = [1]",
+            "[federation]", "allow_insecure_endpoints = true", "timeout_ms = 0",
+            "[[identity_providers]]", "type = \"oidc\"", "type = \"microsoft\"",
+            "type = \"oauth2\"", "type = \"github\"", "id = \"EmailPassword-OAUTH\"",
+            "client_id = \"c\"", "client_secret = { value = \"s\" }", "issuer = \"http://[::1]\"",
+            "tenant = \"\"", "scopes = [\"email\", \"\"]", "subject_claim = \".\"",
+            "identity_issuer = \"github.com\"", "token_endpoint = \"https://a\"",
+            "[identity_providers.claims]", "email = \"mail\"", "emailVerified = 1",
+            "extension_A = \"a.b\"", "[identity_providers.endpoints]", "jwks_uri = \"x\"",
+            "identity_providers = [\"a\", \"A\", \"EmailOtpSignup-OAUTH\"]",
         ]),
         0..40,
     )) {

@@ -180,7 +180,7 @@ impl Resolver<'_> {
     }
 
     /// Reads a secret from where its reference says.
-    fn secret(&mut self, r: &RawSecretRef) -> Option<Secret> {
+    pub(super) fn secret(&mut self, r: &RawSecretRef) -> Option<Secret> {
         match (&r.env, &r.file, &r.value) {
             (Some(v), None, None) => {
                 if v.value.is_empty() {
