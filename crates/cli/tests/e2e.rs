@@ -1753,8 +1753,8 @@ async fn tampering_proxy(target: std::sync::Arc<std::sync::Mutex<String>>) -> St
     format!("{url}/token")
 }
 
-both!(federation_links_by_email_and_refuses_tampered_tokens);
-async fn federation_links_by_email_and_refuses_tampered_tokens(backend: Backend) {
+both!(federation_links_an_identity_only_after_a_sign_in);
+async fn federation_links_an_identity_only_after_a_sign_in(backend: Backend) {
     let up_env = TestEnv::new(backend).await;
     let down_env = TestEnv::new(backend).await;
     let api = harness::api::TestApi::start(vec![(
@@ -1959,4 +1959,121 @@ id = "displayName"
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no connector \"nope\""));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A provider that answers as Facebook documents its OAuth 2.0 token endpoint and
+/// Graph `/me`.
+async fn fake_facebook() -> String {
+    use axum::{routing::get, routing::post, Json, Router};
+    let app = Router::new()
+        .route(
+            "/oauth/access_token",
+            post(|| async { Json(serde_json::json!({"access_token": "fb-token", "token_type": "bearer", "expires_in": 5183944})) }),
+        )
+        .route(
+            "/me",
+            get(|| async {
+                Json(serde_json::json!({"id": "1234567890", "name": "Fiona Book", "email": "fiona@example.com",
+                    "first_name": "Fiona", "last_name": "Book"}))
+            }),
+        );
+    let (listener, url) = bind().await;
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+// The connector's `identities` for OAuth 2.0 (Facebook) and email one-time passcode
+// users, exactly as the contract says.
+both!(connectors_receive_identities_for_oauth_and_passcode_users);
+async fn connectors_receive_identities_for_oauth_and_passcode_users(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let api = harness::api::TestApi::start(vec![(
+        200,
+        serde_json::json!({"version": "1.0.0", "action": "Continue"}),
+    )])
+    .await;
+    let facebook = fake_facebook().await;
+    let usher = env
+        .start_with(&format!(
+            r#"
+[federation]
+allow_insecure_endpoints = true
+[connector_settings]
+allow_insecure_targets = true
+[[connectors]]
+id = "pfs"
+target_url = "{api}"
+[[identity_providers]]
+id = "Facebook-OAUTH"
+type = "facebook"
+client_id = "fb-app"
+client_secret = {{ value = "fb-secret-value-0123456789" }}
+[identity_providers.endpoints]
+authorization_endpoint = "{facebook}/dialog/oauth"
+token_endpoint = "{facebook}/oauth/access_token"
+userinfo_endpoint = "{facebook}/me"
+[[user_flows]]
+id = "B2X_1_social"
+identity_providers = ["Facebook-OAUTH", "EmailOtpSignup-OAUTH"]
+[user_flows.connectors]
+post_federation_signup = ["pfs"]
+[[user_flows.attributes]]
+id = "displayName"
+[[applications]]
+client_id = "otp-app"
+name = "Social app"
+redirect_uris = ["{CALLBACK}"]
+type = "public"
+user_flow = "B2X_1_social"
+"#,
+            api = api.url
+        ))
+        .await;
+
+    // Facebook: the browser would go to the dialog; the provider sends it back with a code.
+    let b = Browser::new();
+    let flow = b.start_flow(&usher.authorize_url("otp-app", &[])).await;
+    let page = b.get(&usher.url(&flow)).await;
+    let r = b
+        .submit(
+            &usher.url(&format!("{flow}/provider")),
+            &page,
+            &[("provider", "Facebook-OAUTH")],
+        )
+        .await;
+    let dialog = r.location().to_owned();
+    assert!(
+        dialog.starts_with(&format!("{facebook}/dialog/oauth")),
+        "{dialog}"
+    );
+    let q = query(&dialog);
+    assert_eq!(q["client_id"], "fb-app");
+    assert!(!q.contains_key("nonce"), "Facebook is not OpenID Connect");
+    let r = b
+        .get(&format!(
+            "{}?code=fb-code&state={}",
+            q["redirect_uri"],
+            urlencode(&q["state"])
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let sent = &api.bodies()[0];
+    assert_eq!(
+        sent["identities"],
+        serde_json::json!([{"signInType": "federated", "issuer": "facebook.com", "issuerAssignedId": "1234567890"}])
+    );
+    assert_eq!(sent["email"], "fiona@example.com");
+    assert_eq!(sent["displayName"], "Fiona Book");
+    assert_eq!(sent["step"], "PostFederationSignup");
+
+    // Email one-time passcode.
+    let (flow, r) = otp(&env, &usher, &Browser::new(), "pass@example.com").await;
+    assert_eq!(r.location(), flow);
+    let sent = &api.bodies()[1];
+    assert_eq!(
+        sent["identities"],
+        serde_json::json!([{"signInType": "federated", "issuer": "mail", "issuerAssignedId": "pass@example.com"}])
+    );
+    assert_eq!(sent["email"], "pass@example.com");
+    env.finish(usher).await;
 }
