@@ -28,6 +28,7 @@ pub(crate) fn user_flow() -> UserFlow {
         ],
         extra_claims: vec![BuiltInAttribute::Email.id().to_owned()],
         connectors: ConnectorSlots::default(),
+        requires_approval: false,
     }
 }
 

@@ -675,6 +675,7 @@ impl<'a> Resolver<'a> {
                     attributes,
                     extra_claims,
                     connectors: slots,
+                    requires_approval: false,
                 });
             }
         }

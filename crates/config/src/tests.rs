@@ -340,6 +340,7 @@ fn the_example_file_loads_into_the_expected_tenant() {
                 ],
                 pre_token_issuance: vec!["enrich-token".into()],
             },
+            requires_approval: false,
         }],
         applications: vec![
             Application {

@@ -85,6 +85,7 @@ fn tenant() -> Tenant {
             ],
             extra_claims: vec!["email".into()],
             connectors: ConnectorSlots::default(),
+            requires_approval: false,
         }],
         applications: vec![],
     }

@@ -251,6 +251,7 @@ mod tests {
                 ],
                 extra_claims: vec!["email".into()],
                 connectors: ConnectorSlots::default(),
+                requires_approval: false,
             }],
             applications: vec![],
         }

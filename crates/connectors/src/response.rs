@@ -686,6 +686,7 @@ mod tests {
                 ],
                 extra_claims: vec!["email".into()],
                 connectors: ConnectorSlots::default(),
+                requires_approval: false,
             }],
             applications: vec![],
         }

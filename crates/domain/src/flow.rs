@@ -177,6 +177,9 @@ pub enum FlowStep {
         connector_step: ConnectorStep,
         draft: SignUpDraft,
     },
+    /// The sign-up waits for approval (`request_id` in the queue).
+    #[serde(rename_all = "camelCase")]
+    PendingApproval { request_id: String },
     /// The user is known; the browser goes back to the application.
     #[serde(rename_all = "camelCase")]
     Completed { user_id: String, signed_up: bool },
@@ -199,6 +202,7 @@ impl FlowStep {
             FlowStep::LinkAccount { .. } => "linkAccount",
             FlowStep::SignUpAttributes { .. } => "signUpAttributes",
             FlowStep::RunningConnectors { .. } => "runningConnectors",
+            FlowStep::PendingApproval { .. } => "pendingApproval",
             FlowStep::Completed { .. } => "completed",
             FlowStep::Blocked { .. } => "blocked",
             FlowStep::Failed { .. } => "failed",
@@ -209,7 +213,10 @@ impl FlowStep {
     pub fn is_final(&self) -> bool {
         matches!(
             self,
-            FlowStep::Completed { .. } | FlowStep::Blocked { .. } | FlowStep::Failed { .. }
+            FlowStep::Completed { .. }
+                | FlowStep::Blocked { .. }
+                | FlowStep::Failed { .. }
+                | FlowStep::PendingApproval { .. }
         )
     }
 
@@ -697,6 +704,27 @@ impl Flow {
         Ok(())
     }
 
+    /// The sign-up was stored for approval (after the `postAttributeCollection`
+    /// connectors continued), or a returning user's request is still waiting.
+    pub fn awaiting_approval(&mut self, request_id: String, now: DateTime<Utc>) -> Result<(), FlowError> {
+        self.check_live(now)?;
+        let allowed = match &self.step {
+            FlowStep::RunningConnectors {
+                connector_step: ConnectorStep::PostAttributeCollection,
+                ..
+            }
+            | FlowStep::SignIn
+            | FlowStep::FederationRedirect { .. } => true,
+            FlowStep::EnterCode { code, .. } => code.verified,
+            _ => false,
+        };
+        if !allowed {
+            return Err(self.wrong());
+        }
+        self.step = FlowStep::PendingApproval { request_id };
+        Ok(())
+    }
+
     pub fn block(&mut self, user_message: String) {
         self.step = FlowStep::Blocked { user_message };
     }
@@ -1006,6 +1034,19 @@ mod tests {
         )
         .unwrap();
         assert_eq!(f.pending_link(), Some(&link));
+    }
+
+    #[test]
+    fn approval_waits_after_the_connectors() {
+        let mut f = flow(Some(Prompt::Create));
+        assert!(f.awaiting_approval("r".into(), now()).is_err(), "nothing verified yet");
+        f.code_sent("a@example.com".into(), Some("h".into()), now()).unwrap();
+        f.verify_code("h", now()).unwrap();
+        f.password_set("p".into(), AttributeValues::new(), now()).unwrap();
+        f.attributes_submitted(AttributeValues::new(), now()).unwrap();
+        f.awaiting_approval("r".into(), now()).unwrap();
+        assert!(f.step.is_final());
+        assert!(f.complete("u".into(), true, now()).is_err());
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod connector;
 pub mod flow;
 pub mod id;
 pub mod password;
+pub mod sign_up_request;
 pub mod tenant;
 pub mod user;
 pub mod user_flow;
@@ -29,6 +30,7 @@ pub use flow::{
     AuthorizationRequest, CodePurpose, EmailCode, Flow, FlowError, FlowStep, PendingLink, Prompt,
     SignUpDraft,
 };
+pub use sign_up_request::{SignUpRequest, SignUpRequestStatus};
 pub use tenant::Tenant;
 pub use user::{Identity, NewUser, SignInType, User};
 pub use user_flow::{

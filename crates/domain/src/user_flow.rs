@@ -87,6 +87,10 @@ pub struct UserFlow {
     /// Attributes returned as claims without being collected on the page (`email`).
     pub extra_claims: Vec<String>,
     pub connectors: ConnectorSlots,
+    /// Sign-ups wait for a person's approval: after the `postAttributeCollection`
+    /// connectors continue, a pending sign-up request is stored instead of a user.
+    #[serde(default)]
+    pub requires_approval: bool,
 }
 
 /// The attribute page's answer when some fields are wrong: what the user typed (to
@@ -324,6 +328,7 @@ mod tests {
             ],
             extra_claims: vec!["email".into()],
             connectors: ConnectorSlots::default(),
+            requires_approval: false,
         }
     }
 

@@ -33,6 +33,7 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     ),
     ("link.html", include_str!("../templates/link.html")),
     ("blocked.html", include_str!("../templates/blocked.html")),
+    ("pending.html", include_str!("../templates/pending.html")),
     ("error.html", include_str!("../templates/error.html")),
     (
         "signed_out.html",

@@ -561,6 +561,7 @@ pub fn render_step(
             return link::render(state, loaded, feedback, status);
         }
         FlowStep::RunningConnectors { .. }
+        | FlowStep::PendingApproval { .. }
         | FlowStep::Completed { .. }
         | FlowStep::Blocked { .. }
         | FlowStep::Failed { .. } => {

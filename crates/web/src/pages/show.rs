@@ -43,6 +43,7 @@ pub async fn render_current(
     let locale = loaded.flow.locale.as_str();
     match &loaded.flow.step {
         FlowStep::Blocked { user_message } => blocked_page(state, loaded, user_message),
+        FlowStep::PendingApproval { .. } => pending_page(state, loaded),
         FlowStep::Failed { reference } => error_page(
             state,
             locale,
@@ -68,6 +69,24 @@ pub async fn render_current(
         ),
         _ => render_step(state, loaded, feedback, status),
     }
+}
+
+/// The page a sign-up waiting for approval shows (again, when the user comes back).
+pub fn pending_page(state: &AppState, loaded: &Loaded) -> Response {
+    #[derive(Serialize)]
+    struct Ctx {
+        title_key: &'static str,
+        errors: Vec<SummaryError>,
+        notice: Option<String>,
+        back_url: String,
+    }
+    let ctx = Ctx {
+        title_key: "pending.title",
+        errors: Vec::new(),
+        notice: None,
+        back_url: loaded.error_url(state, "access_denied", "The sign-up is waiting for approval."),
+    };
+    render(state, StatusCode::OK, "pending.html", &loaded.flow.locale, &ctx)
 }
 
 /// The page shown when a connector blocks the sign-up. `user_message` is the API's
