@@ -134,6 +134,7 @@ pub(crate) struct RawUserFlow {
     pub post_federation_signup: Option<List>,
     pub post_attribute_collection: Option<List>,
     pub pre_token_issuance: Option<List>,
+    pub requires_approval: Option<Val<bool>>,
     pub attributes: Vec<RawAssignment>,
 }
 
@@ -732,6 +733,7 @@ impl<'a> Reader<'a> {
                 "id",
                 "identity_providers",
                 "claims",
+                "requires_approval",
                 "connectors",
                 "attributes",
             ],
@@ -913,6 +915,7 @@ impl<'a> Reader<'a> {
             post_federation_signup: None,
             post_attribute_collection: None,
             pre_token_issuance: None,
+            requires_approval: self.boolean(t, "requires_approval"),
             attributes: Vec::new(),
         };
         if let Some(c) = self.sub(

@@ -675,7 +675,7 @@ impl<'a> Resolver<'a> {
                     attributes,
                     extra_claims,
                     connectors: slots,
-                    requires_approval: false,
+                    requires_approval: f.requires_approval.as_ref().is_some_and(|v| v.value),
                 });
             }
         }

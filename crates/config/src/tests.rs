@@ -3443,3 +3443,26 @@ proptest::proptest! {
         let _ = load_str(&lines.join("\n"), &[("USHER_DEMO", "true")]);
     }
 }
+
+#[test]
+fn user_flows_may_require_approval() {
+    let config = load_str(
+        "[[user_flows]]\nid = \"a\"\nidentity_providers = [\"EmailPassword-OAUTH\"]\nrequires_approval = true\n[[user_flows]]\nid = \"b\"\nidentity_providers = [\"EmailPassword-OAUTH\"]\n",
+        &[],
+    )
+    .unwrap();
+    assert!(
+        config
+            .tenant
+            .user_flow("B2X_1_a")
+            .unwrap()
+            .requires_approval
+    );
+    assert!(
+        !config
+            .tenant
+            .user_flow("B2X_1_b")
+            .unwrap()
+            .requires_approval
+    );
+}
