@@ -489,6 +489,7 @@ async fn bad_input_gets_clear_errors_and_never_a_500(backend: Backend) {
     assert!(r.body.contains("out of date"));
     // Invalid and oversized emails.
     for bad in [
+        "\"victim@example.com\"<attacker@example.net>",
         "not-an-email",
         &format!("{}@example.com", "a".repeat(300)),
         "",

@@ -235,20 +235,29 @@ impl AttributeError {
     }
 }
 
-/// A deliberately small syntax check: one `@`, a non-empty local part, a domain with a
-/// dot and no spaces. The verification code is the real check.
+/// A deliberately small syntax check of a bare address: one `@`, a non-empty local
+/// part, a domain with a dot, and none of the characters that would let a mail
+/// library read the text as a display name plus another address (`"a@x" <b@y>`),
+/// so the address that gets the code is exactly the one stored. The code is the real
+/// check.
 pub fn is_plausible_email(s: &str) -> bool {
     let Some((local, domain)) = s.rsplit_once('@') else {
         return false;
     };
+    const FORBIDDEN: &[char] = &['"', '<', '>', '(', ')', '[', ']', ',', ';', ':', '\\', '@'];
     !local.is_empty()
         && local.len() <= 64
         && domain.len() >= 3
         && domain.contains('.')
         && !domain.starts_with('.')
         && !domain.ends_with('.')
+        && !domain.contains("..")
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..")
         && !s.chars().any(|c| c.is_whitespace() || c.is_control())
-        && !domain.contains('@')
+        && !local.contains(FORBIDDEN)
+        && !domain.contains(FORBIDDEN)
 }
 
 /// Normalises an email address for lookups: trimmed and lower-cased.
@@ -301,6 +310,13 @@ mod tests {
         assert!(!is_plausible_email("@example.com"));
         assert!(!is_plausible_email("a b@example.com"));
         assert!(!is_plausible_email("a@example.com\n"));
+        // A display name with another address must not pass for an address.
+        assert!(!is_plausible_email("\"victim@x.com\"<attacker@evil.com>"));
+        assert!(!is_plausible_email("victim@x.com <attacker@evil.com>"));
+        assert!(!is_plausible_email("<a@example.com>"));
+        assert!(!is_plausible_email("a(comment)@example.com"));
+        assert!(!is_plausible_email("a..b@example.com"));
+        assert!(is_plausible_email("first.last+tag@sub.example.co.uk"));
     }
 
     #[test]

@@ -36,7 +36,8 @@ pub const FLOW_LIFETIME: Duration = Duration::minutes(60);
 pub const CODE_LIFETIME: Duration = Duration::minutes(10);
 /// Wrong codes allowed for one code before a new one must be sent.
 pub const MAX_CODE_ATTEMPTS: u32 = 5;
-/// Codes one flow may send, so a flow cannot be used to flood a mailbox.
+/// Codes one flow may send, whatever the address or purpose, so a flow cannot be used
+/// to flood a mailbox or to get fresh codes to guess without end.
 pub const MAX_CODES_SENT: u32 = 5;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +80,11 @@ pub struct SignUpDraft {
     pub attributes: AttributeValues,
     /// Values the attribute page starts with.
     pub prefill: AttributeValues,
+    /// The id the new user gets, fixed before the `postAttributeCollection`
+    /// connectors run, so a second run of the same step (a reload, a restart) finds
+    /// the user the first one created instead of making another.
+    #[serde(default)]
+    pub user_id: Option<String>,
 }
 
 /// A message from a connector shown on the attribute page.
@@ -120,7 +126,6 @@ pub struct EmailCode {
     pub code_hash: Option<String>,
     pub expires_at: DateTime<Utc>,
     pub attempts: u32,
-    pub codes_sent: u32,
     /// Set once the right code was entered.
     pub verified: bool,
 }
@@ -176,6 +181,10 @@ pub enum FlowStep {
     RunningConnectors {
         connector_step: ConnectorStep,
         draft: SignUpDraft,
+        /// When the run began: a run younger than the connectors' budget is still in
+        /// progress, not to be started again.
+        #[serde(default)]
+        started_at: Option<DateTime<Utc>>,
     },
     /// The sign-up waits for approval (`request_id` in the queue).
     #[serde(rename_all = "camelCase")]
@@ -264,6 +273,9 @@ pub struct Flow {
     pub expires_at: DateTime<Utc>,
     /// Incremented on every save; a save against a stale version is refused.
     pub version: i64,
+    /// Codes sent in this flow so far (never reset; see [`MAX_CODES_SENT`]).
+    #[serde(default)]
+    pub codes_sent: u32,
 }
 
 impl Flow {
@@ -294,6 +306,7 @@ impl Flow {
             created_at: now,
             expires_at: now + FLOW_LIFETIME,
             version: 0,
+            codes_sent: 0,
         }
     }
 
@@ -350,6 +363,23 @@ impl Flow {
         Ok(())
     }
 
+    /// "Use a different address" on the code page: back to the email page, for the
+    /// same purpose (a link code only goes to the linked account's address).
+    pub fn change_email(&mut self, now: DateTime<Utc>) -> Result<(), FlowError> {
+        self.check_live(now)?;
+        match &self.step {
+            FlowStep::EnterCode { purpose, code }
+                if !code.verified && !matches!(purpose, CodePurpose::Link { .. }) =>
+            {
+                self.step = FlowStep::EnterEmail {
+                    purpose: purpose.clone(),
+                };
+                Ok(())
+            }
+            _ => Err(self.wrong()),
+        }
+    }
+
     /// Back to sign-in from any page before an account exists.
     pub fn go_to_sign_in(&mut self, now: DateTime<Utc>) -> Result<(), FlowError> {
         self.check_live(now)?;
@@ -387,28 +417,24 @@ impl Flow {
         now: DateTime<Utc>,
     ) -> Result<(), FlowError> {
         self.check_live(now)?;
-        let (purpose, codes_sent) = match &self.step {
-            FlowStep::EnterEmail { purpose } => (purpose.clone(), 0),
-            FlowStep::EnterCode { purpose, code } if !code.verified => {
-                let sent = if code.email == email {
-                    code.codes_sent
-                } else {
-                    0
-                };
-                (purpose.clone(), sent)
-            }
-            FlowStep::LinkAccount { link } if link.email == email => (
-                CodePurpose::Link {
-                    user_id: link.user_id.clone(),
-                    identity: link.identity.clone(),
-                },
-                0,
-            ),
+        let purpose = match &self.step {
+            FlowStep::EnterEmail { purpose } => purpose.clone(),
+            // A link code only ever goes to the linked account's address.
+            FlowStep::EnterCode {
+                purpose: CodePurpose::Link { .. },
+                code,
+            } if code.email != email => return Err(self.wrong()),
+            FlowStep::EnterCode { purpose, code } if !code.verified => purpose.clone(),
+            FlowStep::LinkAccount { link } if link.email == email => CodePurpose::Link {
+                user_id: link.user_id.clone(),
+                identity: link.identity.clone(),
+            },
             _ => return Err(self.wrong()),
         };
-        if codes_sent >= MAX_CODES_SENT {
+        if self.codes_sent >= MAX_CODES_SENT {
             return Err(FlowError::TooManyCodes);
         }
+        self.codes_sent += 1;
         self.step = FlowStep::EnterCode {
             purpose,
             code: EmailCode {
@@ -416,7 +442,6 @@ impl Flow {
                 code_hash,
                 expires_at: now + CODE_LIFETIME,
                 attempts: 0,
-                codes_sent: codes_sent + 1,
                 verified: false,
             },
         };
@@ -427,7 +452,7 @@ impl Flow {
     pub fn may_send_code(&self) -> bool {
         match &self.step {
             FlowStep::EnterEmail { .. } | FlowStep::LinkAccount { .. } => true,
-            FlowStep::EnterCode { code, .. } => !code.verified && code.codes_sent < MAX_CODES_SENT,
+            FlowStep::EnterCode { code, .. } => !code.verified && self.codes_sent < MAX_CODES_SENT,
             _ => false,
         }
     }
@@ -498,6 +523,7 @@ impl Flow {
                 identities: Vec::new(),
                 attributes: AttributeValues::new(),
                 prefill,
+                user_id: None,
             },
             message: None,
         };
@@ -565,7 +591,9 @@ impl Flow {
                 identities: vec![identity],
                 attributes: attributes.clone(),
                 prefill: attributes,
+                user_id: None,
             },
+            started_at: Some(now),
         };
         Ok(())
     }
@@ -615,6 +643,7 @@ impl Flow {
         let FlowStep::RunningConnectors {
             connector_step: ConnectorStep::PostFederationSignup,
             draft,
+            ..
         } = &mut self.step
         else {
             return Err(self.wrong());
@@ -634,6 +663,7 @@ impl Flow {
     pub fn attributes_submitted(
         &mut self,
         attributes: AttributeValues,
+        new_user_id: String,
         now: DateTime<Utc>,
     ) -> Result<(), FlowError> {
         self.check_live(now)?;
@@ -642,9 +672,11 @@ impl Flow {
         };
         let mut draft = std::mem::take(draft);
         draft.attributes = attributes;
+        draft.user_id.get_or_insert(new_user_id);
         self.step = FlowStep::RunningConnectors {
             connector_step: ConnectorStep::PostAttributeCollection,
             draft,
+            started_at: Some(now),
         };
         Ok(())
     }
@@ -655,6 +687,7 @@ impl Flow {
         let FlowStep::RunningConnectors {
             connector_step: ConnectorStep::PostAttributeCollection,
             draft,
+            ..
         } = &mut self.step
         else {
             return Err(self.wrong());
@@ -674,6 +707,7 @@ impl Flow {
             FlowStep::RunningConnectors {
                 connector_step,
                 draft,
+                ..
             } => Some((*connector_step, draft)),
             _ => None,
         }
@@ -706,7 +740,11 @@ impl Flow {
 
     /// The sign-up was stored for approval (after the `postAttributeCollection`
     /// connectors continued), or a returning user's request is still waiting.
-    pub fn awaiting_approval(&mut self, request_id: String, now: DateTime<Utc>) -> Result<(), FlowError> {
+    pub fn awaiting_approval(
+        &mut self,
+        request_id: String,
+        now: DateTime<Utc>,
+    ) -> Result<(), FlowError> {
         self.check_live(now)?;
         let allowed = match &self.step {
             FlowStep::RunningConnectors {
@@ -817,7 +855,8 @@ mod tests {
             .unwrap();
         let attrs: AttributeValues =
             [("displayName".to_owned(), AttributeValue::String("A".into()))].into();
-        f.attributes_submitted(attrs.clone(), now()).unwrap();
+        f.attributes_submitted(attrs.clone(), "u".into(), now())
+            .unwrap();
         let (step, draft) = f.running_draft().unwrap();
         assert_eq!(step, ConnectorStep::PostAttributeCollection);
         assert_eq!(draft.attributes, attrs);
@@ -833,7 +872,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        f.attributes_submitted(attrs, now()).unwrap();
+        f.attributes_submitted(attrs, "u2".into(), now()).unwrap();
         f.complete("u".into(), true, now()).unwrap();
         assert!(f.step.is_final());
     }
@@ -893,6 +932,12 @@ mod tests {
             f.code_sent("a@example.com".into(), Some("h".into()), now()),
             Err(FlowError::TooManyCodes)
         );
+        // Neither another address nor starting over resets the count.
+        f.go_to_sign_up(now()).unwrap();
+        assert_eq!(
+            f.code_sent("b@example.com".into(), Some("h".into()), now()),
+            Err(FlowError::TooManyCodes)
+        );
     }
 
     #[test]
@@ -907,7 +952,7 @@ mod tests {
             Err(FlowError::WrongStep(_))
         ));
         assert!(matches!(
-            f.attributes_submitted(AttributeValues::new(), now()),
+            f.attributes_submitted(AttributeValues::new(), "u".into(), now()),
             Err(FlowError::WrongStep(_))
         ));
         // Nothing federated was verified, so no federated sign-up or link.
@@ -1037,13 +1082,34 @@ mod tests {
     }
 
     #[test]
+    fn changing_the_address_keeps_the_purpose() {
+        let mut f = flow(None);
+        f.go_to_one_time_passcode(now()).unwrap();
+        f.code_sent("a@example.com".into(), Some("h".into()), now())
+            .unwrap();
+        f.change_email(now()).unwrap();
+        assert_eq!(
+            f.step,
+            FlowStep::EnterEmail {
+                purpose: CodePurpose::OneTimePasscode
+            }
+        );
+    }
+
+    #[test]
     fn approval_waits_after_the_connectors() {
         let mut f = flow(Some(Prompt::Create));
-        assert!(f.awaiting_approval("r".into(), now()).is_err(), "nothing verified yet");
-        f.code_sent("a@example.com".into(), Some("h".into()), now()).unwrap();
+        assert!(
+            f.awaiting_approval("r".into(), now()).is_err(),
+            "nothing verified yet"
+        );
+        f.code_sent("a@example.com".into(), Some("h".into()), now())
+            .unwrap();
         f.verify_code("h", now()).unwrap();
-        f.password_set("p".into(), AttributeValues::new(), now()).unwrap();
-        f.attributes_submitted(AttributeValues::new(), now()).unwrap();
+        f.password_set("p".into(), AttributeValues::new(), now())
+            .unwrap();
+        f.attributes_submitted(AttributeValues::new(), "u".into(), now())
+            .unwrap();
         f.awaiting_approval("r".into(), now()).unwrap();
         assert!(f.step.is_final());
         assert!(f.complete("u".into(), true, now()).is_err());
@@ -1058,5 +1124,15 @@ mod tests {
         let json = serde_json::to_string(&f).unwrap();
         let back: Flow = serde_json::from_str(&json).unwrap();
         assert_eq!(back, f);
+    }
+}
+
+impl FlowStep {
+    /// When the connectors of a `RunningConnectors` step began, if it is one.
+    pub fn connectors_started_at(&self) -> Option<DateTime<Utc>> {
+        match self {
+            FlowStep::RunningConnectors { started_at, .. } => *started_at,
+            _ => None,
+        }
     }
 }

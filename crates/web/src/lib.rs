@@ -60,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/flow/{id}/email", post(pages::email::post))
         .route("/flow/{id}/resend", post(pages::email::resend))
+        .route("/flow/{id}/change-email", post(pages::email::change))
         .route("/flow/{id}/code", post(pages::code::post))
         .route("/flow/{id}/password", post(pages::password::post))
         .route("/flow/{id}/attributes", post(pages::attributes::post))

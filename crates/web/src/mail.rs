@@ -81,7 +81,13 @@ impl Mailer {
     }
 
     pub async fn send(&self, to: &str, subject: &str, body: String) -> Result<(), MailError> {
-        let to: Mailbox = to.parse().map_err(|_| MailError::Address(to.to_owned()))?;
+        // A bare address only: a display name could otherwise carry a second address
+        // and send the mail somewhere other than the address stored.
+        let address: lettre::Address = to.parse().map_err(|_| MailError::Address(to.to_owned()))?;
+        if address.to_string() != to {
+            return Err(MailError::Address(to.to_owned()));
+        }
+        let to = Mailbox::new(None, address);
         let message = Message::builder()
             .from(self.from.clone())
             .to(to)

@@ -34,6 +34,7 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     ("link.html", include_str!("../templates/link.html")),
     ("blocked.html", include_str!("../templates/blocked.html")),
     ("pending.html", include_str!("../templates/pending.html")),
+    ("working.html", include_str!("../templates/working.html")),
     ("error.html", include_str!("../templates/error.html")),
     (
         "signed_out.html",

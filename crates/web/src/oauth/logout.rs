@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde_json::Value;
 use usher_oidc::{
     crypto::sha256_hex,
-    jose::{verify_jwt, Algorithm},
+    jose::{decode_unverified, verify_jwt, Algorithm},
 };
 
 use super::append_query;
@@ -66,7 +66,15 @@ async fn logout(
 
     // The hint's signature must be ours; its expiry does not matter here.
     let mut hinted_client = None;
+    let mut hinted_subject = None;
     if let Some(hint) = get("id_token_hint") {
+        // An ID token, not an access token (`at+jwt`) passed off as one.
+        let is_id_token = decode_unverified(hint)
+            .ok()
+            .is_some_and(|(header, _)| header.get("typ").and_then(Value::as_str) == Some("JWT"));
+        if !is_id_token {
+            return bad("id_token_hint is not a valid ID token from this server.");
+        }
         let keyring = match state.keys.keyring().await {
             Ok(k) => k,
             Err(e) => return error_page(state, locale, PageError::internal(state, e)),
@@ -81,6 +89,7 @@ async fn logout(
                     == Some(state.settings.issuer.as_str()) =>
             {
                 hinted_client = claims.get("aud").and_then(Value::as_str).map(str::to_owned);
+                hinted_subject = claims.get("sub").and_then(Value::as_str).map(str::to_owned);
             }
             _ => return bad("id_token_hint is not a valid ID token from this server."),
         }
@@ -110,7 +119,18 @@ async fn logout(
     let csrf = state
         .cookie_key
         .sign_hex(format!("logout:{}", session_cookie.unwrap_or("")).as_bytes());
-    let confirmed = hinted_client.is_some()
+    // A hint confirms the logout only for the user it names: anyone's own ID token
+    // must not sign someone else out from a third-party page.
+    let session_user = match session_cookie {
+        Some(token) => match state.store.session(&sha256_hex(token.as_bytes())).await {
+            Ok(s) => s.filter(|s| s.ended_at.is_none()).map(|s| s.user_id),
+            Err(e) => return error_page(state, locale, PageError::internal(state, e)),
+        },
+        None => None,
+    };
+    let hint_matches =
+        hinted_client.is_some() && (session_user.is_none() || session_user == hinted_subject);
+    let confirmed = hint_matches
         || (confirmed_post
             && get("csrf").is_some_and(|c| {
                 usher_domain::flow::constant_time_eq(c.as_bytes(), csrf.as_bytes())

@@ -55,7 +55,7 @@ pub async fn post(
     };
     if loaded
         .flow
-        .attributes_submitted(values, state.clock.now())
+        .attributes_submitted(values, state.new_id(), state.clock.now())
         .is_err()
     {
         return show::render_current(&state, &loaded, Feedback::default(), StatusCode::OK).await;
@@ -193,8 +193,9 @@ async fn create_user(
             issuer_assigned_id: draft.email.clone(),
         });
     }
+    let user_id = draft.user_id.clone().unwrap_or_else(|| state.new_id());
     let new_user = NewUser {
-        id: state.new_id(),
+        id: user_id.clone(),
         email: Some(draft.email.clone()),
         attributes,
         identities,
@@ -203,6 +204,24 @@ async fn create_user(
     };
     let user = match state.store.create_user(new_user).await {
         Ok(u) => u,
+        // Another run of this same step (a reload after a restart) created it first.
+        Err(StorageError::AlreadyExists) => match state.store.user_by_id(&user_id).await {
+            Ok(Some(u)) => u,
+            Ok(None) => {
+                return error_page(
+                    state,
+                    &loaded.flow.locale.clone(),
+                    PageError::internal(state, "user id taken"),
+                )
+            }
+            Err(e) => {
+                return error_page(
+                    state,
+                    &loaded.flow.locale.clone(),
+                    PageError::internal(state, e),
+                )
+            }
+        },
         Err(StorageError::DuplicateIdentity) => {
             // The address got an account while this sign-up was under way: the only
             // way on is to sign in to it.

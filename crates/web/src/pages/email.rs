@@ -70,6 +70,25 @@ pub async fn resend(
     send_code(&state, &mut loaded, email, Some(notice)).await
 }
 
+/// "Use a different email address" on the code page.
+pub async fn change(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (mut loaded, _) = match begin(&state, &headers, &id, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if loaded.flow.change_email(state.clock.now()).is_ok() {
+        if let Err(r) = save(&state, &mut loaded).await {
+            return r;
+        }
+    }
+    see_other(&format!("/flow/{}", loaded.flow.id))
+}
+
 /// Sends a code to `email` for the flow's current purpose and moves to the code page.
 pub async fn send_code(
     state: &AppState,
@@ -143,12 +162,12 @@ pub async fn send_code(
         Ok(b) => b,
         Err(e) => return error_page(state, &locale, PageError::internal(state, e)),
     };
-    if let Err(e) = state.mailer.send(&email, &subject, body).await {
-        tracing::warn!(error = %e, flow_id = %loaded.flow.id, "could not send the sign-up email");
-        let fb = Feedback::general(flow_message(state, loaded, "error.email_delivery", &[]));
-        return render_step(state, loaded, fb, StatusCode::SERVICE_UNAVAILABLE);
-    }
-    match loaded.flow.code_sent(email, code_hash, state.clock.now()) {
+    // The send is recorded (and saved) before the mail goes out, so parallel
+    // requests cannot send more than the flow's allowance.
+    match loaded
+        .flow
+        .code_sent(email.clone(), code_hash, state.clock.now())
+    {
         Ok(()) => {}
         Err(FlowError::TooManyCodes) => {
             let fb = Feedback::general(flow_message(state, loaded, "error.too_many_codes", &[]));
@@ -160,6 +179,11 @@ pub async fn send_code(
     }
     if let Err(r) = save(state, loaded).await {
         return r;
+    }
+    if let Err(e) = state.mailer.send(&email, &subject, body).await {
+        tracing::warn!(error = %e, flow_id = %loaded.flow.id, "could not send the sign-up email");
+        let fb = Feedback::general(flow_message(state, loaded, "error.email_delivery", &[]));
+        return render_step(state, loaded, fb, StatusCode::SERVICE_UNAVAILABLE);
     }
     match notice {
         Some(n) => render_step(

@@ -129,6 +129,16 @@ pub async fn link_and_finish(
     identity: &Identity,
 ) -> Response {
     let locale = loaded.flow.locale.clone();
+    // A disabled account gets nothing linked and no sign-in, and the page says no
+    // more than a wrong password would.
+    match state.store.user_by_id(user_id).await {
+        Ok(Some(u)) if u.account_enabled => {}
+        Ok(_) => {
+            let fb = Feedback::general(flow_message(state, loaded, "sign_in.failed", &[]));
+            return render_step(state, loaded, fb, StatusCode::UNAUTHORIZED);
+        }
+        Err(e) => return error_page(state, &locale, PageError::internal(state, e)),
+    }
     match state.store.add_identity(user_id, identity).await {
         Ok(true) => {}
         Ok(false) => return error_page(state, &locale, PageError::FlowNotFound),

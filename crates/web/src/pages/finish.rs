@@ -98,6 +98,18 @@ pub async fn complete(
             StepOutcome::Continue {
                 token_claims: c, ..
             } => token_claims = c,
+            StepOutcome::Failed { reference }
+                if request.prompt == Some(usher_domain::Prompt::None) =>
+            {
+                tracing::warn!(%reference, "preTokenIssuance failed during a silent sign-in");
+                return see_other(&super::super::oauth::error_redirect_url(
+                    &request.redirect_uri,
+                    "server_error",
+                    "The token could not be issued.",
+                    request.state.as_deref(),
+                    &state.settings.issuer,
+                ));
+            }
             StepOutcome::Failed { reference } => {
                 let back_url = Some(super::super::oauth::error_redirect_url(
                     &request.redirect_uri,
@@ -126,6 +138,7 @@ pub async fn complete(
             }
         }
     }
+    let silent = request.prompt == Some(usher_domain::Prompt::None);
     match issue_code(
         state,
         request,
@@ -142,6 +155,17 @@ pub async fn complete(
             request.state.as_deref(),
             &state.settings.issuer,
         )),
+        // prompt=none never shows a page: a silent renewal gets an error it can read.
+        Err(e) if silent => {
+            let _ = PageError::internal(state, e);
+            see_other(&super::super::oauth::error_redirect_url(
+                &request.redirect_uri,
+                "server_error",
+                "The authorization could not be completed.",
+                request.state.as_deref(),
+                &state.settings.issuer,
+            ))
+        }
         Err(e) => error_page(state, locale, PageError::internal(state, e)),
     }
 }

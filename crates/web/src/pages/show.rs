@@ -23,8 +23,14 @@ pub async fn get(
     match load_flow(&state, &headers, &id).await {
         Ok(mut loaded) => {
             if matches!(loaded.flow.step, FlowStep::RunningConnectors { .. }) {
-                // The instance that ran the connectors stopped before it saved their
-                // outcome: run them again (the flow id lets the API deduplicate).
+                // A run still within its time is in progress elsewhere (a reload, a
+                // double submit): wait for it. An older one belonged to an instance
+                // that stopped before saving the outcome: run the connectors again
+                // (the flow id lets the API deduplicate; the user id is fixed).
+                let started = loaded.flow.step.connectors_started_at();
+                if started.is_some_and(|t| state.clock.now() < t + RUN_LEASE) {
+                    return working_page(&state, &loaded);
+                }
                 return super::attributes::run_connectors(&state, &headers, &mut loaded).await;
             }
             render_current(&state, &loaded, Feedback::default(), StatusCode::OK).await
@@ -71,6 +77,35 @@ pub async fn render_current(
     }
 }
 
+/// How long a connector run is presumed alive: longer than any connector's budget.
+const RUN_LEASE: chrono::Duration = chrono::Duration::seconds(130);
+
+/// "Finishing your sign-up", reloading itself until the run in progress has saved.
+fn working_page(state: &AppState, loaded: &Loaded) -> Response {
+    #[derive(Serialize)]
+    struct Ctx<'a> {
+        title_key: &'static str,
+        errors: Vec<SummaryError>,
+        notice: Option<String>,
+        flow_id: &'a str,
+        refresh: u32,
+    }
+    let ctx = Ctx {
+        title_key: "working.title",
+        errors: Vec::new(),
+        notice: None,
+        flow_id: &loaded.flow.id,
+        refresh: 2,
+    };
+    render(
+        state,
+        StatusCode::OK,
+        "working.html",
+        &loaded.flow.locale,
+        &ctx,
+    )
+}
+
 /// The page a sign-up waiting for approval shows (again, when the user comes back).
 pub fn pending_page(state: &AppState, loaded: &Loaded) -> Response {
     #[derive(Serialize)]
@@ -84,9 +119,19 @@ pub fn pending_page(state: &AppState, loaded: &Loaded) -> Response {
         title_key: "pending.title",
         errors: Vec::new(),
         notice: None,
-        back_url: loaded.error_url(state, "access_denied", "The sign-up is waiting for approval."),
+        back_url: loaded.error_url(
+            state,
+            "access_denied",
+            "The sign-up is waiting for approval.",
+        ),
     };
-    render(state, StatusCode::OK, "pending.html", &loaded.flow.locale, &ctx)
+    render(
+        state,
+        StatusCode::OK,
+        "pending.html",
+        &loaded.flow.locale,
+        &ctx,
+    )
 }
 
 /// The page shown when a connector blocks the sign-up. `user_message` is the API's

@@ -157,7 +157,9 @@ pub async fn callback(
         render_step(&state, loaded, fb, status)
     };
     if let Some(error) = params.get("error") {
-        tracing::info!(provider = %provider_id, %error, "the provider returned an error");
+        // The value is the caller's: logged escaped and cut short.
+        let shown: String = error.chars().take(64).collect();
+        tracing::info!(provider = %provider_id, error = ?shown, "the provider returned an error");
         let key = if error == "access_denied" {
             "error.provider_cancelled"
         } else {
