@@ -2078,3 +2078,34 @@ user_flow = "B2X_1_social"
     assert_eq!(sent["email"], "pass@example.com");
     env.finish(usher).await;
 }
+
+/// Browser applications may call the token and userinfo endpoints from their own
+/// origins, and read the key set from anywhere; other origins get no CORS grant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_for_browser_applications() {
+    let env = TestEnv::new(Backend::Sqlite).await;
+    let usher = env.start().await;
+    let http = reqwest::Client::new();
+    let preflight = |origin: &'static str| {
+        http.request(reqwest::Method::OPTIONS, usher.url("/token"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .send()
+    };
+    let r = preflight("http://127.0.0.1:9").await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "http://127.0.0.1:9"
+    );
+    let r = preflight("https://evil.example").await.unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    let r = http
+        .get(usher.url("/jwks"))
+        .header("origin", "https://anyone.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    env.finish(usher).await;
+}

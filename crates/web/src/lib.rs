@@ -3,6 +3,7 @@
 //! the storage only through the repository traits and never names SQL.
 
 pub mod cookies;
+pub mod cors;
 pub mod hasher;
 pub mod i18n;
 pub mod mail;
@@ -82,6 +83,10 @@ pub fn router(state: AppState) -> Router {
         .route("/try/start", get(pages::try_demo::start))
         .route("/try/callback", get(pages::try_demo::callback))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            cors::cors,
+        ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }

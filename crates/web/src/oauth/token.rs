@@ -22,6 +22,9 @@ use usher_storage::{Grant, Redemption, RefreshToken};
 use super::user_claims;
 use crate::state::AppState;
 
+/// The longest a grant's refresh tokens live, however often they are rotated.
+const MAX_GRANT_LIFETIME: chrono::Duration = chrono::Duration::days(90);
+
 /// A token endpoint error (RFC 6749 §5.2).
 #[derive(Debug)]
 pub struct TokenError {
@@ -309,7 +312,7 @@ pub async fn exchange_code(
         &user,
         code.nonce.as_deref(),
         code.extra_claims,
-        true,
+        grant.scope.iter().any(|s| s == "offline_access"),
     )
     .await
 }
@@ -365,14 +368,24 @@ async fn refresh(
         }
     }
     let user = live_user(state, &grant.user_id).await?;
+    let keeps_refreshing = grant.scope.iter().any(|s| s == "offline_access");
+    // A narrower scope narrows this access token only; the grant keeps its scope.
+    let mut scoped = grant.clone();
+    if let Some(s) = scope {
+        scoped.scope = s
+            .split(' ')
+            .filter(|x| !x.is_empty())
+            .map(str::to_owned)
+            .collect();
+    }
     issue(
         state,
         app,
-        &grant,
+        &scoped,
         &user,
         None,
         serde_json::Map::new(),
-        grant.scope.iter().any(|s| s == "offline_access"),
+        keeps_refreshing,
     )
     .await
 }
@@ -499,7 +512,7 @@ async fn issue(
     }
     let id_token = sign(state, "JWT", &Value::Object(id_claims)).await?;
 
-    let refresh_token = if with_refresh_token && grant.scope.iter().any(|s| s == "offline_access") {
+    let refresh_token = if with_refresh_token {
         let token = state.new_token();
         state
             .store
@@ -507,7 +520,10 @@ async fn issue(
                 token_hash: sha256_hex(token.as_bytes()),
                 grant_id: grant.id.clone(),
                 created_at: now,
-                expires_at: now + lifetimes.refresh_token,
+                // Rotation slides the expiry, but never past the grant's absolute
+                // lifetime: a stolen token cannot be kept alive for ever.
+                expires_at: (now + lifetimes.refresh_token)
+                    .min(grant.created_at + MAX_GRANT_LIFETIME),
                 used_at: None,
             })
             .await
