@@ -1,8 +1,9 @@
 //! Usher's storage: every piece of state (users and their identities, flows in
 //! progress, authorization codes, grants and refresh tokens, browser sessions, signing
-//! keys) lives behind the narrow repository traits of this module, implemented once
-//! for SQLite (the embedded default) and once for PostgreSQL (production, several
-//! instances). Lookups return `Result<Option<T>>`: absence is not an error.
+//! keys, the tenant's configuration) lives behind the narrow repository traits of this
+//! module, implemented once for SQLite (the embedded default) and once for PostgreSQL
+//! (production, several instances). Lookups return `Result<Option<T>>`: absence is
+//! not an error.
 
 mod model;
 mod postgres;
@@ -17,7 +18,7 @@ use usher_domain::{Flow, Identity, NewUser, SignInType, User};
 
 pub use model::{
     AuthorizationCode, BrowserSession, CallFilter, ConnectorCallRecord, Grant, Redemption,
-    RefreshToken, StoredSigningKey,
+    RefreshToken, StoredSigningKey, TenantObject, TenantObjects,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -133,6 +134,42 @@ pub trait ConnectorCallRepository: Send + Sync {
     async fn connector_calls(&self, filter: &CallFilter) -> Result<Vec<ConnectorCallRecord>>;
 }
 
+/// The tenant's configuration, stored as versioned objects so that several instances
+/// can see an edit on their next request.
+///
+/// Every write bumps the one tenant version by exactly one, in the transaction that
+/// makes the change, so a version names one state of the whole tenant and instances
+/// only need to compare it to know whether to reload.
+#[async_trait]
+pub trait TenantRepository: Send + Sync {
+    /// 0 when the tenant has never been stored. Cheap: called on every request.
+    async fn tenant_version(&self) -> Result<i64>;
+    /// Every object and the version they belong to, read consistently.
+    async fn tenant_objects(&self) -> Result<TenantObjects>;
+    /// Replaces every object, in one transaction, if the stored version equals
+    /// `expected_version`; returns the new version (`expected_version + 1`).
+    /// `Conflict` otherwise (nothing is written then); `AlreadyExists` if `objects`
+    /// repeats a `(kind, id)`. Objects keep the order given.
+    async fn replace_tenant(&self, objects: &[TenantObject], expected_version: i64) -> Result<i64>;
+    /// Inserts or updates one object (an update keeps its position; an insert goes
+    /// after the others of its kind) and returns the new version. `Conflict` if
+    /// `expected_version` is given and the stored version differs.
+    async fn put_tenant_object(
+        &self,
+        object: &TenantObject,
+        expected_version: Option<i64>,
+    ) -> Result<i64>;
+    /// Deletes one object. `Ok(None)` if there was none (the version is unchanged),
+    /// else the new version. `Conflict` if `expected_version` is given and the stored
+    /// version differs, whether or not the object exists.
+    async fn delete_tenant_object(
+        &self,
+        kind: &str,
+        id: &str,
+        expected_version: Option<i64>,
+    ) -> Result<Option<i64>>;
+}
+
 /// Housekeeping across repositories.
 #[async_trait]
 pub trait Maintenance: Send + Sync {
@@ -155,6 +192,7 @@ pub trait Store:
     + SessionRepository
     + SigningKeyRepository
     + ConnectorCallRepository
+    + TenantRepository
     + Maintenance
 {
 }
@@ -166,6 +204,7 @@ impl<T> Store for T where
         + SessionRepository
         + SigningKeyRepository
         + ConnectorCallRepository
+        + TenantRepository
         + Maintenance
 {
 }

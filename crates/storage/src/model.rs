@@ -127,3 +127,24 @@ pub struct CallFilter {
     /// At most this many (the caller bounds it).
     pub limit: u32,
 }
+
+/// One stored piece of tenant configuration: a custom attribute, a user flow, an
+/// application, a connector, an identity provider or the tenant's settings.
+/// `document` is opaque to the store; `(kind, id)` is its key, compared exactly as
+/// given (whoever stores objects normalises ids first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantObject {
+    pub kind: String,
+    pub id: String,
+    pub document: serde_json::Value,
+}
+
+/// Every stored tenant object and the version they belong to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TenantObjects {
+    /// 0 when the tenant has never been stored.
+    pub version: i64,
+    /// Ordered by kind, then position (the order they were given or appended in),
+    /// then id.
+    pub objects: Vec<TenantObject>,
+}

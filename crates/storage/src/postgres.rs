@@ -35,6 +35,7 @@ impl PgStore {
             2,
             include_str!("../migrations/postgres/0002_connector_calls.sql"),
         ),
+        (3, include_str!("../migrations/postgres/0003_tenant.sql")),
     ];
 
     /// Opens `postgres://…` (or `postgresql://…`).

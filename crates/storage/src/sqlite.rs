@@ -35,6 +35,7 @@ impl SqliteStore {
             2,
             include_str!("../migrations/sqlite/0002_connector_calls.sql"),
         ),
+        (3, include_str!("../migrations/sqlite/0003_tenant.sql")),
     ];
 
     /// Opens `sqlite://path` (creating the file and its directory if missing) or

@@ -19,7 +19,7 @@ use usher_domain::{
 };
 use usher_storage::{
     AuthorizationCode, BrowserSession, CallFilter, ConnectorCallRecord, Grant, Redemption,
-    RefreshToken, StorageError, Store, StoredSigningKey,
+    RefreshToken, StorageError, Store, StoredSigningKey, TenantObject, TenantObjects,
 };
 
 // ---------------------------------------------------------------------------------
@@ -192,7 +192,9 @@ conformance! {
         delete_expired_removes_only_expired,
         unicode_and_large_values,
         connector_call_records,
-        linking_identities;
+        linking_identities,
+        tenant_versioning,
+        tenant_concurrent_writes;
     fresh:
         migrate_twice_is_a_no_op,
         concurrent_migrations,
@@ -537,7 +539,7 @@ async fn migrate_twice_is_a_no_op(ctx: Ctx) {
     store.ping().await.unwrap();
 
     store.migrate().await.unwrap();
-    assert_eq!(applied_migrations(&ctx.url).await, vec![1, 2]);
+    assert_eq!(applied_migrations(&ctx.url).await, vec![1, 2, 3]);
     let user = store
         .create_user(new_user(
             "u-1",
@@ -548,13 +550,13 @@ async fn migrate_twice_is_a_no_op(ctx: Ctx) {
         .unwrap();
 
     store.migrate().await.unwrap();
-    assert_eq!(applied_migrations(&ctx.url).await, vec![1, 2]);
+    assert_eq!(applied_migrations(&ctx.url).await, vec![1, 2, 3]);
     assert_eq!(store.user_by_id("u-1").await.unwrap(), Some(user));
 
     // A new process (a new pool) migrating the same database is a no-op as well.
     let again = usher_storage::connect(&ctx.url).await.unwrap();
     again.migrate().await.unwrap();
-    assert_eq!(applied_migrations(&ctx.url).await, vec![1, 2]);
+    assert_eq!(applied_migrations(&ctx.url).await, vec![1, 2, 3]);
     assert_eq!(
         again.users_by_email("a@example.com").await.unwrap().len(),
         1
@@ -577,7 +579,7 @@ async fn concurrent_migrations(ctx: Ctx) {
     for task in tasks {
         task.await.unwrap().expect("concurrent migrate");
     }
-    assert_eq!(applied_migrations(&ctx.url).await, vec![1, 2]);
+    assert_eq!(applied_migrations(&ctx.url).await, vec![1, 2, 3]);
 
     let user = stores[1]
         .create_user(new_user("u-1", None, vec![local("a@example.com")]))
@@ -1145,6 +1147,15 @@ async fn bad_stored_data_is_corrupt(ctx: Ctx) {
          UPDATE browser_sessions SET expires_at = 9223372036854775807;",
     )
     .await;
+    store
+        .put_tenant_object(&tenant_object("userFlow", "b2x_1_a", 1), None)
+        .await
+        .unwrap();
+    execute_directly(
+        &ctx.url,
+        "UPDATE tenant_objects SET document = '{\"id\": ' WHERE id = 'b2x_1_a'",
+    )
+    .await;
 
     let corrupt = |e: &StorageError| matches!(e, StorageError::Corrupt(_));
     is(store.user_by_id("u-1").await, corrupt);
@@ -1162,7 +1173,9 @@ async fn bad_stored_data_is_corrupt(ctx: Ctx) {
         corrupt,
     );
     is(store.session("sid-1").await, corrupt);
+    is(store.tenant_objects().await, corrupt);
     // What is not damaged still reads.
+    assert_eq!(store.tenant_version().await.unwrap(), 1);
     assert_eq!(store.password_hash("u-1").await.unwrap(), None);
     assert_eq!(store.user_by_id("u-3").await.unwrap(), None);
 }
@@ -1273,4 +1286,257 @@ async fn linking_identities(ctx: Ctx) {
         .add_identity("nobody", &identity(SignInType::Federated, "mail", "x"))
         .await
         .unwrap());
+}
+
+fn tenant_object(kind: &str, id: &str, n: i64) -> TenantObject {
+    TenantObject {
+        kind: kind.into(),
+        id: id.into(),
+        document: serde_json::json!({ "id": id, "n": n, "text": "Désolé 🦀" }),
+    }
+}
+
+/// `(kind, id)` of each object, in the order read.
+fn keys(objects: &TenantObjects) -> Vec<(String, String)> {
+    objects
+        .objects
+        .iter()
+        .map(|o| (o.kind.clone(), o.id.clone()))
+        .collect()
+}
+
+fn key(kind: &str, id: &str) -> (String, String) {
+    (kind.to_owned(), id.to_owned())
+}
+
+async fn tenant_versioning(ctx: Ctx) {
+    let store = ctx.store;
+    let conflict = |e: &StorageError| matches!(e, StorageError::Conflict);
+
+    // Never stored.
+    assert_eq!(store.tenant_version().await.unwrap(), 0);
+    assert_eq!(
+        store.tenant_objects().await.unwrap(),
+        TenantObjects {
+            version: 0,
+            objects: Vec::new()
+        }
+    );
+
+    // Given order is kept within a kind; kinds come in order, whatever the given one.
+    let initial = vec![
+        tenant_object("userFlow", "zeta", 1),
+        tenant_object("attribute", "b", 2),
+        tenant_object("userFlow", "alpha", 3),
+        tenant_object("attribute", "a", 4),
+        tenant_object("settings", "tenant", 5),
+    ];
+    assert_eq!(store.replace_tenant(&initial, 0).await.unwrap(), 1);
+    // Another instance seeding from the same never-stored state loses.
+    is(store.replace_tenant(&initial[..1], 0).await, conflict);
+    let read = store.tenant_objects().await.unwrap();
+    assert_eq!(read.version, 1);
+    assert_eq!(
+        keys(&read),
+        [
+            key("attribute", "b"),
+            key("attribute", "a"),
+            key("settings", "tenant"),
+            key("userFlow", "zeta"),
+            key("userFlow", "alpha"),
+        ]
+    );
+    assert_eq!(read.objects[3], initial[0], "documents come back as stored");
+    assert_eq!(store.tenant_version().await.unwrap(), 1);
+
+    // An update keeps the position; an insert goes last in its kind; ids are exact.
+    assert_eq!(
+        store
+            .put_tenant_object(&tenant_object("userFlow", "zeta", 10), None)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .put_tenant_object(&tenant_object("userFlow", "Alpha", 11), Some(2))
+            .await
+            .unwrap(),
+        3
+    );
+    is(
+        store
+            .put_tenant_object(&tenant_object("userFlow", "late", 12), Some(2))
+            .await,
+        conflict,
+    );
+    let read = store.tenant_objects().await.unwrap();
+    assert_eq!(read.version, 3);
+    assert_eq!(
+        keys(&read)[3..],
+        [
+            key("userFlow", "zeta"),
+            key("userFlow", "alpha"),
+            key("userFlow", "Alpha")
+        ]
+    );
+    assert_eq!(read.objects[3].document["n"], 10);
+
+    // Deleting: a stale version is refused even for an absent object; deleting
+    // nothing leaves the version alone.
+    is(
+        store
+            .delete_tenant_object("userFlow", "zeta", Some(2))
+            .await,
+        conflict,
+    );
+    is(
+        store
+            .delete_tenant_object("userFlow", "nope", Some(2))
+            .await,
+        conflict,
+    );
+    assert_eq!(
+        store
+            .delete_tenant_object("userFlow", "zeta", Some(3))
+            .await
+            .unwrap(),
+        Some(4)
+    );
+    assert_eq!(
+        store
+            .delete_tenant_object("userFlow", "zeta", None)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .delete_tenant_object("userFlow", "ALPHA", None)
+            .await
+            .unwrap(),
+        None,
+        "ids compare exactly"
+    );
+    assert_eq!(store.tenant_version().await.unwrap(), 4);
+    // A deleted object's position is not reused by the next one appended.
+    store
+        .put_tenant_object(&tenant_object("userFlow", "omega", 13), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        keys(&store.tenant_objects().await.unwrap())[3..],
+        [
+            key("userFlow", "alpha"),
+            key("userFlow", "Alpha"),
+            key("userFlow", "omega")
+        ]
+    );
+
+    // A replace with a repeated key writes nothing.
+    let repeated = vec![
+        tenant_object("connector", "c", 1),
+        tenant_object("connector", "c", 2),
+    ];
+    is(store.replace_tenant(&repeated, 5).await, |e| {
+        matches!(e, StorageError::AlreadyExists)
+    });
+    let before = store.tenant_objects().await.unwrap();
+    assert_eq!(before.version, 5);
+    assert_eq!(before.objects.len(), 6);
+
+    // A replace removes what it does not list.
+    let replacement = vec![tenant_object("connector", "c", 1)];
+    assert_eq!(store.replace_tenant(&replacement, 5).await.unwrap(), 6);
+    assert_eq!(
+        store.tenant_objects().await.unwrap(),
+        TenantObjects {
+            version: 6,
+            objects: replacement
+        }
+    );
+    assert_eq!(store.replace_tenant(&[], 6).await.unwrap(), 7);
+    assert_eq!(
+        store.tenant_objects().await.unwrap(),
+        TenantObjects {
+            version: 7,
+            objects: Vec::new()
+        }
+    );
+}
+
+async fn tenant_concurrent_writes(ctx: Ctx) {
+    // Separate pools where the database allows it, as separate instances would have.
+    let mut stores = vec![ctx.store.clone()];
+    if !ctx.url.contains(":memory:") {
+        stores.push(usher_storage::connect(&ctx.url).await.unwrap());
+    }
+    store_one(&stores[0], "settings", "tenant").await;
+    let start = stores[0].tenant_version().await.unwrap();
+
+    const TASKS: i64 = 16;
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|i| {
+            let store = stores[i as usize % stores.len()].clone();
+            tokio::spawn(async move {
+                // Half of them update one shared object, half insert their own.
+                let id = if i % 2 == 0 {
+                    "shared".to_owned()
+                } else {
+                    format!("own-{i}")
+                };
+                store
+                    .put_tenant_object(&tenant_object("connector", &id, i), None)
+                    .await
+            })
+        })
+        .collect();
+    let mut versions = Vec::new();
+    for task in tasks {
+        versions.push(task.await.unwrap().expect("concurrent put"));
+    }
+    versions.sort_unstable();
+    assert_eq!(
+        versions,
+        ((start + 1)..=(start + TASKS)).collect::<Vec<_>>(),
+        "every put gets a version of its own, none skipped"
+    );
+    let read = stores[stores.len() - 1].tenant_objects().await.unwrap();
+    assert_eq!(read.version, start + TASKS);
+    assert_eq!(read.objects.len(), 1 + 1 + TASKS as usize / 2);
+
+    // Replaces against one version: exactly one wins.
+    let version = read.version;
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let store = stores[i % stores.len()].clone();
+            tokio::spawn(async move {
+                store
+                    .replace_tenant(&[tenant_object("attribute", "x", i as i64)], version)
+                    .await
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(v) => {
+                assert_eq!(v, version + 1);
+                won += 1;
+            }
+            Err(StorageError::Conflict) => {}
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    assert_eq!(won, 1);
+    let read = stores[0].tenant_objects().await.unwrap();
+    assert_eq!(read.version, version + 1);
+    assert_eq!(read.objects.len(), 1);
+}
+
+async fn store_one(store: &Arc<dyn Store>, kind: &str, id: &str) {
+    store
+        .put_tenant_object(&tenant_object(kind, id, 0), None)
+        .await
+        .unwrap();
 }
