@@ -9,7 +9,7 @@ use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration as StdDuration}
 use anyhow::{bail, Context};
 use chrono::Duration;
 use usher_config::{Config, EmailDelivery, MasterKeySource, SigningAlgorithm, SmtpTls};
-use usher_connectors::{ConnectorRunner, Metrics, RunnerSettings};
+use usher_connectors::{Metrics, RunnerSettings};
 use usher_domain::{Clock, SystemClock};
 use usher_oidc::{
     crypto::MasterKey,
@@ -17,10 +17,12 @@ use usher_oidc::{
     keys::{KeyManager, RotationPolicy},
 };
 use usher_storage::Store;
+use usher_tenant::{TenantService, TenantSnapshot};
 use usher_web::{
     hasher::PasswordHasher,
     i18n::Catalogue,
     mail::{self, Mailer},
+    state::Compiled,
     templates::Templates,
     AppState, Inner, Lifetimes, Settings,
 };
@@ -114,7 +116,7 @@ pub fn signing_algorithm(config: &Config) -> Algorithm {
 pub fn key_manager(
     config: &Config,
     store: Arc<dyn Store>,
-    master: MasterKey,
+    master: impl Into<Arc<MasterKey>>,
     clock: Arc<dyn Clock>,
 ) -> KeyManager {
     let policy = RotationPolicy {
@@ -132,7 +134,8 @@ pub async fn build(config: &Config, overrides: Overrides) -> anyhow::Result<AppS
     let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
     let code_key = master.hmac_key("email-code");
     let cookie_key = master.hmac_key("cookie");
-    let keys = key_manager(config, store.clone(), master, clock.clone());
+    let master = Arc::new(master);
+    let keys = key_manager(config, store.clone(), master.clone(), clock.clone());
     keys.ensure_keys()
         .await
         .context("cannot load or create the signing keys")?;
@@ -168,42 +171,59 @@ pub async fn build(config: &Config, overrides: Overrides) -> anyhow::Result<AppS
         },
         demo_client_id: config.demo.then(|| usher_config::DEMO_CLIENT_ID.to_owned()),
     };
-    let tenant = Arc::new(config.tenant.clone());
+    // The configuration file seeds the tenant; after that the database is the truth
+    // (the admin API and `usher apply` change it).
+    let tenants = Arc::new(TenantService::new(store.clone(), master.clone()));
+    let (snapshot, differs) = tenants
+        .seed(&desired_tenant(config))
+        .await
+        .context("cannot read or store the tenant")?;
+    if differs {
+        tracing::warn!(
+            "the configuration file differs from the tenant in the database, which is what \
+             is served; `usher apply --dry-run` shows the difference and `usher apply` applies it"
+        );
+    }
     let metrics = Arc::new(Metrics::new());
-    let connectors = Arc::new(ConnectorRunner::new(
-        config.connectors.clone(),
-        tenant.clone(),
-        store.clone(),
-        clock.clone(),
-        runner_settings(config),
-        metrics.clone(),
-    ));
+    let runner_settings = runner_settings(config);
+    let compiled = Compiled::build(
+        snapshot,
+        &store,
+        &clock,
+        &metrics,
+        &runner_settings,
+        &config.federation,
+    )
+    .context("the identity providers are misconfigured")?;
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
     Ok(AppState(Arc::new(Inner {
         store,
-        tenant,
+        tenants,
+        compiled: std::sync::RwLock::new(Arc::new(compiled)),
+        runner_settings,
+        federation_settings: config.federation.clone(),
         keys: Arc::new(keys),
         clock: clock.clone(),
         rng: usher_web::state::rng(overrides.rng_seed),
         templates: Arc::new(templates),
         mailer: Arc::new(mailer),
         hasher: PasswordHasher::new(cores),
-        connectors,
         metrics,
         settings,
-        federation: Arc::new(
-            usher_federation::Federation::new(
-                config.identity_providers.clone(),
-                config.federation.clone(),
-                clock.clone(),
-            )
-            .context("the identity providers are misconfigured")?,
-        ),
         code_key,
         cookie_key,
     })))
+}
+
+/// The tenant a configuration file declares.
+pub fn desired_tenant(config: &Config) -> TenantSnapshot {
+    TenantSnapshot::new(
+        config.tenant.clone(),
+        config.connectors.clone(),
+        config.identity_providers.clone(),
+    )
 }
 
 /// What the connector client may do, from the operator's settings.

@@ -58,7 +58,7 @@ pub async fn cors(State(state): State<AppState>, request: Request, next: Next) -
 
 /// Whether `origin` is the origin of a registered redirect URI.
 fn registered(state: &AppState, origin: &str) -> bool {
-    state.tenant.applications.iter().any(|app| {
+    state.tenant().applications.iter().any(|app| {
         app.redirect_uris.iter().any(|uri| {
             url::Url::parse(uri)
                 .ok()

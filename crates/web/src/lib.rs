@@ -87,6 +87,10 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             cors::cors,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            refresh_tenant,
+        ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
@@ -121,6 +125,20 @@ async fn not_found(State(state): State<AppState>, headers: HeaderMap) -> Respons
         pages::request_locale(&headers, None),
         pages::PageError::FlowNotFound,
     )
+}
+
+/// Every request sees the tenant as stored now: an admin's change takes effect on the
+/// next step of every flow, on every instance.
+async fn refresh_tenant(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = request.uri().path();
+    if !(path.starts_with("/assets/") || path == "/healthz" || path == "/metrics") {
+        state.refresh_tenant().await;
+    }
+    next.run(request).await
 }
 
 /// Liveness and readiness: the database answers.

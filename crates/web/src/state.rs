@@ -1,13 +1,16 @@
 //! What every handler receives: the store, the tenant, keys, clock, randomness,
 //! templates, mail and settings.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::Duration;
 use rand::{rngs::StdRng, RngCore, SeedableRng};
+use usher_connectors::{ConnectorRunner, Metrics, RunnerSettings};
 use usher_domain::{Clock, Tenant};
+use usher_federation::{Federation, FederationSettings};
 use usher_oidc::{crypto::HmacKey, keys::KeyManager};
 use usher_storage::Store;
+use usher_tenant::{TenantService, TenantSnapshot};
 
 use crate::{
     connectors::StepConnectors, hasher::PasswordHasher, mail::Mailer, templates::Templates,
@@ -65,22 +68,75 @@ pub struct AppState(pub Arc<Inner>);
 
 pub struct Inner {
     pub store: Arc<dyn Store>,
-    pub tenant: Arc<Tenant>,
+    /// The tenant as stored in the database; see [`AppState::refresh_tenant`].
+    pub tenants: Arc<TenantService>,
+    /// The current tenant, compiled: what requests read.
+    pub compiled: RwLock<Arc<Compiled>>,
+    /// What compiling a tenant needs besides the tenant.
+    pub runner_settings: RunnerSettings,
+    pub federation_settings: FederationSettings,
     pub keys: Arc<KeyManager>,
     pub clock: Arc<dyn Clock>,
     pub rng: Mutex<StdRng>,
     pub templates: Arc<Templates>,
     pub mailer: Arc<Mailer>,
     pub hasher: PasswordHasher,
-    pub connectors: Arc<dyn StepConnectors>,
     /// Connector call counts and latencies, served at `/metrics`.
     pub metrics: Arc<usher_connectors::Metrics>,
     pub settings: Settings,
-    /// Upstream identity providers (Google, Microsoft, any OIDC provider, …).
-    pub federation: Arc<usher_federation::Federation>,
     /// Keys email codes and the demo's cookie.
     pub code_key: HmacKey,
     pub cookie_key: HmacKey,
+}
+
+/// A tenant snapshot with what runs it: its connectors' client and its upstream
+/// identity providers. Rebuilt when the stored tenant's version moves.
+pub struct Compiled {
+    pub snapshot: Arc<TenantSnapshot>,
+    pub connectors: Arc<dyn StepConnectors>,
+    pub federation: Arc<Federation>,
+}
+
+impl Compiled {
+    pub fn build(
+        snapshot: Arc<TenantSnapshot>,
+        store: &Arc<dyn Store>,
+        clock: &Arc<dyn Clock>,
+        metrics: &Arc<Metrics>,
+        runner_settings: &RunnerSettings,
+        federation_settings: &FederationSettings,
+    ) -> Result<Self, usher_federation::FederationError> {
+        let tenant = Arc::new(snapshot.tenant.clone());
+        let connectors = Arc::new(ConnectorRunner::new(
+            snapshot.connectors.clone(),
+            tenant,
+            store.clone(),
+            clock.clone(),
+            runner_settings.clone(),
+            metrics.clone(),
+        ));
+        let federation = Arc::new(Federation::new(
+            snapshot.identity_providers.clone(),
+            federation_settings.clone(),
+            clock.clone(),
+        )?);
+        Ok(Self {
+            snapshot,
+            connectors,
+            federation,
+        })
+    }
+}
+
+/// The tenant a request reads (derefs to [`Tenant`]).
+#[derive(Clone)]
+pub struct TenantRef(Arc<Compiled>);
+
+impl std::ops::Deref for TenantRef {
+    type Target = Tenant;
+    fn deref(&self) -> &Tenant {
+        &self.0.snapshot.tenant
+    }
 }
 
 impl std::ops::Deref for AppState {
@@ -91,6 +147,58 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
+    fn compiled(&self) -> Arc<Compiled> {
+        self.compiled
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The tenant as of the last refresh (the start of this request).
+    pub fn tenant(&self) -> TenantRef {
+        TenantRef(self.compiled())
+    }
+
+    pub fn connectors(&self) -> Arc<dyn StepConnectors> {
+        self.compiled().connectors.clone()
+    }
+
+    pub fn federation(&self) -> Arc<Federation> {
+        self.compiled().federation.clone()
+    }
+
+    /// Brings the compiled tenant up to the stored version: one cheap version query,
+    /// and a rebuild only when an admin changed something (on any instance). On a
+    /// database error the last good tenant keeps serving.
+    pub async fn refresh_tenant(&self) {
+        let snapshot = match self.tenants.current().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the tenant; serving the last one read");
+                return;
+            }
+        };
+        if self.compiled().snapshot.version == snapshot.version {
+            return;
+        }
+        match Compiled::build(
+            snapshot,
+            &self.store,
+            &self.clock,
+            &self.metrics,
+            &self.runner_settings,
+            &self.federation_settings,
+        ) {
+            Ok(c) => {
+                tracing::info!(version = c.snapshot.version, "tenant configuration changed");
+                *self.compiled.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(c);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the changed tenant cannot be used; keeping the previous one")
+            }
+        }
+    }
+
     /// Runs `f` with the state's random number generator.
     pub fn with_rng<T>(&self, f: impl FnOnce(&mut dyn RngCore) -> T) -> T {
         let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
@@ -99,7 +207,9 @@ impl AppState {
 
     /// The display name of a configured upstream identity provider.
     pub fn federation_provider_label(&self, id: &str) -> Option<String> {
-        self.federation.provider(id).map(|p| p.display_name.clone())
+        self.federation()
+            .provider(id)
+            .map(|p| p.display_name.clone())
     }
 
     pub fn new_id(&self) -> String {

@@ -81,7 +81,7 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Respons
     let Some(client_id) = params.get("client_id").filter(|c| !c.is_empty()) else {
         return bad_page("client_id is missing.");
     };
-    let Some(app) = state.tenant.application(client_id).cloned() else {
+    let Some(app) = state.tenant().application(client_id).cloned() else {
         return error_page(
             state,
             locale,
@@ -127,7 +127,7 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Respons
         Ok(r) => r,
         Err(r) => return back(r),
     };
-    let Some(user_flow) = state.tenant.user_flow(&app.user_flow_id).cloned() else {
+    let Some(user_flow) = state.tenant().user_flow(&app.user_flow_id).cloned() else {
         return back(refuse(
             "server_error",
             "The application's user flow is not configured.",

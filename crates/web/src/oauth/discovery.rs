@@ -28,9 +28,9 @@ pub async fn configuration(State(state): State<AppState>) -> Response {
     .into_iter()
     .map(str::to_owned)
     .collect();
-    for flow in &state.tenant.user_flows {
+    for flow in &state.tenant().user_flows {
         for a in flow.claim_attributes() {
-            let c = claim_name(&state.tenant, a);
+            let c = claim_name(&state.tenant(), a);
             if !claims.contains(&c) {
                 claims.push(c);
             }

@@ -99,11 +99,10 @@ async fn logout(
         (Some(h), _) => Some(h.to_owned()),
         (None, c) => c.map(str::to_owned),
     };
+    let tenant = state.tenant();
     let redirect = match get("post_logout_redirect_uri") {
         Some(uri) => {
-            let app = client_id
-                .as_deref()
-                .and_then(|c| state.tenant.application(c));
+            let app = client_id.as_deref().and_then(|c| tenant.application(c));
             match app {
                 Some(app) if app.has_post_logout_redirect_uri(uri) => Some(uri.to_owned()),
                 Some(_) => {

@@ -212,7 +212,7 @@ async fn authenticate_client(
             ))
         }
     };
-    let Some(app) = state.tenant.application(&client_id).cloned() else {
+    let Some(app) = state.tenant().application(&client_id).cloned() else {
         // Same work as a wrong secret, so probing client ids learns nothing.
         if let Some(s) = secret {
             state.hasher.verify(s, None).await;
@@ -487,8 +487,8 @@ async fn issue(
     let access_token = sign(state, "at+jwt", &access_claims).await?;
 
     let mut id_claims = serde_json::Map::new();
-    if let Some(flow) = state.tenant.user_flow(&app.user_flow_id) {
-        id_claims.extend(user_claims(&state.tenant, flow, user));
+    if let Some(flow) = state.tenant().user_flow(&app.user_flow_id) {
+        id_claims.extend(user_claims(&state.tenant(), flow, user));
         id_claims.insert("tfp".into(), Value::String(flow.id.clone()));
     }
     // Connector claims are for this token only, and never override the protocol's.

@@ -85,9 +85,10 @@ async fn claims_for(
     };
     let mut out = serde_json::Map::new();
     out.insert("sub".into(), Value::String(user.id.clone()));
-    let client = str_claim("client_id").and_then(|c| state.tenant.application(c));
-    if let Some(flow) = client.and_then(|a| state.tenant.user_flow(&a.user_flow_id)) {
-        out.extend(user_claims(&state.tenant, flow, &user));
+    let tenant = state.tenant();
+    let client = str_claim("client_id").and_then(|c| tenant.application(c));
+    if let Some(flow) = client.and_then(|a| tenant.user_flow(&a.user_flow_id)) {
+        out.extend(user_claims(&state.tenant(), flow, &user));
     }
     Ok(Some(out))
 }

@@ -35,7 +35,7 @@ pub async fn post(
     if !matches!(loaded.flow.step, FlowStep::SignUpAttributes { .. }) {
         return show::render_current(&state, &loaded, Feedback::default(), StatusCode::OK).await;
     }
-    let definitions: Vec<_> = state.tenant.attributes().collect();
+    let definitions: Vec<_> = state.tenant().attributes().collect();
     let parsed = loaded
         .user_flow
         .parse_attribute_form(&form, |id| definitions.iter().find(|d| d.id == id));
@@ -107,7 +107,7 @@ pub async fn run_connectors(
         .clone()
         .unwrap_or_else(|| loaded.flow.locale.clone());
     let outcome = state
-        .connectors
+        .connectors()
         .run(StepRequest {
             step,
             flow_id: &loaded.flow.id,

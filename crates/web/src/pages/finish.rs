@@ -81,7 +81,7 @@ pub async fn complete(
             .clone()
             .unwrap_or_else(|| locale.to_owned());
         let outcome = state
-            .connectors
+            .connectors()
             .run(StepRequest {
                 step: ConnectorStep::PreTokenIssuance,
                 flow_id,

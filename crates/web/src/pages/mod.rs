@@ -341,10 +341,10 @@ pub async fn load_flow(
     }
     let (Some(app), Some(user_flow)) = (
         state
-            .tenant
+            .tenant()
             .application(&flow.authorization.client_id)
             .cloned(),
-        state.tenant.user_flow(&flow.user_flow_id).cloned(),
+        state.tenant().user_flow(&flow.user_flow_id).cloned(),
     ) else {
         // The application or flow was removed from the configuration mid-flow.
         return Err(PageError::FlowNotFound);
@@ -671,7 +671,7 @@ fn attribute_fields(
         .iter()
         .map(|a| {
             let id = a.attribute_id.clone();
-            let definition = state.tenant.attribute(&id);
+            let definition = state.tenant().attribute(&id);
             let label = match (&a.label, BuiltInAttribute::from_id(&id)) {
                 (Some(l), _) => l.get(locale).to_owned(),
                 (None, Some(b)) => message(state, locale, &format!("attribute.{}", b.id()), &[]),

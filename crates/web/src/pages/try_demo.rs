@@ -169,7 +169,7 @@ pub async fn callback(
     let Some(code) = params.get("code") else {
         return failed("invalid_request", "The response has no code.");
     };
-    let Some(app) = state.tenant.application(&client_id).cloned() else {
+    let Some(app) = state.tenant().application(&client_id).cloned() else {
         return failed("not_enabled", "The demo application is not configured.");
     };
     let redirect_uri = format!("{}/try/callback", state.settings.issuer);

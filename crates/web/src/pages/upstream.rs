@@ -24,7 +24,8 @@ pub fn callback_url(state: &AppState) -> String {
 
 /// Sends the browser to `provider_id`.
 pub async fn start(state: &AppState, loaded: &mut Loaded, provider_id: &str) -> Response {
-    let Some(provider) = state.federation.provider(provider_id) else {
+    let federation = state.federation();
+    let Some(provider) = federation.provider(provider_id) else {
         let fb = Feedback::general(flow_message(state, loaded, "error.bad_request", &[]));
         return render_step(state, loaded, fb, StatusCode::BAD_REQUEST);
     };
@@ -67,7 +68,7 @@ pub async fn start(state: &AppState, loaded: &mut Loaded, provider_id: &str) -> 
         login_hint: login_hint.as_deref(),
     };
     let url = match state
-        .federation
+        .federation()
         .authorization_url(&provider_id, &request)
         .await
     {
@@ -180,7 +181,7 @@ pub async fn callback(
         pkce_verifier: &pkce_verifier,
         nonce: &nonce,
     };
-    let external = match state.federation.complete(&provider_id, &completion).await {
+    let external = match state.federation().complete(&provider_id, &completion).await {
         Ok(x) => x,
         Err(e) => {
             tracing::warn!(provider = %provider_id, error = %e, "federated sign-in failed");
