@@ -14,11 +14,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use usher_domain::{Flow, Identity, NewUser, SignInType, User};
+use usher_domain::{Flow, Identity, NewUser, SignInType, SignUpRequest, SignUpRequestStatus, User};
 
 pub use model::{
     AuthorizationCode, BrowserSession, CallFilter, ConnectorCallRecord, Grant, Redemption,
-    RefreshToken, StoredSigningKey, TenantObject, TenantObjects,
+    RefreshToken, StoredSigningKey, TenantObject, TenantObjects, UserQuery,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -168,6 +168,63 @@ pub trait TenantRepository: Send + Sync {
         id: &str,
         expected_version: Option<i64>,
     ) -> Result<Option<i64>>;
+}
+
+/// Users as administrators manage them (the admin API and console).
+#[async_trait]
+pub trait UserAdminRepository: Send + Sync {
+    /// Users matching `query`, ordered by id, after `query.after`, at most
+    /// `query.limit`; identities filled in.
+    async fn list_users(&self, query: &UserQuery) -> Result<Vec<User>>;
+    /// Saves `email`, `attributes` and `account_enabled` of an existing user
+    /// (identities are not touched). `Ok(false)` if there is no such user.
+    async fn update_user(&self, user: &User) -> Result<bool>;
+    /// Sets (or with `None` removes) a local account's password hash.
+    async fn set_password_hash(&self, user_id: &str, hash: Option<&str>) -> Result<bool>;
+    /// Deletes the user, their identities, roles and sessions, and revokes their
+    /// grants, in one transaction. `Ok(false)` if there is no such user.
+    async fn delete_user(&self, user_id: &str, now: DateTime<Utc>) -> Result<bool>;
+    /// Replaces the user's identities (for `PATCH` of `identities`);
+    /// `DuplicateIdentity` if one belongs to another user (nothing written then).
+    async fn set_identities(&self, user_id: &str, identities: &[Identity]) -> Result<bool>;
+    /// Administrative roles (e.g. `Usher.Admin`) of a user.
+    async fn user_roles(&self, user_id: &str) -> Result<Vec<String>>;
+    async fn set_user_roles(&self, user_id: &str, roles: &[String]) -> Result<bool>;
+}
+
+/// Sign-ups waiting for approval, and their decisions.
+#[async_trait]
+pub trait SignUpRequestRepository: Send + Sync {
+    /// `AlreadyExists` if the id is taken.
+    async fn insert_sign_up_request(&self, request: &SignUpRequest) -> Result<()>;
+    async fn sign_up_request(&self, id: &str) -> Result<Option<SignUpRequest>>;
+    /// Newest first, optionally of one status, after the request `after` (a cursor
+    /// from a previous page), at most `limit`.
+    async fn sign_up_requests(
+        &self,
+        status: Option<SignUpRequestStatus>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<SignUpRequest>>;
+    /// The pending or denied requests for this email (lower case) or any of these
+    /// identities: what holds or blocks a returning user.
+    async fn open_sign_up_requests_for(
+        &self,
+        email: Option<&str>,
+        identities: &[Identity],
+    ) -> Result<Vec<SignUpRequest>>;
+    /// Records a decision, atomically and only if the request is still pending;
+    /// `Ok(None)` if it was not (decided by someone else, or no such request).
+    async fn decide_sign_up_request(
+        &self,
+        id: &str,
+        status: SignUpRequestStatus,
+        decided_by: &str,
+        at: DateTime<Utc>,
+        user_id: Option<&str>,
+    ) -> Result<Option<SignUpRequest>>;
+    /// Removes a request (clearing a denial). `Ok(false)` if there was none.
+    async fn delete_sign_up_request(&self, id: &str) -> Result<bool>;
 }
 
 /// Housekeeping across repositories.

@@ -148,3 +148,20 @@ pub struct TenantObjects {
     /// then id.
     pub objects: Vec<TenantObject>,
 }
+
+/// Which users to list (admin API `$filter`, console search). Filters combine with
+/// AND; `None` matches everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserQuery {
+    /// Exact email (lower case).
+    pub email: Option<String>,
+    /// `displayName` starts with this (case-insensitive).
+    pub display_name_prefix: Option<String>,
+    /// `(issuer, issuerAssignedId)` of one of the user's identities.
+    pub identity: Option<(String, String)>,
+    /// Part of the email or display name (case-insensitive), for the console.
+    pub search: Option<String>,
+    /// Paging cursor: only users whose id is greater.
+    pub after: Option<String>,
+    pub limit: u32,
+}
