@@ -1,7 +1,8 @@
-//! Usher's storage: every piece of state (users and their identities, flows in
-//! progress, authorization codes, grants and refresh tokens, browser sessions, signing
-//! keys, the tenant's configuration) lives behind the narrow repository traits of this
-//! module, implemented once for SQLite (the embedded default) and once for PostgreSQL
+//! Usher's storage: every piece of state (users, their identities and administrative
+//! roles, sign-ups waiting for approval, flows in progress, authorization codes,
+//! grants and refresh tokens, browser sessions, signing keys, the tenant's
+//! configuration) lives behind the narrow repository traits of this module,
+//! implemented once for SQLite (the embedded default) and once for PostgreSQL
 //! (production, several instances). Lookups return `Result<Option<T>>`: absence is
 //! not an error.
 
@@ -200,6 +201,12 @@ pub trait SignUpRequestRepository: Send + Sync {
     async fn sign_up_request(&self, id: &str) -> Result<Option<SignUpRequest>>;
     /// Newest first, optionally of one status, after the request `after` (a cursor
     /// from a previous page), at most `limit`.
+    ///
+    /// `after` is the id of the last request of the previous page; its position
+    /// (creation time, then id) is what the next page continues from, so requests
+    /// decided meanwhile do not shift the pages. `Conflict` if that request no
+    /// longer exists (deleted since the page was read): its position is lost, and an
+    /// empty page would wrongly say there are no more.
     async fn sign_up_requests(
         &self,
         status: Option<SignUpRequestStatus>,
@@ -215,6 +222,7 @@ pub trait SignUpRequestRepository: Send + Sync {
     ) -> Result<Vec<SignUpRequest>>;
     /// Records a decision, atomically and only if the request is still pending;
     /// `Ok(None)` if it was not (decided by someone else, or no such request).
+    /// `Pending` is no decision: it records nothing and answers `Ok(None)`.
     async fn decide_sign_up_request(
         &self,
         id: &str,
@@ -250,6 +258,8 @@ pub trait Store:
     + SigningKeyRepository
     + ConnectorCallRepository
     + TenantRepository
+    + UserAdminRepository
+    + SignUpRequestRepository
     + Maintenance
 {
 }
@@ -262,6 +272,8 @@ impl<T> Store for T where
         + SigningKeyRepository
         + ConnectorCallRepository
         + TenantRepository
+        + UserAdminRepository
+        + SignUpRequestRepository
         + Maintenance
 {
 }

@@ -36,6 +36,7 @@ impl PgStore {
             include_str!("../migrations/postgres/0002_connector_calls.sql"),
         ),
         (3, include_str!("../migrations/postgres/0003_tenant.sql")),
+        (4, include_str!("../migrations/postgres/0004_admin.sql")),
     ];
 
     /// Opens `postgres://…` (or `postgresql://…`).

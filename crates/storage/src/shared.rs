@@ -2,15 +2,25 @@
 //! mapping and, in `impl_store!`, the repository implementations themselves.
 //!
 //! Both dialects accept the same SQL for everything the repositories do (`$n`
-//! placeholders, `RETURNING`, `CASE`), so the queries are written once. What
-//! differs (connecting, how a write transaction starts, how migrations are
-//! serialised) stays in `sqlite.rs` and `postgres.rs`.
+//! placeholders, `RETURNING`, `CASE`, row values), so the queries are written once;
+//! the few whose shape depends on the filters given are assembled at run time
+//! (`Sql`), in the same shared dialect. What differs (connecting, how a write
+//! transaction starts, how migrations are serialised) stays in `sqlite.rs` and
+//! `postgres.rs`.
+//!
+//! Case-insensitive matching of display names never relies on the database:
+//! SQLite's `lower()` and `LIKE` only fold ASCII, and PostgreSQL's depend on the
+//! database's locale. Usher lower-cases the `displayName` itself (`fold_case`) into
+//! `users.display_name_lower` whenever it writes a user, and lower-cases what is
+//! searched for the same way, so both backends answer alike for any script.
 //!
 //! Timestamps are stored as Unix milliseconds, so anything read back is truncated to
 //! the millisecond. Flows are the exception: their JSON state keeps full precision.
 
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use usher_domain::{AttributeValue, AttributeValues};
 
 use crate::StorageError;
 
@@ -69,8 +79,11 @@ pub(crate) fn insert_error(e: sqlx::Error) -> StorageError {
         if db.is_unique_violation() {
             // PostgreSQL names the constraint; SQLite only mentions the table's columns
             // ("UNIQUE constraint failed: identities.sign_in_type, …").
+            // The message is matched up to the table name so that a table whose name
+            // merely ends in "identities" (sign_up_request_identities) is not taken
+            // for it.
             let on_identities = db.constraint().is_some_and(|c| c.starts_with("identities"))
-                || db.message().contains("identities.");
+                || db.message().contains("failed: identities.");
             return if on_identities {
                 StorageError::DuplicateIdentity
             } else {
@@ -79,6 +92,114 @@ pub(crate) fn insert_error(e: sqlx::Error) -> StorageError {
         }
     }
     backend(e)
+}
+
+/// The migration that added `users.display_name_lower`; `migrate` fills the column
+/// in for existing users right after running it, in the same transaction.
+pub(crate) const DISPLAY_NAME_MIGRATION: i64 = 4;
+
+/// How many users the display-name backfill reads at a time, so that migrating a
+/// large directory does not load it whole.
+pub(crate) const BACKFILL_BATCH: i64 = 500;
+
+/// Lower-cases `s` character by character (Unicode lower case, not locale-specific
+/// and without full case folding: `ß` stays `ß`). Character by character, unlike
+/// `str::to_lowercase`, which lower-cases a final `Σ` to `ς` depending on what
+/// follows: that would make the key of a prefix differ from the start of the key of
+/// the whole name.
+pub(crate) fn fold_case(s: &str) -> String {
+    s.chars().flat_map(char::to_lowercase).collect()
+}
+
+/// What `users.display_name_lower` holds for these attributes: the folded
+/// `displayName`, or `None` when there is no string one.
+pub(crate) fn display_name_key(attributes: &AttributeValues) -> Option<String> {
+    attributes
+        .get("displayName")
+        .and_then(AttributeValue::as_str)
+        .map(fold_case)
+}
+
+/// The smallest string greater than every string that starts with `prefix`, in code
+/// point order (which is UTF-8 byte order, what SQLite's BINARY and PostgreSQL's "C"
+/// collations compare by): the last character that can be incremented is, and what
+/// follows it dropped. `None` when there is none (`prefix` is empty or all
+/// `char::MAX`): then every string from `prefix` on starts with it.
+pub(crate) fn prefix_upper_bound(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = match last {
+            // The surrogates are not characters: skip over them.
+            '\u{D7FF}' => Some('\u{E000}'),
+            c => char::from_u32(u32::from(c) + 1),
+        };
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+/// A `LIKE … ESCAPE '\'` pattern matching any text that contains `term` literally:
+/// the user's `%`, `_` and `\` are escaped rather than taken as wildcards.
+pub(crate) fn like_contains(term: &str) -> String {
+    let mut pattern = String::with_capacity(term.len() + 2);
+    pattern.push('%');
+    for c in term.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// A value bound to a statement built at run time (`Sql`).
+pub(crate) enum Arg {
+    Text(String),
+    Int(i64),
+}
+
+/// A statement built from the filters actually given, so that each combination gets
+/// a plan of its own that can use the right index (one fixed statement with
+/// `$n IS NULL OR …` for every optional filter gets one generic plan for all of them
+/// on PostgreSQL). Placeholders are numbered `$n` as arguments are added; both
+/// backends accept that form.
+pub(crate) struct Sql {
+    pub sql: String,
+    pub args: Vec<Arg>,
+}
+
+impl Sql {
+    pub fn new(sql: &str) -> Self {
+        Self {
+            sql: sql.to_owned(),
+            args: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, sql: &str) -> &mut Self {
+        self.sql.push_str(sql);
+        self
+    }
+
+    /// Appends the placeholder of a new argument.
+    pub fn arg(&mut self, arg: Arg) -> &mut Self {
+        self.args.push(arg);
+        self.sql.push('$');
+        self.sql.push_str(&self.args.len().to_string());
+        self
+    }
+
+    pub fn text(&mut self, value: impl Into<String>) -> &mut Self {
+        self.arg(Arg::Text(value.into()))
+    }
+
+    pub fn int(&mut self, value: i64) -> &mut Self {
+        self.arg(Arg::Int(value))
+    }
 }
 
 /// The authorization code fields that no query looks at, stored as one JSON text.
@@ -114,7 +235,14 @@ macro_rules! refresh_token_columns {
     };
 }
 
-pub(crate) use {code_columns, refresh_token_columns, user_columns};
+macro_rules! sign_up_request_columns {
+    () => {
+        "id, user_flow_id, client_id, email, identities, attributes, password_hash, status, \
+         created_at, decided_by, decided_at, user_id"
+    };
+}
+
+pub(crate) use {code_columns, refresh_token_columns, sign_up_request_columns, user_columns};
 
 /// Implements every repository trait for a store type with a `pool` field of the
 /// given database and these inherent methods:
@@ -131,18 +259,24 @@ macro_rules! impl_store {
             use ::async_trait::async_trait;
             use ::chrono::{DateTime, Utc};
             use ::sqlx::Row as _;
-            use ::usher_domain::{Flow, Identity, NewUser, SignInType, User};
+            use ::usher_domain::{
+                AttributeValues, Flow, Identity, NewUser, SignInType, SignUpRequest,
+                SignUpRequestStatus, User,
+            };
 
             use $crate::shared::{
-                backend, from_json, from_millis, insert_error, millis, opt_from_millis,
-                to_json, truncate_millis, CodeData, CREATE_MIGRATIONS_TABLE,
+                backend, display_name_key, fold_case, from_json, from_millis, insert_error,
+                like_contains, millis, opt_from_millis, prefix_upper_bound, to_json,
+                truncate_millis, Arg, CodeData, Sql, BACKFILL_BATCH, CREATE_MIGRATIONS_TABLE,
+                DISPLAY_NAME_MIGRATION,
             };
             use $crate::{
                 AuthorizationCode, BrowserSession, CallFilter, ConnectorCallRecord,
                 ConnectorCallRepository, FlowRepository, Grant, Maintenance,
-                Redemption, RefreshToken, Result, SessionRepository, SigningKeyRepository,
-                StorageError, StoredSigningKey, TenantObject, TenantObjects, TenantRepository,
-                TokenRepository, UserRepository,
+                Redemption, RefreshToken, Result, SessionRepository, SignUpRequestRepository,
+                SigningKeyRepository, StorageError, StoredSigningKey, TenantObject,
+                TenantObjects, TenantRepository, TokenRepository, UserAdminRepository,
+                UserQuery, UserRepository,
             };
 
             type DbRow = <$db as ::sqlx::Database>::Row;
@@ -406,37 +540,23 @@ macro_rules! impl_store {
                     let attributes = to_json(&new.attributes)?;
                     let mut tx = self.begin_write().await?;
                     ::sqlx::query(
-                        "INSERT INTO users \
-                         (id, email, attributes, password_hash, account_enabled, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6)",
+                        "INSERT INTO users (id, email, attributes, display_name_lower, \
+                         password_hash, account_enabled, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
                     )
                     .bind(&new.id)
                     .bind(new.email.as_deref())
                     .bind(&attributes)
+                    .bind(display_name_key(&new.attributes))
                     .bind(new.password_hash.as_deref())
                     .bind(true)
                     .bind(millis(new.created_at))
                     .execute(&mut *tx)
                     .await
                     .map_err(insert_error)?;
-                    for (position, identity) in new.identities.iter().enumerate() {
-                        let position = i32::try_from(position)
-                            .map_err(|e| StorageError::Backend(Box::new(e)))?;
-                        ::sqlx::query(
-                            "INSERT INTO identities \
-                             (user_id, position, sign_in_type, issuer, issuer_assigned_id) \
-                             VALUES ($1, $2, $3, $4, $5)",
-                        )
-                        .bind(&new.id)
-                        .bind(position)
-                        .bind(identity.sign_in_type.as_str())
-                        .bind(&identity.issuer)
-                        .bind(&identity.issuer_assigned_id)
-                        .execute(&mut *tx)
-                        .await
-                        // Dropping `tx` on the way out rolls the user back too.
-                        .map_err(insert_error)?;
-                    }
+                    // On a duplicate, dropping `tx` on the way out rolls the user back
+                    // too.
+                    insert_identities(&mut *tx, &new.id, &new.identities).await?;
                     tx.commit().await.map_err(backend)?;
                     Ok(User {
                         id: new.id,
@@ -1042,6 +1162,566 @@ macro_rules! impl_store {
                 }
             }
 
+            /// `sql` with its arguments bound.
+            fn built(
+                sql: &Sql,
+            ) -> ::sqlx::query::Query<'_, $db, <$db as ::sqlx::Database>::Arguments<'_>> {
+                let mut query = ::sqlx::query(&sql.sql);
+                for arg in &sql.args {
+                    query = match arg {
+                        Arg::Text(value) => query.bind(value.as_str()),
+                        Arg::Int(value) => query.bind(*value),
+                    };
+                }
+                query
+            }
+
+            /// Inserts `identities` for the user, positions from 0 in the order given.
+            /// `DuplicateIdentity` if one belongs to a user already (the caller's
+            /// transaction then rolls back whatever was inserted).
+            async fn insert_identities(
+                conn: &mut <$db as ::sqlx::Database>::Connection,
+                user_id: &str,
+                identities: &[Identity],
+            ) -> Result<()> {
+                for (position, identity) in identities.iter().enumerate() {
+                    let position =
+                        i32::try_from(position).map_err(|e| StorageError::Backend(Box::new(e)))?;
+                    ::sqlx::query(
+                        "INSERT INTO identities \
+                         (user_id, position, sign_in_type, issuer, issuer_assigned_id) \
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(user_id)
+                    .bind(position)
+                    .bind(identity.sign_in_type.as_str())
+                    .bind(&identity.issuer)
+                    .bind(&identity.issuer_assigned_id)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(insert_error)?;
+                }
+                Ok(())
+            }
+
+            /// Whether the user exists, read in the caller's transaction.
+            async fn user_exists(
+                conn: &mut <$db as ::sqlx::Database>::Connection,
+                user_id: &str,
+            ) -> Result<bool> {
+                Ok(::sqlx::query("SELECT id FROM users WHERE id = $1")
+                    .bind(user_id)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(backend)?
+                    .is_some())
+            }
+
+            /// Fills `users.display_name_lower` in for the users that existed before
+            /// the column did (see `DISPLAY_NAME_MIGRATION`), a batch of ids at a time.
+            async fn backfill_display_names(
+                conn: &mut <$db as ::sqlx::Database>::Connection,
+            ) -> Result<()> {
+                let mut after: Option<String> = None;
+                loop {
+                    let rows = ::sqlx::query(
+                        "SELECT id, attributes FROM users \
+                         WHERE $1 IS NULL OR id > $1 ORDER BY id LIMIT $2",
+                    )
+                    .bind(after.as_deref())
+                    .bind(BACKFILL_BATCH)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(backend)?;
+                    let Some(last) = rows.last() else {
+                        return Ok(());
+                    };
+                    after = Some(col(last, "id")?);
+                    for row in &rows {
+                        // Attributes that do not parse get no key: reading that user
+                        // reports them as corrupt anyway, whereas failing here would
+                        // keep every instance from starting.
+                        let attributes: String = col(row, "attributes")?;
+                        let key = from_json::<AttributeValues>(&attributes, "attributes")
+                            .ok()
+                            .and_then(|a| display_name_key(&a));
+                        let Some(key) = key else { continue };
+                        let id: String = col(row, "id")?;
+                        ::sqlx::query("UPDATE users SET display_name_lower = $1 WHERE id = $2")
+                            .bind(key)
+                            .bind(id)
+                            .execute(&mut *conn)
+                            .await
+                            .map_err(backend)?;
+                    }
+                }
+            }
+
+            fn sign_up_request(row: &DbRow) -> Result<SignUpRequest> {
+                let status: String = col(row, "status")?;
+                Ok(SignUpRequest {
+                    id: col(row, "id")?,
+                    user_flow_id: col(row, "user_flow_id")?,
+                    client_id: col(row, "client_id")?,
+                    email: col(row, "email")?,
+                    identities: from_json(&col::<String>(row, "identities")?, "identities")?,
+                    attributes: from_json(&col::<String>(row, "attributes")?, "attributes")?,
+                    password_hash: col(row, "password_hash")?,
+                    status: SignUpRequestStatus::parse(&status).ok_or_else(|| {
+                        StorageError::Corrupt(format!("status: unknown {status:?}"))
+                    })?,
+                    created_at: time(row, "created_at")?,
+                    decided_by: col(row, "decided_by")?,
+                    decided_at: opt_time(row, "decided_at")?,
+                    user_id: col(row, "user_id")?,
+                })
+            }
+
+            impl $store {
+                /// Fills in the identities of `users`, a few queries for all of them
+                /// rather than one per user.
+                async fn fill_identities(&self, users: &mut [User]) -> Result<()> {
+                    // Bounded so the statement stays under both backends' limits on
+                    // bound parameters whatever the page size.
+                    const CHUNK: usize = 500;
+                    for chunk in users.chunks_mut(CHUNK) {
+                        let mut sql = Sql::new(
+                            "SELECT user_id, sign_in_type, issuer, issuer_assigned_id \
+                             FROM identities WHERE user_id IN (",
+                        );
+                        for (n, user) in chunk.iter().enumerate() {
+                            if n > 0 {
+                                sql.push(", ");
+                            }
+                            sql.text(user.id.as_str());
+                        }
+                        sql.push(") ORDER BY user_id, position");
+                        let rows = built(&sql)
+                            .fetch_all(&self.pool)
+                            .await
+                            .map_err(backend)?;
+                        let index: ::std::collections::HashMap<String, usize> = chunk
+                            .iter()
+                            .enumerate()
+                            .map(|(n, user)| (user.id.clone(), n))
+                            .collect();
+                        for row in &rows {
+                            let user_id: String = col(row, "user_id")?;
+                            if let Some(&n) = index.get(&user_id) {
+                                chunk[n].identities.push(identity(row)?);
+                            }
+                        }
+                    }
+                    Ok(())
+                }
+            }
+
+            #[async_trait]
+            impl UserAdminRepository for $store {
+                async fn list_users(&self, q: &UserQuery) -> Result<Vec<User>> {
+                    let mut sql = Sql::new(::std::concat!(
+                        "SELECT ",
+                        $crate::shared::user_columns!(),
+                        " FROM users u WHERE 1 = 1"
+                    ));
+                    if let Some(email) = &q.email {
+                        sql.push(" AND u.email = ").text(email.as_str());
+                    }
+                    if let Some(prefix) = &q.display_name_prefix {
+                        // A range on the folded column rather than LIKE: it is
+                        // literal whatever the prefix holds, and both backends can
+                        // answer it from the index (SQLite's LIKE only uses one on a
+                        // NOCASE column, PostgreSQL's only under the "C" collation).
+                        let prefix = fold_case(prefix);
+                        let upper = prefix_upper_bound(&prefix);
+                        sql.push(" AND u.display_name_lower >= ").text(prefix);
+                        if let Some(upper) = upper {
+                            sql.push(" AND u.display_name_lower < ").text(upper);
+                        }
+                    }
+                    if let Some((issuer, issuer_assigned_id)) = &q.identity {
+                        sql.push(
+                            " AND u.id IN (SELECT i.user_id FROM identities i \
+                             WHERE i.issuer = ",
+                        )
+                        .text(issuer.as_str())
+                        .push(" AND i.issuer_assigned_id = ")
+                        .text(issuer_assigned_id.as_str())
+                        .push(")");
+                    }
+                    if let Some(term) = &q.search {
+                        // Both sides are folded by Usher, so LIKE's own case rules
+                        // (ASCII-insensitive in SQLite, sensitive in PostgreSQL) never
+                        // come into play. Substrings cannot use an index: this is for
+                        // the console, over a directory an administrator browses.
+                        let pattern = like_contains(&fold_case(term));
+                        sql.push(" AND (u.email LIKE ")
+                            .text(pattern.as_str())
+                            .push(" ESCAPE '\\' OR u.display_name_lower LIKE ")
+                            .text(pattern)
+                            .push(" ESCAPE '\\')");
+                    }
+                    if let Some(after) = &q.after {
+                        sql.push(" AND u.id > ").text(after.as_str());
+                    }
+                    sql.push(" ORDER BY u.id LIMIT ").int(i64::from(q.limit));
+                    let mut users = built(&sql)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(backend)?
+                        .iter()
+                        .map(user)
+                        .collect::<Result<Vec<_>>>()?;
+                    self.fill_identities(&mut users).await?;
+                    Ok(users)
+                }
+
+                async fn update_user(&self, u: &User) -> Result<bool> {
+                    let done = ::sqlx::query(
+                        "UPDATE users SET email = $2, attributes = $3, \
+                         display_name_lower = $4, account_enabled = $5 WHERE id = $1",
+                    )
+                    .bind(&u.id)
+                    .bind(u.email.as_deref())
+                    .bind(to_json(&u.attributes)?)
+                    .bind(display_name_key(&u.attributes))
+                    .bind(u.account_enabled)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(backend)?;
+                    Ok(done.rows_affected() > 0)
+                }
+
+                async fn set_password_hash(
+                    &self,
+                    user_id: &str,
+                    hash: Option<&str>,
+                ) -> Result<bool> {
+                    let done = ::sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+                        .bind(user_id)
+                        .bind(hash)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(backend)?;
+                    Ok(done.rows_affected() > 0)
+                }
+
+                async fn delete_user(&self, user_id: &str, now: DateTime<Utc>) -> Result<bool> {
+                    let mut tx = self.begin_write().await?;
+                    // Identities and roles go with the row (ON DELETE CASCADE).
+                    let deleted = ::sqlx::query("DELETE FROM users WHERE id = $1")
+                        .bind(user_id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(backend)?
+                        .rows_affected();
+                    if deleted == 0 {
+                        tx.rollback().await.map_err(backend)?;
+                        return Ok(false);
+                    }
+                    // Sessions and grants name the user without a foreign key (they are
+                    // written on hot paths that should not have to check it), so they
+                    // are dealt with here: the sessions go, so no browser stays
+                    // signed in as nobody; the grants stay, revoked, so a replayed
+                    // code or refresh token still finds what to refuse.
+                    ::sqlx::query("DELETE FROM browser_sessions WHERE user_id = $1")
+                        .bind(user_id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(backend)?;
+                    ::sqlx::query(
+                        "UPDATE grants SET revoked_at = $2 \
+                         WHERE user_id = $1 AND revoked_at IS NULL",
+                    )
+                    .bind(user_id)
+                    .bind(millis(now))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                    tx.commit().await.map_err(backend)?;
+                    Ok(true)
+                }
+
+                async fn set_identities(
+                    &self,
+                    user_id: &str,
+                    identities: &[Identity],
+                ) -> Result<bool> {
+                    let mut tx = self.begin_write().await?;
+                    if !user_exists(&mut *tx, user_id).await? {
+                        return Ok(false);
+                    }
+                    // The old ones go first so that keeping one of them is no clash
+                    // with itself; a real clash rolls the deletion back with the rest.
+                    ::sqlx::query("DELETE FROM identities WHERE user_id = $1")
+                        .bind(user_id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(backend)?;
+                    insert_identities(&mut *tx, user_id, identities).await?;
+                    tx.commit().await.map_err(backend)?;
+                    Ok(true)
+                }
+
+                async fn user_roles(&self, user_id: &str) -> Result<Vec<String>> {
+                    let mut roles: Vec<String> =
+                        ::sqlx::query_scalar("SELECT role FROM user_roles WHERE user_id = $1")
+                            .bind(user_id)
+                            .fetch_all(&self.pool)
+                            .await
+                            .map_err(backend)?;
+                    // Sorted here so the order does not depend on the collation.
+                    roles.sort_unstable();
+                    Ok(roles)
+                }
+
+                async fn set_user_roles(&self, user_id: &str, roles: &[String]) -> Result<bool> {
+                    // A role given twice is had once.
+                    let roles: ::std::collections::BTreeSet<&str> =
+                        roles.iter().map(String::as_str).collect();
+                    let mut tx = self.begin_write().await?;
+                    if !user_exists(&mut *tx, user_id).await? {
+                        return Ok(false);
+                    }
+                    ::sqlx::query("DELETE FROM user_roles WHERE user_id = $1")
+                        .bind(user_id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(backend)?;
+                    for role in roles {
+                        ::sqlx::query("INSERT INTO user_roles (user_id, role) VALUES ($1, $2)")
+                            .bind(user_id)
+                            .bind(role)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(backend)?;
+                    }
+                    tx.commit().await.map_err(backend)?;
+                    Ok(true)
+                }
+            }
+
+            #[async_trait]
+            impl SignUpRequestRepository for $store {
+                async fn insert_sign_up_request(&self, r: &SignUpRequest) -> Result<()> {
+                    let identities = to_json(&r.identities)?;
+                    let attributes = to_json(&r.attributes)?;
+                    let mut tx = self.begin_write().await?;
+                    ::sqlx::query(::std::concat!(
+                        "INSERT INTO sign_up_requests (",
+                        $crate::shared::sign_up_request_columns!(),
+                        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+                    ))
+                    .bind(&r.id)
+                    .bind(&r.user_flow_id)
+                    .bind(&r.client_id)
+                    .bind(&r.email)
+                    .bind(&identities)
+                    .bind(&attributes)
+                    .bind(r.password_hash.as_deref())
+                    .bind(r.status.as_str())
+                    .bind(millis(r.created_at))
+                    .bind(r.decided_by.as_deref())
+                    .bind(r.decided_at.map(millis))
+                    .bind(r.user_id.as_deref())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(insert_error)?;
+                    // The same identity listed twice is indexed once.
+                    let keys: ::std::collections::BTreeSet<(&str, &str, &str)> = r
+                        .identities
+                        .iter()
+                        .map(|i| {
+                            (
+                                i.sign_in_type.as_str(),
+                                i.issuer.as_str(),
+                                i.issuer_assigned_id.as_str(),
+                            )
+                        })
+                        .collect();
+                    for (sign_in_type, issuer, issuer_assigned_id) in keys {
+                        ::sqlx::query(
+                            "INSERT INTO sign_up_request_identities \
+                             (request_id, sign_in_type, issuer, issuer_assigned_id) \
+                             VALUES ($1, $2, $3, $4)",
+                        )
+                        .bind(&r.id)
+                        .bind(sign_in_type)
+                        .bind(issuer)
+                        .bind(issuer_assigned_id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(backend)?;
+                    }
+                    tx.commit().await.map_err(backend)?;
+                    Ok(())
+                }
+
+                async fn sign_up_request(&self, id: &str) -> Result<Option<SignUpRequest>> {
+                    ::sqlx::query(::std::concat!(
+                        "SELECT ",
+                        $crate::shared::sign_up_request_columns!(),
+                        " FROM sign_up_requests WHERE id = $1"
+                    ))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(backend)?
+                    .map(|row| sign_up_request(&row))
+                    .transpose()
+                }
+
+                async fn sign_up_requests(
+                    &self,
+                    status: Option<SignUpRequestStatus>,
+                    after: Option<&str>,
+                    limit: u32,
+                ) -> Result<Vec<SignUpRequest>> {
+                    // The cursor's position is read first, so the page continues
+                    // from where the previous one ended even if that request has been
+                    // decided since (and so left a status filter).
+                    let position = match after {
+                        None => None,
+                        Some(id) => {
+                            let created_at: Option<i64> = ::sqlx::query_scalar(
+                                "SELECT created_at FROM sign_up_requests WHERE id = $1",
+                            )
+                            .bind(id)
+                            .fetch_optional(&self.pool)
+                            .await
+                            .map_err(backend)?;
+                            Some((created_at.ok_or(StorageError::Conflict)?, id))
+                        }
+                    };
+                    let mut sql = Sql::new(::std::concat!(
+                        "SELECT ",
+                        $crate::shared::sign_up_request_columns!(),
+                        " FROM sign_up_requests WHERE 1 = 1"
+                    ));
+                    if let Some(status) = status {
+                        sql.push(" AND status = ").text(status.as_str());
+                    }
+                    if let Some((created_at, id)) = position {
+                        // Newest first, so the next page is what sorts before the
+                        // cursor: earlier, or as early with a smaller id. As a row
+                        // value, both backends seek the index to it rather than
+                        // filter everything after it.
+                        sql.push(" AND (created_at, id) < (")
+                            .int(created_at)
+                            .push(", ")
+                            .text(id)
+                            .push(")");
+                    }
+                    sql.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+                        .int(i64::from(limit));
+                    built(&sql)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(backend)?
+                        .iter()
+                        .map(sign_up_request)
+                        .collect()
+                }
+
+                async fn open_sign_up_requests_for(
+                    &self,
+                    email: Option<&str>,
+                    identities: &[Identity],
+                ) -> Result<Vec<SignUpRequest>> {
+                    if email.is_none() && identities.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    // The candidates come from the email index and the identity
+                    // table's index (never from inside the JSON), each request once
+                    // (IN), and only then is the status checked. An OR of the two
+                    // would make PostgreSQL scan the table. `status || ''` keeps
+                    // SQLite, which has no statistics, from preferring the status
+                    // index, which would read every open request.
+                    let mut sql = Sql::new(::std::concat!(
+                        "SELECT ",
+                        $crate::shared::sign_up_request_columns!(),
+                        " FROM sign_up_requests WHERE (status || '') IN ("
+                    ));
+                    sql.text(SignUpRequestStatus::Pending.as_str())
+                        .push(", ")
+                        .text(SignUpRequestStatus::Denied.as_str())
+                        .push(") AND id IN (");
+                    if let Some(email) = email {
+                        sql.push("SELECT id FROM sign_up_requests WHERE email = ")
+                            .text(email);
+                        if !identities.is_empty() {
+                            sql.push(" UNION ALL ");
+                        }
+                    }
+                    if !identities.is_empty() {
+                        sql.push("SELECT request_id FROM sign_up_request_identities WHERE ");
+                        for (n, identity) in identities.iter().enumerate() {
+                            if n > 0 {
+                                sql.push(" OR ");
+                            }
+                            sql.push("(sign_in_type = ")
+                                .text(identity.sign_in_type.as_str())
+                                .push(" AND issuer = ")
+                                .text(identity.issuer.as_str())
+                                .push(" AND issuer_assigned_id = ")
+                                .text(identity.issuer_assigned_id.as_str())
+                                .push(")");
+                        }
+                    }
+                    sql.push(") ORDER BY created_at DESC, id DESC");
+                    built(&sql)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(backend)?
+                        .iter()
+                        .map(sign_up_request)
+                        .collect()
+                }
+
+                async fn decide_sign_up_request(
+                    &self,
+                    id: &str,
+                    status: SignUpRequestStatus,
+                    decided_by: &str,
+                    at: DateTime<Utc>,
+                    user_id: Option<&str>,
+                ) -> Result<Option<SignUpRequest>> {
+                    if status == SignUpRequestStatus::Pending {
+                        // Not a decision: there is nothing to record.
+                        return Ok(None);
+                    }
+                    // The conditional update is what makes exactly one of several
+                    // deciding administrators (or instances) win.
+                    ::sqlx::query(::std::concat!(
+                        "UPDATE sign_up_requests \
+                         SET status = $2, decided_by = $3, decided_at = $4, user_id = $5 \
+                         WHERE id = $1 AND status = $6 RETURNING ",
+                        $crate::shared::sign_up_request_columns!()
+                    ))
+                    .bind(id)
+                    .bind(status.as_str())
+                    .bind(decided_by)
+                    .bind(millis(at))
+                    .bind(user_id)
+                    .bind(SignUpRequestStatus::Pending.as_str())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(backend)?
+                    .map(|row| sign_up_request(&row))
+                    .transpose()
+                }
+
+                async fn delete_sign_up_request(&self, id: &str) -> Result<bool> {
+                    // Its identity rows go with it (ON DELETE CASCADE).
+                    let done = ::sqlx::query("DELETE FROM sign_up_requests WHERE id = $1")
+                        .bind(id)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(backend)?;
+                    Ok(done.rows_affected() > 0)
+                }
+            }
+
             #[async_trait]
             impl Maintenance for $store {
                 async fn migrate(&self) -> Result<()> {
@@ -1069,6 +1749,11 @@ macro_rules! impl_store {
                         ::sqlx::Executor::execute(&mut *tx, sql)
                             .await
                             .map_err(backend)?;
+                        if version == DISPLAY_NAME_MIGRATION {
+                            // In the migration's transaction, so no instance ever sees
+                            // the column without its values.
+                            backfill_display_names(&mut *tx).await?;
+                        }
                         ::sqlx::query(
                             "INSERT INTO usher_migrations (version, applied_at) VALUES ($1, $2)",
                         )
@@ -1121,3 +1806,80 @@ macro_rules! impl_store {
 }
 
 pub(crate) use impl_store;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fold_case_is_per_character_unicode_lower_case() {
+        assert_eq!(fold_case("Élodie ÆSIR"), "élodie æsir");
+        // A final capital sigma folds as any other, so a prefix folds to a prefix.
+        assert_eq!(fold_case("ΟΔΟΣ"), "οδοσ");
+        assert!(fold_case("ΟΔΟΣΑ").starts_with(&fold_case("ΟΔΟΣ")));
+        assert_eq!(fold_case("İ"), "i\u{307}");
+        assert_eq!(fold_case("山田 🦀"), "山田 🦀");
+    }
+
+    #[test]
+    fn display_name_key_takes_string_display_names_only() {
+        let mut attributes = AttributeValues::new();
+        assert_eq!(display_name_key(&attributes), None);
+        attributes.insert("displayName".into(), AttributeValue::Int(3));
+        assert_eq!(display_name_key(&attributes), None);
+        attributes.insert("displayName".into(), AttributeValue::String("Ada L".into()));
+        assert_eq!(display_name_key(&attributes).as_deref(), Some("ada l"));
+    }
+
+    #[test]
+    fn prefix_upper_bound_is_the_next_string_after_the_prefix() {
+        assert_eq!(prefix_upper_bound("ab").as_deref(), Some("ac"));
+        assert_eq!(prefix_upper_bound("a%").as_deref(), Some("a&"));
+        assert_eq!(prefix_upper_bound("é").as_deref(), Some("ê"));
+        assert_eq!(
+            prefix_upper_bound("a\u{D7FF}").as_deref(),
+            Some("a\u{E000}")
+        );
+        assert_eq!(
+            prefix_upper_bound("ab\u{10FFFF}\u{10FFFF}").as_deref(),
+            Some("ac")
+        );
+        assert_eq!(prefix_upper_bound("\u{10FFFF}"), None);
+        assert_eq!(prefix_upper_bound(""), None);
+
+        // Exactly the strings starting with the prefix sort in [prefix, bound).
+        let prefix = "ab\u{10FFFF}";
+        let bound = prefix_upper_bound(prefix).unwrap();
+        for (s, starts) in [
+            ("ab\u{10FFFF}", true),
+            ("ab\u{10FFFF}\u{10FFFF}zz", true),
+            ("ab\u{10FFFE}", false),
+            ("ac", false),
+            ("ab", false),
+        ] {
+            assert_eq!(s >= prefix && s < bound.as_str(), starts, "{s:?}");
+            assert_eq!(s.starts_with(prefix), starts, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn like_contains_escapes_wildcards() {
+        assert_eq!(like_contains("ada"), "%ada%");
+        assert_eq!(like_contains("100%"), "%100\\%%");
+        assert_eq!(like_contains("a_b"), "%a\\_b%");
+        assert_eq!(like_contains("c:\\x"), "%c:\\\\x%");
+        assert_eq!(like_contains(""), "%%");
+    }
+
+    #[test]
+    fn sql_numbers_placeholders_in_order() {
+        let mut sql = Sql::new("SELECT 1 WHERE a = ");
+        sql.text("x")
+            .push(" AND b < ")
+            .int(3)
+            .push(" LIMIT ")
+            .int(1);
+        assert_eq!(sql.sql, "SELECT 1 WHERE a = $1 AND b < $2 LIMIT $3");
+        assert_eq!(sql.args.len(), 3);
+    }
+}

@@ -36,6 +36,7 @@ impl SqliteStore {
             include_str!("../migrations/sqlite/0002_connector_calls.sql"),
         ),
         (3, include_str!("../migrations/sqlite/0003_tenant.sql")),
+        (4, include_str!("../migrations/sqlite/0004_admin.sql")),
     ];
 
     /// Opens `sqlite://path` (creating the file and its directory if missing) or

@@ -15,11 +15,11 @@ use chrono::{DateTime, Duration, Utc};
 use sqlx::Connection as _;
 use usher_domain::{
     AttributeValue, AttributeValues, AuthorizationRequest, Flow, FlowStep, Identity, NewUser,
-    SignInType, User,
+    SignInType, SignUpRequest, SignUpRequestStatus, User,
 };
 use usher_storage::{
     AuthorizationCode, BrowserSession, CallFilter, ConnectorCallRecord, Grant, Redemption,
-    RefreshToken, StorageError, Store, StoredSigningKey, TenantObject, TenantObjects,
+    RefreshToken, StorageError, Store, StoredSigningKey, TenantObject, TenantObjects, UserQuery,
 };
 
 // ---------------------------------------------------------------------------------
@@ -194,11 +194,22 @@ conformance! {
         connector_call_records,
         linking_identities,
         tenant_versioning,
-        tenant_concurrent_writes;
+        tenant_concurrent_writes,
+        list_users_filters,
+        list_users_paging,
+        list_users_literal_and_unicode,
+        update_user_and_password,
+        delete_user_cleans_up,
+        set_identities_replaces,
+        user_roles,
+        sign_up_requests_store_and_page,
+        open_sign_up_requests,
+        decide_sign_up_request_once;
     fresh:
         migrate_twice_is_a_no_op,
         concurrent_migrations,
-        bad_stored_data_is_corrupt;
+        bad_stored_data_is_corrupt,
+        display_name_backfill;
 }
 
 // ---------------------------------------------------------------------------------
@@ -539,7 +550,7 @@ async fn migrate_twice_is_a_no_op(ctx: Ctx) {
     store.ping().await.unwrap();
 
     store.migrate().await.unwrap();
-    assert_eq!(applied_migrations(&ctx.url).await, vec![1, 2, 3]);
+    assert_eq!(applied_migrations(&ctx.url).await, vec![1, 2, 3, 4]);
     let user = store
         .create_user(new_user(
             "u-1",
@@ -550,13 +561,13 @@ async fn migrate_twice_is_a_no_op(ctx: Ctx) {
         .unwrap();
 
     store.migrate().await.unwrap();
-    assert_eq!(applied_migrations(&ctx.url).await, vec![1, 2, 3]);
+    assert_eq!(applied_migrations(&ctx.url).await, vec![1, 2, 3, 4]);
     assert_eq!(store.user_by_id("u-1").await.unwrap(), Some(user));
 
     // A new process (a new pool) migrating the same database is a no-op as well.
     let again = usher_storage::connect(&ctx.url).await.unwrap();
     again.migrate().await.unwrap();
-    assert_eq!(applied_migrations(&ctx.url).await, vec![1, 2, 3]);
+    assert_eq!(applied_migrations(&ctx.url).await, vec![1, 2, 3, 4]);
     assert_eq!(
         again.users_by_email("a@example.com").await.unwrap().len(),
         1
@@ -579,7 +590,7 @@ async fn concurrent_migrations(ctx: Ctx) {
     for task in tasks {
         task.await.unwrap().expect("concurrent migrate");
     }
-    assert_eq!(applied_migrations(&ctx.url).await, vec![1, 2, 3]);
+    assert_eq!(applied_migrations(&ctx.url).await, vec![1, 2, 3, 4]);
 
     let user = stores[1]
         .create_user(new_user("u-1", None, vec![local("a@example.com")]))
@@ -1539,4 +1550,1296 @@ async fn store_one(store: &Arc<dyn Store>, kind: &str, id: &str) {
         .put_tenant_object(&tenant_object(kind, id, 0), None)
         .await
         .unwrap();
+}
+
+// ---------------------------------------------------------------------------------
+// User administration
+// ---------------------------------------------------------------------------------
+
+/// A user whose `displayName` is `display_name` (none with `None`).
+fn named(
+    id: &str,
+    email: Option<&str>,
+    display_name: Option<&str>,
+    identities: Vec<Identity>,
+) -> NewUser {
+    let mut user = new_user(id, email, identities);
+    user.attributes = AttributeValues::new();
+    if let Some(name) = display_name {
+        user.attributes.insert(
+            "displayName".into(),
+            AttributeValue::String(name.to_owned()),
+        );
+    }
+    user
+}
+
+fn query() -> UserQuery {
+    UserQuery {
+        limit: 100,
+        ..UserQuery::default()
+    }
+}
+
+fn ids_of(users: &[User]) -> Vec<&str> {
+    users.iter().map(|u| u.id.as_str()).collect()
+}
+
+/// The ids `list_users` answers for `q`.
+async fn listed(store: &Arc<dyn Store>, q: UserQuery) -> Vec<String> {
+    let users = store.list_users(&q).await.unwrap();
+    ids_of(&users).into_iter().map(str::to_owned).collect()
+}
+
+async fn list_users_filters(ctx: Ctx) {
+    let store = ctx.store;
+    let google = "https://accounts.google.com";
+    let shared = identity(SignInType::EmailAddress, "usher.example", "shared-id");
+    // Created out of id order: listing orders by id, not by insertion.
+    let users = [
+        named(
+            "u-06",
+            Some("dave@adams.example"),
+            Some("Dave"),
+            // The same (issuer, issuerAssignedId) as u-05's, of another sign-in type.
+            vec![identity(
+                SignInType::Federated,
+                "usher.example",
+                "shared-id",
+            )],
+        ),
+        named(
+            "u-01",
+            Some("ada@example.com"),
+            Some("Ada Lovelace"),
+            vec![
+                local("ada@example.com"),
+                identity(SignInType::Federated, google, "g-ada"),
+            ],
+        ),
+        named(
+            "u-03",
+            Some("bob@example.com"),
+            Some("Bob Adams"),
+            vec![identity(SignInType::Federated, google, "g-bob")],
+        ),
+        named(
+            "u-02",
+            Some("ada@example.com"),
+            Some("Adam Smith"),
+            vec![identity(
+                SignInType::Federated,
+                "mail.usher.example",
+                "ada@example.com",
+            )],
+        ),
+        named("u-04", None, Some("ada"), Vec::new()),
+        named("u-05", Some("carol@example.com"), None, vec![shared]),
+    ];
+    for user in users {
+        store.create_user(user).await.unwrap();
+    }
+
+    // Identities are filled in, as a lookup by id returns them.
+    let all = store.list_users(&query()).await.unwrap();
+    assert_eq!(
+        ids_of(&all),
+        ["u-01", "u-02", "u-03", "u-04", "u-05", "u-06"]
+    );
+    for user in &all {
+        assert_eq!(
+            Some(user),
+            store.user_by_id(&user.id).await.unwrap().as_ref()
+        );
+    }
+
+    let q = |f: fn(&mut UserQuery)| {
+        let mut q = query();
+        f(&mut q);
+        q
+    };
+    let cases: Vec<(UserQuery, Vec<&str>)> = vec![
+        // email: exact.
+        (
+            q(|q| q.email = Some("ada@example.com".into())),
+            vec!["u-01", "u-02"],
+        ),
+        (q(|q| q.email = Some("ada@example".into())), vec![]),
+        // display_name_prefix: case-insensitive, a prefix (not a substring).
+        (
+            q(|q| q.display_name_prefix = Some("ada".into())),
+            vec!["u-01", "u-02", "u-04"],
+        ),
+        (
+            q(|q| q.display_name_prefix = Some("ADA L".into())),
+            vec!["u-01"],
+        ),
+        (
+            q(|q| q.display_name_prefix = Some("aDaM".into())),
+            vec!["u-02"],
+        ),
+        (
+            q(|q| q.display_name_prefix = Some("Lovelace".into())),
+            vec![],
+        ),
+        (
+            q(|q| q.display_name_prefix = Some("Ada Lovelace, Countess".into())),
+            vec![],
+        ),
+        // The empty prefix: every user with a display name (u-05 has none).
+        (
+            q(|q| q.display_name_prefix = Some(String::new())),
+            vec!["u-01", "u-02", "u-03", "u-04", "u-06"],
+        ),
+        // identity: issuer and issuerAssignedId, whatever the sign-in type.
+        (
+            q(|q| q.identity = Some(("https://accounts.google.com".into(), "g-bob".into()))),
+            vec!["u-03"],
+        ),
+        (
+            q(|q| q.identity = Some(("usher.example".into(), "shared-id".into()))),
+            vec!["u-05", "u-06"],
+        ),
+        (
+            q(|q| q.identity = Some(("usher.example".into(), "ada@example.com".into()))),
+            vec!["u-01"],
+        ),
+        (
+            q(|q| q.identity = Some(("https://accounts.google.com".into(), "g-ada ".into()))),
+            vec![],
+        ),
+        (
+            q(|q| q.identity = Some(("accounts.google.com".into(), "g-ada".into()))),
+            vec![],
+        ),
+        // search: a substring of the email or the display name, case-insensitive.
+        (
+            q(|q| q.search = Some("ada".into())),
+            vec!["u-01", "u-02", "u-03", "u-04", "u-06"],
+        ),
+        (q(|q| q.search = Some("ADAMS".into())), vec!["u-03", "u-06"]),
+        (
+            q(|q| q.search = Some("example.com".into())),
+            vec!["u-01", "u-02", "u-03", "u-05"],
+        ),
+        (q(|q| q.search = Some("Lovelace".into())), vec!["u-01"]),
+        (q(|q| q.search = Some("zebra".into())), vec![]),
+        // Combined, the filters must all hold.
+        (
+            q(|q| {
+                q.email = Some("ada@example.com".into());
+                q.display_name_prefix = Some("adam".into());
+            }),
+            vec!["u-02"],
+        ),
+        (
+            q(|q| {
+                q.email = Some("ada@example.com".into());
+                q.identity = Some(("https://accounts.google.com".into(), "g-ada".into()));
+            }),
+            vec!["u-01"],
+        ),
+        (
+            q(|q| {
+                q.search = Some("adams".into());
+                q.identity = Some(("usher.example".into(), "shared-id".into()));
+            }),
+            vec!["u-06"],
+        ),
+        (
+            q(|q| {
+                q.display_name_prefix = Some("ada".into());
+                q.search = Some("smith".into());
+            }),
+            vec!["u-02"],
+        ),
+        (
+            q(|q| {
+                q.email = Some("bob@example.com".into());
+                q.display_name_prefix = Some("ada".into());
+            }),
+            vec![],
+        ),
+        (
+            q(|q| {
+                q.email = Some("ada@example.com".into());
+                q.display_name_prefix = Some("ada".into());
+                q.identity = Some(("mail.usher.example".into(), "ada@example.com".into()));
+                q.search = Some("SMI".into());
+                q.after = Some("u-01".into());
+            }),
+            vec!["u-02"],
+        ),
+        // after and limit.
+        (
+            q(|q| q.after = Some("u-03".into())),
+            vec!["u-04", "u-05", "u-06"],
+        ),
+        (
+            q(|q| {
+                q.after = Some("u-03".into());
+                q.limit = 2;
+            }),
+            vec!["u-04", "u-05"],
+        ),
+        (
+            q(|q| {
+                q.search = Some("ada".into());
+                q.after = Some("u-02".into());
+                q.limit = 2;
+            }),
+            vec!["u-03", "u-04"],
+        ),
+        (q(|q| q.limit = 0), vec![]),
+    ];
+    for (q, expected) in cases {
+        assert_eq!(listed(&store, q.clone()).await, expected, "{q:?}");
+    }
+}
+
+async fn list_users_paging(ctx: Ctx) {
+    let store = ctx.store;
+    const USERS: usize = 23;
+    // Created in a scrambled order (7 is coprime with 23, so every i comes once).
+    for n in 0..USERS {
+        let i = (n * 7) % USERS;
+        let name = if i.is_multiple_of(2) { "Even" } else { "Odd" };
+        let user = named(
+            &format!("p-{i:02}"),
+            Some(&format!("p{i}@example.com")),
+            Some(&format!("{name} {i}")),
+            vec![local(&format!("p{i}@example.com"))],
+        );
+        store.create_user(user).await.unwrap();
+    }
+
+    /// Every page of `q` (by `page` users), following the cursor to the end.
+    async fn pages(store: &Arc<dyn Store>, mut q: UserQuery, page: u32) -> Vec<Vec<String>> {
+        q.limit = page;
+        let mut pages = Vec::new();
+        loop {
+            let users = store.list_users(&q).await.unwrap();
+            assert!(users.len() <= page as usize);
+            let Some(last) = users.last() else { break };
+            q.after = Some(last.id.clone());
+            pages.push(users.iter().map(|u| u.id.clone()).collect::<Vec<_>>());
+        }
+        pages
+    }
+
+    let all: Vec<String> = (0..USERS).map(|i| format!("p-{i:02}")).collect();
+    for page in [1, 5, 22, 23, 100] {
+        let pages = pages(&store, query(), page).await;
+        assert_eq!(
+            pages.len(),
+            USERS.div_ceil(page as usize),
+            "page size {page}"
+        );
+        // Concatenated, the pages are every user once, in order: no overlap, no gap.
+        assert_eq!(pages.concat(), all, "page size {page}");
+    }
+
+    // Paging through a filtered list.
+    let even: Vec<String> = all.iter().step_by(2).cloned().collect();
+    let filtered = UserQuery {
+        display_name_prefix: Some("even".into()),
+        ..query()
+    };
+    let got = pages(&store, filtered, 3).await;
+    assert_eq!(got.len(), 4);
+    assert_eq!(got.concat(), even);
+    let searched = UserQuery {
+        search: Some("ODD".into()),
+        ..query()
+    };
+    let odd: Vec<String> = all.iter().skip(1).step_by(2).cloned().collect();
+    assert_eq!(pages(&store, searched, 4).await.concat(), odd);
+
+    // The cursor need not be an existing id: paging goes on from where it sorts.
+    let q = UserQuery {
+        after: Some("p-05x".into()),
+        limit: 2,
+        ..query()
+    };
+    assert_eq!(listed(&store, q).await, ["p-06", "p-07"]);
+}
+
+async fn list_users_literal_and_unicode(ctx: Ctx) {
+    let store = ctx.store;
+    let users = [
+        ("l-1", None, "100% Cotton"),
+        ("l-2", None, "100 Cotton"),
+        ("l-3", None, "a_b"),
+        ("l-4", None, "axb"),
+        ("l-5", None, "back\\slash"),
+        ("l-6", None, "backslash"),
+        ("l-7", Some("under_score@example.com"), "Plain"),
+        ("l-8", Some("underxscore@example.com"), "Plain"),
+        ("n-1", None, "Élodie Durand"),
+        ("n-2", None, "ÉLISE"),
+        ("n-3", None, "émile"),
+        ("n-4", None, "Ωmega"),
+        ("n-5", None, "ΣΟΦΊΑ ΠΑΠΑΔΟΠΟΎΛΟΥ"),
+        ("n-6", None, "山田 太郎"),
+        ("n-7", None, "🦀 Ferris"),
+        ("n-8", None, "Elodie"),
+    ];
+    for (id, email, name) in users {
+        store
+            .create_user(named(id, email, Some(name), Vec::new()))
+            .await
+            .unwrap();
+    }
+    let search = |term: &str| UserQuery {
+        search: Some(term.into()),
+        ..query()
+    };
+    let prefix = |p: &str| UserQuery {
+        display_name_prefix: Some(p.into()),
+        ..query()
+    };
+
+    // LIKE's wildcards (and its escape character) in what the user typed are
+    // literal.
+    assert_eq!(listed(&store, search("%")).await, ["l-1"]);
+    assert_eq!(listed(&store, search("100%")).await, ["l-1"]);
+    assert_eq!(listed(&store, search("0% c")).await, ["l-1"]);
+    assert_eq!(listed(&store, search("_")).await, ["l-3", "l-7"]);
+    assert_eq!(listed(&store, search("a_b")).await, ["l-3"]);
+    assert_eq!(listed(&store, search("r_s")).await, ["l-7"]);
+    assert_eq!(listed(&store, search("\\")).await, ["l-5"]);
+    assert_eq!(listed(&store, search("k\\s")).await, ["l-5"]);
+    assert_eq!(listed(&store, search("%_\\")).await, Vec::<String>::new());
+    assert_eq!(listed(&store, prefix("100%")).await, ["l-1"]);
+    assert_eq!(listed(&store, prefix("a_")).await, ["l-3"]);
+    assert_eq!(listed(&store, prefix("%")).await, Vec::<String>::new());
+    assert_eq!(listed(&store, prefix("_")).await, Vec::<String>::new());
+    assert_eq!(listed(&store, prefix("back\\")).await, ["l-5"]);
+
+    // Case-insensitive beyond ASCII, on both backends: display names are lower-cased
+    // by Usher (Unicode lower case), whatever the database's own rules.
+    assert_eq!(listed(&store, prefix("él")).await, ["n-1", "n-2"]);
+    assert_eq!(listed(&store, prefix("ÉL")).await, ["n-1", "n-2"]);
+    assert_eq!(listed(&store, prefix("é")).await, ["n-1", "n-2", "n-3"]);
+    // An accent is not a case: E is not É.
+    assert_eq!(listed(&store, prefix("E")).await, ["n-8"]);
+    assert_eq!(listed(&store, prefix("ωMEGA")).await, ["n-4"]);
+    assert_eq!(listed(&store, prefix("σοφία π")).await, ["n-5"]);
+    assert_eq!(listed(&store, prefix("ΣΟΦΊΑ")).await, ["n-5"]);
+    assert_eq!(listed(&store, prefix("山田")).await, ["n-6"]);
+    assert_eq!(listed(&store, prefix("田")).await, Vec::<String>::new());
+    assert_eq!(listed(&store, prefix("🦀")).await, ["n-7"]);
+    assert_eq!(listed(&store, search("DURAND")).await, ["n-1"]);
+    assert_eq!(listed(&store, search("lise")).await, ["n-2"]);
+    assert_eq!(listed(&store, search("παπαδοπού")).await, ["n-5"]);
+    assert_eq!(listed(&store, search("太郎")).await, ["n-6"]);
+    assert_eq!(listed(&store, search("FERRIS")).await, ["n-7"]);
+    assert_eq!(
+        listed(&store, search("lodie")).await,
+        ["n-1", "n-8"],
+        "a substring anywhere"
+    );
+}
+
+async fn update_user_and_password(ctx: Ctx) {
+    let store = ctx.store;
+    let mut new = named(
+        "u-1",
+        Some("ada@example.com"),
+        Some("Ada"),
+        vec![local("ada@example.com")],
+    );
+    new.password_hash = Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$b25l".into());
+    let created = store.create_user(new.clone()).await.unwrap();
+    let other = store
+        .create_user(named(
+            "u-2",
+            Some("bob@example.com"),
+            Some("Bob"),
+            Vec::new(),
+        ))
+        .await
+        .unwrap();
+
+    let mut changed = created.clone();
+    changed.email = Some("countess@example.com".into());
+    changed.attributes = [
+        (
+            "displayName".to_owned(),
+            AttributeValue::String("Countess Lovelace".into()),
+        ),
+        ("extension_0a1b_Tier".to_owned(), AttributeValue::Int(3)),
+    ]
+    .into();
+    changed.account_enabled = false;
+    // Identities and the creation time are not the update's to change.
+    changed.identities = vec![identity(SignInType::Federated, "elsewhere", "x")];
+    changed.created_at = t0() + Duration::days(1);
+    assert!(store.update_user(&changed).await.unwrap());
+
+    let expected = User {
+        identities: created.identities.clone(),
+        created_at: created.created_at,
+        ..changed.clone()
+    };
+    assert_eq!(
+        store.user_by_id("u-1").await.unwrap(),
+        Some(expected.clone())
+    );
+    assert_eq!(
+        store.users_by_email("countess@example.com").await.unwrap(),
+        vec![expected.clone()]
+    );
+    assert!(store
+        .users_by_email("ada@example.com")
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .user_by_identity(SignInType::EmailAddress, "usher.example", "ada@example.com")
+            .await
+            .unwrap(),
+        Some(expected.clone())
+    );
+    // The display name filters follow the new name.
+    let prefix = |p: &str| UserQuery {
+        display_name_prefix: Some(p.into()),
+        ..query()
+    };
+    assert_eq!(listed(&store, prefix("countess")).await, ["u-1"]);
+    assert!(listed(&store, prefix("ada")).await.is_empty());
+    // The password is not the update's to change either.
+    assert_eq!(store.password_hash("u-1").await.unwrap(), new.password_hash);
+    assert_eq!(store.user_by_id("u-2").await.unwrap(), Some(other));
+
+    // Without a display name the user drops out of the prefix filter.
+    let mut nameless = expected.clone();
+    nameless.attributes.remove("displayName");
+    nameless.email = None;
+    nameless.account_enabled = true;
+    assert!(store.update_user(&nameless).await.unwrap());
+    assert_eq!(store.user_by_id("u-1").await.unwrap(), Some(nameless));
+    assert_eq!(listed(&store, prefix("")).await, ["u-2"]);
+
+    let ghost = User {
+        id: "u-nobody".into(),
+        ..expected
+    };
+    assert!(!store.update_user(&ghost).await.unwrap());
+    assert_eq!(store.user_by_id("u-nobody").await.unwrap(), None);
+
+    // Password hashes: set, replaced, removed.
+    let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$dHdv";
+    assert!(store.set_password_hash("u-1", Some(hash)).await.unwrap());
+    assert_eq!(
+        store.password_hash("u-1").await.unwrap().as_deref(),
+        Some(hash)
+    );
+    assert_eq!(store.password_hash("u-2").await.unwrap(), None);
+    assert!(store.set_password_hash("u-2", Some("other")).await.unwrap());
+    assert!(store.set_password_hash("u-1", None).await.unwrap());
+    assert_eq!(store.password_hash("u-1").await.unwrap(), None);
+    assert_eq!(
+        store.password_hash("u-2").await.unwrap().as_deref(),
+        Some("other")
+    );
+    assert!(!store
+        .set_password_hash("u-nobody", Some(hash))
+        .await
+        .unwrap());
+    assert_eq!(store.password_hash("u-nobody").await.unwrap(), None);
+}
+
+fn grant_of(id: &str, user_id: &str, revoked_at: Option<DateTime<Utc>>) -> Grant {
+    Grant {
+        id: id.into(),
+        client_id: "app".into(),
+        user_id: user_id.into(),
+        scope: vec!["openid".into()],
+        auth_time: t0(),
+        session_id: None,
+        created_at: t0(),
+        revoked_at,
+    }
+}
+
+async fn delete_user_cleans_up(ctx: Ctx) {
+    let store = ctx.store;
+    let google = identity(SignInType::Federated, "google.com", "g-1");
+    let identities = vec![local("ada@example.com"), google.clone()];
+    store
+        .create_user(named(
+            "u-1",
+            Some("ada@example.com"),
+            Some("Ada"),
+            identities.clone(),
+        ))
+        .await
+        .unwrap();
+    let bob = store
+        .create_user(named(
+            "u-2",
+            Some("bob@example.com"),
+            Some("Bob"),
+            vec![local("bob@example.com")],
+        ))
+        .await
+        .unwrap();
+    assert!(store
+        .set_user_roles("u-1", &["Usher.Admin".into()])
+        .await
+        .unwrap());
+    assert!(store
+        .set_user_roles("u-2", &["Usher.Admin".into()])
+        .await
+        .unwrap());
+    let expires = t0() + Duration::hours(8);
+    for (id, user_id) in [("sid-1", "u-1"), ("sid-2", "u-1"), ("sid-3", "u-2")] {
+        store
+            .insert_session(&BrowserSession {
+                user_id: user_id.into(),
+                ..session(id, expires)
+            })
+            .await
+            .unwrap();
+    }
+    let earlier = t0() - Duration::hours(1);
+    let kept = grant_of("grant-3", "u-2", None);
+    for grant in [
+        grant_of("grant-1", "u-1", None),
+        grant_of("grant-2", "u-1", Some(earlier)),
+        kept.clone(),
+    ] {
+        store.insert_grant(&grant).await.unwrap();
+    }
+
+    let now = t0() + Duration::minutes(5);
+    assert!(store.delete_user("u-1", now).await.unwrap());
+
+    assert_eq!(store.user_by_id("u-1").await.unwrap(), None);
+    for i in &identities {
+        assert_eq!(
+            store
+                .user_by_identity(i.sign_in_type, &i.issuer, &i.issuer_assigned_id)
+                .await
+                .unwrap(),
+            None
+        );
+    }
+    assert!(store.user_roles("u-1").await.unwrap().is_empty());
+    assert_eq!(store.session("sid-1").await.unwrap(), None);
+    assert_eq!(store.session("sid-2").await.unwrap(), None);
+    assert_eq!(
+        store.grant("grant-1").await.unwrap().unwrap().revoked_at,
+        Some(now)
+    );
+    // An earlier revocation keeps its time.
+    assert_eq!(
+        store.grant("grant-2").await.unwrap().unwrap().revoked_at,
+        Some(earlier)
+    );
+    // Nobody else is touched.
+    assert_eq!(store.user_by_id("u-2").await.unwrap(), Some(bob));
+    assert_eq!(store.user_roles("u-2").await.unwrap(), ["Usher.Admin"]);
+    assert!(store.session("sid-3").await.unwrap().is_some());
+    assert_eq!(store.grant("grant-3").await.unwrap(), Some(kept));
+
+    assert!(!store.delete_user("u-1", now).await.unwrap());
+    assert!(!store.delete_user("u-nobody", now).await.unwrap());
+
+    // The email and identities are free again: a new user (even one with the same
+    // id) can have them, and inherits none of the old roles.
+    let again = store
+        .create_user(named(
+            "u-1",
+            Some("ada@example.com"),
+            Some("Ada again"),
+            identities.clone(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.users_by_email("ada@example.com").await.unwrap(),
+        vec![again.clone()]
+    );
+    assert_eq!(
+        store
+            .user_by_identity(
+                google.sign_in_type,
+                &google.issuer,
+                &google.issuer_assigned_id
+            )
+            .await
+            .unwrap(),
+        Some(again)
+    );
+    assert!(store.user_roles("u-1").await.unwrap().is_empty());
+}
+
+async fn set_identities_replaces(ctx: Ctx) {
+    let store = ctx.store;
+    let ada = local("ada@example.com");
+    let google_1 = identity(SignInType::Federated, "google.com", "g-1");
+    let google_2 = identity(SignInType::Federated, "google.com", "g-2");
+    let fresh = identity(SignInType::Federated, "https://idp.example", "new");
+    store
+        .create_user(named(
+            "u-1",
+            Some("ada@example.com"),
+            Some("Ada"),
+            vec![ada.clone(), google_1.clone()],
+        ))
+        .await
+        .unwrap();
+    let bob = store
+        .create_user(named("u-2", None, Some("Bob"), vec![google_2.clone()]))
+        .await
+        .unwrap();
+
+    // Kept, added and dropped at once, in the order given.
+    assert!(store
+        .set_identities("u-1", &[fresh.clone(), google_1.clone()])
+        .await
+        .unwrap());
+    let ada_user = store.user_by_id("u-1").await.unwrap().unwrap();
+    assert_eq!(ada_user.identities, vec![fresh.clone(), google_1.clone()]);
+    assert_eq!(
+        store
+            .user_by_identity(ada.sign_in_type, &ada.issuer, &ada.issuer_assigned_id)
+            .await
+            .unwrap(),
+        None
+    );
+
+    // One that belongs to another user: nothing is written, not even the deletion.
+    let unused = identity(SignInType::Federated, "https://idp.example", "unused");
+    is(
+        store
+            .set_identities("u-1", &[unused.clone(), google_2.clone()])
+            .await,
+        |e| matches!(e, StorageError::DuplicateIdentity),
+    );
+    // The same one twice is a duplicate too.
+    is(
+        store
+            .set_identities("u-1", &[unused.clone(), unused.clone()])
+            .await,
+        |e| matches!(e, StorageError::DuplicateIdentity),
+    );
+    assert_eq!(
+        store.user_by_id("u-1").await.unwrap(),
+        Some(ada_user.clone())
+    );
+    assert_eq!(store.user_by_id("u-2").await.unwrap(), Some(bob.clone()));
+    assert_eq!(
+        store
+            .user_by_identity(
+                unused.sign_in_type,
+                &unused.issuer,
+                &unused.issuer_assigned_id
+            )
+            .await
+            .unwrap(),
+        None
+    );
+
+    assert!(!store
+        .set_identities("u-nobody", std::slice::from_ref(&unused))
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .user_by_identity(
+                unused.sign_in_type,
+                &unused.issuer,
+                &unused.issuer_assigned_id
+            )
+            .await
+            .unwrap(),
+        None
+    );
+
+    // A dropped identity can go to someone else.
+    assert!(store.add_identity("u-2", &ada).await.unwrap());
+    assert_eq!(
+        store
+            .user_by_identity(ada.sign_in_type, &ada.issuer, &ada.issuer_assigned_id)
+            .await
+            .unwrap()
+            .map(|u| u.id),
+        Some("u-2".into())
+    );
+    // And none at all is allowed.
+    assert!(store.set_identities("u-1", &[]).await.unwrap());
+    assert!(store
+        .user_by_id("u-1")
+        .await
+        .unwrap()
+        .unwrap()
+        .identities
+        .is_empty());
+}
+
+async fn user_roles(ctx: Ctx) {
+    let store = ctx.store;
+    for id in ["u-1", "u-2"] {
+        store
+            .create_user(named(id, None, None, Vec::new()))
+            .await
+            .unwrap();
+    }
+    let roles = |names: &[&str]| names.iter().map(|&r| r.to_owned()).collect::<Vec<_>>();
+    assert!(store.user_roles("u-1").await.unwrap().is_empty());
+
+    // A role given twice is had once; roles read back sorted.
+    assert!(store
+        .set_user_roles(
+            "u-1",
+            &roles(&["Usher.Reader", "Usher.Admin", "Usher.Admin"])
+        )
+        .await
+        .unwrap());
+    assert!(store
+        .set_user_roles("u-2", &roles(&["Usher.Admin"]))
+        .await
+        .unwrap());
+    assert_eq!(
+        store.user_roles("u-1").await.unwrap(),
+        roles(&["Usher.Admin", "Usher.Reader"])
+    );
+
+    // Setting replaces.
+    assert!(store
+        .set_user_roles("u-1", &roles(&["Usher.Reader"]))
+        .await
+        .unwrap());
+    assert_eq!(
+        store.user_roles("u-1").await.unwrap(),
+        roles(&["Usher.Reader"])
+    );
+    assert_eq!(
+        store.user_roles("u-2").await.unwrap(),
+        roles(&["Usher.Admin"])
+    );
+    assert!(store.set_user_roles("u-1", &[]).await.unwrap());
+    assert!(store.user_roles("u-1").await.unwrap().is_empty());
+
+    assert!(!store
+        .set_user_roles("u-nobody", &roles(&["Usher.Admin"]))
+        .await
+        .unwrap());
+    assert!(store.user_roles("u-nobody").await.unwrap().is_empty());
+}
+
+// ---------------------------------------------------------------------------------
+// Sign-up requests
+// ---------------------------------------------------------------------------------
+
+fn sign_up_request(
+    id: &str,
+    email: &str,
+    identities: Vec<Identity>,
+    created_at: DateTime<Utc>,
+) -> SignUpRequest {
+    SignUpRequest {
+        id: id.into(),
+        user_flow_id: "b2x_1_signup".into(),
+        client_id: "app".into(),
+        email: email.into(),
+        identities,
+        attributes: [
+            (
+                "displayName".to_owned(),
+                AttributeValue::String("Zoë 🦀 山田".into()),
+            ),
+            ("extension_0a1b_Shoe".to_owned(), AttributeValue::Int(44)),
+            (
+                "extension_0a1b_Terms".to_owned(),
+                AttributeValue::Boolean(true),
+            ),
+        ]
+        .into(),
+        password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$cmVx".into()),
+        status: SignUpRequestStatus::Pending,
+        created_at,
+        decided_by: None,
+        decided_at: None,
+        user_id: None,
+    }
+}
+
+fn request_ids(requests: &[SignUpRequest]) -> Vec<&str> {
+    requests.iter().map(|r| r.id.as_str()).collect()
+}
+
+async fn sign_up_requests_store_and_page(ctx: Ctx) {
+    let store = ctx.store;
+    let first = sign_up_request(
+        "req-first",
+        "ada@example.com",
+        vec![
+            local("ada@example.com"),
+            identity(SignInType::Federated, "google.com", "g-1"),
+        ],
+        t0() - Duration::days(1),
+    );
+    store.insert_sign_up_request(&first).await.unwrap();
+    is(store.insert_sign_up_request(&first).await, |e| {
+        matches!(e, StorageError::AlreadyExists)
+    });
+    // The password hash is kept, although the type does not serialise it.
+    assert_eq!(
+        store.sign_up_request("req-first").await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(store.sign_up_request("req-unknown").await.unwrap(), None);
+
+    // A decided one round-trips too, and one without identities or password.
+    let decided = SignUpRequest {
+        id: "req-decided".into(),
+        status: SignUpRequestStatus::Approved,
+        decided_by: Some("admin-1".into()),
+        decided_at: Some(t0() - Duration::hours(1)),
+        user_id: Some("u-1".into()),
+        password_hash: None,
+        identities: Vec::new(),
+        ..first.clone()
+    };
+    store.insert_sign_up_request(&decided).await.unwrap();
+    assert_eq!(
+        store.sign_up_request("req-decided").await.unwrap(),
+        Some(decided.clone())
+    );
+    assert!(store.delete_sign_up_request("req-first").await.unwrap());
+    assert!(store.delete_sign_up_request("req-decided").await.unwrap());
+    assert!(!store.delete_sign_up_request("req-first").await.unwrap());
+    assert_eq!(store.sign_up_request("req-first").await.unwrap(), None);
+
+    // Eleven requests, three to a creation time so that ids must break ties,
+    // inserted out of order; statuses mixed.
+    let mut all = Vec::new();
+    for n in 0..11 {
+        let i = (n * 4) % 11;
+        let mut r = sign_up_request(
+            &format!("req-{i:02}"),
+            &format!("r{i}@example.com"),
+            vec![local(&format!("r{i}@example.com"))],
+            t0() + Duration::seconds(i / 3),
+        );
+        match i % 4 {
+            0 => {
+                r.status = SignUpRequestStatus::Approved;
+                r.decided_by = Some("admin".into());
+                r.decided_at = Some(t0() + Duration::hours(1));
+                r.user_id = Some(format!("u-{i}"));
+            }
+            1 => {
+                r.status = SignUpRequestStatus::Denied;
+                r.decided_by = Some("admin".into());
+                r.decided_at = Some(t0() + Duration::hours(1));
+            }
+            _ => {}
+        }
+        store.insert_sign_up_request(&r).await.unwrap();
+        all.push(r);
+    }
+    // Newest first, then by id, descending.
+    all.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+    assert_eq!(
+        request_ids(&all),
+        [
+            "req-10", "req-09", "req-08", "req-07", "req-06", "req-05", "req-04", "req-03",
+            "req-02", "req-01", "req-00"
+        ]
+    );
+
+    /// Every page, following the cursor to the end.
+    async fn pages(
+        store: &Arc<dyn Store>,
+        status: Option<SignUpRequestStatus>,
+        page: u32,
+    ) -> Vec<Vec<SignUpRequest>> {
+        let mut after: Option<String> = None;
+        let mut pages = Vec::new();
+        loop {
+            let requests = store
+                .sign_up_requests(status, after.as_deref(), page)
+                .await
+                .unwrap();
+            assert!(requests.len() <= page as usize);
+            let Some(last) = requests.last() else { break };
+            after = Some(last.id.clone());
+            pages.push(requests);
+        }
+        pages
+    }
+
+    for page in [1, 3, 4, 11, 50] {
+        let got = pages(&store, None, page).await;
+        assert_eq!(
+            got.len(),
+            11usize.div_ceil(page as usize),
+            "page size {page}"
+        );
+        assert_eq!(got.concat(), all, "page size {page}");
+    }
+    for status in [
+        SignUpRequestStatus::Pending,
+        SignUpRequestStatus::Approved,
+        SignUpRequestStatus::Denied,
+    ] {
+        let expected: Vec<_> = all.iter().filter(|r| r.status == status).cloned().collect();
+        assert_eq!(pages(&store, Some(status), 2).await.concat(), expected);
+    }
+    assert!(store
+        .sign_up_requests(None, None, 0)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // The cursor is a position: deciding the last request of a page (so it leaves
+    // the pending list) does not move where the next page starts.
+    let pending: Vec<_> = all
+        .iter()
+        .filter(|r| r.status == SignUpRequestStatus::Pending)
+        .cloned()
+        .collect();
+    let page = store
+        .sign_up_requests(Some(SignUpRequestStatus::Pending), None, 2)
+        .await
+        .unwrap();
+    assert_eq!(page, pending[..2]);
+    store
+        .decide_sign_up_request(
+            &page[1].id,
+            SignUpRequestStatus::Denied,
+            "admin",
+            t0(),
+            None,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let next = store
+        .sign_up_requests(Some(SignUpRequestStatus::Pending), Some(&page[1].id), 2)
+        .await
+        .unwrap();
+    assert_eq!(next, pending[2..4]);
+
+    // A cursor whose request is gone has lost its position: a conflict, rather than
+    // a page that silently says there is nothing more.
+    assert!(store.delete_sign_up_request(&page[1].id).await.unwrap());
+    is(
+        store
+            .sign_up_requests(Some(SignUpRequestStatus::Pending), Some(&page[1].id), 2)
+            .await,
+        |e| matches!(e, StorageError::Conflict),
+    );
+    is(
+        store.sign_up_requests(None, Some("req-unknown"), 2).await,
+        |e| matches!(e, StorageError::Conflict),
+    );
+    assert_eq!(
+        store.sign_up_requests(None, None, 100).await.unwrap().len(),
+        10
+    );
+}
+
+async fn open_sign_up_requests(ctx: Ctx) {
+    let store = ctx.store;
+    let google_1 = identity(SignInType::Federated, "google.com", "g-1");
+    let google_2 = identity(SignInType::Federated, "google.com", "g-2");
+    let bob_otp = identity(
+        SignInType::Federated,
+        "mail.usher.example",
+        "bob@example.com",
+    );
+    let pending = sign_up_request(
+        "req-pending",
+        "ada@example.com",
+        vec![local("ada@example.com"), google_1.clone()],
+        t0(),
+    );
+    let denied = SignUpRequest {
+        status: SignUpRequestStatus::Denied,
+        decided_by: Some("admin".into()),
+        decided_at: Some(t0()),
+        ..sign_up_request(
+            "req-denied",
+            "bob@example.com",
+            vec![bob_otp.clone()],
+            t0() + Duration::seconds(1),
+        )
+    };
+    let approved = SignUpRequest {
+        status: SignUpRequestStatus::Approved,
+        decided_by: Some("admin".into()),
+        decided_at: Some(t0()),
+        user_id: Some("u-1".into()),
+        ..sign_up_request(
+            "req-approved",
+            "ada@example.com",
+            vec![google_2.clone()],
+            t0() + Duration::seconds(2),
+        )
+    };
+    // A second request with one of the first's identities (say, a retry).
+    let later = sign_up_request(
+        "req-later",
+        "carol@example.com",
+        vec![google_1.clone()],
+        t0() + Duration::seconds(3),
+    );
+    for r in [&pending, &denied, &approved, &later] {
+        store.insert_sign_up_request(r).await.unwrap();
+    }
+    let open = |email: Option<&'static str>, identities: Vec<Identity>| {
+        let store = store.clone();
+        async move {
+            let found = store
+                .open_sign_up_requests_for(email, &identities)
+                .await
+                .unwrap();
+            request_ids(&found)
+                .into_iter()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        }
+    };
+
+    // By email: approved requests are not open.
+    assert_eq!(open(Some("ada@example.com"), vec![]).await, ["req-pending"]);
+    assert_eq!(open(Some("bob@example.com"), vec![]).await, ["req-denied"]);
+    assert!(open(Some("nobody@example.com"), vec![]).await.is_empty());
+    // By identity, newest first.
+    assert_eq!(
+        open(None, vec![google_1.clone()]).await,
+        ["req-later", "req-pending"]
+    );
+    assert_eq!(open(None, vec![bob_otp.clone()]).await, ["req-denied"]);
+    assert!(open(None, vec![google_2.clone()]).await.is_empty());
+    // All three parts of an identity count.
+    for other in [
+        identity(SignInType::EmailAddress, "google.com", "g-1"),
+        identity(SignInType::Federated, "google.co", "g-1"),
+        identity(SignInType::Federated, "google.com", "g-11"),
+    ] {
+        assert!(open(None, vec![other]).await.is_empty());
+    }
+    // Either way; a request found both ways is listed once.
+    assert_eq!(
+        open(Some("ada@example.com"), vec![local("ada@example.com")]).await,
+        ["req-pending"]
+    );
+    assert_eq!(
+        open(
+            Some("bob@example.com"),
+            vec![google_2.clone(), google_1.clone()]
+        )
+        .await,
+        ["req-later", "req-denied", "req-pending"]
+    );
+    assert!(open(None, vec![]).await.is_empty());
+    // What comes back is the whole request.
+    assert_eq!(
+        store
+            .open_sign_up_requests_for(Some("ada@example.com"), &[])
+            .await
+            .unwrap(),
+        vec![pending.clone()]
+    );
+
+    // Cleared (deleted) and approved requests stop being open.
+    assert!(store.delete_sign_up_request("req-denied").await.unwrap());
+    assert!(open(None, vec![bob_otp.clone()]).await.is_empty());
+    assert!(open(Some("bob@example.com"), vec![]).await.is_empty());
+    store
+        .decide_sign_up_request(
+            "req-pending",
+            SignUpRequestStatus::Approved,
+            "admin",
+            t0(),
+            Some("u-2"),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(open(Some("ada@example.com"), vec![]).await.is_empty());
+    assert_eq!(open(None, vec![google_1]).await, ["req-later"]);
+}
+
+async fn decide_sign_up_request_once(ctx: Ctx) {
+    let store = ctx.store;
+    let request = sign_up_request(
+        "req-1",
+        "ada@example.com",
+        vec![local("ada@example.com")],
+        t0(),
+    );
+    store.insert_sign_up_request(&request).await.unwrap();
+
+    // "Pending" is no decision and changes nothing.
+    assert_eq!(
+        store
+            .decide_sign_up_request("req-1", SignUpRequestStatus::Pending, "a", t0(), None)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.sign_up_request("req-1").await.unwrap(),
+        Some(request.clone())
+    );
+
+    // Sixteen administrators decide at once, half approving, half denying.
+    let at = t0() + Duration::minutes(1);
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let (status, user_id) = if i % 2 == 0 {
+                    (SignUpRequestStatus::Approved, Some(format!("u-{i}")))
+                } else {
+                    (SignUpRequestStatus::Denied, None)
+                };
+                store
+                    .decide_sign_up_request(
+                        "req-1",
+                        status,
+                        &format!("admin-{i}"),
+                        at,
+                        user_id.as_deref(),
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for task in tasks {
+        if let Some(decided) = task.await.unwrap().unwrap() {
+            winners.push(decided);
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one decision wins");
+    let winner = winners.pop().unwrap();
+    let i: usize = winner.decided_by.as_deref().unwrap()["admin-".len()..]
+        .parse()
+        .unwrap();
+    let expected = if i.is_multiple_of(2) {
+        SignUpRequest {
+            status: SignUpRequestStatus::Approved,
+            decided_by: Some(format!("admin-{i}")),
+            decided_at: Some(at),
+            user_id: Some(format!("u-{i}")),
+            ..request.clone()
+        }
+    } else {
+        SignUpRequest {
+            status: SignUpRequestStatus::Denied,
+            decided_by: Some(format!("admin-{i}")),
+            decided_at: Some(at),
+            ..request.clone()
+        }
+    };
+    assert_eq!(winner, expected);
+    assert_eq!(
+        store.sign_up_request("req-1").await.unwrap(),
+        Some(expected.clone())
+    );
+
+    // Decided is decided.
+    assert_eq!(
+        store
+            .decide_sign_up_request(
+                "req-1",
+                SignUpRequestStatus::Approved,
+                "late",
+                at,
+                Some("u-late")
+            )
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.sign_up_request("req-1").await.unwrap(),
+        Some(expected)
+    );
+    assert_eq!(
+        store
+            .decide_sign_up_request("req-unknown", SignUpRequestStatus::Denied, "a", at, None)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+/// Undoes migration 4 behind the store's back, as a database last migrated by an
+/// older Usher would be.
+const UNDO_MIGRATION_4: &str = "DROP TABLE sign_up_request_identities;
+     DROP TABLE sign_up_requests;
+     DROP TABLE user_roles;
+     DROP INDEX identities_issuer;
+     DROP INDEX users_display_name_lower;
+     ALTER TABLE users DROP COLUMN display_name_lower;
+     DELETE FROM usher_migrations WHERE version = 4;";
+
+async fn display_name_backfill(ctx: Ctx) {
+    let store = ctx.store;
+    store.migrate().await.unwrap();
+    execute_directly(&ctx.url, UNDO_MIGRATION_4).await;
+    assert_eq!(applied_migrations(&ctx.url).await, vec![1, 2, 3]);
+
+    // Users as an older Usher wrote them; more than one backfill batch of them.
+    const MANY: usize = 1100;
+    let mut rows = vec![
+        "('b-1', '{\"displayName\": \"Élodie\"}')".to_owned(),
+        "('b-2', '{\"displayName\": 42}')".to_owned(),
+        "('b-3', '{}')".to_owned(),
+        "('b-4', '{\"displayName\": [1')".to_owned(),
+        "('b-5', '{\"displayName\": \"ΣΟΦΊΑ\", \"city\": \"Αθήνα\"}')".to_owned(),
+    ];
+    rows.extend((0..MANY).map(|i| format!("('c-{i:04}', '{{\"displayName\": \"Name {i}\"}}')")));
+    let mut insert =
+        String::from("INSERT INTO users (id, attributes, account_enabled, created_at) VALUES ");
+    for (n, row) in rows.iter().enumerate() {
+        if n > 0 {
+            insert.push_str(", ");
+        }
+        // `('id', 'attributes')` becomes `('id', 'attributes', TRUE, 0)`.
+        insert.push_str(&row[..row.len() - 1]);
+        insert.push_str(", TRUE, 0)");
+    }
+    execute_directly(&ctx.url, &insert).await;
+
+    store.migrate().await.unwrap();
+    assert_eq!(applied_migrations(&ctx.url).await, vec![1, 2, 3, 4]);
+
+    let prefix = |p: &str| UserQuery {
+        display_name_prefix: Some(p.into()),
+        limit: 10_000,
+        ..UserQuery::default()
+    };
+    assert_eq!(listed(&store, prefix("élo")).await, ["b-1"]);
+    assert_eq!(listed(&store, prefix("σοφ")).await, ["b-5"]);
+    // "name 1", "name 10" to "name 19", "name 100" to "name 199", "name 1000" on.
+    let ones: Vec<String> = (1..2)
+        .chain(10..20)
+        .chain(100..200)
+        .chain(1000..MANY)
+        .map(|i| format!("c-{i:04}"))
+        .collect();
+    assert_eq!(listed(&store, prefix("NAME 1")).await, ones);
+    // Every string display name got its key; the others (a number, none, attributes
+    // that do not parse) did not, and did not stop the migration.
+    assert_eq!(listed(&store, prefix("")).await.len(), 2 + MANY);
+    is(store.user_by_id("b-4").await, |e| {
+        matches!(e, StorageError::Corrupt(_))
+    });
+    // The new tables are there again.
+    assert!(store
+        .set_user_roles("b-1", &["Usher.Admin".into()])
+        .await
+        .unwrap());
 }
