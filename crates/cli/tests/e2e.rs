@@ -2109,3 +2109,240 @@ async fn cors_for_browser_applications() {
     assert_eq!(r.headers()["access-control-allow-origin"], "*");
     env.finish(usher).await;
 }
+
+/// A client-credentials access token for `client` (secret CONFIDENTIAL_SECRET).
+async fn admin_token(usher: &Instance, client: &str) -> String {
+    let r = reqwest::Client::new()
+        .post(usher.url("/token"))
+        .basic_auth(client, Some(CONFIDENTIAL_SECRET))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    let body = json(r).await;
+    body["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"))
+        .to_owned()
+}
+
+both!(the_built_in_approval_queue);
+async fn the_built_in_approval_queue(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let usher = env
+        .start_with(
+            r#"
+[[user_flows]]
+id = "B2X_1_approval"
+identity_providers = ["EmailPassword-OAUTH"]
+requires_approval = true
+[[user_flows.attributes]]
+id = "displayName"
+required = true
+
+[[applications]]
+client_id = "approval-app"
+name = "Approval app"
+redirect_uris = ["http://127.0.0.1:9/callback"]
+type = "public"
+user_flow = "B2X_1_approval"
+
+[[applications]]
+client_id = "approver"
+name = "Approver"
+type = "confidential"
+client_secret_env = "E2E_SECRET"
+user_flow = "B2X_1_approval"
+roles = ["User.ReadWrite.All"]
+"#,
+        )
+        .await;
+    let http = reqwest::Client::new();
+    let token = admin_token(&usher, "approver").await;
+    // Sign up: the pending page instead of the application.
+    let r = held_sign_up(&env, &usher, "wait@example.com").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("waiting for approval"), "{}", r.body);
+    let store = env.store().await;
+    assert!(
+        store
+            .users_by_email("wait@example.com")
+            .await
+            .unwrap()
+            .is_empty(),
+        "no user before approval"
+    );
+
+    // Coming back: still the pending page, after the password.
+    let again = Browser::new()
+        .try_sign_in_to(
+            &usher,
+            "approval-app",
+            "wait@example.com",
+            "a long enough pass phrase",
+        )
+        .await;
+    assert!(
+        again.body.contains("waiting for approval"),
+        "{}",
+        again.body
+    );
+
+    // The queue in the API; approve.
+    let list: Value = http
+        .get(usher.url("/v1.0/usher/signUpRequests?$filter=status eq 'pending'"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let requests = list["value"].as_array().unwrap_or_else(|| panic!("{list}"));
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0]["email"], "wait@example.com");
+    assert!(
+        requests[0].get("passwordHash").is_none(),
+        "the password hash never leaves"
+    );
+    let id = requests[0]["id"].as_str().unwrap();
+    let r = http
+        .post(usher.url(&format!("/v1.0/usher/signUpRequests/{id}/approve")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    assert!(env.last_mail_to("wait@example.com").contains("approved"));
+    let approved: Value = http
+        .get(usher.url(&format!("/v1.0/usher/signUpRequests/{id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(approved["status"], "approved");
+    assert_eq!(approved["decidedBy"], "approver", "who decided is recorded");
+    // Now the user signs in to the application.
+    let callback = Browser::new()
+        .sign_in(
+            &usher.authorize_url("approval-app", &[]),
+            "wait@example.com",
+            "a long enough pass phrase",
+        )
+        .await;
+    assert!(callback.starts_with(CALLBACK), "{callback}");
+
+    // Deny: blocked, by password and by a new sign-up, until cleared.
+    held_sign_up(&env, &usher, "no@example.com").await;
+    let list: Value = http
+        .get(usher.url("/v1.0/usher/signUpRequests?$filter=status eq 'pending'"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = list["value"][0]["id"].as_str().unwrap().to_owned();
+    let r = http
+        .post(usher.url(&format!("/v1.0/usher/signUpRequests/{id}/deny")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    assert!(env.last_mail_to("no@example.com").contains("not approved"));
+    let r = Browser::new()
+        .try_sign_in_to(
+            &usher,
+            "approval-app",
+            "no@example.com",
+            "a long enough pass phrase",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("was not approved"), "{}", r.body);
+    let r = to_code_page_and_verify(&env, &usher, "no@example.com").await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "a new sign-up is blocked too"
+    );
+    // Cleared: the person may try again.
+    let r = http
+        .delete(usher.url(&format!("/v1.0/usher/signUpRequests/{id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let r = to_code_page_and_verify(&env, &usher, "no@example.com").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "on to the password page");
+    env.finish(usher).await;
+}
+
+/// A local sign-up at the approval app up to the code: returns the answer to the code.
+async fn to_code_page_and_verify(env: &TestEnv, usher: &Instance, email: &str) -> harness::Page {
+    let b = Browser::new();
+    let flow = b
+        .start_flow(&usher.authorize_url("approval-app", &[("prompt", "create")]))
+        .await;
+    let page = b.get(&usher.url(&flow)).await;
+    b.submit(
+        &usher.url(&format!("{flow}/email")),
+        &page,
+        &[("email", email)],
+    )
+    .await;
+    let page = b.get(&usher.url(&flow)).await;
+    let code = env.code_for(email);
+    b.submit(
+        &usher.url(&format!("{flow}/code")),
+        &page,
+        &[("code", &code)],
+    )
+    .await
+}
+
+/// A whole local sign-up at the approval app; returns the answer to the attribute page.
+async fn held_sign_up(env: &TestEnv, usher: &Instance, email: &str) -> harness::Page {
+    let b = Browser::new();
+    let flow = b
+        .start_flow(&usher.authorize_url("approval-app", &[("prompt", "create")]))
+        .await;
+    let page = b.get(&usher.url(&flow)).await;
+    b.submit(
+        &usher.url(&format!("{flow}/email")),
+        &page,
+        &[("email", email)],
+    )
+    .await;
+    let page = b.get(&usher.url(&flow)).await;
+    let code = env.code_for(email);
+    b.submit(
+        &usher.url(&format!("{flow}/code")),
+        &page,
+        &[("code", &code)],
+    )
+    .await;
+    let page = b.get(&usher.url(&flow)).await;
+    b.submit(
+        &usher.url(&format!("{flow}/password")),
+        &page,
+        &[
+            ("password", "a long enough pass phrase"),
+            ("confirmPassword", "a long enough pass phrase"),
+        ],
+    )
+    .await;
+    let page = b.get(&usher.url(&flow)).await;
+    b.submit(
+        &usher.url(&format!("{flow}/attributes")),
+        &page,
+        &[("displayName", "Held")],
+    )
+    .await
+}

@@ -752,6 +752,7 @@ impl Flow {
                 ..
             }
             | FlowStep::SignIn
+            | FlowStep::SignUpPassword { .. }
             | FlowStep::FederationRedirect { .. } => true,
             FlowStep::EnterCode { code, .. } => code.verified,
             _ => false,

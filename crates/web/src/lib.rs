@@ -2,6 +2,7 @@
 //! endpoints and the `/try` demo, as one axum router over an [`AppState`]. It knows
 //! the storage only through the repository traits and never names SQL.
 
+pub mod approvals;
 pub mod cookies;
 pub mod cors;
 pub mod hasher;

@@ -58,6 +58,14 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         "email_account_exists.txt",
         include_str!("../templates/email_account_exists.txt"),
     ),
+    (
+        "email_approved.txt",
+        include_str!("../templates/email_approved.txt"),
+    ),
+    (
+        "email_denied.txt",
+        include_str!("../templates/email_denied.txt"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

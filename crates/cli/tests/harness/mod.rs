@@ -650,6 +650,26 @@ impl Browser {
         r.location().to_owned()
     }
 
+    /// A sign-in attempt at `client`'s flow; returns the page.
+    pub async fn try_sign_in_to(
+        &self,
+        usher: &Instance,
+        client: &str,
+        email: &str,
+        password: &str,
+    ) -> Page {
+        let flow = self
+            .start_flow(&usher.authorize_url(client, &[("prompt", "login")]))
+            .await;
+        let page = self.get(&usher.url(&flow)).await;
+        self.submit(
+            &usher.url(&format!("{flow}/sign-in")),
+            &page,
+            &[("email", email), ("password", password)],
+        )
+        .await
+    }
+
     /// A sign-in attempt that is expected to fail; returns the page.
     pub async fn try_sign_in(&self, usher: &Instance, email: &str, password: &str) -> Page {
         let flow = self

@@ -194,6 +194,24 @@ async fn create_user(
         });
     }
     let user_id = draft.user_id.clone().unwrap_or_else(|| state.new_id());
+    if loaded.user_flow.requires_approval {
+        // Held for a person to decide; the draft's fixed id makes a re-run find it.
+        let request = usher_domain::SignUpRequest {
+            id: user_id,
+            user_flow_id: loaded.user_flow.id.clone(),
+            client_id: loaded.app.client_id.clone(),
+            email: draft.email.clone(),
+            identities,
+            attributes,
+            password_hash: draft.password_hash.clone(),
+            status: usher_domain::SignUpRequestStatus::Pending,
+            created_at: now,
+            decided_by: None,
+            decided_at: None,
+            user_id: None,
+        };
+        return super::approval::hold(state, loaded, request).await;
+    }
     let new_user = NewUser {
         id: user_id.clone(),
         email: Some(draft.email.clone()),

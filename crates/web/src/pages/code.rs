@@ -43,7 +43,19 @@ pub async fn post(
         return r;
     }
     let key = match result {
-        Ok(CodePurpose::SignUp) => return see_other(&format!("/flow/{}", loaded.flow.id)),
+        Ok(CodePurpose::SignUp) => {
+            // The address is proven now: a held or denied sign-up for it decides.
+            let email = match &loaded.flow.step {
+                FlowStep::SignUpPassword { email } => email.clone(),
+                _ => String::new(),
+            };
+            if let Some(page) =
+                super::approval::returning(&state, &mut loaded, Some(&email), &[]).await
+            {
+                return page;
+            }
+            return see_other(&format!("/flow/{}", loaded.flow.id));
+        }
         Ok(CodePurpose::OneTimePasscode) => {
             let email = loaded.flow.code_email().unwrap_or_default().to_owned();
             let identity = Identity {

@@ -76,7 +76,19 @@ pub async fn identity_verified(
         }
         return super::finish::finish(state, headers, loaded, &user).await;
     }
-    let Some(email) = email.map(|e| normalize_email(&e)) else {
+    // A held or denied sign-up for this identity or address comes first.
+    let email = email.map(|e| normalize_email(&e));
+    if let Some(page) = super::approval::returning(
+        state,
+        loaded,
+        email.as_deref(),
+        std::slice::from_ref(&identity),
+    )
+    .await
+    {
+        return page;
+    }
+    let Some(email) = email else {
         if loaded
             .flow
             .federated_email_needed(identity, attributes, now)

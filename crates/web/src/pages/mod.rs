@@ -1,6 +1,7 @@
 //! The sign-up and sign-in pages: one module per endpoint, sharing the page context
 //! types, the flow loader and the renderer of the current step.
 
+pub mod approval;
 pub mod attributes;
 pub mod cancel;
 pub mod code;

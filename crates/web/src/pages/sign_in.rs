@@ -71,18 +71,52 @@ pub async fn post(
         Ok(u) => u.filter(|u| u.account_enabled),
         Err(e) => return error_page(&state, &loaded.flow.locale, PageError::internal(&state, e)),
     };
-    let hash = match &user {
-        Some(u) => match state.store.password_hash(&u.id).await {
+    // No account, but perhaps a sign-up held for approval (or denied) with this
+    // address and a password: that password shows the pending (or block) page.
+    let local = usher_domain::Identity {
+        sign_in_type: SignInType::EmailAddress,
+        issuer: state.settings.local_issuer(),
+        issuer_assigned_id: email.clone(),
+    };
+    let held = if user.is_none() && usher_domain::attribute::is_plausible_email(&email) {
+        match state
+            .store
+            .open_sign_up_requests_for(None, std::slice::from_ref(&local))
+            .await
+        {
+            Ok(open) => open.into_iter().find(|r| r.password_hash.is_some()),
+            Err(e) => {
+                return error_page(&state, &loaded.flow.locale, PageError::internal(&state, e))
+            }
+        }
+    } else {
+        None
+    };
+    let hash = match (&user, &held) {
+        (Some(u), _) => match state.store.password_hash(&u.id).await {
             Ok(h) => h,
             Err(e) => {
                 return error_page(&state, &loaded.flow.locale, PageError::internal(&state, e))
             }
         },
-        None => None,
+        (None, Some(request)) => request.password_hash.clone(),
+        (None, None) => None,
     };
-    // Unknown email, disabled account and wrong password take the same time and get
-    // the same answer.
+    // Unknown email, disabled account and wrong password take the same time (one
+    // hash each) and get the same answer.
     let ok = state.hasher.verify(password, hash).await;
+    if ok && user.is_none() && held.is_some() {
+        if let Some(page) = super::approval::returning(
+            &state,
+            &mut loaded,
+            Some(&email),
+            std::slice::from_ref(&local),
+        )
+        .await
+        {
+            return page;
+        }
+    }
     let Some(user) = user.filter(|_| ok) else {
         let fb = Feedback::general(flow_message(&state, &loaded, "sign_in.failed", &[]))
             .entered(fb.entered);
