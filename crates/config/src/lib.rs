@@ -5,10 +5,15 @@
 //! [`load`] reports every problem it finds at once, each with where it was written, so
 //! that a configuration is fixed in one round. See `docs/CONFIGURATION.md` for the
 //! settings themselves.
+//!
+//! [`export_toml`] writes a tenant (as the database holds it) as a configuration file
+//! (`usher export`), and [`load_tenant`] reads the tenant a file declares with the
+//! running server's settings (`usher apply`); one undoes the other.
 
 mod demo;
 mod env;
 mod error;
+mod export;
 mod raw;
 mod resolve;
 pub mod rules;
@@ -18,9 +23,13 @@ mod tree;
 
 use std::path::Path;
 
+use usher_domain::{ConnectorDefinition, Tenant};
+use usher_federation::ProviderConfig;
+
 pub use demo::{DEMO_CLIENT_ID, DEMO_USER_FLOW_ID};
 pub use env::OVERRIDES as ENVIRONMENT_VARIABLES;
 pub use error::{ConfigError, ConfigErrors};
+pub use export::{export_toml, Export, ExportInput, SecretExport, SECRET_ENV_PREFIX};
 pub use secret::Secret;
 pub use settings::{
     Config, ConnectorSettings, DatabaseKind, EmailDelivery, EmailSettings, MasterKeySource,
@@ -47,6 +56,120 @@ pub fn load(
                 format!("cannot read the configuration file: {e}"),
             )])),
         },
+    }
+}
+
+/// The tenant a file declares: what `usher apply` brings the database to.
+pub struct DeclaredTenant {
+    /// The extensions app id, custom attributes, user flows and applications (the
+    /// demo's included when the file says `demo = true`).
+    pub tenant: Tenant,
+    pub connectors: Vec<ConnectorDefinition>,
+    pub identity_providers: Vec<ProviderConfig>,
+}
+
+/// Like `Config`'s: secrets as `******`, no certificate bytes, URL queries hidden.
+impl std::fmt::Debug for DeclaredTenant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeclaredTenant")
+            .field("tenant", &self.tenant)
+            .field("connectors", &settings::ConnectorsDebug(&self.connectors))
+            .field(
+                "identity_providers",
+                &self
+                    .identity_providers
+                    .iter()
+                    .map(settings::ProviderDebug)
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+/// Loads the tenant a file declares, for `usher apply`: a file written by
+/// `usher export`, or a full configuration file, of which only the tenant parts are
+/// used.
+///
+/// The whole file is read, so unknown keys and values of the wrong TOML type are
+/// errors wherever they are; but server settings (issuer, listen, data_dir,
+/// database_url, templates_dir, secrets, signing, tokens, email, connector_settings,
+/// federation) are otherwise ignored, and the running `server`'s are used instead:
+/// its issuer builds the demo's redirect URIs and is what `extensions_app_id`
+/// defaults from, and its `connector_settings.allow_insecure_targets` and
+/// `federation.allow_insecure_endpoints` decide which addresses connectors and
+/// identity providers may use. `USHER_*` environment overrides are not read (they are
+/// the server's); `env` is read for the file's `{ env = "…" }` secret references and
+/// `client_secret_env`. `demo` is the file's: absent, false.
+///
+/// Like [`load`], it hashes plaintext client secrets: call it off any async runtime.
+pub fn load_tenant(
+    path: &Path,
+    server: &Config,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<DeclaredTenant, ConfigErrors> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => load_tenant_text(path, &text, server, env),
+        Err(e) => Err(ConfigErrors(vec![ConfigError::new(
+            path.display().to_string(),
+            format!("cannot read the file: {e}"),
+        )])),
+    }
+}
+
+/// [`load_tenant`] with the file's text already read.
+fn load_tenant_text(
+    path: &Path,
+    text: &str,
+    server: &Config,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<DeclaredTenant, ConfigErrors> {
+    let label = path.display().to_string();
+    let mut reader = raw::Reader::new(&label, text);
+    let root = match tree::parse(text) {
+        Ok(root) => root,
+        Err(e) => {
+            return Err(ConfigErrors(vec![ConfigError::new(
+                reader.position(e.span().as_ref()),
+                format!("invalid TOML: {}", e.message().trim()),
+            )]))
+        }
+    };
+    let file = reader.read(&root);
+    let errors = reader.into_errors();
+    let from = "the running server's configuration";
+    let raw = raw::RawConfig {
+        issuer: Some(raw::Val::new(server.issuer.clone(), from)),
+        demo: file.demo,
+        extensions_app_id: file.extensions_app_id,
+        attributes: file.attributes,
+        user_flows: file.user_flows,
+        applications: file.applications,
+        connector_settings: raw::RawConnectorSettings {
+            allow_insecure_targets: Some(raw::Val::new(
+                server.connector_settings.allow_insecure_targets,
+                from,
+            )),
+            record_bodies: None,
+        },
+        connectors: file.connectors,
+        federation: raw::RawFederation {
+            allow_insecure_endpoints: Some(raw::Val::new(
+                server.federation.allow_insecure_endpoints,
+                from,
+            )),
+            timeout_ms: None,
+        },
+        identity_providers: file.identity_providers,
+        ..raw::RawConfig::default()
+    };
+    let mut resolver = resolve::Resolver::new(env, Some(&label), errors);
+    match resolver.resolve(raw, Some(path.to_path_buf())) {
+        Some(config) if resolver.errors.is_empty() => Ok(DeclaredTenant {
+            tenant: config.tenant,
+            connectors: config.connectors,
+            identity_providers: config.identity_providers,
+        }),
+        _ => Err(ConfigErrors(resolver.errors)),
     }
 }
 

@@ -266,9 +266,16 @@ pub(crate) struct RawAuthentication {
 pub(crate) struct RawCertificate {
     pub place: Place,
     pub pkcs12_file: Option<Val<String>>,
+    /// The PKCS#12 file's bytes in base64, by secret reference (what `usher export`
+    /// writes, as it has no file to name).
+    pub pkcs12_base64: Option<RawSecretRef>,
     pub password: Option<RawSecretRef>,
     pub pem_file: Option<Val<String>>,
+    /// The PEM chain itself, instead of `pem_file`.
+    pub pem: Option<Val<String>>,
     pub key_file: Option<Val<String>>,
+    /// The PEM key by secret reference, instead of `key_file`.
+    pub key: Option<RawSecretRef>,
     /// As written: a TOML date-time or a string.
     pub uploaded_at: Option<Val<String>>,
 }
@@ -348,10 +355,13 @@ const CONNECTOR_KEYS: &[&str] = &[
 
 const CERTIFICATE_KEYS: &[&str] = &[
     "pkcs12_file",
+    "pkcs12_base64",
     "password",
     "uploaded_at",
     "pem_file",
+    "pem",
     "key_file",
+    "key",
 ];
 
 /// How a secret reference is written, for messages.
@@ -889,9 +899,12 @@ impl<'a> Reader<'a> {
         RawCertificate {
             place: t.place.clone(),
             pkcs12_file: self.string(t, "pkcs12_file"),
+            pkcs12_base64: self.secret(t, "pkcs12_base64"),
             password: self.secret(t, "password"),
             pem_file: self.string(t, "pem_file"),
+            pem: self.string(t, "pem"),
             key_file: self.string(t, "key_file"),
+            key: self.secret(t, "key"),
             uploaded_at: self.datetime(t, "uploaded_at"),
         }
     }

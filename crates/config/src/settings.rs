@@ -171,7 +171,7 @@ impl fmt::Debug for Config {
 /// A provider as `Config`'s `Debug` shows it: its secret as `******` (as the
 /// provider's own `Debug` does) and the query of every URL hidden, as a generic
 /// provider's endpoint may carry a key there.
-struct ProviderDebug<'a>(&'a ProviderConfig);
+pub(crate) struct ProviderDebug<'a>(pub(crate) &'a ProviderConfig);
 
 impl fmt::Debug for ProviderDebug<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -281,7 +281,7 @@ pub struct ConnectorSettings {
 /// Connectors as `Config`'s `Debug` shows them: the domain's own `Debug` would print
 /// a PKCS#12 file byte by byte (private key included) and a target's query, which
 /// may hold a key (`?code=…`).
-struct ConnectorsDebug<'a>(&'a [ConnectorDefinition]);
+pub(crate) struct ConnectorsDebug<'a>(pub(crate) &'a [ConnectorDefinition]);
 
 impl fmt::Debug for ConnectorsDebug<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

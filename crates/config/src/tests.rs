@@ -14,7 +14,7 @@ use usher_domain::{
 
 use super::*;
 
-fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+pub(crate) fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
     let map: HashMap<String, String> = pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -22,11 +22,11 @@ fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
     move |k| map.get(k).cloned()
 }
 
-fn load_str(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
+pub(crate) fn load_str(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
     load_text(Some(Path::new("usher.toml")), text, &env_of(env))
 }
 
-fn errors(text: &str, env: &[(&str, &str)]) -> Vec<ConfigError> {
+pub(crate) fn errors(text: &str, env: &[(&str, &str)]) -> Vec<ConfigError> {
     match load_str(text, env) {
         Ok(_) => panic!("expected errors for:\n{text}"),
         Err(e) => e.0,
@@ -34,7 +34,7 @@ fn errors(text: &str, env: &[(&str, &str)]) -> Vec<ConfigError> {
 }
 
 /// The error reported for `path` (a key path, or an environment variable location).
-fn error_at<'a>(errors: &'a [ConfigError], path: &str) -> &'a ConfigError {
+pub(crate) fn error_at<'a>(errors: &'a [ConfigError], path: &str) -> &'a ConfigError {
     errors
         .iter()
         .find(|e| e.location == path || e.location.ends_with(&format!(": {path}")))
@@ -46,7 +46,7 @@ fn error_at<'a>(errors: &'a [ConfigError], path: &str) -> &'a ConfigError {
         })
 }
 
-fn assert_error(text: &str, path: &str, message: &str) -> ConfigError {
+pub(crate) fn assert_error(text: &str, path: &str, message: &str) -> ConfigError {
     let errs = errors(text, &[]);
     let e = error_at(&errs, path);
     assert!(
@@ -58,17 +58,17 @@ fn assert_error(text: &str, path: &str, message: &str) -> ConfigError {
 }
 
 /// A scratch directory for tests that need real files.
-struct Scratch(PathBuf);
+pub(crate) struct Scratch(pub(crate) PathBuf);
 
 impl Scratch {
-    fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         let dir = std::env::temp_dir().join(format!("usher-config-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         Scratch(dir)
     }
 
-    fn file(&self, name: &str, contents: &str) -> PathBuf {
+    pub(crate) fn file(&self, name: &str, contents: &str) -> PathBuf {
         let path = self.0.join(name);
         std::fs::write(&path, contents).unwrap();
         path
@@ -166,7 +166,7 @@ fn an_empty_file_means_defaults_without_the_demo() {
     assert_eq!(config.source, Some(PathBuf::from("usher.toml")));
 }
 
-fn example_env() -> impl Fn(&str) -> Option<String> {
+pub(crate) fn example_env() -> impl Fn(&str) -> Option<String> {
     env_of(&[
         ("USHER_MASTER_KEY", "the-master-key-text"),
         ("CONTOSO_WEB_SECRET", "contoso-web-secret-value"),
@@ -188,9 +188,9 @@ fn example_env() -> impl Fn(&str) -> Option<String> {
 }
 
 /// A well-formed Standard Webhooks secret (24 bytes).
-const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+pub(crate) const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
-fn example_path() -> PathBuf {
+pub(crate) fn example_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../usher.example.toml")
 }
 
@@ -402,7 +402,7 @@ fn the_example_file_loads_into_the_expected_tenant() {
 }
 
 /// The identity providers the example declares.
-fn example_providers() -> Vec<usher_federation::ProviderConfig> {
+pub(crate) fn example_providers() -> Vec<usher_federation::ProviderConfig> {
     use usher_federation::{ClientAuthMethod, ProviderConfig, ProviderKind};
     let mut google = ProviderConfig::new(
         "Google-OAUTH",
@@ -473,7 +473,7 @@ fn example_providers() -> Vec<usher_federation::ProviderConfig> {
 }
 
 /// The connectors the example declares (the certificate one is commented out).
-fn example_connectors() -> Vec<ConnectorDefinition> {
+pub(crate) fn example_connectors() -> Vec<ConnectorDefinition> {
     let secret = usher_domain::Secret::new;
     let mut check =
         ConnectorDefinition::new("approval-check", "https://api.contoso.com/approval/check");
@@ -2352,7 +2352,7 @@ fn oauth2(fields: &str) -> String {
 }
 
 /// Compares every field, each on its own so that a failure says which.
-fn assert_provider(
+pub(crate) fn assert_provider(
     actual: &usher_federation::ProviderConfig,
     expected: &usher_federation::ProviderConfig,
 ) {

@@ -7,6 +7,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
+use base64::{engine::general_purpose::STANDARD, Engine as _};
 use usher_domain::{
     CertificateSource, ClientCertificate, ConnectorAuthentication, ConnectorDefinition,
 };
@@ -372,7 +373,9 @@ impl Resolver<'_> {
         }
     }
 
-    /// One client certificate, the `index`th in its list.
+    /// One client certificate, the `index`th in its list: a PKCS#12 file
+    /// (`pkcs12_file`, or inline `pkcs12_base64`) or a PEM chain (`pem_file` or `pem`)
+    /// with its key (`key_file` or `key`).
     fn certificate(&mut self, c: &RawCertificate, index: usize) -> Option<ClientCertificate> {
         // Without a date, later entries count as uploaded later: one second apart
         // from the Unix epoch, so that any real date is newer still.
@@ -382,15 +385,36 @@ impl Resolver<'_> {
                 (SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(index).ok()?)).into(),
             ),
         };
-        let source = match (&c.pkcs12_file, &c.pem_file) {
-            (Some(pkcs12), None) => {
-                if let Some(k) = &c.key_file {
+        let pkcs12 = c.pkcs12_file.is_some() || c.pkcs12_base64.is_some();
+        let pem = c.pem_file.is_some() || c.pem.is_some();
+        let source = match (pkcs12, pem) {
+            (true, false) => {
+                let keys = [
+                    c.key_file.as_ref().map(|k| ("key_file", k.loc.clone())),
+                    c.key.as_ref().map(|r| ("key", r.place.here())),
+                ];
+                for (name, loc) in keys.into_iter().flatten() {
                     self.err(
-                        k.loc.clone(),
-                        "key_file goes with pem_file; a PKCS#12 file holds its own key",
+                        loc,
+                        format!(
+                            "{name} goes with pem_file or pem; a PKCS#12 file holds its own key"
+                        ),
                     );
                 }
-                let der = self.check(pkcs12, |p| rules::read_nonempty_file(Path::new(p)));
+                let der = match (&c.pkcs12_file, &c.pkcs12_base64) {
+                    (Some(file), None) => {
+                        self.check(file, |p| rules::read_nonempty_file(Path::new(p)))
+                    }
+                    (None, Some(r)) => self.pkcs12_base64(r),
+                    (Some(_), Some(r)) => {
+                        self.err(
+                            r.place.here(),
+                            "give either pkcs12_file or pkcs12_base64, not both",
+                        );
+                        None
+                    }
+                    (None, None) => None,
+                };
                 let password = match &c.password {
                     Some(r) => self.secret(r),
                     None => Some(Secret::new("")),
@@ -400,22 +424,48 @@ impl Resolver<'_> {
                     password: password?.into(),
                 })
             }
-            (None, Some(pem)) => {
+            (false, true) => {
                 if let Some(r) = &c.password {
                     self.err(
                         r.place.here(),
-                        "password is for pkcs12_file; the key in key_file must not be encrypted",
+                        "password is for pkcs12_file and pkcs12_base64; the PEM key must not be encrypted",
                     );
                 }
-                let chain = self.check(pem, |p| rules::read_nonempty_text_file(Path::new(p)));
-                let key = match &c.key_file {
-                    Some(k) => self
+                let chain = match (&c.pem_file, &c.pem) {
+                    (Some(file), None) => {
+                        self.check(file, |p| rules::read_nonempty_text_file(Path::new(p)))
+                    }
+                    (None, Some(v)) => self.check(v, |s| {
+                        if s.trim().is_empty() {
+                            Err("must not be empty".to_owned())
+                        } else {
+                            Ok(s.clone())
+                        }
+                    }),
+                    (Some(_), Some(v)) => {
+                        self.err(v.loc.clone(), "give either pem_file or pem, not both");
+                        None
+                    }
+                    (None, None) => None,
+                };
+                let key = match (&c.key_file, &c.key) {
+                    (Some(k), None) => self
                         .check(k, |p| rules::read_nonempty_text_file(Path::new(p)))
                         .map(Secret::new),
-                    None => {
+                    (None, Some(r)) => self.secret(r),
+                    (Some(_), Some(r)) => {
+                        self.err(r.place.here(), "give either key_file or key, not both");
+                        None
+                    }
+                    (None, None) => {
+                        let chain_key = if c.pem_file.is_some() {
+                            "pem_file"
+                        } else {
+                            "pem"
+                        };
                         self.err(
                             c.place.key("key_file"),
-                            "pem_file needs key_file, the certificate's private key in PEM",
+                            format!("{chain_key} needs key_file (or key, a secret reference), the certificate's private key in PEM"),
                         );
                         None
                     }
@@ -425,17 +475,22 @@ impl Resolver<'_> {
                     key: key?.into(),
                 })
             }
-            (Some(_), Some(pem)) => {
+            (true, true) => {
+                let loc = c
+                    .pem_file
+                    .as_ref()
+                    .or(c.pem.as_ref())
+                    .map_or_else(|| c.place.here(), |v| v.loc.clone());
                 self.err(
-                    pem.loc.clone(),
-                    "give either pkcs12_file or pem_file, not both",
+                    loc,
+                    "give either a PKCS#12 certificate (pkcs12_file or pkcs12_base64) or a PEM one (pem_file or pem), not both",
                 );
                 None
             }
-            (None, None) => {
+            (false, false) => {
                 self.err(
                     c.place.key("pkcs12_file"),
-                    "a certificate needs pkcs12_file, or pem_file with key_file",
+                    "a certificate needs pkcs12_file, or pem_file with key_file (or, written inline, pkcs12_base64, or pem with key)",
                 );
                 None
             }
@@ -444,6 +499,32 @@ impl Resolver<'_> {
             source: source?,
             uploaded_at: uploaded_at?,
         })
+    }
+
+    /// A PKCS#12 file given as base64 by secret reference. Whitespace is ignored, so
+    /// that wrapped output (`base64 contoso.pfx`, 76 columns) can be used as it is.
+    fn pkcs12_base64(&mut self, r: &RawSecretRef) -> Option<Vec<u8>> {
+        let text = self.secret(r)?;
+        let compact: String = text
+            .expose()
+            .chars()
+            .filter(|c| !c.is_ascii_whitespace())
+            .collect();
+        match STANDARD.decode(compact) {
+            Ok(der) if !der.is_empty() => Some(der),
+            Ok(_) => {
+                self.err(r.place.here(), "must not be empty");
+                None
+            }
+            // The value is not quoted back: it is the file, private key included.
+            Err(_) => {
+                self.err(
+                    r.place.here(),
+                    "is not base64: give the PKCS#12 file's bytes in standard base64 (such as the output of `base64 contoso.pfx`)",
+                );
+                None
+            }
+        }
     }
 
     /// The connector ids of one slot of a user flow, as declared.
