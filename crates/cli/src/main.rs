@@ -34,6 +34,10 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Write the tenant in the database as a configuration file.
+    Export(usher_cli::tenant_files::ExportArgs),
+    /// Bring the tenant in the database to what a file declares.
+    Apply(usher_cli::tenant_files::ApplyArgs),
     /// Work with API connectors.
     Connectors {
         #[command(subcommand)]
@@ -192,6 +196,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Err(code) => return Ok(code),
             };
             usher_cli::connectors_test::run(&config, args).await
+        }
+        Command::Export(args) => {
+            let config = match load(config_path) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            usher_cli::tenant_files::export(&config, args).await
+        }
+        Command::Apply(args) => {
+            let config = match load(config_path) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            usher_cli::tenant_files::apply(&config, args).await
         }
         Command::GenerateMasterKey => {
             println!("{}", usher_oidc::crypto::MasterKey::generate().encode());

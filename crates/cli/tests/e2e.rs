@@ -2346,3 +2346,104 @@ async fn held_sign_up(env: &TestEnv, usher: &Instance, email: &str) -> harness::
     )
     .await
 }
+
+/// Runs the `usher` binary with the test master key and secrets in its environment.
+fn usher_command(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_usher"))
+        .args(args)
+        .env("USHER_MASTER_KEY", MASTER_KEY)
+        .env("E2E_SECRET", CONFIDENTIAL_SECRET)
+        .env("USHER_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+both!(export_then_apply_on_a_fresh_database_reproduces_the_tenant);
+async fn export_then_apply_on_a_fresh_database_reproduces_the_tenant(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let api = harness::api::TestApi::start(vec![]).await;
+    let usher = env.start_with_connector(&api.url).await;
+    let exported = env.dir.join("exported.toml");
+    let out = usher_command(&[
+        "--config".as_ref(),
+        usher.config_path.as_os_str(),
+        "export".as_ref(),
+        "--secrets".as_ref(),
+        "values".as_ref(),
+        "--output".as_ref(),
+        exported.as_os_str(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&exported).unwrap();
+    assert!(
+        text.contains("[[user_flows]]") && text.contains("[[connectors]]"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("database_url"),
+        "the export holds the tenant only"
+    );
+
+    // A fresh database, served under the same issuer.
+    let fresh = TestEnv::new(backend).await;
+    let server = fresh.dir.join("server.toml");
+    std::fs::write(
+        &server,
+        format!(
+            "issuer = \"{}\"\ndata_dir = \"{}\"\ndatabase_url = \"{}\"\n[connector_settings]\nallow_insecure_targets = true\n",
+            usher.issuer,
+            fresh.dir.display(),
+            fresh.database_url
+        ),
+    )
+    .unwrap();
+    let apply = |extra: &[&str]| {
+        let mut args: Vec<&std::ffi::OsStr> = vec![
+            "--config".as_ref(),
+            server.as_os_str(),
+            "apply".as_ref(),
+            exported.as_os_str(),
+        ];
+        args.extend(extra.iter().map(|a| std::ffi::OsStr::new(*a)));
+        usher_command(&args)
+    };
+    let dry = apply(&["--dry-run"]);
+    let dry_out = String::from_utf8_lossy(&dry.stdout).to_string();
+    assert!(
+        dry.status.success(),
+        "{dry_out}{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    assert!(dry_out.contains("+ userFlow"), "{dry_out}");
+    assert!(dry_out.contains("dry run"), "{dry_out}");
+    let applied = apply(&[]);
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let again = apply(&[]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("already matches"));
+
+    let master = std::sync::Arc::new(usher_oidc::crypto::MasterKey::parse(MASTER_KEY).unwrap());
+    let original = usher_tenant::TenantService::new(env.store().await, master.clone())
+        .current()
+        .await
+        .unwrap();
+    let copy = usher_tenant::TenantService::new(fresh.store().await, master)
+        .current()
+        .await
+        .unwrap();
+    assert_eq!(copy.tenant, original.tenant);
+    assert_eq!(copy.connectors, original.connectors);
+    assert_eq!(
+        copy.identity_providers.len(),
+        original.identity_providers.len()
+    );
+    env.finish(usher).await;
+    fresh.finish_empty().await;
+}

@@ -205,6 +205,7 @@ post_attribute_collection = ["e2e-connector"]
         Instance {
             base: own,
             issuer,
+            config_path: path.clone(),
             outbox: self.outbox(),
             shutdown: Some(tx),
             handle,
@@ -218,6 +219,18 @@ post_attribute_collection = ["e2e-connector"]
 
     pub fn last_mail_to(&self, to: &str) -> String {
         last_mail_in(&self.outbox(), to)
+    }
+
+    /// Removes the database and directory of an environment that ran no instance.
+    pub async fn finish_empty(self) {
+        if let Some((server, name)) = &self.pg {
+            admin(
+                server,
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            )
+            .await;
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 
     pub async fn finish_instance(&self, instance: Instance) {
@@ -340,6 +353,8 @@ pub struct Instance {
     /// The issuer it serves.
     pub issuer: String,
     pub outbox: PathBuf,
+    /// The configuration file it was started with.
+    pub config_path: PathBuf,
     shutdown: Option<oneshot::Sender<()>>,
     handle: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
