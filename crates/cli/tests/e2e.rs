@@ -2447,3 +2447,33 @@ async fn export_then_apply_on_a_fresh_database_reproduces_the_tenant(backend: Ba
     env.finish(usher).await;
     fresh.finish_empty().await;
 }
+
+/// One flow takes at most ten wrong passwords; guessing on needs new flows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_refuses_password_guessing() {
+    let env = TestEnv::new(Backend::Sqlite).await;
+    let usher = env.start().await;
+    let b = Browser::new();
+    let flow = b.start_flow(&usher.authorize_url(PUBLIC_CLIENT, &[])).await;
+    let page = b.get(&usher.url(&flow)).await;
+    for _ in 0..10 {
+        let r = b
+            .submit(
+                &usher.url(&format!("{flow}/sign-in")),
+                &page,
+                &[("email", "guess@example.com"), ("password", "guess guess")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    let r = b
+        .submit(
+            &usher.url(&format!("{flow}/sign-in")),
+            &page,
+            &[("email", "guess@example.com"), ("password", "guess guess")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.body.contains("Too many wrong passwords"));
+    env.finish(usher).await;
+}

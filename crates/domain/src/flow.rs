@@ -36,6 +36,9 @@ pub const FLOW_LIFETIME: Duration = Duration::minutes(60);
 pub const CODE_LIFETIME: Duration = Duration::minutes(10);
 /// Wrong codes allowed for one code before a new one must be sent.
 pub const MAX_CODE_ATTEMPTS: u32 = 5;
+/// Wrong passwords one flow accepts before it refuses more: guessing needs new flows,
+/// which cost a round trip through `/authorize` each.
+pub const MAX_PASSWORD_FAILURES: u32 = 10;
 /// Codes one flow may send, whatever the address or purpose, so a flow cannot be used
 /// to flood a mailbox or to get fresh codes to guess without end.
 pub const MAX_CODES_SENT: u32 = 5;
@@ -276,6 +279,9 @@ pub struct Flow {
     /// Codes sent in this flow so far (never reset; see [`MAX_CODES_SENT`]).
     #[serde(default)]
     pub codes_sent: u32,
+    /// Wrong passwords entered in this flow (see [`MAX_PASSWORD_FAILURES`]).
+    #[serde(default)]
+    pub password_failures: u32,
 }
 
 impl Flow {
@@ -307,6 +313,7 @@ impl Flow {
             expires_at: now + FLOW_LIFETIME,
             version: 0,
             codes_sent: 0,
+            password_failures: 0,
         }
     }
 

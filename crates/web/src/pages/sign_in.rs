@@ -33,6 +33,15 @@ pub async fn post(
     if !at_sign_in || !loaded.user_flow.allows_local_accounts() {
         return show::render_current(&state, &loaded, Feedback::default(), StatusCode::OK).await;
     }
+    if loaded.flow.password_failures >= usher_domain::flow::MAX_PASSWORD_FAILURES {
+        let fb = Feedback::general(flow_message(
+            &state,
+            &loaded,
+            "error.too_many_attempts",
+            &[],
+        ));
+        return render_step(&state, &loaded, fb, StatusCode::TOO_MANY_REQUESTS);
+    }
     let email = normalize_email(first(&form, "email"));
     let password = first(&form, "password").to_owned();
     let mut fb = Feedback::default().entered(form.clone());
@@ -118,6 +127,10 @@ pub async fn post(
         }
     }
     let Some(user) = user.filter(|_| ok) else {
+        loaded.flow.password_failures += 1;
+        if let Err(r) = save(&state, &mut loaded).await {
+            return r;
+        }
         let fb = Feedback::general(flow_message(&state, &loaded, "sign_in.failed", &[]))
             .entered(fb.entered);
         return render_step(&state, &loaded, fb, StatusCode::UNAUTHORIZED);
