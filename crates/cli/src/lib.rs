@@ -11,7 +11,7 @@ use anyhow::{bail, Context};
 use chrono::Duration;
 use usher_config::{Config, EmailDelivery, MasterKeySource, SigningAlgorithm, SmtpTls};
 use usher_connectors::{Metrics, RunnerSettings};
-use usher_domain::{Clock, SystemClock};
+use usher_domain::{Application, ClientType, Clock, SystemClock, Tenant};
 use usher_oidc::{
     crypto::MasterKey,
     jose::Algorithm,
@@ -175,7 +175,7 @@ pub async fn build(config: &Config, overrides: Overrides) -> anyhow::Result<AppS
     // The configuration file seeds the tenant; after that the database is the truth
     // (the admin API and `usher apply` change it).
     let tenants = Arc::new(TenantService::new(store.clone(), master.clone()));
-    let (snapshot, differs) = tenants
+    let (_, differs) = tenants
         .seed(&desired_tenant(config))
         .await
         .context("cannot read or store the tenant")?;
@@ -185,6 +185,12 @@ pub async fn build(config: &Config, overrides: Overrides) -> anyhow::Result<AppS
              is served; `usher apply --dry-run` shows the difference and `usher apply` applies it"
         );
     }
+    // A database seeded before the console existed, or whose issuer moved, gets the
+    // console's application now.
+    if let Err(e) = ensure_console_application(&tenants, config).await {
+        tracing::warn!(error = %e, "could not set up the admin console's application");
+    }
+    let snapshot = tenants.current().await.context("cannot read the tenant")?;
     let metrics = Arc::new(Metrics::new());
     let runner_settings = runner_settings(config);
     let compiled = Compiled::build(
@@ -218,13 +224,86 @@ pub async fn build(config: &Config, overrides: Overrides) -> anyhow::Result<AppS
     })))
 }
 
-/// The tenant a configuration file declares.
+/// The tenant a configuration file declares, with the admin console's built-in
+/// application unless the file declares its own (so the stored tenant, which has it,
+/// does not differ from the file for that alone).
 pub fn desired_tenant(config: &Config) -> TenantSnapshot {
+    let mut tenant = config.tenant.clone();
+    if tenant.application(usher_web::console::CLIENT_ID).is_none() {
+        if let Some(app) = console_application(&tenant, &config.issuer) {
+            tenant.applications.push(app);
+        }
+    }
     TenantSnapshot::new(
-        config.tenant.clone(),
+        tenant,
         config.connectors.clone(),
         config.identity_providers.clone(),
     )
+}
+
+/// The admin console's application (`usher-console`): a public client (PKCE) that
+/// comes back to `{issuer}/console/callback`, signing in with the demo user flow when
+/// there is one, else the first user flow that allows local accounts. `None` when no
+/// user flow does: administrators sign in with an email and password.
+pub fn console_application(tenant: &Tenant, issuer: &str) -> Option<Application> {
+    let local = |f: &&usher_domain::UserFlow| f.allows_local_accounts();
+    let flow = tenant
+        .user_flows
+        .iter()
+        .filter(local)
+        .find(|f| f.id.eq_ignore_ascii_case(usher_config::DEMO_USER_FLOW_ID))
+        .or_else(|| tenant.user_flows.iter().find(local))?;
+    let issuer = issuer.trim_end_matches('/');
+    Some(Application {
+        client_id: usher_web::console::CLIENT_ID.to_owned(),
+        name: "Usher console".to_owned(),
+        redirect_uris: vec![format!("{issuer}/console/callback")],
+        post_logout_redirect_uris: vec![format!("{issuer}/console")],
+        client_type: ClientType::Public,
+        user_flow_id: flow.id.clone(),
+        roles: Vec::new(),
+    })
+}
+
+/// Makes sure the stored tenant has the console's application: created when missing,
+/// and its addresses moved along when the issuer changed (unless the configuration
+/// file declares the application itself, which then is the operator's to keep).
+async fn ensure_console_application(
+    tenants: &TenantService,
+    config: &Config,
+) -> anyhow::Result<()> {
+    let current = tenants.current().await?;
+    let declared = config
+        .tenant
+        .application(usher_web::console::CLIENT_ID)
+        .is_some();
+    let wanted = console_application(&current.tenant, &config.issuer);
+    match (
+        current.tenant.application(usher_web::console::CLIENT_ID),
+        wanted,
+    ) {
+        (None, None) => tracing::warn!(
+            "no user flow allows local accounts, so the admin console (/console) cannot sign \
+             anyone in"
+        ),
+        (None, Some(app)) => {
+            tenants.put_application(&app).await?;
+            tracing::info!(user_flow = %app.user_flow_id, "created the admin console's application usher-console");
+        }
+        (Some(existing), Some(wanted))
+            if !declared && !existing.has_redirect_uri(&wanted.redirect_uris[0]) =>
+        {
+            let mut app = existing.clone();
+            app.redirect_uris = wanted.redirect_uris;
+            app.post_logout_redirect_uris = wanted.post_logout_redirect_uris;
+            tenants.put_application(&app).await?;
+            tracing::info!(user_flow = %app.user_flow_id, "moved the admin console's application to the issuer's address");
+        }
+        (Some(existing), _) => {
+            tracing::info!(user_flow = %existing.user_flow_id, "the admin console (/console) signs in with this user flow");
+        }
+    }
+    Ok(())
 }
 
 /// What the connector client may do, from the operator's settings.
@@ -285,6 +364,40 @@ pub async fn serve_on(
     result.context("the server stopped with an error")
 }
 
+/// Gives (`grant`) or takes away the console's administrator role to every user
+/// whose verified email is `email`; returns their ids. An error when nobody has
+/// that email: a typo must not look like success.
+pub async fn set_admin_role(
+    store: &dyn Store,
+    email: &str,
+    grant: bool,
+) -> anyhow::Result<Vec<String>> {
+    let role = usher_web::console::ADMIN_ROLE;
+    let normalized = usher_domain::attribute::normalize_email(email);
+    let users = store
+        .users_by_email(&normalized)
+        .await
+        .context("cannot look the user up")?;
+    if users.is_empty() {
+        bail!("no user has the email address {normalized}");
+    }
+    let mut changed = Vec::new();
+    for user in users {
+        let mut roles = store.user_roles(&user.id).await?;
+        let had = roles.iter().any(|r| r == role);
+        if grant && !had {
+            roles.push(role.to_owned());
+        } else if !grant && had {
+            roles.retain(|r| r != role);
+        }
+        if had != grant {
+            store.set_user_roles(&user.id, &roles).await?;
+        }
+        changed.push(user.id);
+    }
+    Ok(changed)
+}
+
 /// Refuses configurations that cannot start, with what to do about it.
 pub fn check_startable(config: &Config) -> anyhow::Result<()> {
     if config.tenant.applications.is_empty() {
@@ -299,5 +412,64 @@ pub fn load_master_key_check(config: &Config) -> anyhow::Result<()> {
     match &config.master_key {
         MasterKeySource::GenerateInDataDir(p) if !p.exists() => Ok(()),
         source => load_master_key(source).map(|_| ()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use usher_domain::{user_flow, UserFlow};
+
+    use super::*;
+
+    fn flow(id: &str, providers: &[&str]) -> UserFlow {
+        UserFlow {
+            id: id.to_owned(),
+            identity_providers: providers.iter().map(|p| (*p).to_owned()).collect(),
+            attributes: Vec::new(),
+            extra_claims: Vec::new(),
+            connectors: Default::default(),
+            requires_approval: false,
+        }
+    }
+
+    fn tenant(flows: Vec<UserFlow>) -> Tenant {
+        Tenant {
+            extensions_app_id: String::new(),
+            custom_attributes: Vec::new(),
+            user_flows: flows,
+            applications: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_console_signs_in_with_the_demo_flow_else_the_first_local_one() {
+        let local = [user_flow::EMAIL_PASSWORD_PROVIDER];
+        let t = tenant(vec![
+            flow("B2X_1_otp", &[user_flow::EMAIL_OTP_PROVIDER]),
+            flow("B2X_1_first", &local),
+            flow("B2X_1_demo", &local),
+        ]);
+        let app = console_application(&t, "https://login.example/").unwrap();
+        assert_eq!(app.client_id, "usher-console");
+        assert_eq!(app.user_flow_id, "B2X_1_demo");
+        assert!(app.is_public());
+        assert_eq!(
+            app.redirect_uris,
+            ["https://login.example/console/callback"]
+        );
+        assert_eq!(
+            app.post_logout_redirect_uris,
+            ["https://login.example/console"]
+        );
+        let t = tenant(vec![
+            flow("B2X_1_otp", &[user_flow::EMAIL_OTP_PROVIDER]),
+            flow("B2X_1_first", &local),
+        ]);
+        assert_eq!(
+            console_application(&t, "https://x").unwrap().user_flow_id,
+            "B2X_1_first"
+        );
+        let t = tenant(vec![flow("B2X_1_otp", &[user_flow::EMAIL_OTP_PROVIDER])]);
+        assert!(console_application(&t, "https://x").is_none());
     }
 }

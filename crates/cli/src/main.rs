@@ -43,6 +43,11 @@ enum Command {
         #[command(subcommand)]
         command: ConnectorsCommand,
     },
+    /// Give or take away the role that lets a user into the admin console (/console).
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// Print a new random master key.
     GenerateMasterKey,
     /// Read a client secret from standard input and print its Argon2id hash, for
@@ -62,6 +67,21 @@ enum ConnectorsCommand {
     /// (credentials masked), the response and how Usher reads it, and exit non-zero
     /// unless the outcome is the expected one.
     Test(usher_cli::connectors_test::TestArgs),
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Make the user(s) with this email address administrators (role Usher.Admin).
+    Grant {
+        /// The user's verified email address.
+        email: String,
+    },
+    /// Take the administrator role away from the user(s) with this email address;
+    /// their console sessions stop working at their next request.
+    Revoke {
+        /// The user's verified email address.
+        email: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -210,6 +230,27 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Err(code) => return Ok(code),
             };
             usher_cli::tenant_files::apply(&config, args).await
+        }
+        Command::Admin { command } => {
+            let config = match load(config_path) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            let (email, grant) = match command {
+                AdminCommand::Grant { email } => (email, true),
+                AdminCommand::Revoke { email } => (email, false),
+            };
+            let store = usher_cli::open_store(&config).await?;
+            let changed = usher_cli::set_admin_role(store.as_ref(), &email, grant).await?;
+            let role = usher_web::console::ADMIN_ROLE;
+            for user in &changed {
+                if grant {
+                    println!("User {user} ({email}) now has the role {role}.");
+                } else {
+                    println!("User {user} ({email}) no longer has the role {role}.");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::GenerateMasterKey => {
             println!("{}", usher_oidc::crypto::MasterKey::generate().encode());

@@ -788,6 +788,16 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+impl FlowStep {
+    /// When the connectors of a `RunningConnectors` step began, if it is one.
+    pub fn connectors_started_at(&self) -> Option<DateTime<Utc>> {
+        match self {
+            FlowStep::RunningConnectors { started_at, .. } => *started_at,
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1132,15 +1142,5 @@ mod tests {
         let json = serde_json::to_string(&f).unwrap();
         let back: Flow = serde_json::from_str(&json).unwrap();
         assert_eq!(back, f);
-    }
-}
-
-impl FlowStep {
-    /// When the connectors of a `RunningConnectors` step began, if it is one.
-    pub fn connectors_started_at(&self) -> Option<DateTime<Utc>> {
-        match self {
-            FlowStep::RunningConnectors { started_at, .. } => *started_at,
-            _ => None,
-        }
     }
 }

@@ -2,7 +2,9 @@
 //! endpoints and the `/try` demo, as one axum router over an [`AppState`]. It knows
 //! the storage only through the repository traits and never names SQL.
 
+pub mod admin;
 pub mod approvals;
+pub mod console;
 pub mod cookies;
 pub mod cors;
 pub mod hasher;
@@ -83,6 +85,8 @@ pub fn router(state: AppState) -> Router {
         .route("/try", get(pages::try_demo::page))
         .route("/try/start", get(pages::try_demo::start))
         .route("/try/callback", get(pages::try_demo::callback))
+        .merge(admin::router(&state))
+        .merge(console::router())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

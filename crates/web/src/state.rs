@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::Duration;
 use rand::{rngs::StdRng, RngCore, SeedableRng};
-use usher_connectors::{ConnectorRunner, Metrics, RunnerSettings};
+use usher_connectors::{BreakerState, ConnectorRunner, Metrics, RunnerSettings};
 use usher_domain::{Clock, Tenant};
 use usher_federation::{Federation, FederationSettings};
 use usher_oidc::{crypto::HmacKey, keys::KeyManager};
@@ -94,6 +94,8 @@ pub struct Inner {
 pub struct Compiled {
     pub snapshot: Arc<TenantSnapshot>,
     pub connectors: Arc<dyn StepConnectors>,
+    /// The same runner as `connectors`, typed: the console reads its breakers.
+    pub runner: Arc<ConnectorRunner>,
     pub federation: Arc<Federation>,
 }
 
@@ -107,7 +109,7 @@ impl Compiled {
         federation_settings: &FederationSettings,
     ) -> Result<Self, usher_federation::FederationError> {
         let tenant = Arc::new(snapshot.tenant.clone());
-        let connectors = Arc::new(ConnectorRunner::new(
+        let runner = Arc::new(ConnectorRunner::new(
             snapshot.connectors.clone(),
             tenant,
             store.clone(),
@@ -122,7 +124,8 @@ impl Compiled {
         )?);
         Ok(Self {
             snapshot,
-            connectors,
+            connectors: runner.clone(),
+            runner,
             federation,
         })
     }
@@ -165,6 +168,17 @@ impl AppState {
 
     pub fn federation(&self) -> Arc<Federation> {
         self.compiled().federation.clone()
+    }
+
+    /// The whole tenant as of the last refresh, connectors and providers included.
+    pub fn snapshot(&self) -> Arc<TenantSnapshot> {
+        self.compiled().snapshot.clone()
+    }
+
+    /// A connector's circuit breaker on this instance (breakers are per process);
+    /// `None` for a connector the tenant does not have.
+    pub fn breaker_state(&self, connector_id: &str) -> Option<BreakerState> {
+        self.compiled().runner.breaker_state(connector_id)
     }
 
     /// Brings the compiled tenant up to the stored version: one cheap version query,

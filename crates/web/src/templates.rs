@@ -51,6 +51,50 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../templates/try_result.html"),
     ),
     (
+        "console_base.html",
+        include_str!("../templates/console_base.html"),
+    ),
+    (
+        "console_message.html",
+        include_str!("../templates/console_message.html"),
+    ),
+    (
+        "console_overview.html",
+        include_str!("../templates/console_overview.html"),
+    ),
+    (
+        "console_requests.html",
+        include_str!("../templates/console_requests.html"),
+    ),
+    (
+        "console_users.html",
+        include_str!("../templates/console_users.html"),
+    ),
+    (
+        "console_user.html",
+        include_str!("../templates/console_user.html"),
+    ),
+    (
+        "console_user_delete.html",
+        include_str!("../templates/console_user_delete.html"),
+    ),
+    (
+        "console_flows.html",
+        include_str!("../templates/console_flows.html"),
+    ),
+    (
+        "console_connectors.html",
+        include_str!("../templates/console_connectors.html"),
+    ),
+    (
+        "console_connector.html",
+        include_str!("../templates/console_connector.html"),
+    ),
+    (
+        "console_call.html",
+        include_str!("../templates/console_call.html"),
+    ),
+    (
         "email_code.txt",
         include_str!("../templates/email_code.txt"),
     ),
@@ -204,7 +248,84 @@ mod tests {
             "error": null, "error_description": null,
             "claims": [{"name": "sub", "value": "u"}], "header": "{}", "id_token": "a.b.c",
             "logout_url": "/logout", "code": "123456",
+            "console": {"section": "users", "admin": "<b>blocked</b>", "csrf": "console-csrf"},
+            "page": console_page(),
         })
+    }
+
+    /// Every field any console page reads (`page.*`), with text to escape.
+    fn console_page() -> serde_json::Value {
+        let time = json!({"iso": "2024-05-01T12:00:00Z", "text": "2024-05-01 12:00:00 UTC"});
+        let identity = json!({"sign_in_type": "emailAddress", "issuer": "usher.example", "issuer_assigned_id": "<b>blocked</b>"});
+        let pair = json!({"label": "Display name", "value": "<b>blocked</b>"});
+        let breaker = json!({"state": "closed", "label": "Closed"});
+        let health = json!({"calls": 4, "failures": 1, "failure_rate": "25.0 %", "p50": 20, "p95": null, "p99": 3000});
+        let request = |status: &str| {
+            json!({
+                "id": "r1", "email": "<b>blocked</b>", "user_flow_id": "B2X_1_f",
+                "identities": [identity], "attributes": [pair], "created": time,
+                "status": status, "status_label": "Denied", "decided_by": "Admin",
+                "decided_at": time, "user_url": "/console/users/u1",
+                "approve_url": "/console/requests/r1/approve", "deny_url": "/console/requests/r1/deny",
+                "clear_url": "/console/requests/r1/clear",
+            })
+        };
+        // In parts: one `json!` this big exceeds the macro recursion limit.
+        let parts = [
+            json!({
+                "message": "<b>blocked</b>", "link": {"href": "/console", "label": "Go on"}, "refresh": 0,
+                "pending_count": {"value": 3, "more": false}, "user_count": {"value": 1000, "more": true},
+                "flow_count": 2,
+                "connectors": [{
+                    "id": "c1", "name": "<b>blocked</b>", "url": "/console/connectors/c1",
+                    "target_url": "https://api.example/x", "authentication": "None",
+                    "breaker": breaker, "health": health,
+                }],
+                "pending": [request("pending")], "decided": [request("denied"), request("approved")],
+                "next_url": "/console/users?after=u1", "first_url": "/console/users",
+            }),
+            json!({
+                "search": "<b>blocked</b>", "search_error": "Use at most 100 characters.", "search_max": 100,
+                "users": [{"url": "/console/users/u1", "email": "<b>blocked</b>", "name": "Ann", "enabled": false, "created": time}],
+                "id": "u1", "email": "a@example.com", "name": "<b>blocked</b>", "enabled": true,
+                "created": time, "roles": ["Usher.Admin"], "attributes": [pair], "identities": [identity],
+                "enabled_url": "/console/users/u1/enabled", "delete_url": "/console/users/u1/delete",
+                "is_self": false, "identity_count": 1, "cancel_url": "/console/users/u1",
+            }),
+            json!({
+                "flows": [{
+                    "id": "B2X_1_f", "providers": ["Email and password"],
+                    "attributes": [{"id": "displayName", "label": "<b>blocked</b>", "input": "textBox", "required": true, "claim": false}],
+                    "extra_claims": ["email"],
+                    "steps": [{"name": "Before a token is issued", "connectors": [{"id": "c1", "url": "/console/connectors/c1"}]}],
+                    "requires_approval": true, "applications": ["App (app)"],
+                }],
+                "window": 200,
+                "target_url": "https://api.example/x", "authentication": "None", "timeout_ms": 10000,
+                "retries": 1, "budget_ms": 20000, "failure_policy": "Stop the sign-up", "signing": true,
+                "breaker": breaker, "breaker_threshold": 5, "breaker_open_seconds": 30,
+                "used_by": [{"user_flow_id": "B2X_1_f", "step": "postAttributeCollection"}],
+                "health": health,
+            }),
+            json!({
+                "calls": [{
+                    "url": "/console/calls/k1", "call_id": "k1", "created": time,
+                    "step": "PostAttributeCollection", "user_flow_id": "B2X_1_f", "outcome": "failed",
+                    "http_status": null, "latency_ms": 3000, "attempts": 2, "failure_reason": "<b>blocked</b>",
+                }],
+                "call_id": "k1", "connector_id": "c1", "user_flow_id": "B2X_1_f", "connector_url": "/console/connectors/c1",
+                "step": "PostAttributeCollection", "flow_id": "f1", "attempts": 2, "http_status": 200,
+                "latency_ms": 31, "outcome": "continue", "failure_reason": null, "warnings": ["<b>blocked</b>"],
+                "request_body": "<b>blocked</b>", "response_body": null,
+            }),
+        ];
+        let mut page = serde_json::Map::new();
+        for part in parts {
+            if let serde_json::Value::Object(fields) = part {
+                page.extend(fields);
+            }
+        }
+        serde_json::Value::Object(page)
     }
 
     #[test]
@@ -262,6 +383,39 @@ mod tests {
         assert!(out.contains("<label for=\"f_radio-1\">A</label>"));
         // Passwords are never echoed back.
         assert!(!out.contains("id=\"f_password\" name=\"f_password\" value="));
+    }
+
+    #[test]
+    fn console_forms_carry_csrf_and_the_search_error_is_tied_to_its_field() {
+        let t = templates();
+        let mut ctx = context();
+        ctx["errors"] = json!([{"field": "search", "message": "Use at most 100 characters."}]);
+        let out = t.render("console_users.html", "en", &ctx).unwrap();
+        assert!(out.contains("<label for=\"search\">"));
+        assert!(out.contains("aria-describedby=\"search-hint search-error\""));
+        assert!(out.contains("id=\"search-error\""));
+        assert!(
+            out.contains("href=\"#search\""),
+            "the summary links to the field"
+        );
+        for page in [
+            "console_requests.html",
+            "console_user.html",
+            "console_user_delete.html",
+        ] {
+            let out = t.render(page, "en", &context()).unwrap();
+            let forms = out.matches("method=\"post\"").count();
+            assert!(forms > 1, "{page}");
+            assert_eq!(
+                out.matches("name=\"csrf\" value=\"console-csrf\"").count(),
+                forms,
+                "{page}: every form carries the token"
+            );
+        }
+        // The navigation marks where one is.
+        let out = t.render("console_users.html", "nb", &context()).unwrap();
+        assert!(out.contains("aria-current=\"page\">Brukere<"));
+        assert_eq!(out.matches("aria-current").count(), 1);
     }
 
     #[test]

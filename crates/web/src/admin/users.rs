@@ -1,0 +1,617 @@
+//! Users — Graph's `user` at `/v1.0/users`. Built-in attributes keep Graph's names
+//! (`mail` is the verified email; `displayName`, `city`, …), custom attributes appear
+//! under their full names (`extension_<appId>_<Name>`), and `identities` lists how the
+//! user signs in. This is how an approval system creates an approved user (contract
+//! §7): `POST /v1.0/users` with the `identities`, `mail` and attributes it collected.
+//!
+//! A local account is an `emailAddress` identity whose issuer is the issuer URL's host,
+//! with a password set through `passwordProfile` (the password policy applies; the
+//! hash is computed on the blocking pool). Identities are unique across users: 409.
+//! Usher's extension `usherRoles` (administrative roles such as `Usher.Admin`) is
+//! answered by `GET /v1.0/users/{id}` and set by POST and PATCH.
+
+use axum::{
+    extract::{Path, State},
+    http::Uri,
+    response::Response,
+};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{json, Map, Value};
+use usher_domain::{
+    attribute::{check_text, is_plausible_email, normalize_email},
+    password::check_new_password,
+    AttributeValue, AttributeValues, BuiltInAttribute, DataType, Identity, NewUser, SignInType,
+    Tenant, User,
+};
+use usher_storage::UserQuery;
+
+use super::auth::{Access, Area};
+use super::errors::{ApiError, ApiResult};
+use super::json::{Body, JsonBody};
+use super::odata::{self, Condition, Op, QueryOptions};
+use super::{created, no_content, ok, path_segment, Route};
+use crate::state::AppState;
+
+const RESOURCE: &str = "user";
+const TAG: &str = "Users";
+const LIST_OPTIONS: &[&str] = &["$filter", "$top", "$select", "$skiptoken"];
+const SUPPORTED: &str = "mail eq, startswith(displayName,…) and identities/any(c:c/issuerAssignedId eq … and c/issuer eq …), joined by and";
+/// The issuer of email one-time passcode identities.
+const MAIL_ISSUER: &str = "mail";
+
+pub fn routes() -> Vec<Route> {
+    let read = Access::Read(Area::Users);
+    let write = Access::Write(Area::Users);
+    vec![
+        Route::get("/v1.0/users", list)
+            .access(read)
+            .doc(TAG, "List users ($filter, $top, $select, paging with @odata.nextLink)")
+            .lists(RESOURCE, LIST_OPTIONS),
+        Route::post("/v1.0/users", create)
+            .access(write)
+            .doc(TAG, "Create a user (an approval system's approved user)")
+            .body(RESOURCE)
+            .answers(201, RESOURCE),
+        Route::get("/v1.0/users/{id}", get)
+            .access(read)
+            .doc(TAG, "Get a user")
+            .answers(200, RESOURCE)
+            .query(&["$select"]),
+        Route::patch("/v1.0/users/{id}", update)
+            .access(write)
+            .doc(TAG, "Update a user: attributes, mail, accountEnabled, identities (replaced), passwordProfile")
+            .body(RESOURCE)
+            .no_content(),
+        Route::delete("/v1.0/users/{id}", delete)
+            .access(write)
+            .doc(TAG, "Delete a user (their sessions end and their grants are revoked)"),
+    ]
+}
+
+/// Graph's date-time form: `2026-11-22T10:00:00Z`.
+pub fn datetime(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// The built-in attributes as user properties (`email` is `mail`).
+fn built_ins() -> impl Iterator<Item = BuiltInAttribute> {
+    BuiltInAttribute::ALL
+        .into_iter()
+        .filter(|b| *b != BuiltInAttribute::Email)
+}
+
+pub fn identity_json(i: &Identity) -> Value {
+    json!({
+        "signInType": i.sign_in_type.as_str(),
+        "issuer": i.issuer,
+        "issuerAssignedId": i.issuer_assigned_id,
+    })
+}
+
+/// The user as Graph shows one.
+pub fn to_json(user: &User) -> Value {
+    let mut m = Map::new();
+    m.insert("id".into(), json!(user.id));
+    m.insert("mail".into(), json!(user.email));
+    for b in built_ins() {
+        m.insert(
+            b.id().into(),
+            user.attributes
+                .get(b.id())
+                .map_or(Value::Null, AttributeValue::to_json),
+        );
+    }
+    for (k, v) in &user.attributes {
+        if k.starts_with("extension_") {
+            m.insert(k.clone(), v.to_json());
+        }
+    }
+    m.insert("accountEnabled".into(), json!(user.account_enabled));
+    m.insert("createdDateTime".into(), json!(datetime(user.created_at)));
+    m.insert("userType".into(), json!("Member"));
+    m.insert(
+        "identities".into(),
+        Value::Array(user.identities.iter().map(identity_json).collect()),
+    );
+    Value::Object(m)
+}
+
+fn is_property(tenant: &Tenant, name: &str) -> bool {
+    [
+        "id",
+        "mail",
+        "accountEnabled",
+        "createdDateTime",
+        "userType",
+        "identities",
+        "usherRoles",
+    ]
+    .iter()
+    .any(|p| p.eq_ignore_ascii_case(name))
+        || BuiltInAttribute::from_id(name).is_some_and(|b| b != BuiltInAttribute::Email)
+        || (name.starts_with("extension_") && tenant.attribute(name).is_some())
+}
+
+async fn list(State(state): State<AppState>, uri: Uri) -> ApiResult<Response> {
+    let options = QueryOptions::parse(&uri, LIST_OPTIONS)?;
+    let tenant = state.tenant();
+    options.check_select(RESOURCE, &|p| is_property(&tenant, p))?;
+    let top = options.page_size();
+    let mut query = UserQuery {
+        after: options.cursor()?,
+        limit: top + 1,
+        ..UserQuery::default()
+    };
+    for condition in options.filter.iter().flatten() {
+        filter(&state, &mut query, condition)?;
+    }
+    let mut users = state.store.list_users(&query).await?;
+    let next_link = if users.len() > top as usize {
+        users.truncate(top as usize);
+        users
+            .last()
+            .map(|u| options.next_link(&state, "/v1.0/users", &u.id))
+    } else {
+        None
+    };
+    let values = users
+        .iter()
+        .map(|u| options.apply_select(to_json(u)))
+        .collect();
+    Ok(ok(odata::collection(&state, "users", values, next_link)))
+}
+
+fn filter(state: &AppState, query: &mut UserQuery, condition: &Condition) -> ApiResult<()> {
+    let twice = || {
+        ApiError::unsupported_query(format!(
+            "Unsupported $filter: '{}' is filtered on twice.",
+            condition.property()
+        ))
+    };
+    match condition {
+        Condition::Compare {
+            property,
+            op: Op::Eq,
+            value,
+        } if property.eq_ignore_ascii_case("mail") => {
+            let mail = value
+                .as_string()
+                .ok_or_else(|| ApiError::unsupported_query("mail takes a quoted string."))?;
+            if query.email.replace(normalize_email(mail)).is_some() {
+                return Err(twice());
+            }
+        }
+        Condition::StartsWith { property, prefix }
+            if property.eq_ignore_ascii_case("displayName") =>
+        {
+            if query.display_name_prefix.replace(prefix.clone()).is_some() {
+                return Err(twice());
+            }
+        }
+        Condition::Any {
+            collection,
+            conditions,
+        } if collection.eq_ignore_ascii_case("identities") => {
+            let mut issuer = None;
+            let mut assigned = None;
+            for (property, value) in conditions {
+                let slot = if property.eq_ignore_ascii_case("issuer") {
+                    &mut issuer
+                } else if property.eq_ignore_ascii_case("issuerAssignedId") {
+                    &mut assigned
+                } else {
+                    return Err(ApiError::unsupported_query(format!(
+                        "Unsupported $filter on identities/{property}: use issuerAssignedId and issuer."
+                    )));
+                };
+                let v = value.as_string().ok_or_else(|| {
+                    ApiError::unsupported_query("identities/any takes quoted strings.")
+                })?;
+                if slot.replace(v.to_owned()).is_some() {
+                    return Err(twice());
+                }
+            }
+            let (Some(issuer), Some(assigned)) = (issuer, assigned) else {
+                return Err(ApiError::unsupported_query(
+                    "identities/any needs both c/issuerAssignedId eq '…' and c/issuer eq '…'.",
+                ));
+            };
+            // Email identities are stored lower case, as the flows store them.
+            let assigned = if is_email_issuer(state, &issuer) {
+                normalize_email(&assigned)
+            } else {
+                assigned
+            };
+            if query.identity.replace((issuer, assigned)).is_some() {
+                return Err(twice());
+            }
+        }
+        other => return Err(odata::unsupported_condition(other, SUPPORTED)),
+    }
+    Ok(())
+}
+
+fn is_email_issuer(state: &AppState, issuer: &str) -> bool {
+    issuer.eq_ignore_ascii_case(MAIL_ISSUER)
+        || issuer.eq_ignore_ascii_case(&state.settings.local_issuer())
+}
+
+async fn find(state: &AppState, id: &str) -> ApiResult<User> {
+    state
+        .store
+        .user_by_id(id)
+        .await?
+        .ok_or_else(|| ApiError::no_such("user", id))
+}
+
+async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> ApiResult<Response> {
+    let options = QueryOptions::parse(&uri, &["$select"])?;
+    let tenant = state.tenant();
+    options.check_select(RESOURCE, &|p| is_property(&tenant, p))?;
+    let user = find(&state, &id).await?;
+    let mut value = to_json(&user);
+    value["usherRoles"] = json!(state.store.user_roles(&user.id).await?);
+    value["@odata.context"] = json!(odata::context_url(&state, "users/$entity"));
+    Ok(ok(options.apply_select(value)))
+}
+
+/// What a POST or PATCH body asks for, read and checked before anything is written.
+#[derive(Default)]
+struct Changes {
+    mail: Option<Option<String>>,
+    /// `None` value: remove the attribute.
+    attributes: Vec<(String, Option<AttributeValue>)>,
+    account_enabled: Option<bool>,
+    identities: Option<Vec<Identity>>,
+    password: Option<String>,
+    roles: Option<Vec<String>>,
+}
+
+fn read_changes(state: &AppState, tenant: &Tenant, body: &mut Body) -> ApiResult<Changes> {
+    let mut changes = Changes::default();
+    body.take("@odata.type");
+    // Graph properties Usher accepts and does not keep.
+    body.ignore(&["passwordPolicies", "userType"]);
+    if let Some(mail) = body.nullable_string("mail")? {
+        changes.mail = Some(match mail {
+            None => None,
+            Some(m) => {
+                let m = normalize_email(&m);
+                if !is_plausible_email(&m) {
+                    return Err(body.error("mail", "must be an email address"));
+                }
+                Some(m)
+            }
+        });
+    }
+    for b in built_ins() {
+        // Graph's names are camelCase; accept them in any case, as built-in ids are.
+        let Some(key) = body
+            .remaining_keys()
+            .into_iter()
+            .find(|k| k.eq_ignore_ascii_case(b.id()))
+        else {
+            continue;
+        };
+        let value = match body.nullable_string(&key)? {
+            Some(Some(s)) if !s.is_empty() => {
+                check_text(&s, b.max_length()).map_err(|e| body.error(&key, e))?;
+                Some(AttributeValue::String(s))
+            }
+            _ => None,
+        };
+        changes.attributes.push((b.id().to_owned(), value));
+    }
+    for key in body.remaining_keys() {
+        if !key.starts_with("extension_") {
+            continue;
+        }
+        let def = tenant
+            .attribute(&key)
+            .filter(|d| !d.built_in)
+            .ok_or_else(|| body.error(&key, "is not a custom attribute of this tenant"))?;
+        let value = match (body.take(&key), def.data_type) {
+            (None | Some(Value::Null), _) => None,
+            (Some(Value::String(s)), DataType::String) if s.is_empty() => None,
+            (Some(Value::String(s)), DataType::String) => {
+                check_text(&s, def.max_length()).map_err(|e| body.error(&key, e))?;
+                Some(AttributeValue::String(s))
+            }
+            (Some(Value::Bool(b)), DataType::Boolean) => Some(AttributeValue::Boolean(b)),
+            (Some(v), DataType::Int) if v.as_i64().is_some() => {
+                Some(AttributeValue::Int(v.as_i64().unwrap_or_default()))
+            }
+            (Some(_), t) => {
+                return Err(body.error(
+                    &key,
+                    match t {
+                        DataType::String => "must be a string",
+                        DataType::Boolean => "must be true or false",
+                        DataType::Int => "must be a whole number",
+                    },
+                ))
+            }
+        };
+        if changes.attributes.iter().any(|(k, _)| *k == def.id) {
+            return Err(body.error(&key, "is given twice"));
+        }
+        changes.attributes.push((def.id, value));
+    }
+    if let Some(enabled) = body.bool("accountEnabled")? {
+        changes.account_enabled = Some(enabled);
+    }
+    if let Some(list) = body.objects("identities")? {
+        let mut identities: Vec<Identity> = Vec::new();
+        for mut i in list {
+            let identity = read_identity(state, &mut i)?;
+            i.finish()?;
+            if identities.iter().any(|x| {
+                x.sign_in_type == identity.sign_in_type
+                    && x.issuer.eq_ignore_ascii_case(&identity.issuer)
+                    && x.issuer_assigned_id == identity.issuer_assigned_id
+            }) {
+                return Err(body.error("identities", "lists the same identity twice"));
+            }
+            identities.push(identity);
+        }
+        if identities.is_empty() {
+            return Err(body.error("identities", "must list at least one way to sign in"));
+        }
+        changes.identities = Some(identities);
+    } else if body.has("identities") {
+        body.take("identities");
+        return Err(body.error("identities", "must list at least one way to sign in"));
+    }
+    if let Some(mut profile) = body.object("passwordProfile")? {
+        let password = profile.required_string("password")?;
+        for key in [
+            "forceChangePasswordNextSignIn",
+            "forceChangePasswordNextSignInWithMfa",
+        ] {
+            if profile.bool(key)? == Some(true) {
+                return Err(profile.error(
+                    key,
+                    "is not supported by Usher: the password is the user's from the start",
+                ));
+            }
+        }
+        profile.finish()?;
+        changes.password = Some(password);
+    }
+    if let Some(roles) = body.strings("usherRoles")? {
+        for r in &roles {
+            let ok = (1..=64).contains(&r.len())
+                && r.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                && r.chars().all(|c| c.is_ascii_alphanumeric() || c == '.');
+            if !ok {
+                return Err(body.error(
+                    "usherRoles",
+                    format!("`{r}` is not a role name such as Usher.Admin"),
+                ));
+            }
+        }
+        changes.roles = Some(roles);
+    }
+    Ok(changes)
+}
+
+fn read_identity(state: &AppState, i: &mut Body) -> ApiResult<Identity> {
+    let kind = i.required_string("signInType")?;
+    let sign_in_type = SignInType::parse(&kind).ok_or_else(|| {
+        i.error(
+            "signInType",
+            "must be emailAddress (a local account) or federated (userName is not supported by Usher)",
+        )
+    })?;
+    let issuer = i.required_string("issuer")?;
+    let assigned = i.required_string("issuerAssignedId")?;
+    if issuer.is_empty() || issuer.len() > 255 || issuer.chars().any(char::is_control) {
+        return Err(i.error("issuer", "must be 1 to 255 characters"));
+    }
+    if assigned.is_empty() || assigned.len() > 512 || assigned.chars().any(char::is_control) {
+        return Err(i.error("issuerAssignedId", "must be 1 to 512 characters"));
+    }
+    let local = state.settings.local_issuer();
+    let (issuer, assigned) = match sign_in_type {
+        SignInType::EmailAddress => {
+            if !issuer.eq_ignore_ascii_case(&local) {
+                return Err(i.error(
+                    "issuer",
+                    format!("a local account's issuer is {local}, this service's host"),
+                ));
+            }
+            (local, email_id(i, &assigned)?)
+        }
+        SignInType::Federated if issuer.eq_ignore_ascii_case(MAIL_ISSUER) => {
+            (MAIL_ISSUER.to_owned(), email_id(i, &assigned)?)
+        }
+        SignInType::Federated => (issuer, assigned),
+    };
+    Ok(Identity {
+        sign_in_type,
+        issuer,
+        issuer_assigned_id: assigned,
+    })
+}
+
+/// An identity whose subject is an email address, normalised as the flows store it.
+fn email_id(i: &Body, assigned: &str) -> ApiResult<String> {
+    let email = normalize_email(assigned);
+    if !is_plausible_email(&email) {
+        return Err(i.error(
+            "issuerAssignedId",
+            "must be an email address for this issuer",
+        ));
+    }
+    Ok(email)
+}
+
+fn local_identity(identities: &[Identity]) -> Option<&Identity> {
+    identities
+        .iter()
+        .find(|i| i.sign_in_type == SignInType::EmailAddress)
+}
+
+/// The email the user has: `mail`, else the local account's or passcode identity's
+/// address. A local account's address must be `mail`, as sign-in finds it that way.
+fn settle_email(
+    body_mail: Option<Option<String>>,
+    current: Option<String>,
+    identities: &[Identity],
+) -> ApiResult<Option<String>> {
+    let from_identity = local_identity(identities)
+        .or_else(|| identities.iter().find(|i| i.issuer == MAIL_ISSUER))
+        .map(|i| i.issuer_assigned_id.clone());
+    let email = match body_mail {
+        Some(m) => m,
+        None => current.or_else(|| from_identity.clone()),
+    };
+    if let Some(local) = local_identity(identities) {
+        if email.as_deref() != Some(local.issuer_assigned_id.as_str()) {
+            return Err(ApiError::invalid_property(
+                "mail",
+                RESOURCE,
+                "must be the address of the emailAddress identity (a local account signs in with it)",
+            ));
+        }
+    }
+    Ok(email)
+}
+
+async fn password_hash(
+    state: &AppState,
+    password: String,
+    email: Option<&str>,
+    identities: &[Identity],
+) -> ApiResult<String> {
+    if local_identity(identities).is_none() {
+        return Err(ApiError::invalid_property(
+            "passwordProfile",
+            RESOURCE,
+            "a password is for a local account: add an identity with signInType emailAddress",
+        ));
+    }
+    check_new_password(&password, email.unwrap_or(""))
+        .map_err(|e| ApiError::invalid_property("passwordProfile.password", RESOURCE, e))?;
+    Ok(state.hasher.hash(password).await)
+}
+
+async fn create(State(state): State<AppState>, body: JsonBody) -> ApiResult<Response> {
+    let mut body = body.object(RESOURCE)?;
+    let tenant = state.tenant();
+    if body.has("id") {
+        return Err(body.error("id", "is assigned by Usher"));
+    }
+    let changes = read_changes(&state, &tenant, &mut body)?;
+    body.ignore(&["createdDateTime"]);
+    body.finish()?;
+    let identities = changes.identities.clone().ok_or_else(|| {
+        ApiError::invalid_property("identities", RESOURCE, "is required: how the user signs in")
+    })?;
+    let email = settle_email(changes.mail.clone(), None, &identities)?;
+    if local_identity(&identities).is_some() && changes.password.is_none() {
+        return Err(ApiError::invalid_property(
+            "passwordProfile",
+            RESOURCE,
+            "is required for a local account (an emailAddress identity)",
+        ));
+    }
+    let hash = match changes.password.clone() {
+        Some(p) => Some(password_hash(&state, p, email.as_deref(), &identities).await?),
+        None => None,
+    };
+    let mut attributes = AttributeValues::new();
+    for (k, v) in changes.attributes {
+        if let Some(v) = v {
+            attributes.insert(k, v);
+        }
+    }
+    let mut user = state
+        .store
+        .create_user(NewUser {
+            id: state.new_id(),
+            email,
+            attributes,
+            identities,
+            password_hash: hash,
+            created_at: state.clock.now(),
+        })
+        .await?;
+    if changes.account_enabled == Some(false) {
+        user.account_enabled = false;
+        state.store.update_user(&user).await?;
+    }
+    let roles = changes.roles.unwrap_or_default();
+    if !roles.is_empty() {
+        state.store.set_user_roles(&user.id, &roles).await?;
+    }
+    let mut value = to_json(&user);
+    value["usherRoles"] = json!(roles);
+    let location = format!("/v1.0/users/{}", path_segment(&user.id));
+    Ok(created(&state, &location, value))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: JsonBody,
+) -> ApiResult<Response> {
+    let mut body = body.object(RESOURCE)?;
+    let tenant = state.tenant();
+    let mut user = find(&state, &id).await?;
+    body.read_only("id", &json!(user.id))?;
+    body.read_only("createdDateTime", &json!(datetime(user.created_at)))?;
+    let changes = read_changes(&state, &tenant, &mut body)?;
+    body.finish()?;
+    let identities = changes
+        .identities
+        .clone()
+        .unwrap_or_else(|| user.identities.clone());
+    let email = settle_email(changes.mail.clone(), user.email.clone(), &identities)?;
+    let hash = match changes.password.clone() {
+        Some(p) => Some(password_hash(&state, p, email.as_deref(), &identities).await?),
+        None => None,
+    };
+    // Every change is checked; now they are written, the likeliest to conflict first.
+    if let Some(new) = &changes.identities {
+        if !state.store.set_identities(&user.id, new).await? {
+            return Err(ApiError::no_such("user", &id));
+        }
+        if local_identity(new).is_none() && hash.is_none() {
+            // No local account any more: its password must not linger.
+            state.store.set_password_hash(&user.id, None).await?;
+        }
+    }
+    user.email = email;
+    for (k, v) in changes.attributes {
+        match v {
+            Some(v) => user.attributes.insert(k, v),
+            None => user.attributes.remove(&k),
+        };
+    }
+    if let Some(enabled) = changes.account_enabled {
+        user.account_enabled = enabled;
+    }
+    if !state.store.update_user(&user).await? {
+        return Err(ApiError::no_such("user", &id));
+    }
+    if let Some(hash) = hash {
+        state.store.set_password_hash(&user.id, Some(&hash)).await?;
+    }
+    if let Some(roles) = changes.roles {
+        state.store.set_user_roles(&user.id, &roles).await?;
+    }
+    Ok(no_content())
+}
+
+async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    if state.store.delete_user(&id, state.clock.now()).await? {
+        Ok(no_content())
+    } else {
+        Err(ApiError::no_such("user", &id))
+    }
+}
