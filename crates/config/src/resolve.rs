@@ -10,9 +10,10 @@ use std::{
 };
 
 use usher_domain::{
-    password::hash_password, Application, AttributeAssignment, AttributeDefinition,
-    AttributeOption, BuiltInAttribute, ClientType, ConnectorSlots, DataType, LocalizedText, Tenant,
-    UserFlow, UserInputType,
+    password::hash_password,
+    rules::{MAX_DESCRIPTION, MAX_LABEL},
+    Application, AttributeAssignment, AttributeDefinition, AttributeOption, BuiltInAttribute,
+    ClientType, ConnectorSlots, DataType, LocalizedText, Tenant, UserFlow, UserInputType,
 };
 
 mod connectors;
@@ -33,10 +34,6 @@ use crate::{
         SmtpSettings, SmtpTls, TokenSettings,
     },
 };
-
-/// Labels, names and display names: long enough for any real one.
-const MAX_LABEL: usize = 256;
-const MAX_DESCRIPTION: usize = 1024;
 
 pub(crate) struct Resolver<'a> {
     env: &'a dyn Fn(&str) -> Option<String>,

@@ -7,78 +7,15 @@
 //! is refused at connection time. IP-literal hosts never reach a resolver and are
 //! checked before the call.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 use crate::failure::{Failure, FailureReason};
 
-/// Whether `ip` is an address on the public internet. Loopback, private, link-local,
-/// unique-local, unspecified, multicast, broadcast, shared (CGNAT), documentation,
-/// benchmarking and reserved ranges are not, nor are IPv6 forms that embed such an
-/// IPv4 address (mapped, compatible, NAT64, 6to4).
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => is_public_v4(v4),
-        IpAddr::V6(v6) => is_public_v6(v6),
-    }
-}
-
-fn is_public_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, c, _] = ip.octets();
-    let private_or_special = a == 0 // "this network", unspecified
-        || a == 10
-        || a == 127
-        || (a == 100 && (64..=127).contains(&b)) // shared address space (CGNAT)
-        || (a == 169 && b == 254) // link-local
-        || (a == 172 && (16..=31).contains(&b))
-        || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
-        || (a == 192 && b == 0 && c == 2) // TEST-NET-1
-        || (a == 192 && b == 88 && c == 99) // 6to4 relay anycast (deprecated)
-        || (a == 192 && b == 168)
-        || (a == 198 && (b == 18 || b == 19)) // benchmarking
-        || (a == 198 && b == 51 && c == 100) // TEST-NET-2
-        || (a == 203 && b == 0 && c == 113) // TEST-NET-3
-        || a >= 224; // multicast, reserved, broadcast
-    !private_or_special
-}
-
-fn is_public_v6(ip: Ipv6Addr) -> bool {
-    if let Some(v4) = ip.to_ipv4_mapped() {
-        return is_public_v4(v4);
-    }
-    let s = ip.segments();
-    // ::/96 holds the unspecified and loopback addresses and deprecated IPv4-compatible
-    // ones: none is a public IPv6 destination.
-    if s[..6] == [0, 0, 0, 0, 0, 0] {
-        return false;
-    }
-    let embedded_v4 =
-        |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
-    // NAT64 well-known prefix 64:ff9b::/96.
-    if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
-        return is_public_v4(embedded_v4(s[6], s[7]));
-    }
-    // Local-use NAT64 64:ff9b:1::/48.
-    if s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1 {
-        return false;
-    }
-    // 6to4 2002::/16 embeds the IPv4 address in the next 32 bits.
-    if s[0] == 0x2002 {
-        return is_public_v4(embedded_v4(s[1], s[2]));
-    }
-    let special = (s[0] & 0xff00) == 0xff00 // multicast
-        || (s[0] & 0xfe00) == 0xfc00 // unique local
-        || (s[0] & 0xffc0) == 0xfe80 // link-local
-        || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
-        || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
-        || (s[0] == 0x3fff && s[1] <= 0x0fff) // documentation (RFC 9637)
-        || (s[0] == 0x0100 && s[1..4] == [0, 0, 0]) // discard-only
-        || (s[0] == 0x2001 && s[1] == 0) // Teredo
-        || (s[0] == 0x2001 && (0x0010..=0x002f).contains(&s[1])) // ORCHID
-        || (s[0] == 0x2001 && s[1] < 0x0200 && s[1] != 0x0db8); // IETF protocol assignments
-    !special
-}
+/// Whether `ip` is an address on the public internet: the rule the configuration file
+/// and the admin API apply to the targets they are given.
+pub use usher_domain::rules::is_public_ip as is_public;
 
 /// Checks a target URL before any connection: the scheme, and the host when it is an
 /// IP literal. Names are checked when they resolve, inside the HTTP client.
@@ -175,69 +112,6 @@ impl Resolve for FilteringResolver {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
-
-    #[test]
-    fn non_public_addresses() {
-        for s in [
-            "127.0.0.1",
-            "127.1.2.3",
-            "10.0.0.1",
-            "172.16.0.1",
-            "172.31.255.255",
-            "192.168.1.1",
-            "169.254.169.254",
-            "0.0.0.0",
-            "100.64.0.1",
-            "100.127.255.255",
-            "192.0.2.1",
-            "198.51.100.7",
-            "203.0.113.9",
-            "198.18.0.1",
-            "224.0.0.1",
-            "239.255.255.250",
-            "255.255.255.255",
-            "240.0.0.1",
-            "::1",
-            "::",
-            "fe80::1",
-            "fc00::1",
-            "fd12:3456::1",
-            "ff02::1",
-            "2001:db8::1",
-            "::ffff:127.0.0.1",
-            "::ffff:10.0.0.1",
-            "::ffff:169.254.169.254",
-            "::127.0.0.1",
-            "64:ff9b::a00:1",
-            "2002:7f00:1::",
-            "2001::1",
-        ] {
-            assert!(!is_public(ip(s)), "{s} should not be public");
-        }
-    }
-
-    #[test]
-    fn public_addresses() {
-        for s in [
-            "1.1.1.1",
-            "8.8.8.8",
-            "100.63.255.255",
-            "100.128.0.1",
-            "172.15.0.1",
-            "172.32.0.1",
-            "192.169.0.1",
-            "2606:4700:4700::1111",
-            "2a00:1450:4001::200e",
-            "::ffff:8.8.8.8",
-            "64:ff9b::808:808",
-        ] {
-            assert!(is_public(ip(s)), "{s} should be public");
-        }
-    }
 
     #[test]
     fn targets() {

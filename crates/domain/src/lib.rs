@@ -11,6 +11,7 @@ pub mod connector;
 pub mod flow;
 pub mod id;
 pub mod password;
+pub mod rules;
 pub mod sign_up_request;
 pub mod tenant;
 pub mod user;
