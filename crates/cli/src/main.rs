@@ -148,6 +148,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     if demo {
                         println!("Open {issuer}/try to sign up with the demo user flow and see your ID token.");
                     }
+                    println!("The admin console is at {issuer}/console (make a user an administrator with `usher admin grant EMAIL`).");
                 },
                 shutdown_signal(),
             )
