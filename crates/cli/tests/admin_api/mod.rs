@@ -609,6 +609,17 @@ async fn api_connectors_are_managed_and_their_calls_listed(backend: Backend) {
     assert_eq!(read["displayName"], "Checker");
     assert_eq!(read["usherRetries"], 0);
     assert_eq!(read["authenticationConfiguration"]["username"], "usher2");
+    // …but not while the connector moves: the secret would go somewhere new.
+    let (status, error) = admin
+        .patch(
+            &path,
+            json!({"targetUrl": "https://elsewhere.example.com/api",
+                "authenticationConfiguration": {"@odata.type": "#microsoft.graph.basicAuthentication",
+                    "username": "usher2", "password": "******"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    assert_eq!(admin.get(&path).await["targetUrl"], read["targetUrl"]);
 
     // On the e2e flow's postAttributeCollection step, the next sign-up calls it with
     // the kept password.
@@ -1522,11 +1533,24 @@ async fn users_are_created_found_paged_changed_and_deleted(backend: Backend) {
                 "identities": [{"signInType": "emailAddress", "issuer": host, "issuerAssignedId": "Ada@Example.com"}],
                 "passwordProfile": {"password": PASSWORD, "forceChangePasswordNextSignIn": false},
                 "passwordPolicies": "DisablePasswordExpiration",
-                "usherRoles": ["Usher.Admin"],
             }),
         )
         .await;
     let ada = local["id"].as_str().unwrap().to_owned();
+    // Administrators are made on the server, never through the API.
+    let (status, error) = admin
+        .post(
+            "/v1.0/users",
+            json!({"displayName": "Mallory", "usherRoles": ["Usher.Admin"],
+                "identities": [{"signInType": "emailAddress", "issuer": host, "issuerAssignedId": "mallory@example.com"}],
+                "passwordProfile": {"password": PASSWORD}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    assert!(error["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("usherRoles"));
     assert_eq!(
         local["mail"], "ada@example.com",
         "mail from the local identity"
@@ -1552,7 +1576,7 @@ async fn users_are_created_found_paged_changed_and_deleted(backend: Backend) {
     assert_eq!(claims["sub"], ada.as_str());
     assert_eq!(claims["name"], "Ada Lovelace");
     let read = admin.get(&format!("/v1.0/users/{ada}")).await;
-    assert_eq!(read["usherRoles"], json!(["Usher.Admin"]));
+    assert_eq!(read["usherRoles"], json!([]));
     assert_eq!(read["city"], "Oslo");
     assert!(read["createdDateTime"].as_str().unwrap().ends_with('Z'));
     let selected = admin
@@ -1888,6 +1912,47 @@ async fn applications_and_identity_providers_are_managed(backend: Backend) {
     let new_secret = rotated["secretText"].as_str().unwrap().to_owned();
     assert_ne!(new_secret, secret);
     client_token(&usher, "reporting", &new_secret).await;
+
+    // Writing applications is no way to more permissions than the caller holds.
+    let flows_only = admin
+        .create(
+            "/v1.0/applications",
+            json!({"clientId": "flows-only", "displayName": "Flows", "type": "confidential",
+                "userFlowId": "e2e", "roles": ["IdentityUserFlow.ReadWrite.All"]}),
+        )
+        .await;
+    let flows = Api::with_token(
+        &usher,
+        &client_token(
+            &usher,
+            "flows-only",
+            flows_only["clientSecret"].as_str().unwrap(),
+        )
+        .await,
+    );
+    let (s, e) = flows
+        .post(
+            "/v1.0/applications",
+            json!({"clientId": "escalate", "displayName": "E", "type": "confidential",
+                "userFlowId": "e2e", "roles": ["User.ReadWrite.All"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
+    let (s, e) = flows
+        .post("/v1.0/applications/reporting/addPassword", json!({}))
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::FORBIDDEN,
+        "a secret of an app with User.Read.All: {e}"
+    );
+    let (s, e) = flows
+        .patch(
+            "/v1.0/applications/flows-only",
+            json!({"roles": ["IdentityUserFlow.ReadWrite.All", "User.ReadWrite.All"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
     let r = reqwest::Client::new()
         .post(usher.url("/token"))
         .basic_auth("reporting", Some(&secret))

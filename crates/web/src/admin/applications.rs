@@ -12,10 +12,12 @@ use axum::{
     extract::{Path, State},
     http::Uri,
     response::Response,
+    Extension,
 };
 use serde_json::{json, Value};
 use usher_domain::{Application, ClientType, Tenant};
 
+use super::auth::Caller;
 use super::auth::{Access, Area};
 use super::errors::{ApiError, ApiResult};
 use super::json::{Body, JsonBody};
@@ -118,7 +120,11 @@ async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult
     Ok(ok(to_json(&find(&snapshot.tenant, &id)?)))
 }
 
-async fn create(State(state): State<AppState>, body: JsonBody) -> ApiResult<Response> {
+async fn create(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: JsonBody,
+) -> ApiResult<Response> {
     let mut body = body.object(RESOURCE)?;
     let snapshot = state.tenants.current().await?;
     let client_id = match body.string("clientId")? {
@@ -167,6 +173,7 @@ async fn create(State(state): State<AppState>, body: JsonBody) -> ApiResult<Resp
         ));
     }
     apply(&snapshot.tenant, &mut body, &mut app, public)?;
+    may_hold(&caller, &app)?;
     body.finish()?;
     let secret = if public {
         None
@@ -188,6 +195,7 @@ async fn create(State(state): State<AppState>, body: JsonBody) -> ApiResult<Resp
 
 async fn update(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: JsonBody,
 ) -> ApiResult<Response> {
@@ -205,6 +213,7 @@ async fn update(
     }
     let public = app.is_public();
     apply(&snapshot.tenant, &mut body, &mut app, public)?;
+    may_hold(&caller, &app)?;
     body.finish()?;
     state.tenants.put_application(&app).await?;
     Ok(no_content())
@@ -222,6 +231,7 @@ async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> ApiRes
 
 async fn add_password(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: JsonBody,
 ) -> ApiResult<Response> {
@@ -233,6 +243,8 @@ async fn add_password(
     }
     let snapshot = state.tenants.current().await?;
     let mut app = find(&snapshot.tenant, &id)?;
+    // A new secret is that application's permissions: only for a caller who has them.
+    may_hold(&caller, &app)?;
     if app.is_public() {
         return Err(ApiError::bad_request(format!(
             "{} is a public client: it has no secret.",
@@ -310,4 +322,24 @@ fn apply(tenant: &Tenant, body: &mut Body, app: &mut Application, public: bool) 
         ));
     }
     Ok(())
+}
+
+/// A caller may give an application (or a secret of it) only permissions it holds
+/// itself: otherwise writing applications would be a way to every permission.
+fn may_hold(caller: &Caller, app: &Application) -> ApiResult<()> {
+    let missing: Vec<&str> = app
+        .roles
+        .iter()
+        .filter(|r| {
+            // ReadWrite implies Read, as in the permission checks.
+            let write = r.replace(".Read.All", ".ReadWrite.All");
+            !caller.roles.contains(r) && !caller.roles.contains(&write)
+        })
+        .map(String::as_str)
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(&missing.join(" and ")))
+    }
 }

@@ -168,10 +168,19 @@ async fn update(
     Path(id): Path<String>,
     body: JsonBody,
 ) -> ApiResult<Response> {
+    // `******` keeps a stored secret, but never while the connector moves elsewhere:
+    // the secret would be sent to a destination its owner never gave it for.
+    let keeps_a_secret = std::str::from_utf8(&body.0).is_ok_and(|t| t.contains(MASKED));
     let mut body = body.object(RESOURCE)?;
     let mut connector = find(&state, &id).await?;
     body.read_only("id", &json!(connector.id))?;
     match body.nullable_string("targetUrl")? {
+        Some(Some(url)) if url != connector.target_url && keeps_a_secret => {
+            return Err(body.error(
+                "targetUrl",
+                "changes, so the credentials must be given again (not ******)",
+            ))
+        }
         Some(Some(url)) => connector.target_url = url,
         Some(None) => return Err(body.error("targetUrl", "cannot be removed")),
         None => {}
@@ -317,12 +326,15 @@ async fn apply(state: &AppState, body: &mut Body, c: &mut ConnectorDefinition) -
                 rules::check_oauth_client_id(&client_id).map_err(|e| o.error("clientId", e))?;
                 let secret = o.required_string("clientSecret")?;
                 let client_secret = match (&c.authentication, secret.as_str()) {
+                    // Kept only for the same token endpoint it was given for.
                     (
                         ConnectorAuthentication::OAuthClientCredentials {
-                            client_secret: old, ..
+                            client_secret: old,
+                            token_url: old_url,
+                            ..
                         },
                         MASKED,
-                    ) => old.clone(),
+                    ) if *old_url == token_url => old.clone(),
                     (_, MASKED) => return Err(o.error("clientSecret", "must be the secret itself")),
                     (_, "") => return Err(o.error("clientSecret", "must not be empty")),
                     _ => Secret::new(secret),

@@ -333,9 +333,16 @@ async fn update(
     Path(id): Path<String>,
     body: JsonBody,
 ) -> ApiResult<Response> {
+    // `******` keeps the stored client secret, but not for a provider whose endpoints
+    // change in the same request: the secret would go where it was never given.
+    let keeps_a_secret = std::str::from_utf8(&body.0).is_ok_and(|t| t.contains(MASKED));
     let mut body = body.object(RESOURCE)?;
     let snapshot = state.tenants.current().await?;
     let mut provider = find(&snapshot, &id)?;
+    let before = (
+        format!("{:?}", provider.kind),
+        format!("{:?}", provider.endpoints),
+    );
     body.read_only("id", &json!(provider.id))?;
     if let Some(t) = body.string("identityProviderType")? {
         if kind_from_name(&t).is_none_or(|k| kind_name(&k) != kind_name(&provider.kind)) {
@@ -353,6 +360,15 @@ async fn update(
     }
     apply(&state, &snapshot, &mut body, &mut provider, false)?;
     body.finish()?;
+    let after = (
+        format!("{:?}", provider.kind),
+        format!("{:?}", provider.endpoints),
+    );
+    if keeps_a_secret && after != before {
+        return Err(ApiError::bad_request(
+            "The provider's endpoints change, so clientSecret must be given again (not ******).",
+        ));
+    }
     state.tenants.put_identity_provider(&provider).await?;
     Ok(no_content())
 }

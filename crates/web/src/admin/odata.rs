@@ -360,7 +360,14 @@ fn tokenize(s: &str) -> ApiResult<Vec<Token>> {
 struct Parser {
     tokens: Vec<Token>,
     at: usize,
+    /// Parentheses open now: bounded, so a hostile filter cannot exhaust the stack.
+    depth: usize,
 }
+
+/// Deeper nesting than any real filter needs.
+const MAX_DEPTH: usize = 16;
+/// Longer than any real filter.
+const MAX_FILTER_LEN: usize = 2048;
 
 fn syntax(message: &str) -> ApiError {
     ApiError::unsupported_query(format!("Invalid $filter: {message}."))
@@ -409,7 +416,12 @@ impl Parser {
     fn term(&mut self, out: &mut Vec<Condition>) -> ApiResult<()> {
         match self.next() {
             Some(Token::Open) => {
+                self.depth += 1;
+                if self.depth > MAX_DEPTH {
+                    return Err(syntax("parentheses are nested too deeply"));
+                }
                 self.conjunction(out)?;
+                self.depth -= 1;
                 self.expect(Token::Close, "')'")
             }
             Some(Token::Word(w)) if w.eq_ignore_ascii_case("not") => Err(
@@ -525,9 +537,13 @@ fn check_property(name: &str) -> ApiResult<()> {
 
 /// Parses a `$filter` into conditions that must all hold.
 pub fn parse_filter(filter: &str) -> ApiResult<Vec<Condition>> {
+    if filter.len() > MAX_FILTER_LEN {
+        return Err(syntax("it is too long"));
+    }
     let mut parser = Parser {
         tokens: tokenize(filter)?,
         at: 0,
+        depth: 0,
     };
     let mut out = Vec::new();
     parser.conjunction(&mut out)?;
@@ -539,6 +555,16 @@ pub fn parse_filter(filter: &str) -> ApiResult<Vec<Condition>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn hostile_nesting_is_refused_not_recursed() {
+        let deep = format!("{}mail eq 'a'{}", "(".repeat(20), ")".repeat(20));
+        assert!(super::parse_filter(&deep).is_err());
+        let huge = "(".repeat(100_000);
+        assert!(super::parse_filter(&huge).is_err());
+        let fine = "((mail eq 'a@example.com'))";
+        assert!(super::parse_filter(fine).is_ok());
+    }
+
     use super::*;
 
     fn s(v: &str) -> Literal {

@@ -382,19 +382,14 @@ fn read_changes(state: &AppState, tenant: &Tenant, body: &mut Body) -> ApiResult
         profile.finish()?;
         changes.password = Some(password);
     }
-    if let Some(roles) = body.strings("usherRoles")? {
-        for r in &roles {
-            let ok = (1..=64).contains(&r.len())
-                && r.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-                && r.chars().all(|c| c.is_ascii_alphanumeric() || c == '.');
-            if !ok {
-                return Err(body.error(
-                    "usherRoles",
-                    format!("`{r}` is not a role name such as Usher.Admin"),
-                ));
-            }
-        }
-        changes.roles = Some(roles);
+    // Administrators are made on the server (`usher admin grant`), never through the
+    // API: a user-writing client could otherwise make itself a console administrator
+    // with a password it chose, and reach what its permissions do not cover.
+    if body.strings("usherRoles")?.is_some() {
+        return Err(body.error(
+            "usherRoles",
+            "is read-only: administrators are granted with `usher admin grant EMAIL` on the server",
+        ));
     }
     Ok(changes)
 }
