@@ -179,6 +179,11 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> ApiResult<Ca
         .get("client_id")
         .and_then(Value::as_str)
         .ok_or_else(|| invalid("no client_id"))?;
+    // An application's own token names the application as its subject; a token about
+    // a user never does.
+    if claims.get("sub").and_then(Value::as_str) != Some(client_id) {
+        return Err(invalid("the token is not an application's"));
+    }
     let tenant = state.tenant();
     let Some(app) = tenant.application(client_id) else {
         return Err(invalid("the application no longer exists"));

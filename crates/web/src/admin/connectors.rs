@@ -206,6 +206,9 @@ async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> ApiRes
     }
 }
 
+/// Certificates one connector may hold: enough for a rotation with room to spare.
+const MAX_CERTIFICATES: usize = 5;
+
 async fn upload_certificate(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -216,7 +219,15 @@ async fn upload_certificate(
     let upload = read_pkcs12(&state, &mut body).await?;
     body.finish()?;
     match &mut connector.authentication {
-        ConnectorAuthentication::ClientCertificate { certificates } => certificates.push(upload),
+        ConnectorAuthentication::ClientCertificate { certificates } => {
+            // Bounded: every read opens each PKCS#12 file (a slow key derivation).
+            if certificates.len() >= MAX_CERTIFICATES {
+                return Err(ApiError::bad_request(format!(
+                    "The connector has {MAX_CERTIFICATES} certificates already: upload again after replacing the authentication configuration."
+                )));
+            }
+            certificates.push(upload)
+        }
         other => {
             *other = ConnectorAuthentication::ClientCertificate {
                 certificates: vec![upload],
