@@ -8,12 +8,20 @@ use rand::rngs::OsRng;
 use tokio::sync::Semaphore;
 use usher_domain::password::{hash_password, verify_password};
 
+/// How long a verification waits for a core before giving up.
+const QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Every core is busy hashing and the wait ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Busy;
+
 #[derive(Clone)]
 pub struct PasswordHasher {
     permits: Arc<Semaphore>,
     /// Verified against when the account does not exist, so an unknown email takes
     /// as long as a wrong password.
     dummy_hash: Arc<str>,
+    queue_wait: std::time::Duration,
 }
 
 impl PasswordHasher {
@@ -22,6 +30,7 @@ impl PasswordHasher {
         Self {
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
             dummy_hash: dummy.into(),
+            queue_wait: QUEUE_WAIT,
         }
     }
 
@@ -33,14 +42,45 @@ impl PasswordHasher {
     }
 
     /// Verifies `password` against `hash`, or against a dummy hash when there is none,
-    /// so both cases cost the same.
-    pub async fn verify(&self, password: String, hash: Option<String>) -> bool {
-        let _permit = self.permits.acquire().await;
+    /// so both cases cost the same. When every core has been hashing for a while
+    /// (a burst of guesses), it answers [`Busy`] instead of queueing without end, so
+    /// the server stays responsive and the caller can say "try again shortly".
+    pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool, Busy> {
+        let _permit = tokio::time::timeout(self.queue_wait, self.permits.acquire())
+            .await
+            .map_err(|_| Busy)?;
         let real = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy_hash.to_string());
         let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
             .await
             .unwrap_or(false);
-        ok && real
+        Ok(ok && real)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_saturated_hasher_says_busy_instead_of_queueing() {
+        let mut hasher = PasswordHasher::new(1);
+        hasher.queue_wait = std::time::Duration::from_millis(50);
+        let hash = hasher.hash("correct horse battery".into()).await;
+        assert_eq!(
+            hasher
+                .verify("correct horse battery".into(), Some(hash.clone()))
+                .await,
+            Ok(true)
+        );
+        assert_eq!(hasher.verify("wrong".into(), None).await, Ok(false));
+        // Every permit taken (a burst in progress): the next verification gives up.
+        let _held = hasher.permits.clone().acquire_owned().await.unwrap();
+        assert_eq!(
+            hasher
+                .verify("correct horse battery".into(), Some(hash))
+                .await,
+            Err(Busy)
+        );
     }
 }

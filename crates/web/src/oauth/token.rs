@@ -22,6 +22,16 @@ use usher_storage::{Grant, Redemption, RefreshToken};
 use super::user_claims;
 use crate::state::AppState;
 
+/// Every core is hashing: the client should retry shortly (RFC 6749 §5.2 has no code
+/// for it; `temporarily_unavailable` is the authorization endpoint's).
+fn busy() -> TokenError {
+    TokenError {
+        error: "temporarily_unavailable",
+        description: "The server is busy; try again in a moment.".into(),
+        status: StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
 /// The longest a grant's refresh tokens live, however often they are rotated.
 const MAX_GRANT_LIFETIME: chrono::Duration = chrono::Duration::days(90);
 
@@ -215,7 +225,7 @@ async fn authenticate_client(
     let Some(app) = state.tenant().application(&client_id).cloned() else {
         // Same work as a wrong secret, so probing client ids learns nothing.
         if let Some(s) = secret {
-            state.hasher.verify(s, None).await;
+            let _ = state.hasher.verify(s, None).await;
         }
         return Err(TokenError::new(
             "invalid_client",
@@ -233,7 +243,12 @@ async fn authenticate_client(
             "Client authentication failed.",
         )),
         (ClientType::Confidential { secret_hash }, Some(s)) => {
-            if state.hasher.verify(s, Some(secret_hash.clone())).await {
+            let verified = state
+                .hasher
+                .verify(s, Some(secret_hash.clone()))
+                .await
+                .map_err(|_| busy())?;
+            if verified {
                 Ok(app)
             } else {
                 Err(TokenError::new(

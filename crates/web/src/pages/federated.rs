@@ -204,7 +204,11 @@ pub async fn link_with_password(
         Ok(h) => h,
         Err(e) => return error_page(&state, &loaded.flow.locale, PageError::internal(&state, e)),
     };
-    if !state.hasher.verify(password, hash).await {
+    let Ok(verified) = state.hasher.verify(password, hash).await else {
+        let fb = Feedback::general(flow_message(&state, &loaded, "error.busy", &[]));
+        return render_step(&state, &loaded, fb, StatusCode::SERVICE_UNAVAILABLE);
+    };
+    if !verified {
         let fb = Feedback::general(flow_message(&state, &loaded, "sign_in.failed", &[]));
         return render_step(&state, &loaded, fb, StatusCode::UNAUTHORIZED);
     }

@@ -113,7 +113,10 @@ pub async fn post(
     };
     // Unknown email, disabled account and wrong password take the same time (one
     // hash each) and get the same answer.
-    let ok = state.hasher.verify(password, hash).await;
+    let Ok(ok) = state.hasher.verify(password, hash).await else {
+        let fb = Feedback::general(flow_message(&state, &loaded, "error.busy", &[]));
+        return render_step(&state, &loaded, fb, StatusCode::SERVICE_UNAVAILABLE);
+    };
     if ok && user.is_none() && held.is_some() {
         if let Some(page) = super::approval::returning(
             &state,
