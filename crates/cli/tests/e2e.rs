@@ -1078,45 +1078,10 @@ async fn rs256_signing_and_expired_codes(backend: Backend) {
 const TEAM: &str = "extension_0123456789abcdef0123456789abcdef_Team";
 
 /// Walks a new browser to the attribute page of a sign-up; returns the flow path.
-async fn to_attribute_page(
-    env: &TestEnv,
-    usher: &Instance,
-    browser: &Browser,
-    email: &str,
-) -> String {
-    let flow = browser
-        .start_flow(&usher.authorize_url(PUBLIC_CLIENT, &[("prompt", "create")]))
-        .await;
-    let page = browser.get(&usher.url(&flow)).await;
+async fn to_attribute_page(usher: &Instance, browser: &Browser, email: &str) -> String {
     browser
-        .submit(
-            &usher.url(&format!("{flow}/email")),
-            &page,
-            &[("email", email)],
-        )
-        .await;
-    let page = browser.get(&usher.url(&flow)).await;
-    let code = env.code_for(email);
-    browser
-        .submit(
-            &usher.url(&format!("{flow}/code")),
-            &page,
-            &[("code", &code)],
-        )
-        .await;
-    let page = browser.get(&usher.url(&flow)).await;
-    let r = browser
-        .submit(
-            &usher.url(&format!("{flow}/password")),
-            &page,
-            &[
-                ("password", "a long enough pass phrase"),
-                ("confirmPassword", "a long enough pass phrase"),
-            ],
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
-    flow
+        .to_attribute_page(usher, PUBLIC_CLIENT, email, "a long enough pass phrase")
+        .await
 }
 
 both!(a_connector_asks_for_a_correction_then_overwrites_attributes);
@@ -1138,7 +1103,7 @@ async fn a_connector_asks_for_a_correction_then_overwrites_attributes(backend: B
     .await;
     let usher = env.start_with_connector(&api.url).await;
     let browser = Browser::new();
-    let flow = to_attribute_page(&env, &usher, &browser, "ada@contoso.com").await;
+    let flow = to_attribute_page(&usher, &browser, "ada@contoso.com").await;
     let page = browser.get(&usher.url(&flow)).await;
     let r = browser
         .submit(
@@ -1235,7 +1200,7 @@ async fn a_blocked_or_failed_sign_up_leaves_no_user(backend: Backend) {
 
     // Blocked: the block page, the message escaped, a way back to the application.
     let browser = Browser::new();
-    let flow = to_attribute_page(&env, &usher, &browser, "blocked@example.com").await;
+    let flow = to_attribute_page(&usher, &browser, "blocked@example.com").await;
     let page = browser.get(&usher.url(&flow)).await;
     let r = browser
         .submit(
@@ -1270,7 +1235,7 @@ async fn a_blocked_or_failed_sign_up_leaves_no_user(backend: Backend) {
 
     // Failed: the generic page with a reference that is in the call record.
     let browser = Browser::new();
-    let flow = to_attribute_page(&env, &usher, &browser, "failed@example.com").await;
+    let flow = to_attribute_page(&usher, &browser, "failed@example.com").await;
     let page = browser.get(&usher.url(&flow)).await;
     let r = browser
         .submit(
@@ -2162,7 +2127,7 @@ roles = ["User.ReadWrite.All"]
     let http = reqwest::Client::new();
     let token = admin_token(&usher, "approver").await;
     // Sign up: the pending page instead of the application.
-    let r = held_sign_up(&env, &usher, "wait@example.com").await;
+    let r = held_sign_up(&usher, "wait@example.com").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert!(r.body.contains("waiting for approval"), "{}", r.body);
     let store = env.store().await;
@@ -2238,7 +2203,7 @@ roles = ["User.ReadWrite.All"]
     assert!(callback.starts_with(CALLBACK), "{callback}");
 
     // Deny: blocked, by password and by a new sign-up, until cleared.
-    held_sign_up(&env, &usher, "no@example.com").await;
+    held_sign_up(&usher, "no@example.com").await;
     let list: Value = http
         .get(usher.url("/v1.0/usher/signUpRequests?$filter=status eq 'pending'"))
         .bearer_auth(&token)
@@ -2267,7 +2232,7 @@ roles = ["User.ReadWrite.All"]
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(r.body.contains("was not approved"), "{}", r.body);
-    let r = to_code_page_and_verify(&env, &usher, "no@example.com").await;
+    let r = to_code_page_and_verify(&usher, "no@example.com").await;
     assert_eq!(
         r.status,
         StatusCode::FORBIDDEN,
@@ -2281,65 +2246,25 @@ roles = ["User.ReadWrite.All"]
         .await
         .unwrap();
     assert!(r.status().is_success());
-    let r = to_code_page_and_verify(&env, &usher, "no@example.com").await;
+    let r = to_code_page_and_verify(&usher, "no@example.com").await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "on to the password page");
     env.finish(usher).await;
 }
 
 /// A local sign-up at the approval app up to the code: returns the answer to the code.
-async fn to_code_page_and_verify(env: &TestEnv, usher: &Instance, email: &str) -> harness::Page {
-    let b = Browser::new();
-    let flow = b
-        .start_flow(&usher.authorize_url("approval-app", &[("prompt", "create")]))
-        .await;
-    let page = b.get(&usher.url(&flow)).await;
-    b.submit(
-        &usher.url(&format!("{flow}/email")),
-        &page,
-        &[("email", email)],
-    )
-    .await;
-    let page = b.get(&usher.url(&flow)).await;
-    let code = env.code_for(email);
-    b.submit(
-        &usher.url(&format!("{flow}/code")),
-        &page,
-        &[("code", &code)],
-    )
-    .await
+async fn to_code_page_and_verify(usher: &Instance, email: &str) -> harness::Page {
+    Browser::new()
+        .verify_email(usher, "approval-app", email)
+        .await
+        .1
 }
 
 /// A whole local sign-up at the approval app; returns the answer to the attribute page.
-async fn held_sign_up(env: &TestEnv, usher: &Instance, email: &str) -> harness::Page {
+async fn held_sign_up(usher: &Instance, email: &str) -> harness::Page {
     let b = Browser::new();
     let flow = b
-        .start_flow(&usher.authorize_url("approval-app", &[("prompt", "create")]))
+        .to_attribute_page(usher, "approval-app", email, "a long enough pass phrase")
         .await;
-    let page = b.get(&usher.url(&flow)).await;
-    b.submit(
-        &usher.url(&format!("{flow}/email")),
-        &page,
-        &[("email", email)],
-    )
-    .await;
-    let page = b.get(&usher.url(&flow)).await;
-    let code = env.code_for(email);
-    b.submit(
-        &usher.url(&format!("{flow}/code")),
-        &page,
-        &[("code", &code)],
-    )
-    .await;
-    let page = b.get(&usher.url(&flow)).await;
-    b.submit(
-        &usher.url(&format!("{flow}/password")),
-        &page,
-        &[
-            ("password", "a long enough pass phrase"),
-            ("confirmPassword", "a long enough pass phrase"),
-        ],
-    )
-    .await;
     let page = b.get(&usher.url(&flow)).await;
     b.submit(
         &usher.url(&format!("{flow}/attributes")),

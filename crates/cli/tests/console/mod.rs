@@ -145,33 +145,11 @@ fn csrf(page: &Page) -> String {
 }
 
 /// A sign-up at the approval application that ends held; returns the answer.
-async fn held_sign_up(env: &TestEnv, usher: &Instance, email: &str, name: &str) -> Page {
+async fn held_sign_up(usher: &Instance, email: &str, name: &str) -> Page {
     let b = Browser::new();
     let flow = b
-        .start_flow(&usher.authorize_url("approval-app", &[("prompt", "create")]))
+        .to_attribute_page(usher, "approval-app", email, PASSWORD)
         .await;
-    let page = b.get(&usher.url(&flow)).await;
-    b.submit(
-        &usher.url(&format!("{flow}/email")),
-        &page,
-        &[("email", email)],
-    )
-    .await;
-    let page = b.get(&usher.url(&flow)).await;
-    let code = env.code_for(email);
-    b.submit(
-        &usher.url(&format!("{flow}/code")),
-        &page,
-        &[("code", &code)],
-    )
-    .await;
-    let page = b.get(&usher.url(&flow)).await;
-    b.submit(
-        &usher.url(&format!("{flow}/password")),
-        &page,
-        &[("password", PASSWORD), ("confirmPassword", PASSWORD)],
-    )
-    .await;
     let page = b.get(&usher.url(&flow)).await;
     let r = b
         .submit(
@@ -308,8 +286,8 @@ async fn sign_ups_are_approved_and_denied_from_the_requests_page(backend: Backen
     let admin_id = sign_up(&env, &usher, "admin@example.com", "Ada Admin").await;
     grant(&usher, "admin@example.com");
     let admin = console_sign_in(&usher, "admin@example.com").await;
-    held_sign_up(&env, &usher, "wait@example.com", "Waiting <Person>").await;
-    held_sign_up(&env, &usher, "no@example.com", "Not Welcome").await;
+    held_sign_up(&usher, "wait@example.com", "Waiting <Person>").await;
+    held_sign_up(&usher, "no@example.com", "Not Welcome").await;
 
     let r = admin.get(&usher.url("/console")).await;
     assert!(r.body.contains("id=\"pending-count\">2<"), "{}", r.body);
@@ -766,7 +744,7 @@ async fn browser_approves_a_sign_up_in_the_console() {
     let usher = env.start_with(APPROVAL).await;
     sign_up(&env, &usher, "admin@example.com", "Ada Admin").await;
     grant(&usher, "admin@example.com");
-    held_sign_up(&env, &usher, "held@example.com", "Held Person").await;
+    held_sign_up(&usher, "held@example.com", "Held Person").await;
 
     let browser = harness::webdriver::Driver::start().await;
     let shots = env.dir.join("screenshots");

@@ -665,6 +665,58 @@ impl Browser {
         r.location().to_owned()
     }
 
+    /// A sign-up at `client` from `prompt=create` through the email and its code;
+    /// returns the flow and the answer to the code.
+    pub async fn verify_email(
+        &self,
+        usher: &Instance,
+        client: &str,
+        email: &str,
+    ) -> (String, Page) {
+        let flow = self
+            .start_flow(&usher.authorize_url(client, &[("prompt", "create")]))
+            .await;
+        let page = self.get(&usher.url(&flow)).await;
+        self.submit(
+            &usher.url(&format!("{flow}/email")),
+            &page,
+            &[("email", email)],
+        )
+        .await;
+        let page = self.get(&usher.url(&flow)).await;
+        let code = code_in(&usher.outbox, email);
+        let r = self
+            .submit(
+                &usher.url(&format!("{flow}/code")),
+                &page,
+                &[("code", &code)],
+            )
+            .await;
+        (flow, r)
+    }
+
+    /// [`Browser::verify_email`], then `password` (twice): returns the flow, now at
+    /// the attribute page.
+    pub async fn to_attribute_page(
+        &self,
+        usher: &Instance,
+        client: &str,
+        email: &str,
+        password: &str,
+    ) -> String {
+        let (flow, _) = self.verify_email(usher, client, email).await;
+        let page = self.get(&usher.url(&flow)).await;
+        let r = self
+            .submit(
+                &usher.url(&format!("{flow}/password")),
+                &page,
+                &[("password", password), ("confirmPassword", password)],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        flow
+    }
+
     /// A sign-in attempt at `client`'s flow; returns the page.
     pub async fn try_sign_in_to(
         &self,
