@@ -413,33 +413,52 @@ pub const AUTHENTICATION_TYPES: [(&str, &[&str]); 5] = [
     ),
 ];
 
-/// The authentication type as the file spells it (`basic`, `apiKey`, …), in any case.
-pub fn parse_authentication_type(s: &str) -> Result<&'static str, String> {
-    AUTHENTICATION_TYPES
+/// A table of types (as the file spells them) and the settings each one has: the
+/// authentication types of connectors and the types of identity providers.
+type TypeTable = [(&'static str, &'static [&'static str])];
+
+/// The type named `s`, in any case, as the table spells it.
+fn parse_type(table: &TypeTable, s: &str) -> Result<&'static str, String> {
+    table
         .iter()
         .find(|(name, _)| name.eq_ignore_ascii_case(s))
         .map(|(name, _)| *name)
         .ok_or_else(|| {
-            let names: Vec<_> = AUTHENTICATION_TYPES.iter().map(|(n, _)| *n).collect();
+            let names: Vec<_> = table.iter().map(|(n, _)| *n).collect();
             format!("must be one of {}", names.join(", "))
         })
 }
 
-/// The settings of an authentication type (as returned by
-/// [`parse_authentication_type`]).
-pub fn authentication_fields(kind: &str) -> &'static [&'static str] {
-    AUTHENTICATION_TYPES
+/// The settings of a type (as [`parse_type`] returns it).
+fn type_fields(table: &TypeTable, kind: &str) -> &'static [&'static str] {
+    table
         .iter()
         .find(|(name, _)| *name == kind)
         .map_or(&[], |(_, fields)| fields)
 }
 
-/// The authentication type a setting belongs to.
-pub fn authentication_type_of(field: &str) -> Option<&'static str> {
-    AUTHENTICATION_TYPES
+/// The type a type-specific setting belongs to.
+fn type_of(table: &TypeTable, field: &str) -> Option<&'static str> {
+    table
         .iter()
         .find(|(_, fields)| fields.contains(&field))
         .map(|(name, _)| *name)
+}
+
+/// The authentication type as the file spells it (`basic`, `apiKey`, …), in any case.
+pub fn parse_authentication_type(s: &str) -> Result<&'static str, String> {
+    parse_type(&AUTHENTICATION_TYPES, s)
+}
+
+/// The settings of an authentication type (as returned by
+/// [`parse_authentication_type`]).
+pub fn authentication_fields(kind: &str) -> &'static [&'static str] {
+    type_fields(&AUTHENTICATION_TYPES, kind)
+}
+
+/// The authentication type a setting belongs to.
+pub fn authentication_type_of(field: &str) -> Option<&'static str> {
+    type_of(&AUTHENTICATION_TYPES, field)
 }
 
 /// When a client certificate was uploaded: an RFC 3339 date and time with an offset.
@@ -507,31 +526,18 @@ pub const PROVIDER_ENDPOINTS: [(&str, &[&str]); 6] = [
 
 /// A provider's `type`, in any case, as [`PROVIDER_TYPES`] spells it.
 pub fn parse_provider_type(s: &str) -> Result<&'static str, String> {
-    PROVIDER_TYPES
-        .iter()
-        .find(|(name, _)| name.eq_ignore_ascii_case(s))
-        .map(|(name, _)| *name)
-        .ok_or_else(|| {
-            let names: Vec<_> = PROVIDER_TYPES.iter().map(|(n, _)| *n).collect();
-            format!("must be one of {}", names.join(", "))
-        })
+    parse_type(&PROVIDER_TYPES, s)
 }
 
 /// The settings of a provider type (as returned by [`parse_provider_type`]) besides
 /// the common ones.
 pub fn provider_fields(kind: &str) -> &'static [&'static str] {
-    PROVIDER_TYPES
-        .iter()
-        .find(|(name, _)| *name == kind)
-        .map_or(&[], |(_, fields)| fields)
+    type_fields(&PROVIDER_TYPES, kind)
 }
 
 /// The provider type a type-specific setting belongs to.
 pub fn provider_type_of(field: &str) -> Option<&'static str> {
-    PROVIDER_TYPES
-        .iter()
-        .find(|(_, fields)| fields.contains(&field))
-        .map(|(name, _)| *name)
+    type_of(&PROVIDER_TYPES, field)
 }
 
 /// The types that use an endpoint override.
