@@ -1184,6 +1184,79 @@ async fn a_connector_asks_for_a_correction_then_overwrites_attributes(backend: B
     env.finish(usher).await;
 }
 
+both!(connectors_hear_the_persons_language_and_errors_for_absent_fields_are_shown);
+async fn connectors_hear_the_persons_language_and_errors_for_absent_fields_are_shown(
+    backend: Backend,
+) {
+    let env = TestEnv::new(backend).await;
+    let api = harness::api::TestApi::start(vec![
+        // Only an error for an attribute the page does not have, and no userMessage.
+        (
+            400,
+            serde_json::json!({"version": "1.0.0", "status": 400, "action": "ValidationError",
+                "attributeErrors": {"jobTitle": "Your job title is not on our list."}}),
+        ),
+        (200, serde_json::json!({"version": "1.0.0", "action": "Continue"})),
+    ])
+    .await;
+    let usher = env.start_with_connector(&api.url).await;
+    // German first: Usher has no German pages, but the connector must still hear it.
+    let browser = Browser::with_language("de-DE,de;q=0.9,en;q=0.5");
+    let flow = to_attribute_page(&usher, &browser, "grete@contoso.com").await;
+    let page = browser.get(&usher.url(&flow)).await;
+    assert!(page.body.contains("<html lang=\"en\">"), "the page falls back");
+
+    // A value the checkbox cannot send is an error, not a silent "no".
+    let r = browser
+        .submit(
+            &usher.url(&format!("{flow}/attributes")),
+            &page,
+            &[("displayName", "Grete"), (NEWSLETTER, "false")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_field_error(&r.body, NEWSLETTER);
+    assert!(r.body.contains("Tick the box or leave it empty."), "{}", r.body);
+    assert!(api.bodies().is_empty(), "the connector was not called");
+
+    let r = browser
+        .submit(
+            &usher.url(&format!("{flow}/attributes")),
+            &r,
+            &[("displayName", "Grete")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        error_summary(&r.body).contains("Your job title is not on our list."),
+        "{}",
+        r.body
+    );
+    let bodies = api.bodies();
+    assert_eq!(bodies[0]["ui_locales"], "de-DE");
+    let store = env.store().await;
+    let calls = store
+        .connector_calls(&usher_storage::CallFilter {
+            connector_id: Some("e2e-connector".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        calls[0]
+            .warnings
+            .iter()
+            .any(|w| w.contains("jobTitle") && w.contains("not on the page")),
+        "{:?}",
+        calls[0].warnings
+    );
+
+    env.finish(usher).await;
+}
+
+const NEWSLETTER: &str = "extension_0123456789abcdef0123456789abcdef_Newsletter";
+
 both!(a_blocked_or_failed_sign_up_leaves_no_user);
 async fn a_blocked_or_failed_sign_up_leaves_no_user(backend: Backend) {
     let env = TestEnv::new(backend).await;

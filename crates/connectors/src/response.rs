@@ -353,6 +353,13 @@ fn read_validation_error(
                     .and_then(|t| t.attribute(key))
                     .map(|d| d.id)
                     .unwrap_or_else(|| key.clone());
+                if ctx.user_flow.is_some_and(|f| f.assignment(&id).is_none()) {
+                    // The person still has to see it: the page shows it for the whole form.
+                    warnings.push(format!(
+                        "attributeErrors[{key:?}] names an attribute that is not on the page; \
+                         shown as a message for the whole form"
+                    ));
+                }
                 attribute_errors.insert(id, message.clone());
             }
         }

@@ -219,6 +219,9 @@ pub enum AttributeError {
     InvalidEmail,
     #[error("the value contains control characters")]
     ControlCharacters,
+    /// A checkbox posts its own value or nothing; anything else did not come from it.
+    #[error("the value is not the checkbox's")]
+    NotTheCheckboxValue,
 }
 
 impl AttributeError {
@@ -231,6 +234,7 @@ impl AttributeError {
             AttributeError::NotAnOption => "error.not_an_option",
             AttributeError::InvalidEmail => "error.invalid_email",
             AttributeError::ControlCharacters => "error.control_characters",
+            AttributeError::NotTheCheckboxValue => "error.not_the_checkbox_value",
         }
     }
 }

@@ -67,6 +67,20 @@ pub struct AuthorizationRequest {
     pub ui_locales: Option<String>,
     pub login_hint: Option<String>,
     pub prompt: Option<Prompt>,
+    /// The browser's first `Accept-Language` choice when the request was made.
+    #[serde(default)]
+    pub browser_language: Option<String>,
+}
+
+impl AuthorizationRequest {
+    /// The person's locales as connectors are told them: the application's
+    /// `ui_locales`, else the browser's language, else the page's locale.
+    pub fn end_user_locales(&self, page_locale: &str) -> String {
+        self.ui_locales
+            .clone()
+            .or_else(|| self.browser_language.clone())
+            .unwrap_or_else(|| page_locale.to_owned())
+    }
 }
 
 /// What a sign-up has gathered so far.
@@ -807,6 +821,16 @@ mod tests {
         DateTime::from_timestamp(1_800_000_000, 0).unwrap()
     }
 
+    #[test]
+    fn connectors_hear_ui_locales_then_the_browser_then_the_page() {
+        let mut r = request(None);
+        assert_eq!(r.end_user_locales("en"), "en");
+        r.browser_language = Some("de-DE".into());
+        assert_eq!(r.end_user_locales("en"), "de-DE");
+        r.ui_locales = Some("en-GB".into());
+        assert_eq!(r.end_user_locales("en"), "en-GB");
+    }
+
     fn request(prompt: Option<Prompt>) -> AuthorizationRequest {
         AuthorizationRequest {
             client_id: "app".into(),
@@ -816,6 +840,7 @@ mod tests {
             nonce: None,
             code_challenge: None,
             ui_locales: None,
+            browser_language: None,
             login_hint: None,
             prompt,
         }

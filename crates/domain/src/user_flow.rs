@@ -172,6 +172,9 @@ impl UserFlow {
     }
 }
 
+/// What a ticked single checkbox posts (the page renders it with this value).
+pub const CHECKBOX_VALUE: &str = "true";
+
 fn parse_one(
     assignment: &AttributeAssignment,
     definition: &AttributeDefinition,
@@ -180,7 +183,13 @@ fn parse_one(
     let first = raw.first().map(|s| s.trim()).unwrap_or("");
     let value = match assignment.input_type {
         UserInputType::CheckboxSingleSelect => {
-            let checked = matches!(first, "true" | "on" | "1");
+            // The page's checkbox posts `true` when ticked and nothing otherwise; a
+            // value it cannot send must not quietly become "no".
+            let checked = match raw {
+                [] => false,
+                [only] if only == CHECKBOX_VALUE => true,
+                _ => return Err(AttributeError::NotTheCheckboxValue),
+            };
             if !checked && !assignment.is_optional {
                 return Err(AttributeError::Required);
             }
@@ -380,6 +389,29 @@ mod tests {
         assert_eq!(e.errors["extension_abc_Shoe"], AttributeError::NotAnInteger);
         assert_eq!(e.errors["extension_abc_Terms"], AttributeError::Required);
         assert_eq!(e.entered["givenName"], vec![long]);
+    }
+
+    #[test]
+    fn a_checkbox_takes_only_its_own_value_or_nothing() {
+        for bad in ["false", "on", "1", "TRUE", "", "yes"] {
+            let e = parse(&[("displayName", "Ada"), ("extension_abc_Terms", bad)]).unwrap_err();
+            assert_eq!(
+                e.errors["extension_abc_Terms"],
+                AttributeError::NotTheCheckboxValue,
+                "{bad:?}"
+            );
+        }
+        let twice = parse(&[
+            ("displayName", "Ada"),
+            ("extension_abc_Terms", "true"),
+            ("extension_abc_Terms", "true"),
+        ]);
+        assert_eq!(
+            twice.unwrap_err().errors["extension_abc_Terms"],
+            AttributeError::NotTheCheckboxValue
+        );
+        let v = parse(&[("displayName", "Ada"), ("extension_abc_Terms", "true")]).unwrap();
+        assert_eq!(v["extension_abc_Terms"], AttributeValue::Boolean(true));
     }
 
     #[test]

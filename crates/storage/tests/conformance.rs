@@ -260,6 +260,7 @@ fn flow(id: &str, expires_at: DateTime<Utc>) -> Flow {
             nonce: Some("n-0S6_WzA2Mj".into()),
             code_challenge: None,
             ui_locales: Some("fr-CA".into()),
+            browser_language: None,
             login_hint: None,
             prompt: None,
         },

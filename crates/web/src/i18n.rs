@@ -84,26 +84,50 @@ pub fn negotiate(ui_locales: Option<&str>, accept_language: Option<&str>) -> &'s
     {
         return found;
     }
-    if let Some(header) = accept_language {
-        let mut ranked: Vec<(f32, usize, &str)> = header
-            .split(',')
-            .enumerate()
-            .filter_map(|(i, part)| {
-                let mut pieces = part.trim().split(';');
-                let tag = pieces.next()?.trim();
-                let q = pieces
-                    .find_map(|p| p.trim().strip_prefix("q="))
-                    .map(|q| q.trim().parse::<f32>().unwrap_or(0.0))
-                    .unwrap_or(1.0);
-                (q > 0.0).then_some((q, i, tag))
-            })
-            .collect();
-        ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-        if let Some(found) = ranked.into_iter().find_map(|(_, _, tag)| supported(tag)) {
-            return found;
-        }
+    if let Some(found) = accept_language
+        .map(ranked_languages)
+        .unwrap_or_default()
+        .into_iter()
+        .find_map(supported)
+    {
+        return found;
     }
     DEFAULT_LOCALE
+}
+
+/// The person's preferred language as the browser states it (the highest-ranked tag of
+/// `Accept-Language`), whether or not Usher has pages in it: connectors are told what
+/// the person reads, not what the page fell back to.
+pub fn browser_language(accept_language: Option<&str>) -> Option<String> {
+    ranked_languages(accept_language?)
+        .into_iter()
+        .find(|tag| {
+            (1..=35).contains(&tag.len())
+                && tag.split('-').all(|p| {
+                    (1..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric())
+                })
+        })
+        .map(str::to_owned)
+}
+
+/// The tags of an `Accept-Language` header, best first (ties keep their order); `q=0`
+/// and unparsable weights are dropped.
+fn ranked_languages(header: &str) -> Vec<&str> {
+    let mut ranked: Vec<(f32, usize, &str)> = header
+        .split(',')
+        .enumerate()
+        .filter_map(|(i, part)| {
+            let mut pieces = part.trim().split(';');
+            let tag = pieces.next()?.trim();
+            let q = pieces
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .map(|q| q.trim().parse::<f32>().unwrap_or(0.0))
+                .unwrap_or(1.0);
+            (q > 0.0 && !tag.is_empty()).then_some((q, i, tag))
+        })
+        .collect();
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    ranked.into_iter().map(|(_, _, tag)| tag).collect()
 }
 
 fn supported(tag: &str) -> Option<&'static str> {
@@ -148,5 +172,16 @@ mod tests {
         assert_eq!(negotiate(None, Some("de")), "en");
         assert_eq!(negotiate(Some(""), Some("nb;q=0")), "en");
         assert_eq!(negotiate(None, Some(";;;,,q=x")), "en");
+    }
+
+    #[test]
+    fn the_browser_language_is_the_first_choice_even_without_pages_in_it() {
+        let de = Some("de-DE,de;q=0.9,en;q=0.5");
+        assert_eq!(browser_language(de).as_deref(), Some("de-DE"));
+        assert_eq!(negotiate(None, de), "en");
+        assert_eq!(browser_language(Some("en;q=0.2, fr-CA")).as_deref(), Some("fr-CA"));
+        assert_eq!(browser_language(Some("*, nb")).as_deref(), Some("nb"));
+        assert_eq!(browser_language(Some("<script>, de;q=0")), None);
+        assert_eq!(browser_language(None), None);
     }
 }

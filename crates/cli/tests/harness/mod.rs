@@ -561,6 +561,23 @@ impl Browser {
         }
     }
 
+    /// A browser whose person reads `accept_language` (sent on every request).
+    pub fn with_language(accept_language: &str) -> Self {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::ACCEPT_LANGUAGE,
+            accept_language.parse().unwrap(),
+        );
+        Self {
+            client: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .default_headers(headers)
+                .build()
+                .unwrap(),
+        }
+    }
+
     pub async fn get(&self, url: &str) -> Page {
         let r = self.client.get(url).send().await.unwrap();
         Self::page(r).await

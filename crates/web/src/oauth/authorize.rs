@@ -123,7 +123,7 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Respons
             format!("The parameter {name} was given more than once."),
         ));
     }
-    let request = match validate(&params, &app) {
+    let request = match validate(&params, &app, headers) {
         Ok(r) => r,
         Err(r) => return back(r),
     };
@@ -212,6 +212,7 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Respons
 fn validate(
     params: &BTreeMap<String, String>,
     app: &usher_domain::Application,
+    headers: &HeaderMap,
 ) -> Result<AuthorizationRequest, Refusal> {
     let get = |k: &str| params.get(k).map(String::as_str).filter(|v| !v.is_empty());
     for (name, max) in [
@@ -353,5 +354,10 @@ fn validate(
         ui_locales: get("ui_locales").map(str::to_owned),
         login_hint: get("login_hint").map(str::to_owned),
         prompt,
+        browser_language: crate::i18n::browser_language(
+            headers
+                .get(axum::http::header::ACCEPT_LANGUAGE)
+                .and_then(|v| v.to_str().ok()),
+        ),
     })
 }

@@ -100,12 +100,7 @@ pub async fn run_connectors(
         ConnectorStep::PostAttributeCollection => slots.post_attribute_collection.clone(),
         ConnectorStep::PreTokenIssuance => slots.pre_token_issuance.clone(),
     };
-    let ui_locales = loaded
-        .flow
-        .authorization
-        .ui_locales
-        .clone()
-        .unwrap_or_else(|| loaded.flow.locale.clone());
+    let ui_locales = loaded.flow.authorization.end_user_locales(&loaded.flow.locale);
     let outcome = state
         .connectors()
         .run(StepRequest {

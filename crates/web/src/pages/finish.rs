@@ -76,10 +76,7 @@ pub async fn complete(
 ) -> Response {
     let mut token_claims = serde_json::Map::new();
     if !user_flow.connectors.pre_token_issuance.is_empty() {
-        let ui_locales = request
-            .ui_locales
-            .clone()
-            .unwrap_or_else(|| locale.to_owned());
+        let ui_locales = request.end_user_locales(locale);
         let outcome = state
             .connectors()
             .run(StepRequest {

@@ -529,11 +529,17 @@ pub fn render_step(
             let mut general = Vec::new();
             if let Some(cm) = connector_message {
                 if feedback.field_errors.is_empty() {
-                    for (id, msg) in &cm.attribute_errors {
-                        field_errors.insert(id.clone(), msg.clone());
-                    }
                     if !cm.user_message.is_empty() {
                         general.push(cm.user_message.clone());
+                    }
+                    for (id, msg) in &cm.attribute_errors {
+                        if loaded.user_flow.assignment(id).is_some() {
+                            field_errors.insert(id.clone(), msg.clone());
+                        } else if !general.contains(msg) {
+                            // No field to put it next to; dropping it would leave the
+                            // person with a page that says nothing.
+                            general.push(msg.clone());
+                        }
                     }
                 }
             }

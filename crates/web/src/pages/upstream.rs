@@ -48,12 +48,7 @@ pub async fn start(state: &AppState, loaded: &mut Loaded, provider_id: &str) -> 
         return show::render_current(state, loaded, Feedback::default(), StatusCode::OK).await;
     }
     let callback = callback_url(state);
-    let ui_locales = loaded
-        .flow
-        .authorization
-        .ui_locales
-        .clone()
-        .unwrap_or_else(|| loaded.flow.locale.clone());
+    let ui_locales = loaded.flow.authorization.end_user_locales(&loaded.flow.locale);
     let login_hint = loaded
         .flow
         .pending_link()
