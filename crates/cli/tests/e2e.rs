@@ -412,6 +412,154 @@ async fn existing_accounts_are_not_revealed_and_sign_in_failures_look_alike(back
     env.finish(usher).await;
 }
 
+/// Strings a person, a script or a broken client might post: text in many scripts,
+/// invisible and direction-changing characters, control characters, markup, very long.
+fn hostile_text() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    prop_oneof![
+        "\\PC{0,80}",
+        ".{0,40}",
+        "[a-z\u{202e}\u{200b}\u{fffd}\u{0}\n\r<>\"'&%@.+ ]{0,40}",
+        "[a-z]{1,8}@[a-z\u{202e}]{1,8}\\.[a-z]{2,3}",
+        "[0-9]{0,10}",
+        Just("x".repeat(5000)),
+    ]
+}
+
+/// Form bodies as raw bytes, including percent-escapes that decode to invalid UTF-8.
+fn form_body(csrf: &str, fields: &[(&str, &str)], raw_tail: &[u8]) -> Vec<u8> {
+    let mut body = format!("csrf={}", urlencode(csrf)).into_bytes();
+    for (k, v) in fields {
+        body.extend_from_slice(format!("&{}={}", urlencode(k), urlencode(v)).as_bytes());
+    }
+    body.extend_from_slice(raw_tail);
+    body
+}
+
+both!(fuzzed_forms_never_get_a_server_error);
+async fn fuzzed_forms_never_get_a_server_error(backend: Backend) {
+    use proptest::strategy::{Strategy, ValueTree};
+    let env = TestEnv::new(backend).await;
+    let usher = env.start().await;
+    // Deterministic, so a failure is the same on every run.
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let mut sample = || hostile_text().new_tree(&mut runner).unwrap().current();
+    let tails: [&[u8]; 4] = [b"", b"&email=%FF%FE%80", b"&code=%C0%AF", b"&%ZZ=%"];
+
+    // The named case first: a right-to-left override is the person's error, next to
+    // the field, not a failed delivery.
+    let b = Browser::new();
+    let flow = b
+        .start_flow(&usher.authorize_url(PUBLIC_CLIENT, &[("prompt", "create")]))
+        .await;
+    let page = b.get(&usher.url(&flow)).await;
+    for bad in ["\u{202e}evil@example.com", "ev\u{200b}il@example.com"] {
+        let r = b
+            .submit(&usher.url(&format!("{flow}/email")), &page, &[("email", bad)])
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad:?}: {}", r.body);
+        assert_field_error(&r.body, "email");
+    }
+    let r = b
+        .post_raw(
+            &usher.url(&format!("{flow}/email")),
+            form_body(&page.csrf(), &[], b"&email=%FF%FEa%40example.com"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+
+    // The email form.
+    for i in 0..60 {
+        let email = sample();
+        let r = b
+            .post_raw(
+                &usher.url(&format!("{flow}/email")),
+                form_body(&page.csrf(), &[("email", &email)], tails[i % tails.len()]),
+            )
+            .await;
+        // Page asserts < 500 itself; a 303 means the address was taken: start again.
+        assert!(r.status.is_client_error() || r.status.is_redirection(), "{email:?}: {}", r.status);
+        if r.status.is_redirection() {
+            break;
+        }
+    }
+
+    // The code form, then the password form, then the attribute form.
+    let b = Browser::new();
+    let (flow, _) = b.verify_email(&usher, PUBLIC_CLIENT, "fuzz@example.com").await;
+    let page = b.get(&usher.url(&flow)).await;
+    for i in 0..40 {
+        let password = sample();
+        let confirm = if i % 2 == 0 { password.clone() } else { sample() };
+        let r = b
+            .post_raw(
+                &usher.url(&format!("{flow}/password")),
+                form_body(
+                    &page.csrf(),
+                    &[("password", &password), ("confirmPassword", &confirm)],
+                    tails[i % tails.len()],
+                ),
+            )
+            .await;
+        assert!(r.status.as_u16() < 500, "{password:?}");
+        if r.status.is_redirection() {
+            break;
+        }
+    }
+    let flow = b
+        .to_attribute_page(&usher, PUBLIC_CLIENT, "fuzz2@example.com", "a long enough pass phrase")
+        .await;
+    let page = b.get(&usher.url(&flow)).await;
+    let fields = [
+        "displayName",
+        "givenName",
+        "surname",
+        "city",
+        NEWSLETTER,
+        TEAM,
+        "extension_0123456789abcdef0123456789abcdef_ShoeSize",
+    ];
+    for i in 0..60 {
+        let values: Vec<String> = fields.iter().map(|_| sample()).collect();
+        let form: Vec<(&str, &str)> = fields
+            .iter()
+            .zip(&values)
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect();
+        let r = b
+            .post_raw(
+                &usher.url(&format!("{flow}/attributes")),
+                form_body(&page.csrf(), &form, tails[i % tails.len()]),
+            )
+            .await;
+        assert!(r.status.as_u16() < 500, "{form:?}");
+        if r.status.is_redirection() {
+            break;
+        }
+    }
+
+    // Codes, on a fresh flow: wrong ones run out the code's tries, never a 5xx.
+    let b = Browser::new();
+    let flow = b
+        .start_flow(&usher.authorize_url(PUBLIC_CLIENT, &[("prompt", "create")]))
+        .await;
+    let page = b.get(&usher.url(&flow)).await;
+    b.submit(&usher.url(&format!("{flow}/email")), &page, &[("email", "codes-fuzz@example.com")])
+        .await;
+    let page = b.get(&usher.url(&flow)).await;
+    for i in 0..30 {
+        let code = sample();
+        let r = b
+            .post_raw(
+                &usher.url(&format!("{flow}/code")),
+                form_body(&page.csrf(), &[("code", &code)], tails[i % tails.len()]),
+            )
+            .await;
+        assert!(r.status.as_u16() < 500, "{code:?}");
+    }
+    env.finish(usher).await;
+}
+
 both!(bad_input_gets_clear_errors_and_never_a_500);
 async fn bad_input_gets_clear_errors_and_never_a_500(backend: Backend) {
     let env = TestEnv::new(backend).await;

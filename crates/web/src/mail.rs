@@ -46,6 +46,18 @@ pub enum SmtpTls {
     None,
 }
 
+/// The address as the mailer will send to it, or why it will not: what a form accepts
+/// is checked with this same function before anything is promised to the person.
+/// A bare address only: a display name could otherwise carry a second address and send
+/// the mail somewhere other than the address stored.
+pub fn deliverable(to: &str) -> Result<lettre::Address, MailError> {
+    let address: lettre::Address = to.parse().map_err(|_| MailError::Address(to.to_owned()))?;
+    if address.to_string() != to {
+        return Err(MailError::Address(to.to_owned()));
+    }
+    Ok(address)
+}
+
 pub struct Mailer {
     from: Mailbox,
     transport: Transport,
@@ -81,13 +93,7 @@ impl Mailer {
     }
 
     pub async fn send(&self, to: &str, subject: &str, body: String) -> Result<(), MailError> {
-        // A bare address only: a display name could otherwise carry a second address
-        // and send the mail somewhere other than the address stored.
-        let address: lettre::Address = to.parse().map_err(|_| MailError::Address(to.to_owned()))?;
-        if address.to_string() != to {
-            return Err(MailError::Address(to.to_owned()));
-        }
-        let to = Mailbox::new(None, address);
+        let to = Mailbox::new(None, deliverable(to)?);
         let message = Message::builder()
             .from(self.from.clone())
             .to(to)
@@ -116,5 +122,33 @@ impl Mailer {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::deliverable;
+    use usher_domain::attribute::is_plausible_email;
+
+    proptest::proptest! {
+        /// Every address the pages accept is one the mailer sends to.
+        #[test]
+        fn what_the_pages_accept_the_mailer_sends_to(
+            local in "[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~\\-\u{202e}\u{200b}\u{fffd}åπ\"<> ()]{1,12}",
+            domain in "[a-z0-9.\\-\u{202e}ø]{1,12}",
+        ) {
+            let address = format!("{local}@{domain}");
+            if is_plausible_email(&address) {
+                proptest::prop_assert!(deliverable(&address).is_ok(), "{address:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_override_is_neither_accepted_nor_sent() {
+        let address = "\u{202e}evil@example.com";
+        assert!(deliverable(address).is_err());
+        assert!(!is_plausible_email(address));
+        assert!(deliverable("ada@example.com").is_ok());
     }
 }

@@ -588,6 +588,19 @@ impl Browser {
         Self::page(r).await
     }
 
+    /// Posts `body` as it is, as a form: for bytes no form encoder would make.
+    pub async fn post_raw(&self, url: &str, body: Vec<u8>) -> Page {
+        let r = self
+            .client
+            .post(url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        Self::page(r).await
+    }
+
     /// Posts a form of `page` (its CSRF token included).
     pub async fn submit(&self, url: &str, page: &Page, fields: &[(&str, &str)]) -> Page {
         let csrf = page.csrf();

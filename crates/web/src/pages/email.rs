@@ -38,6 +38,7 @@ pub async fn post(
         Some("error.required")
     } else if email.chars().count() > BuiltInAttribute::Email.max_length()
         || !is_plausible_email(&email)
+        || crate::mail::deliverable(&email).is_err()
     {
         Some("error.invalid_email")
     } else {
