@@ -391,7 +391,9 @@ pub async fn set_admin_role(
             roles.retain(|r| r != role);
         }
         if had != grant {
-            store.set_user_roles(&user.id, &roles).await?;
+            store
+                .set_user_roles(&user.id, &roles, SystemClock.now())
+                .await?;
         }
         changed.push(user.id);
     }

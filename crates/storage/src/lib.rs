@@ -180,8 +180,18 @@ pub trait UserAdminRepository: Send + Sync {
     /// Saves `email`, `attributes` and `account_enabled` of an existing user
     /// (identities are not touched). `Ok(false)` if there is no such user.
     async fn update_user(&self, user: &User) -> Result<bool>;
-    /// Sets (or with `None` removes) a local account's password hash.
-    async fn set_password_hash(&self, user_id: &str, hash: Option<&str>) -> Result<bool>;
+    /// Sets (or with `None` removes) a local account's password hash, and in the same
+    /// transaction ends the user's browser sessions and revokes their grants: a
+    /// changed password must lock out whoever knew the old one.
+    async fn set_password_hash(
+        &self,
+        user_id: &str,
+        hash: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Ends the user's browser sessions and revokes their grants (every refresh and
+    /// access token), in one transaction.
+    async fn end_user_sessions(&self, user_id: &str, now: DateTime<Utc>) -> Result<()>;
     /// Deletes the user, their identities, roles and sessions, and revokes their
     /// grants, in one transaction. `Ok(false)` if there is no such user.
     async fn delete_user(&self, user_id: &str, now: DateTime<Utc>) -> Result<bool>;
@@ -190,7 +200,15 @@ pub trait UserAdminRepository: Send + Sync {
     async fn set_identities(&self, user_id: &str, identities: &[Identity]) -> Result<bool>;
     /// Administrative roles (e.g. `Usher.Admin`) of a user.
     async fn user_roles(&self, user_id: &str) -> Result<Vec<String>>;
-    async fn set_user_roles(&self, user_id: &str, roles: &[String]) -> Result<bool>;
+    /// Replaces the user's roles. When they change, the user's browser sessions end
+    /// and their grants are revoked in the same transaction, so nothing signed in
+    /// keeps what the user no longer has (or was started without what it now has).
+    async fn set_user_roles(
+        &self,
+        user_id: &str,
+        roles: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
 }
 
 /// Sign-ups waiting for approval, and their decisions.

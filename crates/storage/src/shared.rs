@@ -1204,6 +1204,34 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            /// Ends every browser session of the user and revokes every grant (so their
+            /// refresh and access tokens), in the caller's transaction: what a changed
+            /// credential or role must not leave running.
+            async fn end_user_sessions(
+                conn: &mut <$db as ::sqlx::Database>::Connection,
+                user_id: &str,
+                now: DateTime<Utc>,
+            ) -> Result<()> {
+                ::sqlx::query(
+                    "UPDATE browser_sessions SET ended_at = $2 \
+                     WHERE user_id = $1 AND ended_at IS NULL",
+                )
+                .bind(user_id)
+                .bind(millis(now))
+                .execute(&mut *conn)
+                .await
+                .map_err(backend)?;
+                ::sqlx::query(
+                    "UPDATE grants SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+                )
+                .bind(user_id)
+                .bind(millis(now))
+                .execute(&mut *conn)
+                .await
+                .map_err(backend)?;
+                Ok(())
+            }
+
             /// Whether the user exists, read in the caller's transaction.
             async fn user_exists(
                 conn: &mut <$db as ::sqlx::Database>::Connection,
@@ -1396,14 +1424,28 @@ macro_rules! impl_store {
                     &self,
                     user_id: &str,
                     hash: Option<&str>,
+                    now: DateTime<Utc>,
                 ) -> Result<bool> {
+                    let mut tx = self.begin_write().await?;
                     let done = ::sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
                         .bind(user_id)
                         .bind(hash)
-                        .execute(&self.pool)
+                        .execute(&mut *tx)
                         .await
                         .map_err(backend)?;
-                    Ok(done.rows_affected() > 0)
+                    if done.rows_affected() == 0 {
+                        tx.rollback().await.map_err(backend)?;
+                        return Ok(false);
+                    }
+                    end_user_sessions(&mut *tx, user_id, now).await?;
+                    tx.commit().await.map_err(backend)?;
+                    Ok(true)
+                }
+
+                async fn end_user_sessions(&self, user_id: &str, now: DateTime<Utc>) -> Result<()> {
+                    let mut tx = self.begin_write().await?;
+                    end_user_sessions(&mut *tx, user_id, now).await?;
+                    tx.commit().await.map_err(backend)
                 }
 
                 async fn delete_user(&self, user_id: &str, now: DateTime<Utc>) -> Result<bool> {
@@ -1475,13 +1517,30 @@ macro_rules! impl_store {
                     Ok(roles)
                 }
 
-                async fn set_user_roles(&self, user_id: &str, roles: &[String]) -> Result<bool> {
+                async fn set_user_roles(
+                    &self,
+                    user_id: &str,
+                    roles: &[String],
+                    now: DateTime<Utc>,
+                ) -> Result<bool> {
                     // A role given twice is had once.
                     let roles: ::std::collections::BTreeSet<&str> =
                         roles.iter().map(String::as_str).collect();
                     let mut tx = self.begin_write().await?;
                     if !user_exists(&mut *tx, user_id).await? {
                         return Ok(false);
+                    }
+                    let before: ::std::collections::BTreeSet<String> =
+                        ::sqlx::query_scalar("SELECT role FROM user_roles WHERE user_id = $1")
+                            .bind(user_id)
+                            .fetch_all(&mut *tx)
+                            .await
+                            .map_err(backend)?
+                            .into_iter()
+                            .collect();
+                    if before.iter().map(String::as_str).eq(roles.iter().copied()) {
+                        tx.rollback().await.map_err(backend)?;
+                        return Ok(true);
                     }
                     ::sqlx::query("DELETE FROM user_roles WHERE user_id = $1")
                         .bind(user_id)
@@ -1496,6 +1555,8 @@ macro_rules! impl_store {
                             .await
                             .map_err(backend)?;
                     }
+                    // What a session was started with is no longer what the user has.
+                    end_user_sessions(&mut *tx, user_id, now).await?;
                     tx.commit().await.map_err(backend)?;
                     Ok(true)
                 }

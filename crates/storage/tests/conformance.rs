@@ -200,6 +200,7 @@ conformance! {
         list_users_literal_and_unicode,
         update_user_and_password,
         delete_user_cleans_up,
+        credential_and_role_changes_end_sessions,
         set_identities_replaces,
         user_roles,
         sign_up_requests_store_and_page,
@@ -2032,21 +2033,21 @@ async fn update_user_and_password(ctx: Ctx) {
 
     // Password hashes: set, replaced, removed.
     let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$dHdv";
-    assert!(store.set_password_hash("u-1", Some(hash)).await.unwrap());
+    assert!(store.set_password_hash("u-1", Some(hash), t0()).await.unwrap());
     assert_eq!(
         store.password_hash("u-1").await.unwrap().as_deref(),
         Some(hash)
     );
     assert_eq!(store.password_hash("u-2").await.unwrap(), None);
-    assert!(store.set_password_hash("u-2", Some("other")).await.unwrap());
-    assert!(store.set_password_hash("u-1", None).await.unwrap());
+    assert!(store.set_password_hash("u-2", Some("other"), t0()).await.unwrap());
+    assert!(store.set_password_hash("u-1", None, t0()).await.unwrap());
     assert_eq!(store.password_hash("u-1").await.unwrap(), None);
     assert_eq!(
         store.password_hash("u-2").await.unwrap().as_deref(),
         Some("other")
     );
     assert!(!store
-        .set_password_hash("u-nobody", Some(hash))
+        .set_password_hash("u-nobody", Some(hash), t0())
         .await
         .unwrap());
     assert_eq!(store.password_hash("u-nobody").await.unwrap(), None);
@@ -2063,6 +2064,80 @@ fn grant_of(id: &str, user_id: &str, revoked_at: Option<DateTime<Utc>>) -> Grant
         created_at: t0(),
         revoked_at,
     }
+}
+
+async fn credential_and_role_changes_end_sessions(ctx: Ctx) {
+    let store = ctx.store;
+    for (id, email) in [("u-1", "ada@example.com"), ("u-2", "bob@example.com")] {
+        store
+            .create_user(named(id, Some(email), None, vec![local(email)]))
+            .await
+            .unwrap();
+    }
+    let expires = t0() + Duration::hours(8);
+    let sessions_and_grants = |n: u32| {
+        let store = store.clone();
+        async move {
+            for user_id in ["u-1", "u-2"] {
+                let id = format!("{user_id}-s{n}");
+                store
+                    .insert_session(&BrowserSession {
+                        user_id: user_id.into(),
+                        ..session(&id, expires)
+                    })
+                    .await
+                    .unwrap();
+                store
+                    .insert_grant(&grant_of(&format!("{user_id}-g{n}"), user_id, None))
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    let ended = |n: u32, user_id: &'static str| {
+        let store = store.clone();
+        async move {
+            let s = store.session(&format!("{user_id}-s{n}")).await.unwrap().unwrap();
+            let g = store.grant(&format!("{user_id}-g{n}")).await.unwrap().unwrap();
+            (s.ended_at, g.revoked_at)
+        }
+    };
+
+    // A new password ends the user's sessions and grants, nobody else's.
+    sessions_and_grants(1).await;
+    let t1 = t0() + Duration::minutes(1);
+    assert!(store.set_password_hash("u-1", Some("$argon2id$new"), t1).await.unwrap());
+    assert_eq!(ended(1, "u-1").await, (Some(t1), Some(t1)));
+    assert_eq!(ended(1, "u-2").await, (None, None));
+
+    // Roles: the same set changes nothing; another set ends them.
+    sessions_and_grants(2).await;
+    let t2 = t0() + Duration::minutes(2);
+    assert!(store.set_user_roles("u-1", &[], t2).await.unwrap());
+    assert_eq!(ended(2, "u-1").await, (None, None));
+    assert!(store
+        .set_user_roles("u-1", &["Usher.Admin".into()], t2)
+        .await
+        .unwrap());
+    assert_eq!(ended(2, "u-1").await, (Some(t2), Some(t2)));
+    sessions_and_grants(3).await;
+    let t3 = t0() + Duration::minutes(3);
+    assert!(store
+        .set_user_roles("u-1", &["Usher.Admin".into(), "Usher.Admin".into()], t3)
+        .await
+        .unwrap());
+    assert_eq!(ended(3, "u-1").await, (None, None), "the same roles, given twice");
+    assert!(store.set_user_roles("u-1", &[], t3).await.unwrap());
+    assert_eq!(ended(3, "u-1").await, (Some(t3), Some(t3)));
+    assert_eq!(ended(3, "u-2").await, (None, None));
+    // An earlier end keeps its time.
+    assert_eq!(ended(1, "u-1").await, (Some(t1), Some(t1)));
+
+    // Directly, as a disabled account or a revoked sign-in needs.
+    let t4 = t0() + Duration::minutes(4);
+    store.end_user_sessions("u-2", t4).await.unwrap();
+    assert_eq!(ended(3, "u-2").await, (Some(t4), Some(t4)));
+    assert!(!store.set_password_hash("u-nobody", None, t4).await.unwrap());
 }
 
 async fn delete_user_cleans_up(ctx: Ctx) {
@@ -2088,11 +2163,11 @@ async fn delete_user_cleans_up(ctx: Ctx) {
         .await
         .unwrap();
     assert!(store
-        .set_user_roles("u-1", &["Usher.Admin".into()])
+        .set_user_roles("u-1", &["Usher.Admin".into()], t0())
         .await
         .unwrap());
     assert!(store
-        .set_user_roles("u-2", &["Usher.Admin".into()])
+        .set_user_roles("u-2", &["Usher.Admin".into()], t0())
         .await
         .unwrap());
     let expires = t0() + Duration::hours(8);
@@ -2298,11 +2373,11 @@ async fn user_roles(ctx: Ctx) {
         .set_user_roles(
             "u-1",
             &roles(&["Usher.Reader", "Usher.Admin", "Usher.Admin"])
-        )
+        , t0())
         .await
         .unwrap());
     assert!(store
-        .set_user_roles("u-2", &roles(&["Usher.Admin"]))
+        .set_user_roles("u-2", &roles(&["Usher.Admin"]), t0())
         .await
         .unwrap());
     assert_eq!(
@@ -2312,7 +2387,7 @@ async fn user_roles(ctx: Ctx) {
 
     // Setting replaces.
     assert!(store
-        .set_user_roles("u-1", &roles(&["Usher.Reader"]))
+        .set_user_roles("u-1", &roles(&["Usher.Reader"]), t0())
         .await
         .unwrap());
     assert_eq!(
@@ -2323,11 +2398,11 @@ async fn user_roles(ctx: Ctx) {
         store.user_roles("u-2").await.unwrap(),
         roles(&["Usher.Admin"])
     );
-    assert!(store.set_user_roles("u-1", &[]).await.unwrap());
+    assert!(store.set_user_roles("u-1", &[], t0()).await.unwrap());
     assert!(store.user_roles("u-1").await.unwrap().is_empty());
 
     assert!(!store
-        .set_user_roles("u-nobody", &roles(&["Usher.Admin"]))
+        .set_user_roles("u-nobody", &roles(&["Usher.Admin"]), t0())
         .await
         .unwrap());
     assert!(store.user_roles("u-nobody").await.unwrap().is_empty());
@@ -2840,7 +2915,7 @@ async fn display_name_backfill(ctx: Ctx) {
     });
     // The new tables are there again.
     assert!(store
-        .set_user_roles("b-1", &["Usher.Admin".into()])
+        .set_user_roles("b-1", &["Usher.Admin".into()], t0())
         .await
         .unwrap());
 }

@@ -2805,3 +2805,120 @@ async fn sign_up_requests_are_listed_paged_and_decided(backend: Backend) {
     }
     env.finish(usher).await;
 }
+
+/// Redeems a refresh token of the public client: the status and the answer.
+async fn refresh_public(usher: &Instance, token: &str) -> (StatusCode, Value) {
+    let r = reqwest::Client::new()
+        .post(usher.url("/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", token),
+            ("client_id", PUBLIC_CLIENT),
+        ])
+        .send()
+        .await
+        .unwrap();
+    (r.status(), json(r).await)
+}
+
+async fn userinfo_status(usher: &Instance, access_token: &str) -> StatusCode {
+    reqwest::Client::new()
+        .get(usher.url("/userinfo"))
+        .bearer_auth(access_token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// Where `/authorize` sends a browser: to the application (single sign-on) or to a
+/// sign-in page.
+async fn single_sign_on_answers(b: &Browser, authorize: &str) -> bool {
+    let r = b.get(authorize).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    r.location().starts_with(CALLBACK)
+}
+
+both!(a_new_password_a_role_change_or_a_deletion_ends_sessions_and_tokens);
+async fn a_new_password_a_role_change_or_a_deletion_ends_sessions_and_tokens(
+    backend: Backend,
+) {
+    let env = TestEnv::new(backend).await;
+    let usher = env.start_with(ADMINS).await;
+    let admin = Api::as_client(&usher, "admin-all").await;
+    let host = url::Url::parse(&usher.issuer)
+        .unwrap()
+        .host_str()
+        .unwrap()
+        .to_owned();
+    let email = "grace@example.com";
+    let user = admin
+        .create(
+            "/v1.0/users",
+            json!({"displayName": "Grace",
+                "identities": [{"signInType": "emailAddress", "issuer": host, "issuerAssignedId": email}],
+                "passwordProfile": {"password": PASSWORD}}),
+        )
+        .await;
+    let id = user["id"].as_str().unwrap().to_owned();
+    let authorize = usher.authorize_url(PUBLIC_CLIENT, &[("scope", "openid offline_access")]);
+    let b = Browser::new();
+    let sign_in = |password: &'static str| {
+        let (b, authorize, usher) = (&b, &authorize, &usher);
+        async move {
+            let callback = b.sign_in(authorize, email, password).await;
+            usher.redeem_public(&query(&callback)["code"]).await
+        }
+    };
+    let live = |tokens: &Value| {
+        (
+            tokens["access_token"].as_str().unwrap().to_owned(),
+            tokens["refresh_token"].as_str().unwrap().to_owned(),
+        )
+    };
+
+    // Signed in: single sign-on, userinfo and refresh all work.
+    let (access, refresh) = live(&sign_in(PASSWORD).await);
+    assert!(single_sign_on_answers(&b, &authorize).await);
+    assert_eq!(userinfo_status(&usher, &access).await, StatusCode::OK);
+    let (status, refreshed) = refresh_public(&usher, &refresh).await;
+    assert_eq!(status, StatusCode::OK, "{refreshed}");
+    let refresh = refreshed["refresh_token"].as_str().unwrap().to_owned();
+
+    // A new password (through the admin API) ends all three.
+    const NEW_PASSWORD: &str = "an entirely different pass phrase";
+    admin
+        .done(
+            Method::PATCH,
+            &format!("/v1.0/users/{id}"),
+            json!({"passwordProfile": {"password": NEW_PASSWORD}}),
+        )
+        .await;
+    let (status, body) = refresh_public(&usher, &refresh).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid_grant");
+    assert_eq!(userinfo_status(&usher, &access).await, StatusCode::UNAUTHORIZED);
+    assert!(
+        !single_sign_on_answers(&b, &authorize).await,
+        "the browser must sign in again"
+    );
+
+    // A role change (as `usher admin grant` makes it) ends them too.
+    let (access, refresh) = live(&sign_in(NEW_PASSWORD).await);
+    assert!(single_sign_on_answers(&b, &authorize).await);
+    let store = env.store().await;
+    let changed = usher_cli::set_admin_role(&*store, email, true).await.unwrap();
+    assert_eq!(changed, [id.clone()]);
+    assert_eq!(refresh_public(&usher, &refresh).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(userinfo_status(&usher, &access).await, StatusCode::UNAUTHORIZED);
+    assert!(!single_sign_on_answers(&b, &authorize).await);
+
+    // And so does a deletion.
+    let (access, refresh) = live(&sign_in(NEW_PASSWORD).await);
+    let (status, v) = admin.delete(&format!("/v1.0/users/{id}")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{v}");
+    assert_eq!(refresh_public(&usher, &refresh).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(userinfo_status(&usher, &access).await, StatusCode::UNAUTHORIZED);
+    assert!(!single_sign_on_answers(&b, &authorize).await);
+    env.finish(usher).await;
+}
