@@ -1405,6 +1405,102 @@ async fn connectors_hear_the_persons_language_and_errors_for_absent_fields_are_s
 
 const NEWSLETTER: &str = "extension_0123456789abcdef0123456789abcdef_Newsletter";
 
+both!(pre_token_claims_never_replace_protocol_claims_and_survive_refresh);
+async fn pre_token_claims_never_replace_protocol_claims_and_survive_refresh(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let api = harness::api::TestApi::start(vec![(
+        200,
+        serde_json::json!({"version": "1.0.0", "action": "Continue",
+            "sub": "someone-else", "iss": "https://evil.example", "aud": "other-app",
+            "exp": 4102444800u64, "nonce": "forged", "email_verified": false, "SUB": "x",
+            "acr": "mfa", "sid": "s", "tfp": "B2X_1_other",
+            "loyaltyTier": "gold", "roles": ["reader"]}),
+    )])
+    .await;
+    let usher = env
+        .start_with(&format!(
+            r#"
+[connector_settings]
+allow_insecure_targets = true
+record_bodies = true
+
+[[connectors]]
+id = "claims"
+target_url = "{}"
+retries = 0
+
+[user_flows.connectors]
+pre_token_issuance = ["claims"]
+"#,
+            api.url
+        ))
+        .await;
+    let browser = Browser::new();
+    let authorize = usher.authorize_url(PUBLIC_CLIENT, &[("scope", "openid offline_access")]);
+    let callback = browser
+        .sign_up(
+            &usher,
+            &authorize,
+            "claims@example.com",
+            "a long enough pass phrase",
+            &[("displayName", "Claire")],
+        )
+        .await;
+    let tokens = usher.redeem_public(&query(&callback)["code"]).await;
+    let first = payload(tokens["id_token"].as_str().unwrap());
+    let check = |claims: &Value| {
+        assert_eq!(claims["iss"], usher.issuer.as_str(), "{claims}");
+        assert_ne!(claims["sub"], "someone-else");
+        assert_eq!(claims["aud"], PUBLIC_CLIENT);
+        assert_ne!(claims["exp"], 4102444800u64);
+        assert_ne!(claims["email_verified"], false);
+        assert_eq!(claims["tfp"], "B2X_1_e2e");
+        for protected in ["SUB", "acr", "sid"] {
+            assert!(claims.get(protected).is_none(), "{protected}: {claims}");
+        }
+        assert_eq!(claims["loyaltyTier"], "gold");
+        assert_eq!(claims["roles"], serde_json::json!(["reader"]));
+    };
+    check(&first);
+    assert_eq!(first["nonce"], "nc");
+
+    // The refreshed ID token carries the same connector claims, without a new call.
+    let r = reqwest::Client::new()
+        .post(usher.url("/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+            ("client_id", PUBLIC_CLIENT),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let refreshed = json(r).await;
+    let second = payload(refreshed["id_token"].as_str().expect("an ID token"));
+    check(&second);
+    assert_eq!(second["sub"], first["sub"]);
+    assert_eq!(api.bodies().len(), 1, "stored with the grant, not called again");
+
+    // Each refused claim is a contract warning in the call record.
+    let store = env.store().await;
+    let calls = store
+        .connector_calls(&usher_storage::CallFilter {
+            connector_id: Some("claims".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for claim in ["sub", "iss", "aud", "exp", "nonce", "email_verified", "SUB", "acr", "sid", "tfp"] {
+        assert!(
+            calls[0].warnings.iter().any(|w| w.contains(&format!("{claim:?}"))),
+            "{claim}: {:?}",
+            calls[0].warnings
+        );
+    }
+    env.finish(usher).await;
+}
+
 both!(a_blocked_or_failed_sign_up_leaves_no_user);
 async fn a_blocked_or_failed_sign_up_leaves_no_user(backend: Backend) {
     let env = TestEnv::new(backend).await;

@@ -24,6 +24,7 @@ pub use address::{check_target, is_public};
 pub use breaker::BreakerState;
 pub use failure::{Failure, FailureReason};
 pub use metrics::Metrics;
+pub use response::{is_protected_token_claim, RESERVED_TOKEN_CLAIMS};
 pub use probe::{
     probe, probe_with_schema, ProbeInterpretation, ProbeReport, ProbeResponse, ProbeSchema,
 };

@@ -42,8 +42,10 @@ const CONTRACT_KEYS: [&str; 6] = [
     "code",
 ];
 
-/// Token claims a connector may not set: the protocol owns them.
-pub const RESERVED_TOKEN_CLAIMS: [&str; 15] = [
+/// Token claims a connector may not set: the protocol owns them (OpenID Connect
+/// Core's ID token claims, JWT's registered claims, the session and confirmation
+/// claims of logout and DPoP, and what Usher itself vouches for).
+pub const RESERVED_TOKEN_CLAIMS: [&str; 26] = [
     "iss",
     "sub",
     "aud",
@@ -52,14 +54,33 @@ pub const RESERVED_TOKEN_CLAIMS: [&str; 15] = [
     "nbf",
     "auth_time",
     "nonce",
+    "acr",
+    "amr",
+    "azp",
     "at_hash",
     "c_hash",
+    "s_hash",
     "jti",
-    "azp",
     "sid",
+    "cnf",
+    "typ",
     "tfp",
+    "idp",
+    "scope",
+    "scp",
+    "client_id",
+    "grant_id",
     "email_verified",
+    "phone_number_verified",
 ];
+
+/// Whether `claim` is one a connector may not set. Compared without case: a relying
+/// party that reads claims case-insensitively must not be fooled by `SUB`.
+pub fn is_protected_token_claim(claim: &str) -> bool {
+    RESERVED_TOKEN_CLAIMS
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(claim))
+}
 
 /// What the answer is read against.
 #[derive(Debug, Clone, Copy)]
@@ -508,7 +529,7 @@ fn read_continue(
                     }
                     continue;
                 }
-                if RESERVED_TOKEN_CLAIMS.contains(&key.as_str()) {
+                if is_protected_token_claim(key) {
                     warnings.push(format!(
                         "claim {key:?} is reserved for the protocol and cannot be set; ignored"
                     ));

@@ -47,6 +47,10 @@ pub struct Grant {
     pub session_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The claims `preTokenIssuance` connectors added when the grant was made: every
+    /// ID token of the grant, refreshed ones too, carries them.
+    #[serde(default)]
+    pub token_claims: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A refresh token; only its SHA-256 is stored. Rotated on every use.

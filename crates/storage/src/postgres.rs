@@ -37,6 +37,10 @@ impl PgStore {
         ),
         (3, include_str!("../migrations/postgres/0003_tenant.sql")),
         (4, include_str!("../migrations/postgres/0004_admin.sql")),
+        (
+            6,
+            include_str!("../migrations/postgres/0006_grant_claims_and_rate_limits.sql"),
+        ),
     ];
 
     /// Opens `postgres://…` (or `postgresql://…`).

@@ -350,6 +350,7 @@ macro_rules! impl_store {
                     session_id: col(row, "session_id")?,
                     created_at: time(row, "created_at")?,
                     revoked_at: opt_time(row, "revoked_at")?,
+                    token_claims: from_json(&col::<String>(row, "token_claims")?, "token_claims")?,
                 })
             }
 
@@ -788,8 +789,8 @@ macro_rules! impl_store {
                 async fn insert_grant(&self, g: &Grant) -> Result<()> {
                     ::sqlx::query(
                         "INSERT INTO grants (id, client_id, user_id, scope, auth_time, \
-                         session_id, created_at, revoked_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                         session_id, created_at, revoked_at, token_claims) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                     )
                     .bind(&g.id)
                     .bind(&g.client_id)
@@ -799,6 +800,7 @@ macro_rules! impl_store {
                     .bind(g.session_id.as_deref())
                     .bind(millis(g.created_at))
                     .bind(g.revoked_at.map(millis))
+                    .bind(to_json(&g.token_claims)?)
                     .execute(&self.pool)
                     .await
                     .map_err(insert_error)?;
@@ -808,7 +810,7 @@ macro_rules! impl_store {
                 async fn grant(&self, id: &str) -> Result<Option<Grant>> {
                     ::sqlx::query(
                         "SELECT id, client_id, user_id, scope, auth_time, session_id, \
-                         created_at, revoked_at FROM grants WHERE id = $1",
+                         created_at, revoked_at, token_claims FROM grants WHERE id = $1",
                     )
                     .bind(id)
                     .fetch_optional(&self.pool)

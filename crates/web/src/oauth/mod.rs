@@ -80,6 +80,7 @@ pub async fn issue_code(
         session_id: session_id.map(str::to_owned),
         created_at: now,
         revoked_at: None,
+        token_claims: extra_claims.clone(),
     };
     state.store.insert_grant(&grant).await?;
     let code = state.new_token();

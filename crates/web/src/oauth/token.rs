@@ -399,7 +399,8 @@ async fn refresh(
         &scoped,
         &user,
         None,
-        serde_json::Map::new(),
+        // The connectors ran when the grant was made; their claims are the grant's.
+        grant.token_claims.clone(),
         keeps_refreshing,
     )
     .await
@@ -506,9 +507,13 @@ async fn issue(
         id_claims.extend(user_claims(&state.tenant(), flow, user));
         id_claims.insert("tfp".into(), Value::String(flow.id.clone()));
     }
-    // Connector claims are for this token only, and never override the protocol's.
+    // Connector claims may replace attribute claims but never the protocol's: the
+    // connector client already refuses those (with a contract warning); this is the
+    // last line, whatever reached the grant.
     for (k, v) in extra_claims {
-        id_claims.insert(k, v);
+        if !usher_connectors::is_protected_token_claim(&k) {
+            id_claims.insert(k, v);
+        }
     }
     for (k, v) in [
         ("iss", json!(state.settings.issuer)),
