@@ -19,7 +19,7 @@ use usher_domain::{Flow, Identity, NewUser, SignInType, SignUpRequest, SignUpReq
 
 pub use model::{
     AuthorizationCode, BrowserSession, CallFilter, ConnectorCallRecord, Grant, Redemption,
-    RefreshToken, StoredSigningKey, TenantObject, TenantObjects, UserQuery,
+    RateWindow, RefreshToken, StoredSigningKey, TenantObject, TenantObjects, UserQuery,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -253,6 +253,25 @@ pub trait SignUpRequestRepository: Send + Sync {
     async fn delete_sign_up_request(&self, id: &str) -> Result<bool>;
 }
 
+/// Rate-limit counters: one fixed window per key (an account, an address, a
+/// client), shared by every instance.
+#[async_trait]
+pub trait RateLimitRepository: Send + Sync {
+    /// Counts one hit for `key`, atomically: in the live window, or in a new one of
+    /// `window` starting at `now` when the last one ended. Returns the window with
+    /// this hit counted.
+    async fn hit_rate_limit(
+        &self,
+        key: &str,
+        window: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<RateWindow>;
+    /// The live window of `key`, if any; counts nothing.
+    async fn rate_limit(&self, key: &str, now: DateTime<Utc>) -> Result<Option<RateWindow>>;
+    /// Forgets `key`'s window (after a success that shows the hits were the owner's).
+    async fn clear_rate_limit(&self, key: &str) -> Result<()>;
+}
+
 /// Housekeeping across repositories.
 #[async_trait]
 pub trait Maintenance: Send + Sync {
@@ -260,7 +279,8 @@ pub trait Maintenance: Send + Sync {
     async fn migrate(&self) -> Result<()>;
     /// Checks the database answers.
     async fn ping(&self) -> Result<()>;
-    /// Deletes flows, codes, refresh tokens and sessions that expired before `now`
+    /// Deletes flows, codes, refresh tokens, sessions and rate-limit windows that
+    /// expired before `now`
     /// (minus a grace period the caller has already subtracted). Returns rows deleted.
     async fn delete_expired(&self, now: DateTime<Utc>) -> Result<u64>;
     /// `sqlite` or `postgres`.
@@ -278,6 +298,7 @@ pub trait Store:
     + TenantRepository
     + UserAdminRepository
     + SignUpRequestRepository
+    + RateLimitRepository
     + Maintenance
 {
 }
@@ -292,6 +313,7 @@ impl<T> Store for T where
         + TenantRepository
         + UserAdminRepository
         + SignUpRequestRepository
+        + RateLimitRepository
         + Maintenance
 {
 }

@@ -35,6 +35,13 @@ pub struct AuthorizationCode {
     pub used_at: Option<DateTime<Utc>>,
 }
 
+/// One rate-limit window as stored: how many hits it has had, and when it ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateWindow {
+    pub hits: i64,
+    pub window_ends: DateTime<Utc>,
+}
+
 /// A user's consent-free authorization of a client; refresh tokens and access tokens
 /// belong to one, and revoking it revokes them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -272,7 +272,8 @@ macro_rules! impl_store {
             };
             use $crate::{
                 AuthorizationCode, BrowserSession, CallFilter, ConnectorCallRecord,
-                ConnectorCallRepository, FlowRepository, Grant, Maintenance,
+                ConnectorCallRepository, FlowRepository, Grant, Maintenance, RateLimitRepository,
+                RateWindow,
                 Redemption, RefreshToken, Result, SessionRepository, SignUpRequestRepository,
                 SigningKeyRepository, StorageError, StoredSigningKey, TenantObject,
                 TenantObjects, TenantRepository, TokenRepository, UserAdminRepository,
@@ -412,6 +413,73 @@ macro_rules! impl_store {
                     response_body: col(row, "response_body")?,
                     created_at: time(row, "created_at")?,
                 })
+            }
+
+            #[async_trait]
+            impl RateLimitRepository for $store {
+                async fn hit_rate_limit(
+                    &self,
+                    key: &str,
+                    window: ::chrono::Duration,
+                    now: DateTime<Utc>,
+                ) -> Result<RateWindow> {
+                    // One statement, so concurrent hits on any instance all count: a
+                    // window that has ended starts again at this hit.
+                    let row = ::sqlx::query(
+                        "INSERT INTO rate_limits (key, window_start, window_ends, hits) \
+                         VALUES ($1, $2, $3, 1) \
+                         ON CONFLICT (key) DO UPDATE SET \
+                         hits = CASE WHEN rate_limits.window_ends <= $2 THEN 1 \
+                                ELSE rate_limits.hits + 1 END, \
+                         window_start = CASE WHEN rate_limits.window_ends <= $2 THEN $2 \
+                                ELSE rate_limits.window_start END, \
+                         window_ends = CASE WHEN rate_limits.window_ends <= $2 THEN $3 \
+                                ELSE rate_limits.window_ends END \
+                         RETURNING hits, window_ends",
+                    )
+                    .bind(key)
+                    .bind(millis(now))
+                    .bind(millis(now + window))
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(backend)?;
+                    Ok(RateWindow {
+                        hits: col(&row, "hits")?,
+                        window_ends: time(&row, "window_ends")?,
+                    })
+                }
+
+                async fn rate_limit(
+                    &self,
+                    key: &str,
+                    now: DateTime<Utc>,
+                ) -> Result<Option<RateWindow>> {
+                    let row = ::sqlx::query(
+                        "SELECT hits, window_ends FROM rate_limits \
+                         WHERE key = $1 AND window_ends > $2",
+                    )
+                    .bind(key)
+                    .bind(millis(now))
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(backend)?;
+                    row.map(|row| {
+                        Ok(RateWindow {
+                            hits: col(&row, "hits")?,
+                            window_ends: time(&row, "window_ends")?,
+                        })
+                    })
+                    .transpose()
+                }
+
+                async fn clear_rate_limit(&self, key: &str) -> Result<()> {
+                    ::sqlx::query("DELETE FROM rate_limits WHERE key = $1")
+                        .bind(key)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(backend)?;
+                    Ok(())
+                }
             }
 
             #[async_trait]
@@ -1840,11 +1908,12 @@ macro_rules! impl_store {
                 }
 
                 async fn delete_expired(&self, now: DateTime<Utc>) -> Result<u64> {
-                    const DELETES: [&str; 4] = [
+                    const DELETES: [&str; 5] = [
                         "DELETE FROM flows WHERE expires_at < $1",
                         "DELETE FROM authorization_codes WHERE expires_at < $1",
                         "DELETE FROM refresh_tokens WHERE expires_at < $1",
                         "DELETE FROM browser_sessions WHERE expires_at < $1",
+                        "DELETE FROM rate_limits WHERE window_ends < $1",
                     ];
                     // Separate statements rather than one transaction: each is
                     // correct alone, and SQLite's write lock is held for less time.

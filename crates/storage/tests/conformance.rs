@@ -201,6 +201,7 @@ conformance! {
         update_user_and_password,
         delete_user_cleans_up,
         credential_and_role_changes_end_sessions,
+        rate_limit_windows,
         set_identities_replaces,
         user_roles,
         sign_up_requests_store_and_page,
@@ -2074,6 +2075,54 @@ fn grant_of(id: &str, user_id: &str, revoked_at: Option<DateTime<Utc>>) -> Grant
         revoked_at,
         token_claims: Default::default(),
     }
+}
+
+async fn rate_limit_windows(ctx: Ctx) {
+    let store = ctx.store;
+    let window = Duration::minutes(15);
+    assert_eq!(store.rate_limit("k", t0()).await.unwrap(), None);
+    // The window starts at the first hit.
+    let ends = t0() + Duration::seconds(1) + window;
+    for n in 1..=3 {
+        let w = store
+            .hit_rate_limit("k", window, t0() + Duration::seconds(n))
+            .await
+            .unwrap();
+        // Later hits count in the first hit's window.
+        assert_eq!(w.hits, n);
+        assert_eq!(w.window_ends, ends);
+    }
+    assert_eq!(
+        store.rate_limit("k", t0() + Duration::minutes(1)).await.unwrap().map(|w| w.hits),
+        Some(3)
+    );
+    // Other keys count apart.
+    assert_eq!(store.hit_rate_limit("other", window, t0()).await.unwrap().hits, 1);
+    // The window ends: nothing is live, and the next hit starts a new one.
+    assert_eq!(store.rate_limit("k", ends).await.unwrap(), None);
+    let w = store.hit_rate_limit("k", window, ends).await.unwrap();
+    assert_eq!((w.hits, w.window_ends), (1, ends + window));
+
+    // Concurrent hits (as from several instances) are all counted.
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.hit_rate_limit("busy", window, t0()).await })
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for t in tasks {
+        seen.push(t.await.unwrap().unwrap().hits);
+    }
+    seen.sort();
+    assert_eq!(seen, (1..=20).collect::<Vec<_>>());
+
+    store.clear_rate_limit("busy").await.unwrap();
+    assert_eq!(store.rate_limit("busy", t0()).await.unwrap(), None);
+    // Housekeeping sweeps windows that are over.
+    store.delete_expired(ends + window + Duration::seconds(1)).await.unwrap();
+    assert_eq!(store.rate_limit("k", ends).await.unwrap(), None);
+    assert_eq!(store.hit_rate_limit("k", window, ends).await.unwrap().hits, 1);
 }
 
 async fn credential_and_role_changes_end_sessions(ctx: Ctx) {
