@@ -219,6 +219,10 @@ pub async fn build(config: &Config, overrides: Overrides) -> anyhow::Result<AppS
         hasher: PasswordHasher::new(cores),
         metrics,
         settings,
+        throttle: usher_web::throttle::Throttle::new(
+            config.rate_limits.clone(),
+            master.hmac_key("rate-limit"),
+        ),
         code_key,
         cookie_key,
     })))
@@ -357,7 +361,12 @@ pub async fn serve_on(
 ) -> anyhow::Result<()> {
     let maintenance = spawn_maintenance(state.clone());
     let app = usher_web::router(state);
-    let result = axum::serve(listener, app)
+    // The peer's address is what rate limits count by (or, behind trusted proxies,
+    // where X-Forwarded-For starts).
+    let result = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
         .with_graceful_shutdown(shutdown)
         .await;
     maintenance.abort();

@@ -560,6 +560,175 @@ async fn fuzzed_forms_never_get_a_server_error(backend: Backend) {
     env.finish(usher).await;
 }
 
+/// Small limits, so a test reaches them quickly.
+const LIMITS: &str = r#"
+[rate_limits]
+password_failures_per_account = { max = 3, window_seconds = 900 }
+code_failures_per_email = { max = 4, window_seconds = 900 }
+codes_sent_per_email = { max = 3, window_seconds = 3600 }
+token_requests_per_client = { max = 5, window_seconds = 60 }
+"#;
+
+fn mails_to(outbox: &std::path::Path, to: &str) -> usize {
+    std::fs::read_dir(outbox)
+        .map(|d| {
+            d.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+                .filter(|m| m.lines().any(|l| l == format!("To: {to}")))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+fn retry_after(page: &Page) -> i64 {
+    page.headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no Retry-After: {:?}", page.headers))
+}
+
+both!(rate_limits_hold_across_flows_and_instances);
+async fn rate_limits_hold_across_flows_and_instances(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    // Two instances on one database, as behind a load balancer.
+    let a = env.start_with(LIMITS).await;
+    let b = env.start_with(LIMITS).await;
+    const PASSWORD: &str = "a long enough pass phrase";
+    let owner = Browser::new();
+    owner
+        .sign_up(
+            &a,
+            &a.authorize_url(PUBLIC_CLIENT, &[]),
+            "victim@example.com",
+            PASSWORD,
+            &[("displayName", "Victim")],
+        )
+        .await;
+
+    // Wrong passwords, each in a new flow, spread over both instances.
+    let attacker = Browser::new();
+    for usher in [&a, &b, &a] {
+        let r = attacker
+            .try_sign_in(usher, "victim@example.com", "not the password")
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    // Now even the right password is refused, on either instance, until the window ends.
+    let r = attacker.try_sign_in(&b, "victim@example.com", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+    assert!(error_summary(&r.body).contains("Too many attempts"), "{}", r.body);
+    let wait = retry_after(&r);
+    assert!((1..=900).contains(&wait), "{wait}");
+    // An address without an account answers the same way: no enumeration.
+    for _ in 0..3 {
+        let r = attacker
+            .try_sign_in(&a, "nobody@example.com", "not the password")
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    let r = attacker
+        .try_sign_in(&a, "nobody@example.com", "not the password")
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(error_summary(&r.body).contains("Too many attempts"));
+    // A back-off, not a lock: once the window is over the owner signs in.
+    env.clock.advance(chrono::Duration::seconds(901));
+    let r = owner.try_sign_in(&a, "victim@example.com", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(r.location().starts_with(CALLBACK));
+
+    // Codes sent to one address: three, across three flows and both instances.
+    let sender = Browser::new();
+    let mut last = None;
+    for usher in [&a, &b, &a, &b] {
+        let flow = sender
+            .start_flow(&usher.authorize_url(PUBLIC_CLIENT, &[("prompt", "create")]))
+            .await;
+        let page = sender.get(&usher.url(&flow)).await;
+        last = Some(
+            sender
+                .submit(
+                    &usher.url(&format!("{flow}/email")),
+                    &page,
+                    &[("email", "bombed@example.com")],
+                )
+                .await,
+        );
+    }
+    let r = last.unwrap();
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+    assert!(retry_after(&r) > 900);
+    assert_eq!(mails_to(&env.outbox(), "bombed@example.com"), 3);
+
+    // Wrong codes for one address, across flows: four, then even the right one waits.
+    let guesser = Browser::new();
+    let mut flows = Vec::new();
+    for usher in [&a, &b] {
+        let flow = guesser
+            .start_flow(&usher.authorize_url(PUBLIC_CLIENT, &[("prompt", "create")]))
+            .await;
+        let page = guesser.get(&usher.url(&flow)).await;
+        guesser
+            .submit(
+                &usher.url(&format!("{flow}/email")),
+                &page,
+                &[("email", "guessed@example.com")],
+            )
+            .await;
+        flows.push((usher, flow));
+    }
+    let right = env.code_for("guessed@example.com");
+    let wrong = if right == "000000" { "111111" } else { "000000" };
+    for (usher, flow) in [&flows[0], &flows[0], &flows[1], &flows[1]] {
+        let page = guesser.get(&usher.url(flow)).await;
+        let r = guesser
+            .submit(&usher.url(&format!("{flow}/code")), &page, &[("code", wrong)])
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    }
+    let (usher, flow) = &flows[1];
+    let page = guesser.get(&usher.url(flow)).await;
+    let r = guesser
+        .submit(&usher.url(&format!("{flow}/code")), &page, &[("code", &right)])
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+
+    // The token endpoint: five requests per client a minute, whatever they ask.
+    let http = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for usher in [&a, &b, &a, &b, &a, &b] {
+        let r = http
+            .post(usher.url("/token"))
+            .basic_auth(CONFIDENTIAL_CLIENT, Some(CONFIDENTIAL_SECRET))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status());
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            let seconds: i64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+            assert!((1..=60).contains(&seconds));
+            let body = json(r).await;
+            assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+        }
+    }
+    assert_eq!(&statuses[..5], &[StatusCode::OK; 5]);
+    assert_eq!(statuses[5], StatusCode::TOO_MANY_REQUESTS);
+
+    // Refusals are counted per instance for /metrics.
+    let metrics = http.get(b.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    for line in [
+        "usher_rate_limited_total{limit=\"password_failures_per_account\"} 1",
+        "usher_rate_limited_total{limit=\"codes_sent_per_email\"} 1",
+        "usher_rate_limited_total{limit=\"code_failures_per_email\"} 1",
+        "usher_rate_limited_total{limit=\"token_requests_per_client\"} 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
+    env.finish_instance(b).await;
+    env.finish(a).await;
+}
+
 both!(bad_input_gets_clear_errors_and_never_a_500);
 async fn bad_input_gets_clear_errors_and_never_a_500(backend: Backend) {
     let env = TestEnv::new(backend).await;

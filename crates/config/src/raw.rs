@@ -75,6 +75,7 @@ pub(crate) struct RawConfig {
     pub connectors: Vec<RawConnector>,
     pub federation: RawFederation,
     pub identity_providers: Vec<RawIdentityProvider>,
+    pub rate_limits: RawRateLimits,
 }
 
 #[derive(Debug, Default)]
@@ -178,6 +179,19 @@ pub(crate) struct RawApplication {
 pub(crate) struct RawConnectorSettings {
     pub allow_insecure_targets: Option<Val<bool>>,
     pub record_bodies: Option<Val<bool>>,
+}
+
+/// `[rate_limits]`: per limit `{ max, window_seconds }`, and the trusted proxies.
+#[derive(Debug, Default)]
+pub(crate) struct RawRateLimits {
+    pub limits: Vec<(usher_domain::Limit, RawLimitRule)>,
+    pub trusted_proxies: Option<List>,
+}
+
+#[derive(Debug)]
+pub(crate) struct RawLimitRule {
+    pub max: Option<Val<i64>>,
+    pub window_seconds: Option<Val<i64>>,
 }
 
 #[derive(Debug, Default)]
@@ -337,6 +351,7 @@ const ROOT_KEYS: &[&str] = &[
     "connectors",
     "federation",
     "identity_providers",
+    "rate_limits",
 ];
 
 const CONNECTOR_KEYS: &[&str] = &[
@@ -777,6 +792,23 @@ impl<'a> Reader<'a> {
                 allow_insecure_targets: self.boolean(&s, "allow_insecure_targets"),
                 record_bodies: self.boolean(&s, "record_bodies"),
             };
+        }
+        let limit_keys: Vec<&str> = usher_domain::Limit::ALL
+            .iter()
+            .map(|l| l.name())
+            .chain(["trusted_proxies"])
+            .collect();
+        if let Some(s) = self.sub(&t, "rate_limits", &limit_keys) {
+            for limit in usher_domain::Limit::ALL {
+                if let Some(r) = self.sub(&s, limit.name(), &["max", "window_seconds"]) {
+                    let rule = RawLimitRule {
+                        max: self.integer(&r, "max"),
+                        window_seconds: self.integer(&r, "window_seconds"),
+                    };
+                    raw.rate_limits.limits.push((limit, rule));
+                }
+            }
+            raw.rate_limits.trusted_proxies = self.strings(&s, "trusted_proxies");
         }
         if let Some((_, tables)) = self.tables(&t, "connectors", CONNECTOR_KEYS) {
             raw.connectors = tables.iter().map(|c| self.connector(c)).collect();

@@ -18,6 +18,7 @@ use usher_domain::{
 
 mod connectors;
 mod providers;
+mod rate_limits;
 
 use crate::{
     demo::{self, DEMO_CLIENT_ID, DEMO_USER_FLOW_ID},
@@ -232,6 +233,7 @@ impl<'a> Resolver<'a> {
         let demo = raw.demo.as_ref().map_or(self.file.is_none(), |v| v.value);
         let untyped = self.attributes(&raw.attributes, &mut tenant);
         let connector_settings = self.connector_settings(&raw.connector_settings);
+        let rate_limits = self.rate_limits(&raw.rate_limits);
         let (connectors, declared) = self.connectors(&raw.connectors, connector_settings);
         let federation = self.federation_settings(&raw.federation);
         let (identity_providers, declared_providers) =
@@ -283,6 +285,7 @@ impl<'a> Resolver<'a> {
             connector_settings,
             identity_providers,
             federation,
+            rate_limits,
         })
     }
 

@@ -45,6 +45,8 @@ pub struct Config {
     pub identity_providers: Vec<ProviderConfig>,
     /// `[federation]`: settings for every upstream provider.
     pub federation: FederationSettings,
+    /// `[rate_limits]`: limits across flows and instances (defaults on).
+    pub rate_limits: usher_domain::RateLimitPolicy,
 }
 
 // By hand: the federation crate's types do not implement `PartialEq`.
@@ -67,6 +69,7 @@ impl PartialEq for Config {
             connector_settings,
             identity_providers,
             federation,
+            rate_limits,
         } = self;
         *source == other.source
             && *listen == other.listen
@@ -88,6 +91,7 @@ impl PartialEq for Config {
                 .zip(&other.identity_providers)
                 .all(|(a, b)| same_provider(a, b))
             && same_federation_settings(federation, &other.federation)
+            && *rate_limits == other.rate_limits
     }
 }
 

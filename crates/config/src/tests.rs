@@ -910,6 +910,51 @@ fn signing_and_token_rules() {
 }
 
 #[test]
+fn rate_limit_rules() {
+    // On by default.
+    let config = load_str("", &[]).unwrap();
+    assert_eq!(config.rate_limits, usher_domain::RateLimitPolicy::default());
+    assert_eq!(config.rate_limits.password_failures_per_account.max, 10);
+    assert_error(
+        "[rate_limits]\npassword_failures_per_account = { max = -1 }\n",
+        "rate_limits.password_failures_per_account.max",
+        "between 0 and",
+    );
+    assert_error(
+        "[rate_limits]\ncodes_sent_per_email = { max = 3, window_seconds = 90000 }\n",
+        "rate_limits.codes_sent_per_email.window_seconds",
+        "between 1 and 86400",
+    );
+    assert_error(
+        "[rate_limits]\ntrusted_proxies = [\"10.0.0.0/8\", \"proxy.internal\"]\n",
+        "rate_limits.trusted_proxies[1]",
+        "not an IP address or network",
+    );
+    assert_error(
+        "[rate_limits]\npasswords_per_account = { max = 3 }\n",
+        "rate_limits.passwords_per_account",
+        "",
+    );
+    let config = load_str(
+        "[rate_limits]\ntoken_requests_per_client = { max = 0 }\ncode_failures_per_email = { max = 4, window_seconds = 60 }\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n",
+        &[],
+    )
+    .unwrap();
+    let p = &config.rate_limits;
+    assert!(p.token_requests_per_client.is_off());
+    assert_eq!(
+        p.code_failures_per_email,
+        usher_domain::LimitRule::new(4, 60)
+    );
+    // Unnamed limits keep their defaults.
+    assert_eq!(
+        p.codes_sent_per_email,
+        usher_domain::RateLimitPolicy::default().codes_sent_per_email
+    );
+    assert_eq!(p.trusted_proxies.len(), 2);
+}
+
+#[test]
 fn email_rules() {
     assert_error("[email]\nfrom = \"Contoso\"\n", "email.from", "address");
     assert_error(

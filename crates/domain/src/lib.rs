@@ -11,6 +11,7 @@ pub mod connector;
 pub mod flow;
 pub mod id;
 pub mod password;
+pub mod rate_limit;
 pub mod rules;
 pub mod sign_up_request;
 pub mod tenant;
@@ -32,6 +33,7 @@ pub use flow::{
     SignUpDraft,
 };
 pub use sign_up_request::{SignUpRequest, SignUpRequestStatus};
+pub use rate_limit::{Limit, LimitRule, RateLimitPolicy};
 pub use tenant::Tenant;
 pub use user::{Identity, NewUser, SignInType, User};
 pub use user_flow::{

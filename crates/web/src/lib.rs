@@ -14,6 +14,7 @@ pub mod oauth;
 pub mod pages;
 pub mod state;
 pub mod templates;
+pub mod throttle;
 
 use axum::{
     extract::{DefaultBodyLimit, State},
@@ -96,6 +97,10 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             refresh_tenant,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            throttle::client_address,
+        ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
@@ -159,7 +164,9 @@ async fn health(State(state): State<AppState>) -> Response {
 
 /// Prometheus text format: connector calls and latencies of this instance.
 async fn metrics(State(state): State<AppState>) -> Response {
-    let mut r = state.metrics.render_prometheus().into_response();
+    let mut text = state.metrics.render_prometheus();
+    text.push_str(&state.throttle.render_prometheus());
+    let mut r = text.into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

@@ -84,6 +84,8 @@ pub struct Inner {
     /// Connector call counts and latencies, served at `/metrics`.
     pub metrics: Arc<usher_connectors::Metrics>,
     pub settings: Settings,
+    /// Rate limits across flows and instances.
+    pub throttle: crate::throttle::Throttle,
     /// Keys email codes and the demo's cookie.
     pub code_key: HmacKey,
     pub cookie_key: HmacKey,

@@ -245,14 +245,17 @@ async fn the_console_requires_an_administrator_signed_in_through_usher(backend: 
         .unwrap();
     assert!(nb.contains("Du er logget ut"), "{nb}");
 
-    // A revoked role takes effect at the next click, and ends the session.
+    // A revoked role ends the console session (and every other session of the
+    // account) at once: the next click is a sign-in, which then refuses the account.
     let out = usher_admin(&usher, &["revoke", "admin@example.com"]);
     assert!(out.status.success());
     let r = admin.get(&usher.url("/console/users")).await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN);
-    assert!(r.body.contains("This account is not an administrator"));
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let r = admin.get(&usher.url("/console")).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let r = console_callback(&usher, &admin, "admin@example.com").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert!(r.body.contains("This account is not an administrator"));
 
     // Signing out ends the console session and this browser's single sign-on.
     grant(&usher, "admin@example.com");

@@ -29,6 +29,7 @@ fn busy() -> TokenError {
         error: "temporarily_unavailable",
         description: "The server is busy; try again in a moment.".into(),
         status: StatusCode::SERVICE_UNAVAILABLE,
+        retry_after: None,
     }
 }
 
@@ -41,6 +42,7 @@ pub struct TokenError {
     pub error: &'static str,
     pub description: String,
     status: StatusCode,
+    retry_after: Option<i64>,
 }
 
 impl TokenError {
@@ -54,6 +56,20 @@ impl TokenError {
             error,
             description: description.into(),
             status,
+            retry_after: None,
+        }
+    }
+
+    /// A rate limit refused the request: `429` with `Retry-After`.
+    fn throttled(t: crate::throttle::Throttled) -> Self {
+        Self {
+            error: "temporarily_unavailable",
+            description: format!(
+                "Too many requests for this client; retry after {} seconds.",
+                t.retry_after_seconds
+            ),
+            status: StatusCode::TOO_MANY_REQUESTS,
+            retry_after: Some(t.retry_after_seconds),
         }
     }
 
@@ -74,6 +90,11 @@ impl IntoResponse for TokenError {
             Json(json!({"error": self.error, "error_description": self.description})),
         )
             .into_response();
+        if let Some(seconds) = self.retry_after {
+            if let Ok(v) = HeaderValue::from_str(&seconds.to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -222,6 +243,17 @@ async fn authenticate_client(
             ))
         }
     };
+    // Counted before any secret is checked: a flood costs a database write, not a
+    // hash, and a guessed secret gets only so many tries.
+    if let Some(t) = state
+        .rate_hit(&[(
+            usher_domain::Limit::TokenRequestsPerClient,
+            Some(client_id.as_str()),
+        )])
+        .await
+    {
+        return Err(TokenError::throttled(t));
+    }
     let Some(app) = state.tenant().application(&client_id).cloned() else {
         // Same work as a wrong secret, so probing client ids learns nothing.
         if let Some(s) = secret {

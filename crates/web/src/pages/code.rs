@@ -6,7 +6,9 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::Response,
 };
-use usher_domain::{AttributeValues, CodePurpose, FlowError, FlowStep, Identity, SignInType};
+use usher_domain::{
+    AttributeValues, CodePurpose, FlowError, FlowStep, Identity, Limit, SignInType,
+};
 
 use super::{begin, federated, first, flow_message, render_step, save, see_other, show, Feedback};
 use crate::state::AppState;
@@ -15,6 +17,7 @@ pub async fn post(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    axum::Extension(client): axum::Extension<crate::throttle::ClientAddress>,
     body: Bytes,
 ) -> Response {
     let (mut loaded, form) = match begin(&state, &headers, &id, &body).await {
@@ -36,11 +39,24 @@ pub async fn post(
         );
         return render_step(&state, &loaded, fb, StatusCode::BAD_REQUEST);
     }
+    // Across flows: a new flow's fresh codes do not buy more guesses at an address.
+    let email = loaded.flow.code_email().unwrap_or_default().to_owned();
+    let address = client.subject();
+    let limits = [
+        (Limit::CodeFailuresPerEmail, Some(email.as_str())),
+        (Limit::CodeFailuresPerAddress, address.as_deref()),
+    ];
+    if let Some(t) = state.rate_check(&limits).await {
+        return super::throttled_page(&state, &loaded, t);
+    }
     let candidate = super::email::code_hash(&state, &loaded.flow.id, &code);
     let result = loaded.flow.verify_code(&candidate, state.clock.now());
     // Wrong codes are saved too: the attempt counter lives in the flow.
     if let Err(r) = save(&state, &mut loaded).await {
         return r;
+    }
+    if matches!(result, Err(FlowError::WrongCode { .. })) {
+        state.rate_hit(&limits).await;
     }
     let key = match result {
         Ok(CodePurpose::SignUp) => {

@@ -24,6 +24,7 @@ pub async fn post(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    axum::Extension(client): axum::Extension<crate::throttle::ClientAddress>,
     body: Bytes,
 ) -> Response {
     let (mut loaded, form) = match begin(&state, &headers, &id, &body).await {
@@ -50,13 +51,14 @@ pub async fn post(
             .field("email", flow_message(&state, &loaded, key, &[]));
         return render_step(&state, &loaded, fb, StatusCode::BAD_REQUEST);
     }
-    send_code(&state, &mut loaded, email, None).await
+    send_code(&state, &mut loaded, client, email, None).await
 }
 
 pub async fn resend(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    axum::Extension(client): axum::Extension<crate::throttle::ClientAddress>,
     body: Bytes,
 ) -> Response {
     let (mut loaded, _) = match begin(&state, &headers, &id, &body).await {
@@ -68,7 +70,7 @@ pub async fn resend(
         return show::render_current(&state, &loaded, Feedback::default(), StatusCode::OK).await;
     };
     let notice = flow_message(&state, &loaded, "sign_up_code.resent", &[]);
-    send_code(&state, &mut loaded, email, Some(notice)).await
+    send_code(&state, &mut loaded, client, email, Some(notice)).await
 }
 
 /// "Use a different email address" on the code page.
@@ -94,12 +96,27 @@ pub async fn change(
 pub async fn send_code(
     state: &AppState,
     loaded: &mut Loaded,
+    client: crate::throttle::ClientAddress,
     email: String,
     notice: Option<String>,
 ) -> Response {
     if !loaded.flow.may_send_code() {
         let fb = Feedback::general(flow_message(state, loaded, "error.too_many_codes", &[]));
         return render_step(state, loaded, fb, StatusCode::TOO_MANY_REQUESTS);
+    }
+    // Across flows: one address gets only so many mails, whoever asks, and one
+    // source only so many sends. Counted before sending, so parallel requests cannot
+    // slip past; the "you already have an account" mail counts the same, so the limit
+    // tells nothing about which addresses have accounts.
+    let address = client.subject();
+    if let Some(t) = state
+        .rate_hit(&[
+            (usher_domain::Limit::CodesSentPerEmail, Some(email.as_str())),
+            (usher_domain::Limit::CodesSentPerAddress, address.as_deref()),
+        ])
+        .await
+    {
+        return super::throttled_page(state, loaded, t);
     }
     // Only a local sign-up must hide whether the address has an account; one-time
     // passcodes sign in or up either way, and a link code goes to the account's own

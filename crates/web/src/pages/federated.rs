@@ -183,6 +183,7 @@ pub async fn link_with_password(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    axum::Extension(client): axum::Extension<crate::throttle::ClientAddress>,
     body: Bytes,
 ) -> Response {
     let (mut loaded, form) = match begin(&state, &headers, &id, &body).await {
@@ -200,6 +201,14 @@ pub async fn link_with_password(
         );
         return render_step(&state, &loaded, fb, StatusCode::BAD_REQUEST);
     }
+    let address = client.subject();
+    let limits = [
+        (usher_domain::Limit::PasswordFailuresPerAccount, Some(link.email.as_str())),
+        (usher_domain::Limit::PasswordFailuresPerAddress, address.as_deref()),
+    ];
+    if let Some(t) = state.rate_check(&limits).await {
+        return super::throttled_page(&state, &loaded, t);
+    }
     let hash = match state.store.password_hash(&link.user_id).await {
         Ok(h) => h,
         Err(e) => return error_page(&state, &loaded.flow.locale, PageError::internal(&state, e)),
@@ -209,6 +218,7 @@ pub async fn link_with_password(
         return render_step(&state, &loaded, fb, StatusCode::SERVICE_UNAVAILABLE);
     };
     if !verified {
+        state.rate_hit(&limits).await;
         let fb = Feedback::general(flow_message(&state, &loaded, "sign_in.failed", &[]));
         return render_step(&state, &loaded, fb, StatusCode::UNAUTHORIZED);
     }
@@ -220,6 +230,7 @@ pub async fn link_with_code(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    axum::Extension(client): axum::Extension<crate::throttle::ClientAddress>,
     body: Bytes,
 ) -> Response {
     let (mut loaded, _) = match begin(&state, &headers, &id, &body).await {
@@ -230,7 +241,7 @@ pub async fn link_with_code(
         return show::render_current(&state, &loaded, Feedback::default(), StatusCode::OK).await;
     };
     let email = link.email.clone();
-    super::email::send_code(&state, &mut loaded, email, None).await
+    super::email::send_code(&state, &mut loaded, client, email, None).await
 }
 
 /// `POST /flow/{id}/provider`: a provider button. Email one-time passcode is built

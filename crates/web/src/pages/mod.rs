@@ -289,6 +289,27 @@ pub fn render<C: Serialize>(
     }
 }
 
+/// The page of the flow's step again, saying a rate limit refused the attempt and
+/// when to try again (`429` with `Retry-After`).
+pub fn throttled_page(
+    state: &AppState,
+    loaded: &Loaded,
+    throttled: crate::throttle::Throttled,
+) -> Response {
+    let fb = Feedback::general(flow_message(
+        state,
+        loaded,
+        "error.rate_limited",
+        &[("minutes", throttled.minutes().to_string())],
+    ));
+    throttled.mark(render_step(
+        state,
+        loaded,
+        fb,
+        StatusCode::TOO_MANY_REQUESTS,
+    ))
+}
+
 /// The locale of a page outside a flow.
 pub fn request_locale(headers: &HeaderMap, ui_locales: Option<&str>) -> &'static str {
     i18n::negotiate(

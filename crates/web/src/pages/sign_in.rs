@@ -10,14 +10,17 @@ use axum::{
 use usher_domain::{attribute::normalize_email, SignInType};
 
 use super::{
-    begin, error_page, first, flow_message, render_step, save, see_other, show, Feedback, PageError,
+    begin, error_page, first, flow_message, render_step, save, see_other, show, throttled_page,
+    Feedback, PageError,
 };
+use usher_domain::Limit;
 use crate::state::AppState;
 
 pub async fn post(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    axum::Extension(client): axum::Extension<crate::throttle::ClientAddress>,
     body: Bytes,
 ) -> Response {
     let (mut loaded, form) = match begin(&state, &headers, &id, &body).await {
@@ -60,6 +63,16 @@ pub async fn post(
     }
     if !fb.field_errors.is_empty() {
         return render_step(&state, &loaded, fb, StatusCode::BAD_REQUEST);
+    }
+    // Across flows and instances: the typed address counts whether or not it has an
+    // account, so the refusal says nothing about which addresses do.
+    let address = client.subject();
+    let limits = [
+        (Limit::PasswordFailuresPerAccount, Some(email.as_str())),
+        (Limit::PasswordFailuresPerAddress, address.as_deref()),
+    ];
+    if let Some(t) = state.rate_check(&limits).await {
+        return throttled_page(&state, &loaded, t);
     }
     // Only a plausible address can have an account; anything else (a NUL byte, say)
     // never reaches the database and fails like an unknown address.
@@ -130,6 +143,7 @@ pub async fn post(
         }
     }
     let Some(user) = user.filter(|_| ok) else {
+        state.rate_hit(&limits).await;
         loaded.flow.password_failures += 1;
         if let Err(r) = save(&state, &mut loaded).await {
             return r;
