@@ -1,5 +1,5 @@
 //! API connectors: the calls Usher makes to a customer's web API at a step of a
-//! sign-up, speaking the Entra-compatible contract (`shared/spec/api-connector-contract.md`).
+//! sign-up, speaking the Entra-compatible contract described in `docs/CONNECTORS.md`.
 //!
 //! - [`ConnectorRunner`] is the production [`StepConnectors`]: it runs a step's
 //!   connectors in order, records every call and counts it in [`Metrics`].

@@ -1,7 +1,7 @@
 //! The admin API: a Microsoft Graph–compatible subset (`/v1.0/...`) through which
 //! administrators and their scripts manage API connectors, user flows, attributes,
 //! identity providers, applications, users and sign-up requests
-//! (`shared/spec/admin-api.md`).
+//! (described in `docs/ADMIN-API.md`).
 //!
 //! Every route is one [`Route`] in the table [`routes`]: its path, method, the
 //! permission it needs and its documentation. The router and the OpenAPI document
