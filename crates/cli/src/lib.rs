@@ -367,8 +367,8 @@ pub async fn serve_on(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-        .with_graceful_shutdown(shutdown)
-        .await;
+    .with_graceful_shutdown(shutdown)
+    .await;
     maintenance.abort();
     result.context("the server stopped with an error")
 }

@@ -455,7 +455,11 @@ async fn fuzzed_forms_never_get_a_server_error(backend: Backend) {
     let page = b.get(&usher.url(&flow)).await;
     for bad in ["\u{202e}evil@example.com", "ev\u{200b}il@example.com"] {
         let r = b
-            .submit(&usher.url(&format!("{flow}/email")), &page, &[("email", bad)])
+            .submit(
+                &usher.url(&format!("{flow}/email")),
+                &page,
+                &[("email", bad)],
+            )
             .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad:?}: {}", r.body);
         assert_field_error(&r.body, "email");
@@ -478,7 +482,11 @@ async fn fuzzed_forms_never_get_a_server_error(backend: Backend) {
             )
             .await;
         // Page asserts < 500 itself; a 303 means the address was taken: start again.
-        assert!(r.status.is_client_error() || r.status.is_redirection(), "{email:?}: {}", r.status);
+        assert!(
+            r.status.is_client_error() || r.status.is_redirection(),
+            "{email:?}: {}",
+            r.status
+        );
         if r.status.is_redirection() {
             break;
         }
@@ -486,11 +494,17 @@ async fn fuzzed_forms_never_get_a_server_error(backend: Backend) {
 
     // The code form, then the password form, then the attribute form.
     let b = Browser::new();
-    let (flow, _) = b.verify_email(&usher, PUBLIC_CLIENT, "fuzz@example.com").await;
+    let (flow, _) = b
+        .verify_email(&usher, PUBLIC_CLIENT, "fuzz@example.com")
+        .await;
     let page = b.get(&usher.url(&flow)).await;
     for i in 0..40 {
         let password = sample();
-        let confirm = if i % 2 == 0 { password.clone() } else { sample() };
+        let confirm = if i % 2 == 0 {
+            password.clone()
+        } else {
+            sample()
+        };
         let r = b
             .post_raw(
                 &usher.url(&format!("{flow}/password")),
@@ -507,7 +521,12 @@ async fn fuzzed_forms_never_get_a_server_error(backend: Backend) {
         }
     }
     let flow = b
-        .to_attribute_page(&usher, PUBLIC_CLIENT, "fuzz2@example.com", "a long enough pass phrase")
+        .to_attribute_page(
+            &usher,
+            PUBLIC_CLIENT,
+            "fuzz2@example.com",
+            "a long enough pass phrase",
+        )
         .await;
     let page = b.get(&usher.url(&flow)).await;
     let fields = [
@@ -544,8 +563,12 @@ async fn fuzzed_forms_never_get_a_server_error(backend: Backend) {
         .start_flow(&usher.authorize_url(PUBLIC_CLIENT, &[("prompt", "create")]))
         .await;
     let page = b.get(&usher.url(&flow)).await;
-    b.submit(&usher.url(&format!("{flow}/email")), &page, &[("email", "codes-fuzz@example.com")])
-        .await;
+    b.submit(
+        &usher.url(&format!("{flow}/email")),
+        &page,
+        &[("email", "codes-fuzz@example.com")],
+    )
+    .await;
     let page = b.get(&usher.url(&flow)).await;
     for i in 0..30 {
         let code = sample();
@@ -614,9 +637,15 @@ async fn rate_limits_hold_across_flows_and_instances(backend: Backend) {
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     }
     // Now even the right password is refused, on either instance, until the window ends.
-    let r = attacker.try_sign_in(&b, "victim@example.com", PASSWORD).await;
+    let r = attacker
+        .try_sign_in(&b, "victim@example.com", PASSWORD)
+        .await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
-    assert!(error_summary(&r.body).contains("Too many attempts"), "{}", r.body);
+    assert!(
+        error_summary(&r.body).contains("Too many attempts"),
+        "{}",
+        r.body
+    );
     let wait = retry_after(&r);
     assert!((1..=900).contains(&wait), "{wait}");
     // An address without an account answers the same way: no enumeration.
@@ -678,18 +707,30 @@ async fn rate_limits_hold_across_flows_and_instances(backend: Backend) {
         flows.push((usher, flow));
     }
     let right = env.code_for("guessed@example.com");
-    let wrong = if right == "000000" { "111111" } else { "000000" };
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
     for (usher, flow) in [&flows[0], &flows[0], &flows[1], &flows[1]] {
         let page = guesser.get(&usher.url(flow)).await;
         let r = guesser
-            .submit(&usher.url(&format!("{flow}/code")), &page, &[("code", wrong)])
+            .submit(
+                &usher.url(&format!("{flow}/code")),
+                &page,
+                &[("code", wrong)],
+            )
             .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST);
     }
     let (usher, flow) = &flows[1];
     let page = guesser.get(&usher.url(flow)).await;
     let r = guesser
-        .submit(&usher.url(&format!("{flow}/code")), &page, &[("code", &right)])
+        .submit(
+            &usher.url(&format!("{flow}/code")),
+            &page,
+            &[("code", &right)],
+        )
         .await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
 
@@ -706,7 +747,11 @@ async fn rate_limits_hold_across_flows_and_instances(backend: Backend) {
             .unwrap();
         statuses.push(r.status());
         if r.status() == StatusCode::TOO_MANY_REQUESTS {
-            let seconds: i64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+            let seconds: i64 = r.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
             assert!((1..=60).contains(&seconds));
             let body = json(r).await;
             assert_eq!(body["error"], "temporarily_unavailable", "{body}");
@@ -716,7 +761,14 @@ async fn rate_limits_hold_across_flows_and_instances(backend: Backend) {
     assert_eq!(statuses[5], StatusCode::TOO_MANY_REQUESTS);
 
     // Refusals are counted per instance for /metrics.
-    let metrics = http.get(b.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = http
+        .get(b.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     for line in [
         "usher_rate_limited_total{limit=\"password_failures_per_account\"} 1",
         "usher_rate_limited_total{limit=\"codes_sent_per_email\"} 1",
@@ -1513,7 +1565,10 @@ async fn connectors_hear_the_persons_language_and_errors_for_absent_fields_are_s
             serde_json::json!({"version": "1.0.0", "status": 400, "action": "ValidationError",
                 "attributeErrors": {"jobTitle": "Your job title is not on our list."}}),
         ),
-        (200, serde_json::json!({"version": "1.0.0", "action": "Continue"})),
+        (
+            200,
+            serde_json::json!({"version": "1.0.0", "action": "Continue"}),
+        ),
     ])
     .await;
     let usher = env.start_with_connector(&api.url).await;
@@ -1521,7 +1576,10 @@ async fn connectors_hear_the_persons_language_and_errors_for_absent_fields_are_s
     let browser = Browser::with_language("de-DE,de;q=0.9,en;q=0.5");
     let flow = to_attribute_page(&usher, &browser, "grete@contoso.com").await;
     let page = browser.get(&usher.url(&flow)).await;
-    assert!(page.body.contains("<html lang=\"en\">"), "the page falls back");
+    assert!(
+        page.body.contains("<html lang=\"en\">"),
+        "the page falls back"
+    );
 
     // A value the checkbox cannot send is an error, not a silent "no".
     let r = browser
@@ -1533,7 +1591,11 @@ async fn connectors_hear_the_persons_language_and_errors_for_absent_fields_are_s
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_field_error(&r.body, NEWSLETTER);
-    assert!(r.body.contains("Tick the box or leave it empty."), "{}", r.body);
+    assert!(
+        r.body.contains("Tick the box or leave it empty."),
+        "{}",
+        r.body
+    );
     assert!(api.bodies().is_empty(), "the connector was not called");
 
     let r = browser
@@ -1648,7 +1710,11 @@ pre_token_issuance = ["claims"]
     let second = payload(refreshed["id_token"].as_str().expect("an ID token"));
     check(&second);
     assert_eq!(second["sub"], first["sub"]);
-    assert_eq!(api.bodies().len(), 1, "stored with the grant, not called again");
+    assert_eq!(
+        api.bodies().len(),
+        1,
+        "stored with the grant, not called again"
+    );
 
     // Each refused claim is a contract warning in the call record.
     let store = env.store().await;
@@ -1660,9 +1726,23 @@ pre_token_issuance = ["claims"]
         })
         .await
         .unwrap();
-    for claim in ["sub", "iss", "aud", "exp", "nonce", "email_verified", "SUB", "acr", "sid", "tfp"] {
+    for claim in [
+        "sub",
+        "iss",
+        "aud",
+        "exp",
+        "nonce",
+        "email_verified",
+        "SUB",
+        "acr",
+        "sid",
+        "tfp",
+    ] {
         assert!(
-            calls[0].warnings.iter().any(|w| w.contains(&format!("{claim:?}"))),
+            calls[0]
+                .warnings
+                .iter()
+                .any(|w| w.contains(&format!("{claim:?}"))),
             "{claim}: {:?}",
             calls[0].warnings
         );

@@ -24,10 +24,10 @@ pub use address::{check_target, is_public};
 pub use breaker::BreakerState;
 pub use failure::{Failure, FailureReason};
 pub use metrics::Metrics;
-pub use response::{is_protected_token_claim, RESERVED_TOKEN_CLAIMS};
 pub use probe::{
     probe, probe_with_schema, ProbeInterpretation, ProbeReport, ProbeResponse, ProbeSchema,
 };
+pub use response::{is_protected_token_claim, RESERVED_TOKEN_CLAIMS};
 pub use runner::{redact_body, ConnectorRunner, RunnerSettings, MAX_RECORDED_BODY_BYTES};
 pub use step::{NoConnectors, StepConnectors, StepOutcome, StepRequest};
 pub use transport::{NamedValue, SentRequest, MAX_BODY_BYTES};

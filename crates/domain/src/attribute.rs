@@ -254,7 +254,10 @@ pub fn is_plausible_email(s: &str) -> bool {
     };
     const ATEXT: &str = "!#$%&'*+-/=?^_`{|}~";
     let dot_atom = |part: &str, ok: &dyn Fn(char) -> bool| {
-        !part.is_empty() && part.split('.').all(|atom| !atom.is_empty() && atom.chars().all(ok))
+        !part.is_empty()
+            && part
+                .split('.')
+                .all(|atom| !atom.is_empty() && atom.chars().all(ok))
     };
     let label_ok = |label: &str| {
         !label.is_empty()

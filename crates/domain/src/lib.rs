@@ -32,8 +32,8 @@ pub use flow::{
     AuthorizationRequest, CodePurpose, EmailCode, Flow, FlowError, FlowStep, PendingLink, Prompt,
     SignUpDraft,
 };
-pub use sign_up_request::{SignUpRequest, SignUpRequestStatus};
 pub use rate_limit::{Limit, LimitRule, RateLimitPolicy};
+pub use sign_up_request::{SignUpRequest, SignUpRequestStatus};
 pub use tenant::Tenant;
 pub use user::{Identity, NewUser, SignInType, User};
 pub use user_flow::{

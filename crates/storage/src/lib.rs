@@ -18,8 +18,8 @@ use chrono::{DateTime, Utc};
 use usher_domain::{Flow, Identity, NewUser, SignInType, SignUpRequest, SignUpRequestStatus, User};
 
 pub use model::{
-    AuthorizationCode, BrowserSession, CallFilter, ConnectorCallRecord, Grant, Redemption,
-    RateWindow, RefreshToken, StoredSigningKey, TenantObject, TenantObjects, UserQuery,
+    AuthorizationCode, BrowserSession, CallFilter, ConnectorCallRecord, Grant, RateWindow,
+    Redemption, RefreshToken, StoredSigningKey, TenantObject, TenantObjects, UserQuery,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;

@@ -2043,13 +2043,19 @@ async fn update_user_and_password(ctx: Ctx) {
 
     // Password hashes: set, replaced, removed.
     let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$dHdv";
-    assert!(store.set_password_hash("u-1", Some(hash), t0()).await.unwrap());
+    assert!(store
+        .set_password_hash("u-1", Some(hash), t0())
+        .await
+        .unwrap());
     assert_eq!(
         store.password_hash("u-1").await.unwrap().as_deref(),
         Some(hash)
     );
     assert_eq!(store.password_hash("u-2").await.unwrap(), None);
-    assert!(store.set_password_hash("u-2", Some("other"), t0()).await.unwrap());
+    assert!(store
+        .set_password_hash("u-2", Some("other"), t0())
+        .await
+        .unwrap());
     assert!(store.set_password_hash("u-1", None, t0()).await.unwrap());
     assert_eq!(store.password_hash("u-1").await.unwrap(), None);
     assert_eq!(
@@ -2093,11 +2099,22 @@ async fn rate_limit_windows(ctx: Ctx) {
         assert_eq!(w.window_ends, ends);
     }
     assert_eq!(
-        store.rate_limit("k", t0() + Duration::minutes(1)).await.unwrap().map(|w| w.hits),
+        store
+            .rate_limit("k", t0() + Duration::minutes(1))
+            .await
+            .unwrap()
+            .map(|w| w.hits),
         Some(3)
     );
     // Other keys count apart.
-    assert_eq!(store.hit_rate_limit("other", window, t0()).await.unwrap().hits, 1);
+    assert_eq!(
+        store
+            .hit_rate_limit("other", window, t0())
+            .await
+            .unwrap()
+            .hits,
+        1
+    );
     // The window ends: nothing is live, and the next hit starts a new one.
     assert_eq!(store.rate_limit("k", ends).await.unwrap(), None);
     let w = store.hit_rate_limit("k", window, ends).await.unwrap();
@@ -2120,9 +2137,15 @@ async fn rate_limit_windows(ctx: Ctx) {
     store.clear_rate_limit("busy").await.unwrap();
     assert_eq!(store.rate_limit("busy", t0()).await.unwrap(), None);
     // Housekeeping sweeps windows that are over.
-    store.delete_expired(ends + window + Duration::seconds(1)).await.unwrap();
+    store
+        .delete_expired(ends + window + Duration::seconds(1))
+        .await
+        .unwrap();
     assert_eq!(store.rate_limit("k", ends).await.unwrap(), None);
-    assert_eq!(store.hit_rate_limit("k", window, ends).await.unwrap().hits, 1);
+    assert_eq!(
+        store.hit_rate_limit("k", window, ends).await.unwrap().hits,
+        1
+    );
 }
 
 async fn credential_and_role_changes_end_sessions(ctx: Ctx) {
@@ -2156,8 +2179,16 @@ async fn credential_and_role_changes_end_sessions(ctx: Ctx) {
     let ended = |n: u32, user_id: &'static str| {
         let store = store.clone();
         async move {
-            let s = store.session(&format!("{user_id}-s{n}")).await.unwrap().unwrap();
-            let g = store.grant(&format!("{user_id}-g{n}")).await.unwrap().unwrap();
+            let s = store
+                .session(&format!("{user_id}-s{n}"))
+                .await
+                .unwrap()
+                .unwrap();
+            let g = store
+                .grant(&format!("{user_id}-g{n}"))
+                .await
+                .unwrap()
+                .unwrap();
             (s.ended_at, g.revoked_at)
         }
     };
@@ -2165,7 +2196,10 @@ async fn credential_and_role_changes_end_sessions(ctx: Ctx) {
     // A new password ends the user's sessions and grants, nobody else's.
     sessions_and_grants(1).await;
     let t1 = t0() + Duration::minutes(1);
-    assert!(store.set_password_hash("u-1", Some("$argon2id$new"), t1).await.unwrap());
+    assert!(store
+        .set_password_hash("u-1", Some("$argon2id$new"), t1)
+        .await
+        .unwrap());
     assert_eq!(ended(1, "u-1").await, (Some(t1), Some(t1)));
     assert_eq!(ended(1, "u-2").await, (None, None));
 
@@ -2185,7 +2219,11 @@ async fn credential_and_role_changes_end_sessions(ctx: Ctx) {
         .set_user_roles("u-1", &["Usher.Admin".into(), "Usher.Admin".into()], t3)
         .await
         .unwrap());
-    assert_eq!(ended(3, "u-1").await, (None, None), "the same roles, given twice");
+    assert_eq!(
+        ended(3, "u-1").await,
+        (None, None),
+        "the same roles, given twice"
+    );
     assert!(store.set_user_roles("u-1", &[], t3).await.unwrap());
     assert_eq!(ended(3, "u-1").await, (Some(t3), Some(t3)));
     assert_eq!(ended(3, "u-2").await, (None, None));
@@ -2431,8 +2469,9 @@ async fn user_roles(ctx: Ctx) {
     assert!(store
         .set_user_roles(
             "u-1",
-            &roles(&["Usher.Reader", "Usher.Admin", "Usher.Admin"])
-        , t0())
+            &roles(&["Usher.Reader", "Usher.Admin", "Usher.Admin"]),
+            t0()
+        )
         .await
         .unwrap());
     assert!(store
@@ -2926,7 +2965,11 @@ async fn display_name_backfill(ctx: Ctx) {
     execute_directly(&ctx.url, UNDO_MIGRATION_4).await;
     assert_eq!(
         applied_migrations(&ctx.url).await,
-        MIGRATIONS.iter().copied().filter(|&v| v != 4).collect::<Vec<_>>()
+        MIGRATIONS
+            .iter()
+            .copied()
+            .filter(|&v| v != 4)
+            .collect::<Vec<_>>()
     );
 
     // Users as an older Usher wrote them; more than one backfill batch of them.

@@ -179,7 +179,10 @@ mod tests {
         let de = Some("de-DE,de;q=0.9,en;q=0.5");
         assert_eq!(browser_language(de).as_deref(), Some("de-DE"));
         assert_eq!(negotiate(None, de), "en");
-        assert_eq!(browser_language(Some("en;q=0.2, fr-CA")).as_deref(), Some("fr-CA"));
+        assert_eq!(
+            browser_language(Some("en;q=0.2, fr-CA")).as_deref(),
+            Some("fr-CA")
+        );
         assert_eq!(browser_language(Some("*, nb")).as_deref(), Some("nb"));
         assert_eq!(browser_language(Some("<script>, de;q=0")), None);
         assert_eq!(browser_language(None), None);

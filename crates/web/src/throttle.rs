@@ -86,7 +86,10 @@ impl Throttle {
         Self {
             policy,
             key,
-            refused: Limit::ALL.into_iter().map(|l| (l, AtomicU64::new(0))).collect(),
+            refused: Limit::ALL
+                .into_iter()
+                .map(|l| (l, AtomicU64::new(0)))
+                .collect(),
         }
     }
 
@@ -161,7 +164,9 @@ impl Throttle {
                     });
                 }
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, limit = limit.name(), "rate limit not counted"),
+                Err(e) => {
+                    tracing::warn!(error = %e, limit = limit.name(), "rate limit not counted")
+                }
             }
         }
         refused
@@ -199,6 +204,8 @@ impl AppState {
     }
 
     pub async fn rate_hit(&self, hits: &[(Limit, Option<&str>)]) -> Option<Throttled> {
-        self.throttle.hit(&*self.store, self.clock.now(), hits).await
+        self.throttle
+            .hit(&*self.store, self.clock.now(), hits)
+            .await
     }
 }

@@ -2840,9 +2840,7 @@ async fn single_sign_on_answers(b: &Browser, authorize: &str) -> bool {
 }
 
 both!(a_new_password_a_role_change_or_a_deletion_ends_sessions_and_tokens);
-async fn a_new_password_a_role_change_or_a_deletion_ends_sessions_and_tokens(
-    backend: Backend,
-) {
+async fn a_new_password_a_role_change_or_a_deletion_ends_sessions_and_tokens(backend: Backend) {
     let env = TestEnv::new(backend).await;
     let usher = env.start_with(ADMINS).await;
     let admin = Api::as_client(&usher, "admin-all").await;
@@ -2897,7 +2895,10 @@ async fn a_new_password_a_role_change_or_a_deletion_ends_sessions_and_tokens(
     let (status, body) = refresh_public(&usher, &refresh).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"], "invalid_grant");
-    assert_eq!(userinfo_status(&usher, &access).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        userinfo_status(&usher, &access).await,
+        StatusCode::UNAUTHORIZED
+    );
     assert!(
         !single_sign_on_answers(&b, &authorize).await,
         "the browser must sign in again"
@@ -2907,18 +2908,32 @@ async fn a_new_password_a_role_change_or_a_deletion_ends_sessions_and_tokens(
     let (access, refresh) = live(&sign_in(NEW_PASSWORD).await);
     assert!(single_sign_on_answers(&b, &authorize).await);
     let store = env.store().await;
-    let changed = usher_cli::set_admin_role(&*store, email, true).await.unwrap();
-    assert_eq!(changed, [id.clone()]);
-    assert_eq!(refresh_public(&usher, &refresh).await.0, StatusCode::BAD_REQUEST);
-    assert_eq!(userinfo_status(&usher, &access).await, StatusCode::UNAUTHORIZED);
+    let changed = usher_cli::set_admin_role(&*store, email, true)
+        .await
+        .unwrap();
+    assert_eq!(changed, std::slice::from_ref(&id));
+    assert_eq!(
+        refresh_public(&usher, &refresh).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        userinfo_status(&usher, &access).await,
+        StatusCode::UNAUTHORIZED
+    );
     assert!(!single_sign_on_answers(&b, &authorize).await);
 
     // And so does a deletion.
     let (access, refresh) = live(&sign_in(NEW_PASSWORD).await);
     let (status, v) = admin.delete(&format!("/v1.0/users/{id}")).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{v}");
-    assert_eq!(refresh_public(&usher, &refresh).await.0, StatusCode::BAD_REQUEST);
-    assert_eq!(userinfo_status(&usher, &access).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        refresh_public(&usher, &refresh).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        userinfo_status(&usher, &access).await,
+        StatusCode::UNAUTHORIZED
+    );
     assert!(!single_sign_on_answers(&b, &authorize).await);
     env.finish(usher).await;
 }

@@ -26,10 +26,11 @@ impl Resolver<'_> {
         }
         if let Some(list) = &raw.trusted_proxies {
             for item in &list.value {
-                let parsed = item
-                    .value
-                    .parse::<ipnet::IpNet>()
-                    .or_else(|_| item.value.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+                let parsed = item.value.parse::<ipnet::IpNet>().or_else(|_| {
+                    item.value
+                        .parse::<std::net::IpAddr>()
+                        .map(ipnet::IpNet::from)
+                });
                 match parsed {
                     Ok(net) => policy.trusted_proxies.push(net),
                     Err(_) => self.err(

@@ -542,7 +542,10 @@ async fn create(State(state): State<AppState>, body: JsonBody) -> ApiResult<Resp
     }
     let roles = changes.roles.unwrap_or_default();
     if !roles.is_empty() {
-        state.store.set_user_roles(&user.id, &roles, state.clock.now()).await?;
+        state
+            .store
+            .set_user_roles(&user.id, &roles, state.clock.now())
+            .await?;
     }
     let mut value = to_json(&user);
     value["usherRoles"] = json!(roles);
@@ -578,7 +581,10 @@ async fn update(
         }
         if local_identity(new).is_none() && hash.is_none() {
             // No local account any more: its password must not linger.
-            state.store.set_password_hash(&user.id, None, state.clock.now()).await?;
+            state
+                .store
+                .set_password_hash(&user.id, None, state.clock.now())
+                .await?;
         }
     }
     user.email = email;
@@ -595,10 +601,16 @@ async fn update(
         return Err(ApiError::no_such("user", &id));
     }
     if let Some(hash) = hash {
-        state.store.set_password_hash(&user.id, Some(&hash), state.clock.now()).await?;
+        state
+            .store
+            .set_password_hash(&user.id, Some(&hash), state.clock.now())
+            .await?;
     }
     if let Some(roles) = changes.roles {
-        state.store.set_user_roles(&user.id, &roles, state.clock.now()).await?;
+        state
+            .store
+            .set_user_roles(&user.id, &roles, state.clock.now())
+            .await?;
     }
     Ok(no_content())
 }

@@ -100,7 +100,10 @@ pub async fn run_connectors(
         ConnectorStep::PostAttributeCollection => slots.post_attribute_collection.clone(),
         ConnectorStep::PreTokenIssuance => slots.pre_token_issuance.clone(),
     };
-    let ui_locales = loaded.flow.authorization.end_user_locales(&loaded.flow.locale);
+    let ui_locales = loaded
+        .flow
+        .authorization
+        .end_user_locales(&loaded.flow.locale);
     let outcome = state
         .connectors()
         .run(StepRequest {

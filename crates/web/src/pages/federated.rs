@@ -203,8 +203,14 @@ pub async fn link_with_password(
     }
     let address = client.subject();
     let limits = [
-        (usher_domain::Limit::PasswordFailuresPerAccount, Some(link.email.as_str())),
-        (usher_domain::Limit::PasswordFailuresPerAddress, address.as_deref()),
+        (
+            usher_domain::Limit::PasswordFailuresPerAccount,
+            Some(link.email.as_str()),
+        ),
+        (
+            usher_domain::Limit::PasswordFailuresPerAddress,
+            address.as_deref(),
+        ),
     ];
     if let Some(t) = state.rate_check(&limits).await {
         return super::throttled_page(&state, &loaded, t);

@@ -13,8 +13,8 @@ use super::{
     begin, error_page, first, flow_message, render_step, save, see_other, show, throttled_page,
     Feedback, PageError,
 };
-use usher_domain::Limit;
 use crate::state::AppState;
+use usher_domain::Limit;
 
 pub async fn post(
     State(state): State<AppState>,

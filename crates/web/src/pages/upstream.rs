@@ -48,7 +48,10 @@ pub async fn start(state: &AppState, loaded: &mut Loaded, provider_id: &str) -> 
         return show::render_current(state, loaded, Feedback::default(), StatusCode::OK).await;
     }
     let callback = callback_url(state);
-    let ui_locales = loaded.flow.authorization.end_user_locales(&loaded.flow.locale);
+    let ui_locales = loaded
+        .flow
+        .authorization
+        .end_user_locales(&loaded.flow.locale);
     let login_hint = loaded
         .flow
         .pending_link()
