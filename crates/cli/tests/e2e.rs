@@ -670,18 +670,11 @@ async fn rate_limits_hold_across_flows_and_instances(backend: Backend) {
     let sender = Browser::new();
     let mut last = None;
     for usher in [&a, &b, &a, &b] {
-        let flow = sender
-            .start_flow(&usher.authorize_url(PUBLIC_CLIENT, &[("prompt", "create")]))
-            .await;
-        let page = sender.get(&usher.url(&flow)).await;
         last = Some(
             sender
-                .submit(
-                    &usher.url(&format!("{flow}/email")),
-                    &page,
-                    &[("email", "bombed@example.com")],
-                )
-                .await,
+                .enter_email(usher, PUBLIC_CLIENT, "bombed@example.com")
+                .await
+                .1,
         );
     }
     let r = last.unwrap();
@@ -693,16 +686,8 @@ async fn rate_limits_hold_across_flows_and_instances(backend: Backend) {
     let guesser = Browser::new();
     let mut flows = Vec::new();
     for usher in [&a, &b] {
-        let flow = guesser
-            .start_flow(&usher.authorize_url(PUBLIC_CLIENT, &[("prompt", "create")]))
-            .await;
-        let page = guesser.get(&usher.url(&flow)).await;
-        guesser
-            .submit(
-                &usher.url(&format!("{flow}/email")),
-                &page,
-                &[("email", "guessed@example.com")],
-            )
+        let (flow, _) = guesser
+            .enter_email(usher, PUBLIC_CLIENT, "guessed@example.com")
             .await;
         flows.push((usher, flow));
     }

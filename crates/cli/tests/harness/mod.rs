@@ -703,16 +703,7 @@ impl Browser {
         client: &str,
         email: &str,
     ) -> (String, Page) {
-        let flow = self
-            .start_flow(&usher.authorize_url(client, &[("prompt", "create")]))
-            .await;
-        let page = self.get(&usher.url(&flow)).await;
-        self.submit(
-            &usher.url(&format!("{flow}/email")),
-            &page,
-            &[("email", email)],
-        )
-        .await;
+        let (flow, _) = self.enter_email(usher, client, email).await;
         let page = self.get(&usher.url(&flow)).await;
         let code = code_in(&usher.outbox, email);
         let r = self
@@ -720,6 +711,23 @@ impl Browser {
                 &usher.url(&format!("{flow}/code")),
                 &page,
                 &[("code", &code)],
+            )
+            .await;
+        (flow, r)
+    }
+
+    /// A sign-up at `client` from `prompt=create` to the email sent to `email`;
+    /// returns the flow and the answer to the email form.
+    pub async fn enter_email(&self, usher: &Instance, client: &str, email: &str) -> (String, Page) {
+        let flow = self
+            .start_flow(&usher.authorize_url(client, &[("prompt", "create")]))
+            .await;
+        let page = self.get(&usher.url(&flow)).await;
+        let r = self
+            .submit(
+                &usher.url(&format!("{flow}/email")),
+                &page,
+                &[("email", email)],
             )
             .await;
         (flow, r)
