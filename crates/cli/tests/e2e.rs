@@ -2962,3 +2962,188 @@ async fn a_flow_refuses_password_guessing() {
     assert!(r.body.contains("Too many wrong passwords"));
     env.finish(usher).await;
 }
+
+async fn form_post(
+    usher: &Instance,
+    path: &str,
+    auth: Option<(&str, &str)>,
+    form: &[(&str, &str)],
+) -> (StatusCode, Value) {
+    let mut request = reqwest::Client::new().post(usher.url(path)).form(form);
+    if let Some((id, secret)) = auth {
+        request = request.basic_auth(id, Some(secret));
+    }
+    let r = request.send().await.unwrap();
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    let value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}"))
+    };
+    (status, value)
+}
+
+both!(tokens_are_introspected_by_resource_servers_and_revoked_by_their_clients);
+async fn tokens_are_introspected_by_resource_servers_and_revoked_by_their_clients(
+    backend: Backend,
+) {
+    let env = TestEnv::new(backend).await;
+    let usher = env.start().await;
+    let discovery: Value = json(
+        reqwest::get(usher.url("/.well-known/openid-configuration"))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(discovery["revocation_endpoint"], usher.url("/revoke"));
+    assert_eq!(
+        discovery["introspection_endpoint"],
+        usher.url("/introspect")
+    );
+    assert_eq!(
+        discovery["authorization_response_iss_parameter_supported"],
+        true
+    );
+
+    let browser = Browser::new();
+    let callback = browser
+        .sign_up(
+            &usher,
+            &usher.authorize_url(PUBLIC_CLIENT, &[("scope", "openid offline_access")]),
+            "resource@example.com",
+            "a long enough pass phrase",
+            &[("displayName", "Res")],
+        )
+        .await;
+    assert_eq!(query(&callback)["iss"], usher.issuer, "RFC 9207");
+    let tokens = usher.redeem_public(&query(&callback)["code"]).await;
+    let access = tokens["access_token"].as_str().unwrap();
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let id_token = tokens["id_token"].as_str().unwrap();
+    let rs = Some((CONFIDENTIAL_CLIENT, CONFIDENTIAL_SECRET));
+    let introspect = |token: &str, hint: Option<&'static str>| {
+        let token = token.to_owned();
+        let usher = &usher;
+        async move {
+            let mut form = vec![("token", token.as_str())];
+            if let Some(h) = hint {
+                form.push(("token_type_hint", h));
+            }
+            form_post(usher, "/introspect", rs, &form).await
+        }
+    };
+
+    // A resource server learns what a live token is.
+    let (status, a) = introspect(access, None).await;
+    assert_eq!(status, StatusCode::OK, "{a}");
+    assert_eq!(a["active"], true);
+    assert_eq!(a["client_id"], PUBLIC_CLIENT);
+    assert_eq!(a["token_type"], "Bearer");
+    assert_eq!(a["iss"], usher.issuer.as_str());
+    assert!(a["scope"].as_str().unwrap().contains("offline_access"));
+    let sub = payload(id_token)["sub"].clone();
+    assert_eq!(a["sub"], sub);
+    let (_, r) = introspect(refresh, Some("refresh_token")).await;
+    assert_eq!(r["active"], true);
+    assert_eq!(r["token_type"], "refresh_token");
+    // Not tokens, or not access tokens: inactive, and nothing else said.
+    for other in [id_token, "garbage", "a.b.c"] {
+        let (status, v) = introspect(other, None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(v, serde_json::json!({"active": false}), "{other}");
+    }
+    // Only an authenticated confidential client may ask.
+    let (status, v) = form_post(
+        &usher,
+        "/introspect",
+        None,
+        &[("token", access), ("client_id", PUBLIC_CLIENT)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{v}");
+    assert_eq!(v["error"], "invalid_client");
+    let (status, _) = form_post(
+        &usher,
+        "/introspect",
+        Some((CONFIDENTIAL_CLIENT, "wrong")),
+        &[("token", access)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, v) = form_post(&usher, "/introspect", rs, &[]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"], "invalid_request");
+
+    // Another client cannot revoke it: 200, and the token lives on.
+    let (status, _) = form_post(&usher, "/revoke", rs, &[("token", refresh)]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(introspect(refresh, None).await.1["active"], true);
+    // Unknown tokens are 200 too.
+    let (status, _) = form_post(
+        &usher,
+        "/revoke",
+        None,
+        &[("token", "nope"), ("client_id", PUBLIC_CLIENT)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Its own client revokes the refresh token: the whole sign-in ends.
+    let (status, _) = form_post(
+        &usher,
+        "/revoke",
+        None,
+        &[
+            ("token", refresh),
+            ("token_type_hint", "refresh_token"),
+            ("client_id", PUBLIC_CLIENT),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(introspect(refresh, None).await.1["active"], false);
+    assert_eq!(introspect(access, None).await.1["active"], false);
+    let (status, v) = form_post(
+        &usher,
+        "/token",
+        None,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh),
+            ("client_id", PUBLIC_CLIENT),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"], "invalid_grant");
+    let userinfo = reqwest::Client::new()
+        .get(usher.url("/userinfo"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(userinfo.status(), StatusCode::UNAUTHORIZED);
+
+    // An access token can be revoked as well.
+    let callback = browser
+        .sign_in(
+            &usher.authorize_url(PUBLIC_CLIENT, &[("prompt", "login")]),
+            "resource@example.com",
+            "a long enough pass phrase",
+        )
+        .await;
+    let tokens = usher.redeem_public(&query(&callback)["code"]).await;
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(introspect(access, None).await.1["active"], true);
+    let (status, _) = form_post(
+        &usher,
+        "/revoke",
+        None,
+        &[("token", access), ("client_id", PUBLIC_CLIENT)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(introspect(access, None).await.1["active"], false);
+    env.finish(usher).await;
+}

@@ -20,6 +20,12 @@ pub fn document(
         "userinfo_endpoint": format!("{base}/userinfo"),
         "jwks_uri": format!("{base}/jwks"),
         "end_session_endpoint": format!("{base}/logout"),
+        "revocation_endpoint": format!("{base}/revoke"),
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint": format!("{base}/introspect"),
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        // RFC 9207: every authorization response, success or error, carries `iss`.
+        "authorization_response_iss_parameter_supported": true,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
@@ -57,6 +63,12 @@ mod tests {
             "https://id.example/t1/authorize"
         );
         assert_eq!(doc["token_endpoint"], "https://id.example/t1/token");
+        assert_eq!(doc["revocation_endpoint"], "https://id.example/t1/revoke");
+        assert_eq!(
+            doc["introspection_endpoint"],
+            "https://id.example/t1/introspect"
+        );
+        assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
         assert_eq!(doc["userinfo_endpoint"], "https://id.example/t1/userinfo");
         assert_eq!(doc["jwks_uri"], "https://id.example/t1/jwks");
         assert_eq!(doc["end_session_endpoint"], "https://id.example/t1/logout");

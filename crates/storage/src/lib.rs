@@ -98,6 +98,9 @@ pub trait TokenRepository: Send + Sync {
     async fn revoke_grant(&self, id: &str, now: DateTime<Utc>) -> Result<()>;
 
     async fn insert_refresh_token(&self, token: &RefreshToken) -> Result<()>;
+    /// The refresh token with this hash, used or not; marks nothing (revocation and
+    /// introspection look, they do not redeem).
+    async fn refresh_token(&self, token_hash: &str) -> Result<Option<RefreshToken>>;
     /// Marks the refresh token used, atomically, as `redeem_authorization_code`.
     async fn redeem_refresh_token(
         &self,

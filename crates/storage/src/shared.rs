@@ -936,6 +936,21 @@ macro_rules! impl_store {
                     self.redeem(UPDATE, SELECT, token_hash, now, refresh_token)
                         .await
                 }
+
+                async fn refresh_token(&self, token_hash: &str) -> Result<Option<RefreshToken>> {
+                    ::sqlx::query(::std::concat!(
+                        "SELECT ",
+                        $crate::shared::refresh_token_columns!(),
+                        " FROM refresh_tokens WHERE token_hash = $1"
+                    ))
+                    .bind(token_hash)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(backend)?
+                    .as_ref()
+                    .map(refresh_token)
+                    .transpose()
+                }
             }
 
             #[async_trait]

@@ -51,6 +51,8 @@ pub fn router(state: AppState) -> Router {
             get(oauth::authorize::get).post(oauth::authorize::post),
         )
         .route("/token", post(oauth::token::post))
+        .route("/revoke", post(oauth::revocation::post))
+        .route("/introspect", post(oauth::introspection::post))
         .route(
             "/userinfo",
             get(oauth::userinfo::handle).post(oauth::userinfo::handle),

@@ -3,8 +3,11 @@
 
 pub mod authorize;
 pub mod discovery;
+pub mod introspection;
 pub mod logout;
+pub mod revocation;
 pub mod token;
+mod tokens;
 pub mod userinfo;
 
 use std::collections::BTreeMap;

@@ -46,7 +46,7 @@ pub struct TokenError {
 }
 
 impl TokenError {
-    fn new(error: &'static str, description: impl Into<String>) -> Self {
+    pub(super) fn new(error: &'static str, description: impl Into<String>) -> Self {
         let status = match error {
             "invalid_client" => StatusCode::UNAUTHORIZED,
             "server_error" => StatusCode::INTERNAL_SERVER_ERROR,
@@ -73,7 +73,7 @@ impl TokenError {
         }
     }
 
-    fn server(state: &AppState, e: impl std::fmt::Display) -> Self {
+    pub(super) fn server(state: &AppState, e: impl std::fmt::Display) -> Self {
         let reference = state.new_id();
         tracing::error!(%reference, error = %e, "token endpoint failed");
         Self::new(
@@ -105,7 +105,7 @@ impl IntoResponse for TokenError {
     }
 }
 
-fn no_store(mut r: Response) -> Response {
+pub(super) fn no_store(mut r: Response) -> Response {
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r.headers_mut()
@@ -138,25 +138,7 @@ async fn token(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<TokenResponse, TokenError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !content_type.starts_with("application/x-www-form-urlencoded") {
-        return Err(TokenError::new(
-            "invalid_request",
-            "The body must be application/x-www-form-urlencoded.",
-        ));
-    }
-    let mut form: BTreeMap<String, String> = BTreeMap::new();
-    for (k, v) in url::form_urlencoded::parse(body) {
-        if form.insert(k.to_string(), v.into_owned()).is_some() {
-            return Err(TokenError::new(
-                "invalid_request",
-                format!("The parameter {k} was given more than once."),
-            ));
-        }
-    }
+    let form = parse_form(headers, body)?;
     let app = authenticate_client(state, headers, &form).await?;
     let get = |k: &str| form.get(k).map(String::as_str).filter(|v| !v.is_empty());
     match get("grant_type") {
@@ -182,7 +164,35 @@ async fn token(
 }
 
 /// Identifies and authenticates the client (RFC 6749 §2.3.1).
-async fn authenticate_client(
+/// The form of a token, revocation or introspection request: form-encoded, each
+/// parameter once (RFC 6749 §3.2).
+pub(super) fn parse_form(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<BTreeMap<String, String>, TokenError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.starts_with("application/x-www-form-urlencoded") {
+        return Err(TokenError::new(
+            "invalid_request",
+            "The body must be application/x-www-form-urlencoded.",
+        ));
+    }
+    let mut form: BTreeMap<String, String> = BTreeMap::new();
+    for (k, v) in url::form_urlencoded::parse(body) {
+        if form.insert(k.to_string(), v.into_owned()).is_some() {
+            return Err(TokenError::new(
+                "invalid_request",
+                format!("The parameter {k} was given more than once."),
+            ));
+        }
+    }
+    Ok(form)
+}
+
+pub(super) async fn authenticate_client(
     state: &AppState,
     headers: &HeaderMap,
     form: &BTreeMap<String, String>,
