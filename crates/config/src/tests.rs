@@ -914,7 +914,8 @@ fn rate_limit_rules() {
     // On by default.
     let config = load_str("", &[]).unwrap();
     assert_eq!(config.rate_limits, usher_domain::RateLimitPolicy::default());
-    assert_eq!(config.rate_limits.password_failures_per_account.max, 10);
+    assert_eq!(config.rate_limits.password_failures_per_account_and_address.max, 10);
+    assert_eq!(config.rate_limits.password_failures_per_account.max, 50);
     assert_error(
         "[rate_limits]\npassword_failures_per_account = { max = -1 }\n",
         "rate_limits.password_failures_per_account.max",
@@ -936,12 +937,12 @@ fn rate_limit_rules() {
         "",
     );
     let config = load_str(
-        "[rate_limits]\ntoken_requests_per_client = { max = 0 }\ncode_failures_per_email = { max = 4, window_seconds = 60 }\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n",
+        "[rate_limits]\nclient_secret_failures_per_address = { max = 0 }\ncode_failures_per_email = { max = 4, window_seconds = 60 }\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n",
         &[],
     )
     .unwrap();
     let p = &config.rate_limits;
-    assert!(p.token_requests_per_client.is_off());
+    assert!(p.client_secret_failures_per_address.is_off());
     assert_eq!(
         p.code_failures_per_email,
         usher_domain::LimitRule::new(4, 60)

@@ -32,7 +32,7 @@ pub use flow::{
     AuthorizationRequest, CodePurpose, EmailCode, Flow, FlowError, FlowStep, PendingLink, Prompt,
     SignUpDraft,
 };
-pub use rate_limit::{Limit, LimitRule, RateLimitPolicy};
+pub use rate_limit::{address_subject, Limit, LimitRule, RateLimitPolicy};
 pub use sign_up_request::{SignUpRequest, SignUpRequestStatus};
 pub use tenant::Tenant;
 pub use user::{Identity, NewUser, SignInType, User};

@@ -271,8 +271,9 @@ pub trait RateLimitRepository: Send + Sync {
     ) -> Result<RateWindow>;
     /// The live window of `key`, if any; counts nothing.
     async fn rate_limit(&self, key: &str, now: DateTime<Utc>) -> Result<Option<RateWindow>>;
-    /// Forgets `key`'s window (after a success that shows the hits were the owner's).
-    async fn clear_rate_limit(&self, key: &str) -> Result<()>;
+    /// Takes one hit back from `key`'s live window (an attempt counted before it was
+    /// made turned out to be the owner's). Nothing if there is no live window.
+    async fn release_rate_limit(&self, key: &str, now: DateTime<Utc>) -> Result<()>;
 }
 
 /// Housekeeping across repositories.

@@ -472,10 +472,14 @@ macro_rules! impl_store {
                     .transpose()
                 }
 
-                async fn clear_rate_limit(&self, key: &str) -> Result<()> {
-                    ::sqlx::query("DELETE FROM rate_limits WHERE key = $1")
-                        .bind(key)
-                        .execute(&self.pool)
+                async fn release_rate_limit(&self, key: &str, now: DateTime<Utc>) -> Result<()> {
+                    ::sqlx::query(
+                        "UPDATE rate_limits SET hits = hits - 1 \
+                         WHERE key = $1 AND hits > 0 AND window_ends > $2",
+                    )
+                    .bind(key)
+                    .bind(millis(now))
+                    .execute(&self.pool)
                         .await
                         .map_err(backend)?;
                     Ok(())

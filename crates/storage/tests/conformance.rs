@@ -2134,8 +2134,30 @@ async fn rate_limit_windows(ctx: Ctx) {
     seen.sort();
     assert_eq!(seen, (1..=20).collect::<Vec<_>>());
 
-    store.clear_rate_limit("busy").await.unwrap();
-    assert_eq!(store.rate_limit("busy", t0()).await.unwrap(), None);
+    // A hit taken back; never below zero, never in a window that is over.
+    store.release_rate_limit("busy", t0()).await.unwrap();
+    assert_eq!(
+        store
+            .rate_limit("busy", t0())
+            .await
+            .unwrap()
+            .map(|w| w.hits),
+        Some(19)
+    );
+    store.hit_rate_limit("once", window, t0()).await.unwrap();
+    for _ in 0..3 {
+        store.release_rate_limit("once", t0()).await.unwrap();
+    }
+    assert_eq!(
+        store
+            .rate_limit("once", t0())
+            .await
+            .unwrap()
+            .map(|w| w.hits),
+        Some(0)
+    );
+    store.release_rate_limit("k", ends + window).await.unwrap();
+    store.release_rate_limit("never-hit", t0()).await.unwrap();
     // Housekeeping sweeps windows that are over.
     store
         .delete_expired(ends + window + Duration::seconds(1))

@@ -26,8 +26,9 @@ use crate::state::AppState;
 pub struct ClientAddress(pub Option<IpAddr>);
 
 impl ClientAddress {
+    /// What limits per source address count under (an IPv6 address's /64).
     pub fn subject(&self) -> Option<String> {
-        self.0.map(|ip| ip.to_string())
+        self.0.map(usher_domain::address_subject)
     }
 }
 
@@ -41,11 +42,19 @@ pub async fn client_address(
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
-    let forwarded = request
+    // Every line, in order: a proxy may add its own line after the client's.
+    let forwarded: Vec<&str> = request
         .headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
-    let address = peer.map(|p| state.throttle.policy.client_address(p, forwarded));
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|v| v.to_str().unwrap_or("not an address"))
+        .collect();
+    let address = peer.map(|p| {
+        state
+            .throttle
+            .policy
+            .client_address(p, forwarded.iter().copied())
+    });
     request.extensions_mut().insert(ClientAddress(address));
     next.run(request).await
 }
@@ -77,6 +86,20 @@ pub struct Throttle {
     pub policy: RateLimitPolicy,
     key: HmacKey,
     refused: BTreeMap<Limit, AtomicU64>,
+    errors: AtomicU64,
+}
+
+/// Attempts counted before they were made, to give back if they succeed.
+#[must_use = "release the reservation when the attempt succeeds"]
+pub struct Reservation {
+    keys: Vec<String>,
+}
+
+impl Reservation {
+    /// Nothing reserved (nothing was limited).
+    pub fn none() -> Self {
+        Self { keys: Vec::new() }
+    }
 }
 
 impl Throttle {
@@ -90,6 +113,7 @@ impl Throttle {
                 .into_iter()
                 .map(|l| (l, AtomicU64::new(0)))
                 .collect(),
+            errors: AtomicU64::new(0),
         }
     }
 
@@ -107,75 +131,62 @@ impl Throttle {
         }
     }
 
-    /// Whether any of `checks` is already exhausted; counts nothing. A store that
-    /// cannot answer does not stop sign-ins (its failure is logged): the per-flow
-    /// limits still hold.
-    pub async fn check(
+    /// Counts one attempt against each of `limits` before it is made, so parallel
+    /// attempts cannot all slip past a check; `Err` if any limit is now over its
+    /// maximum (the attempt must not be made). Give the attempt back with
+    /// [`Throttle::release`] when it turns out to be the owner's. A store that cannot
+    /// answer does not stop sign-ins (the per-flow limits still hold): the failure is
+    /// logged and counted in `usher_rate_limit_errors_total`.
+    pub async fn reserve(
         &self,
         store: &dyn Store,
         now: chrono::DateTime<chrono::Utc>,
-        checks: &[(Limit, Option<&str>)],
-    ) -> Option<Throttled> {
-        for (limit, subject) in checks {
-            let (rule, Some(subject)) = (self.policy.rule(*limit), subject) else {
-                continue;
-            };
-            if rule.is_off() {
-                continue;
-            }
-            match store.rate_limit(&self.key(*limit, subject), now).await {
-                Ok(Some(w)) if rule.exhausted_by(w.hits) => {
-                    return Some(Throttled {
-                        retry_after_seconds: (w.window_ends - now).num_seconds().max(1),
-                        ..self.refused(*limit)
-                    })
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, limit = limit.name(), "rate limit unreadable"),
-            }
-        }
-        None
-    }
-
-    /// Counts one hit for each of `hits`; the first limit the hit takes past its
-    /// maximum is the answer (every hit is counted either way).
-    pub async fn hit(
-        &self,
-        store: &dyn Store,
-        now: chrono::DateTime<chrono::Utc>,
-        hits: &[(Limit, Option<&str>)],
-    ) -> Option<Throttled> {
+        limits: &[(Limit, Option<&str>)],
+    ) -> Result<Reservation, Throttled> {
+        let mut reservation = Reservation { keys: Vec::new() };
         let mut refused = None;
-        for (limit, subject) in hits {
+        for (limit, subject) in limits {
             let (rule, Some(subject)) = (self.policy.rule(*limit), subject) else {
                 continue;
             };
             if rule.is_off() {
                 continue;
             }
-            match store
-                .hit_rate_limit(&self.key(*limit, subject), rule.window, now)
-                .await
-            {
-                Ok(w) if w.hits > i64::from(rule.max) && refused.is_none() => {
-                    refused = Some(Throttled {
-                        retry_after_seconds: (w.window_ends - now).num_seconds().max(1),
-                        ..self.refused(*limit)
-                    });
+            let key = self.key(*limit, subject);
+            match store.hit_rate_limit(&key, rule.window, now).await {
+                Ok(w) => {
+                    if w.hits > i64::from(rule.max) && refused.is_none() {
+                        refused = Some(Throttled {
+                            retry_after_seconds: (w.window_ends - now).num_seconds().max(1),
+                            ..self.refused(*limit)
+                        });
+                    }
+                    reservation.keys.push(key);
                 }
-                Ok(_) => {}
                 Err(e) => {
-                    tracing::warn!(error = %e, limit = limit.name(), "rate limit not counted")
+                    self.errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, limit = limit.name(), "rate limit not counted");
                 }
             }
         }
-        refused
+        match refused {
+            Some(t) => Err(t),
+            None => Ok(reservation),
+        }
     }
 
-    /// Forgets `subject`'s window for `limit` (the owner proved who they are).
-    pub async fn clear(&self, store: &dyn Store, limit: Limit, subject: &str) {
-        if let Err(e) = store.clear_rate_limit(&self.key(limit, subject)).await {
-            tracing::warn!(error = %e, limit = limit.name(), "rate limit not cleared");
+    /// Gives back the attempts of `reservation`: the password or code was right.
+    pub async fn release(
+        &self,
+        store: &dyn Store,
+        now: chrono::DateTime<chrono::Utc>,
+        reservation: Reservation,
+    ) {
+        for key in reservation.keys {
+            if let Err(e) = store.release_rate_limit(&key, now).await {
+                self.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "rate limit not released");
+            }
         }
     }
 
@@ -192,20 +203,29 @@ impl Throttle {
                 count.load(Ordering::Relaxed)
             ));
         }
+        out.push_str(&format!(
+            "# HELP usher_rate_limit_errors_total Rate-limit counts the database could not take.\n\
+             # TYPE usher_rate_limit_errors_total counter\n\
+             usher_rate_limit_errors_total {}\n",
+            self.errors.load(Ordering::Relaxed)
+        ));
         out
     }
 }
 
 impl AppState {
-    pub async fn rate_check(&self, checks: &[(Limit, Option<&str>)]) -> Option<Throttled> {
+    pub async fn rate_reserve(
+        &self,
+        limits: &[(Limit, Option<&str>)],
+    ) -> Result<Reservation, Throttled> {
         self.throttle
-            .check(&*self.store, self.clock.now(), checks)
+            .reserve(&*self.store, self.clock.now(), limits)
             .await
     }
 
-    pub async fn rate_hit(&self, hits: &[(Limit, Option<&str>)]) -> Option<Throttled> {
+    pub async fn rate_release(&self, reservation: Reservation) {
         self.throttle
-            .hit(&*self.store, self.clock.now(), hits)
+            .release(&*self.store, self.clock.now(), reservation)
             .await
     }
 }

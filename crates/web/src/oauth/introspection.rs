@@ -7,7 +7,7 @@ use axum::{
     extract::State,
     http::HeaderMap,
     response::{IntoResponse, Response},
-    Json,
+    Extension, Json,
 };
 use serde_json::{json, Value};
 
@@ -15,10 +15,15 @@ use super::{
     token::{authenticate_client, no_store, parse_form, TokenError},
     tokens::{identify, live_grant, Presented},
 };
-use crate::state::AppState;
+use crate::{state::AppState, throttle::ClientAddress};
 
-pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    match introspect(&state, &headers, &body).await {
+pub async fn post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Extension(client): Extension<ClientAddress>,
+    body: Bytes,
+) -> Response {
+    match introspect(&state, &headers, client, &body).await {
         Ok(answer) => no_store(Json(answer).into_response()),
         Err(e) => e.into_response(),
     }
@@ -27,10 +32,11 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes
 async fn introspect(
     state: &AppState,
     headers: &HeaderMap,
+    client: ClientAddress,
     body: &[u8],
 ) -> Result<Value, TokenError> {
     let form = parse_form(headers, body)?;
-    let app = authenticate_client(state, headers, &form).await?;
+    let app = authenticate_client(state, headers, client, &form).await?;
     if app.is_public() {
         // §2.1: the endpoint is for protected resources, which can keep a secret.
         return Err(TokenError::new(

@@ -7,24 +7,35 @@ use axum::{
     extract::State,
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
+    Extension,
 };
 
 use super::{
     token::{authenticate_client, no_store, parse_form, TokenError},
     tokens::{identify, Presented},
 };
-use crate::state::AppState;
+use crate::{state::AppState, throttle::ClientAddress};
 
-pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    match revoke(&state, &headers, &body).await {
+pub async fn post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Extension(client): Extension<ClientAddress>,
+    body: Bytes,
+) -> Response {
+    match revoke(&state, &headers, client, &body).await {
         Ok(()) => no_store(StatusCode::OK.into_response()),
         Err(e) => e.into_response(),
     }
 }
 
-async fn revoke(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(), TokenError> {
+async fn revoke(
+    state: &AppState,
+    headers: &HeaderMap,
+    client: ClientAddress,
+    body: &[u8],
+) -> Result<(), TokenError> {
     let form = parse_form(headers, body)?;
-    let app = authenticate_client(state, headers, &form).await?;
+    let app = authenticate_client(state, headers, client, &form).await?;
     let Some(token) = form.get("token").filter(|t| !t.is_empty()) else {
         return Err(TokenError::new("invalid_request", "token is missing."));
     };

@@ -10,7 +10,7 @@ use axum::{
     extract::State,
     http::{header, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
-    Json,
+    Extension, Json,
 };
 use base64::Engine;
 use serde::Serialize;
@@ -20,7 +20,7 @@ use usher_oidc::{crypto::sha256_hex, jose::half_hash, pkce};
 use usher_storage::{Grant, Redemption, RefreshToken};
 
 use super::user_claims;
-use crate::state::AppState;
+use crate::{state::AppState, throttle::ClientAddress};
 
 /// Every core is hashing: the client should retry shortly (RFC 6749 §5.2 has no code
 /// for it; `temporarily_unavailable` is the authorization endpoint's).
@@ -126,8 +126,13 @@ pub struct TokenResponse {
     pub scope: Option<String>,
 }
 
-pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    match token(&state, &headers, &body).await {
+pub async fn post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Extension(client): Extension<ClientAddress>,
+    body: Bytes,
+) -> Response {
+    match token(&state, &headers, client, &body).await {
         Ok(r) => no_store(Json(r).into_response()),
         Err(e) => e.into_response(),
     }
@@ -136,10 +141,11 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes
 async fn token(
     state: &AppState,
     headers: &HeaderMap,
+    client: ClientAddress,
     body: &[u8],
 ) -> Result<TokenResponse, TokenError> {
     let form = parse_form(headers, body)?;
-    let app = authenticate_client(state, headers, &form).await?;
+    let app = authenticate_client(state, headers, client, &form).await?;
     let get = |k: &str| form.get(k).map(String::as_str).filter(|v| !v.is_empty());
     match get("grant_type") {
         Some("authorization_code") => {
@@ -195,6 +201,7 @@ pub(super) fn parse_form(
 pub(super) async fn authenticate_client(
     state: &AppState,
     headers: &HeaderMap,
+    client: ClientAddress,
     form: &BTreeMap<String, String>,
 ) -> Result<Application, TokenError> {
     let basic = match headers
@@ -253,17 +260,25 @@ pub(super) async fn authenticate_client(
             ))
         }
     };
-    // Counted before any secret is checked: a flood costs a database write, not a
-    // hash, and a guessed secret gets only so many tries.
-    if let Some(t) = state
-        .rate_hit(&[(
-            usher_domain::Limit::TokenRequestsPerClient,
-            Some(client_id.as_str()),
-        )])
-        .await
-    {
-        return Err(TokenError::throttled(t));
-    }
+    // A presented secret is counted before it is checked (per client and source
+    // address, so nobody can lock a client out from elsewhere; unknown client ids
+    // share one count per address), and given back when it is right.
+    let reservation = match (&secret, client.subject()) {
+        (Some(_), Some(address)) => {
+            let subject = match state.tenant().application(&client_id) {
+                Some(_) => format!("{client_id} {address}"),
+                None => format!("unknown client {address}"),
+            };
+            state
+                .rate_reserve(&[(
+                    usher_domain::Limit::ClientSecretFailuresPerAddress,
+                    Some(subject.as_str()),
+                )])
+                .await
+                .map_err(TokenError::throttled)?
+        }
+        _ => crate::throttle::Reservation::none(),
+    };
     let Some(app) = state.tenant().application(&client_id).cloned() else {
         // Same work as a wrong secret, so probing client ids learns nothing.
         if let Some(s) = secret {
@@ -291,6 +306,7 @@ pub(super) async fn authenticate_client(
                 .await
                 .map_err(|_| busy())?;
             if verified {
+                state.rate_release(reservation).await;
                 Ok(app)
             } else {
                 Err(TokenError::new(
@@ -553,7 +569,8 @@ async fn issue(
     // connector client already refuses those (with a contract warning); this is the
     // last line, whatever reached the grant.
     for (k, v) in extra_claims {
-        if !usher_connectors::is_protected_token_claim(&k) {
+        // `email` stands beside `email_verified: true`: only the address Usher proved.
+        if !usher_connectors::is_protected_token_claim(&k) && !k.eq_ignore_ascii_case("email") {
             id_claims.insert(k, v);
         }
     }

@@ -42,21 +42,25 @@ pub async fn post(
     // Across flows: a new flow's fresh codes do not buy more guesses at an address.
     let email = loaded.flow.code_email().unwrap_or_default().to_owned();
     let address = client.subject();
-    let limits = [
-        (Limit::CodeFailuresPerEmail, Some(email.as_str())),
-        (Limit::CodeFailuresPerAddress, address.as_deref()),
-    ];
-    if let Some(t) = state.rate_check(&limits).await {
-        return super::throttled_page(&state, &loaded, t);
-    }
+    let reservation = match state
+        .rate_reserve(&[
+            (Limit::CodeFailuresPerEmail, Some(email.as_str())),
+            (Limit::CodeFailuresPerAddress, address.as_deref()),
+        ])
+        .await
+    {
+        Ok(r) => r,
+        Err(t) => return super::throttled_page(&state, &loaded, t),
+    };
     let candidate = super::email::code_hash(&state, &loaded.flow.id, &code);
     let result = loaded.flow.verify_code(&candidate, state.clock.now());
     // Wrong codes are saved too: the attempt counter lives in the flow.
     if let Err(r) = save(&state, &mut loaded).await {
         return r;
     }
-    if matches!(result, Err(FlowError::WrongCode { .. })) {
-        state.rate_hit(&limits).await;
+    // Only a wrong guess keeps its count.
+    if !matches!(result, Err(FlowError::WrongCode { .. })) {
+        state.rate_release(reservation).await;
     }
     let key = match result {
         Ok(CodePurpose::SignUp) => {

@@ -109,8 +109,9 @@ pub async fn send_code(
     // slip past; the "you already have an account" mail counts the same, so the limit
     // tells nothing about which addresses have accounts.
     let address = client.subject();
-    if let Some(t) = state
-        .rate_hit(&[
+    // A send is never given back.
+    if let Err(t) = state
+        .rate_reserve(&[
             (usher_domain::Limit::CodesSentPerEmail, Some(email.as_str())),
             (usher_domain::Limit::CodesSentPerAddress, address.as_deref()),
         ])

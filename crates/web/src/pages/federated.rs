@@ -202,19 +202,27 @@ pub async fn link_with_password(
         return render_step(&state, &loaded, fb, StatusCode::BAD_REQUEST);
     }
     let address = client.subject();
-    let limits = [
-        (
-            usher_domain::Limit::PasswordFailuresPerAccount,
-            Some(link.email.as_str()),
-        ),
-        (
-            usher_domain::Limit::PasswordFailuresPerAddress,
-            address.as_deref(),
-        ),
-    ];
-    if let Some(t) = state.rate_check(&limits).await {
-        return super::throttled_page(&state, &loaded, t);
-    }
+    let account_and_address = address.as_ref().map(|a| format!("{} {a}", link.email));
+    let reservation = match state
+        .rate_reserve(&[
+            (
+                usher_domain::Limit::PasswordFailuresPerAccountAndAddress,
+                account_and_address.as_deref(),
+            ),
+            (
+                usher_domain::Limit::PasswordFailuresPerAccount,
+                Some(link.email.as_str()),
+            ),
+            (
+                usher_domain::Limit::PasswordFailuresPerAddress,
+                address.as_deref(),
+            ),
+        ])
+        .await
+    {
+        Ok(r) => r,
+        Err(t) => return super::throttled_page(&state, &loaded, t),
+    };
     let hash = match state.store.password_hash(&link.user_id).await {
         Ok(h) => h,
         Err(e) => return error_page(&state, &loaded.flow.locale, PageError::internal(&state, e)),
@@ -224,10 +232,10 @@ pub async fn link_with_password(
         return render_step(&state, &loaded, fb, StatusCode::SERVICE_UNAVAILABLE);
     };
     if !verified {
-        state.rate_hit(&limits).await;
         let fb = Feedback::general(flow_message(&state, &loaded, "sign_in.failed", &[]));
         return render_step(&state, &loaded, fb, StatusCode::UNAUTHORIZED);
     }
+    state.rate_release(reservation).await;
     link_and_finish(&state, &headers, &mut loaded, &link.user_id, &link.identity).await
 }
 

@@ -66,29 +66,43 @@ pub async fn post(
     }
     // Across flows and instances: the typed address counts whether or not it has an
     // account, so the refusal says nothing about which addresses do.
+    // The attempt is counted before the password is checked, so a burst of parallel
+    // guesses cannot all pass; a right password gives its count back.
     let address = client.subject();
-    let limits = [
-        (Limit::PasswordFailuresPerAccount, Some(email.as_str())),
-        (Limit::PasswordFailuresPerAddress, address.as_deref()),
-    ];
-    if let Some(t) = state.rate_check(&limits).await {
-        return throttled_page(&state, &loaded, t);
-    }
+    let account_and_address = address.as_ref().map(|a| format!("{email} {a}"));
+    let reservation = match state
+        .rate_reserve(&[
+            (
+                Limit::PasswordFailuresPerAccountAndAddress,
+                account_and_address.as_deref(),
+            ),
+            (Limit::PasswordFailuresPerAccount, Some(email.as_str())),
+            (Limit::PasswordFailuresPerAddress, address.as_deref()),
+        ])
+        .await
+    {
+        Ok(r) => r,
+        Err(t) => return throttled_page(&state, &loaded, t),
+    };
     // Only a plausible address can have an account; anything else (a NUL byte, say)
     // never reaches the database and fails like an unknown address.
-    let lookup =
-        if email.chars().count() <= 254 && usher_domain::attribute::is_plausible_email(&email) {
-            state
-                .store
-                .user_by_identity(
-                    SignInType::EmailAddress,
-                    &state.settings.local_issuer(),
-                    &email,
-                )
-                .await
-        } else {
-            Ok(None)
-        };
+    // (Looser than the sign-up check on purpose: an account made when the rules were
+    // looser must still sign in.)
+    let lookup = if email.chars().count() <= 254
+        && email.contains('@')
+        && !email.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
+        state
+            .store
+            .user_by_identity(
+                SignInType::EmailAddress,
+                &state.settings.local_issuer(),
+                &email,
+            )
+            .await
+    } else {
+        Ok(None)
+    };
     let user = match lookup {
         Ok(u) => u.filter(|u| u.account_enabled),
         Err(e) => return error_page(&state, &loaded.flow.locale, PageError::internal(&state, e)),
@@ -127,6 +141,8 @@ pub async fn post(
     // Unknown email, disabled account and wrong password take the same time (one
     // hash each) and get the same answer.
     let Ok(ok) = state.hasher.verify(password, hash).await else {
+        // Nothing was checked: the attempt does not count.
+        state.rate_release(reservation).await;
         let fb = Feedback::general(flow_message(&state, &loaded, "error.busy", &[]));
         return render_step(&state, &loaded, fb, StatusCode::SERVICE_UNAVAILABLE);
     };
@@ -142,8 +158,10 @@ pub async fn post(
             return page;
         }
     }
+    if ok {
+        state.rate_release(reservation).await;
+    }
     let Some(user) = user.filter(|_| ok) else {
-        state.rate_hit(&limits).await;
         loaded.flow.password_failures += 1;
         if let Err(r) = save(&state, &mut loaded).await {
             return r;
