@@ -255,6 +255,7 @@ impl<'a> Resolver<'a> {
         if !self.errors.is_empty() {
             return None;
         }
+        let mut client_secrets = std::collections::BTreeMap::new();
         for p in pending {
             let hash = hash_password(p.secret.expose(), &mut rand::rngs::OsRng);
             if hash.is_empty() {
@@ -263,6 +264,7 @@ impl<'a> Resolver<'a> {
             }
             if let Some(app) = tenant.applications.get_mut(p.application) {
                 app.client_type = ClientType::Confidential { secret_hash: hash };
+                client_secrets.insert(app.client_id.to_ascii_lowercase(), p.secret);
             }
         }
 
@@ -283,6 +285,7 @@ impl<'a> Resolver<'a> {
             connector_settings,
             identity_providers,
             federation,
+            client_secrets,
         })
     }
 

@@ -45,6 +45,12 @@ pub struct Config {
     pub identity_providers: Vec<ProviderConfig>,
     /// `[federation]`: settings for every upstream provider.
     pub federation: FederationSettings,
+    /// The plaintext secrets of the confidential applications that give one
+    /// (`client_secret_env`, `client_secret_file`), by client id in lower case. Every
+    /// load hashes them with a new salt, so the tenant holds a different hash each
+    /// time: with these, a comparison with the stored tenant can tell an unchanged
+    /// secret (the stored hash verifies it) from a new one.
+    pub client_secrets: std::collections::BTreeMap<String, Secret>,
 }
 
 // By hand: the federation crate's types do not implement `PartialEq`.
@@ -67,6 +73,7 @@ impl PartialEq for Config {
             connector_settings,
             identity_providers,
             federation,
+            client_secrets,
         } = self;
         *source == other.source
             && *listen == other.listen
@@ -88,6 +95,7 @@ impl PartialEq for Config {
                 .zip(&other.identity_providers)
                 .all(|(a, b)| same_provider(a, b))
             && same_federation_settings(federation, &other.federation)
+            && *client_secrets == other.client_secrets
     }
 }
 
@@ -164,6 +172,7 @@ impl fmt::Debug for Config {
                     .collect::<Vec<_>>(),
             )
             .field("federation", &self.federation)
+            .field("client_secrets", &self.client_secrets)
             .finish()
     }
 }
