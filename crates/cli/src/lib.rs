@@ -635,4 +635,48 @@ mod tests {
         let t = tenant(vec![flow("B2X_1_otp", &[user_flow::EMAIL_OTP_PROVIDER])]);
         assert!(console_application(&t, "https://x").is_none());
     }
+
+    /// The first `code` span of a Markdown table cell.
+    fn code(cell: &str) -> &str {
+        cell.split('`').nth(1).unwrap_or_default()
+    }
+
+    /// docs/CONFIGURATION.md's table of the three spellings says what tokens really
+    /// carry, and that Graph and connectors use the full id.
+    #[test]
+    fn the_documented_spellings_are_the_real_ones() {
+        let docs = include_str!("../../../docs/CONFIGURATION.md");
+        let table = docs
+            .split("#### How attributes are spelled")
+            .nth(1)
+            .expect("the section");
+        let app = "0123456789abcdef0123456789abcdef";
+        let mut t = tenant(Vec::new());
+        t.extensions_app_id = app.to_owned();
+        let mut checked = 0;
+        for row in table.lines().skip_while(|l| !l.starts_with('|')).take_while(|l| l.starts_with('|')) {
+            let cells: Vec<&str> = row.trim_matches('|').split('|').map(str::trim).collect();
+            let first = code(cells[0]);
+            if first.is_empty() || cells[0].contains('…') {
+                continue;
+            }
+            let id = if cells[0].starts_with("custom") {
+                format!("extension_{app}_{first}")
+            } else {
+                first.to_owned()
+            };
+            assert!(t.attribute(&id).is_some() || id.starts_with("extension_"), "{id}");
+            if id.starts_with("extension_") {
+                assert_eq!(code(cells[1]), id, "Graph: {row}");
+                assert_eq!(code(cells[2]), id, "connector request: {row}");
+            }
+            assert_eq!(
+                code(cells[3]),
+                usher_web::oauth::claim_name(&t, &id),
+                "token: {row}"
+            );
+            checked += 1;
+        }
+        assert_eq!(checked, 5, "{table}");
+    }
 }
