@@ -107,7 +107,14 @@ pub async fn run(config: &Config, args: TestArgs) -> anyhow::Result<ExitCode> {
             crate::database_label(config),
             snapshot.version
         );
-        run_with(config, &snapshot.tenant, &snapshot.connectors, &source, args).await
+        run_with(
+            config,
+            &snapshot.tenant,
+            &snapshot.connectors,
+            &source,
+            args,
+        )
+        .await
     } else {
         let source = match &config.source {
             Some(path) => path.display().to_string(),

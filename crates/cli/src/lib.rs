@@ -654,7 +654,11 @@ mod tests {
         let mut t = tenant(Vec::new());
         t.extensions_app_id = app.to_owned();
         let mut checked = 0;
-        for row in table.lines().skip_while(|l| !l.starts_with('|')).take_while(|l| l.starts_with('|')) {
+        for row in table
+            .lines()
+            .skip_while(|l| !l.starts_with('|'))
+            .take_while(|l| l.starts_with('|'))
+        {
             let cells: Vec<&str> = row.trim_matches('|').split('|').map(str::trim).collect();
             let first = code(cells[0]);
             if first.is_empty() || cells[0].contains('…') {
@@ -665,7 +669,10 @@ mod tests {
             } else {
                 first.to_owned()
             };
-            assert!(t.attribute(&id).is_some() || id.starts_with("extension_"), "{id}");
+            assert!(
+                t.attribute(&id).is_some() || id.starts_with("extension_"),
+                "{id}"
+            );
             if id.starts_with("extension_") {
                 assert_eq!(code(cells[1]), id, "Graph: {row}");
                 assert_eq!(code(cells[2]), id, "connector request: {row}");

@@ -160,7 +160,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Err(code) => return Ok(code),
             };
             usher_cli::open_store(&config).await?;
-            println!("{} is up to date.", capitalized(&usher_cli::database_label(&config)));
+            println!(
+                "{} is up to date.",
+                capitalized(&usher_cli::database_label(&config))
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Config {

@@ -2343,11 +2343,19 @@ async fn export_then_apply_on_a_fresh_database_reproduces_the_tenant(backend: Ba
     assert!(!early.status.success(), "{}", output(&early));
     match backend {
         Backend::Sqlite => {
-            assert!(output(&early).contains("does not exist"), "{}", output(&early));
+            assert!(
+                output(&early).contains("does not exist"),
+                "{}",
+                output(&early)
+            );
             assert!(!fresh.dir.join("usher.db").exists());
         }
         Backend::Postgres => {
-            assert!(output(&early).contains("holds no Usher data"), "{}", output(&early));
+            assert!(
+                output(&early).contains("holds no Usher data"),
+                "{}",
+                output(&early)
+            );
         }
     }
     let migrated = usher_command(&["--config".as_ref(), server.as_os_str(), "migrate".as_ref()]);
@@ -2520,7 +2528,10 @@ async fn the_servers_own_file_applies_as_no_change_and_restarts_quietly(backend:
     let dry = cli(&["apply", changed_str, "--dry-run"]);
     let shown = String::from_utf8_lossy(&dry.stdout).to_string();
     assert!(dry.status.success(), "{}", output(&dry));
-    assert!(shown.contains("~ connector e2e-connector: timeoutMs"), "{shown}");
+    assert!(
+        shown.contains("~ connector e2e-connector: timeoutMs"),
+        "{shown}"
+    );
     assert!(shown.contains("    timeoutMs: 3000 → 2500"), "{shown}");
     assert!(
         shown.contains(r#"    name: "E2E public" → "E2E public, renamed""#),
@@ -2539,7 +2550,11 @@ async fn the_servers_own_file_applies_as_no_change_and_restarts_quietly(backend:
         .send()
         .await
         .unwrap();
-    assert_eq!(login.status(), StatusCode::SEE_OTHER, "the console still signs in");
+    assert_eq!(
+        login.status(),
+        StatusCode::SEE_OTHER,
+        "the console still signs in"
+    );
     let log = serve_once(&own);
     assert!(log.contains("differs"), "{log}");
     assert!(log.contains("application e2e-public"), "{log}");
@@ -2595,7 +2610,11 @@ async fn connectors_test_uses_the_deployed_connector_and_its_stored_secrets(back
     let out = run(&[]);
     assert!(out.status.success(), "{}", output(&out));
     assert!(output(&out).contains("tenant version"), "{}", output(&out));
-    assert!(!output(&out).contains("the-deployed-api-key"), "{}", output(&out));
+    assert!(
+        !output(&out).contains("the-deployed-api-key"),
+        "{}",
+        output(&out)
+    );
     assert_eq!(deployed.bodies().len(), 1);
     assert_eq!(deployed.headers()[0]["x-api-key"], "the-deployed-api-key");
     assert!(first.bodies().is_empty());

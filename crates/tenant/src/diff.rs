@@ -160,7 +160,7 @@ fn shown(
     before: Option<&Value>,
     after: Option<&Value>,
 ) -> FieldChange {
-    let secret = |d: &Doc| d.secrets.iter().any(|s| *s == path);
+    let secret = |d: &Doc| d.secrets.contains(&path);
     if secret(current) || secret(desired) {
         return FieldChange { path, values: None };
     }
@@ -336,7 +336,10 @@ mod tests {
         );
         assert!(changes(&current, &current).is_empty());
         let moved = &changes(&current, &desired)[0];
-        assert_eq!(moved.detailed(), "~ userFlow B: position\n    position: 2 → 1");
+        assert_eq!(
+            moved.detailed(),
+            "~ userFlow B: position\n    position: 2 → 1"
+        );
     }
 
     #[test]

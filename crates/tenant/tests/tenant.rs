@@ -867,7 +867,9 @@ async fn diff_and_apply(ctx: Ctx) {
         "{detailed}"
     );
     assert!(
-        detailed.contains(r#"    targetUrl: "https://api.example/crm-basic" → "https://crm.example/v2/hook""#),
+        detailed.contains(
+            r#"    targetUrl: "https://api.example/crm-basic" → "https://crm.example/v2/hook""#
+        ),
         "{detailed}"
     );
     assert!(
@@ -876,7 +878,10 @@ async fn diff_and_apply(ctx: Ctx) {
     );
     let printed = format!(
         "{diff:?} {}",
-        diff.iter().map(Change::detailed).collect::<Vec<_>>().join("\n")
+        diff.iter()
+            .map(Change::detailed)
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     assert_no_secret(&printed, "the diff");
     assert!(
