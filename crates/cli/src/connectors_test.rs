@@ -138,8 +138,13 @@ async fn run_with(
         .find(|c| c.id.eq_ignore_ascii_case(&args.connector))
     else {
         let known: Vec<_> = connectors.iter().map(|c| c.id.as_str()).collect();
+        let hint = if args.from_file || !crate::database_exists(config) {
+            ""
+        } else {
+            "; to test the configuration file's definition before it is applied, add --from-file"
+        };
         bail!(
-            "no connector {:?} in {source} (there: {})",
+            "no connector {:?} in {source} (there: {}){hint}",
             args.connector,
             if known.is_empty() {
                 "none".to_owned()

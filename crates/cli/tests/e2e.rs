@@ -2627,6 +2627,24 @@ async fn connectors_test_uses_the_deployed_connector_and_its_stored_secrets(back
     let out = run(&["--from-file"]);
     assert!(out.status.success(), "{}", output(&out));
     assert_eq!(first.bodies().len(), 1);
+    // A connector the database does not have (yet) says where it looked.
+    let missing = usher_command(&[
+        "--config".as_ref(),
+        usher.config_path.as_os_str(),
+        "connectors".as_ref(),
+        "test".as_ref(),
+        "not-deployed".as_ref(),
+    ]);
+    assert!(!missing.status.success());
+    let said = output(&missing);
+    assert!(
+        said.contains("no connector \"not-deployed\" in the "),
+        "{said}"
+    );
+    assert!(
+        said.contains("tenant version") && said.contains("--from-file"),
+        "{said}"
+    );
     env.finish(usher).await;
 }
 
