@@ -51,7 +51,7 @@ pub struct FieldChange {
     pub path: String,
     /// The value before and after, as compact JSON (`(none)` where the field is
     /// absent; for `position`, the place among the objects of its kind, from 1), with
-    /// any secret inside as `******`. `None` when the field is itself a secret, whose
+    /// any secret inside, and the query of any URL, as `******`. `None` when the field is itself a secret, whose
     /// values are never shown.
     pub values: Option<(String, String)>,
 }
@@ -166,7 +166,7 @@ fn shown(
     }
     let render = |value: Option<&Value>, d: &Doc| match value {
         None => "(none)".to_owned(),
-        Some(v) => hide_secrets(&path, v, &d.secrets).to_string(),
+        Some(v) => hide_query(hide_secrets(&path, v, &d.secrets)).to_string(),
     };
     let values = Some((render(before, current), render(after, desired)));
     FieldChange { path, values }
@@ -195,6 +195,22 @@ fn hide_secrets(path: &str, value: &Value, secrets: &[String]) -> Value {
                 .collect(),
         ),
         other => other.clone(),
+    }
+}
+
+/// A URL with its query hidden: a generic identity provider's endpoint, say, may
+/// carry a key there (as `Config`'s `Debug` assumes too). Other values as they are.
+fn hide_query(value: Value) -> Value {
+    match value {
+        Value::String(s) if s.starts_with("http") && s.contains("://") && s.contains('?') => {
+            let base = s.split('?').next().unwrap_or_default();
+            Value::String(format!("{base}?{HIDDEN}"))
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(hide_query).collect()),
+        Value::Object(map) => {
+            Value::Object(map.into_iter().map(|(k, v)| (k, hide_query(v))).collect())
+        }
+        other => other,
     }
 }
 
@@ -383,5 +399,16 @@ mod tests {
             r#"    targetUrl: "https://a.example" → "https://b.example""#
         );
         assert_eq!(lines[4], "    lenient: (none) → true");
+
+        // A URL's query may hold a key: hidden too.
+        let keyed = |url: &str| doc("identityProvider", "p", json!({"tokenEndpoint": url}));
+        let found = changes(
+            &[keyed("https://a.example/token?key=k1")],
+            &[keyed("https://b.example/token?key=k2")],
+        );
+        assert_eq!(
+            found[0].details[0].to_string(),
+            r#"    tokenEndpoint: "https://a.example/token?******" → "https://b.example/token?******""#
+        );
     }
 }
