@@ -2,14 +2,20 @@
 //! request for a connector and step, exactly as a sign-up would, and shows what went
 //! out (credentials masked), what came back, and how Usher reads it, every contract
 //! warning included. The exit code says whether the outcome was the expected one.
+//!
+//! The connector is the one deployed, as the database holds it (with its secrets,
+//! decrypted with the master key), whenever the configuration's database exists: what
+//! `usher apply` or the admin API made of it is what sign-ups call. `--from-file`
+//! tests the file's definition instead, before it is applied.
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
 use anyhow::{bail, Context};
 use serde_json::{json, Map, Value};
 use usher_config::Config;
 use usher_connectors::{probe_with_schema, ProbeSchema};
-use usher_domain::ConnectorStep;
+use usher_domain::{ConnectorDefinition, ConnectorStep, Tenant};
+use usher_tenant::TenantService;
 
 #[derive(clap::Args, Debug)]
 pub struct TestArgs {
@@ -34,6 +40,14 @@ pub struct TestArgs {
     /// Print the report as JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Test the connector as the database holds it (the default when the
+    /// configuration's database exists).
+    #[arg(long, conflicts_with = "from_file")]
+    pub from_database: bool,
+    /// Test the connector as the configuration file declares it (the default when
+    /// there is no database yet).
+    #[arg(long)]
+    pub from_file: bool,
 }
 
 fn step(name: &str) -> ConnectorStep {
@@ -46,7 +60,7 @@ fn step(name: &str) -> ConnectorStep {
 
 /// What a typical sign-up sends at `step`, for the flow and application given.
 pub fn sample_claims(
-    config: &Config,
+    tenant: &Tenant,
     step: ConnectorStep,
     user_flow_id: Option<&str>,
 ) -> Map<String, Value> {
@@ -62,8 +76,7 @@ pub fn sample_claims(
     claims.insert("givenName".into(), json!("Test"));
     claims.insert("surname".into(), json!("User"));
     claims.insert("ui_locales".into(), json!("en-US"));
-    let client_id = config
-        .tenant
+    let client_id = tenant
         .applications
         .iter()
         .find(|a| user_flow_id.is_none_or(|f| a.user_flow_id.eq_ignore_ascii_case(f)))
@@ -74,14 +87,64 @@ pub fn sample_claims(
 }
 
 pub async fn run(config: &Config, args: TestArgs) -> anyhow::Result<ExitCode> {
-    let Some(definition) = config
-        .connectors
+    let from_database = args.from_database || (!args.from_file && crate::database_exists(config));
+    if from_database {
+        let store = crate::open_existing_store(config).await?;
+        let master = crate::load_existing_master_key(&config.master_key)?;
+        let snapshot = TenantService::new(store, Arc::new(master))
+            .current()
+            .await
+            .context("cannot read the tenant")?;
+        if snapshot.version == 0 {
+            bail!(
+                "{} holds no tenant yet (Usher stores the configuration's on its first start, \
+                 `usher apply` stores a file's): test the file's connector with --from-file",
+                crate::database_label(config)
+            );
+        }
+        let source = format!(
+            "{}, tenant version {}",
+            crate::database_label(config),
+            snapshot.version
+        );
+        run_with(
+            config,
+            &snapshot.tenant,
+            &snapshot.connectors,
+            &source,
+            args,
+        )
+        .await
+    } else {
+        let source = match &config.source {
+            Some(path) => path.display().to_string(),
+            None => "the built-in configuration".to_owned(),
+        };
+        run_with(config, &config.tenant, &config.connectors, &source, args).await
+    }
+}
+
+/// Tests a connector of `connectors`, with the user flows and attributes of
+/// `tenant`; `source` says where they came from.
+async fn run_with(
+    config: &Config,
+    tenant: &Tenant,
+    connectors: &[ConnectorDefinition],
+    source: &str,
+    args: TestArgs,
+) -> anyhow::Result<ExitCode> {
+    let Some(definition) = connectors
         .iter()
         .find(|c| c.id.eq_ignore_ascii_case(&args.connector))
     else {
-        let known: Vec<_> = config.connectors.iter().map(|c| c.id.as_str()).collect();
+        let known: Vec<_> = connectors.iter().map(|c| c.id.as_str()).collect();
+        let hint = if args.from_file || !crate::database_exists(config) {
+            ""
+        } else {
+            "; to test the configuration file's definition before it is applied, add --from-file"
+        };
         bail!(
-            "no connector {:?} in the configuration (configured: {})",
+            "no connector {:?} in {source} (there: {}){hint}",
             args.connector,
             if known.is_empty() {
                 "none".to_owned()
@@ -90,10 +153,11 @@ pub async fn run(config: &Config, args: TestArgs) -> anyhow::Result<ExitCode> {
             }
         );
     };
+    // On standard error, so that `--json` output stays one document.
+    eprintln!("Testing connector {} from {source}.", definition.id);
     let step = step(&args.step);
     let user_flow_id = args.user_flow.clone().or_else(|| {
-        config
-            .tenant
+        tenant
             .user_flows
             .iter()
             .find(|f| {
@@ -109,11 +173,11 @@ pub async fn run(config: &Config, args: TestArgs) -> anyhow::Result<ExitCode> {
             .map(|f| f.id.clone())
     });
     if let Some(id) = &user_flow_id {
-        if config.tenant.user_flow(id).is_none() {
-            bail!("no user flow {id:?} in the configuration");
+        if tenant.user_flow(id).is_none() {
+            bail!("no user flow {id:?} in {source}");
         }
     }
-    let mut claims = sample_claims(config, step, user_flow_id.as_deref());
+    let mut claims = sample_claims(tenant, step, user_flow_id.as_deref());
     let given = match (&args.claims, &args.claims_file) {
         (Some(text), _) => Some(text.clone()),
         (None, Some(path)) => Some(
@@ -136,7 +200,7 @@ pub async fn run(config: &Config, args: TestArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let schema = ProbeSchema {
-        tenant: &config.tenant,
+        tenant,
         user_flow_id: user_flow_id.as_deref(),
     };
     let report = probe_with_schema(

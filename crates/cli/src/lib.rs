@@ -61,6 +61,21 @@ pub fn load_master_key(source: &MasterKeySource) -> anyhow::Result<MasterKey> {
     }
 }
 
+/// The master key for a command other than `serve` and `migrate`: it must exist
+/// already, as a new one could decrypt nothing the database holds.
+pub fn load_existing_master_key(source: &MasterKeySource) -> anyhow::Result<MasterKey> {
+    if let MasterKeySource::GenerateInDataDir(path) = source {
+        if !path.exists() {
+            bail!(
+                "there is no master key at {}: give the one the database was created with \
+                 (USHER_MASTER_KEY, USHER_MASTER_KEY_FILE or secrets.master_key_file)",
+                path.display()
+            );
+        }
+    }
+    load_master_key(source)
+}
+
 /// Creates `path` readable by its owner only; fails if it exists, so two processes
 /// starting together cannot both write a key.
 fn write_secret_file(path: &Path, contents: &str) -> anyhow::Result<()> {
@@ -104,6 +119,67 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
         .migrate()
         .await
         .context("cannot migrate the database")?;
+    Ok(store)
+}
+
+/// The database the configuration names, as messages show it: a SQLite file by its
+/// absolute path, a PostgreSQL URL without its password.
+pub fn database_label(config: &Config) -> String {
+    match sqlite_path(&config.database_url) {
+        Some(path) => {
+            let shown = std::path::absolute(&path).unwrap_or(path);
+            format!("the SQLite database {}", shown.display())
+        }
+        None => format!(
+            "the PostgreSQL database {}",
+            usher_config::rules::redact_url_password(&config.database_url)
+        ),
+    }
+}
+
+/// The file of a SQLite URL (`sqlite://path?…`, `sqlite:path`); `None` for
+/// PostgreSQL and for an in-memory database.
+fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    if path.is_empty() || path.contains(":memory:") || url.contains("mode=memory") {
+        return None;
+    }
+    Some(std::path::PathBuf::from(path))
+}
+
+/// Whether the database the configuration names is there to open: a SQLite file
+/// that exists, or any PostgreSQL database (whether it exists only connecting tells).
+pub fn database_exists(config: &Config) -> bool {
+    sqlite_path(&config.database_url).is_none_or(|p| p.exists())
+}
+
+/// Opens the database for a command other than `serve` and `migrate`: one that
+/// already holds Usher's tables, never a new one (run in the wrong directory, a
+/// command must not quietly create an empty `./usher-data`). Pending migrations of an
+/// existing database are applied, as `serve` would. Says on standard error which
+/// database it opened.
+pub async fn open_existing_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let label = database_label(config);
+    let hint = "run the command with the server's configuration (--config or USHER_CONFIG), \
+                or create the database with `usher migrate`";
+    if !database_exists(config) {
+        bail!("there is no database: {label} does not exist; {hint}");
+    }
+    let store = usher_storage::connect(&config.database_url)
+        .await
+        .with_context(|| format!("cannot open {label}"))?;
+    // Every Usher database has the tenant's version; an empty or foreign one has not.
+    if let Err(e) = store.tenant_version().await {
+        bail!("{label} holds no Usher data ({e}); {hint}");
+    }
+    store
+        .migrate()
+        .await
+        .with_context(|| format!("cannot migrate {label}"))?;
+    eprintln!("Using {label}.");
     Ok(store)
 }
 
@@ -175,12 +251,22 @@ pub async fn build(config: &Config, overrides: Overrides) -> anyhow::Result<AppS
     // The configuration file seeds the tenant; after that the database is the truth
     // (the admin API and `usher apply` change it).
     let tenants = Arc::new(TenantService::new(store.clone(), master.clone()));
+    let stored = tenants.current().await.context("cannot read the tenant")?;
+    check_startable(config, &stored)?;
+    let mut desired = desired_tenant(config, Some(&stored));
+    keep_unchanged_secret_hashes(&mut desired, &stored, &config.client_secrets).await;
     let (_, differs) = tenants
-        .seed(&desired_tenant(config))
+        .seed(&desired)
         .await
         .context("cannot read or store the tenant")?;
-    if differs {
+    if differs && declares_tenant(config) {
+        let changes = tenants.diff(&desired).await.unwrap_or_default();
+        let changed: Vec<String> = changes
+            .iter()
+            .map(|c| format!("{} {}", c.kind, c.id))
+            .collect();
         tracing::warn!(
+            objects = %changed.join(", "),
             "the configuration file differs from the tenant in the database, which is what \
              is served; `usher apply --dry-run` shows the difference and `usher apply` applies it"
         );
@@ -230,19 +316,87 @@ pub async fn build(config: &Config, overrides: Overrides) -> anyhow::Result<AppS
 
 /// The tenant a configuration file declares, with the admin console's built-in
 /// application unless the file declares its own (so the stored tenant, which has it,
-/// does not differ from the file for that alone).
-pub fn desired_tenant(config: &Config) -> TenantSnapshot {
+/// does not differ from the file for that alone; see [`with_console_application`]).
+pub fn desired_tenant(config: &Config, current: Option<&TenantSnapshot>) -> TenantSnapshot {
     let mut tenant = config.tenant.clone();
-    if tenant.application(usher_web::console::CLIENT_ID).is_none() {
-        if let Some(app) = console_application(&tenant, &config.issuer) {
-            tenant.applications.push(app);
-        }
-    }
+    with_console_application(&mut tenant, current, &config.issuer);
     TenantSnapshot::new(
         tenant,
         config.connectors.clone(),
         config.identity_providers.clone(),
     )
+}
+
+/// Adds the console's application to a declared tenant that lacks it, because it is
+/// built in: no file needs to declare it, and `usher apply` never removes it. The
+/// stored one is kept as it is while its user flow is still there to sign in with;
+/// otherwise it is made anew for the declared tenant (if it has a flow for it).
+pub fn with_console_application(
+    tenant: &mut Tenant,
+    current: Option<&TenantSnapshot>,
+    issuer: &str,
+) {
+    if tenant.application(usher_web::console::CLIENT_ID).is_some() {
+        return;
+    }
+    let stored = current
+        .and_then(|c| c.tenant.application(usher_web::console::CLIENT_ID))
+        .filter(|app| {
+            tenant
+                .user_flow(&app.user_flow_id)
+                .is_some_and(|f| f.allows_local_accounts())
+        })
+        .cloned();
+    if let Some(app) = stored.or_else(|| console_application(tenant, issuer)) {
+        tenant.applications.push(app);
+    }
+}
+
+/// Every load of a configuration hashes a plaintext client secret with a new salt,
+/// so its hash never equals the stored one: where the stored hash verifies the
+/// file's secret, the declared application takes the stored hash, and an unchanged
+/// secret is no change.
+pub async fn keep_unchanged_secret_hashes(
+    desired: &mut TenantSnapshot,
+    current: &TenantSnapshot,
+    secrets: &std::collections::BTreeMap<String, usher_config::Secret>,
+) {
+    for app in &mut desired.tenant.applications {
+        let Some(secret) = secrets.get(&app.client_id.to_ascii_lowercase()) else {
+            continue;
+        };
+        let Some(ClientType::Confidential { secret_hash }) = current
+            .tenant
+            .application(&app.client_id)
+            .map(|a| a.client_type.clone())
+        else {
+            continue;
+        };
+        let plain = secret.expose().to_owned();
+        let stored = secret_hash.clone();
+        // Argon2id is deliberately slow: off the async workers.
+        let same = tokio::task::spawn_blocking(move || {
+            usher_domain::password::verify_password(&plain, &stored)
+        })
+        .await
+        .unwrap_or(false);
+        if same {
+            app.client_type = ClientType::Confidential { secret_hash };
+        }
+    }
+}
+
+/// Whether the configuration declares a tenant at all. A file of server settings
+/// alone (a database restored with `usher apply`, then served) declares none, and
+/// then the stored tenant is not something it "differs" from.
+pub fn declares_tenant(config: &Config) -> bool {
+    let t = &config.tenant;
+    config.demo
+        || !t.applications.is_empty()
+        || !t.user_flows.is_empty()
+        || !t.custom_attributes.is_empty()
+        || !config.connectors.is_empty()
+        || !config.identity_providers.is_empty()
 }
 
 /// The admin console's application (`usher-console`): a public client (PKCE) that
@@ -409,10 +563,19 @@ pub async fn set_admin_role(
     Ok(changed)
 }
 
-/// Refuses configurations that cannot start, with what to do about it.
-pub fn check_startable(config: &Config) -> anyhow::Result<()> {
-    if config.tenant.applications.is_empty() {
-        bail!("no applications are configured and the demo is off: add an [[applications]] entry or set demo = true");
+/// Refuses to seed a database with a tenant that has no application to serve, with
+/// what to do about it. Once the database holds a tenant (`stored.version > 0`) that
+/// is what is served, whatever the file declares (a file of settings alone, say, after
+/// a restore with `usher apply`), and it is never refused: the admin API that could
+/// add an application runs only while Usher does.
+pub fn check_startable(config: &Config, stored: &TenantSnapshot) -> anyhow::Result<()> {
+    if stored.version == 0 && config.tenant.applications.is_empty() {
+        bail!(
+            "{} holds no tenant yet and the configuration declares no applications (and the demo \
+             is off): add an [[applications]] entry or set demo = true, or restore a tenant with \
+             `usher apply`",
+            database_label(config)
+        );
     }
     Ok(())
 }
@@ -482,5 +645,56 @@ mod tests {
         );
         let t = tenant(vec![flow("B2X_1_otp", &[user_flow::EMAIL_OTP_PROVIDER])]);
         assert!(console_application(&t, "https://x").is_none());
+    }
+
+    /// The first `code` span of a Markdown table cell.
+    fn code(cell: &str) -> &str {
+        cell.split('`').nth(1).unwrap_or_default()
+    }
+
+    /// docs/CONFIGURATION.md's table of the three spellings says what tokens really
+    /// carry, and that Graph and connectors use the full id.
+    #[test]
+    fn the_documented_spellings_are_the_real_ones() {
+        let docs = include_str!("../../../docs/CONFIGURATION.md");
+        let table = docs
+            .split("#### How attributes are spelled")
+            .nth(1)
+            .expect("the section");
+        let app = "0123456789abcdef0123456789abcdef";
+        let mut t = tenant(Vec::new());
+        t.extensions_app_id = app.to_owned();
+        let mut checked = 0;
+        for row in table
+            .lines()
+            .skip_while(|l| !l.starts_with('|'))
+            .take_while(|l| l.starts_with('|'))
+        {
+            let cells: Vec<&str> = row.trim_matches('|').split('|').map(str::trim).collect();
+            let first = code(cells[0]);
+            if first.is_empty() || cells[0].contains('…') {
+                continue;
+            }
+            let id = if cells[0].starts_with("custom") {
+                format!("extension_{app}_{first}")
+            } else {
+                first.to_owned()
+            };
+            assert!(
+                t.attribute(&id).is_some() || id.starts_with("extension_"),
+                "{id}"
+            );
+            if id.starts_with("extension_") {
+                assert_eq!(code(cells[1]), id, "Graph: {row}");
+                assert_eq!(code(cells[2]), id, "connector request: {row}");
+            }
+            assert_eq!(
+                code(cells[3]),
+                usher_web::oauth::claim_name(&t, &id),
+                "token: {row}"
+            );
+            checked += 1;
+        }
+        assert_eq!(checked, 5, "{table}");
     }
 }

@@ -134,7 +134,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
             };
-            usher_cli::check_startable(&config)?;
             let state = usher_cli::build(&config, usher_cli::Overrides::default()).await?;
             let issuer = config.issuer.clone();
             let demo = config.demo;
@@ -160,8 +159,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
             };
-            let store = usher_cli::open_store(&config).await?;
-            println!("The {} database is up to date.", store.backend_name());
+            usher_cli::open_store(&config).await?;
+            println!(
+                "{} is up to date.",
+                capitalized(&usher_cli::database_label(&config))
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Config {
@@ -196,8 +198,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
             };
-            let store = usher_cli::open_store(&config).await?;
-            let master = usher_cli::load_master_key(&config.master_key)?;
+            let store = usher_cli::open_existing_store(&config).await?;
+            let master = usher_cli::load_existing_master_key(&config.master_key)?;
             let keys = usher_cli::key_manager(
                 &config,
                 store,
@@ -241,7 +243,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 AdminCommand::Grant { email } => (email, true),
                 AdminCommand::Revoke { email } => (email, false),
             };
-            let store = usher_cli::open_store(&config).await?;
+            let store = usher_cli::open_existing_store(&config).await?;
             let changed = usher_cli::set_admin_role(store.as_ref(), &email, grant).await?;
             let role = usher_web::console::ADMIN_ROLE;
             for user in &changed {
@@ -271,6 +273,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// "the SQLite database …" at the start of a sentence.
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 async fn shutdown_signal() {

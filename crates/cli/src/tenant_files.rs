@@ -1,7 +1,9 @@
 //! `usher export` and `usher apply`: the tenant in the database as a configuration
 //! file, and back. Export writes only the tenant (attributes, user flows,
 //! applications, connectors, identity providers); apply brings a running tenant to
-//! what a file declares, showing the difference first.
+//! what a file declares, showing the difference first, field by field. Both work on
+//! an existing database only (`usher migrate` creates one), and neither removes the
+//! built-in console application.
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
@@ -32,8 +34,8 @@ pub struct ApplyArgs {
 }
 
 async fn service(config: &Config) -> anyhow::Result<TenantService> {
-    let store = crate::open_store(config).await?;
-    let master = crate::load_master_key(&config.master_key)?;
+    let store = crate::open_existing_store(config).await?;
+    let master = crate::load_existing_master_key(&config.master_key)?;
     Ok(TenantService::new(store, Arc::new(master)))
 }
 
@@ -109,12 +111,13 @@ pub async fn apply(config: &Config, args: ApplyArgs) -> anyhow::Result<ExitCode>
             return Ok(ExitCode::from(2));
         }
     };
-    let desired = TenantSnapshot::new(
-        declared.tenant,
-        declared.connectors,
-        declared.identity_providers,
-    );
     let tenants = service(config).await?;
+    let current = tenants.current().await.context("cannot read the tenant")?;
+    let mut tenant = declared.tenant;
+    // Built in, so no file need declare it, and never removed by applying one.
+    crate::with_console_application(&mut tenant, Some(&current), &config.issuer);
+    let mut desired = TenantSnapshot::new(tenant, declared.connectors, declared.identity_providers);
+    crate::keep_unchanged_secret_hashes(&mut desired, &current, &declared.client_secrets).await;
     let changes = if args.dry_run {
         tenants.diff(&desired).await
     } else {
@@ -126,7 +129,7 @@ pub async fn apply(config: &Config, args: ApplyArgs) -> anyhow::Result<ExitCode>
         return Ok(ExitCode::SUCCESS);
     }
     for change in &changes {
-        println!("{change}");
+        println!("{}", change.detailed());
     }
     if args.dry_run {
         println!(

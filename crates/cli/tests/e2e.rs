@@ -2938,7 +2938,7 @@ async fn export_then_apply_on_a_fresh_database_reproduces_the_tenant(backend: Ba
     std::fs::write(
         &server,
         format!(
-            "issuer = \"{}\"\ndata_dir = \"{}\"\ndatabase_url = \"{}\"\n[connector_settings]\nallow_insecure_targets = true\n",
+            "issuer = \"{}\"\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\ndatabase_url = \"{}\"\n[connector_settings]\nallow_insecure_targets = true\n",
             usher.issuer,
             fresh.dir.display(),
             fresh.database_url
@@ -2955,6 +2955,28 @@ async fn export_then_apply_on_a_fresh_database_reproduces_the_tenant(backend: Ba
         args.extend(extra.iter().map(|a| std::ffi::OsStr::new(*a)));
         usher_command(&args)
     };
+    // Not before the database exists: `usher migrate` creates it, `apply` never does.
+    let early = apply(&["--dry-run"]);
+    assert!(!early.status.success(), "{}", output(&early));
+    match backend {
+        Backend::Sqlite => {
+            assert!(
+                output(&early).contains("does not exist"),
+                "{}",
+                output(&early)
+            );
+            assert!(!fresh.dir.join("usher.db").exists());
+        }
+        Backend::Postgres => {
+            assert!(
+                output(&early).contains("holds no Usher data"),
+                "{}",
+                output(&early)
+            );
+        }
+    }
+    let migrated = usher_command(&["--config".as_ref(), server.as_os_str(), "migrate".as_ref()]);
+    assert!(migrated.status.success(), "{}", output(&migrated));
     let dry = apply(&["--dry-run"]);
     let dry_out = String::from_utf8_lossy(&dry.stdout).to_string();
     assert!(
@@ -2972,6 +2994,10 @@ async fn export_then_apply_on_a_fresh_database_reproduces_the_tenant(backend: Ba
     );
     let again = apply(&[]);
     assert!(String::from_utf8_lossy(&again.stdout).contains("already matches"));
+    // The restored tenant serves with a file of settings alone, and quietly: that
+    // file declares no tenant to differ from.
+    let log = serve_once(&server);
+    assert!(!log.contains("differs"), "{log}");
 
     let master = std::sync::Arc::new(usher_oidc::crypto::MasterKey::parse(MASTER_KEY).unwrap());
     let original = usher_tenant::TenantService::new(env.store().await, master.clone())
@@ -3212,4 +3238,251 @@ async fn tokens_are_introspected_by_resource_servers_and_revoked_by_their_client
     assert_eq!(status, StatusCode::OK);
     assert_eq!(introspect(access, None).await.1["active"], false);
     env.finish(usher).await;
+}
+/// Runs `usher serve` until it says it is running, then stops it; returns what it
+/// logged (standard error). Its configuration must listen on port 0.
+fn serve_once(config: &std::path::Path) -> String {
+    use std::io::{BufRead, Read};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_usher"))
+        .arg("--config")
+        .arg(config)
+        .arg("serve")
+        .env("USHER_MASTER_KEY", MASTER_KEY)
+        .env("E2E_SECRET", CONFIDENTIAL_SECRET)
+        .env("USHER_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let started = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line.contains("Usher is running"));
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut log = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut log);
+    assert!(started, "usher serve did not start:\n{log}");
+    log
+}
+
+/// The test configuration of `usher`, listening on a port of the system's choosing.
+fn on_port_zero(config: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(config).unwrap();
+    let path = config.with_file_name(name);
+    std::fs::write(&path, format!("listen = \"127.0.0.1:0\"\n{text}")).unwrap();
+    path
+}
+
+fn output(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+both!(the_servers_own_file_applies_as_no_change_and_restarts_quietly);
+async fn the_servers_own_file_applies_as_no_change_and_restarts_quietly(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let api = harness::api::TestApi::start(vec![]).await;
+    let usher = env.start_with_connector(&api.url).await;
+    let own = on_port_zero(&usher.config_path, "own.toml");
+    let cli = |args: &[&str]| {
+        let mut all: Vec<&std::ffi::OsStr> = vec!["--config".as_ref(), own.as_os_str()];
+        all.extend(args.iter().map(std::ffi::OsStr::new));
+        usher_command(&all)
+    };
+
+    // The very file the server runs with: nothing to apply (the built-in console
+    // application stays, the re-hashed client secret is the same secret).
+    let own_str = own.to_str().unwrap();
+    let dry = cli(&["apply", own_str, "--dry-run"]);
+    assert!(dry.status.success(), "{}", output(&dry));
+    assert!(
+        String::from_utf8_lossy(&dry.stdout).contains("already matches"),
+        "{}",
+        output(&dry)
+    );
+    assert!(
+        output(&dry).contains("Using the "),
+        "says which database: {}",
+        output(&dry)
+    );
+    // Nor does a restart with it warn that it differs.
+    let log = serve_once(&own);
+    assert!(!log.contains("differs"), "{log}");
+
+    // A real change: the dry run shows each field's old and new value; applying it
+    // keeps the console working, and a restart with the old file says it differs.
+    let changed = env.dir.join("changed.toml");
+    let original = std::fs::read_to_string(&own).unwrap();
+    std::fs::write(
+        &changed,
+        original
+            .replace("name = \"E2E public\"", "name = \"E2E public, renamed\"")
+            .replace("timeout_ms = 3000", "timeout_ms = 2500"),
+    )
+    .unwrap();
+    let changed_str = changed.to_str().unwrap();
+    let dry = cli(&["apply", changed_str, "--dry-run"]);
+    let shown = String::from_utf8_lossy(&dry.stdout).to_string();
+    assert!(dry.status.success(), "{}", output(&dry));
+    assert!(
+        shown.contains("~ connector e2e-connector: timeoutMs"),
+        "{shown}"
+    );
+    assert!(shown.contains("    timeoutMs: 3000 → 2500"), "{shown}");
+    assert!(
+        shown.contains(r#"    name: "E2E public" → "E2E public, renamed""#),
+        "{shown}"
+    );
+    assert!(!shown.contains("usher-console"), "{shown}");
+    assert!(!shown.contains("secret_hash"), "{shown}");
+    assert!(shown.contains("2 change(s) would be applied"), "{shown}");
+    let applied = cli(&["apply", changed_str]);
+    assert!(applied.status.success(), "{}", output(&applied));
+    let login = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(usher.url("/console/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        login.status(),
+        StatusCode::SEE_OTHER,
+        "the console still signs in"
+    );
+    let log = serve_once(&own);
+    assert!(log.contains("differs"), "{log}");
+    assert!(log.contains("application e2e-public"), "{log}");
+    env.finish(usher).await;
+}
+
+both!(connectors_test_uses_the_deployed_connector_and_its_stored_secrets);
+async fn connectors_test_uses_the_deployed_connector_and_its_stored_secrets(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let first = harness::api::TestApi::start(vec![]).await;
+    let deployed = harness::api::TestApi::start(vec![]).await;
+    let usher = env.start_with_connector(&first.url).await;
+    // Deployed: another address and an API key that only `apply` was given.
+    let file = env.dir.join("deployed.toml");
+    let config = std::fs::read_to_string(&usher.config_path).unwrap();
+    std::fs::write(
+        &file,
+        config
+            .replace(
+                &format!("target_url = \"{}\"", first.url),
+                &format!("target_url = \"{}\"", deployed.url),
+            )
+            .replace(
+                "budget_ms = 3000",
+                "budget_ms = 3000\n[connectors.authentication]\ntype = \"apiKey\"\nheader = \"x-api-key\"\nvalue = { env = \"E2E_API_KEY\" }",
+            ),
+    )
+    .unwrap();
+    let applied = std::process::Command::new(env!("CARGO_BIN_EXE_usher"))
+        .arg("--config")
+        .arg(&usher.config_path)
+        .arg("apply")
+        .arg(&file)
+        .env("USHER_MASTER_KEY", MASTER_KEY)
+        .env("E2E_SECRET", CONFIDENTIAL_SECRET)
+        .env("E2E_API_KEY", "the-deployed-api-key")
+        .output()
+        .unwrap();
+    assert!(applied.status.success(), "{}", output(&applied));
+
+    // With the server's file (old address, no key): the deployed connector is called.
+    let run = |extra: &[&str]| {
+        let mut args: Vec<&std::ffi::OsStr> = vec![
+            "--config".as_ref(),
+            usher.config_path.as_os_str(),
+            "connectors".as_ref(),
+            "test".as_ref(),
+            "e2e-connector".as_ref(),
+        ];
+        args.extend(extra.iter().map(std::ffi::OsStr::new));
+        usher_command(&args)
+    };
+    let out = run(&[]);
+    assert!(out.status.success(), "{}", output(&out));
+    assert!(output(&out).contains("tenant version"), "{}", output(&out));
+    assert!(
+        !output(&out).contains("the-deployed-api-key"),
+        "{}",
+        output(&out)
+    );
+    assert_eq!(deployed.bodies().len(), 1);
+    assert_eq!(deployed.headers()[0]["x-api-key"], "the-deployed-api-key");
+    assert!(first.bodies().is_empty());
+    let out = run(&["--from-database", "--json"]);
+    assert!(out.status.success(), "{}", output(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["interpretation"]["outcome"], "continue");
+    assert_eq!(deployed.bodies().len(), 2);
+    // The file's definition, on request.
+    let out = run(&["--from-file"]);
+    assert!(out.status.success(), "{}", output(&out));
+    assert_eq!(first.bodies().len(), 1);
+    // A connector the database does not have (yet) says where it looked.
+    let missing = usher_command(&[
+        "--config".as_ref(),
+        usher.config_path.as_os_str(),
+        "connectors".as_ref(),
+        "test".as_ref(),
+        "not-deployed".as_ref(),
+    ]);
+    assert!(!missing.status.success());
+    let said = output(&missing);
+    assert!(
+        said.contains("no connector \"not-deployed\" in the "),
+        "{said}"
+    );
+    assert!(
+        said.contains("tenant version") && said.contains("--from-file"),
+        "{said}"
+    );
+    env.finish(usher).await;
+}
+
+/// Operator commands run where there is no database refuse, and create nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_commands_never_create_a_database() {
+    let elsewhere =
+        std::env::temp_dir().join(format!("usher-elsewhere-{:016x}", rand::random::<u64>()));
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    for args in [
+        &["admin", "grant", "someone@example.com"][..],
+        &["admin", "revoke", "someone@example.com"],
+        &["export"],
+        &["keys", "rotate"],
+        &["connectors", "test", "x", "--from-database"],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_usher"))
+            .args(args)
+            .current_dir(&elsewhere)
+            .env_remove("USHER_CONFIG")
+            .env_remove("USHER_DATABASE_URL")
+            .env_remove("USHER_DATA_DIR")
+            .env_remove("USHER_MASTER_KEY")
+            .env_remove("USHER_MASTER_KEY_FILE")
+            .output()
+            .unwrap();
+        let said = output(&out);
+        assert!(!out.status.success(), "{args:?}: {said}");
+        assert!(
+            said.contains("there is no database") && said.contains("usher-data/usher.db"),
+            "{args:?}: {said}"
+        );
+        assert!(!said.contains("no user has"), "{args:?}: {said}");
+        assert!(
+            std::fs::read_dir(&elsewhere).unwrap().next().is_none(),
+            "{args:?} created something"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&elsewhere);
 }

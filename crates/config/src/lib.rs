@@ -66,6 +66,9 @@ pub struct DeclaredTenant {
     pub tenant: Tenant,
     pub connectors: Vec<ConnectorDefinition>,
     pub identity_providers: Vec<ProviderConfig>,
+    /// As `Config::client_secrets`: the plaintext client secrets the file gives, by
+    /// client id in lower case.
+    pub client_secrets: std::collections::BTreeMap<String, Secret>,
 }
 
 /// Like `Config`'s: secrets as `******`, no certificate bytes, URL queries hidden.
@@ -82,6 +85,7 @@ impl std::fmt::Debug for DeclaredTenant {
                     .map(settings::ProviderDebug)
                     .collect::<Vec<_>>(),
             )
+            .field("client_secrets", &self.client_secrets)
             .finish()
     }
 }
@@ -168,6 +172,7 @@ fn load_tenant_text(
             tenant: config.tenant,
             connectors: config.connectors,
             identity_providers: config.identity_providers,
+            client_secrets: config.client_secrets,
         }),
         _ => Err(ConfigErrors(resolver.errors)),
     }

@@ -257,6 +257,7 @@ impl<'a> Resolver<'a> {
         if !self.errors.is_empty() {
             return None;
         }
+        let mut client_secrets = std::collections::BTreeMap::new();
         for p in pending {
             let hash = hash_password(p.secret.expose(), &mut rand::rngs::OsRng);
             if hash.is_empty() {
@@ -265,6 +266,7 @@ impl<'a> Resolver<'a> {
             }
             if let Some(app) = tenant.applications.get_mut(p.application) {
                 app.client_type = ClientType::Confidential { secret_hash: hash };
+                client_secrets.insert(app.client_id.to_ascii_lowercase(), p.secret);
             }
         }
 
@@ -286,6 +288,7 @@ impl<'a> Resolver<'a> {
             identity_providers,
             federation,
             rate_limits,
+            client_secrets,
         })
     }
 

@@ -47,6 +47,12 @@ pub struct Config {
     pub federation: FederationSettings,
     /// `[rate_limits]`: limits across flows and instances (defaults on).
     pub rate_limits: usher_domain::RateLimitPolicy,
+    /// The plaintext secrets of the confidential applications that give one
+    /// (`client_secret_env`, `client_secret_file`), by client id in lower case. Every
+    /// load hashes them with a new salt, so the tenant holds a different hash each
+    /// time: with these, a comparison with the stored tenant can tell an unchanged
+    /// secret (the stored hash verifies it) from a new one.
+    pub client_secrets: std::collections::BTreeMap<String, Secret>,
 }
 
 // By hand: the federation crate's types do not implement `PartialEq`.
@@ -70,6 +76,7 @@ impl PartialEq for Config {
             identity_providers,
             federation,
             rate_limits,
+            client_secrets,
         } = self;
         *source == other.source
             && *listen == other.listen
@@ -92,6 +99,7 @@ impl PartialEq for Config {
                 .all(|(a, b)| same_provider(a, b))
             && same_federation_settings(federation, &other.federation)
             && *rate_limits == other.rate_limits
+            && *client_secrets == other.client_secrets
     }
 }
 
@@ -168,6 +176,8 @@ impl fmt::Debug for Config {
                     .collect::<Vec<_>>(),
             )
             .field("federation", &self.federation)
+            .field("rate_limits", &self.rate_limits)
+            .field("client_secrets", &self.client_secrets)
             .finish()
     }
 }

@@ -85,6 +85,9 @@ pub(crate) struct Doc {
     /// The id as given, for messages.
     pub id: String,
     pub document: Value,
+    /// The paths of the document's secret fields (`authentication.password`,
+    /// `signingSecrets[0]`), so that a diff never shows their values.
+    pub secrets: Vec<String>,
 }
 
 impl Doc {
@@ -97,15 +100,33 @@ impl Doc {
     }
 }
 
-/// Hides the secrets of one object, each under a purpose naming object and field.
+/// Hides the secrets of one object, each under a purpose naming object and field,
+/// and remembers which fields it hid.
 struct Hider<'a> {
     mode: &'a SecretMode<'a>,
     kind: &'static str,
     key: &'a str,
+    hidden: std::cell::RefCell<Vec<String>>,
 }
 
-impl Hider<'_> {
+impl<'a> Hider<'a> {
+    fn new(mode: &'a SecretMode<'a>, kind: &'static str, key: &'a str) -> Self {
+        Self {
+            mode,
+            kind,
+            key,
+            hidden: Default::default(),
+        }
+    }
+
+    /// The fields hidden so far, as document paths (the purpose's field names are
+    /// exactly those).
+    fn hidden(&self) -> Vec<String> {
+        self.hidden.borrow().clone()
+    }
+
     fn hide(&self, field: &str, plain: &[u8]) -> String {
+        self.hidden.borrow_mut().push(field.to_owned());
         match self.mode {
             SecretMode::Seal(master) => {
                 STANDARD.encode(master.encrypt(&purpose(self.kind, self.key, field), plain))
@@ -330,6 +351,7 @@ fn doc(kind: &'static str, id: &str, document: Value) -> Doc {
         key: key(id),
         id: id.to_owned(),
         document,
+        secrets: Vec::new(),
     }
 }
 
@@ -367,11 +389,17 @@ pub(crate) fn user_flow_doc(f: &UserFlow) -> Result<Doc, TenantError> {
 }
 
 pub(crate) fn application_doc(a: &Application) -> Result<Doc, TenantError> {
-    Ok(doc(
+    let mut d = doc(
         APPLICATION,
         &a.client_id,
         to_value(APPLICATION, &a.client_id, a)?,
-    ))
+    );
+    // A hash, not the secret; but not worth showing either: a diff says only that the
+    // secret changed.
+    if !a.is_public() {
+        d.secrets.push("clientType.secret_hash".to_owned());
+    }
+    Ok(d)
 }
 
 pub(crate) fn connector_doc(
@@ -379,11 +407,7 @@ pub(crate) fn connector_doc(
     mode: &SecretMode,
 ) -> Result<Doc, TenantError> {
     let key = key(&c.id);
-    let hider = Hider {
-        mode,
-        kind: CONNECTOR,
-        key: &key,
-    };
+    let hider = Hider::new(mode, CONNECTOR, &key);
     let authentication = match &c.authentication {
         ConnectorAuthentication::None => AuthenticationDoc::None,
         ConnectorAuthentication::Basic { username, password } => AuthenticationDoc::Basic {
@@ -436,7 +460,9 @@ pub(crate) fn connector_doc(
             open_for_ms: millis(c.breaker.open_for),
         },
     };
-    Ok(doc(CONNECTOR, &c.id, to_value(CONNECTOR, &c.id, &stored)?))
+    let mut d = doc(CONNECTOR, &c.id, to_value(CONNECTOR, &c.id, &stored)?);
+    d.secrets = hider.hidden();
+    Ok(d)
 }
 
 fn certificate_doc(hider: &Hider, i: usize, cert: &ClientCertificate) -> CertificateDoc {
@@ -459,11 +485,7 @@ fn certificate_doc(hider: &Hider, i: usize, cert: &ClientCertificate) -> Certifi
 
 pub(crate) fn provider_doc(p: &ProviderConfig, mode: &SecretMode) -> Result<Doc, TenantError> {
     let key = key(&p.id);
-    let hider = Hider {
-        mode,
-        kind: IDENTITY_PROVIDER,
-        key: &key,
-    };
+    let hider = Hider::new(mode, IDENTITY_PROVIDER, &key);
     let kind = match &p.kind {
         ProviderKind::Oidc { issuer } => ProviderKindDoc::Oidc {
             issuer: issuer.clone(),
@@ -510,11 +532,13 @@ pub(crate) fn provider_doc(p: &ProviderConfig, mode: &SecretMode) -> Result<Doc,
             ClientAuthMethod::ClientSecretPost => ClientAuthDoc::ClientSecretPost,
         }),
     };
-    Ok(doc(
+    let mut d = doc(
         IDENTITY_PROVIDER,
         &p.id,
         to_value(IDENTITY_PROVIDER, &p.id, &stored)?,
-    ))
+    );
+    d.secrets = hider.hidden();
+    Ok(d)
 }
 
 /// Every object of `snapshot`, in [`KINDS`] order and, within a kind, in the

@@ -21,7 +21,7 @@ use usher_domain::{ConnectorDefinition, Tenant};
 use usher_federation::ProviderConfig;
 use usher_storage::StorageError;
 
-pub use diff::{Change, ChangeAction};
+pub use diff::{Change, ChangeAction, FieldChange};
 pub use service::TenantService;
 
 /// The whole tenant at one version.

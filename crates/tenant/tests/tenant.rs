@@ -860,7 +860,29 @@ async fn diff_and_apply(ctx: Ctx) {
             ]
         }
     );
-    let printed = format!("{diff:?} {}", shown(&diff).join("\n"));
+    // Each field with its old and new value; a secret's values never.
+    let detailed = diff[0].detailed();
+    assert!(
+        detailed.contains("    authentication.password: a different secret"),
+        "{detailed}"
+    );
+    assert!(
+        detailed.contains(
+            r#"    targetUrl: "https://api.example/crm-basic" → "https://crm.example/v2/hook""#
+        ),
+        "{detailed}"
+    );
+    assert!(
+        detailed.contains("    timeoutMs: 10000 → 4000"),
+        "{detailed}"
+    );
+    let printed = format!(
+        "{diff:?} {}",
+        diff.iter()
+            .map(Change::detailed)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     assert_no_secret(&printed, "the diff");
     assert!(
         !printed.contains("the-new-basic-password") && !printed.contains("the-new-oidc-secret")

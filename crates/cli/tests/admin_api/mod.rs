@@ -2937,3 +2937,29 @@ async fn a_new_password_a_role_change_or_a_deletion_ends_sessions_and_tokens(bac
     assert!(!single_sign_on_answers(&b, &authorize).await);
     env.finish(usher).await;
 }
+
+both!(the_console_says_when_its_application_was_removed);
+async fn the_console_says_when_its_application_was_removed(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let usher = env.start_with(ADMINS).await;
+    let admin = Api::as_client(&usher, "admin-all").await;
+    let (status, v) = admin.delete("/v1.0/applications/usher-console").await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{v}");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = http.get(usher.url("/console/login")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body = r.text().await.unwrap();
+    // The real cause, not "no user flow allows email and password" (two do).
+    assert!(body.contains("usher-console"), "{body}");
+    assert!(body.contains("Restart Usher"), "{body}");
+    assert!(!body.contains("this tenant has none"), "{body}");
+    // And a restart does make it again.
+    let again = env.start_with(ADMINS).await;
+    let r = http.get(again.url("/console/login")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    env.finish_instance(again).await;
+    env.finish(usher).await;
+}

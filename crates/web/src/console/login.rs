@@ -65,15 +65,27 @@ fn redirect_uri(state: &AppState) -> String {
     format!("{}/console/callback", state.settings.issuer)
 }
 
-/// The console's application cannot be used: the tenant has no user flow for it.
+/// The console's application is not in the tenant. The page says why: the tenant has
+/// no user flow it could sign in with, or it has one and the application itself was
+/// removed (which a restart repairs).
 fn unavailable(state: &AppState, locale: &str) -> Response {
+    let has_local_flow = state
+        .tenant()
+        .user_flows
+        .iter()
+        .any(|f| f.allows_local_accounts());
+    let body = if has_local_flow {
+        "console.unavailable.removed"
+    } else {
+        "console.unavailable.body"
+    };
     message_page(
         state,
         locale,
         None,
         StatusCode::SERVICE_UNAVAILABLE,
         "console.unavailable.title",
-        msg(state, locale, "console.unavailable.body"),
+        msg(state, locale, body),
         None,
     )
 }
