@@ -157,9 +157,12 @@ async fn health(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Prometheus text format: connector calls and latencies of this instance.
+/// Prometheus text format: connector calls and latencies of this instance, and the
+/// state of each connector's breaker here.
 async fn metrics(State(state): State<AppState>) -> Response {
-    let mut r = state.metrics.render_prometheus().into_response();
+    let text = state.metrics.render_prometheus()
+        + &usher_connectors::render_breakers(&state.breaker_states());
+    let mut r = text.into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
