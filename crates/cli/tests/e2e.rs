@@ -1935,7 +1935,8 @@ struct ConfigDir(std::path::PathBuf);
 
 impl ConfigDir {
     fn new(toml: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("usher-cli-test-{:016x}", rand::random::<u64>()));
+        let dir =
+            std::env::temp_dir().join(format!("usher-cli-test-{:016x}", rand::random::<u64>()));
         std::fs::create_dir_all(&dir).unwrap();
         let toml = format!("data_dir = {:?}\n{toml}", dir.display().to_string());
         std::fs::write(dir.join("usher.toml"), toml).unwrap();
@@ -2004,7 +2005,10 @@ key = {{ value = """
     let ca_file = dir.write("company-ca.pem", &api.ca_pem);
     let config = format!(
         "data_dir = {data:?}\n[connector_settings]\nallow_loopback_targets = true\n{}{}",
-        connector("trusted", &format!("extra_root_certificates_file = {ca_file:?}")),
+        connector(
+            "trusted",
+            &format!("extra_root_certificates_file = {ca_file:?}")
+        ),
         connector("untrusted", ""),
         data = dir.0.display().to_string(),
     );
@@ -2013,7 +2017,11 @@ key = {{ value = """
     let (ok, stdout, stderr) = dir.run(&["connectors", "test", "trusted"]);
     assert!(ok, "{stdout}\n{stderr}");
     assert!(stdout.contains("OK: the outcome is continue"), "{stdout}");
-    assert_eq!(api.mutual_tls_connections(), 1, "the client certificate was presented");
+    assert_eq!(
+        api.mutual_tls_connections(),
+        1,
+        "the client certificate was presented"
+    );
     assert!(!stderr.contains("deprecated"), "{stderr}");
 
     let (ok, stdout, stderr) = dir.run(&["connectors", "test", "untrusted", "--expect", "failed"]);
@@ -2047,10 +2055,14 @@ key = {{ value = """
     let (ok, _, stderr) = dir.run(&["config", "check"]);
     assert!(!ok);
     assert!(
-        stderr.contains("connector_settings.extra_root_certificates") && stderr.contains("private key"),
+        stderr.contains("connector_settings.extra_root_certificates")
+            && stderr.contains("private key"),
         "{stderr}"
     );
-    assert!(!stderr.contains("PRIVATE KEY-----\nMII"), "the key is not echoed: {stderr}");
+    assert!(
+        !stderr.contains("PRIVATE KEY-----\nMII"),
+        "the key is not echoed: {stderr}"
+    );
 }
 
 /// `allow_insecure_targets` still works, as all three target settings at once, and
@@ -2066,7 +2078,9 @@ fn the_old_insecure_targets_setting_is_a_deprecated_alias() {
     assert!(ok, "{stdout}\n{stderr}");
     assert!(
         stderr.contains("allow_insecure_targets is deprecated")
-            && stderr.contains("allow_http_targets, allow_loopback_targets and allow_private_network_targets"),
+            && stderr.contains(
+                "allow_http_targets, allow_loopback_targets and allow_private_network_targets"
+            ),
         "{stderr}"
     );
     // Loopback alone does not open the private network.

@@ -795,8 +795,7 @@ impl<'a> Reader<'a> {
                 allow_insecure_targets: self.boolean(&s, "allow_insecure_targets"),
                 allow_http_targets: self.boolean(&s, "allow_http_targets"),
                 allow_loopback_targets: self.boolean(&s, "allow_loopback_targets"),
-                allow_private_network_targets: self
-                    .boolean(&s, "allow_private_network_targets"),
+                allow_private_network_targets: self.boolean(&s, "allow_private_network_targets"),
                 record_bodies: self.boolean(&s, "record_bodies"),
                 extra_root_certificates: self.string(&s, "extra_root_certificates"),
                 extra_root_certificates_file: self.string(&s, "extra_root_certificates_file"),

@@ -1479,10 +1479,7 @@ fn a_connector_has_the_contract_defaults() {
     assert_eq!(c.breaker.open_for, std::time::Duration::from_secs(30));
     assert_eq!(c.authentication, ConnectorAuthentication::None);
     assert!(c.signing_secrets.is_empty());
-    assert_eq!(
-        config.connector_settings,
-        ConnectorSettings::default()
-    );
+    assert_eq!(config.connector_settings, ConnectorSettings::default());
     // Without a file: none, and the defaults.
     let config = load(None, &|_| None).unwrap();
     assert!(config.connectors.is_empty());
@@ -2194,7 +2191,10 @@ fn connector_settings_and_their_overrides() {
         ],
     )
     .unwrap();
-    assert_eq!(config.connector_settings.target_policy(), Default::default());
+    assert_eq!(
+        config.connector_settings.target_policy(),
+        Default::default()
+    );
     assert!(!config.connector_settings.record_bodies);
     let config = load_str(
         "",
@@ -3499,8 +3499,16 @@ fn three_separate_doors_for_targets() {
     let settings = |keys: &str| format!("[connector_settings]\n{keys}\n");
     // Loopback alone: loopback over https, but neither the private network nor http.
     let loopback = settings("allow_loopback_targets = true");
-    load_str(&(loopback.clone() + &target("https://127.0.0.1:9000/c")), &[]).unwrap();
-    load_str(&(loopback.clone() + &target("https://localhost:9000/c")), &[]).unwrap();
+    load_str(
+        &(loopback.clone() + &target("https://127.0.0.1:9000/c")),
+        &[],
+    )
+    .unwrap();
+    load_str(
+        &(loopback.clone() + &target("https://localhost:9000/c")),
+        &[],
+    )
+    .unwrap();
     assert_error(
         &(loopback.clone() + &target("https://10.0.0.5/c")),
         "connectors[0].target_url",

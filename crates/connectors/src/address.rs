@@ -59,7 +59,9 @@ pub fn check_target(url: &url::Url, policy: TargetPolicy) -> Result<(), Failure>
 /// Every address a name resolved to was refused. Found again in the HTTP client's
 /// error chain to tell this apart from other connection failures.
 #[derive(Debug, thiserror::Error)]
-#[error("{host} resolves only to addresses the connector settings refuse (loopback or private network)")]
+#[error(
+    "{host} resolves only to addresses the connector settings refuse (loopback or private network)"
+)]
 pub(crate) struct AddressRefused {
     pub host: String,
 }
@@ -131,10 +133,18 @@ mod tests {
         ] {
             let e = check_target(&u(s), strict).unwrap_err();
             assert_eq!(e.reason, FailureReason::TargetNotAllowed, "{s}");
-            assert_eq!(check_target(&u(s), TargetPolicy::ALL).is_ok(), opened_by.is_some(), "{s}");
+            assert_eq!(
+                check_target(&u(s), TargetPolicy::ALL).is_ok(),
+                opened_by.is_some(),
+                "{s}"
+            );
             if let Some(p) = opened_by {
                 assert!(check_target(&u(s), p).is_ok(), "{s}");
-                for other in [only(true, false, false), only(false, true, false), only(false, false, true)] {
+                for other in [
+                    only(true, false, false),
+                    only(false, true, false),
+                    only(false, false, true),
+                ] {
                     if other != p {
                         assert!(check_target(&u(s), other).is_err(), "{s} with {other:?}");
                     }

@@ -1634,7 +1634,10 @@ async fn client_certificates_authenticate_with_the_newest_valid_upload() {
     assert_eq!(untrusted.failure(PAC, "mtls").await, "tlsFailed");
     // A root of the connector's own is enough, without the operator's.
     let StepOutcome::Continue { .. } = untrusted.run(PAC, &["own-root"]).await else {
-        panic!("the connector's own root must be trusted: {:?}", untrusted.last());
+        panic!(
+            "the connector's own root must be trusted: {:?}",
+            untrusted.last()
+        );
     };
 }
 

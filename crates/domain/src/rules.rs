@@ -392,7 +392,9 @@ pub fn parse_root_certificates(text: &str) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     for (i, block) in x509_parser::pem::Pem::iter_from_buffer(text.as_bytes()).enumerate() {
         let n = i + 1;
-        let pem = block.map_err(|_| format!("PEM block {n} cannot be read (its BEGIN/END lines or its base64 are broken)"))?;
+        let pem = block.map_err(|_| {
+            format!("PEM block {n} cannot be read (its BEGIN/END lines or its base64 are broken)")
+        })?;
         if pem.label.contains("PRIVATE KEY") {
             return Err(format!(
                 "PEM block {n} is a private key; only the CA's certificates belong here, never a key"
@@ -939,12 +941,17 @@ mod tests {
         ] {
             let e = check_connector_url(private, strict).unwrap_err();
             assert!(e.contains("non-public"), "{private}");
-            assert!(e.contains("allow_private_network_targets"), "{private}: {e}");
+            assert!(
+                e.contains("allow_private_network_targets"),
+                "{private}: {e}"
+            );
             assert!(check_connector_url(private, only(true, true, false)).is_err());
             assert!(check_connector_url(private, only(false, false, true)).is_ok());
             assert!(check_connector_url(private, all).is_ok(), "{private}");
         }
-        assert!(check_connector_url("http://127.0.0.1:9000/hook", only(false, true, false)).is_err());
+        assert!(
+            check_connector_url("http://127.0.0.1:9000/hook", only(false, true, false)).is_err()
+        );
         assert!(check_connector_url("http://127.0.0.1:9000/hook", only(true, true, false)).is_ok());
         assert!(check_connector_url("https://u:p@api.contoso.com/x", all)
             .unwrap_err()
@@ -978,17 +985,31 @@ mod tests {
         for (text, why) in [
             ("", "at least one"),
             ("not pem at all", "at least one"),
-            ("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "private key"),
-            ("-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n", "cannot be read"),
-            ("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", "not an X.509"),
-            ("-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n", "X509 CRL"),
+            (
+                "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+                "private key",
+            ),
+            (
+                "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n",
+                "cannot be read",
+            ),
+            (
+                "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+                "not an X.509",
+            ),
+            (
+                "-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n",
+                "X509 CRL",
+            ),
         ] {
             let e = parse_root_certificates(text).unwrap_err();
             assert!(e.contains(why), "{text:?}: {e}");
         }
-        assert!(parse_root_certificates(&pem.repeat(MAX_ROOT_CERTIFICATES + 1))
-            .unwrap_err()
-            .contains("at most"));
+        assert!(
+            parse_root_certificates(&pem.repeat(MAX_ROOT_CERTIFICATES + 1))
+                .unwrap_err()
+                .contains("at most")
+        );
     }
 
     #[test]

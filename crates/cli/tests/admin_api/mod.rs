@@ -919,7 +919,10 @@ async fn a_connector_behind_a_private_ca_gets_its_root_through_the_api(backend: 
     let mtls = harness::mtls::MtlsApi::start().await;
     // The connector (mutual TLS, from the file) does not trust the test CA yet; only
     // loopback is opened, for the test server.
-    let admins = ADMINS.replace("allow_insecure_targets = true", "allow_loopback_targets = true");
+    let admins = ADMINS.replace(
+        "allow_insecure_targets = true",
+        "allow_loopback_targets = true",
+    );
     let (settings, rest) = admins.split_once("[[applications]]").unwrap();
     let usher = env
         .start_with(&format!(
@@ -947,25 +950,37 @@ post_attribute_collection = ["company"]
         .await;
     let admin = Api::as_client(&usher, "admin-all").await;
     let path = "/v1.0/identity/apiConnectors/company";
-    assert_eq!(admin.get(path).await["usherExtraRootCertificates"], json!([]));
+    assert_eq!(
+        admin.get(path).await["usherExtraRootCertificates"],
+        json!([])
+    );
 
     // Wrong material is refused in Graph's shape, and nothing changes.
     for (pem, why) in [
-        ("not a certificate".to_owned(), "at least one PEM certificate"),
+        (
+            "not a certificate".to_owned(),
+            "at least one PEM certificate",
+        ),
         (mtls.client_key_pem.clone(), "private key"),
     ] {
         let answer = admin
             .patch(path, json!({"usherExtraRootCertificates": [pem]}))
             .await;
         let message = assert_error(&answer, StatusCode::BAD_REQUEST, "Request_BadRequest");
-        assert!(message.contains("usherExtraRootCertificates") && message.contains(why), "{message}");
+        assert!(
+            message.contains("usherExtraRootCertificates") && message.contains(why),
+            "{message}"
+        );
         assert!(!message.contains("PRIVATE KEY"), "{message}");
     }
     let answer = admin
         .patch(path, json!({"usherExtraRootCertificates": "one string"}))
         .await;
     assert_error(&answer, StatusCode::BAD_REQUEST, "Request_BadRequest");
-    assert_eq!(admin.get(path).await["usherExtraRootCertificates"], json!([]));
+    assert_eq!(
+        admin.get(path).await["usherExtraRootCertificates"],
+        json!([])
+    );
 
     // With the CA as the connector's root, the next sign-up calls it over mutual TLS.
     admin
@@ -978,7 +993,10 @@ post_attribute_collection = ["company"]
     let read = admin.get(path).await;
     let roots = read["usherExtraRootCertificates"].as_array().unwrap();
     assert_eq!(roots.len(), 1, "{read}");
-    assert!(roots[0].as_str().unwrap().starts_with("-----BEGIN CERTIFICATE-----\n"));
+    assert!(roots[0]
+        .as_str()
+        .unwrap()
+        .starts_with("-----BEGIN CERTIFICATE-----\n"));
     Browser::new()
         .sign_up(
             &usher,
@@ -994,9 +1012,16 @@ post_attribute_collection = ["company"]
 
     // null clears it.
     admin
-        .done(Method::PATCH, path, json!({"usherExtraRootCertificates": null}))
+        .done(
+            Method::PATCH,
+            path,
+            json!({"usherExtraRootCertificates": null}),
+        )
         .await;
-    assert_eq!(admin.get(path).await["usherExtraRootCertificates"], json!([]));
+    assert_eq!(
+        admin.get(path).await["usherExtraRootCertificates"],
+        json!([])
+    );
     env.finish(usher).await;
 }
 

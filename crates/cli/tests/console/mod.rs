@@ -765,7 +765,10 @@ post_attribute_collection = ["e2e-connector"]
         r.text().await.unwrap()
     };
     let text = metrics().await;
-    assert!(text.contains("# TYPE usher_connector_breaker_state gauge"), "{text}");
+    assert!(
+        text.contains("# TYPE usher_connector_breaker_state gauge"),
+        "{text}"
+    );
     assert!(
         text.contains("usher_connector_breaker_state{connector=\"e2e-connector\"} 0\n"),
         "closed before any call: {text}"
@@ -817,14 +820,25 @@ post_attribute_collection = ["e2e-connector"]
         .unwrap_or_else(|| panic!("{}", r.body));
     assert!(row.contains("data-breaker=\"open\""), "{row}");
     assert!(row.contains("data-health=\"calls\">5<"), "{row}");
-    assert!(row.contains("data-health=\"failure_rate\">100.0 %<"), "{row}");
+    assert!(
+        row.contains("data-health=\"failure_rate\">100.0 %<"),
+        "{row}"
+    );
     assert!(row.contains("data-health=\"p50\">2500 ms<"), "{row}");
     assert!(row.contains("data-health=\"p99\">3000 ms<"), "{row}");
     let page = admin
         .get(&usher.url("/console/connectors/e2e-connector"))
         .await;
-    assert!(page.body.contains("data-health=\"refused\">2 "), "{}", page.body);
-    assert!(page.body.contains("data-health=\"p50\">2500 ms<"), "{}", page.body);
+    assert!(
+        page.body.contains("data-health=\"refused\">2 "),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("data-health=\"p50\">2500 ms<"),
+        "{}",
+        page.body
+    );
     env.finish(usher).await;
 }
 

@@ -47,10 +47,8 @@ impl MtlsApi {
             let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
             (cert, key)
         };
-        let (server_cert, server_key) = issue(
-            &["localhost"],
-            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
-        );
+        let (server_cert, server_key) =
+            issue(&["localhost"], rcgen::ExtendedKeyUsagePurpose::ServerAuth);
         let (client_cert, client_key) = issue(
             &["usher-client"],
             rcgen::ExtendedKeyUsagePurpose::ClientAuth,

@@ -42,8 +42,10 @@ impl Resolver<'_> {
             allow_loopback_targets: door(&raw.allow_loopback_targets),
             allow_private_network_targets: door(&raw.allow_private_network_targets),
             record_bodies: raw.record_bodies.as_ref().is_some_and(|v| v.value),
-            extra_root_certificates: self
-                .root_certificates(&raw.extra_root_certificates, &raw.extra_root_certificates_file),
+            extra_root_certificates: self.root_certificates(
+                &raw.extra_root_certificates,
+                &raw.extra_root_certificates_file,
+            ),
             deprecated_insecure_targets_at: raw
                 .allow_insecure_targets
                 .as_ref()
