@@ -467,9 +467,9 @@ async fn ensure_console_application(
 /// What the connector client may do, from the operator's settings.
 pub fn runner_settings(config: &Config) -> RunnerSettings {
     RunnerSettings {
-        allow_insecure_targets: config.connector_settings.allow_insecure_targets,
+        targets: config.connector_settings.target_policy(),
         record_bodies: config.connector_settings.record_bodies,
-        ..RunnerSettings::default()
+        extra_root_certificates: config.connector_settings.extra_root_certificates.clone(),
     }
 }
 

@@ -117,13 +117,18 @@ fn main() -> ExitCode {
 }
 
 fn load(path: Option<&std::path::Path>) -> Result<usher_config::Config, ExitCode> {
-    usher_config::load(path, &|k| std::env::var(k).ok()).map_err(|errors| {
+    let config = usher_config::load(path, &|k| std::env::var(k).ok()).map_err(|errors| {
         eprintln!("The configuration has {} error(s):", errors.0.len());
         for e in errors.iter() {
             eprintln!("  {e}");
         }
         ExitCode::from(2)
-    })
+    })?;
+    // Deprecated settings still work; every command that reads the file says so.
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
+    Ok(config)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {

@@ -2546,6 +2546,178 @@ id = "displayName"
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A scratch directory with a configuration file `usher.toml` holding `toml`, and a
+/// way to run the `usher` command on it.
+struct ConfigDir(std::path::PathBuf);
+
+impl ConfigDir {
+    fn new(toml: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("usher-cli-test-{:016x}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let toml = format!("data_dir = {:?}\n{toml}", dir.display().to_string());
+        std::fs::write(dir.join("usher.toml"), toml).unwrap();
+        Self(dir)
+    }
+
+    fn write(&self, name: &str, text: &str) -> String {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+
+    fn run(&self, args: &[&str]) -> (bool, String, String) {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_usher"))
+            .arg("--config")
+            .arg(self.0.join("usher.toml"))
+            .args(args)
+            .env("USHER_MASTER_KEY", MASTER_KEY)
+            .env_remove("USHER_LOG")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+impl Drop for ConfigDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A connector behind a company CA that demands a client certificate (mutual TLS):
+/// with the CA as the connector's extra root, or the operator's, the call goes
+/// through with the client certificate; the same connector without it fails with a
+/// message that says what to do. Only loopback is opened for the test server, not
+/// plain http nor the private network.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connector_behind_a_private_ca_is_called_with_mutual_tls() {
+    let api = harness::mtls::MtlsApi::start().await;
+    let connector = |id: &str, extra: &str| {
+        format!(
+            r#"
+[[connectors]]
+id = "{id}"
+target_url = "{url}"
+retries = 0
+{extra}
+[connectors.authentication]
+type = "clientCertificate"
+[[connectors.authentication.certificates]]
+pem = """
+{cert}"""
+key = {{ value = """
+{key}""" }}
+"#,
+            url = api.url,
+            cert = api.client_cert_pem,
+            key = api.client_key_pem,
+        )
+    };
+    let dir = ConfigDir::new("");
+    let ca_file = dir.write("company-ca.pem", &api.ca_pem);
+    let config = format!(
+        "data_dir = {data:?}\n[connector_settings]\nallow_loopback_targets = true\n{}{}",
+        connector(
+            "trusted",
+            &format!("extra_root_certificates_file = {ca_file:?}")
+        ),
+        connector("untrusted", ""),
+        data = dir.0.display().to_string(),
+    );
+    dir.write("usher.toml", &config);
+
+    let (ok, stdout, stderr) = dir.run(&["connectors", "test", "trusted"]);
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(stdout.contains("OK: the outcome is continue"), "{stdout}");
+    assert_eq!(
+        api.mutual_tls_connections(),
+        1,
+        "the client certificate was presented"
+    );
+    assert!(!stderr.contains("deprecated"), "{stderr}");
+
+    let (ok, stdout, stderr) = dir.run(&["connectors", "test", "untrusted", "--expect", "failed"]);
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(stdout.contains("tlsFailed"), "{stdout}");
+    assert!(
+        stdout.contains("not issued by a trusted CA") && stdout.contains("extra_root_certificates"),
+        "the failure says what to do: {stdout}"
+    );
+    assert_eq!(api.mutual_tls_connections(), 1);
+
+    // The operator's roots serve every connector.
+    let config = format!(
+        "data_dir = {data:?}\n[connector_settings]\nallow_loopback_targets = true\nextra_root_certificates = \"\"\"\n{ca}\"\"\"\n{}",
+        connector("untrusted", ""),
+        data = dir.0.display().to_string(),
+        ca = api.ca_pem,
+    );
+    dir.write("usher.toml", &config);
+    let (ok, stdout, stderr) = dir.run(&["connectors", "test", "untrusted"]);
+    assert!(ok, "{stdout}\n{stderr}");
+    assert_eq!(api.mutual_tls_connections(), 2);
+
+    // A key where a CA certificate belongs is refused with its place.
+    let config = format!(
+        "data_dir = {data:?}\n[connector_settings]\nallow_loopback_targets = true\nextra_root_certificates = \"\"\"\n{key}\"\"\"\n",
+        data = dir.0.display().to_string(),
+        key = api.client_key_pem,
+    );
+    dir.write("usher.toml", &config);
+    let (ok, _, stderr) = dir.run(&["config", "check"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("connector_settings.extra_root_certificates")
+            && stderr.contains("private key"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("PRIVATE KEY-----\nMII"),
+        "the key is not echoed: {stderr}"
+    );
+}
+
+/// `allow_insecure_targets` still works, as all three target settings at once, and
+/// every command warns that it is deprecated; the new settings open one door each.
+#[test]
+fn the_old_insecure_targets_setting_is_a_deprecated_alias() {
+    let target = |url: &str| format!("[[connectors]]\nid = \"c\"\ntarget_url = \"{url}\"\n");
+    let old = ConfigDir::new(&format!(
+        "[connector_settings]\nallow_insecure_targets = true\n{}",
+        target("http://10.1.2.3/hook")
+    ));
+    let (ok, stdout, stderr) = old.run(&["config", "check"]);
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("allow_insecure_targets is deprecated")
+            && stderr.contains(
+                "allow_http_targets, allow_loopback_targets and allow_private_network_targets"
+            ),
+        "{stderr}"
+    );
+    // Loopback alone does not open the private network.
+    let loopback = ConfigDir::new(&format!(
+        "[connector_settings]\nallow_loopback_targets = true\nallow_http_targets = true\n{}",
+        target("http://10.1.2.3/hook")
+    ));
+    let (ok, _, stderr) = loopback.run(&["config", "check"]);
+    assert!(!ok);
+    assert!(stderr.contains("allow_private_network_targets"), "{stderr}");
+    assert!(!stderr.contains("deprecated"), "{stderr}");
+    let private = ConfigDir::new(&format!(
+        "[connector_settings]\nallow_private_network_targets = true\nallow_http_targets = true\n{}",
+        target("http://10.1.2.3/hook")
+    ));
+    let (ok, stdout, stderr) = private.run(&["config", "check"]);
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(!stderr.contains("deprecated"), "{stderr}");
+}
+
 /// A provider that answers as Facebook documents its OAuth 2.0 token endpoint and
 /// Graph `/me`.
 async fn fake_facebook() -> String {

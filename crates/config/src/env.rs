@@ -96,6 +96,18 @@ pub(crate) fn apply(
             &mut settings.allow_insecure_targets,
         ),
         (
+            "USHER_CONNECTORS_ALLOW_HTTP_TARGETS",
+            &mut settings.allow_http_targets,
+        ),
+        (
+            "USHER_CONNECTORS_ALLOW_LOOPBACK_TARGETS",
+            &mut settings.allow_loopback_targets,
+        ),
+        (
+            "USHER_CONNECTORS_ALLOW_PRIVATE_NETWORK_TARGETS",
+            &mut settings.allow_private_network_targets,
+        ),
+        (
             "USHER_CONNECTORS_RECORD_BODIES",
             &mut settings.record_bodies,
         ),

@@ -344,6 +344,13 @@ demo adds them: `demo = true` adds them back when this file is loaded.",
             })
             .collect();
         self.value("signing_secrets", format!("[{}]", signing.join(", ")));
+        if !c.extra_root_certificates.is_empty() {
+            // Public: written out, one bundle, as `cat` of the CA files would give.
+            self.value(
+                "extra_root_certificates",
+                multiline(&c.extra_root_certificates.concat()),
+            );
+        }
 
         self.table("connectors.breaker");
         self.value("failure_threshold", c.breaker.failure_threshold.to_string());

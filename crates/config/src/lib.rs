@@ -99,7 +99,8 @@ impl std::fmt::Debug for DeclaredTenant {
 /// database_url, templates_dir, secrets, signing, tokens, email, connector_settings,
 /// federation) are otherwise ignored, and the running `server`'s are used instead:
 /// its issuer builds the demo's redirect URIs and is what `extensions_app_id`
-/// defaults from, and its `connector_settings.allow_insecure_targets` and
+/// defaults from, and its `connector_settings.allow_http_targets`,
+/// `allow_loopback_targets`, `allow_private_network_targets` and
 /// `federation.allow_insecure_endpoints` decide which addresses connectors and
 /// identity providers may use. `USHER_*` environment overrides are not read (they are
 /// the server's); `env` is read for the file's `{ env = "…" }` secret references and
@@ -149,11 +150,19 @@ fn load_tenant_text(
         user_flows: file.user_flows,
         applications: file.applications,
         connector_settings: raw::RawConnectorSettings {
-            allow_insecure_targets: Some(raw::Val::new(
-                server.connector_settings.allow_insecure_targets,
+            allow_http_targets: Some(raw::Val::new(
+                server.connector_settings.allow_http_targets,
                 from,
             )),
-            record_bodies: None,
+            allow_loopback_targets: Some(raw::Val::new(
+                server.connector_settings.allow_loopback_targets,
+                from,
+            )),
+            allow_private_network_targets: Some(raw::Val::new(
+                server.connector_settings.allow_private_network_targets,
+                from,
+            )),
+            ..raw::RawConnectorSettings::default()
         },
         connectors: file.connectors,
         federation: raw::RawFederation {

@@ -177,8 +177,14 @@ pub(crate) struct RawApplication {
 
 #[derive(Debug, Default)]
 pub(crate) struct RawConnectorSettings {
+    /// Deprecated: all three of the settings below at once.
     pub allow_insecure_targets: Option<Val<bool>>,
+    pub allow_http_targets: Option<Val<bool>>,
+    pub allow_loopback_targets: Option<Val<bool>>,
+    pub allow_private_network_targets: Option<Val<bool>>,
     pub record_bodies: Option<Val<bool>>,
+    pub extra_root_certificates: Option<Val<String>>,
+    pub extra_root_certificates_file: Option<Val<String>>,
 }
 
 /// `[rate_limits]`: per limit `{ max, window_seconds }`, and the trusted proxies.
@@ -255,6 +261,8 @@ pub(crate) struct RawConnector {
     pub failure_threshold: Option<Val<i64>>,
     pub open_seconds: Option<Val<i64>>,
     pub authentication: Option<RawAuthentication>,
+    pub extra_root_certificates: Option<Val<String>>,
+    pub extra_root_certificates_file: Option<Val<String>>,
 }
 
 #[derive(Debug)]
@@ -366,6 +374,8 @@ const CONNECTOR_KEYS: &[&str] = &[
     "signing_secrets",
     "breaker",
     "authentication",
+    "extra_root_certificates",
+    "extra_root_certificates_file",
 ];
 
 const CERTIFICATE_KEYS: &[&str] = &[
@@ -786,11 +796,24 @@ impl<'a> Reader<'a> {
         if let Some(s) = self.sub(
             &t,
             "connector_settings",
-            &["allow_insecure_targets", "record_bodies"],
+            &[
+                "allow_insecure_targets",
+                "allow_http_targets",
+                "allow_loopback_targets",
+                "allow_private_network_targets",
+                "record_bodies",
+                "extra_root_certificates",
+                "extra_root_certificates_file",
+            ],
         ) {
             raw.connector_settings = RawConnectorSettings {
                 allow_insecure_targets: self.boolean(&s, "allow_insecure_targets"),
+                allow_http_targets: self.boolean(&s, "allow_http_targets"),
+                allow_loopback_targets: self.boolean(&s, "allow_loopback_targets"),
+                allow_private_network_targets: self.boolean(&s, "allow_private_network_targets"),
                 record_bodies: self.boolean(&s, "record_bodies"),
+                extra_root_certificates: self.string(&s, "extra_root_certificates"),
+                extra_root_certificates_file: self.string(&s, "extra_root_certificates_file"),
             };
         }
         let limit_keys: Vec<&str> = usher_domain::Limit::ALL
@@ -887,6 +910,8 @@ impl<'a> Reader<'a> {
             failure_threshold: None,
             open_seconds: None,
             authentication: None,
+            extra_root_certificates: self.string(t, "extra_root_certificates"),
+            extra_root_certificates_file: self.string(t, "extra_root_certificates_file"),
         };
         if let Some(b) = self.sub(t, "breaker", &["failure_threshold", "open_seconds"]) {
             c.failure_threshold = self.integer(&b, "failure_threshold");

@@ -234,7 +234,7 @@ impl<'a> Resolver<'a> {
         let untyped = self.attributes(&raw.attributes, &mut tenant);
         let connector_settings = self.connector_settings(&raw.connector_settings);
         let rate_limits = self.rate_limits(&raw.rate_limits);
-        let (connectors, declared) = self.connectors(&raw.connectors, connector_settings);
+        let (connectors, declared) = self.connectors(&raw.connectors, &connector_settings);
         let federation = self.federation_settings(&raw.federation);
         let (identity_providers, declared_providers) =
             self.identity_providers(&raw.identity_providers, &federation, &tenant);

@@ -15,8 +15,8 @@ pub use usher_domain::rules::{
     check_identity_issuer, check_locale, check_microsoft_tenant, check_oauth_client_id,
     check_oidc_issuer, check_option_value, check_provider_id, check_redirect_uri, check_scope,
     check_scope_token, check_signing_secret, is_loopback_host, is_public_ip,
-    normalize_user_flow_id, parse_role, GRAPH_ROLES, MIN_SIGNING_SECRET_BYTES,
-    PRESET_IDENTITY_ISSUERS, USER_FLOW_PREFIX,
+    normalize_user_flow_id, parse_role, parse_root_certificates, GRAPH_ROLES,
+    MIN_SIGNING_SECRET_BYTES, PRESET_IDENTITY_ISSUERS, USER_FLOW_PREFIX,
 };
 
 /// The built-in identity providers; the upstream ones declared under

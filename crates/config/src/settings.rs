@@ -282,14 +282,48 @@ impl fmt::Debug for EndpointsDebug<'_> {
 }
 
 /// Settings that apply to every API connector (`[connector_settings]`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConnectorSettings {
-    /// Allows plain `http://` targets and targets on loopback, private and other
-    /// non-public addresses (development and tests). Default: false.
-    pub allow_insecure_targets: bool,
+    /// Allows plain `http://` targets (development and tests). Default: false.
+    pub allow_http_targets: bool,
+    /// Allows targets on loopback (`127.0.0.0/8`, `::1`, `localhost`). Default: false.
+    pub allow_loopback_targets: bool,
+    /// Allows targets on private and other non-public addresses (RFC 1918, CGNAT,
+    /// unique local, link-local). Default: false.
+    pub allow_private_network_targets: bool,
     /// Keeps the request and response bodies of connector calls with their records.
     /// Default: false.
     pub record_bodies: bool,
+    /// PEM certificates every connector trusts as roots besides the public web PKI,
+    /// one certificate each.
+    pub extra_root_certificates: Vec<String>,
+    /// Where the deprecated `allow_insecure_targets` was set, if it was: the server
+    /// warns at start.
+    pub deprecated_insecure_targets_at: Option<String>,
+}
+
+impl ConnectorSettings {
+    /// The three target settings as the connector client and the rules take them.
+    pub fn target_policy(&self) -> usher_domain::rules::TargetPolicy {
+        usher_domain::rules::TargetPolicy {
+            allow_http: self.allow_http_targets,
+            allow_loopback: self.allow_loopback_targets,
+            allow_private_network: self.allow_private_network_targets,
+        }
+    }
+}
+
+impl Config {
+    /// What the operator should change, though the server runs: deprecated settings.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(at) = &self.connector_settings.deprecated_insecure_targets_at {
+            out.push(format!(
+                "{at}: connector_settings.allow_insecure_targets is deprecated: it allows plain http, loopback and the private network at once; set only what is needed of allow_http_targets, allow_loopback_targets and allow_private_network_targets instead"
+            ));
+        }
+        out
+    }
 }
 
 /// Connectors as `Config`'s `Debug` shows them: the domain's own `Debug` would print

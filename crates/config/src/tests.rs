@@ -1525,13 +1525,7 @@ fn a_connector_has_the_contract_defaults() {
     assert_eq!(c.breaker.open_for, std::time::Duration::from_secs(30));
     assert_eq!(c.authentication, ConnectorAuthentication::None);
     assert!(c.signing_secrets.is_empty());
-    assert_eq!(
-        config.connector_settings,
-        ConnectorSettings {
-            allow_insecure_targets: false,
-            record_bodies: false
-        }
-    );
+    assert_eq!(config.connector_settings, ConnectorSettings::default());
     // Without a file: none, and the defaults.
     let config = load(None, &|_| None).unwrap();
     assert!(config.connectors.is_empty());
@@ -1569,7 +1563,7 @@ fn connector_rules() {
     let e = assert_error(
         "[[connectors]]\nid = \"c\"\ntarget_url = \"http://api.contoso.com/c\"\n",
         "connectors[0].target_url",
-        "allow_insecure_targets",
+        "allow_http_targets",
     );
     assert_eq!(e.location, "usher.toml:3:14: connectors[0].target_url");
     assert_error(
@@ -1918,10 +1912,10 @@ fn authentication_rules() {
             scope: None,
         }
     );
-    // The insecure-targets setting covers token endpoints too.
+    // The target settings cover token endpoints too.
     load_str(
         &format!(
-            "[connector_settings]\nallow_insecure_targets = true\n{}",
+            "[connector_settings]\nallow_http_targets = true\nallow_loopback_targets = true\n{}",
             oauth("http://127.0.0.1:9000/token", "")
         ),
         &[],
@@ -2217,13 +2211,24 @@ fn user_flows_name_declared_connectors() {
 fn connector_settings_and_their_overrides() {
     let text = "[connector_settings]\nallow_insecure_targets = true\nrecord_bodies = true\n";
     let config = load_str(text, &[]).unwrap();
+    // The deprecated key opens all three doors, and says so at start.
     assert_eq!(
         config.connector_settings,
         ConnectorSettings {
-            allow_insecure_targets: true,
-            record_bodies: true
+            allow_http_targets: true,
+            allow_loopback_targets: true,
+            allow_private_network_targets: true,
+            record_bodies: true,
+            extra_root_certificates: Vec::new(),
+            deprecated_insecure_targets_at: Some(
+                "usher.toml:2:26: connector_settings.allow_insecure_targets".into()
+            ),
         }
     );
+    let warnings = config.warnings();
+    assert_eq!(warnings.len(), 1);
+    assert!(warnings[0].contains("allow_insecure_targets is deprecated"));
+    assert!(warnings[0].contains("allow_loopback_targets"));
     let config = load_str(
         text,
         &[
@@ -2232,7 +2237,11 @@ fn connector_settings_and_their_overrides() {
         ],
     )
     .unwrap();
-    assert_eq!(config.connector_settings, ConnectorSettings::default());
+    assert_eq!(
+        config.connector_settings.target_policy(),
+        Default::default()
+    );
+    assert!(!config.connector_settings.record_bodies);
     let config = load_str(
         "",
         &[
@@ -2241,8 +2250,13 @@ fn connector_settings_and_their_overrides() {
         ],
     )
     .unwrap();
-    assert!(config.connector_settings.allow_insecure_targets);
+    assert_eq!(
+        config.connector_settings.target_policy(),
+        usher_domain::rules::TargetPolicy::ALL
+    );
     assert!(config.connector_settings.record_bodies);
+    assert_eq!(config.warnings().len(), 1);
+    assert!(load_str("", &[]).unwrap().warnings().is_empty());
 
     // The override decides which targets are allowed.
     let insecure = "[[connectors]]\nid = \"local\"\ntarget_url = \"http://127.0.0.1:9000/hook\"\n";
@@ -2250,6 +2264,18 @@ fn connector_settings_and_their_overrides() {
     let config = load_str(
         insecure,
         &[("USHER_CONNECTORS_ALLOW_INSECURE_TARGETS", "true")],
+    )
+    .unwrap();
+    assert_eq!(
+        config.connectors[0].target_url,
+        "http://127.0.0.1:9000/hook"
+    );
+    let config = load_str(
+        insecure,
+        &[
+            ("USHER_CONNECTORS_ALLOW_HTTP_TARGETS", "true"),
+            ("USHER_CONNECTORS_ALLOW_LOOPBACK_TARGETS", "true"),
+        ],
     )
     .unwrap();
     assert_eq!(
@@ -3511,4 +3537,126 @@ fn user_flows_may_require_approval() {
             .unwrap()
             .requires_approval
     );
+}
+
+#[test]
+fn three_separate_doors_for_targets() {
+    let target = |url: &str| format!("[[connectors]]\nid = \"c\"\ntarget_url = \"{url}\"\n");
+    let settings = |keys: &str| format!("[connector_settings]\n{keys}\n");
+    // Loopback alone: loopback over https, but neither the private network nor http.
+    let loopback = settings("allow_loopback_targets = true");
+    load_str(
+        &(loopback.clone() + &target("https://127.0.0.1:9000/c")),
+        &[],
+    )
+    .unwrap();
+    load_str(
+        &(loopback.clone() + &target("https://localhost:9000/c")),
+        &[],
+    )
+    .unwrap();
+    assert_error(
+        &(loopback.clone() + &target("https://10.0.0.5/c")),
+        "connectors[0].target_url",
+        "allow_private_network_targets",
+    );
+    assert_error(
+        &(loopback.clone() + &target("http://127.0.0.1:9000/c")),
+        "connectors[0].target_url",
+        "allow_http_targets",
+    );
+    // The private network alone does not open loopback.
+    let private = settings("allow_private_network_targets = true");
+    load_str(&(private.clone() + &target("https://192.168.1.20/c")), &[]).unwrap();
+    assert_error(
+        &(private + &target("https://[::1]/c")),
+        "connectors[0].target_url",
+        "allow_loopback_targets",
+    );
+    // http alone: to public hosts only.
+    let http = settings("allow_http_targets = true");
+    load_str(&(http.clone() + &target("http://api.contoso.com/c")), &[]).unwrap();
+    assert_error(
+        &(http + &target("http://127.0.0.1/c")),
+        "connectors[0].target_url",
+        "allow_loopback_targets",
+    );
+    // A new key written next to the deprecated one decides its own door.
+    let config = load_str(
+        &settings("allow_insecure_targets = true\nallow_private_network_targets = false"),
+        &[],
+    )
+    .unwrap();
+    let s = &config.connector_settings;
+    assert!(s.allow_http_targets && s.allow_loopback_targets);
+    assert!(!s.allow_private_network_targets);
+    assert_error(
+        &settings("allow_loopback_targets = \"yes\""),
+        "connector_settings.allow_loopback_targets",
+        "",
+    );
+}
+
+fn test_ca_pem() -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.self_signed(&key).unwrap().pem()
+}
+
+#[test]
+fn extra_root_certificates_per_connector_and_for_all() {
+    let ca = test_ca_pem();
+    let other = test_ca_pem();
+    let dir = std::env::temp_dir().join(format!("usher-roots-{}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("company-ca.pem");
+    std::fs::write(&file, format!("# company CA\n{ca}{other}")).unwrap();
+    let text = format!(
+        "[connector_settings]\nextra_root_certificates_file = {file:?}\n\
+         [[connectors]]\nid = \"c\"\ntarget_url = \"https://api.contoso.com/c\"\n\
+         extra_root_certificates = \"\"\"\n{ca}\"\"\"\n\
+         [[connectors]]\nid = \"d\"\ntarget_url = \"https://api.contoso.com/d\"\n",
+        file = file.display().to_string()
+    );
+    let config = load_str(&text, &[]).unwrap();
+    assert_eq!(config.connector_settings.extra_root_certificates.len(), 2);
+    assert_eq!(
+        config.connectors[0].extra_root_certificates,
+        usher_domain::rules::parse_root_certificates(&ca).unwrap()
+    );
+    assert!(config.connectors[1].extra_root_certificates.is_empty());
+
+    let connector = |extra: &str| {
+        format!("[[connectors]]\nid = \"c\"\ntarget_url = \"https://api.contoso.com/c\"\n{extra}\n")
+    };
+    assert_error(
+        &connector("extra_root_certificates = \"not a certificate\""),
+        "connectors[0].extra_root_certificates",
+        "at least one PEM certificate",
+    );
+    assert_error(
+        &connector("extra_root_certificates = \"-----BEGIN PRIVATE KEY-----\\nAAAA\\n-----END PRIVATE KEY-----\\n\""),
+        "connectors[0].extra_root_certificates",
+        "private key",
+    );
+    assert_error(
+        &connector(&format!(
+            "extra_root_certificates = \"x\"\nextra_root_certificates_file = {:?}",
+            file.display().to_string()
+        )),
+        "connectors[0].extra_root_certificates_file",
+        "not both",
+    );
+    assert_error(
+        "[connector_settings]\nextra_root_certificates_file = \"/no/such/ca.pem\"\n",
+        "connector_settings.extra_root_certificates_file",
+        "",
+    );
+    assert_error(
+        "[connector_settings]\nextra_root_certificates = [\"a\"]\n",
+        "connector_settings.extra_root_certificates",
+        "",
+    );
+    std::fs::remove_dir_all(dir).unwrap();
 }

@@ -135,7 +135,7 @@ async fn run(calls: usize) {
         repository.clone(),
         Arc::new(SystemClock),
         RunnerSettings {
-            allow_insecure_targets: true,
+            targets: usher_domain::rules::TargetPolicy::ALL,
             ..Default::default()
         },
         Arc::new(Metrics::new()),

@@ -23,7 +23,7 @@ mod transport;
 pub use address::{check_target, is_public};
 pub use breaker::BreakerState;
 pub use failure::{Failure, FailureReason};
-pub use metrics::Metrics;
+pub use metrics::{render_breakers, Metrics};
 pub use probe::{
     probe, probe_with_schema, ProbeInterpretation, ProbeReport, ProbeResponse, ProbeSchema,
 };

@@ -1,11 +1,13 @@
-//! Call counts and latency per connector, step and outcome (contract §6), exported in
-//! the Prometheus text format. One mutex around a small map: a call takes it once, for
+//! Call counts and latency per connector, step and outcome (contract §6), and the
+//! state of each connector's circuit breaker, exported in the Prometheus text format. One mutex around a small map: a call takes it once, for
 //! a few additions, which is far below the cost of the HTTP call it measures.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
+
+use crate::breaker::BreakerState;
 
 /// Upper bounds of the latency histogram, in seconds: 1 ms to 30 s.
 pub const BUCKETS: [f64; 15] = [
@@ -106,6 +108,33 @@ impl Metrics {
     }
 }
 
+/// The value of `usher_connector_breaker_state`: 0 closed, 1 half-open, 2 open, so
+/// that `> 0` means calls are being refused or rationed.
+pub fn breaker_value(state: BreakerState) -> u8 {
+    match state {
+        BreakerState::Closed => 0,
+        BreakerState::HalfOpen => 1,
+        BreakerState::Open => 2,
+    }
+}
+
+/// The breaker gauge, one series per connector of the current tenant. Breakers are
+/// per process, so this is the state on the instance scraped.
+pub fn render_breakers(states: &[(String, BreakerState)]) -> String {
+    let mut out = String::new();
+    out.push_str("# HELP usher_connector_breaker_state API connector circuit breaker on this instance: 0 closed, 1 half-open (one trial call allowed), 2 open (calls refused).\n");
+    out.push_str("# TYPE usher_connector_breaker_state gauge\n");
+    for (connector, state) in states {
+        let _ = writeln!(
+            out,
+            "usher_connector_breaker_state{{connector=\"{}\"}} {}",
+            escape(connector),
+            breaker_value(*state)
+        );
+    }
+    out
+}
+
 fn labels(connector: &str, step: &str, outcome: &str) -> String {
     format!(
         "connector=\"{}\",step=\"{}\",outcome=\"{}\"",
@@ -132,6 +161,19 @@ fn escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn renders_the_breaker_gauge() {
+        let text = render_breakers(&[
+            ("a".into(), BreakerState::Closed),
+            ("b\"".into(), BreakerState::Open),
+            ("c".into(), BreakerState::HalfOpen),
+        ]);
+        assert!(text.contains("# TYPE usher_connector_breaker_state gauge\n"));
+        assert!(text.contains("usher_connector_breaker_state{connector=\"a\"} 0\n"));
+        assert!(text.contains("usher_connector_breaker_state{connector=\"b\\\"\"} 2\n"));
+        assert!(text.contains("usher_connector_breaker_state{connector=\"c\"} 1\n"));
+    }
 
     #[test]
     fn renders_counters_and_histograms() {

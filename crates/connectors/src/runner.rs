@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
+use usher_domain::rules::TargetPolicy;
 use usher_domain::{AttributeValues, Clock, ConnectorDefinition, FailurePolicy, Tenant, UserFlow};
 use usher_storage::{ConnectorCallRecord, ConnectorCallRepository};
 
@@ -27,9 +28,10 @@ pub const MAX_RECORDED_BODY_BYTES: usize = 64 * 1024;
 /// The operator's settings for every connector.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunnerSettings {
-    /// Allow `http://` targets and non-public addresses. For development and tests
-    /// only: it turns off the protection against calls into the private network.
-    pub allow_insecure_targets: bool,
+    /// Which of plain `http://`, loopback and the private network connectors may
+    /// call; each turns off part of the protection against calls into the private
+    /// network, so the default allows none.
+    pub targets: TargetPolicy,
     /// Keep request and response bodies in the call records (passwords and secrets
     /// removed, cut to 64 KiB).
     pub record_bodies: bool,
@@ -41,7 +43,7 @@ pub struct RunnerSettings {
 impl RunnerSettings {
     pub(crate) fn transport(&self) -> TransportSettings {
         TransportSettings {
-            allow_insecure_targets: self.allow_insecure_targets,
+            targets: self.targets,
             extra_root_certificates: self.extra_root_certificates.clone(),
         }
     }
@@ -113,6 +115,18 @@ impl ConnectorRunner {
         self.connectors
             .get(connector_id)
             .map(|c| c.breaker.state(self.clock.now()))
+    }
+
+    /// Every connector's breaker as of now, by id, for the metrics endpoint.
+    pub fn breaker_states(&self) -> Vec<(String, BreakerState)> {
+        let now = self.clock.now();
+        let mut states: Vec<_> = self
+            .connectors
+            .iter()
+            .map(|(id, c)| (id.clone(), c.breaker.state(now)))
+            .collect();
+        states.sort_by(|a, b| a.0.cmp(&b.0));
+        states
     }
 
     /// One call of one connector, recorded. Returns the call id and what it meant.

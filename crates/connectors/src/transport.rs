@@ -17,6 +17,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
 use tokio::time::Instant;
 use url::Url;
+use usher_domain::rules::TargetPolicy;
 use usher_domain::{Clock, ConnectorAuthentication, ConnectorDefinition};
 
 use crate::address::{check_target, AddressRefused, FilteringResolver, ResolveFailed};
@@ -39,9 +40,10 @@ pub const MASK: &str = "******";
 /// Operator settings that shape every connector's transport.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TransportSettings {
-    /// Allow `http://` and non-public addresses (development and tests only).
-    pub allow_insecure_targets: bool,
-    /// PEM certificates trusted as roots besides the public web PKI (a private CA).
+    /// Which of plain http, loopback and the private network may be called.
+    pub targets: TargetPolicy,
+    /// PEM certificates trusted as roots besides the public web PKI (a private CA),
+    /// for every connector; each connector may add its own.
     pub extra_root_certificates: Vec<String>,
 }
 
@@ -157,7 +159,12 @@ impl std::fmt::Debug for Endpoint {
 }
 
 impl Endpoint {
-    pub fn new(definition: ConnectorDefinition, settings: TransportSettings) -> Self {
+    pub fn new(definition: ConnectorDefinition, mut settings: TransportSettings) -> Self {
+        // The connector's own roots on top of the operator's: a company CA serves
+        // only the connectors behind it.
+        settings
+            .extra_root_certificates
+            .extend(definition.extra_root_certificates.iter().cloned());
         let url = Url::parse(&definition.target_url).map_err(|e| {
             Failure::new(
                 FailureReason::ConfigurationError,
@@ -294,7 +301,7 @@ impl Endpoint {
         last_request: &mut SentRequest,
     ) -> Result<Exchange, Failure> {
         let url = self.url.clone()?;
-        check_target(&url, self.settings.allow_insecure_targets)?;
+        check_target(&url, self.settings.targets)?;
         let client = self.client_for(clock.now())?;
         let oauth = matches!(
             self.definition.authentication,
@@ -529,7 +536,7 @@ impl Endpoint {
             |detail: String| Failure::new(FailureReason::TokenRequestFailed, detail);
         let url = Url::parse(token_url)
             .map_err(|e| token_failure(format!("the token URL cannot be parsed: {e}")))?;
-        check_target(&url, self.settings.allow_insecure_targets)?;
+        check_target(&url, self.settings.targets)?;
         let mut form = vec![("grant_type", "client_credentials")];
         if let Some(scope) = scope.as_deref().filter(|s| !s.is_empty()) {
             form.push(("scope", scope));
@@ -641,9 +648,9 @@ pub fn build_client(
         // A proxy from the environment would be the address connected to, not the target.
         .no_proxy()
         .dns_resolver(Arc::new(FilteringResolver {
-            allow_non_public: settings.allow_insecure_targets,
+            policy: settings.targets,
         }))
-        .https_only(!settings.allow_insecure_targets)
+        .https_only(!settings.targets.allow_http)
         .user_agent(concat!("usher-connectors/", env!("CARGO_PKG_VERSION")))
         .pool_idle_timeout(Duration::from_secs(60));
     for pem in &settings.extra_root_certificates {
@@ -785,6 +792,16 @@ fn classify(err: &reqwest::Error) -> Failure {
         return Failure::new(FailureReason::DnsFailed, e.to_string());
     }
     if let Some(e) = chain.iter().find_map(|e| e.downcast_ref::<rustls::Error>()) {
+        // The usual cause behind a company network: say what fixes it.
+        if matches!(
+            e,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)
+        ) {
+            return Failure::new(
+                FailureReason::TlsFailed,
+                format!("the server's certificate is not issued by a trusted CA ({e}); for a connector behind a private CA, add that CA's certificate to its extra_root_certificates"),
+            );
+        }
         return Failure::new(FailureReason::TlsFailed, e.to_string());
     }
     for e in &chain {

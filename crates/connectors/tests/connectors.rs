@@ -19,6 +19,7 @@ use usher_connectors::{
     probe, probe_with_schema, BreakerState, ConnectorRunner, Metrics, ProbeSchema, RunnerSettings,
     StepConnectors, StepOutcome, StepRequest,
 };
+use usher_domain::rules::TargetPolicy;
 use usher_domain::{
     AttributeAssignment, AttributeDefinition, AttributeValue, AttributeValues, BreakerSettings,
     CertificateSource, ClientCertificate, ConnectorAuthentication, ConnectorDefinition,
@@ -191,7 +192,7 @@ struct Harness {
 
 fn settings() -> RunnerSettings {
     RunnerSettings {
-        allow_insecure_targets: true,
+        targets: TargetPolicy::ALL,
         record_bodies: true,
         ..Default::default()
     }
@@ -1298,7 +1299,7 @@ impl Harness {
 async fn non_public_targets_and_plain_http_are_refused_unless_allowed() {
     let server = serve_reply(|| continue_with(json!({}))).await;
     let strict = RunnerSettings {
-        allow_insecure_targets: false,
+        targets: TargetPolicy::default(),
         record_bodies: false,
         ..Default::default()
     };
@@ -1614,9 +1615,30 @@ async fn client_certificates_authenticate_with_the_newest_valid_upload() {
         "the API never saw those calls"
     );
 
-    // The server certificate must come from a trusted CA.
-    let untrusted = harness(vec![connector("mtls", &url)]);
+    // The server certificate must come from a trusted CA: the same connector without
+    // the extra root fails, and says why.
+    let own_root = ConnectorDefinition {
+        authentication: ConnectorAuthentication::ClientCertificate {
+            certificates: vec![ClientCertificate {
+                source: CertificateSource::Pem {
+                    chain: valid_cert.pem(),
+                    key: Secret::new(valid_key.serialize_pem()),
+                },
+                uploaded_at: uploaded(2021),
+            }],
+        },
+        extra_root_certificates: vec![pki.ca_pem.clone()],
+        ..connector("own-root", &url)
+    };
+    let untrusted = harness(vec![connector("mtls", &url), own_root]);
     assert_eq!(untrusted.failure(PAC, "mtls").await, "tlsFailed");
+    // A root of the connector's own is enough, without the operator's.
+    let StepOutcome::Continue { .. } = untrusted.run(PAC, &["own-root"]).await else {
+        panic!(
+            "the connector's own root must be trusted: {:?}",
+            untrusted.last()
+        );
+    };
 }
 
 // ---------------------------------------------------------------------------------

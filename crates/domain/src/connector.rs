@@ -170,6 +170,10 @@ pub struct ConnectorDefinition {
     /// HTTP 200.
     pub lenient: bool,
     pub breaker: BreakerSettings,
+    /// PEM certificates trusted as roots for this connector's server certificate,
+    /// besides the public web PKI and the operator's global ones: a connector behind
+    /// a company CA. One certificate each, as `rules::parse_root_certificates` left it.
+    pub extra_root_certificates: Vec<String>,
 }
 
 impl ConnectorDefinition {
@@ -192,6 +196,7 @@ impl ConnectorDefinition {
             failure_policy: FailurePolicy::Block,
             lenient: false,
             breaker: BreakerSettings::default(),
+            extra_root_certificates: Vec::new(),
         }
     }
 }

@@ -256,13 +256,84 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
     !special
 }
 
+/// Which targets outside the safe default (`https://` to a public address) the
+/// operator allows connectors to call: three separate doors, so that a test setup
+/// that needs loopback does not open the private network too.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TargetPolicy {
+    /// Plain `http://` (to any address the other two settings allow).
+    pub allow_http: bool,
+    /// Loopback: `127.0.0.0/8`, `::1`, the unspecified address, `localhost`.
+    pub allow_loopback: bool,
+    /// Every other non-public address: private (RFC 1918), shared (CGNAT), unique
+    /// local, link-local (cloud metadata services among them), reserved ranges.
+    pub allow_private_network: bool,
+}
+
+impl TargetPolicy {
+    /// Everything allowed: what the deprecated `allow_insecure_targets` meant.
+    pub const ALL: TargetPolicy = TargetPolicy {
+        allow_http: true,
+        allow_loopback: true,
+        allow_private_network: true,
+    };
+
+    /// Whether a connection to `ip` is allowed.
+    pub fn allows_ip(&self, ip: IpAddr) -> bool {
+        match target_class(ip) {
+            TargetClass::Public => true,
+            TargetClass::Loopback => self.allow_loopback,
+            TargetClass::PrivateNetwork => self.allow_private_network,
+        }
+    }
+
+    /// Why `ip` is refused, naming the setting that would allow it; `None` if allowed.
+    pub fn refusal(&self, ip: IpAddr) -> Option<String> {
+        match target_class(ip) {
+            _ if self.allows_ip(ip) => None,
+            TargetClass::Loopback => Some(format!(
+                "{ip} is a loopback address; connector_settings.allow_loopback_targets = true allows such targets, for development and tests"
+            )),
+            _ => Some(format!(
+                "{ip} is a private or otherwise non-public address; connector_settings.allow_private_network_targets = true allows such targets"
+            )),
+        }
+    }
+}
+
+/// Where an address is, for [`TargetPolicy`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetClass {
+    Public,
+    Loopback,
+    PrivateNetwork,
+}
+
+/// The class of `ip`. IPv4-mapped IPv6 addresses count as the IPv4 address.
+pub fn target_class(ip: IpAddr) -> TargetClass {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    let loopback = match ip {
+        IpAddr::V4(v4) => v4.is_loopback() || v4.is_unspecified(),
+        IpAddr::V6(v6) => v6.is_loopback() || v6.is_unspecified(),
+    };
+    if loopback {
+        TargetClass::Loopback
+    } else if is_public_ip(ip) {
+        TargetClass::Public
+    } else {
+        TargetClass::PrivateNetwork
+    }
+}
+
 /// A URL Usher calls: a connector's target, or an OAuth token endpoint. `https` with
-/// a public host, unless the operator allows insecure targets (development, tests).
-/// The connector client checks the address it connects to as well; this refuses what
-/// is wrong outright.
-pub fn check_connector_url(s: &str, allow_insecure_targets: bool) -> Result<(), String> {
-    const ALLOW: &str =
-        "connector_settings.allow_insecure_targets = true allows them, for development and tests";
+/// a public host, unless the operator's [`TargetPolicy`] allows plain http, loopback
+/// or the private network (development, tests, a connector inside the company
+/// network). The connector client checks the address it connects to as well; this
+/// refuses what is wrong outright.
+pub fn check_connector_url(s: &str, policy: TargetPolicy) -> Result<(), String> {
     check_plain(s)?;
     if s.len() > 2048 {
         return Err("must be at most 2048 characters".into());
@@ -271,11 +342,12 @@ pub fn check_connector_url(s: &str, allow_insecure_targets: bool) -> Result<(), 
         .map_err(|_| "must be an absolute URL such as https://api.contoso.com/check".to_owned())?;
     match url.scheme() {
         "https" => {}
-        "http" if allow_insecure_targets => {}
+        "http" if policy.allow_http => {}
         "http" => {
-            return Err(format!(
-                "must use https; plain http targets are refused ({ALLOW})"
-            ))
+            return Err(
+                "must use https; plain http targets are refused (connector_settings.allow_http_targets = true allows them, for development and tests)"
+                    .into(),
+            )
         }
         _ => return Err("must be an https URL".into()),
     }
@@ -291,17 +363,74 @@ pub fn check_connector_url(s: &str, allow_insecure_targets: bool) -> Result<(), 
     if s.contains('#') {
         return Err("must not have a fragment".into());
     }
-    let public = match host {
-        url::Host::Domain(d) => !is_localhost_name(d),
-        url::Host::Ipv4(ip) => is_public_ip(IpAddr::V4(ip)),
-        url::Host::Ipv6(ip) => is_public_ip(IpAddr::V6(ip)),
+    let refusal = match host {
+        url::Host::Domain(d) if is_localhost_name(d) && !policy.allow_loopback => Some(format!(
+            "{d} names this machine; connector_settings.allow_loopback_targets = true allows such targets, for development and tests"
+        )),
+        url::Host::Domain(_) => None,
+        url::Host::Ipv4(ip) => policy.refusal(IpAddr::V4(ip)),
+        url::Host::Ipv6(ip) => policy.refusal(IpAddr::V6(ip)),
     };
-    if !public && !allow_insecure_targets {
+    match refusal {
+        Some(why) => Err(format!("names a non-public address: {why}")),
+        None => Ok(()),
+    }
+}
+
+/// The most certificates one setting of extra roots may hold.
+pub const MAX_ROOT_CERTIFICATES: usize = 20;
+
+/// Extra trusted roots as given (one or more PEM `CERTIFICATE` blocks, text around
+/// them ignored as in any bundle), each parsed as X.509 and written back as one
+/// certificate in canonical PEM. A private key is refused: it does not belong in a
+/// setting stored and shown in the clear.
+pub fn parse_root_certificates(text: &str) -> Result<Vec<String>, String> {
+    use base64::Engine as _;
+    if text.len() > 512 * 1024 {
+        return Err("must be at most 512 KiB of PEM".into());
+    }
+    let mut out = Vec::new();
+    for (i, block) in x509_parser::pem::Pem::iter_from_buffer(text.as_bytes()).enumerate() {
+        let n = i + 1;
+        let pem = block.map_err(|_| {
+            format!("PEM block {n} cannot be read (its BEGIN/END lines or its base64 are broken)")
+        })?;
+        if pem.label.contains("PRIVATE KEY") {
+            return Err(format!(
+                "PEM block {n} is a private key; only the CA's certificates belong here, never a key"
+            ));
+        }
+        if pem.label != "CERTIFICATE" {
+            return Err(format!(
+                "PEM block {n} is a {}; only CERTIFICATE blocks belong here",
+                pem.label
+            ));
+        }
+        if pem.parse_x509().is_err() {
+            return Err(format!("PEM block {n} is not an X.509 certificate"));
+        }
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&pem.contents);
+        let mut cert = String::from("-----BEGIN CERTIFICATE-----\n");
+        for line in b64.as_bytes().chunks(64) {
+            cert.push_str(std::str::from_utf8(line).unwrap_or_default());
+            cert.push('\n');
+        }
+        cert.push_str("-----END CERTIFICATE-----\n");
+        out.push(cert);
+    }
+    if out.is_empty() {
+        return Err(
+            "must hold at least one PEM certificate (-----BEGIN CERTIFICATE----- … -----END CERTIFICATE-----)"
+                .into(),
+        );
+    }
+    if out.len() > MAX_ROOT_CERTIFICATES {
         return Err(format!(
-            "names a loopback, private or otherwise non-public address; such targets are refused ({ALLOW})"
+            "holds {} certificates; at most {MAX_ROOT_CERTIFICATES} are allowed",
+            out.len()
         ));
     }
-    Ok(())
+    Ok(out)
 }
 
 /// Whether a federation endpoint's host is one `allow_insecure_endpoints` must
@@ -773,45 +902,114 @@ mod tests {
 
     #[test]
     fn connector_urls() {
-        assert!(check_connector_url("https://api.contoso.com/approval/check", false).is_ok());
-        assert!(check_connector_url("https://f.azurewebsites.net/api/x?code=abc", false).is_ok());
-        assert!(check_connector_url("https://93.184.216.34:8443/x", false).is_ok());
-        assert!(check_connector_url("http://api.contoso.com/x", false)
+        let strict = TargetPolicy::default();
+        let all = TargetPolicy::ALL;
+        let only = |http, loopback, private| TargetPolicy {
+            allow_http: http,
+            allow_loopback: loopback,
+            allow_private_network: private,
+        };
+        assert!(check_connector_url("https://api.contoso.com/approval/check", strict).is_ok());
+        assert!(check_connector_url("https://f.azurewebsites.net/api/x?code=abc", strict).is_ok());
+        assert!(check_connector_url("https://93.184.216.34:8443/x", strict).is_ok());
+        assert!(check_connector_url("http://api.contoso.com/x", strict)
             .unwrap_err()
-            .contains("allow_insecure_targets"));
-        assert!(check_connector_url("http://api.contoso.com/x", true).is_ok());
-        for private in [
+            .contains("allow_http_targets"));
+        assert!(check_connector_url("http://api.contoso.com/x", only(true, false, false)).is_ok());
+        for loopback in [
             "https://localhost/x",
             "https://api.localhost./x",
             "https://127.0.0.1/x",
             "https://2130706433/x",
-            "https://10.0.0.5/x",
             "https://[::1]/x",
+            "https://[::ffff:127.0.0.1]/x",
+            "https://0.0.0.0/x",
+        ] {
+            let e = check_connector_url(loopback, strict).unwrap_err();
+            assert!(e.contains("allow_loopback_targets"), "{loopback}: {e}");
+            // The private network's door does not open loopback, nor the other way.
+            assert!(check_connector_url(loopback, only(false, false, true)).is_err());
+            assert!(check_connector_url(loopback, only(false, true, false)).is_ok());
+            assert!(check_connector_url(loopback, all).is_ok(), "{loopback}");
+        }
+        for private in [
+            "https://10.0.0.5/x",
+            "https://192.168.1.10/x",
             "https://[fd00::1]/x",
             "https://[2002:7f00:1::]/x",
             "https://169.254.169.254/latest/meta-data",
         ] {
+            let e = check_connector_url(private, strict).unwrap_err();
+            assert!(e.contains("non-public"), "{private}");
             assert!(
-                check_connector_url(private, false)
-                    .unwrap_err()
-                    .contains("non-public"),
-                "{private}"
+                e.contains("allow_private_network_targets"),
+                "{private}: {e}"
             );
-            assert!(check_connector_url(private, true).is_ok(), "{private}");
+            assert!(check_connector_url(private, only(true, true, false)).is_err());
+            assert!(check_connector_url(private, only(false, false, true)).is_ok());
+            assert!(check_connector_url(private, all).is_ok(), "{private}");
         }
-        assert!(check_connector_url("http://127.0.0.1:9000/hook", true).is_ok());
-        assert!(check_connector_url("https://u:p@api.contoso.com/x", true)
+        assert!(
+            check_connector_url("http://127.0.0.1:9000/hook", only(false, true, false)).is_err()
+        );
+        assert!(check_connector_url("http://127.0.0.1:9000/hook", only(true, true, false)).is_ok());
+        assert!(check_connector_url("https://u:p@api.contoso.com/x", all)
             .unwrap_err()
             .contains("user name"));
-        assert!(check_connector_url("https://api.contoso.com/x#y", true)
+        assert!(check_connector_url("https://api.contoso.com/x#y", all)
             .unwrap_err()
             .contains("fragment"));
-        assert!(check_connector_url("/approval/check", true)
+        assert!(check_connector_url("/approval/check", all)
             .unwrap_err()
             .contains("absolute"));
-        assert!(check_connector_url("ftp://api.contoso.com/x", true).is_err());
-        assert!(check_connector_url("https://api.contoso.com/a b", true).is_err());
-        assert!(check_connector_url(&format!("https://a.com/{}", "x".repeat(2048)), true).is_err());
+        assert!(check_connector_url("ftp://api.contoso.com/x", all).is_err());
+        assert!(check_connector_url("https://api.contoso.com/a b", all).is_err());
+        assert!(check_connector_url(&format!("https://a.com/{}", "x".repeat(2048)), all).is_err());
+    }
+
+    #[test]
+    fn root_certificates() {
+        // Real certificates in a bundle with a comment line, as `cat` of several
+        // files gives.
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let pem = params.self_signed(&key).unwrap().pem();
+        let bundle = format!("# Contoso root\n{pem}\n{pem}");
+        let parsed = parse_root_certificates(&bundle).unwrap();
+        assert_eq!(parsed.len(), 2);
+        assert!(parsed[0].starts_with("-----BEGIN CERTIFICATE-----\n"));
+        assert!(parsed[0].lines().all(|l| l.len() <= 64));
+        // Canonical: parsing what came out gives the same.
+        assert_eq!(parse_root_certificates(&parsed.concat()).unwrap(), parsed);
+        for (text, why) in [
+            ("", "at least one"),
+            ("not pem at all", "at least one"),
+            (
+                "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+                "private key",
+            ),
+            (
+                "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n",
+                "cannot be read",
+            ),
+            (
+                "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+                "not an X.509",
+            ),
+            (
+                "-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n",
+                "X509 CRL",
+            ),
+        ] {
+            let e = parse_root_certificates(text).unwrap_err();
+            assert!(e.contains(why), "{text:?}: {e}");
+        }
+        assert!(
+            parse_root_certificates(&pem.repeat(MAX_ROOT_CERTIFICATES + 1))
+                .unwrap_err()
+                .contains("at most")
+        );
     }
 
     #[test]

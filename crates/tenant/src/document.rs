@@ -9,7 +9,7 @@
 //! | `attribute`        | the attribute id | id, displayName, description, dataType, builtIn |
 //! | `userFlow`         | the flow id      | `usher_domain::UserFlow` as serialised    |
 //! | `application`      | the client id    | `usher_domain::Application` as serialised |
-//! | `connector`        | the connector id | its own form; durations in milliseconds (`timeoutMs`, …) |
+//! | `connector`        | the connector id | its own form; durations in milliseconds (`timeoutMs`, …); `extraRootCertificates` (PEM) only when set |
 //! | `identityProvider` | the provider id  | its own form; the kind tagged by `type`   |
 //!
 //! Secrets never reach a document in the clear. Stored, each is AES-256-GCM under the
@@ -212,6 +212,10 @@ struct ConnectorDoc {
     failure_policy: FailurePolicy,
     lenient: bool,
     breaker: BreakerDoc,
+    /// Public PEM certificates, stored as is. Left out when empty, so that documents
+    /// stored before the field existed read the same and compare equal.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    extra_root_certificates: Vec<String>,
 }
 
 /// Type names as in the configuration file.
@@ -459,6 +463,7 @@ pub(crate) fn connector_doc(
             failure_threshold: c.breaker.failure_threshold,
             open_for_ms: millis(c.breaker.open_for),
         },
+        extra_root_certificates: c.extra_root_certificates.clone(),
     };
     let mut d = doc(CONNECTOR, &c.id, to_value(CONNECTOR, &c.id, &stored)?);
     d.secrets = hider.hidden();
@@ -706,6 +711,7 @@ fn connector(doc: ConnectorDoc, opener: &Opener) -> Result<ConnectorDefinition, 
             failure_threshold: doc.breaker.failure_threshold,
             open_for: Duration::from_millis(doc.breaker.open_for_ms),
         },
+        extra_root_certificates: doc.extra_root_certificates,
     })
 }
 
@@ -802,6 +808,21 @@ mod tests {
         };
         c.signing_secrets = vec![Secret::new("whsec_one"), Secret::new("whsec_two")];
         c
+    }
+
+    #[test]
+    fn extra_roots_are_left_out_until_set() {
+        let master = MasterKey::generate();
+        let mut c = ConnectorDefinition::new("c", "https://api.example/c");
+        let doc = connector_doc(&c, &SecretMode::Seal(&master)).unwrap();
+        assert!(doc.document.get("extraRootCertificates").is_none());
+        c.extra_root_certificates = vec!["-----BEGIN CERTIFICATE-----\n".into()];
+        let doc = connector_doc(&c, &SecretMode::Seal(&master)).unwrap();
+        assert_eq!(
+            doc.document["extraRootCertificates"][0],
+            "-----BEGIN CERTIFICATE-----\n"
+        );
+        assert_eq!(open(doc, &master).unwrap(), c);
     }
 
     fn open(doc: Doc, master: &MasterKey) -> Result<ConnectorDefinition, TenantError> {

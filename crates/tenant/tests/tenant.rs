@@ -412,6 +412,9 @@ fn connectors() -> Vec<ConnectorDefinition> {
         failure_threshold: 9,
         open_for: Duration::from_millis(45_500),
     };
+    // Public: stored as is, and read back.
+    none.extra_root_certificates =
+        vec!["-----BEGIN CERTIFICATE-----\nMIIBroot\n-----END CERTIFICATE-----\n".into()];
     let mut basic = connector(
         "crm-basic",
         ConnectorAuthentication::Basic {

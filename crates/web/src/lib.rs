@@ -164,9 +164,11 @@ async fn health(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Prometheus text format: connector calls and latencies of this instance.
+/// Prometheus text format: connector calls and latencies of this instance, and the
+/// state of each connector's breaker here.
 async fn metrics(State(state): State<AppState>) -> Response {
-    let mut text = state.metrics.render_prometheus();
+    let mut text = state.metrics.render_prometheus()
+        + &usher_connectors::render_breakers(&state.breaker_states());
     text.push_str(&state.throttle.render_prometheus());
     let mut r = text.into_response();
     r.headers_mut().insert(

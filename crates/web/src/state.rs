@@ -183,6 +183,11 @@ impl AppState {
         self.compiled().runner.breaker_state(connector_id)
     }
 
+    /// Every connector's circuit breaker on this instance, by id, for `/metrics`.
+    pub fn breaker_states(&self) -> Vec<(String, BreakerState)> {
+        self.compiled().runner.breaker_states()
+    }
+
     /// Brings the compiled tenant up to the stored version: one cheap version query,
     /// and a rebuild only when an admin changed something (on any instance). On a
     /// database error the last good tenant keeps serving.

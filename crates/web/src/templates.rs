@@ -259,7 +259,7 @@ mod tests {
         let identity = json!({"sign_in_type": "emailAddress", "issuer": "usher.example", "issuer_assigned_id": "<b>blocked</b>"});
         let pair = json!({"label": "Display name", "value": "<b>blocked</b>"});
         let breaker = json!({"state": "closed", "label": "Closed"});
-        let health = json!({"calls": 4, "failures": 1, "failure_rate": "25.0 %", "p50": 20, "p95": null, "p99": 3000});
+        let health = json!({"calls": 4, "failures": 1, "failure_rate": "25.0 %", "refused": 0, "p50": 20, "p95": null, "p99": 3000});
         let request = |status: &str| {
             json!({
                 "id": "r1", "email": "<b>blocked</b>", "user_flow_id": "B2X_1_f",

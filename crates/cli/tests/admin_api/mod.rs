@@ -913,6 +913,118 @@ async fn api_connectors_are_managed_and_their_calls_listed(backend: Backend) {
     env.finish(usher).await;
 }
 
+both!(a_connector_behind_a_private_ca_gets_its_root_through_the_api);
+async fn a_connector_behind_a_private_ca_gets_its_root_through_the_api(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let mtls = harness::mtls::MtlsApi::start().await;
+    // The connector (mutual TLS, from the file) does not trust the test CA yet; only
+    // loopback is opened, for the test server.
+    let admins = ADMINS.replace(
+        "allow_insecure_targets = true",
+        "allow_loopback_targets = true",
+    );
+    let (settings, rest) = admins.split_once("[[applications]]").unwrap();
+    let usher = env
+        .start_with(&format!(
+            r#"{settings}
+[[connectors]]
+id = "company"
+target_url = "{url}"
+retries = 0
+[connectors.authentication]
+type = "clientCertificate"
+[[connectors.authentication.certificates]]
+pem = """
+{cert}"""
+key = {{ value = """
+{key}""" }}
+
+[user_flows.connectors]
+post_attribute_collection = ["company"]
+
+[[applications]]{rest}"#,
+            url = mtls.url,
+            cert = mtls.client_cert_pem,
+            key = mtls.client_key_pem,
+        ))
+        .await;
+    let admin = Api::as_client(&usher, "admin-all").await;
+    let path = "/v1.0/identity/apiConnectors/company";
+    assert_eq!(
+        admin.get(path).await["usherExtraRootCertificates"],
+        json!([])
+    );
+
+    // Wrong material is refused in Graph's shape, and nothing changes.
+    for (pem, why) in [
+        (
+            "not a certificate".to_owned(),
+            "at least one PEM certificate",
+        ),
+        (mtls.client_key_pem.clone(), "private key"),
+    ] {
+        let answer = admin
+            .patch(path, json!({"usherExtraRootCertificates": [pem]}))
+            .await;
+        let message = assert_error(&answer, StatusCode::BAD_REQUEST, "Request_BadRequest");
+        assert!(
+            message.contains("usherExtraRootCertificates") && message.contains(why),
+            "{message}"
+        );
+        assert!(!message.contains("PRIVATE KEY"), "{message}");
+    }
+    let answer = admin
+        .patch(path, json!({"usherExtraRootCertificates": "one string"}))
+        .await;
+    assert_error(&answer, StatusCode::BAD_REQUEST, "Request_BadRequest");
+    assert_eq!(
+        admin.get(path).await["usherExtraRootCertificates"],
+        json!([])
+    );
+
+    // With the CA as the connector's root, the next sign-up calls it over mutual TLS.
+    admin
+        .done(
+            Method::PATCH,
+            path,
+            json!({"usherExtraRootCertificates": [format!("Contoso root\n{}", mtls.ca_pem)]}),
+        )
+        .await;
+    let read = admin.get(path).await;
+    let roots = read["usherExtraRootCertificates"].as_array().unwrap();
+    assert_eq!(roots.len(), 1, "{read}");
+    assert!(roots[0]
+        .as_str()
+        .unwrap()
+        .starts_with("-----BEGIN CERTIFICATE-----\n"));
+    Browser::new()
+        .sign_up(
+            &usher,
+            &usher.authorize_url(PUBLIC_CLIENT, &[]),
+            "company@example.com",
+            PASSWORD,
+            &[("displayName", "Company")],
+        )
+        .await;
+    assert_eq!(mtls.mutual_tls_connections(), 1);
+    let calls = admin.get(&format!("{path}/calls")).await;
+    assert_eq!(calls["value"][0]["outcome"], "continue", "{calls}");
+
+    // null clears it.
+    admin
+        .done(
+            Method::PATCH,
+            path,
+            json!({"usherExtraRootCertificates": null}),
+        )
+        .await;
+    assert_eq!(
+        admin.get(path).await["usherExtraRootCertificates"],
+        json!([])
+    );
+    env.finish(usher).await;
+}
+
 both!(user_flows_attributes_and_their_page_are_managed);
 async fn user_flows_attributes_and_their_page_are_managed(backend: Backend) {
     let env = TestEnv::new(backend).await;

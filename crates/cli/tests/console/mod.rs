@@ -736,6 +736,115 @@ post_attribute_collection = ["e2e-connector"]
     env.finish(usher).await;
 }
 
+both!(breaker_state_on_metrics_and_refused_calls_out_of_the_latencies);
+async fn breaker_state_on_metrics_and_refused_calls_out_of_the_latencies(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let api = harness::api::TestApi::start(vec![(500, serde_json::json!({}))]).await;
+    let usher = env
+        .start_with(&format!(
+            r#"
+[connector_settings]
+allow_http_targets = true
+allow_loopback_targets = true
+
+[[connectors]]
+id = "e2e-connector"
+target_url = "{url}"
+retries = 0
+failure_policy = "continue"
+[connectors.breaker]
+failure_threshold = 1
+open_seconds = 3600
+
+[user_flows.connectors]
+post_attribute_collection = ["e2e-connector"]
+"#,
+            url = api.url
+        ))
+        .await;
+    let metrics = || async {
+        let r = reqwest::get(usher.url("/metrics")).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        r.text().await.unwrap()
+    };
+    let text = metrics().await;
+    assert!(
+        text.contains("# TYPE usher_connector_breaker_state gauge"),
+        "{text}"
+    );
+    assert!(
+        text.contains("usher_connector_breaker_state{connector=\"e2e-connector\"} 0\n"),
+        "closed before any call: {text}"
+    );
+    // The first sign-up's call fails and opens the breaker; the next two are refused
+    // without a call (the policy lets the sign-ups go on).
+    sign_up(&env, &usher, "admin@example.com", "Ada Admin").await;
+    sign_up(&env, &usher, "two@example.com", "Two").await;
+    sign_up(&env, &usher, "three@example.com", "Three").await;
+    assert_eq!(api.bodies().len(), 1, "an open breaker makes no call");
+    let text = metrics().await;
+    assert!(
+        text.contains("usher_connector_breaker_state{connector=\"e2e-connector\"} 2\n"),
+        "open: {text}"
+    );
+    // Two slow calls on record.
+    let store = env.store().await;
+    for (i, latency_ms) in [2500, 3000].into_iter().enumerate() {
+        store
+            .insert_connector_call(&usher_storage::ConnectorCallRecord {
+                call_id: format!("slow-call-{i}"),
+                connector_id: "e2e-connector".into(),
+                user_flow_id: "B2X_1_e2e".into(),
+                step: "PostAttributeCollection".into(),
+                flow_id: format!("f-{i}"),
+                attempts: 1,
+                http_status: None,
+                latency_ms,
+                outcome: "failed".into(),
+                failure_reason: Some("timeout".into()),
+                warnings: Vec::new(),
+                request_body: None,
+                response_body: None,
+                created_at: chrono::Utc::now(),
+            })
+            .await
+            .unwrap();
+    }
+    grant(&usher, "admin@example.com");
+    let admin = console_sign_in(&usher, "admin@example.com").await;
+    // Five calls, all failed, two of them refused by the breaker. Of the three made,
+    // the median is the 2500 ms one; counting the refused 0 ms ones, it would be the
+    // fast real call.
+    let r = admin.get(&usher.url("/console/connectors")).await;
+    let row = r
+        .body
+        .split("data-connector=\"e2e-connector\"")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{}", r.body));
+    assert!(row.contains("data-breaker=\"open\""), "{row}");
+    assert!(row.contains("data-health=\"calls\">5<"), "{row}");
+    assert!(
+        row.contains("data-health=\"failure_rate\">100.0 %<"),
+        "{row}"
+    );
+    assert!(row.contains("data-health=\"p50\">2500 ms<"), "{row}");
+    assert!(row.contains("data-health=\"p99\">3000 ms<"), "{row}");
+    let page = admin
+        .get(&usher.url("/console/connectors/e2e-connector"))
+        .await;
+    assert!(
+        page.body.contains("data-health=\"refused\">2 "),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("data-health=\"p50\">2500 ms<"),
+        "{}",
+        page.body
+    );
+    env.finish(usher).await;
+}
+
 /// An administrator in a real (headless) browser: signs in to the console through
 /// Usher's sign-in page, approves a held sign-up, and finds the new user.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

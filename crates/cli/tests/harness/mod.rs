@@ -6,6 +6,7 @@
 use std::{collections::BTreeMap, path::PathBuf, sync::Arc};
 
 pub mod api;
+pub mod mtls;
 pub mod webdriver;
 
 use reqwest::{header::HeaderMap, StatusCode};

@@ -30,6 +30,27 @@ const PEM_KEY: &str = "-----BEGIN PRIVATE KEY-----\nMIIEkey\n-----END PRIVATE KE
 const QUIET_SECRET_1: &str = "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 const QUIET_SECRET_2: &str = "whsec_BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB";
 
+/// Two CA certificates (made once, so that every export of the rich tenant is the
+/// same), as the rules store them.
+fn company_roots() -> Vec<String> {
+    static ROOTS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            let pem = |name: &str| {
+                let key = rcgen::KeyPair::generate().unwrap();
+                let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+                params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+                params
+                    .distinguished_name
+                    .push(rcgen::DnType::CommonName, name);
+                params.self_signed(&key).unwrap().pem()
+            };
+            let bundle = pem("Contoso Root") + &pem("Contoso Issuing");
+            crate::rules::parse_root_certificates(&bundle).unwrap()
+        })
+        .clone()
+}
+
 fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
     crate::rules::parse_uploaded_at(s).unwrap()
 }
@@ -78,6 +99,7 @@ fn rich() -> Config {
     quiet.display_name = "Quiet \"hook\"".into();
     quiet.signing_secrets = vec![Secret::new(QUIET_SECRET_1), Secret::new(QUIET_SECRET_2)];
     quiet.timeout = Duration::from_millis(250);
+    quiet.extra_root_certificates = company_roots();
     quiet.retries = 0;
     quiet.budget = Duration::from_millis(750);
     quiet.failure_policy = FailurePolicy::Continue;

@@ -8,6 +8,7 @@ use std::{
 };
 
 use base64::{engine::general_purpose::STANDARD, Engine as _};
+use usher_domain::rules::TargetPolicy;
 use usher_domain::{
     CertificateSource, ClientCertificate, ConnectorAuthentication, ConnectorDefinition,
 };
@@ -32,11 +33,48 @@ fn millis(d: Duration) -> u64 {
 
 impl Resolver<'_> {
     pub(super) fn connector_settings(&mut self, raw: &RawConnectorSettings) -> ConnectorSettings {
-        let flag = |v: &Option<Val<bool>>| v.as_ref().is_some_and(|v| v.value);
+        // The deprecated key is an alias for all three; a new key written as well
+        // says what the operator means for that door, so it wins.
+        let alias = raw.allow_insecure_targets.as_ref().is_some_and(|v| v.value);
+        let door = |v: &Option<Val<bool>>| v.as_ref().map_or(alias, |v| v.value);
         ConnectorSettings {
-            allow_insecure_targets: flag(&raw.allow_insecure_targets),
-            record_bodies: flag(&raw.record_bodies),
+            allow_http_targets: door(&raw.allow_http_targets),
+            allow_loopback_targets: door(&raw.allow_loopback_targets),
+            allow_private_network_targets: door(&raw.allow_private_network_targets),
+            record_bodies: raw.record_bodies.as_ref().is_some_and(|v| v.value),
+            extra_root_certificates: self.root_certificates(
+                &raw.extra_root_certificates,
+                &raw.extra_root_certificates_file,
+            ),
+            deprecated_insecure_targets_at: raw
+                .allow_insecure_targets
+                .as_ref()
+                .map(|v| v.loc.clone()),
         }
+    }
+
+    /// Extra trusted roots: PEM written inline, or a PEM file; not both.
+    fn root_certificates(
+        &mut self,
+        inline: &Option<Val<String>>,
+        file: &Option<Val<String>>,
+    ) -> Vec<String> {
+        let parsed = match (inline, file) {
+            (None, None) => return Vec::new(),
+            (Some(v), None) => self.check(v, |s| rules::parse_root_certificates(s)),
+            (None, Some(f)) => self.check(f, |p| {
+                let text = rules::read_nonempty_text_file(Path::new(p))?;
+                rules::parse_root_certificates(&text).map_err(|e| format!("{p}: {e}"))
+            }),
+            (Some(_), Some(f)) => {
+                self.err(
+                    f.loc.clone(),
+                    "give either extra_root_certificates or extra_root_certificates_file, not both",
+                );
+                None
+            }
+        };
+        parsed.unwrap_or_default()
     }
 
     /// The connectors, and every id declared. An id is declared even when the rest of
@@ -44,7 +82,7 @@ impl Resolver<'_> {
     pub(super) fn connectors(
         &mut self,
         raws: &[RawConnector],
-        settings: ConnectorSettings,
+        settings: &ConnectorSettings,
     ) -> (Vec<ConnectorDefinition>, Declared) {
         let mut declared = Declared::new();
         let mut first_at: HashMap<String, String> = HashMap::new();
@@ -72,7 +110,7 @@ impl Resolver<'_> {
                     None
                 }
             };
-            if let Some(connector) = self.connector(c, id, settings.allow_insecure_targets) {
+            if let Some(connector) = self.connector(c, id, settings.target_policy()) {
                 connectors.push(connector);
             }
         }
@@ -83,7 +121,7 @@ impl Resolver<'_> {
         &mut self,
         c: &RawConnector,
         id: Option<String>,
-        allow_insecure_targets: bool,
+        targets: TargetPolicy,
     ) -> Option<ConnectorDefinition> {
         let display_name = c.display_name.as_ref().and_then(|v| {
             self.check(v, |s| {
@@ -97,7 +135,7 @@ impl Resolver<'_> {
         });
         let target_url = match &c.target_url {
             Some(v) => self
-                .check(v, |s| rules::check_connector_url(s, allow_insecure_targets))
+                .check(v, |s| rules::check_connector_url(s, targets))
                 .map(|()| v.value.clone()),
             None => {
                 self.err(
@@ -140,9 +178,12 @@ impl Resolver<'_> {
         );
         let signing_secrets = self.signing_secrets(c);
         let authentication = match &c.authentication {
-            Some(a) => self.authentication(a, allow_insecure_targets),
+            Some(a) => self.authentication(a, targets),
             None => Some(ConnectorAuthentication::None),
         };
+
+        let extra_root_certificates =
+            self.root_certificates(&c.extra_root_certificates, &c.extra_root_certificates_file);
 
         let (id, target_url, authentication) = (id?, target_url?, authentication?);
         let mut connector = ConnectorDefinition::new(id, target_url);
@@ -158,6 +199,7 @@ impl Resolver<'_> {
         connector.lenient = c.lenient.as_ref().is_some_and(|v| v.value);
         connector.breaker.failure_threshold = failure_threshold;
         connector.breaker.open_for = Duration::from_secs(open_seconds);
+        connector.extra_root_certificates = extra_root_certificates;
         Some(connector)
     }
 
@@ -285,7 +327,7 @@ impl Resolver<'_> {
     fn authentication(
         &mut self,
         a: &RawAuthentication,
-        allow_insecure_targets: bool,
+        targets: TargetPolicy,
     ) -> Option<ConnectorAuthentication> {
         let kind = match &a.kind {
             Some(v) => self.check(v, |s| rules::parse_authentication_type(s))?,
@@ -330,7 +372,7 @@ impl Resolver<'_> {
             }
             "oauthClientCredentials" => {
                 let token_url = self.required(&a.token_url, a, "token_url", kind, |s| {
-                    rules::check_connector_url(s, allow_insecure_targets)
+                    rules::check_connector_url(s, targets)
                 });
                 let client_id = self.required(&a.client_id, a, "client_id", kind, |s| {
                     rules::check_oauth_client_id(s)

@@ -7,7 +7,9 @@
 //! on read). Usher's extensions are further properties, all prefixed `usher`:
 //! `usherApiKey`, `usherOAuthClientCredentials`, `usherSigningSecrets`,
 //! `usherTimeoutMs`, `usherRetries`, `usherBudgetMs`, `usherFailurePolicy`,
-//! `usherLenient`, `usherBreaker`. A connector uses at most one way to authenticate.
+//! `usherLenient`, `usherBreaker`, `usherExtraRootCertificates` (PEM CA certificates
+//! trusted for this connector's server, public, read back as sent in canonical
+//! form). A connector uses at most one way to authenticate.
 //!
 //! Secrets are write-only: they read back as `******`, and a `******` sent back in
 //! a PATCH keeps the stored secret, so a script can PATCH what it read.
@@ -254,6 +256,7 @@ fn is_property(name: &str) -> bool {
         "usherFailurePolicy",
         "usherLenient",
         "usherBreaker",
+        "usherExtraRootCertificates",
     ]
     .iter()
     .any(|p| p.eq_ignore_ascii_case(name))
@@ -262,8 +265,8 @@ fn is_property(name: &str) -> bool {
 /// The whole-connector rules: the target, and a budget that leaves room for one
 /// attempt.
 fn check(state: &AppState, c: &ConnectorDefinition) -> ApiResult<()> {
-    let insecure = state.runner_settings.allow_insecure_targets;
-    rules::check_connector_url(&c.target_url, insecure)
+    let targets = state.runner_settings.targets;
+    rules::check_connector_url(&c.target_url, targets)
         .map_err(|e| ApiError::invalid_property("targetUrl", RESOURCE, e))?;
     rules::check_display_text(&c.display_name, rules::MAX_LABEL)
         .map_err(|e| ApiError::invalid_property("displayName", RESOURCE, e))?;
@@ -282,7 +285,7 @@ fn check(state: &AppState, c: &ConnectorDefinition) -> ApiResult<()> {
 
 /// Applies the properties shared by POST and PATCH.
 async fn apply(state: &AppState, body: &mut Body, c: &mut ConnectorDefinition) -> ApiResult<()> {
-    let insecure = state.runner_settings.allow_insecure_targets;
+    let targets = state.runner_settings.targets;
     // At most one way to authenticate: the one given replaces the current one.
     let mut given: Vec<&str> = Vec::new();
     if let Some(auth) = body.nullable_object("authenticationConfiguration")? {
@@ -331,7 +334,7 @@ async fn apply(state: &AppState, body: &mut Body, c: &mut ConnectorDefinition) -
             None => {}
             Some(mut o) => {
                 let token_url = o.required_string("tokenUrl")?;
-                rules::check_connector_url(&token_url, insecure)
+                rules::check_connector_url(&token_url, targets)
                     .map_err(|e| o.error("tokenUrl", e))?;
                 let client_id = o.required_string("clientId")?;
                 rules::check_oauth_client_id(&client_id).map_err(|e| o.error("clientId", e))?;
@@ -409,6 +412,31 @@ async fn apply(state: &AppState, body: &mut Body, c: &mut ConnectorDefinition) -
     }
     if let Some(l) = body.bool("usherLenient")? {
         c.lenient = l;
+    }
+    if body.has("usherExtraRootCertificates") {
+        // `null` or `[]` clears; each item may hold several PEM certificates.
+        let mut roots = Vec::new();
+        for (i, pem) in body
+            .strings("usherExtraRootCertificates")?
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            let parsed = rules::parse_root_certificates(pem)
+                .map_err(|e| body.error("usherExtraRootCertificates", format!("item {i}: {e}")))?;
+            roots.extend(parsed);
+        }
+        if roots.len() > rules::MAX_ROOT_CERTIFICATES {
+            return Err(body.error(
+                "usherExtraRootCertificates",
+                format!(
+                    "holds {} certificates; at most {} are allowed",
+                    roots.len(),
+                    rules::MAX_ROOT_CERTIFICATES
+                ),
+            ));
+        }
+        c.extra_root_certificates = roots;
     }
     if let Some(mut b) = body.object("usherBreaker")? {
         if let Some(n) = b.integer("failureThreshold", 1, 100)? {
@@ -545,6 +573,7 @@ pub async fn to_json(state: &AppState, c: &ConnectorDefinition) -> Value {
             "failureThreshold": c.breaker.failure_threshold,
             "openSeconds": c.breaker.open_for.as_secs(),
         },
+        "usherExtraRootCertificates": c.extra_root_certificates,
     })
 }
 

@@ -226,6 +226,7 @@ fn schemas() -> Value {
             "usherLenient": {"type": "boolean", "description": "Usher: accept Allow for Continue and ValidationError with HTTP 200"},
             "usherBreaker": {"type": "object", "description": "Usher: circuit breaker", "properties": {
                 "failureThreshold": {"type": "integer", "minimum": 1, "maximum": 100}, "openSeconds": {"type": "integer", "minimum": 1, "maximum": 3600}}},
+            "usherExtraRootCertificates": {"type": "array", "items": {"type": "string"}, "maxItems": 20, "description": "Usher: PEM CA certificates trusted for this connector's server besides the public web roots (a company CA); null or [] clears; read back one certificate per item"},
         }}));
     s.insert("pkcs12Certificate".into(), json!({"type": "object", "properties": {
             "pkcs12Value": secret("Base64 of a .pfx file."), "password": secret("Its password.")}, "required": ["pkcs12Value"]}));

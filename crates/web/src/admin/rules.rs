@@ -9,8 +9,8 @@ pub use usher_domain::rules::{
     check_identity_issuer, check_locale, check_microsoft_tenant, check_oauth_client_id,
     check_oidc_issuer, check_option_value, check_optional_text, check_provider_id,
     check_redirect_uri, check_scope, check_scope_token, check_signing_secret,
-    normalize_user_flow_id, parse_role, BUILT_IN_PROVIDERS, GRAPH_ROLES, MAX_DESCRIPTION,
-    MAX_LABEL, USER_FLOW_PREFIX,
+    normalize_user_flow_id, parse_role, parse_root_certificates, BUILT_IN_PROVIDERS, GRAPH_ROLES,
+    MAX_DESCRIPTION, MAX_LABEL, MAX_ROOT_CERTIFICATES, USER_FLOW_PREFIX,
 };
 
 /// Text shown to people: no control characters, at most `max` characters, not blank.

@@ -1,7 +1,8 @@
 //! `GET /console/connectors`: every API connector with where it calls, how Usher
 //! authenticates to it (the kind only, never a credential), its circuit breaker on
 //! this instance, and its health over its most recent recorded calls: how many,
-//! how many failed, and the latency percentiles.
+//! how many failed, and the latency percentiles of the calls that were made (a call
+//! the breaker refused took no time, and would pull the percentiles to 0 ms).
 
 use axum::{extract::State, http::HeaderMap, response::Response};
 use serde::Serialize;
@@ -11,6 +12,9 @@ use usher_storage::{CallFilter, ConnectorCallRecord};
 
 use super::{internal, msg, render, segment, Section, View};
 use crate::{pages::request_locale, state::AppState};
+
+/// The failure reason of a call the circuit breaker refused.
+const CIRCUIT_OPEN: &str = "circuitOpen";
 
 /// Health is computed over at most this many of a connector's latest calls.
 pub const HEALTH_WINDOW: u32 = 200;
@@ -54,6 +58,9 @@ pub struct Health {
     pub failures: usize,
     /// `12.5 %`, or empty without calls.
     pub failure_rate: String,
+    /// Of `calls`, those the breaker refused without calling (counted as failures,
+    /// left out of the percentiles).
+    pub refused: usize,
     pub p50: Option<i64>,
     pub p95: Option<i64>,
     pub p99: Option<i64>,
@@ -62,11 +69,16 @@ pub struct Health {
 /// Health over `records` (one connector's latest calls).
 pub fn health(records: &[ConnectorCallRecord]) -> Health {
     let failures = records.iter().filter(|r| r.outcome == "failed").count();
-    let mut latencies: Vec<i64> = records.iter().map(|r| r.latency_ms).collect();
+    let mut latencies: Vec<i64> = records
+        .iter()
+        .filter(|r| r.failure_reason.as_deref() != Some(CIRCUIT_OPEN))
+        .map(|r| r.latency_ms)
+        .collect();
     latencies.sort_unstable();
     Health {
         calls: records.len(),
         failures,
+        refused: records.len() - latencies.len(),
         failure_rate: if records.is_empty() {
             String::new()
         } else {
@@ -210,5 +222,21 @@ mod tests {
         assert_eq!(h.p95, Some(3000));
         assert_eq!(health(&[]).failure_rate, "");
         assert_eq!(health(&[]).p99, None);
+    }
+
+    #[test]
+    fn calls_the_breaker_refused_are_left_out_of_the_percentiles() {
+        let refused = || ConnectorCallRecord {
+            failure_reason: Some("circuitOpen".into()),
+            attempts: 0,
+            ..record("failed", 0)
+        };
+        let h = health(&[record("continue", 40), refused(), refused(), refused()]);
+        assert_eq!(h.calls, 4);
+        assert_eq!(h.failures, 3);
+        assert_eq!(h.refused, 3);
+        assert_eq!((h.p50, h.p95, h.p99), (Some(40), Some(40), Some(40)));
+        // Only refused calls: no latency to speak of.
+        assert_eq!(health(&[refused()]).p50, None);
     }
 }
