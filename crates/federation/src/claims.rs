@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use usher_domain::attribute::{check_text, is_plausible_email, normalize_email};
 use usher_domain::{AttributeValue, AttributeValues, BuiltInAttribute, Identity, SignInType};
 
-use crate::config::{ClaimMapping, ProviderKind, MICROSOFT_CONSUMERS_TENANT_ID};
+use crate::config::{ClaimMapping, ProviderConfig, ProviderKind, MICROSOFT_CONSUMERS_TENANT_ID};
 use crate::error::FederationError;
 
 /// A federated identity as Usher records it.
@@ -59,8 +59,8 @@ pub(crate) struct ProfileContext<'a> {
     pub mapping: &'a ClaimMapping,
 }
 
-/// The contract's issuer value for a provider.
-pub(crate) fn identity_issuer(kind: &ProviderKind) -> Result<String, FederationError> {
+/// The contract's issuer value for a provider: the `issuer` of its users' identities.
+pub fn identity_issuer(kind: &ProviderKind) -> Result<String, FederationError> {
     Ok(match kind {
         ProviderKind::Google => "google.com".to_owned(),
         ProviderKind::Facebook => "facebook.com".to_owned(),
@@ -93,6 +93,49 @@ pub(crate) fn identity_issuer(kind: &ProviderKind) -> Result<String, FederationE
             }
         }
     })
+}
+
+/// Two providers whose identities would carry the same issuer.
+///
+/// A user is found by issuer and subject, so two such providers could each vouch for
+/// a subject the other one assigned: someone who holds subject `x` at the second
+/// would be signed in as the user with subject `x` at the first. Such a pair is
+/// refused wherever providers are configured.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "identity providers {first:?} and {second:?} would both record identities with the \
+     issuer {issuer:?}, so a user of one could sign in as a user of the other; \
+     configure at most one provider per issuer"
+)]
+pub struct SharedIssuer {
+    pub first: String,
+    pub second: String,
+    pub issuer: String,
+}
+
+/// The first pair of `providers` (in order) that share an identity issuer.
+/// Providers whose issuer cannot be worked out are skipped: they are refused for
+/// that reason on their own.
+pub fn shared_identity_issuer<'a>(
+    providers: impl IntoIterator<Item = &'a ProviderConfig>,
+) -> Option<SharedIssuer> {
+    let mut seen: Vec<(String, &str)> = Vec::new();
+    for p in providers {
+        let Ok(issuer) = identity_issuer(&p.kind) else {
+            continue;
+        };
+        // Issuers are compared as Usher stores them; host names ignore case.
+        let key = issuer.to_ascii_lowercase();
+        if let Some((_, first)) = seen.iter().find(|(k, _)| *k == key) {
+            return Some(SharedIssuer {
+                first: (*first).to_owned(),
+                second: p.id.clone(),
+                issuer,
+            });
+        }
+        seen.push((key, &p.id));
+    }
+    None
 }
 
 /// The value at `path`: the claim of that exact name if there is one (claim names
