@@ -2698,6 +2698,35 @@ fn every_provider_setting_is_read() {
 }
 
 #[test]
+fn providers_sharing_an_identity_issuer_are_refused() {
+    let oidc = |id: &str, issuer: &str| {
+        format!("[[identity_providers]]\nid = \"{id}\"\ntype = \"oidc\"\nclient_id = \"c\"\nclient_secret = {{ value = \"s\" }}\nissuer = \"{issuer}\"\n")
+    };
+    // One host, two ports: both providers' identities would have the issuer
+    // `id.example`, so the second is refused, where it is declared.
+    let text = oidc("first", "https://id.example:8443") + &oidc("second", "https://ID.example:9443/t");
+    let e = assert_error(
+        &text,
+        "identity_providers[1].id",
+        "identity providers \"first\" and \"second\" would both record identities with the issuer",
+    );
+    assert!(e.message.contains("a user of one could sign in as a user of the other"));
+    assert_eq!(errors(&text, &[]).len(), 1);
+    // Google as itself and as a plain OIDC provider is the same issuer too.
+    assert_error(
+        &(provider("google", "") + &oidc("g2", "https://accounts.google.com")),
+        "identity_providers[1].id",
+        "\"google.com\"",
+    );
+    // Different hosts are fine.
+    load_str(
+        &(oidc("first", "https://a.example") + &oidc("second", "https://b.example")),
+        &[],
+    )
+    .unwrap();
+}
+
+#[test]
 fn provider_rules() {
     let e = assert_error(
         "[[identity_providers]]\nid = \"p\"\nclient_id = \"c\"\nclient_secret = { value = \"s\" }\n",
