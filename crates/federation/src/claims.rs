@@ -119,23 +119,39 @@ pub struct SharedIssuer {
 pub fn shared_identity_issuer<'a>(
     providers: impl IntoIterator<Item = &'a ProviderConfig>,
 ) -> Option<SharedIssuer> {
-    let mut seen: Vec<(String, &str)> = Vec::new();
+    let mut seen: Vec<(String, &ProviderConfig)> = Vec::new();
     for p in providers {
         let Ok(issuer) = identity_issuer(&p.kind) else {
             continue;
         };
         // Issuers are compared as Usher stores them; host names ignore case.
         let key = issuer.to_ascii_lowercase();
-        if let Some((_, first)) = seen.iter().find(|(k, _)| *k == key) {
+        let clash = seen
+            .iter()
+            .find(|(k, first)| *k == key && !distinct_microsoft_tenants(&first.kind, &p.kind));
+        if let Some((_, first)) = clash {
             return Some(SharedIssuer {
-                first: (*first).to_owned(),
+                first: first.id.clone(),
                 second: p.id.clone(),
                 issuer,
             });
         }
-        seen.push((key, &p.id));
+        seen.push((key, p));
     }
     None
+}
+
+/// Microsoft providers of different tenants (work and school `organizations` beside
+/// personal `consumers`, say) may coexist: Microsoft assigns every subject itself,
+/// unique per user and application whatever the tenant, so nobody can hold at one
+/// tenant the subject of someone at another.
+fn distinct_microsoft_tenants(a: &ProviderKind, b: &ProviderKind) -> bool {
+    match (a, b) {
+        (ProviderKind::Microsoft { tenant: x }, ProviderKind::Microsoft { tenant: y }) => {
+            !x.eq_ignore_ascii_case(y)
+        }
+        _ => false,
+    }
 }
 
 /// The value at `path`: the claim of that exact name if there is one (claim names
@@ -369,6 +385,37 @@ pub(crate) fn needs_more_claims(mapping: &ClaimMapping, claims: &Map<String, Val
 
 #[cfg(test)]
 mod tests {
+    use crate::config::ProviderConfig;
+
+    #[test]
+    fn providers_sharing_an_identity_issuer() {
+        let p = |id: &str, kind: ProviderKind| {
+            ProviderConfig::new(id, kind, "c", usher_domain::Secret::new("s"))
+        };
+        let oidc = |issuer: &str| ProviderKind::Oidc {
+            issuer: issuer.into(),
+        };
+        let ms = |tenant: &str| ProviderKind::Microsoft {
+            tenant: tenant.into(),
+        };
+        let pair = |a: ProviderKind, b: ProviderKind| {
+            shared_identity_issuer(&[p("a", a), p("b", b)]).map(|s| s.issuer)
+        };
+        assert_eq!(
+            pair(oidc("https://id.example:1"), oidc("https://ID.example:2/x")),
+            Some("id.example".into())
+        );
+        assert_eq!(pair(oidc("https://a.example"), oidc("https://b.example")), None);
+        assert_eq!(
+            pair(ProviderKind::Google, oidc("https://accounts.google.com")),
+            Some("google.com".into())
+        );
+        assert_eq!(pair(ProviderKind::GitHub, ProviderKind::GitHub), Some("github.com".into()));
+        assert_eq!(pair(ms("organizations"), ms("consumers")), None);
+        assert!(pair(ms("common"), ms("Common")).is_some());
+        assert!(pair(ms("common"), oidc("https://login.microsoftonline.com/t/v2.0")).is_some());
+    }
+
     use super::*;
     use serde_json::json;
 

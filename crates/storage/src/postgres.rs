@@ -37,6 +37,10 @@ impl PgStore {
         ),
         (3, include_str!("../migrations/postgres/0003_tenant.sql")),
         (4, include_str!("../migrations/postgres/0004_admin.sql")),
+        (
+            5,
+            include_str!("../migrations/postgres/0005_session_provider.sql"),
+        ),
     ];
 
     /// Opens `postgres://…` (or `postgresql://…`).

@@ -37,6 +37,10 @@ impl SqliteStore {
         ),
         (3, include_str!("../migrations/sqlite/0003_tenant.sql")),
         (4, include_str!("../migrations/sqlite/0004_admin.sql")),
+        (
+            5,
+            include_str!("../migrations/sqlite/0005_session_provider.sql"),
+        ),
     ];
 
     /// Opens `sqlite://path` (creating the file and its directory if missing) or

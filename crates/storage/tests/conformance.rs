@@ -313,6 +313,7 @@ fn session(id_hash: &str, expires_at: DateTime<Utc>) -> BrowserSession {
         created_at: t0(),
         expires_at,
         ended_at: None,
+        identity_provider: Some("Google-OAUTH".into()),
     }
 }
 
