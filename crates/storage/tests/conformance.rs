@@ -551,7 +551,7 @@ async fn migrate_twice_is_a_no_op(ctx: Ctx) {
     store.ping().await.unwrap();
 
     store.migrate().await.unwrap();
-    assert_eq!(applied_migrations(&ctx.url).await, vec![1, 2, 3, 4]);
+    assert_eq!(applied_migrations(&ctx.url).await, vec![1, 2, 3, 4, 5]);
     let user = store
         .create_user(new_user(
             "u-1",
@@ -562,13 +562,13 @@ async fn migrate_twice_is_a_no_op(ctx: Ctx) {
         .unwrap();
 
     store.migrate().await.unwrap();
-    assert_eq!(applied_migrations(&ctx.url).await, vec![1, 2, 3, 4]);
+    assert_eq!(applied_migrations(&ctx.url).await, vec![1, 2, 3, 4, 5]);
     assert_eq!(store.user_by_id("u-1").await.unwrap(), Some(user));
 
     // A new process (a new pool) migrating the same database is a no-op as well.
     let again = usher_storage::connect(&ctx.url).await.unwrap();
     again.migrate().await.unwrap();
-    assert_eq!(applied_migrations(&ctx.url).await, vec![1, 2, 3, 4]);
+    assert_eq!(applied_migrations(&ctx.url).await, vec![1, 2, 3, 4, 5]);
     assert_eq!(
         again.users_by_email("a@example.com").await.unwrap().len(),
         1
@@ -591,7 +591,7 @@ async fn concurrent_migrations(ctx: Ctx) {
     for task in tasks {
         task.await.unwrap().expect("concurrent migrate");
     }
-    assert_eq!(applied_migrations(&ctx.url).await, vec![1, 2, 3, 4]);
+    assert_eq!(applied_migrations(&ctx.url).await, vec![1, 2, 3, 4, 5]);
 
     let user = stores[1]
         .create_user(new_user("u-1", None, vec![local("a@example.com")]))
@@ -2776,9 +2776,11 @@ async fn decide_sign_up_request_once(ctx: Ctx) {
     );
 }
 
-/// Undoes migration 4 behind the store's back, as a database last migrated by an
+/// Undoes migrations 5 and 4 behind the store's back, as a database last migrated by an
 /// older Usher would be.
-const UNDO_MIGRATION_4: &str = "DROP TABLE sign_up_request_identities;
+const UNDO_MIGRATION_4: &str = "ALTER TABLE browser_sessions DROP COLUMN identity_provider;
+     DELETE FROM usher_migrations WHERE version = 5;
+     DROP TABLE sign_up_request_identities;
      DROP TABLE sign_up_requests;
      DROP TABLE user_roles;
      DROP INDEX identities_issuer;
@@ -2815,7 +2817,7 @@ async fn display_name_backfill(ctx: Ctx) {
     execute_directly(&ctx.url, &insert).await;
 
     store.migrate().await.unwrap();
-    assert_eq!(applied_migrations(&ctx.url).await, vec![1, 2, 3, 4]);
+    assert_eq!(applied_migrations(&ctx.url).await, vec![1, 2, 3, 4, 5]);
 
     let prefix = |p: &str| UserQuery {
         display_name_prefix: Some(p.into()),
