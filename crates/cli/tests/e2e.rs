@@ -1626,7 +1626,12 @@ async fn federated_sign_up_through_an_upstream_usher(backend: Backend) {
         .get(&downstream.authorize_url(PUBLIC_CLIENT, &[("prompt", "none")]))
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
-    assert_eq!(query(r.location())["error"], "login_required", "{}", r.location());
+    assert_eq!(
+        query(r.location())["error"],
+        "login_required",
+        "{}",
+        r.location()
+    );
 
     // A new identity the connector does not allow: blocked, no user.
     let b = Browser::new();

@@ -2704,13 +2704,16 @@ fn providers_sharing_an_identity_issuer_are_refused() {
     };
     // One host, two ports: both providers' identities would have the issuer
     // `id.example`, so the second is refused, where it is declared.
-    let text = oidc("first", "https://id.example:8443") + &oidc("second", "https://ID.example:9443/t");
+    let text =
+        oidc("first", "https://id.example:8443") + &oidc("second", "https://ID.example:9443/t");
     let e = assert_error(
         &text,
         "identity_providers[1].id",
         "identity providers \"first\" and \"second\" would both record identities with the issuer",
     );
-    assert!(e.message.contains("a user of one could sign in as a user of the other"));
+    assert!(e
+        .message
+        .contains("a user of one could sign in as a user of the other"));
     assert_eq!(errors(&text, &[]).len(), 1);
     // Google as itself and as a plain OIDC provider is the same issuer too.
     assert_error(

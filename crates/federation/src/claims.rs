@@ -405,15 +405,25 @@ mod tests {
             pair(oidc("https://id.example:1"), oidc("https://ID.example:2/x")),
             Some("id.example".into())
         );
-        assert_eq!(pair(oidc("https://a.example"), oidc("https://b.example")), None);
+        assert_eq!(
+            pair(oidc("https://a.example"), oidc("https://b.example")),
+            None
+        );
         assert_eq!(
             pair(ProviderKind::Google, oidc("https://accounts.google.com")),
             Some("google.com".into())
         );
-        assert_eq!(pair(ProviderKind::GitHub, ProviderKind::GitHub), Some("github.com".into()));
+        assert_eq!(
+            pair(ProviderKind::GitHub, ProviderKind::GitHub),
+            Some("github.com".into())
+        );
         assert_eq!(pair(ms("organizations"), ms("consumers")), None);
         assert!(pair(ms("common"), ms("Common")).is_some());
-        assert!(pair(ms("common"), oidc("https://login.microsoftonline.com/t/v2.0")).is_some());
+        assert!(pair(
+            ms("common"),
+            oidc("https://login.microsoftonline.com/t/v2.0")
+        )
+        .is_some());
     }
 
     use super::*;

@@ -620,7 +620,11 @@ mod tests {
         let no_kid = with_part(&token, 0, &encode_json(&json!({ "alg": "ES256" })));
         let second_ec = SigningKey::generate(Algorithm::ES256, "ec-2".into()).unwrap();
         assert!(matches!(
-            verify_jwt(&no_kid, &[ec_key().public_jwk(), second_ec.public_jwk()], BOTH),
+            verify_jwt(
+                &no_kid,
+                &[ec_key().public_jwk(), second_ec.public_jwk()],
+                BOTH
+            ),
             Err(JoseError::Malformed(_))
         ));
     }

@@ -2134,7 +2134,10 @@ async fn applications_and_identity_providers_are_managed(backend: Backend) {
         StatusCode::CONFLICT,
         "ObjectConflict",
     );
-    assert!(message.contains("would both record identities"), "{message}");
+    assert!(
+        message.contains("would both record identities"),
+        "{message}"
+    );
     admin
         .done(
             Method::DELETE,
