@@ -2229,6 +2229,27 @@ async fn federated_sign_up_through_an_upstream_usher(backend: Backend) {
     assert!(r.location().starts_with(CALLBACK), "{}", r.location());
     assert_eq!(api.bodies().len(), calls, "no connector on sign-in");
 
+    // Single sign-on answers only where the provider of the session is offered: the
+    // same application at once, an application whose flow offers only local accounts
+    // not (its sign-in page instead, or login_required for prompt=none).
+    let r = b.get(&downstream.authorize_url("fed-app", &[])).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(r.location().starts_with(CALLBACK), "{}", r.location());
+    assert!(query(r.location()).contains_key("code"), "{}", r.location());
+    let r = b.get(&downstream.authorize_url(PUBLIC_CLIENT, &[])).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(r.location().starts_with("/flow/"), "{}", r.location());
+    let r = b
+        .get(&downstream.authorize_url(PUBLIC_CLIENT, &[("prompt", "none")]))
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(
+        query(r.location())["error"],
+        "login_required",
+        "{}",
+        r.location()
+    );
+
     // A new identity the connector does not allow: blocked, no user.
     let b = Browser::new();
     let (_, at_upstream) = choose_upstream(&downstream, &b).await;

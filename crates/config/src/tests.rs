@@ -914,7 +914,13 @@ fn rate_limit_rules() {
     // On by default.
     let config = load_str("", &[]).unwrap();
     assert_eq!(config.rate_limits, usher_domain::RateLimitPolicy::default());
-    assert_eq!(config.rate_limits.password_failures_per_account_and_address.max, 10);
+    assert_eq!(
+        config
+            .rate_limits
+            .password_failures_per_account_and_address
+            .max,
+        10
+    );
     assert_eq!(config.rate_limits.password_failures_per_account.max, 50);
     assert_error(
         "[rate_limits]\npassword_failures_per_account = { max = -1 }\n",
@@ -2767,6 +2773,38 @@ fn every_provider_setting_is_read() {
         config.federation.timeout,
         std::time::Duration::from_millis(2500)
     );
+}
+
+#[test]
+fn providers_sharing_an_identity_issuer_are_refused() {
+    let oidc = |id: &str, issuer: &str| {
+        format!("[[identity_providers]]\nid = \"{id}\"\ntype = \"oidc\"\nclient_id = \"c\"\nclient_secret = {{ value = \"s\" }}\nissuer = \"{issuer}\"\n")
+    };
+    // One host, two ports: both providers' identities would have the issuer
+    // `id.example`, so the second is refused, where it is declared.
+    let text =
+        oidc("first", "https://id.example:8443") + &oidc("second", "https://ID.example:9443/t");
+    let e = assert_error(
+        &text,
+        "identity_providers[1].id",
+        "identity providers \"first\" and \"second\" would both record identities with the issuer",
+    );
+    assert!(e
+        .message
+        .contains("a user of one could sign in as a user of the other"));
+    assert_eq!(errors(&text, &[]).len(), 1);
+    // Google as itself and as a plain OIDC provider is the same issuer too.
+    assert_error(
+        &(provider("google", "") + &oidc("g2", "https://accounts.google.com")),
+        "identity_providers[1].id",
+        "\"google.com\"",
+    );
+    // Different hosts are fine.
+    load_str(
+        &(oidc("first", "https://a.example") + &oidc("second", "https://b.example")),
+        &[],
+    )
+    .unwrap();
 }
 
 #[test]

@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use usher_domain::attribute::{check_text, is_plausible_email, normalize_email};
 use usher_domain::{AttributeValue, AttributeValues, BuiltInAttribute, Identity, SignInType};
 
-use crate::config::{ClaimMapping, ProviderKind, MICROSOFT_CONSUMERS_TENANT_ID};
+use crate::config::{ClaimMapping, ProviderConfig, ProviderKind, MICROSOFT_CONSUMERS_TENANT_ID};
 use crate::error::FederationError;
 
 /// A federated identity as Usher records it.
@@ -59,8 +59,8 @@ pub(crate) struct ProfileContext<'a> {
     pub mapping: &'a ClaimMapping,
 }
 
-/// The contract's issuer value for a provider.
-pub(crate) fn identity_issuer(kind: &ProviderKind) -> Result<String, FederationError> {
+/// The contract's issuer value for a provider: the `issuer` of its users' identities.
+pub fn identity_issuer(kind: &ProviderKind) -> Result<String, FederationError> {
     Ok(match kind {
         ProviderKind::Google => "google.com".to_owned(),
         ProviderKind::Facebook => "facebook.com".to_owned(),
@@ -93,6 +93,65 @@ pub(crate) fn identity_issuer(kind: &ProviderKind) -> Result<String, FederationE
             }
         }
     })
+}
+
+/// Two providers whose identities would carry the same issuer.
+///
+/// A user is found by issuer and subject, so two such providers could each vouch for
+/// a subject the other one assigned: someone who holds subject `x` at the second
+/// would be signed in as the user with subject `x` at the first. Such a pair is
+/// refused wherever providers are configured.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "identity providers {first:?} and {second:?} would both record identities with the \
+     issuer {issuer:?}, so a user of one could sign in as a user of the other; \
+     configure at most one provider per issuer"
+)]
+pub struct SharedIssuer {
+    pub first: String,
+    pub second: String,
+    pub issuer: String,
+}
+
+/// The first pair of `providers` (in order) that share an identity issuer.
+/// Providers whose issuer cannot be worked out are skipped: they are refused for
+/// that reason on their own.
+pub fn shared_identity_issuer<'a>(
+    providers: impl IntoIterator<Item = &'a ProviderConfig>,
+) -> Option<SharedIssuer> {
+    let mut seen: Vec<(String, &ProviderConfig)> = Vec::new();
+    for p in providers {
+        let Ok(issuer) = identity_issuer(&p.kind) else {
+            continue;
+        };
+        // Issuers are compared as Usher stores them; host names ignore case.
+        let key = issuer.to_ascii_lowercase();
+        let clash = seen
+            .iter()
+            .find(|(k, first)| *k == key && !distinct_microsoft_tenants(&first.kind, &p.kind));
+        if let Some((_, first)) = clash {
+            return Some(SharedIssuer {
+                first: first.id.clone(),
+                second: p.id.clone(),
+                issuer,
+            });
+        }
+        seen.push((key, p));
+    }
+    None
+}
+
+/// Microsoft providers of different tenants (work and school `organizations` beside
+/// personal `consumers`, say) may coexist: Microsoft assigns every subject itself,
+/// unique per user and application whatever the tenant, so nobody can hold at one
+/// tenant the subject of someone at another.
+fn distinct_microsoft_tenants(a: &ProviderKind, b: &ProviderKind) -> bool {
+    match (a, b) {
+        (ProviderKind::Microsoft { tenant: x }, ProviderKind::Microsoft { tenant: y }) => {
+            !x.eq_ignore_ascii_case(y)
+        }
+        _ => false,
+    }
 }
 
 /// The value at `path`: the claim of that exact name if there is one (claim names
@@ -326,6 +385,47 @@ pub(crate) fn needs_more_claims(mapping: &ClaimMapping, claims: &Map<String, Val
 
 #[cfg(test)]
 mod tests {
+    use crate::config::ProviderConfig;
+
+    #[test]
+    fn providers_sharing_an_identity_issuer() {
+        let p = |id: &str, kind: ProviderKind| {
+            ProviderConfig::new(id, kind, "c", usher_domain::Secret::new("s"))
+        };
+        let oidc = |issuer: &str| ProviderKind::Oidc {
+            issuer: issuer.into(),
+        };
+        let ms = |tenant: &str| ProviderKind::Microsoft {
+            tenant: tenant.into(),
+        };
+        let pair = |a: ProviderKind, b: ProviderKind| {
+            shared_identity_issuer(&[p("a", a), p("b", b)]).map(|s| s.issuer)
+        };
+        assert_eq!(
+            pair(oidc("https://id.example:1"), oidc("https://ID.example:2/x")),
+            Some("id.example".into())
+        );
+        assert_eq!(
+            pair(oidc("https://a.example"), oidc("https://b.example")),
+            None
+        );
+        assert_eq!(
+            pair(ProviderKind::Google, oidc("https://accounts.google.com")),
+            Some("google.com".into())
+        );
+        assert_eq!(
+            pair(ProviderKind::GitHub, ProviderKind::GitHub),
+            Some("github.com".into())
+        );
+        assert_eq!(pair(ms("organizations"), ms("consumers")), None);
+        assert!(pair(ms("common"), ms("Common")).is_some());
+        assert!(pair(
+            ms("common"),
+            oidc("https://login.microsoftonline.com/t/v2.0")
+        )
+        .is_some());
+    }
+
     use super::*;
     use serde_json::json;
 

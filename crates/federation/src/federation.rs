@@ -102,6 +102,9 @@ struct Provider {
     mapping: ClaimMapping,
     discovery: Option<DiscoverySource>,
     oauth: Option<OAuthEndpoints>,
+    /// Why the provider is out of service: it shares its identity issuer with an
+    /// earlier one (see [`claims::SharedIssuer`]).
+    refused: Option<String>,
 }
 
 impl Provider {
@@ -171,6 +174,21 @@ impl Federation {
             }
             resolved.push(resolve(config, &http)?);
         }
+        // A tenant stored before such pairs were refused must still start; the
+        // second provider of a pair is taken out of service, the first keeps working.
+        for i in 1..resolved.len() {
+            let (earlier, rest) = resolved.split_at_mut(i);
+            let later = &mut rest[0];
+            let usable = earlier.iter().filter(|p| p.refused.is_none());
+            if let Some(shared) =
+                claims::shared_identity_issuer(usable.map(|p| &p.config).chain([&later.config]))
+            {
+                if shared.second == later.config.id {
+                    tracing::error!(provider = %later.config.id, error = %shared, "identity provider refused");
+                    later.refused = Some(shared.to_string());
+                }
+            }
+        }
         let cache = resolved.iter().map(|_| ProviderCache::default()).collect();
         Ok(Self {
             providers: resolved,
@@ -184,9 +202,13 @@ impl Federation {
         self.providers.iter().map(|p| &p.config)
     }
 
-    /// The provider with this id, without regard to case.
+    /// The provider with this id, without regard to case (also one taken out of
+    /// service, whose sign-ins fail with the reason).
     pub fn provider(&self, id: &str) -> Option<&ProviderConfig> {
-        self.find(id).ok().map(|(_, p)| &p.config)
+        self.providers
+            .iter()
+            .find(|p| p.config.id.eq_ignore_ascii_case(id))
+            .map(|p| &p.config)
     }
 
     fn find(&self, id: &str) -> Result<(usize, &Provider), FederationError> {
@@ -195,6 +217,10 @@ impl Federation {
             .enumerate()
             .find(|(_, p)| p.config.id.eq_ignore_ascii_case(id))
             .ok_or_else(|| FederationError::UnknownProvider(id.to_owned()))
+            .and_then(|(i, p)| match &p.refused {
+                Some(reason) => Err(FederationError::Misconfigured(reason.clone())),
+                None => Ok((i, p)),
+            })
     }
 
     /// Where to send the browser: the provider's authorization endpoint with
@@ -921,5 +947,6 @@ fn resolve(config: ProviderConfig, http: &Http) -> Result<Provider, FederationEr
         mapping,
         discovery,
         oauth,
+        refused: None,
     })
 }

@@ -23,7 +23,7 @@ mod http;
 mod id_token;
 mod oauth;
 
-pub use claims::ExternalIdentity;
+pub use claims::{identity_issuer, shared_identity_issuer, ExternalIdentity, SharedIssuer};
 pub use config::{
     ClaimMapping, ClientAuthMethod, EndpointOverrides, FederationSettings, ProviderConfig,
     ProviderKind, FACEBOOK_GRAPH_VERSION, GOOGLE_ISSUER, MICROSOFT_CONSUMERS_TENANT_ID,

@@ -583,6 +583,56 @@ async fn an_unknown_kid_refetches_the_keys_once() {
 }
 
 #[tokio::test]
+async fn a_jwks_whose_one_key_has_no_kid_is_used() {
+    let op = Op::start().await;
+    let without_kid = |key: &SigningKey| {
+        let mut jwk = key.public_jwk();
+        jwk.as_object_mut().unwrap().remove("kid");
+        jwk
+    };
+    {
+        let mut s = op.state();
+        s.published = vec![without_kid(&s.signing)];
+    }
+    let fed = federation(vec![op.provider()], &MockClock::default());
+    let identity = sign_in(&fed, "contoso-oidc").await.unwrap();
+    assert_eq!(identity.identity.issuer_assigned_id, "user-1");
+
+    // Two keys without kid: which one signed is not guessed (after one refresh).
+    op.state().published.push(without_kid(&es256("k2")));
+    let fed = federation(vec![op.provider()], &MockClock::default());
+    let err = sign_in(&fed, "contoso-oidc").await.unwrap_err();
+    assert_eq!(reason(err), "unknown signing key");
+}
+
+#[tokio::test]
+async fn the_second_provider_with_the_same_identity_issuer_is_out_of_service() {
+    // Two providers on one host, each with its own keys and users, both saying
+    // `sub: user-1`: the identity issuer is the host for both.
+    let first = Op::start().await;
+    let second = Op::start().await;
+    let mut other = second.provider();
+    other.id = "fabrikam-oidc".into();
+    let providers = vec![first.provider(), other];
+    let shared = usher_federation::shared_identity_issuer(&providers).unwrap();
+    assert_eq!(
+        (shared.first.as_str(), shared.second.as_str()),
+        ("contoso-oidc", "fabrikam-oidc")
+    );
+    assert!(shared.to_string().contains("\"127.0.0.1\""), "{shared}");
+
+    let fed = federation(providers, &MockClock::default());
+    let identity = sign_in(&fed, "contoso-oidc").await.unwrap();
+    assert_eq!(identity.identity.issuer_assigned_id, "user-1");
+    let err = sign_in(&fed, "fabrikam-oidc").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Misconfigured);
+    assert!(err.to_string().contains("\"contoso-oidc\""), "{err}");
+    // Nobody was sent to the second provider.
+    assert_eq!(second.state().discovery_fetches, 0);
+    assert!(fed.provider("fabrikam-oidc").is_some());
+}
+
+#[tokio::test]
 async fn token_endpoint_errors_are_reported() {
     let op = Op::start().await;
     let fed = federation(vec![op.provider()], &MockClock::default());

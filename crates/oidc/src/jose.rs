@@ -249,14 +249,7 @@ pub fn verify_jwt(
         .ok()
         .filter(|a| allowed.contains(a))
         .ok_or_else(|| JoseError::AlgorithmNotAllowed(alg_name.to_owned()))?;
-    let kid = header
-        .get("kid")
-        .and_then(Value::as_str)
-        .ok_or(JoseError::Malformed("header has no \"kid\""))?;
-    let jwk = jwks
-        .iter()
-        .find(|k| k.get("kid").and_then(Value::as_str) == Some(kid))
-        .ok_or_else(|| JoseError::UnknownKey(kid.to_owned()))?;
+    let jwk = select_key(jwks, header.get("kid").and_then(Value::as_str), alg)?;
 
     // The key decides the algorithm; a header that claims another is an attack or a bug.
     let key_alg = jwk_algorithm(jwk)?;
@@ -274,6 +267,43 @@ pub fn verify_jwt(
     verify_signature(jwk, key_alg, signing_input.as_bytes(), &sig)?;
 
     decode_object(parts[1], "payload is not a base64url JSON object")
+}
+
+/// The key that must have signed a token with this `kid` (if any) and algorithm.
+///
+/// `kid` is optional on both sides (RFC 7515 §4.1.4, RFC 7517 §4.5), and many
+/// providers publish a single key without one. So: the key with the token's `kid`;
+/// failing that, the only signature key for the algorithm that has no `kid`; for a
+/// token without `kid`, the only signature key for the algorithm. Where several keys
+/// could fit nothing is guessed.
+fn select_key<'a>(
+    jwks: &'a [Value],
+    kid: Option<&str>,
+    alg: Algorithm,
+) -> Result<&'a Value, JoseError> {
+    fn key_kid(k: &Value) -> Option<&str> {
+        k.get("kid").and_then(Value::as_str)
+    }
+    if let Some(kid) = kid {
+        if let Some(key) = jwks.iter().find(|k| key_kid(k) == Some(kid)) {
+            return Ok(key);
+        }
+    }
+    let fits = |k: &&Value| {
+        jwk_algorithm(k).is_ok_and(|a| a == alg) && k.get("use").is_none_or(|u| u == "sig")
+    };
+    let mut candidates = jwks
+        .iter()
+        .filter(fits)
+        .filter(|k| kid.is_none() || key_kid(k).is_none());
+    match (candidates.next(), candidates.next(), kid) {
+        (Some(key), None, _) => Ok(key),
+        (_, _, Some(kid)) => Err(JoseError::UnknownKey(kid.to_owned())),
+        (None, _, None) => Err(JoseError::UnknownKey(String::new())),
+        (Some(_), Some(_), None) => Err(JoseError::Malformed(
+            "header has no \"kid\" and several keys fit",
+        )),
+    }
 }
 
 /// Header and claims without any verification: for display and tests only.
@@ -588,9 +618,66 @@ mod tests {
             Err(JoseError::UnknownKey(_))
         ));
         let no_kid = with_part(&token, 0, &encode_json(&json!({ "alg": "ES256" })));
+        let second_ec = SigningKey::generate(Algorithm::ES256, "ec-2".into()).unwrap();
         assert!(matches!(
-            verify_jwt(&no_kid, &jwks(), BOTH),
+            verify_jwt(
+                &no_kid,
+                &[ec_key().public_jwk(), second_ec.public_jwk()],
+                BOTH
+            ),
             Err(JoseError::Malformed(_))
+        ));
+    }
+
+    fn without_kid(jwk: Value) -> Value {
+        let mut jwk = jwk;
+        if let Some(map) = jwk.as_object_mut() {
+            map.remove("kid");
+        }
+        jwk
+    }
+
+    /// A token signed by `key` whose header has no `kid`.
+    fn signed_without_kid(key: &SigningKey) -> String {
+        let mut input = encode_json(&json!({ "alg": key.alg.as_str(), "typ": "JWT" }));
+        input.push('.');
+        input.push_str(&encode_json(&claims()));
+        let sig = key.sign(input.as_bytes()).unwrap();
+        format!("{input}.{}", b64(&sig))
+    }
+
+    #[test]
+    fn keys_without_kid_are_used_when_only_one_fits() {
+        let token = ec_key().sign_jwt("JWT", &claims()).unwrap();
+        let no_kid = signed_without_kid(ec_key());
+        let lone = without_kid(ec_key().public_jwk());
+        // A token with a kid, a set whose one key has none.
+        assert!(verify_jwt(&token, std::slice::from_ref(&lone), BOTH).is_ok());
+        // A token without kid: the one key for its algorithm, named or not.
+        assert!(verify_jwt(&no_kid, std::slice::from_ref(&lone), BOTH).is_ok());
+        assert!(verify_jwt(&no_kid, &jwks(), BOTH).is_ok());
+        // The wrong lone key is a bad signature, not a pass.
+        let other = SigningKey::generate(Algorithm::ES256, "ec-2".into()).unwrap();
+        assert!(matches!(
+            verify_jwt(&token, &[without_kid(other.public_jwk())], BOTH),
+            Err(JoseError::BadSignature)
+        ));
+        // Two keys without kid for the algorithm: nothing is guessed.
+        let two = [lone.clone(), without_kid(other.public_jwk())];
+        assert!(matches!(
+            verify_jwt(&token, &two, BOTH),
+            Err(JoseError::UnknownKey(kid)) if kid == "ec-1"
+        ));
+        assert!(matches!(
+            verify_jwt(&no_kid, &two, BOTH),
+            Err(JoseError::Malformed(_))
+        ));
+        // A key of another algorithm or use does not count.
+        let mut enc = lone.clone();
+        enc["use"] = json!("enc");
+        assert!(matches!(
+            verify_jwt(&token, &[enc, without_kid(rsa_key().public_jwk())], BOTH),
+            Err(JoseError::UnknownKey(_))
         ));
     }
 

@@ -79,6 +79,9 @@ pub struct BrowserSession {
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
+    /// The id of the identity provider the user signed in with (`EmailPassword-OAUTH`,
+    /// `Google-OAUTH`, …); `None` for sessions that answer no single sign-on.
+    pub identity_provider: Option<String>,
 }
 
 /// A token signing key. The private key is encrypted with the master key by the

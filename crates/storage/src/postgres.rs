@@ -38,6 +38,10 @@ impl PgStore {
         (3, include_str!("../migrations/postgres/0003_tenant.sql")),
         (4, include_str!("../migrations/postgres/0004_admin.sql")),
         (
+            5,
+            include_str!("../migrations/postgres/0005_session_provider.sql"),
+        ),
+        (
             6,
             include_str!("../migrations/postgres/0006_grant_claims_and_rate_limits.sql"),
         ),

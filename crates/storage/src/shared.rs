@@ -373,6 +373,7 @@ macro_rules! impl_store {
                     created_at: time(row, "created_at")?,
                     expires_at: time(row, "expires_at")?,
                     ended_at: opt_time(row, "ended_at")?,
+                    identity_provider: col(row, "identity_provider")?,
                 })
             }
 
@@ -962,8 +963,9 @@ macro_rules! impl_store {
                 async fn insert_session(&self, s: &BrowserSession) -> Result<()> {
                     ::sqlx::query(
                         "INSERT INTO browser_sessions \
-                         (id_hash, user_id, auth_time, created_at, expires_at, ended_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6)",
+                         (id_hash, user_id, auth_time, created_at, expires_at, ended_at, \
+                          identity_provider) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
                     )
                     .bind(&s.id_hash)
                     .bind(&s.user_id)
@@ -971,6 +973,7 @@ macro_rules! impl_store {
                     .bind(millis(s.created_at))
                     .bind(millis(s.expires_at))
                     .bind(s.ended_at.map(millis))
+                    .bind(&s.identity_provider)
                     .execute(&self.pool)
                     .await
                     .map_err(insert_error)?;
@@ -979,8 +982,8 @@ macro_rules! impl_store {
 
                 async fn session(&self, id_hash: &str) -> Result<Option<BrowserSession>> {
                     ::sqlx::query(
-                        "SELECT id_hash, user_id, auth_time, created_at, expires_at, ended_at \
-                         FROM browser_sessions WHERE id_hash = $1",
+                        "SELECT id_hash, user_id, auth_time, created_at, expires_at, ended_at, \
+                         identity_provider FROM browser_sessions WHERE id_hash = $1",
                     )
                     .bind(id_hash)
                     .fetch_optional(&self.pool)

@@ -38,6 +38,10 @@ impl SqliteStore {
         (3, include_str!("../migrations/sqlite/0003_tenant.sql")),
         (4, include_str!("../migrations/sqlite/0004_admin.sql")),
         (
+            5,
+            include_str!("../migrations/sqlite/0005_session_provider.sql"),
+        ),
+        (
             6,
             include_str!("../migrations/sqlite/0006_grant_claims_and_rate_limits.sql"),
         ),

@@ -316,6 +316,7 @@ fn session(id_hash: &str, expires_at: DateTime<Utc>) -> BrowserSession {
         created_at: t0(),
         expires_at,
         ended_at: None,
+        identity_provider: Some("Google-OAUTH".into()),
     }
 }
 
@@ -578,7 +579,7 @@ async fn migrate_twice_is_a_no_op(ctx: Ctx) {
 }
 
 /// Every migration the store has, in order.
-const MIGRATIONS: &[i64] = &[1, 2, 3, 4, 6];
+const MIGRATIONS: &[i64] = &[1, 2, 3, 4, 5, 6];
 
 async fn concurrent_migrations(ctx: Ctx) {
     // Separate pools, as separate Usher instances starting together would have.
@@ -2971,9 +2972,11 @@ async fn decide_sign_up_request_once(ctx: Ctx) {
     );
 }
 
-/// Undoes migration 4 behind the store's back, as a database last migrated by an
+/// Undoes migrations 5 and 4 behind the store's back, as a database last migrated by an
 /// older Usher would be.
-const UNDO_MIGRATION_4: &str = "DROP TABLE sign_up_request_identities;
+const UNDO_MIGRATION_4: &str = "ALTER TABLE browser_sessions DROP COLUMN identity_provider;
+     DELETE FROM usher_migrations WHERE version = 5;
+     DROP TABLE sign_up_request_identities;
      DROP TABLE sign_up_requests;
      DROP TABLE user_roles;
      DROP INDEX identities_issuer;
@@ -2990,7 +2993,7 @@ async fn display_name_backfill(ctx: Ctx) {
         MIGRATIONS
             .iter()
             .copied()
-            .filter(|&v| v != 4)
+            .filter(|&v| v != 4 && v != 5)
             .collect::<Vec<_>>()
     );
 

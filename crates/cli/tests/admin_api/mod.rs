@@ -2207,6 +2207,56 @@ async fn applications_and_identity_providers_are_managed(backend: Backend) {
         oidc["usherClaimsMapping"]["displayName"], "name",
         "over the defaults"
     );
+    // A second provider on the same host would record identities with the same
+    // issuer: a user of one could sign in as a user of the other. Refused, on create
+    // and on update.
+    let message = assert_error(
+        &admin
+            .post(
+                "/v1.0/identity/identityProviders",
+                json!({"id": "contoso-2", "identityProviderType": "OpenIDConnect", "clientId": "c",
+                    "clientSecret": "s",
+                    "metadataUrl": "https://login.contoso.com:8443/other/.well-known/openid-configuration"}),
+            )
+            .await,
+        StatusCode::CONFLICT,
+        "ObjectConflict",
+    );
+    assert!(
+        message.contains("\"contoso\" and \"contoso-2\"")
+            && message.contains("\"login.contoso.com\""),
+        "{message}"
+    );
+    admin
+        .create(
+            "/v1.0/identity/identityProviders",
+            json!({"id": "fabrikam", "identityProviderType": "OpenIDConnect", "clientId": "c",
+                "clientSecret": "s",
+                "metadataUrl": "https://login.fabrikam.com/.well-known/openid-configuration"}),
+        )
+        .await;
+    let message = assert_error(
+        &admin
+            .patch(
+                "/v1.0/identity/identityProviders/fabrikam",
+                json!({"clientSecret": "s2",
+                    "metadataUrl": "https://LOGIN.contoso.com/v2/.well-known/openid-configuration"}),
+            )
+            .await,
+        StatusCode::CONFLICT,
+        "ObjectConflict",
+    );
+    assert!(
+        message.contains("would both record identities"),
+        "{message}"
+    );
+    admin
+        .done(
+            Method::DELETE,
+            "/v1.0/identity/identityProviders/fabrikam",
+            Value::Null,
+        )
+        .await;
     admin
         .done(
             Method::PATCH,

@@ -97,6 +97,20 @@ impl Resolver<'_> {
                 providers.push(provider);
             }
         }
+        // Identities are found by issuer and subject: two providers with one issuer
+        // would let the users of one sign in as those of the other.
+        for i in 1..providers.len() {
+            let Some(shared) = usher_federation::shared_identity_issuer(&providers[..=i]) else {
+                continue;
+            };
+            if shared.second == providers[i].id {
+                let loc = first_at
+                    .get(&shared.second.to_ascii_lowercase())
+                    .cloned()
+                    .unwrap_or_default();
+                self.err(loc, shared.to_string());
+            }
+        }
         (providers, declared)
     }
 

@@ -320,6 +320,7 @@ async fn create(State(state): State<AppState>, body: JsonBody) -> ApiResult<Resp
     let mut provider = ProviderConfig::new(id, kind, client_id, Secret::new(secret));
     apply(&state, &snapshot, &mut body, &mut provider, true)?;
     body.finish()?;
+    check_issuer_unshared(&snapshot, &provider)?;
     state.tenants.put_identity_provider(&provider).await?;
     let location = format!(
         "/v1.0/identity/identityProviders/{}",
@@ -369,6 +370,7 @@ async fn update(
             "The provider's endpoints change, so clientSecret must be given again (not ******).",
         ));
     }
+    check_issuer_unshared(&snapshot, &provider)?;
     state.tenants.put_identity_provider(&provider).await?;
     Ok(no_content())
 }
@@ -381,6 +383,24 @@ async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> ApiRes
     } else {
         Err(ApiError::no_such("identityProvider", &id))
     }
+}
+
+/// Refuses a provider whose identities would have the issuer of another provider's:
+/// a user of one could sign in as a user of the other (users are found by issuer and
+/// subject).
+fn check_issuer_unshared(snapshot: &TenantSnapshot, provider: &ProviderConfig) -> ApiResult<()> {
+    let others = snapshot
+        .identity_providers
+        .iter()
+        .filter(|p| !p.id.eq_ignore_ascii_case(&provider.id));
+    for other in others {
+        if let Some(shared) = usher_federation::shared_identity_issuer([other, provider]) {
+            return Err(ApiError::conflict(format!(
+                "The identity provider cannot be saved: {shared}."
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The properties shared by POST and PATCH, then the whole provider's rules.

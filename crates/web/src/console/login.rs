@@ -262,6 +262,8 @@ pub async fn callback(
         created_at: now,
         expires_at: now + chrono::Duration::hours(SESSION_HOURS),
         ended_at: None,
+        // The console's own session answers no application's single sign-on.
+        identity_provider: None,
     };
     if let Err(e) = state.store.insert_session(&session).await {
         return internal(&state, locale, None, e);

@@ -146,6 +146,17 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Respons
     let max_age = params.get("max_age").and_then(|m| m.parse::<i64>().ok());
     let session =
         session.filter(|s| max_age.is_none_or(|m| s.auth_time + Duration::seconds(m) >= now));
+    // A session answers only for a user flow that offers the provider it was made
+    // with: an application whose flow allows only its own provider must not take a
+    // user signed in elsewhere. A session that names no provider answers for none.
+    let session = session.filter(|s| {
+        s.identity_provider.as_deref().is_some_and(|p| {
+            user_flow
+                .identity_providers
+                .iter()
+                .any(|offered| offered.eq_ignore_ascii_case(p))
+        })
+    });
     if let Some(session) = session.filter(|_| matches!(request.prompt, None | Some(Prompt::None))) {
         match state.store.user_by_id(&session.user_id).await {
             Ok(Some(user)) if user.account_enabled => {

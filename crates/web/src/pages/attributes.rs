@@ -263,5 +263,10 @@ async fn create_user(
     if let Err(r) = save(state, loaded).await {
         return r;
     }
-    super::finish::finish(state, headers, loaded, &user).await
+    // The sign-up's identity: the provider's (or passcode's) if any, else the local one.
+    let provider = user
+        .identities
+        .first()
+        .and_then(|i| super::finish::provider_of(state, i));
+    super::finish::finish(state, headers, loaded, &user, provider).await
 }

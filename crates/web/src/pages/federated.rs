@@ -74,7 +74,8 @@ pub async fn identity_verified(
         if let Err(r) = save(state, loaded).await {
             return r;
         }
-        return super::finish::finish(state, headers, loaded, &user).await;
+        let provider = super::finish::provider_of(state, &identity);
+        return super::finish::finish(state, headers, loaded, &user, provider).await;
     }
     // A held or denied sign-up for this identity or address comes first.
     let email = email.map(|e| normalize_email(&e));
@@ -175,7 +176,10 @@ pub async fn link_and_finish(
     if let Err(r) = save(state, loaded).await {
         return r;
     }
-    super::finish::finish(state, headers, loaded, &user).await
+    // The session is the one of the identity that came in, not of the sign-in that
+    // proved the account.
+    let provider = super::finish::provider_of(state, identity);
+    super::finish::finish(state, headers, loaded, &user, provider).await
 }
 
 /// `POST /flow/{id}/link`: the existing account's password, then the link.

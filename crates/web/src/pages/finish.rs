@@ -7,7 +7,10 @@ use axum::{
     response::Response,
 };
 use chrono::{DateTime, Utc};
-use usher_domain::{Application, AuthorizationRequest, ConnectorStep, User, UserFlow};
+use usher_domain::{
+    user_flow::{EMAIL_OTP_PROVIDER, EMAIL_PASSWORD_PROVIDER},
+    Application, AuthorizationRequest, ConnectorStep, Identity, SignInType, User, UserFlow,
+};
 use usher_oidc::crypto::sha256_hex;
 use usher_storage::BrowserSession;
 
@@ -19,12 +22,34 @@ use crate::{
     state::AppState,
 };
 
-/// A flow has completed for `user`: a new browser session, then back to the app.
+/// The identity provider an identity signs in with: the local account's
+/// `EmailPassword-OAUTH`, email one-time passcode's `EmailOtpSignup-OAUTH`, or the
+/// configured provider whose identities have the identity's issuer (one at most:
+/// providers sharing an issuer are refused).
+pub fn provider_of(state: &AppState, identity: &Identity) -> Option<String> {
+    match identity.sign_in_type {
+        SignInType::EmailAddress => return Some(EMAIL_PASSWORD_PROVIDER.to_owned()),
+        SignInType::Federated if identity.issuer == "mail" => {
+            return Some(EMAIL_OTP_PROVIDER.to_owned())
+        }
+        SignInType::Federated => {}
+    }
+    let federation = state.federation();
+    let found = federation.providers().find(|p| {
+        usher_federation::identity_issuer(&p.kind)
+            .is_ok_and(|issuer| issuer.eq_ignore_ascii_case(&identity.issuer))
+    });
+    found.map(|p| p.id.clone())
+}
+
+/// A flow has completed for `user`, who signed in with `provider` (see
+/// [`provider_of`]): a new browser session, then back to the app.
 pub async fn finish(
     state: &AppState,
     _headers: &HeaderMap,
     loaded: &Loaded,
     user: &User,
+    provider: Option<String>,
 ) -> Response {
     let now = state.clock.now();
     let token = state.new_token();
@@ -35,6 +60,7 @@ pub async fn finish(
         created_at: now,
         expires_at: now + state.settings.lifetimes.session,
         ended_at: None,
+        identity_provider: provider,
     };
     if let Err(e) = state.store.insert_session(&session).await {
         return error_page(state, &loaded.flow.locale, PageError::internal(state, e));

@@ -180,7 +180,8 @@ pub async fn post(
     if let Err(r) = save(&state, &mut loaded).await {
         return r;
     }
-    super::finish::finish(&state, &headers, &loaded, &user).await
+    let provider = Some(usher_domain::user_flow::EMAIL_PASSWORD_PROVIDER.to_owned());
+    super::finish::finish(&state, &headers, &loaded, &user, provider).await
 }
 
 /// "Sign up now" (and "use a different email address").
