@@ -33,7 +33,7 @@ pub use flow::{
 };
 pub use sign_up_request::{SignUpRequest, SignUpRequestStatus};
 pub use tenant::Tenant;
-pub use user::{Identity, NewUser, SignInType, User};
+pub use user::{Identity, NewUser, SignInType, User, UserProfile, UserType};
 pub use user_flow::{
     AttributeAssignment, AttributeOption, ConnectorSlots, LocalizedText, UserFlow,
 };

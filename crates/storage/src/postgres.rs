@@ -37,6 +37,10 @@ impl PgStore {
         ),
         (3, include_str!("../migrations/postgres/0003_tenant.sql")),
         (4, include_str!("../migrations/postgres/0004_admin.sql")),
+        (
+            7,
+            include_str!("../migrations/postgres/0007_user_versions.sql"),
+        ),
     ];
 
     /// Opens `postgres://…` (or `postgresql://…`).

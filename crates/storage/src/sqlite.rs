@@ -37,6 +37,10 @@ impl SqliteStore {
         ),
         (3, include_str!("../migrations/sqlite/0003_tenant.sql")),
         (4, include_str!("../migrations/sqlite/0004_admin.sql")),
+        (
+            7,
+            include_str!("../migrations/sqlite/0007_user_versions.sql"),
+        ),
     ];
 
     /// Opens `sqlite://path` (creating the file and its directory if missing) or
