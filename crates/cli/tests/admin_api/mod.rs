@@ -2650,6 +2650,88 @@ async fn user_writes_are_whole_and_checked_against_the_etag(backend: Backend) {
     env.finish(usher).await;
 }
 
+both!(tenant_objects_refuse_stale_writes);
+async fn tenant_objects_refuse_stale_writes(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let usher = env.start_with(ADMINS).await;
+    let admin = Api::as_client(&usher, "admin-all").await;
+    let connector = admin
+        .create(
+            "/v1.0/identity/apiConnectors",
+            json!({"displayName": "Approvals", "targetUrl": "https://approvals.example/check",
+                "authenticationConfiguration": {"@odata.type": "#microsoft.graph.basicAuthentication",
+                    "username": "usher", "password": "first secret"}}),
+        )
+        .await;
+    let path = format!(
+        "/v1.0/identity/apiConnectors/{}",
+        connector["id"].as_str().unwrap()
+    );
+    let (read, tag) = admin.tagged(&path).await;
+    assert_eq!(read["@odata.etag"], tag.as_str());
+    assert!(!tag.contains("secret"), "{tag}");
+
+    // A change of another object leaves this one's tag alone.
+    let attribute = admin
+        .create(
+            "/v1.0/identity/userFlowAttributes",
+            json!({"displayName": "Tier", "description": "Tier", "dataType": "string"}),
+        )
+        .await;
+    assert_eq!(admin.tagged(&path).await.1, tag);
+
+    // Two administrators read the same version; the second write is refused.
+    let (s, v) = admin
+        .conditional(Method::PATCH, &path, &tag, Some(json!({"displayName": "First"})))
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let (s, v) = admin
+        .conditional(Method::PATCH, &path, &tag, Some(json!({"displayName": "Second"})))
+        .await;
+    assert_error(&(s, v), StatusCode::PRECONDITION_FAILED, "Request_PreconditionFailed");
+    let (read, fresh) = admin.tagged(&path).await;
+    assert_eq!(read["displayName"], "First");
+    assert_ne!(fresh, tag);
+    // Only the secret changes: the tag does too.
+    admin
+        .done(
+            Method::PATCH,
+            &path,
+            json!({"authenticationConfiguration": {"@odata.type": "#microsoft.graph.basicAuthentication",
+                "username": "usher", "password": "second secret"}}),
+        )
+        .await;
+    let (_, after_secret) = admin.tagged(&path).await;
+    assert_ne!(after_secret, fresh);
+    let (s, v) = admin.conditional(Method::DELETE, &path, &fresh, None).await;
+    assert_error(&(s, v), StatusCode::PRECONDITION_FAILED, "Request_PreconditionFailed");
+    let (s, v) = admin
+        .conditional(Method::DELETE, &path, &after_secret, None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+
+    // The same on an attribute, and without If-Match a write goes through.
+    let attribute_path = format!(
+        "/v1.0/identity/userFlowAttributes/{}",
+        attribute["id"].as_str().unwrap()
+    );
+    let (_, tag) = admin.tagged(&attribute_path).await;
+    admin
+        .done(Method::PATCH, &attribute_path, json!({"description": "Level"}))
+        .await;
+    let (s, v) = admin
+        .conditional(
+            Method::PATCH,
+            &attribute_path,
+            &tag,
+            Some(json!({"description": "Rank"})),
+        )
+        .await;
+    assert_error(&(s, v), StatusCode::PRECONDITION_FAILED, "Request_PreconditionFailed");
+    assert_eq!(admin.get(&attribute_path).await["description"], "Level");
+    env.finish(usher).await;
+}
+
 both!(the_openapi_document_matches_the_routes);
 async fn the_openapi_document_matches_the_routes(backend: Backend) {
     let env = TestEnv::new(backend).await;

@@ -15,7 +15,11 @@ use axum::{
 };
 use serde_json::{json, Value};
 
+use usher_tenant::TenantSnapshot;
+
 use super::errors::{ApiError, ApiResult};
+use super::ok;
+use crate::state::AppState;
 
 /// `If-Match` as given: `None` when absent or `*` (any current version will do).
 pub struct IfMatch(Option<Vec<String>>);
@@ -39,6 +43,11 @@ impl IfMatch {
             }
         }
         Ok(Self((!tags.is_empty()).then_some(tags)))
+    }
+
+    /// The opaque tags asked for, `None` when any version will do.
+    pub fn tags(&self) -> Option<&[String]> {
+        self.0.as_deref()
     }
 
     /// Whether a precondition was given.
@@ -91,6 +100,24 @@ pub fn weak(opaque: &str) -> String {
 pub fn annotate(value: &mut Value, opaque: &str) {
     if let Value::Object(m) = value {
         m.insert("@odata.etag".into(), json!(weak(opaque)));
+    }
+}
+
+/// A tenant object's JSON as `GET` answers it: with `@odata.etag` and the `ETag`
+/// header when the object is stored (built-in ones have no tag).
+pub fn tenant_object(
+    state: &AppState,
+    snapshot: &TenantSnapshot,
+    kind: &str,
+    id: &str,
+    mut value: Value,
+) -> ApiResult<Response> {
+    match state.tenants.etag(snapshot, kind, id)? {
+        Some(tag) => {
+            annotate(&mut value, &tag);
+            Ok(header(ok(value), &tag))
+        }
+        None => Ok(ok(value)),
     }
 }
 
