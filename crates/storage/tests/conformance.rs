@@ -2800,12 +2800,7 @@ async fn approve_sign_up_request_creates_the_user_with_the_decision(ctx: Ctx) {
         .create_user(new_user("u-owner", None, vec![taken.clone()]))
         .await
         .unwrap();
-    let request = sign_up_request(
-        "req-dup",
-        "ada@example.com",
-        vec![taken.clone()],
-        t0(),
-    );
+    let request = sign_up_request("req-dup", "ada@example.com", vec![taken.clone()], t0());
     store.insert_sign_up_request(&request).await.unwrap();
     let at = t0() + Duration::minutes(1);
 
@@ -2841,7 +2836,10 @@ async fn approve_sign_up_request_creates_the_user_with_the_decision(ctx: Ctx) {
         ..request
     };
     assert_eq!(decided, expected);
-    assert_eq!(store.sign_up_request("req-ok").await.unwrap(), Some(expected));
+    assert_eq!(
+        store.sign_up_request("req-ok").await.unwrap(),
+        Some(expected)
+    );
     assert_eq!(store.user_by_id("u-bob").await.unwrap(), Some(created));
 
     // Decided is decided: a second approval creates nobody.
@@ -2885,7 +2883,10 @@ async fn edit_user_is_one_transaction_at_one_version(ctx: Ctx) {
         store.edit_user(&edit).await,
         Err(StorageError::DuplicateIdentity)
     ));
-    assert_eq!(store.user_by_id("u-1").await.unwrap(), Some(created.clone()));
+    assert_eq!(
+        store.user_by_id("u-1").await.unwrap(),
+        Some(created.clone())
+    );
     assert_eq!(
         store.password_hash("u-1").await.unwrap().as_deref(),
         Some("$argon2id$old")
@@ -2901,7 +2902,13 @@ async fn edit_user_is_one_transaction_at_one_version(ctx: Ctx) {
     };
     assert_eq!(store.edit_user(&edit).await.unwrap(), Some(2));
     let stored = store.user_by_id("u-1").await.unwrap().unwrap();
-    assert_eq!(stored, User { version: 2, ..changed.clone() });
+    assert_eq!(
+        stored,
+        User {
+            version: 2,
+            ..changed.clone()
+        }
+    );
     assert_eq!(stored.profile.user_type, UserType::Guest);
     assert!(!stored.email_verified);
     assert_eq!(
@@ -2918,7 +2925,10 @@ async fn edit_user_is_one_transaction_at_one_version(ctx: Ctx) {
         password_hash: Some(None),
         expected_version: Some(1),
     };
-    assert!(matches!(store.edit_user(&edit).await, Err(StorageError::Conflict)));
+    assert!(matches!(
+        store.edit_user(&edit).await,
+        Err(StorageError::Conflict)
+    ));
     assert_eq!(store.user_by_id("u-1").await.unwrap(), Some(stored));
     let edit = UserEdit {
         expected_version: None,

@@ -124,7 +124,10 @@ impl Api {
         let r = request.send().await.unwrap();
         let status = r.status();
         let text = r.text().await.unwrap();
-        assert!(status != StatusCode::INTERNAL_SERVER_ERROR, "{path}: {text}");
+        assert!(
+            status != StatusCode::INTERNAL_SERVER_ERROR,
+            "{path}: {text}"
+        );
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
@@ -2582,7 +2585,9 @@ async fn microsofts_approval_bodies_create_users_as_given(backend: Backend) {
         "Request_BadRequest",
     );
     assert_error(
-        &admin.patch(&path, json!({"usherEmailVerified": true})).await,
+        &admin
+            .patch(&path, json!({"usherEmailVerified": true}))
+            .await,
         StatusCode::BAD_REQUEST,
         "Request_BadRequest",
     );
@@ -2594,9 +2599,13 @@ async fn user_writes_are_whole_and_checked_against_the_etag(backend: Backend) {
     let env = TestEnv::new(backend).await;
     let usher = env.start_with(ADMINS).await;
     let admin = Api::as_client(&usher, "admin-all").await;
-    let taken = json!([{"signInType": "federated", "issuer": "facebook.com", "issuerAssignedId": "taken"}]);
+    let taken =
+        json!([{"signInType": "federated", "issuer": "facebook.com", "issuerAssignedId": "taken"}]);
     admin
-        .create("/v1.0/users", json!({"displayName": "Other", "identities": taken}))
+        .create(
+            "/v1.0/users",
+            json!({"displayName": "Other", "identities": taken}),
+        )
         .await;
     let user = admin
         .create(
@@ -2621,15 +2630,33 @@ async fn user_writes_are_whole_and_checked_against_the_etag(backend: Backend) {
 
     // The ETag read allows one write; after it, the old one is stale.
     let (s, v) = admin
-        .conditional(Method::PATCH, &path, &tag, Some(json!({"displayName": "One"})))
+        .conditional(
+            Method::PATCH,
+            &path,
+            &tag,
+            Some(json!({"displayName": "One"})),
+        )
         .await;
     assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
     let (s, v) = admin
-        .conditional(Method::PATCH, &path, &tag, Some(json!({"displayName": "Two"})))
+        .conditional(
+            Method::PATCH,
+            &path,
+            &tag,
+            Some(json!({"displayName": "Two"})),
+        )
         .await;
-    assert_error(&(s, v), StatusCode::PRECONDITION_FAILED, "Request_PreconditionFailed");
+    assert_error(
+        &(s, v),
+        StatusCode::PRECONDITION_FAILED,
+        "Request_PreconditionFailed",
+    );
     let (s, v) = admin.conditional(Method::DELETE, &path, &tag, None).await;
-    assert_error(&(s, v), StatusCode::PRECONDITION_FAILED, "Request_PreconditionFailed");
+    assert_error(
+        &(s, v),
+        StatusCode::PRECONDITION_FAILED,
+        "Request_PreconditionFailed",
+    );
     let (read, fresh) = admin.tagged(&path).await;
     assert_eq!(read["displayName"], "One");
     assert_ne!(fresh, tag);
@@ -2645,7 +2672,9 @@ async fn user_writes_are_whole_and_checked_against_the_etag(backend: Backend) {
         "Request_BadRequest",
     );
     let (_, current) = admin.tagged(&path).await;
-    let (s, v) = admin.conditional(Method::DELETE, &path, &current, None).await;
+    let (s, v) = admin
+        .conditional(Method::DELETE, &path, &current, None)
+        .await;
     assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
     env.finish(usher).await;
 }
@@ -2682,13 +2711,27 @@ async fn tenant_objects_refuse_stale_writes(backend: Backend) {
 
     // Two administrators read the same version; the second write is refused.
     let (s, v) = admin
-        .conditional(Method::PATCH, &path, &tag, Some(json!({"displayName": "First"})))
+        .conditional(
+            Method::PATCH,
+            &path,
+            &tag,
+            Some(json!({"displayName": "First"})),
+        )
         .await;
     assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
     let (s, v) = admin
-        .conditional(Method::PATCH, &path, &tag, Some(json!({"displayName": "Second"})))
+        .conditional(
+            Method::PATCH,
+            &path,
+            &tag,
+            Some(json!({"displayName": "Second"})),
+        )
         .await;
-    assert_error(&(s, v), StatusCode::PRECONDITION_FAILED, "Request_PreconditionFailed");
+    assert_error(
+        &(s, v),
+        StatusCode::PRECONDITION_FAILED,
+        "Request_PreconditionFailed",
+    );
     let (read, fresh) = admin.tagged(&path).await;
     assert_eq!(read["displayName"], "First");
     assert_ne!(fresh, tag);
@@ -2704,7 +2747,11 @@ async fn tenant_objects_refuse_stale_writes(backend: Backend) {
     let (_, after_secret) = admin.tagged(&path).await;
     assert_ne!(after_secret, fresh);
     let (s, v) = admin.conditional(Method::DELETE, &path, &fresh, None).await;
-    assert_error(&(s, v), StatusCode::PRECONDITION_FAILED, "Request_PreconditionFailed");
+    assert_error(
+        &(s, v),
+        StatusCode::PRECONDITION_FAILED,
+        "Request_PreconditionFailed",
+    );
     let (s, v) = admin
         .conditional(Method::DELETE, &path, &after_secret, None)
         .await;
@@ -2717,7 +2764,11 @@ async fn tenant_objects_refuse_stale_writes(backend: Backend) {
     );
     let (_, tag) = admin.tagged(&attribute_path).await;
     admin
-        .done(Method::PATCH, &attribute_path, json!({"description": "Level"}))
+        .done(
+            Method::PATCH,
+            &attribute_path,
+            json!({"description": "Level"}),
+        )
         .await;
     let (s, v) = admin
         .conditional(
@@ -2727,7 +2778,11 @@ async fn tenant_objects_refuse_stale_writes(backend: Backend) {
             Some(json!({"description": "Rank"})),
         )
         .await;
-    assert_error(&(s, v), StatusCode::PRECONDITION_FAILED, "Request_PreconditionFailed");
+    assert_error(
+        &(s, v),
+        StatusCode::PRECONDITION_FAILED,
+        "Request_PreconditionFailed",
+    );
     assert_eq!(admin.get(&attribute_path).await["description"], "Level");
     env.finish(usher).await;
 }

@@ -23,6 +23,7 @@
 //! DELETE with a stale `If-Match` gets 412 ([`super::etag`]). A PATCH is written in
 //! one transaction ([`apply_edit`]).
 
+use axum::http::HeaderMap;
 use axum::{
     extract::{Path, State},
     http::Uri,
@@ -30,7 +31,6 @@ use axum::{
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
-use axum::http::HeaderMap;
 use usher_domain::{
     attribute::{check_text, is_plausible_email, normalize_email},
     password::check_new_password,
@@ -352,7 +352,8 @@ fn read_changes(state: &AppState, tenant: &Tenant, body: &mut Body) -> ApiResult
         if let Some(n) = &nick {
             if n.is_empty()
                 || n.chars().count() > 64
-                || n.chars().any(|c| c.is_whitespace() || c.is_control() || c == '@')
+                || n.chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || c == '@')
             {
                 return Err(body.error(
                     "mailNickname",
@@ -496,7 +497,11 @@ fn read_changes(state: &AppState, tenant: &Tenant, body: &mut Body) -> ApiResult
 
 /// Graph's answer to a property a user does not have.
 fn finish(body: Body) -> ApiResult<()> {
-    match body.remaining_keys().into_iter().find(|k| !k.starts_with('@')) {
+    match body
+        .remaining_keys()
+        .into_iter()
+        .find(|k| !k.starts_with('@'))
+    {
         None => Ok(()),
         Some(k) => Err(ApiError::bad_request(format!(
             "Property '{k}' does not exist as a declared property or extension property."
