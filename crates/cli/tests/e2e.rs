@@ -3001,7 +3001,10 @@ roles = ["User.ReadWrite.All"]
         .await
         .unwrap();
     assert_eq!(approved["status"], "approved");
-    assert_eq!(approved["decidedBy"], "approver", "who decided is recorded");
+    assert_eq!(
+        approved["decidedBy"], "application:approver",
+        "who decided is recorded, as an application"
+    );
     // Now the user signs in to the application.
     let callback = Browser::new()
         .sign_in(

@@ -35,7 +35,7 @@ pub use flow::{
 pub use rate_limit::{address_subject, Limit, LimitRule, RateLimitPolicy};
 pub use sign_up_request::{SignUpRequest, SignUpRequestStatus};
 pub use tenant::Tenant;
-pub use user::{Identity, NewUser, SignInType, User};
+pub use user::{Identity, NewUser, SignInType, User, UserProfile, UserType};
 pub use user_flow::{
     AttributeAssignment, AttributeOption, ConnectorSlots, LocalizedText, UserFlow,
 };

@@ -52,6 +52,58 @@ pub struct User {
     pub identities: Vec<Identity>,
     pub account_enabled: bool,
     pub created_at: DateTime<Utc>,
+    /// Whether Usher saw `email` proven (a code sent to it, or a provider that
+    /// vouched for it); the `email_verified` claim says so. An address an
+    /// administrator typed in is not.
+    pub email_verified: bool,
+    /// Graph's directory properties Usher holds without using them.
+    pub profile: UserProfile,
+    /// Bumped by every change of the user, so a stale write can be told apart
+    /// (the admin API's ETag).
+    pub version: i64,
+}
+
+/// Graph's `userType`: a member of the organisation or a guest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UserType {
+    #[default]
+    Member,
+    Guest,
+}
+
+impl UserType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserType::Member => "Member",
+            UserType::Guest => "Guest",
+        }
+    }
+
+    /// Graph's names, matched without regard to case as Graph does.
+    pub fn parse(s: &str) -> Option<Self> {
+        if s.eq_ignore_ascii_case("Member") {
+            Some(UserType::Member)
+        } else if s.eq_ignore_ascii_case("Guest") {
+            Some(UserType::Guest)
+        } else {
+            None
+        }
+    }
+}
+
+/// Directory properties of Graph's `user` that approval systems send and read back
+/// (`userPrincipalName`, `mailNickname`, `userType`); Usher keeps them as given.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct UserProfile {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_principal_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mail_nickname: Option<String>,
+    pub user_type: UserType,
+    /// Other simple string properties by their Graph names (`department`, …).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub strings: std::collections::BTreeMap<String, String>,
 }
 
 /// A user about to be created.
@@ -64,4 +116,8 @@ pub struct NewUser {
     /// Argon2id PHC string, for local accounts.
     pub password_hash: Option<String>,
     pub created_at: DateTime<Utc>,
+    pub account_enabled: bool,
+    /// See [`User::email_verified`].
+    pub email_verified: bool,
+    pub profile: UserProfile,
 }

@@ -19,7 +19,7 @@ use usher_domain::{Flow, Identity, NewUser, SignInType, SignUpRequest, SignUpReq
 
 pub use model::{
     AuthorizationCode, BrowserSession, CallFilter, ConnectorCallRecord, Grant, RateWindow,
-    Redemption, RefreshToken, StoredSigningKey, TenantObject, TenantObjects, UserQuery,
+    Redemption, RefreshToken, StoredSigningKey, TenantObject, TenantObjects, UserEdit, UserQuery,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -180,9 +180,18 @@ pub trait UserAdminRepository: Send + Sync {
     /// Users matching `query`, ordered by id, after `query.after`, at most
     /// `query.limit`; identities filled in.
     async fn list_users(&self, query: &UserQuery) -> Result<Vec<User>>;
-    /// Saves `email`, `attributes` and `account_enabled` of an existing user
-    /// (identities are not touched). `Ok(false)` if there is no such user.
+    /// Saves `email`, `email_verified`, `attributes`, `account_enabled` and `profile`
+    /// of an existing user (identities are not touched). `Ok(false)` if there is no
+    /// such user.
     async fn update_user(&self, user: &User) -> Result<bool>;
+    /// Writes an edit (user, identities, password) in one transaction, so a failure
+    /// of any part (a duplicate identity, say) leaves the user as it was. Returns the
+    /// new version; `Ok(None)` if there is no such user; `Conflict` if
+    /// `expected_version` is given and the user's differs (nothing written then);
+    /// `DuplicateIdentity` as `set_identities`. A new password, new identities or a
+    /// disabled account end the user's browser sessions and revoke their grants in
+    /// the same transaction.
+    async fn edit_user(&self, edit: &UserEdit<'_>) -> Result<Option<i64>>;
     /// Sets (or with `None` removes) a local account's password hash, and in the same
     /// transaction ends the user's browser sessions and revokes their grants: a
     /// changed password must lock out whoever knew the old one.
@@ -252,6 +261,17 @@ pub trait SignUpRequestRepository: Send + Sync {
         at: DateTime<Utc>,
         user_id: Option<&str>,
     ) -> Result<Option<SignUpRequest>>;
+    /// Approves a pending request and creates its user, in one transaction: either
+    /// both happen or neither. `Ok(None)` if the request is not pending (decided by
+    /// someone else, or no such request); `DuplicateIdentity` if one of the user's
+    /// identities belongs to a user already (the request stays pending then).
+    async fn approve_sign_up_request(
+        &self,
+        id: &str,
+        user: NewUser,
+        decided_by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<(SignUpRequest, User)>>;
     /// Removes a request (clearing a denial). `Ok(false)` if there was none.
     async fn delete_sign_up_request(&self, id: &str) -> Result<bool>;
 }

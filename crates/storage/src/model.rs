@@ -179,3 +179,21 @@ pub struct UserQuery {
     pub after: Option<String>,
     pub limit: u32,
 }
+
+/// One administrative edit of a user (`PATCH /v1.0/users/{id}`), written by
+/// [`crate::UserAdminRepository::edit_user`] in one transaction.
+#[derive(Debug, Clone)]
+pub struct UserEdit<'a> {
+    /// The user as it is to be: its email (and whether it is verified), attributes,
+    /// `account_enabled` and profile are saved, and with `replace_identities` its
+    /// identities too.
+    pub user: &'a usher_domain::User,
+    pub replace_identities: bool,
+    /// `Some(None)` removes the password (no local account any more).
+    pub password_hash: Option<Option<&'a str>>,
+    /// The version the editor read (`If-Match`); `None` writes whatever it is now.
+    pub expected_version: Option<i64>,
+    /// When the edit is made: a new password, new identities or a disabled account
+    /// end the user's sessions and grants at this time.
+    pub now: DateTime<Utc>,
+}

@@ -45,6 +45,10 @@ impl PgStore {
             6,
             include_str!("../migrations/postgres/0006_grant_claims_and_rate_limits.sql"),
         ),
+        (
+            7,
+            include_str!("../migrations/postgres/0007_user_versions.sql"),
+        ),
     ];
 
     /// Opens `postgres://…` (or `postgresql://…`).

@@ -219,7 +219,8 @@ pub(crate) struct CodeData {
 
 macro_rules! user_columns {
     () => {
-        "u.id, u.email, u.attributes, u.account_enabled, u.created_at"
+        "u.id, u.email, u.attributes, u.account_enabled, u.created_at, u.email_verified, \
+         u.profile, u.version"
     };
 }
 
@@ -277,7 +278,7 @@ macro_rules! impl_store {
                 Redemption, RefreshToken, Result, SessionRepository, SignUpRequestRepository,
                 SigningKeyRepository, StorageError, StoredSigningKey, TenantObject,
                 TenantObjects, TenantRepository, TokenRepository, UserAdminRepository,
-                UserQuery, UserRepository,
+                UserEdit, UserQuery, UserRepository,
             };
 
             type DbRow = <$db as ::sqlx::Database>::Row;
@@ -307,6 +308,9 @@ macro_rules! impl_store {
                     identities: Vec::new(),
                     account_enabled: col(row, "account_enabled")?,
                     created_at: time(row, "created_at")?,
+                    email_verified: col(row, "email_verified")?,
+                    profile: from_json(&col::<String>(row, "profile")?, "profile")?,
+                    version: col(row, "version")?,
                 })
             }
 
@@ -611,36 +615,12 @@ macro_rules! impl_store {
             #[async_trait]
             impl UserRepository for $store {
                 async fn create_user(&self, new: NewUser) -> Result<User> {
-                    let attributes = to_json(&new.attributes)?;
                     let mut tx = self.begin_write().await?;
-                    ::sqlx::query(
-                        "INSERT INTO users (id, email, attributes, display_name_lower, \
-                         password_hash, account_enabled, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                    )
-                    .bind(&new.id)
-                    .bind(new.email.as_deref())
-                    .bind(&attributes)
-                    .bind(display_name_key(&new.attributes))
-                    .bind(new.password_hash.as_deref())
-                    .bind(true)
-                    .bind(millis(new.created_at))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(insert_error)?;
                     // On a duplicate, dropping `tx` on the way out rolls the user back
                     // too.
-                    insert_identities(&mut *tx, &new.id, &new.identities).await?;
+                    let user = insert_user(&mut *tx, new).await?;
                     tx.commit().await.map_err(backend)?;
-                    Ok(User {
-                        id: new.id,
-                        email: new.email,
-                        attributes: new.attributes,
-                        identities: new.identities,
-                        account_enabled: true,
-                        // As a later read will return it.
-                        created_at: truncate_millis(new.created_at),
-                    })
+                    Ok(user)
                 }
 
                 async fn add_identity(&self, user_id: &str, identity: &Identity) -> Result<bool> {
@@ -668,6 +648,7 @@ macro_rules! impl_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(insert_error)?;
+                    bump_user_version(&mut *tx, user_id).await?;
                     tx.commit().await.map_err(backend)?;
                     Ok(true)
                 }
@@ -1324,6 +1305,58 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            /// Inserts the user and its identities in the caller's transaction.
+            async fn insert_user(
+                conn: &mut <$db as ::sqlx::Database>::Connection,
+                new: NewUser,
+            ) -> Result<User> {
+                ::sqlx::query(
+                    "INSERT INTO users (id, email, attributes, display_name_lower, \
+                     password_hash, account_enabled, created_at, email_verified, profile, \
+                     version) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1)",
+                )
+                .bind(&new.id)
+                .bind(new.email.as_deref())
+                .bind(to_json(&new.attributes)?)
+                .bind(display_name_key(&new.attributes))
+                .bind(new.password_hash.as_deref())
+                .bind(new.account_enabled)
+                .bind(millis(new.created_at))
+                .bind(new.email_verified)
+                .bind(to_json(&new.profile)?)
+                .execute(&mut *conn)
+                .await
+                .map_err(insert_error)?;
+                insert_identities(&mut *conn, &new.id, &new.identities).await?;
+                Ok(User {
+                    id: new.id,
+                    email: new.email,
+                    attributes: new.attributes,
+                    identities: new.identities,
+                    account_enabled: new.account_enabled,
+                    // As a later read will return it.
+                    created_at: truncate_millis(new.created_at),
+                    email_verified: new.email_verified,
+                    profile: new.profile,
+                    version: 1,
+                })
+            }
+
+            /// Counts a change of the user (its identities, password or roles) in
+            /// its version, in the caller's transaction.
+            async fn bump_user_version(
+                conn: &mut <$db as ::sqlx::Database>::Connection,
+                user_id: &str,
+            ) -> Result<()> {
+                ::sqlx::query("UPDATE users SET version = version + 1 WHERE id = $1")
+                    .bind(user_id)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(backend)?;
+                Ok(())
+            }
+
             /// Whether the user exists, read in the caller's transaction.
             async fn user_exists(
                 conn: &mut <$db as ::sqlx::Database>::Connection,
@@ -1375,6 +1408,32 @@ macro_rules! impl_store {
                             .map_err(backend)?;
                     }
                 }
+            }
+
+            /// Saves the user's own columns and bumps its version, if it equals
+            /// `expected` (when given); the new version, or `None` if no row matched.
+            async fn save_user(
+                conn: &mut <$db as ::sqlx::Database>::Connection,
+                u: &User,
+                expected: Option<i64>,
+            ) -> Result<Option<i64>> {
+                ::sqlx::query_scalar(
+                    "UPDATE users SET email = $2, attributes = $3, display_name_lower = $4, \
+                     account_enabled = $5, email_verified = $6, profile = $7, \
+                     version = version + 1 \
+                     WHERE id = $1 AND ($8 IS NULL OR version = $8) RETURNING version",
+                )
+                .bind(&u.id)
+                .bind(u.email.as_deref())
+                .bind(to_json(&u.attributes)?)
+                .bind(display_name_key(&u.attributes))
+                .bind(u.account_enabled)
+                .bind(u.email_verified)
+                .bind(to_json(&u.profile)?)
+                .bind(expected)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(backend)
             }
 
             fn sign_up_request(row: &DbRow) -> Result<SignUpRequest> {
@@ -1497,19 +1556,47 @@ macro_rules! impl_store {
                 }
 
                 async fn update_user(&self, u: &User) -> Result<bool> {
-                    let done = ::sqlx::query(
-                        "UPDATE users SET email = $2, attributes = $3, \
-                         display_name_lower = $4, account_enabled = $5 WHERE id = $1",
-                    )
-                    .bind(&u.id)
-                    .bind(u.email.as_deref())
-                    .bind(to_json(&u.attributes)?)
-                    .bind(display_name_key(&u.attributes))
-                    .bind(u.account_enabled)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(backend)?;
-                    Ok(done.rows_affected() > 0)
+                    let mut conn = self.pool.acquire().await.map_err(backend)?;
+                    Ok(save_user(&mut *conn, u, None).await?.is_some())
+                }
+
+                async fn edit_user(&self, edit: &UserEdit<'_>) -> Result<Option<i64>> {
+                    let u = edit.user;
+                    let mut tx = self.begin_write().await?;
+                    // The conditional update comes first: it takes the row's lock
+                    // (PostgreSQL) and decides whether anything is written at all.
+                    let Some(version) = save_user(&mut *tx, u, edit.expected_version).await?
+                    else {
+                        let exists = user_exists(&mut *tx, &u.id).await?;
+                        tx.rollback().await.map_err(backend)?;
+                        return if exists { Err(StorageError::Conflict) } else { Ok(None) };
+                    };
+                    if edit.replace_identities {
+                        ::sqlx::query("DELETE FROM identities WHERE user_id = $1")
+                            .bind(&u.id)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(backend)?;
+                        // A clash rolls back the whole edit (dropping `tx`).
+                        insert_identities(&mut *tx, &u.id, &u.identities).await?;
+                    }
+                    if let Some(hash) = edit.password_hash {
+                        ::sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+                            .bind(&u.id)
+                            .bind(hash)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(backend)?;
+                    }
+                    // Whoever signed in with the old credentials, or before the account
+                    // was disabled, must not stay signed in (nor come back when it is
+                    // enabled again).
+                    if edit.password_hash.is_some() || edit.replace_identities || !u.account_enabled
+                    {
+                        end_user_sessions(&mut *tx, &u.id, edit.now).await?;
+                    }
+                    tx.commit().await.map_err(backend)?;
+                    Ok(Some(version))
                 }
 
                 async fn set_password_hash(
@@ -1519,7 +1606,10 @@ macro_rules! impl_store {
                     now: DateTime<Utc>,
                 ) -> Result<bool> {
                     let mut tx = self.begin_write().await?;
-                    let done = ::sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+                    let done = ::sqlx::query(
+                        "UPDATE users SET password_hash = $2, version = version + 1 \
+                         WHERE id = $1",
+                    )
                         .bind(user_id)
                         .bind(hash)
                         .execute(&mut *tx)
@@ -1593,6 +1683,7 @@ macro_rules! impl_store {
                         .await
                         .map_err(backend)?;
                     insert_identities(&mut *tx, user_id, identities).await?;
+                    bump_user_version(&mut *tx, user_id).await?;
                     tx.commit().await.map_err(backend)?;
                     Ok(true)
                 }
@@ -1647,6 +1738,7 @@ macro_rules! impl_store {
                             .await
                             .map_err(backend)?;
                     }
+                    bump_user_version(&mut *tx, user_id).await?;
                     // What a session was started with is no longer what the user has.
                     end_user_sessions(&mut *tx, user_id, now).await?;
                     tx.commit().await.map_err(backend)?;
@@ -1862,6 +1954,42 @@ macro_rules! impl_store {
                     .map_err(backend)?
                     .map(|row| sign_up_request(&row))
                     .transpose()
+                }
+
+                async fn approve_sign_up_request(
+                    &self,
+                    id: &str,
+                    new: NewUser,
+                    decided_by: &str,
+                    at: DateTime<Utc>,
+                ) -> Result<Option<(SignUpRequest, User)>> {
+                    let mut tx = self.begin_write().await?;
+                    // The decision first: of several approving at once, exactly one
+                    // matches the pending row, and the others write nothing.
+                    let decided = ::sqlx::query(::std::concat!(
+                        "UPDATE sign_up_requests \
+                         SET status = $2, decided_by = $3, decided_at = $4, user_id = $5 \
+                         WHERE id = $1 AND status = $6 RETURNING ",
+                        $crate::shared::sign_up_request_columns!()
+                    ))
+                    .bind(id)
+                    .bind(SignUpRequestStatus::Approved.as_str())
+                    .bind(decided_by)
+                    .bind(millis(at))
+                    .bind(&new.id)
+                    .bind(SignUpRequestStatus::Pending.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                    let Some(row) = decided else {
+                        tx.rollback().await.map_err(backend)?;
+                        return Ok(None);
+                    };
+                    let request = sign_up_request(&row)?;
+                    // A duplicate identity drops `tx`, so the request stays pending.
+                    let user = insert_user(&mut *tx, new).await?;
+                    tx.commit().await.map_err(backend)?;
+                    Ok(Some((request, user)))
                 }
 
                 async fn delete_sign_up_request(&self, id: &str) -> Result<bool> {

@@ -45,6 +45,10 @@ impl SqliteStore {
             6,
             include_str!("../migrations/sqlite/0006_grant_claims_and_rate_limits.sql"),
         ),
+        (
+            7,
+            include_str!("../migrations/sqlite/0007_user_versions.sql"),
+        ),
     ];
 
     /// Opens `sqlite://path` (creating the file and its directory if missing) or

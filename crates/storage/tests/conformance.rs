@@ -15,11 +15,12 @@ use chrono::{DateTime, Duration, Utc};
 use sqlx::Connection as _;
 use usher_domain::{
     AttributeValue, AttributeValues, AuthorizationRequest, Flow, FlowStep, Identity, NewUser,
-    SignInType, SignUpRequest, SignUpRequestStatus, User,
+    SignInType, SignUpRequest, SignUpRequestStatus, User, UserProfile, UserType,
 };
 use usher_storage::{
     AuthorizationCode, BrowserSession, CallFilter, ConnectorCallRecord, Grant, Redemption,
-    RefreshToken, StorageError, Store, StoredSigningKey, TenantObject, TenantObjects, UserQuery,
+    RefreshToken, StorageError, Store, StoredSigningKey, TenantObject, TenantObjects, UserEdit,
+    UserQuery,
 };
 
 // ---------------------------------------------------------------------------------
@@ -206,7 +207,9 @@ conformance! {
         user_roles,
         sign_up_requests_store_and_page,
         open_sign_up_requests,
-        decide_sign_up_request_once;
+        decide_sign_up_request_once,
+        approve_sign_up_request_creates_the_user_with_the_decision,
+        edit_user_is_one_transaction_at_one_version;
     fresh:
         migrate_twice_is_a_no_op,
         concurrent_migrations,
@@ -247,6 +250,9 @@ fn new_user(id: &str, email: Option<&str>, identities: Vec<Identity>) -> NewUser
         identities,
         password_hash: None,
         created_at: t0(),
+        account_enabled: true,
+        email_verified: true,
+        profile: UserProfile::default(),
     }
 }
 
@@ -393,6 +399,9 @@ async fn users_and_identities(ctx: Ctx) {
             identities: new.identities.clone(),
             account_enabled: true,
             created_at: t0(),
+            email_verified: true,
+            profile: UserProfile::default(),
+            version: 1,
         }
     );
 
@@ -579,7 +588,7 @@ async fn migrate_twice_is_a_no_op(ctx: Ctx) {
 }
 
 /// Every migration the store has, in order.
-const MIGRATIONS: &[i64] = &[1, 2, 3, 4, 5, 6];
+const MIGRATIONS: &[i64] = &[1, 2, 3, 4, 5, 6, 7];
 
 async fn concurrent_migrations(ctx: Ctx) {
     // Separate pools, as separate Usher instances starting together would have.
@@ -1085,6 +1094,9 @@ async fn unicode_and_large_values(ctx: Ctx) {
         identities: vec![local(email), federated.clone()],
         password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into()),
         created_at: t0(),
+        account_enabled: true,
+        email_verified: true,
+        profile: UserProfile::default(),
     };
     let created = store.create_user(new).await.unwrap();
     assert_eq!(created.attributes, attributes);
@@ -1993,6 +2005,8 @@ async fn update_user_and_password(ctx: Ctx) {
     let expected = User {
         identities: created.identities.clone(),
         created_at: created.created_at,
+        // Every write counts in the version, whatever the caller's copy says.
+        version: created.version + 1,
         ..changed.clone()
     };
     assert_eq!(
@@ -2032,6 +2046,7 @@ async fn update_user_and_password(ctx: Ctx) {
     nameless.email = None;
     nameless.account_enabled = true;
     assert!(store.update_user(&nameless).await.unwrap());
+    nameless.version += 1;
     assert_eq!(store.user_by_id("u-1").await.unwrap(), Some(nameless));
     assert_eq!(listed(&store, prefix("")).await, ["u-2"]);
 
@@ -2335,8 +2350,11 @@ async fn delete_user_cleans_up(ctx: Ctx) {
         store.grant("grant-2").await.unwrap().unwrap().revoked_at,
         Some(earlier)
     );
-    // Nobody else is touched.
-    assert_eq!(store.user_by_id("u-2").await.unwrap(), Some(bob));
+    // Nobody else is touched (beyond the version their roles moved).
+    assert_eq!(
+        store.user_by_id("u-2").await.unwrap(),
+        Some(User { version: 2, ..bob })
+    );
     assert_eq!(store.user_roles("u-2").await.unwrap(), ["Usher.Admin"]);
     assert!(store.session("sid-3").await.unwrap().is_some());
     assert_eq!(store.grant("grant-3").await.unwrap(), Some(kept));
@@ -2970,6 +2988,174 @@ async fn decide_sign_up_request_once(ctx: Ctx) {
             .unwrap(),
         None
     );
+}
+
+async fn approve_sign_up_request_creates_the_user_with_the_decision(ctx: Ctx) {
+    let store = ctx.store;
+    let taken = identity(SignInType::Federated, "https://idp.example", "taken");
+    store
+        .create_user(new_user("u-owner", None, vec![taken.clone()]))
+        .await
+        .unwrap();
+    let request = sign_up_request("req-dup", "ada@example.com", vec![taken.clone()], t0());
+    store.insert_sign_up_request(&request).await.unwrap();
+    let at = t0() + Duration::minutes(1);
+
+    // The identity belongs to someone: no user, and the request is still pending.
+    let user = new_user("u-new", Some("ada@example.com"), vec![taken]);
+    assert!(matches!(
+        store
+            .approve_sign_up_request("req-dup", user, "admin-1", at)
+            .await,
+        Err(StorageError::DuplicateIdentity)
+    ));
+    assert_eq!(store.user_by_id("u-new").await.unwrap(), None);
+    assert_eq!(
+        store.sign_up_request("req-dup").await.unwrap(),
+        Some(request)
+    );
+
+    // A pending request: the user and the decision together.
+    let fresh = identity(SignInType::Federated, "https://idp.example", "fresh");
+    let request = sign_up_request("req-ok", "bob@example.com", vec![fresh.clone()], t0());
+    store.insert_sign_up_request(&request).await.unwrap();
+    let user = new_user("u-bob", Some("bob@example.com"), vec![fresh.clone()]);
+    let (decided, created) = store
+        .approve_sign_up_request("req-ok", user, "admin-1", at)
+        .await
+        .unwrap()
+        .unwrap();
+    let expected = SignUpRequest {
+        status: SignUpRequestStatus::Approved,
+        decided_by: Some("admin-1".into()),
+        decided_at: Some(at),
+        user_id: Some("u-bob".into()),
+        ..request
+    };
+    assert_eq!(decided, expected);
+    assert_eq!(
+        store.sign_up_request("req-ok").await.unwrap(),
+        Some(expected)
+    );
+    assert_eq!(store.user_by_id("u-bob").await.unwrap(), Some(created));
+
+    // Decided is decided: a second approval creates nobody.
+    let again = new_user("u-bob-2", Some("bob@example.com"), vec![]);
+    assert_eq!(
+        store
+            .approve_sign_up_request("req-ok", again, "admin-2", at)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.user_by_id("u-bob-2").await.unwrap(), None);
+}
+
+async fn edit_user_is_one_transaction_at_one_version(ctx: Ctx) {
+    let store = ctx.store;
+    let mine = identity(SignInType::Federated, "https://idp.example", "mine");
+    let theirs = identity(SignInType::Federated, "https://idp.example", "theirs");
+    let mut new = new_user("u-1", Some("ada@example.com"), vec![mine.clone()]);
+    new.password_hash = Some("$argon2id$old".into());
+    let created = store.create_user(new).await.unwrap();
+    assert_eq!(created.version, 1);
+    store
+        .create_user(new_user("u-2", None, vec![theirs.clone()]))
+        .await
+        .unwrap();
+
+    // A duplicate identity undoes the whole edit, attributes and password included.
+    let mut changed = created.clone();
+    changed.email = Some("countess@example.com".into());
+    changed.email_verified = false;
+    changed.profile.user_type = UserType::Guest;
+    changed.identities = vec![mine.clone(), theirs];
+    let edit = UserEdit {
+        user: &changed,
+        replace_identities: true,
+        password_hash: Some(Some("$argon2id$new")),
+        expected_version: Some(1),
+        now: t0(),
+    };
+    assert!(matches!(
+        store.edit_user(&edit).await,
+        Err(StorageError::DuplicateIdentity)
+    ));
+    assert_eq!(
+        store.user_by_id("u-1").await.unwrap(),
+        Some(created.clone())
+    );
+    assert_eq!(
+        store.password_hash("u-1").await.unwrap().as_deref(),
+        Some("$argon2id$old")
+    );
+
+    // Without the clash it all lands, at the next version.
+    changed.identities = vec![mine];
+    let edit = UserEdit {
+        user: &changed,
+        replace_identities: true,
+        password_hash: Some(Some("$argon2id$new")),
+        expected_version: Some(1),
+        now: t0(),
+    };
+    assert_eq!(store.edit_user(&edit).await.unwrap(), Some(2));
+    let stored = store.user_by_id("u-1").await.unwrap().unwrap();
+    assert_eq!(
+        stored,
+        User {
+            version: 2,
+            ..changed.clone()
+        }
+    );
+    assert_eq!(stored.profile.user_type, UserType::Guest);
+    assert!(!stored.email_verified);
+    assert_eq!(
+        store.password_hash("u-1").await.unwrap().as_deref(),
+        Some("$argon2id$new")
+    );
+
+    // A stale version writes nothing; none given writes whatever the version.
+    let mut stale = stored.clone();
+    stale.account_enabled = false;
+    let edit = UserEdit {
+        user: &stale,
+        replace_identities: false,
+        password_hash: Some(None),
+        expected_version: Some(1),
+        now: t0(),
+    };
+    assert!(matches!(
+        store.edit_user(&edit).await,
+        Err(StorageError::Conflict)
+    ));
+    assert_eq!(store.user_by_id("u-1").await.unwrap(), Some(stored));
+    let edit = UserEdit {
+        expected_version: None,
+        ..edit
+    };
+    assert_eq!(store.edit_user(&edit).await.unwrap(), Some(3));
+    assert_eq!(store.password_hash("u-1").await.unwrap(), None);
+
+    // Other writes of the user count too.
+    assert!(store
+        .set_user_roles("u-1", &["Usher.Admin".to_owned()], t0())
+        .await
+        .unwrap());
+    assert_eq!(store.user_by_id("u-1").await.unwrap().unwrap().version, 4);
+
+    let ghost = User {
+        id: "u-nobody".into(),
+        ..changed
+    };
+    let edit = UserEdit {
+        user: &ghost,
+        replace_identities: false,
+        password_hash: None,
+        expected_version: Some(1),
+        now: t0(),
+    };
+    assert_eq!(store.edit_user(&edit).await.unwrap(), None);
 }
 
 /// Undoes migrations 5 and 4 behind the store's back, as a database last migrated by an

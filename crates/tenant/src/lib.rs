@@ -148,6 +148,9 @@ pub enum TenantError {
     /// The tenant changed between reading it and writing: read it again and retry.
     #[error("the tenant was changed meanwhile (by another instance or administrator); try again")]
     Conflict,
+    /// A write conditioned on the object's ETag found the object changed since.
+    #[error("the object was changed since the version the write was conditioned on")]
+    PreconditionFailed,
     /// Two objects of one kind share an id (ids are unique without regard to case).
     #[error("{kind} {id} is given more than once (ids ignore case)")]
     Duplicate { kind: &'static str, id: String },

@@ -133,9 +133,28 @@ impl TenantService {
         self.put(document::user_flow_doc(flow)?).await
     }
 
+    pub async fn put_user_flow_if(
+        &self,
+        flow: &UserFlow,
+        expected: Option<&[String]>,
+    ) -> Result<i64, TenantError> {
+        self.put_checked(document::user_flow_doc(flow)?, expected)
+            .await
+    }
+
     /// `InUse` while an application signs people up with it.
     pub async fn delete_user_flow(&self, id: &str) -> Result<bool, TenantError> {
-        self.delete_checked(document::USER_FLOW, id, |s| {
+        self.delete_user_flow_if(id, None).await
+    }
+
+    /// As `delete_user_flow`, if the flow's ETag is one of `expected` (when given);
+    /// `PreconditionFailed` otherwise.
+    pub async fn delete_user_flow_if(
+        &self,
+        id: &str,
+        expected: Option<&[String]>,
+    ) -> Result<bool, TenantError> {
+        self.delete_checked(document::USER_FLOW, id, expected, |s| {
             s.tenant
                 .applications
                 .iter()
@@ -149,8 +168,27 @@ impl TenantService {
         self.put(document::application_doc(app)?).await
     }
 
+    /// As `put_application`, if the application's ETag is one of `expected` (when
+    /// given); `PreconditionFailed` otherwise.
+    pub async fn put_application_if(
+        &self,
+        app: &Application,
+        expected: Option<&[String]>,
+    ) -> Result<i64, TenantError> {
+        self.put_checked(document::application_doc(app)?, expected)
+            .await
+    }
+
     pub async fn delete_application(&self, client_id: &str) -> Result<bool, TenantError> {
-        self.delete_checked(document::APPLICATION, client_id, |_| None)
+        self.delete_application_if(client_id, None).await
+    }
+
+    pub async fn delete_application_if(
+        &self,
+        client_id: &str,
+        expected: Option<&[String]>,
+    ) -> Result<bool, TenantError> {
+        self.delete_checked(document::APPLICATION, client_id, expected, |_| None)
             .await
     }
 
@@ -161,12 +199,29 @@ impl TenantService {
         self.put(document::attribute_doc(attribute)?).await
     }
 
+    pub async fn put_custom_attribute_if(
+        &self,
+        attribute: &AttributeDefinition,
+        expected: Option<&[String]>,
+    ) -> Result<i64, TenantError> {
+        self.put_checked(document::attribute_doc(attribute)?, expected)
+            .await
+    }
+
     /// `id` may be the short form `extension_<Name>`. `InUse` while a user flow
     /// collects it or returns it as a claim.
     pub async fn delete_custom_attribute(&self, id: &str) -> Result<bool, TenantError> {
+        self.delete_custom_attribute_if(id, None).await
+    }
+
+    pub async fn delete_custom_attribute_if(
+        &self,
+        id: &str,
+        expected: Option<&[String]>,
+    ) -> Result<bool, TenantError> {
         // The short form expands with the extensions app id of the moment.
         let full = self.current().await?.tenant.full_extension_id(id);
-        self.delete_checked(document::ATTRIBUTE, &full, |s| {
+        self.delete_checked(document::ATTRIBUTE, &full, expected, |s| {
             let same = |other: &str| {
                 s.tenant
                     .full_extension_id(other)
@@ -185,13 +240,29 @@ impl TenantService {
     }
 
     pub async fn put_connector(&self, connector: &ConnectorDefinition) -> Result<i64, TenantError> {
+        self.put_connector_if(connector, None).await
+    }
+
+    pub async fn put_connector_if(
+        &self,
+        connector: &ConnectorDefinition,
+        expected: Option<&[String]>,
+    ) -> Result<i64, TenantError> {
         let doc = document::connector_doc(connector, &SecretMode::Seal(&self.master))?;
-        self.put(doc).await
+        self.put_checked(doc, expected).await
     }
 
     /// `InUse` while a user flow calls it at any step.
     pub async fn delete_connector(&self, id: &str) -> Result<bool, TenantError> {
-        self.delete_checked(document::CONNECTOR, id, |s| {
+        self.delete_connector_if(id, None).await
+    }
+
+    pub async fn delete_connector_if(
+        &self,
+        id: &str,
+        expected: Option<&[String]>,
+    ) -> Result<bool, TenantError> {
+        self.delete_checked(document::CONNECTOR, id, expected, |s| {
             s.tenant
                 .user_flows
                 .iter()
@@ -213,13 +284,29 @@ impl TenantService {
         &self,
         provider: &ProviderConfig,
     ) -> Result<i64, TenantError> {
+        self.put_identity_provider_if(provider, None).await
+    }
+
+    pub async fn put_identity_provider_if(
+        &self,
+        provider: &ProviderConfig,
+        expected: Option<&[String]>,
+    ) -> Result<i64, TenantError> {
         let doc = document::provider_doc(provider, &SecretMode::Seal(&self.master))?;
-        self.put(doc).await
+        self.put_checked(doc, expected).await
     }
 
     /// `InUse` while a user flow offers it.
     pub async fn delete_identity_provider(&self, id: &str) -> Result<bool, TenantError> {
-        self.delete_checked(document::IDENTITY_PROVIDER, id, |s| {
+        self.delete_identity_provider_if(id, None).await
+    }
+
+    pub async fn delete_identity_provider_if(
+        &self,
+        id: &str,
+        expected: Option<&[String]>,
+    ) -> Result<bool, TenantError> {
+        self.delete_checked(document::IDENTITY_PROVIDER, id, expected, |s| {
             s.tenant
                 .user_flows
                 .iter()
@@ -253,18 +340,86 @@ impl TenantService {
         Ok(version)
     }
 
-    /// Deletes unless `used_by` names something that refers to the object. The check
-    /// and the delete are tied to one version, so a reference added meanwhile (by
-    /// another instance, say) makes the delete retry rather than succeed.
+    /// The ETag of one object of `snapshot` (`kind` one of `document::KINDS`), or
+    /// `None` if it has no such object: a keyed hash of the object's document with
+    /// its secrets as fingerprints, so any change of the object (a secret included)
+    /// changes it, a change of another object does not, and it reveals nothing.
+    pub fn etag(
+        &self,
+        snapshot: &TenantSnapshot,
+        kind: &str,
+        id: &str,
+    ) -> Result<Option<String>, TenantError> {
+        let key = document::key(id);
+        let mode = SecretMode::Fingerprint(&self.fingerprints);
+        Ok(document::docs(snapshot, &mode)?
+            .into_iter()
+            .find(|d| d.kind == kind && d.key == key)
+            .map(|d| {
+                let text = format!("{}\n{}\n{}", d.kind, d.key, d.document);
+                let tag = self.fingerprints.sign_hex(text.as_bytes());
+                tag[..32.min(tag.len())].to_owned()
+            }))
+    }
+
+    /// Writes one object if its ETag is one of `expected` (`None`: whatever it is).
+    /// The check and the write are tied to one version; a write of another object
+    /// in between makes it check again rather than fail.
+    async fn put_checked(&self, doc: Doc, expected: Option<&[String]>) -> Result<i64, TenantError> {
+        let Some(expected) = expected else {
+            return self.put(doc).await;
+        };
+        let (kind, key) = (doc.kind, doc.key.clone());
+        let object = doc.into_object();
+        for _ in 0..DELETE_ATTEMPTS {
+            let snapshot = self.current().await?;
+            self.check_etag(&snapshot, kind, &key, expected)?;
+            match self
+                .store
+                .put_tenant_object(&object, Some(snapshot.version))
+                .await
+            {
+                Ok(version) => {
+                    tracing::info!(kind, id = key, version, "stored a tenant object");
+                    return Ok(version);
+                }
+                Err(StorageError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(TenantError::Conflict)
+    }
+
+    fn check_etag(
+        &self,
+        snapshot: &TenantSnapshot,
+        kind: &str,
+        key: &str,
+        expected: &[String],
+    ) -> Result<(), TenantError> {
+        match self.etag(snapshot, kind, key)? {
+            Some(tag) if expected.contains(&tag) => Ok(()),
+            _ => Err(TenantError::PreconditionFailed),
+        }
+    }
+
+    /// Deletes unless `used_by` names something that refers to the object (or its
+    /// ETag is not one of `expected`, when given). The checks and the delete are
+    /// tied to one version, so a reference added meanwhile (by another instance,
+    /// say) makes the delete retry rather than succeed.
     async fn delete_checked(
         &self,
         kind: &'static str,
         id: &str,
+        expected: Option<&[String]>,
         used_by: impl Fn(&TenantSnapshot) -> Option<String>,
     ) -> Result<bool, TenantError> {
         let key = document::key(id);
         for _ in 0..DELETE_ATTEMPTS {
             let snapshot = self.current().await?;
+            if let Some(expected) = expected {
+                self.check_etag(&snapshot, kind, &key, expected)?;
+            }
             if let Some(by) = used_by(&snapshot) {
                 return Err(TenantError::InUse {
                     kind,

@@ -2,8 +2,12 @@
 //! approving creates the user from the held sign-up and emails them; denying emails
 //! them and keeps the request, which blocks later attempts with its identities or
 //! email until an administrator clears it. Every decision records who and when.
+//!
+//! Who decided (`decided_by`) is always one of two kinds, told apart by its form: an
+//! administrator's user id (the console), or `application:<client id>` for an admin
+//! API client, which acts as itself and not as any user.
 
-use usher_domain::{NewUser, SignUpRequest, SignUpRequestStatus, User};
+use usher_domain::{NewUser, SignUpRequest, SignUpRequestStatus, User, UserProfile};
 use usher_storage::StorageError;
 
 use crate::state::AppState;
@@ -20,6 +24,37 @@ pub enum ApprovalError {
     Storage(#[from] StorageError),
 }
 
+/// Who makes a decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decider {
+    /// An administrator in the console, by user id.
+    Admin(String),
+    /// An admin API client (an application), by client id.
+    Application(String),
+}
+
+/// The prefix that marks an application among the recorded deciders; user ids are
+/// UUIDs, so they never begin with it.
+pub const APPLICATION_PREFIX: &str = "application:";
+
+impl Decider {
+    /// The form stored as `decided_by`.
+    pub fn recorded(&self) -> String {
+        match self {
+            Decider::Admin(user_id) => user_id.clone(),
+            Decider::Application(client_id) => format!("{APPLICATION_PREFIX}{client_id}"),
+        }
+    }
+
+    /// Reads a stored `decided_by` back.
+    pub fn parse(recorded: &str) -> Self {
+        match recorded.strip_prefix(APPLICATION_PREFIX) {
+            Some(client_id) => Decider::Application(client_id.to_owned()),
+            None => Decider::Admin(recorded.to_owned()),
+        }
+    }
+}
+
 async fn pending(state: &AppState, id: &str) -> Result<SignUpRequest, ApprovalError> {
     let request = state
         .store
@@ -32,43 +67,41 @@ async fn pending(state: &AppState, id: &str) -> Result<SignUpRequest, ApprovalEr
     Ok(request)
 }
 
-/// Creates the user the request describes and records the approval.
-pub async fn approve(state: &AppState, id: &str, decided_by: &str) -> Result<User, ApprovalError> {
+/// Creates the user the request describes and records the approval, in one
+/// transaction: there is never a user without its approval, nor an approval
+/// without its user.
+pub async fn approve(
+    state: &AppState,
+    id: &str,
+    decided_by: &Decider,
+) -> Result<User, ApprovalError> {
     let request = pending(state, id).await?;
     let now = state.clock.now();
-    let user = state
+    let decided_by = decided_by.recorded();
+    let user = NewUser {
+        id: state.new_id(),
+        email: Some(request.email.clone()),
+        attributes: request.attributes.clone(),
+        identities: request.identities.clone(),
+        password_hash: request.password_hash.clone(),
+        created_at: now,
+        // The held sign-up's address was proven by a code or vouched for by the
+        // provider before the request was stored.
+        account_enabled: true,
+        email_verified: true,
+        profile: UserProfile::default(),
+    };
+    let (_, user) = state
         .store
-        .create_user(NewUser {
-            id: state.new_id(),
-            email: Some(request.email.clone()),
-            attributes: request.attributes.clone(),
-            identities: request.identities.clone(),
-            password_hash: request.password_hash.clone(),
-            created_at: now,
-        })
+        .approve_sign_up_request(id, user, &decided_by, now)
         .await
         .map_err(|e| match e {
             StorageError::DuplicateIdentity => ApprovalError::Conflict(
                 "an identity of this sign-up request already belongs to a user".into(),
             ),
             e => ApprovalError::Storage(e),
-        })?;
-    // The user exists first, so an approval never points at nobody; if another
-    // administrator decided in the meantime, this one's user goes again.
-    let decided = state
-        .store
-        .decide_sign_up_request(
-            id,
-            SignUpRequestStatus::Approved,
-            decided_by,
-            now,
-            Some(&user.id),
-        )
-        .await?;
-    if decided.is_none() {
-        state.store.delete_user(&user.id, now).await?;
-        return Err(ApprovalError::NotPending);
-    }
+        })?
+        .ok_or(ApprovalError::NotPending)?;
     tracing::info!(request_id = %id, user_id = %user.id, %decided_by, "sign-up request approved");
     notify(
         state,
@@ -85,15 +118,16 @@ pub async fn approve(state: &AppState, id: &str, decided_by: &str) -> Result<Use
 pub async fn deny(
     state: &AppState,
     id: &str,
-    decided_by: &str,
+    decided_by: &Decider,
 ) -> Result<SignUpRequest, ApprovalError> {
     let request = pending(state, id).await?;
+    let decided_by = decided_by.recorded();
     let decided = state
         .store
         .decide_sign_up_request(
             id,
             SignUpRequestStatus::Denied,
-            decided_by,
+            &decided_by,
             state.clock.now(),
             None,
         )

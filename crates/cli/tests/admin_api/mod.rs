@@ -103,6 +103,48 @@ impl Api {
     }
 
     /// A GET that must answer 200.
+    /// `method` with `If-Match: if_match`: the status, the body and the ETag.
+    async fn conditional(
+        &self,
+        method: Method,
+        path: &str,
+        if_match: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("If-Match", if_match);
+        if let Some(t) = &self.token {
+            request = request.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            request = request.json(&b);
+        }
+        let r = request.send().await.unwrap();
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        assert!(
+            status != StatusCode::INTERNAL_SERVER_ERROR,
+            "{path}: {text}"
+        );
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// GET of one object: its body and its `ETag` header.
+    async fn tagged(&self, path: &str) -> (Value, String) {
+        let r = self.send(Method::GET, path, None).await;
+        assert_eq!(r.status(), StatusCode::OK, "GET {path}");
+        let tag = r
+            .headers()
+            .get("etag")
+            .unwrap_or_else(|| panic!("GET {path}: no ETag"))
+            .to_str()
+            .unwrap()
+            .to_owned();
+        (json(r).await, tag)
+    }
+
     async fn get(&self, path: &str) -> Value {
         let (s, v) = self.call(Method::GET, path, None).await;
         assert_eq!(s, StatusCode::OK, "GET {path}: {v}");
@@ -1687,6 +1729,9 @@ async fn users_are_created_found_paged_changed_and_deleted(backend: Backend) {
     let claims = payload(tokens["id_token"].as_str().unwrap());
     assert_eq!(claims["sub"], ada.as_str());
     assert_eq!(claims["name"], "Ada Lovelace");
+    // The administrator typed the address in; nobody proved it to Usher.
+    assert_eq!(claims["email"], "ada@example.com", "{claims}");
+    assert_eq!(claims["email_verified"], false, "{claims}");
     let read = admin.get(&format!("/v1.0/users/{ada}")).await;
     assert_eq!(read["usherRoles"], json!([]));
     assert_eq!(read["city"], "Oslo");
@@ -1750,11 +1795,6 @@ async fn users_are_created_found_paged_changed_and_deleted(backend: Backend) {
             json!({"identities": [{"signInType": "emailAddress", "issuer": host, "issuerAssignedId": "x@example.com"}],
             "mail": "y@example.com", "passwordProfile": {"password": PASSWORD}}),
             "mail",
-        ),
-        (
-            json!({"identities": [{"signInType": "federated", "issuer": "facebook.com", "issuerAssignedId": "9"}],
-            "passwordProfile": {"password": PASSWORD}}),
-            "passwordProfile",
         ),
         (
             json!({"identities": [{"signInType": "federated", "issuer": "facebook.com", "issuerAssignedId": "9"}],
@@ -2614,6 +2654,301 @@ async fn an_external_approval_system_holds_and_approves_passcode_sign_ups(backen
     env.finish(usher).await;
 }
 
+both!(microsofts_approval_bodies_create_users_as_given);
+async fn microsofts_approval_bodies_create_users_as_given(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let usher = env.start_with(ADMINS).await;
+    let admin = Api::as_client(&usher, "admin-all").await;
+
+    // The body of Entra's "add approvals to self-service sign-up" article.
+    let guest = admin
+        .create(
+            "/v1.0/users",
+            json!({
+                "userPrincipalName": "johnsmith_fabrikam.com#EXT@contoso.onmicrosoft.com",
+                "accountEnabled": true,
+                "mail": "johnsmith@fabrikam.com",
+                "userType": "Guest",
+                "identities": [{"signInType": "federated", "issuer": "facebook.com", "issuerAssignedId": "0123456789"}],
+                "displayName": "John Smith",
+                "givenName": "John",
+                "surname": "Smith",
+                ext("Team"): "Blue",
+            }),
+        )
+        .await;
+    let id = guest["id"].as_str().unwrap().to_owned();
+    let read = admin.get(&format!("/v1.0/users/{id}")).await;
+    for v in [&guest, &read] {
+        assert_eq!(v["userType"], "Guest", "{v}");
+        assert_eq!(
+            v["userPrincipalName"],
+            "johnsmith_fabrikam.com#EXT@contoso.onmicrosoft.com"
+        );
+        assert_eq!(v["mail"], "johnsmith@fabrikam.com");
+        assert_eq!(v[ext("Team")], "Blue");
+        // Nobody proved the address to Usher: a caller saying so is not proof.
+        assert_eq!(v["usherEmailVerified"], false);
+    }
+
+    // The .NET approvals sample's: mailNickname, and a password profile Graph wants
+    // for every user, which a federated user has no use for.
+    let sample = admin
+        .create(
+            "/v1.0/users",
+            json!({
+                "accountEnabled": true,
+                "displayName": "Jane Doe",
+                "mailNickname": "jane.doe",
+                "userPrincipalName": "jane.doe_example.com#EXT#@contoso.onmicrosoft.com",
+                "mail": "jane.doe@example.com",
+                "userType": "Guest",
+                "passwordProfile": {"forceChangePasswordNextSignIn": true, "password": "Xy-9a1b2c3d4e5f6"},
+                "passwordPolicies": "DisablePasswordExpiration",
+                "identities": [{"signInType": "federated", "issuer": "google.com", "issuerAssignedId": "jane@gmail.com"}],
+            }),
+        )
+        .await;
+    assert_eq!(sample["mailNickname"], "jane.doe");
+    assert_eq!(sample["userType"], "Guest");
+    assert!(sample.get("passwordProfile").is_none());
+
+    // Changes of those properties stick; a property a user does not have is Graph's
+    // error, and so is a userType Graph does not know.
+    let path = format!("/v1.0/users/{id}");
+    admin
+        .done(
+            Method::PATCH,
+            &path,
+            json!({"userType": "Member", "department": "Sales"}),
+        )
+        .await;
+    let read = admin.get(&path).await;
+    assert_eq!(read["userType"], "Member");
+    assert_eq!(read["department"], "Sales");
+    let message = assert_error(
+        &admin
+            .post(
+                "/v1.0/users",
+                json!({"favouriteColour": "green",
+                    "identities": [{"signInType": "federated", "issuer": "facebook.com", "issuerAssignedId": "42"}]}),
+            )
+            .await,
+        StatusCode::BAD_REQUEST,
+        "Request_BadRequest",
+    );
+    assert_eq!(
+        message,
+        "Property 'favouriteColour' does not exist as a declared property or extension property."
+    );
+    assert_error(
+        &admin.patch(&path, json!({"userType": "Alien"})).await,
+        StatusCode::BAD_REQUEST,
+        "Request_BadRequest",
+    );
+    assert_error(
+        &admin
+            .patch(&path, json!({"usherEmailVerified": true}))
+            .await,
+        StatusCode::BAD_REQUEST,
+        "Request_BadRequest",
+    );
+    env.finish(usher).await;
+}
+
+both!(user_writes_are_whole_and_checked_against_the_etag);
+async fn user_writes_are_whole_and_checked_against_the_etag(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let usher = env.start_with(ADMINS).await;
+    let admin = Api::as_client(&usher, "admin-all").await;
+    let taken =
+        json!([{"signInType": "federated", "issuer": "facebook.com", "issuerAssignedId": "taken"}]);
+    admin
+        .create(
+            "/v1.0/users",
+            json!({"displayName": "Other", "identities": taken}),
+        )
+        .await;
+    let user = admin
+        .create(
+            "/v1.0/users",
+            json!({"displayName": "Before",
+                "identities": [{"signInType": "federated", "issuer": "facebook.com", "issuerAssignedId": "mine"}]}),
+        )
+        .await;
+    let path = format!("/v1.0/users/{}", user["id"].as_str().unwrap());
+
+    // A PATCH whose identities clash changes nothing else either.
+    assert_error(
+        &admin
+            .patch(&path, json!({"displayName": "After", "identities": taken}))
+            .await,
+        StatusCode::CONFLICT,
+        "ObjectConflict",
+    );
+    let (read, tag) = admin.tagged(&path).await;
+    assert_eq!(read["displayName"], "Before");
+    assert_eq!(read["@odata.etag"], tag.as_str());
+
+    // The ETag read allows one write; after it, the old one is stale.
+    let (s, v) = admin
+        .conditional(
+            Method::PATCH,
+            &path,
+            &tag,
+            Some(json!({"displayName": "One"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let (s, v) = admin
+        .conditional(
+            Method::PATCH,
+            &path,
+            &tag,
+            Some(json!({"displayName": "Two"})),
+        )
+        .await;
+    assert_error(
+        &(s, v),
+        StatusCode::PRECONDITION_FAILED,
+        "Request_PreconditionFailed",
+    );
+    let (s, v) = admin.conditional(Method::DELETE, &path, &tag, None).await;
+    assert_error(
+        &(s, v),
+        StatusCode::PRECONDITION_FAILED,
+        "Request_PreconditionFailed",
+    );
+    let (read, fresh) = admin.tagged(&path).await;
+    assert_eq!(read["displayName"], "One");
+    assert_ne!(fresh, tag);
+    // Without If-Match, as before, the write goes through.
+    admin
+        .done(Method::PATCH, &path, json!({"displayName": "Three"}))
+        .await;
+    assert_error(
+        &admin
+            .conditional(Method::PATCH, &path, "not-a-tag", Some(json!({})))
+            .await,
+        StatusCode::BAD_REQUEST,
+        "Request_BadRequest",
+    );
+    let (_, current) = admin.tagged(&path).await;
+    let (s, v) = admin
+        .conditional(Method::DELETE, &path, &current, None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    env.finish(usher).await;
+}
+
+both!(tenant_objects_refuse_stale_writes);
+async fn tenant_objects_refuse_stale_writes(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let usher = env.start_with(ADMINS).await;
+    let admin = Api::as_client(&usher, "admin-all").await;
+    let connector = admin
+        .create(
+            "/v1.0/identity/apiConnectors",
+            json!({"displayName": "Approvals", "targetUrl": "https://approvals.example/check",
+                "authenticationConfiguration": {"@odata.type": "#microsoft.graph.basicAuthentication",
+                    "username": "usher", "password": "first secret"}}),
+        )
+        .await;
+    let path = format!(
+        "/v1.0/identity/apiConnectors/{}",
+        connector["id"].as_str().unwrap()
+    );
+    let (read, tag) = admin.tagged(&path).await;
+    assert_eq!(read["@odata.etag"], tag.as_str());
+    assert!(!tag.contains("secret"), "{tag}");
+
+    // A change of another object leaves this one's tag alone.
+    let attribute = admin
+        .create(
+            "/v1.0/identity/userFlowAttributes",
+            json!({"displayName": "Tier", "description": "Tier", "dataType": "string"}),
+        )
+        .await;
+    assert_eq!(admin.tagged(&path).await.1, tag);
+
+    // Two administrators read the same version; the second write is refused.
+    let (s, v) = admin
+        .conditional(
+            Method::PATCH,
+            &path,
+            &tag,
+            Some(json!({"displayName": "First"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let (s, v) = admin
+        .conditional(
+            Method::PATCH,
+            &path,
+            &tag,
+            Some(json!({"displayName": "Second"})),
+        )
+        .await;
+    assert_error(
+        &(s, v),
+        StatusCode::PRECONDITION_FAILED,
+        "Request_PreconditionFailed",
+    );
+    let (read, fresh) = admin.tagged(&path).await;
+    assert_eq!(read["displayName"], "First");
+    assert_ne!(fresh, tag);
+    // Only the secret changes: the tag does too.
+    admin
+        .done(
+            Method::PATCH,
+            &path,
+            json!({"authenticationConfiguration": {"@odata.type": "#microsoft.graph.basicAuthentication",
+                "username": "usher", "password": "second secret"}}),
+        )
+        .await;
+    let (_, after_secret) = admin.tagged(&path).await;
+    assert_ne!(after_secret, fresh);
+    let (s, v) = admin.conditional(Method::DELETE, &path, &fresh, None).await;
+    assert_error(
+        &(s, v),
+        StatusCode::PRECONDITION_FAILED,
+        "Request_PreconditionFailed",
+    );
+    let (s, v) = admin
+        .conditional(Method::DELETE, &path, &after_secret, None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+
+    // The same on an attribute, and without If-Match a write goes through.
+    let attribute_path = format!(
+        "/v1.0/identity/userFlowAttributes/{}",
+        attribute["id"].as_str().unwrap()
+    );
+    let (_, tag) = admin.tagged(&attribute_path).await;
+    admin
+        .done(
+            Method::PATCH,
+            &attribute_path,
+            json!({"description": "Level"}),
+        )
+        .await;
+    let (s, v) = admin
+        .conditional(
+            Method::PATCH,
+            &attribute_path,
+            &tag,
+            Some(json!({"description": "Rank"})),
+        )
+        .await;
+    assert_error(
+        &(s, v),
+        StatusCode::PRECONDITION_FAILED,
+        "Request_PreconditionFailed",
+    );
+    assert_eq!(admin.get(&attribute_path).await["description"], "Level");
+    env.finish(usher).await;
+}
+
 both!(the_openapi_document_matches_the_routes);
 async fn the_openapi_document_matches_the_routes(backend: Backend) {
     let env = TestEnv::new(backend).await;
@@ -2895,7 +3230,8 @@ async fn sign_up_requests_are_listed_paged_and_decided(backend: Backend) {
         .await;
     assert_eq!(s, StatusCode::OK, "{approved}");
     assert_eq!(approved["status"], "approved");
-    assert_eq!(approved["decidedBy"], "admin-all");
+    // An application decided, in the form that tells it from an administrator.
+    assert_eq!(approved["decidedBy"], "application:admin-all");
     let user = admin
         .get(&format!(
             "/v1.0/users/{}",
@@ -2904,6 +3240,35 @@ async fn sign_up_requests_are_listed_paged_and_decided(backend: Backend) {
         .await;
     assert_eq!(user["mail"], "held1@example.com");
     assert_eq!(user["displayName"], "Held 1");
+    assert_eq!(user["usherEmailVerified"], true);
+
+    // An approval whose identity belongs to a user by now creates nobody and leaves
+    // the request pending: the user and the decision are one write.
+    let twin = admin
+        .create(
+            "/v1.0/users",
+            json!({"mail": "held3@example.com",
+                "identities": [{"signInType": "federated", "issuer": "mail", "issuerAssignedId": "held3@example.com"}]}),
+        )
+        .await;
+    // Its address is one a pending request proved, so Usher vouches for it.
+    assert_eq!(twin["usherEmailVerified"], true, "{twin}");
+    assert_error(
+        &admin
+            .post("/v1.0/usher/signUpRequests/request-3/approve", json!({}))
+            .await,
+        StatusCode::CONFLICT,
+        "ObjectConflict",
+    );
+    let three = admin.get("/v1.0/usher/signUpRequests/request-3").await;
+    assert_eq!(three["status"], "pending", "{three}");
+    assert!(three["userId"].is_null());
+    assert_eq!(
+        ids(&admin
+            .get("/v1.0/users?$filter=mail eq 'held3@example.com'")
+            .await),
+        [twin["id"].as_str().unwrap()]
+    );
     assert_error(
         &admin
             .post("/v1.0/usher/signUpRequests/request-1/deny", json!({}))

@@ -456,6 +456,9 @@ async fn users_are_found_disabled_and_deleted(backend: Backend) {
                     issuer: "127.0.0.1".into(),
                     issuer_assigned_id: email,
                 }],
+                account_enabled: true,
+                email_verified: true,
+                profile: Default::default(),
                 password_hash: None,
                 created_at: chrono::Utc::now(),
             })

@@ -8,6 +8,10 @@
 //! `clientSecret`, when the application is created and by `addPassword` (which
 //! replaces it); only its Argon2id hash is stored, computed on the blocking pool.
 
+use axum::http::HeaderMap;
+use usher_tenant::document;
+
+use super::etag::{self, IfMatch};
 use axum::{
     extract::{Path, State},
     http::Uri,
@@ -117,7 +121,14 @@ async fn list(State(state): State<AppState>, uri: Uri) -> ApiResult<Response> {
 
 async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     let snapshot = state.tenants.current().await?;
-    Ok(ok(to_json(&find(&snapshot.tenant, &id)?)))
+    let app = find(&snapshot.tenant, &id)?;
+    etag::tenant_object(
+        &state,
+        &snapshot,
+        document::APPLICATION,
+        &app.client_id,
+        to_json(&app),
+    )
 }
 
 async fn create(
@@ -197,8 +208,10 @@ async fn update(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     body: JsonBody,
 ) -> ApiResult<Response> {
+    let if_match = IfMatch::from_headers(&headers)?;
     let mut body = body.object(RESOURCE)?;
     let snapshot = state.tenants.current().await?;
     let mut app = find(&snapshot.tenant, &id)?;
@@ -215,14 +228,26 @@ async fn update(
     apply(&snapshot.tenant, &mut body, &mut app, public)?;
     may_hold(&caller, &app)?;
     body.finish()?;
-    state.tenants.put_application(&app).await?;
+    state
+        .tenants
+        .put_application_if(&app, if_match.tags())
+        .await?;
     Ok(no_content())
 }
 
-async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let if_match = IfMatch::from_headers(&headers)?;
     let snapshot = state.tenants.current().await?;
     let app = find(&snapshot.tenant, &id)?;
-    if state.tenants.delete_application(&app.client_id).await? {
+    if state
+        .tenants
+        .delete_application_if(&app.client_id, if_match.tags())
+        .await?
+    {
         Ok(no_content())
     } else {
         Err(ApiError::no_such("application", &id))

@@ -2,6 +2,10 @@
 //! `/v1.0/identity/userFlowAttributes`: the built-in attributes (read-only) and the
 //! tenant's custom ones, whose id is `extension_<extensionsAppId>_<displayName>`.
 
+use axum::http::HeaderMap;
+use usher_tenant::document;
+
+use super::etag::{self, IfMatch};
 use axum::{
     extract::{Path, State},
     http::Uri,
@@ -168,7 +172,7 @@ async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult
         .tenant
         .attribute(&id)
         .ok_or_else(|| ApiError::no_such("identityUserFlowAttribute", &id))?;
-    Ok(ok(to_json(&a)))
+    etag::tenant_object(&state, &snapshot, document::ATTRIBUTE, &a.id, to_json(&a))
 }
 
 async fn create(State(state): State<AppState>, body: JsonBody) -> ApiResult<Response> {
@@ -228,8 +232,10 @@ async fn create(State(state): State<AppState>, body: JsonBody) -> ApiResult<Resp
 async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     body: JsonBody,
 ) -> ApiResult<Response> {
+    let if_match = IfMatch::from_headers(&headers)?;
     let mut body = body.object(RESOURCE)?;
     let snapshot = state.tenants.current().await?;
     let mut attribute = snapshot
@@ -253,11 +259,19 @@ async fn update(
         attribute.description = description;
     }
     body.finish()?;
-    state.tenants.put_custom_attribute(&attribute).await?;
+    state
+        .tenants
+        .put_custom_attribute_if(&attribute, if_match.tags())
+        .await?;
     Ok(no_content())
 }
 
-async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let if_match = IfMatch::from_headers(&headers)?;
     let snapshot = state.tenants.current().await?;
     let attribute = snapshot
         .tenant
@@ -269,7 +283,11 @@ async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> ApiRes
             attribute.id
         )));
     }
-    if state.tenants.delete_custom_attribute(&attribute.id).await? {
+    if state
+        .tenants
+        .delete_custom_attribute_if(&attribute.id, if_match.tags())
+        .await?
+    {
         Ok(no_content())
     } else {
         Err(ApiError::no_such("identityUserFlowAttribute", &id))

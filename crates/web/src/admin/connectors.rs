@@ -14,6 +14,10 @@
 //! Secrets are write-only: they read back as `******`, and a `******` sent back in
 //! a PATCH keeps the stored secret, so a script can PATCH what it read.
 
+use axum::http::HeaderMap;
+use usher_tenant::document;
+
+use super::etag::{self, IfMatch};
 use std::time::Duration;
 
 use axum::{
@@ -120,7 +124,11 @@ async fn get(
 ) -> ApiResult<Response> {
     let options = odata::QueryOptions::parse(&uri, &["$select"])?;
     options.check_select(RESOURCE, &is_property)?;
-    let c = find(&state, &id).await?;
+    let snapshot = state.tenants.current().await?;
+    let c = snapshot
+        .connector(&id)
+        .cloned()
+        .ok_or_else(|| ApiError::no_such("apiConnector", &id))?;
     let mut value = to_json(&state, &c).await;
     if let Value::Object(m) = &mut value {
         m.insert(
@@ -128,7 +136,13 @@ async fn get(
             json!(odata::context_url(&state, "identity/apiConnectors/$entity")),
         );
     }
-    Ok(ok(options.apply_select(value)))
+    etag::tenant_object(
+        &state,
+        &snapshot,
+        document::CONNECTOR,
+        &c.id,
+        options.apply_select(value),
+    )
 }
 
 async fn create(State(state): State<AppState>, body: JsonBody) -> ApiResult<Response> {
@@ -168,8 +182,10 @@ async fn create(State(state): State<AppState>, body: JsonBody) -> ApiResult<Resp
 async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     body: JsonBody,
 ) -> ApiResult<Response> {
+    let if_match = IfMatch::from_headers(&headers)?;
     // `******` keeps a stored secret, but never while the connector moves elsewhere:
     // the secret would be sent to a destination its owner never gave it for.
     let keeps_a_secret = std::str::from_utf8(&body.0).is_ok_and(|t| t.contains(MASKED));
@@ -195,13 +211,25 @@ async fn update(
     apply(&state, &mut body, &mut connector).await?;
     body.finish()?;
     check(&state, &connector)?;
-    state.tenants.put_connector(&connector).await?;
+    state
+        .tenants
+        .put_connector_if(&connector, if_match.tags())
+        .await?;
     Ok(no_content())
 }
 
-async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let if_match = IfMatch::from_headers(&headers)?;
     let connector = find(&state, &id).await?;
-    if state.tenants.delete_connector(&connector.id).await? {
+    if state
+        .tenants
+        .delete_connector_if(&connector.id, if_match.tags())
+        .await?
+    {
         Ok(no_content())
     } else {
         Err(ApiError::no_such("apiConnector", &id))

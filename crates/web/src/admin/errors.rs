@@ -69,6 +69,15 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, "ObjectConflict", message)
     }
 
+    /// 412: `If-Match` names a version the object no longer has.
+    pub fn precondition_failed() -> Self {
+        Self::new(
+            StatusCode::PRECONDITION_FAILED,
+            "Request_PreconditionFailed",
+            "The object was changed since the version named in If-Match was read; read it again and retry.",
+        )
+    }
+
     /// 401: no token, or one that is not an admin access token of this issuer.
     pub fn unauthenticated(message: impl Into<String>, token_given: bool) -> Self {
         let mut e = Self::new(
@@ -173,6 +182,7 @@ impl From<TenantError> for ApiError {
             TenantError::Conflict => ApiError::conflict(
                 "The configuration was changed meanwhile (by another instance or administrator); try again.",
             ),
+            TenantError::PreconditionFailed => ApiError::precondition_failed(),
             TenantError::Duplicate { kind, id } => {
                 ApiError::conflict(format!("The {kind} {id} exists already (ids ignore case)."))
             }

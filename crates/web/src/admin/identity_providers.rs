@@ -12,6 +12,10 @@
 //! `usherClaimsMapping`, `usherEndpoints` and `usherClientAuthentication`. The client
 //! secret is write-only.
 
+use axum::http::HeaderMap;
+use usher_tenant::document;
+
+use super::etag::{self, IfMatch};
 use std::collections::BTreeMap;
 
 use axum::{
@@ -244,7 +248,18 @@ async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult
     if resolve(&snapshot, &id).is_none() {
         return Err(ApiError::no_such("identityProvider", &id));
     }
-    Ok(ok(to_json_by_id(&snapshot, &id)))
+    // Built-in providers are not stored objects: they have no tag.
+    let stored = snapshot
+        .identity_provider(&id)
+        .map(|p| p.id.clone())
+        .unwrap_or_default();
+    etag::tenant_object(
+        &state,
+        &snapshot,
+        document::IDENTITY_PROVIDER,
+        &stored,
+        to_json_by_id(&snapshot, &id),
+    )
 }
 
 fn find(snapshot: &TenantSnapshot, id: &str) -> ApiResult<ProviderConfig> {
@@ -332,8 +347,10 @@ async fn create(State(state): State<AppState>, body: JsonBody) -> ApiResult<Resp
 async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     body: JsonBody,
 ) -> ApiResult<Response> {
+    let if_match = IfMatch::from_headers(&headers)?;
     // `******` keeps the stored client secret, but not for a provider whose endpoints
     // change in the same request: the secret would go where it was never given.
     let keeps_a_secret = std::str::from_utf8(&body.0).is_ok_and(|t| t.contains(MASKED));
@@ -371,14 +388,26 @@ async fn update(
         ));
     }
     check_issuer_unshared(&snapshot, &provider)?;
-    state.tenants.put_identity_provider(&provider).await?;
+    state
+        .tenants
+        .put_identity_provider_if(&provider, if_match.tags())
+        .await?;
     Ok(no_content())
 }
 
-async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let if_match = IfMatch::from_headers(&headers)?;
     let snapshot = state.tenants.current().await?;
     let provider = find(&snapshot, &id)?;
-    if state.tenants.delete_identity_provider(&provider.id).await? {
+    if state
+        .tenants
+        .delete_identity_provider_if(&provider.id, if_match.tags())
+        .await?
+    {
         Ok(no_content())
     } else {
         Err(ApiError::no_such("identityProvider", &id))

@@ -19,6 +19,7 @@ pub mod auth;
 pub mod calls;
 pub mod connectors;
 pub mod errors;
+pub mod etag;
 pub mod identity_providers;
 pub mod json;
 pub mod odata;

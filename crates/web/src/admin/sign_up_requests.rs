@@ -2,7 +2,8 @@
 //! style at `/v1.0/usher/signUpRequests`: the sign-ups of flows with
 //! `usherRequiresApproval` that wait for a person, and the decisions on them. The
 //! decisions themselves are [`crate::approvals`]'s, shared with the console; the
-//! calling application's client id is recorded as who decided.
+//! calling application is recorded as who decided, as `application:<client id>`
+//! (an administrator deciding in the console is recorded by user id).
 //!
 //! A request shows what the user gave much as a user shows it: `email`, `identities`
 //! and the attributes under their Graph names, next to `status`, `userFlowId`,
@@ -23,7 +24,7 @@ use super::errors::{ApiError, ApiResult};
 use super::json::JsonBody;
 use super::odata::{self, Condition, Op, QueryOptions};
 use super::{no_content, ok, Route};
-use crate::approvals::{self, ApprovalError};
+use crate::approvals::{self, ApprovalError, Decider};
 use crate::state::AppState;
 
 const RESOURCE: &str = "usherSignUpRequest";
@@ -189,7 +190,7 @@ async fn approve(
     body: JsonBody,
 ) -> ApiResult<Response> {
     no_body(&body)?;
-    approvals::approve(&state, &id, &caller.client_id)
+    approvals::approve(&state, &id, &Decider::Application(caller.client_id))
         .await
         .map_err(|e| approval_error(e, &id))?;
     let request = state
@@ -207,7 +208,7 @@ async fn deny(
     body: JsonBody,
 ) -> ApiResult<Response> {
     no_body(&body)?;
-    let request = approvals::deny(&state, &id, &caller.client_id)
+    let request = approvals::deny(&state, &id, &Decider::Application(caller.client_id))
         .await
         .map_err(|e| approval_error(e, &id))?;
     Ok(ok(to_json(&request)))

@@ -8,6 +8,10 @@
 //! on the connector configuration, the ordered list of connectors of each step (Graph
 //! allows one per step; Usher runs several in order).
 
+use axum::http::HeaderMap;
+use usher_tenant::document;
+
+use super::etag::{self, IfMatch};
 use axum::{
     extract::{Path, State},
     http::Uri,
@@ -210,7 +214,13 @@ async fn get(
     let flow = find(&snapshot.tenant, &id)?;
     let mut value = to_json(&flow);
     value["@odata.context"] = json!(odata::context_url(&state, "identity/b2xUserFlows/$entity"));
-    Ok(ok(options.apply_select(value)))
+    etag::tenant_object(
+        &state,
+        &snapshot,
+        document::USER_FLOW,
+        &flow.id,
+        options.apply_select(value),
+    )
 }
 
 async fn create(State(state): State<AppState>, body: JsonBody) -> ApiResult<Response> {
@@ -334,8 +344,10 @@ fn extensions(snapshot: &TenantSnapshot, body: &mut Body, flow: &mut UserFlow) -
 async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     body: JsonBody,
 ) -> ApiResult<Response> {
+    let if_match = IfMatch::from_headers(&headers)?;
     let mut body = body.object(RESOURCE)?;
     let snapshot = state.tenants.current().await?;
     let mut flow = find(&snapshot.tenant, &id)?;
@@ -344,14 +356,26 @@ async fn update(
     body.read_only("userFlowTypeVersion", &json!(1))?;
     extensions(&snapshot, &mut body, &mut flow)?;
     body.finish()?;
-    state.tenants.put_user_flow(&flow).await?;
+    state
+        .tenants
+        .put_user_flow_if(&flow, if_match.tags())
+        .await?;
     Ok(no_content())
 }
 
-async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let if_match = IfMatch::from_headers(&headers)?;
     let snapshot = state.tenants.current().await?;
     let flow = find(&snapshot.tenant, &id)?;
-    if state.tenants.delete_user_flow(&flow.id).await? {
+    if state
+        .tenants
+        .delete_user_flow_if(&flow.id, if_match.tags())
+        .await?
+    {
         Ok(no_content())
     } else {
         Err(ApiError::no_such("b2xIdentityUserFlow", &id))

@@ -8,8 +8,22 @@
 //! with a password set through `passwordProfile` (the password policy applies; the
 //! hash is computed on the blocking pool). Identities are unique across users: 409.
 //! Usher's extension `usherRoles` (administrative roles such as `Usher.Admin`) is
-//! answered by `GET /v1.0/users/{id}` and set by POST and PATCH.
+//! answered by `GET /v1.0/users/{id}`; administrators are granted on the server.
+//!
+//! The bodies Microsoft's approval samples send are taken as they are: Graph's
+//! directory properties Usher holds without using (`userPrincipalName`,
+//! `mailNickname`, `userType` with `Guest` kept as `Guest`, and the simple string
+//! properties of [`PROFILE_STRINGS`]) are stored and read back; any other property
+//! gets Graph's error. `usherEmailVerified` (read-only) tells whether Usher saw the
+//! address proven, which is what the `email_verified` claim then says: for a user
+//! created here only when an open sign-up request holds the address (its code proved
+//! it, or its provider vouched for it), never because a caller says so.
+//!
+//! `GET /v1.0/users/{id}` answers an ETag (the user's stored version); a PATCH or
+//! DELETE with a stale `If-Match` gets 412 ([`super::etag`]). A PATCH is written in
+//! one transaction ([`apply_edit`]).
 
+use axum::http::HeaderMap;
 use axum::{
     extract::{Path, State},
     http::Uri,
@@ -21,9 +35,11 @@ use usher_domain::{
     attribute::{check_text, is_plausible_email, normalize_email},
     password::check_new_password,
     AttributeValue, AttributeValues, BuiltInAttribute, DataType, Identity, NewUser, SignInType,
-    Tenant, User,
+    SignUpRequestStatus, Tenant, User, UserProfile, UserType,
 };
-use usher_storage::UserQuery;
+use usher_storage::{StorageError, UserEdit, UserQuery};
+
+use super::etag::{self, IfMatch};
 
 use super::auth::{Access, Area};
 use super::errors::{ApiError, ApiResult};
@@ -38,6 +54,18 @@ const LIST_OPTIONS: &[&str] = &["$filter", "$top", "$select", "$skiptoken"];
 const SUPPORTED: &str = "mail eq, startswith(displayName,…) and identities/any(c:c/issuerAssignedId eq … and c/issuer eq …), joined by and";
 /// The issuer of email one-time passcode identities.
 const MAIL_ISSUER: &str = "mail";
+/// Graph's simple string properties of a user that Usher keeps as given (beside
+/// `userPrincipalName` and `mailNickname`), with Graph's maximum lengths.
+pub const PROFILE_STRINGS: &[(&str, usize)] = &[
+    ("companyName", 64),
+    ("department", 64),
+    ("employeeId", 16),
+    ("employeeType", 64),
+    ("mobilePhone", 64),
+    ("officeLocation", 128),
+    ("preferredLanguage", 64),
+    ("usageLocation", 2),
+];
 
 pub fn routes() -> Vec<Route> {
     let read = Access::Read(Area::Users);
@@ -108,7 +136,16 @@ pub fn to_json(user: &User) -> Value {
     }
     m.insert("accountEnabled".into(), json!(user.account_enabled));
     m.insert("createdDateTime".into(), json!(datetime(user.created_at)));
-    m.insert("userType".into(), json!("Member"));
+    m.insert("userType".into(), json!(user.profile.user_type.as_str()));
+    m.insert(
+        "userPrincipalName".into(),
+        json!(user.profile.user_principal_name),
+    );
+    m.insert("mailNickname".into(), json!(user.profile.mail_nickname));
+    for (name, _) in PROFILE_STRINGS {
+        m.insert((*name).into(), json!(user.profile.strings.get(*name)));
+    }
+    m.insert("usherEmailVerified".into(), json!(user.email_verified));
     m.insert(
         "identities".into(),
         Value::Array(user.identities.iter().map(identity_json).collect()),
@@ -123,10 +160,14 @@ fn is_property(tenant: &Tenant, name: &str) -> bool {
         "accountEnabled",
         "createdDateTime",
         "userType",
+        "userPrincipalName",
+        "mailNickname",
         "identities",
         "usherRoles",
+        "usherEmailVerified",
     ]
     .iter()
+    .chain(PROFILE_STRINGS.iter().map(|(p, _)| p))
     .any(|p| p.eq_ignore_ascii_case(name))
         || BuiltInAttribute::from_id(name).is_some_and(|b| b != BuiltInAttribute::Email)
         || (name.starts_with("extension_") && tenant.attribute(name).is_some())
@@ -256,7 +297,10 @@ async fn get(
     let mut value = to_json(&user);
     value["usherRoles"] = json!(state.store.user_roles(&user.id).await?);
     value["@odata.context"] = json!(odata::context_url(&state, "users/$entity"));
-    Ok(ok(options.apply_select(value)))
+    let mut value = options.apply_select(value);
+    let tag = user.version.to_string();
+    etag::annotate(&mut value, &tag);
+    Ok(etag::header(ok(value), &tag))
 }
 
 /// What a POST or PATCH body asks for, read and checked before anything is written.
@@ -268,14 +312,72 @@ struct Changes {
     account_enabled: Option<bool>,
     identities: Option<Vec<Identity>>,
     password: Option<String>,
-    roles: Option<Vec<String>>,
+    /// A `forceChangePassword…` flag set to true, which Usher cannot honour.
+    forced_change: Option<&'static str>,
+    user_type: Option<UserType>,
+    /// `None` value: remove the property.
+    profile_strings: Vec<(String, Option<String>)>,
 }
 
 fn read_changes(state: &AppState, tenant: &Tenant, body: &mut Body) -> ApiResult<Changes> {
     let mut changes = Changes::default();
     body.take("@odata.type");
-    // Graph properties Usher accepts and does not keep.
-    body.ignore(&["passwordPolicies", "userType"]);
+    // Graph's password policies (expiry, strength) do not apply: Usher's policy is
+    // its own and its passwords do not expire.
+    body.ignore(&["passwordPolicies"]);
+    if let Some(t) = body.string("userType")? {
+        changes.user_type = Some(
+            UserType::parse(&t).ok_or_else(|| body.error("userType", "must be Member or Guest"))?,
+        );
+    }
+    if let Some(upn) = body.nullable_string("userPrincipalName")? {
+        if let Some(u) = &upn {
+            let (local, domain) = u.split_once('@').unwrap_or_default();
+            if local.is_empty()
+                || domain.is_empty()
+                || u.len() > 113
+                || u.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return Err(body.error(
+                    "userPrincipalName",
+                    "must be alias@domain, at most 113 characters without spaces",
+                ));
+            }
+        }
+        changes
+            .profile_strings
+            .push(("userPrincipalName".into(), upn));
+    }
+    if let Some(nick) = body.nullable_string("mailNickname")? {
+        if let Some(n) = &nick {
+            if n.is_empty()
+                || n.chars().count() > 64
+                || n.chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || c == '@')
+            {
+                return Err(body.error(
+                    "mailNickname",
+                    "must be 1 to 64 characters without spaces or @",
+                ));
+            }
+        }
+        changes.profile_strings.push(("mailNickname".into(), nick));
+    }
+    for (name, max) in PROFILE_STRINGS {
+        if let Some(v) = body.nullable_string(name)? {
+            let v = v.filter(|v| !v.is_empty());
+            if let Some(v) = &v {
+                check_text(v, *max).map_err(|e| body.error(name, e))?;
+            }
+            changes.profile_strings.push(((*name).into(), v));
+        }
+    }
+    if body.has("usherEmailVerified") {
+        return Err(body.error(
+            "usherEmailVerified",
+            "is read-only: Usher records it when it sees the address proven",
+        ));
+    }
     if let Some(mail) = body.nullable_string("mail")? {
         changes.mail = Some(match mail {
             None => None,
@@ -368,19 +470,18 @@ fn read_changes(state: &AppState, tenant: &Tenant, body: &mut Body) -> ApiResult
     }
     if let Some(mut profile) = body.object("passwordProfile")? {
         let password = profile.required_string("password")?;
+        let mut forced = None;
         for key in [
             "forceChangePasswordNextSignIn",
             "forceChangePasswordNextSignInWithMfa",
         ] {
             if profile.bool(key)? == Some(true) {
-                return Err(profile.error(
-                    key,
-                    "is not supported by Usher: the password is the user's from the start",
-                ));
+                forced = Some(key);
             }
         }
         profile.finish()?;
         changes.password = Some(password);
+        changes.forced_change = forced;
     }
     // Administrators are made on the server (`usher admin grant`), never through the
     // API: a user-writing client could otherwise make itself a console administrator
@@ -392,6 +493,58 @@ fn read_changes(state: &AppState, tenant: &Tenant, body: &mut Body) -> ApiResult
         ));
     }
     Ok(changes)
+}
+
+/// Graph's answer to a property a user does not have.
+fn finish(body: Body) -> ApiResult<()> {
+    match body
+        .remaining_keys()
+        .into_iter()
+        .find(|k| !k.starts_with('@'))
+    {
+        None => Ok(()),
+        Some(k) => Err(ApiError::bad_request(format!(
+            "Property '{k}' does not exist as a declared property or extension property."
+        ))),
+    }
+}
+
+/// Applies the profile changes of a body to `profile`.
+fn apply_profile(profile: &mut UserProfile, changes: &Changes) {
+    if let Some(t) = changes.user_type {
+        profile.user_type = t;
+    }
+    for (name, value) in &changes.profile_strings {
+        match name.as_str() {
+            "userPrincipalName" => profile.user_principal_name = value.clone(),
+            "mailNickname" => profile.mail_nickname = value.clone(),
+            _ => {
+                match value {
+                    Some(v) => profile.strings.insert(name.clone(), v.clone()),
+                    None => profile.strings.remove(name),
+                };
+            }
+        }
+    }
+}
+
+/// Whether Usher itself saw `email` proven: an open (pending) sign-up request holds
+/// it, and requests only ever hold an address a code proved or a provider vouched
+/// for. A caller's word is not proof.
+async fn address_proven(
+    state: &AppState,
+    email: Option<&str>,
+    identities: &[Identity],
+) -> ApiResult<bool> {
+    let Some(email) = email else {
+        return Ok(false);
+    };
+    Ok(state
+        .store
+        .open_sign_up_requests_for(Some(email), identities)
+        .await?
+        .iter()
+        .any(|r| r.status == SignUpRequestStatus::Pending && r.email == email))
 }
 
 fn read_identity(state: &AppState, i: &mut Body) -> ApiResult<Identity> {
@@ -503,29 +656,39 @@ async fn create(State(state): State<AppState>, body: JsonBody) -> ApiResult<Resp
     }
     let changes = read_changes(&state, &tenant, &mut body)?;
     body.ignore(&["createdDateTime"]);
-    body.finish()?;
+    finish(body)?;
     let identities = changes.identities.clone().ok_or_else(|| {
         ApiError::invalid_property("identities", RESOURCE, "is required: how the user signs in")
     })?;
     let email = settle_email(changes.mail.clone(), None, &identities)?;
-    if local_identity(&identities).is_some() && changes.password.is_none() {
+    let local = local_identity(&identities).is_some();
+    if local && changes.password.is_none() {
         return Err(ApiError::invalid_property(
             "passwordProfile",
             RESOURCE,
             "is required for a local account (an emailAddress identity)",
         ));
     }
-    let hash = match changes.password.clone() {
-        Some(p) => Some(password_hash(&state, p, email.as_deref(), &identities).await?),
+    // Graph wants a password profile for every user it creates, so approval
+    // systems send one for federated users too; it applies only to a local account,
+    // and is not kept otherwise (it would open a way in that nobody signs in with).
+    let hash = match changes.password.clone().filter(|_| local) {
+        Some(p) => {
+            refuse_forced_change(&changes)?;
+            Some(password_hash(&state, p, email.as_deref(), &identities).await?)
+        }
         None => None,
     };
     let mut attributes = AttributeValues::new();
-    for (k, v) in changes.attributes {
+    for (k, v) in changes.attributes.clone() {
         if let Some(v) = v {
             attributes.insert(k, v);
         }
     }
-    let mut user = state
+    let mut profile = UserProfile::default();
+    apply_profile(&mut profile, &changes);
+    let email_verified = address_proven(&state, email.as_deref(), &identities).await?;
+    let user = state
         .store
         .create_user(NewUser {
             id: state.new_id(),
@@ -534,61 +697,70 @@ async fn create(State(state): State<AppState>, body: JsonBody) -> ApiResult<Resp
             identities,
             password_hash: hash,
             created_at: state.clock.now(),
+            account_enabled: changes.account_enabled.unwrap_or(true),
+            email_verified,
+            profile,
         })
         .await?;
-    if changes.account_enabled == Some(false) {
-        user.account_enabled = false;
-        state.store.update_user(&user).await?;
-    }
-    let roles = changes.roles.unwrap_or_default();
-    if !roles.is_empty() {
-        state
-            .store
-            .set_user_roles(&user.id, &roles, state.clock.now())
-            .await?;
-    }
     let mut value = to_json(&user);
-    value["usherRoles"] = json!(roles);
+    value["usherRoles"] = json!([]);
+    let tag = user.version.to_string();
+    etag::annotate(&mut value, &tag);
     let location = format!("/v1.0/users/{}", path_segment(&user.id));
-    Ok(created(&state, &location, value))
+    Ok(etag::header(created(&state, &location, value), &tag))
+}
+
+/// Usher cannot make a user change their password at the next sign-in.
+fn refuse_forced_change(changes: &Changes) -> ApiResult<()> {
+    match changes.forced_change {
+        Some(key) => Err(ApiError::invalid_property(
+            &format!("passwordProfile.{key}"),
+            RESOURCE,
+            "is not supported by Usher: the password is the user's from the start",
+        )),
+        None => Ok(()),
+    }
 }
 
 async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     body: JsonBody,
 ) -> ApiResult<Response> {
+    let if_match = IfMatch::from_headers(&headers)?;
     let mut body = body.object(RESOURCE)?;
     let tenant = state.tenant();
     let mut user = find(&state, &id).await?;
+    if_match.check(&user.version.to_string())?;
     body.read_only("id", &json!(user.id))?;
     body.read_only("createdDateTime", &json!(datetime(user.created_at)))?;
     let changes = read_changes(&state, &tenant, &mut body)?;
-    body.finish()?;
+    finish(body)?;
     let identities = changes
         .identities
         .clone()
         .unwrap_or_else(|| user.identities.clone());
     let email = settle_email(changes.mail.clone(), user.email.clone(), &identities)?;
     let hash = match changes.password.clone() {
-        Some(p) => Some(password_hash(&state, p, email.as_deref(), &identities).await?),
+        Some(p) => {
+            refuse_forced_change(&changes)?;
+            Some(password_hash(&state, p, email.as_deref(), &identities).await?)
+        }
         None => None,
     };
-    // Every change is checked; now they are written, the likeliest to conflict first.
-    if let Some(new) = &changes.identities {
-        if !state.store.set_identities(&user.id, new).await? {
-            return Err(ApiError::no_such("user", &id));
-        }
-        if local_identity(new).is_none() && hash.is_none() {
-            // No local account any more: its password must not linger.
-            state
-                .store
-                .set_password_hash(&user.id, None, state.clock.now())
-                .await?;
-        }
+    let password_hash = match (&hash, &changes.identities) {
+        (Some(h), _) => Some(Some(h.as_str())),
+        // No local account any more: its password must not linger.
+        (None, Some(new)) if local_identity(new).is_none() => Some(None),
+        (None, _) => None,
+    };
+    if email != user.email {
+        // An address typed in by an administrator was not proven to Usher.
+        user.email_verified = false;
     }
     user.email = email;
-    for (k, v) in changes.attributes {
+    for (k, v) in changes.attributes.clone() {
         match v {
             Some(v) => user.attributes.insert(k, v),
             None => user.attributes.remove(&k),
@@ -597,25 +769,47 @@ async fn update(
     if let Some(enabled) = changes.account_enabled {
         user.account_enabled = enabled;
     }
-    if !state.store.update_user(&user).await? {
-        return Err(ApiError::no_such("user", &id));
+    apply_profile(&mut user.profile, &changes);
+    let replace_identities = changes.identities.is_some();
+    user.identities = identities;
+    let edit = UserEdit {
+        user: &user,
+        replace_identities,
+        password_hash,
+        expected_version: if_match.user_version(),
+        now: state.clock.now(),
+    };
+    match apply_edit(&state, &edit).await {
+        Ok(true) => Ok(no_content()),
+        Ok(false) => Err(ApiError::no_such("user", &id)),
+        Err(StorageError::Conflict) => Err(ApiError::precondition_failed()),
+        Err(e) => Err(e.into()),
     }
-    if let Some(hash) = hash {
-        state
-            .store
-            .set_password_hash(&user.id, Some(&hash), state.clock.now())
-            .await?;
-    }
-    if let Some(roles) = changes.roles {
-        state
-            .store
-            .set_user_roles(&user.id, &roles, state.clock.now())
-            .await?;
-    }
-    Ok(no_content())
 }
 
-async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+/// Writes a checked edit of a user, in one transaction: the one place every
+/// administrative change of a user goes through once it is decided, and so the
+/// place for what must follow one (such as ending the user's sessions when the
+/// password or the account's state changes). `Ok(false)` if the user is gone;
+/// `Conflict` if `If-Match` named an older version.
+pub async fn apply_edit(state: &AppState, edit: &UserEdit<'_>) -> Result<bool, StorageError> {
+    let Some(version) = state.store.edit_user(edit).await? else {
+        return Ok(false);
+    };
+    tracing::info!(user_id = %edit.user.id, version, "user changed through the admin API");
+    Ok(true)
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let if_match = IfMatch::from_headers(&headers)?;
+    if if_match.is_given() {
+        let user = find(&state, &id).await?;
+        if_match.check(&user.version.to_string())?;
+    }
     if state.store.delete_user(&id, state.clock.now()).await? {
         Ok(no_content())
     } else {

@@ -19,7 +19,7 @@ use super::{
     segment, time, Admin, IdentityRow, Pair, Section, Time, View,
 };
 use crate::{
-    approvals::{self, ApprovalError},
+    approvals::{self, ApprovalError, Decider},
     pages::{request_locale, see_other, SummaryError},
     state::AppState,
 };
@@ -55,9 +55,13 @@ struct Requests {
 }
 
 /// Who decided, as a person reads it: an administrator's name and email, else the
-/// API client id that decided.
+/// API client that decided.
 async fn decider(state: &AppState, decided_by: &str) -> String {
-    match state.store.user_by_id(decided_by).await {
+    let user_id = match Decider::parse(decided_by) {
+        Decider::Application(client_id) => return format!("API client {client_id}"),
+        Decider::Admin(user_id) => user_id,
+    };
+    match state.store.user_by_id(&user_id).await {
         Ok(Some(u)) => match &u.email {
             Some(email) if display_name(&u) != *email => format!("{} ({email})", display_name(&u)),
             _ => display_name(&u),
@@ -215,7 +219,7 @@ async fn decide(
         Err(r) => return r,
     };
     let locale = request_locale(&headers, None);
-    let by = admin.user.id.clone();
+    let by = Decider::Admin(admin.user.id.clone());
     let result = match decision {
         Decision::Approve => approvals::approve(&state, &id, &by).await.map(|_| true),
         Decision::Deny => approvals::deny(&state, &id, &by).await.map(|_| true),

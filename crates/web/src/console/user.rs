@@ -142,6 +142,17 @@ pub async fn set_enabled(
             Ok(false) => return not_found(&state, locale, &admin, "console.user.not_found"),
             Err(e) => return internal(&state, locale, Some(&admin), e),
         }
+        // A disabled account's sessions end now, so enabling it again later does not
+        // bring back whoever was signed in.
+        if !enabled {
+            if let Err(e) = state
+                .store
+                .end_user_sessions(&user.id, state.clock.now())
+                .await
+            {
+                return internal(&state, locale, Some(&admin), e);
+            }
+        }
         tracing::info!(user_id = %user.id, enabled, admin = %admin.user.id, "console: user account changed");
     }
     let done = if enabled { "enabled" } else { "disabled" };

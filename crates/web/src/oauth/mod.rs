@@ -140,7 +140,10 @@ pub fn user_claims(tenant: &Tenant, user_flow: &UserFlow, user: &User) -> BTreeM
         };
         if let Some(v) = value {
             if attribute.eq_ignore_ascii_case("email") {
-                claims.insert("email_verified".to_owned(), Value::Bool(true));
+                claims.insert(
+                    "email_verified".to_owned(),
+                    Value::Bool(user.email_verified),
+                );
             }
             claims.insert(claim_name(tenant, attribute), v);
         }

@@ -217,6 +217,11 @@ async fn create_user(
         identities,
         password_hash: draft.password_hash.clone(),
         created_at: now,
+        // A flow only gets here with the address proven: by a code, or by the
+        // provider that vouched for it.
+        account_enabled: true,
+        email_verified: true,
+        profile: usher_domain::UserProfile::default(),
     };
     let user = match state.store.create_user(new_user).await {
         Ok(u) => u,
