@@ -3449,6 +3449,27 @@ async fn a_new_password_a_role_change_or_a_deletion_ends_sessions_and_tokens(bac
     );
     assert!(!single_sign_on_answers(&b, &authorize).await);
 
+    // Disabling the account ends them for good: enabling it again brings none back.
+    let (access, refresh) = live(&sign_in(NEW_PASSWORD).await);
+    for enabled in [false, true] {
+        admin
+            .done(
+                Method::PATCH,
+                &format!("/v1.0/users/{id}"),
+                json!({ "accountEnabled": enabled }),
+            )
+            .await;
+    }
+    assert_eq!(
+        refresh_public(&usher, &refresh).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        userinfo_status(&usher, &access).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(!single_sign_on_answers(&b, &authorize).await);
+
     // And so does a deletion.
     let (access, refresh) = live(&sign_in(NEW_PASSWORD).await);
     let (status, v) = admin.delete(&format!("/v1.0/users/{id}")).await;
