@@ -32,14 +32,17 @@ use usher_domain::{
 
 use crate::failure::{Failure, FailureReason};
 
-/// Keys of the contract itself, never claims.
-const CONTRACT_KEYS: [&str; 6] = [
+/// Keys of the contract itself, never claims: the answer's own, and the request's
+/// (a connector that echoes its request must not turn `step` into a token claim).
+const CONTRACT_KEYS: [&str; 8] = [
     "version",
     "action",
     "status",
     "userMessage",
     "attributeErrors",
     "code",
+    "step",
+    "ui_locales",
 ];
 
 /// Token claims a connector may not set: the protocol owns them (OpenID Connect
@@ -1140,6 +1143,18 @@ mod tests {
             panic!()
         };
         assert_eq!(token_claims.len(), 4);
+    }
+
+    #[test]
+    fn an_echoed_request_adds_no_token_claims() {
+        let ctx = ResponseContext::new(PTI, false);
+        let body = json!({"version": "1.0.0", "action": "Continue", "step": "PreTokenIssuance",
+                          "ui_locales": "en-US", "client_id": "app", "tier": "gold"});
+        let i = interpret(&ctx, 200, body.to_string().as_bytes());
+        let Interpreted::Continue { token_claims, .. } = i.outcome else {
+            panic!()
+        };
+        assert_eq!(Value::Object(token_claims), json!({"tier": "gold"}));
     }
 
     #[test]
