@@ -48,12 +48,17 @@ async fn introspect(
         return Err(TokenError::new("invalid_request", "token is missing."));
     };
     let hint = form.get("token_type_hint").map(String::as_str);
-    let server = |e: String| TokenError::server(state, e);
-    let Some(presented) = identify(state, token, hint).await.map_err(server)? else {
+    let Some(presented) = identify(state, token, hint)
+        .await
+        .map_err(|e| TokenError::server(state, e))?
+    else {
         return Ok(json!({"active": false}));
     };
     let now = state.clock.now();
-    let Some(grant) = live_grant(state, &presented, now).await.map_err(server)? else {
+    let Some((grant, _)) = live_grant(state, &presented, now)
+        .await
+        .map_err(|e| TokenError::server(state, e))?
+    else {
         return Ok(json!({"active": false}));
     };
     let issuer = &state.settings.issuer;

@@ -1,5 +1,6 @@
 //! `GET|POST /userinfo` (OIDC Core §5.3): the signed-in user's claims for a valid
-//! access token whose grant has not been revoked.
+//! access token whose grant has not been revoked (the same check as introspection's,
+//! in `oauth/tokens.rs`).
 
 use axum::{
     extract::State,
@@ -8,9 +9,11 @@ use axum::{
     Json,
 };
 use serde_json::Value;
-use usher_oidc::jose::{verify_jwt, Algorithm};
 
-use super::user_claims;
+use super::{
+    tokens::{access_claims, live_grant, LookupError, Presented},
+    user_claims,
+};
 use crate::state::AppState;
 
 pub async fn handle(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -39,56 +42,35 @@ async fn claims_for(
     state: &AppState,
     token: &str,
 ) -> Result<Option<serde_json::Map<String, Value>>, Response> {
-    let keyring = state
-        .keys
-        .keyring()
-        .await
-        .map_err(|e| super::discovery::unavailable(state, e))?;
-    let Ok(claims) = verify_jwt(
-        token,
-        &keyring.published,
-        &[Algorithm::ES256, Algorithm::RS256],
-    ) else {
-        return Ok(None);
+    let failed = |e: LookupError| match e {
+        LookupError::Keys(e) => super::discovery::unavailable(state, e),
+        LookupError::Store(e) => {
+            let reference = state.new_id();
+            tracing::error!(%reference, error = %e, "userinfo failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, Json(serde_json::json!({"error": "server_error", "error_description": format!("reference {reference}")}))).into_response()
+        }
     };
-    let now = state.clock.now().timestamp();
-    let str_claim = |k: &str| claims.get(k).and_then(Value::as_str);
-    if str_claim("iss") != Some(state.settings.issuer.as_str())
-        || claims
-            .get("exp")
-            .and_then(Value::as_i64)
-            .is_none_or(|e| e <= now)
-    {
-        return Ok(None);
-    }
     // Only user tokens have a grant; client-credentials tokens have no user.
-    let (Some(grant_id), Some(sub)) = (str_claim("grant_id"), str_claim("sub")) else {
+    let Some(claims) = access_claims(state, token).await.map_err(failed)? else {
         return Ok(None);
     };
-    let internal = |e: usher_storage::StorageError| {
-        let reference = state.new_id();
-        tracing::error!(%reference, error = %e, "userinfo failed");
-        (StatusCode::INTERNAL_SERVER_ERROR, Json(serde_json::json!({"error": "server_error", "error_description": format!("reference {reference}")}))).into_response()
-    };
-    match state.store.grant(grant_id).await.map_err(internal)? {
-        Some(g) if g.revoked_at.is_none() && g.user_id == sub => {}
-        _ => return Ok(None),
-    }
-    let Some(user) = state
-        .store
-        .user_by_id(sub)
+    let client = claims
+        .get("client_id")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let presented = Presented::Access(claims);
+    let Some((_, user)) = live_grant(state, &presented, state.clock.now())
         .await
-        .map_err(internal)?
-        .filter(|u| u.account_enabled)
+        .map_err(|e| failed(LookupError::Store(e)))?
     else {
         return Ok(None);
     };
     let mut out = serde_json::Map::new();
     out.insert("sub".into(), Value::String(user.id.clone()));
     let tenant = state.tenant();
-    let client = str_claim("client_id").and_then(|c| tenant.application(c));
+    let client = client.as_deref().and_then(|c| tenant.application(c));
     if let Some(flow) = client.and_then(|a| tenant.user_flow(&a.user_flow_id)) {
-        out.extend(user_claims(&state.tenant(), flow, &user));
+        out.extend(user_claims(&tenant, flow, &user));
     }
     Ok(Some(out))
 }
