@@ -91,15 +91,9 @@ pub struct Throttle {
 
 /// Attempts counted before they were made, to give back if they succeed.
 #[must_use = "release the reservation when the attempt succeeds"]
+#[derive(Default)]
 pub struct Reservation {
     keys: Vec<String>,
-}
-
-impl Reservation {
-    /// Nothing reserved (nothing was limited).
-    pub fn none() -> Self {
-        Self { keys: Vec::new() }
-    }
 }
 
 impl Throttle {
@@ -121,13 +115,14 @@ impl Throttle {
         limit.key(subject, |b| self.key.sign_hex(b))
     }
 
-    fn refused(&self, limit: Limit) -> Throttled {
+    /// A refusal by `limit`, counted for `/metrics`.
+    fn refuse(&self, limit: Limit, retry_after_seconds: i64) -> Throttled {
         if let Some(c) = self.refused.get(&limit) {
             c.fetch_add(1, Ordering::Relaxed);
         }
         Throttled {
             limit,
-            retry_after_seconds: 0,
+            retry_after_seconds: retry_after_seconds.max(1),
         }
     }
 
@@ -143,7 +138,7 @@ impl Throttle {
         now: chrono::DateTime<chrono::Utc>,
         limits: &[(Limit, Option<&str>)],
     ) -> Result<Reservation, Throttled> {
-        let mut reservation = Reservation { keys: Vec::new() };
+        let mut reservation = Reservation::default();
         let mut refused = None;
         for (limit, subject) in limits {
             let (rule, Some(subject)) = (self.policy.rule(*limit), subject) else {
@@ -156,10 +151,7 @@ impl Throttle {
             match store.hit_rate_limit(&key, rule.window, now).await {
                 Ok(w) => {
                     if w.hits > i64::from(rule.max) && refused.is_none() {
-                        refused = Some(Throttled {
-                            retry_after_seconds: (w.window_ends - now).num_seconds().max(1),
-                            ..self.refused(*limit)
-                        });
+                        refused = Some(self.refuse(*limit, (w.window_ends - now).num_seconds()));
                     }
                     reservation.keys.push(key);
                 }
@@ -221,6 +213,27 @@ impl AppState {
         self.throttle
             .reserve(&*self.store, self.clock.now(), limits)
             .await
+    }
+
+    /// Reserves one password attempt for the account `email` from `client`: per
+    /// account and address, per account, and per address (sign-in and the link page
+    /// count alike).
+    pub async fn reserve_password_attempt(
+        &self,
+        email: &str,
+        client: ClientAddress,
+    ) -> Result<Reservation, Throttled> {
+        let address = client.subject();
+        let account_and_address = address.as_ref().map(|a| format!("{email} {a}"));
+        self.rate_reserve(&[
+            (
+                Limit::PasswordFailuresPerAccountAndAddress,
+                account_and_address.as_deref(),
+            ),
+            (Limit::PasswordFailuresPerAccount, Some(email)),
+            (Limit::PasswordFailuresPerAddress, address.as_deref()),
+        ])
+        .await
     }
 
     pub async fn rate_release(&self, reservation: Reservation) {

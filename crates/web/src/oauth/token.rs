@@ -260,12 +260,13 @@ pub(super) async fn authenticate_client(
             ))
         }
     };
+    let known = state.tenant().application(&client_id).cloned();
     // A presented secret is counted before it is checked (per client and source
     // address, so nobody can lock a client out from elsewhere; unknown client ids
     // share one count per address), and given back when it is right.
     let reservation = match (&secret, client.subject()) {
         (Some(_), Some(address)) => {
-            let subject = match state.tenant().application(&client_id) {
+            let subject = match &known {
                 Some(_) => format!("{client_id} {address}"),
                 None => format!("unknown client {address}"),
             };
@@ -277,9 +278,9 @@ pub(super) async fn authenticate_client(
                 .await
                 .map_err(TokenError::throttled)?
         }
-        _ => crate::throttle::Reservation::none(),
+        _ => crate::throttle::Reservation::default(),
     };
-    let Some(app) = state.tenant().application(&client_id).cloned() else {
+    let Some(app) = known else {
         // Same work as a wrong secret, so probing client ids learns nothing.
         if let Some(s) = secret {
             let _ = state.hasher.verify(s, None).await;

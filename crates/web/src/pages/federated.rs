@@ -205,25 +205,7 @@ pub async fn link_with_password(
         );
         return render_step(&state, &loaded, fb, StatusCode::BAD_REQUEST);
     }
-    let address = client.subject();
-    let account_and_address = address.as_ref().map(|a| format!("{} {a}", link.email));
-    let reservation = match state
-        .rate_reserve(&[
-            (
-                usher_domain::Limit::PasswordFailuresPerAccountAndAddress,
-                account_and_address.as_deref(),
-            ),
-            (
-                usher_domain::Limit::PasswordFailuresPerAccount,
-                Some(link.email.as_str()),
-            ),
-            (
-                usher_domain::Limit::PasswordFailuresPerAddress,
-                address.as_deref(),
-            ),
-        ])
-        .await
-    {
+    let reservation = match state.reserve_password_attempt(&link.email, client).await {
         Ok(r) => r,
         Err(t) => return super::throttled_page(&state, &loaded, t),
     };

@@ -14,7 +14,6 @@ use super::{
     Feedback, PageError,
 };
 use crate::state::AppState;
-use usher_domain::Limit;
 
 pub async fn post(
     State(state): State<AppState>,
@@ -68,19 +67,7 @@ pub async fn post(
     // account, so the refusal says nothing about which addresses do.
     // The attempt is counted before the password is checked, so a burst of parallel
     // guesses cannot all pass; a right password gives its count back.
-    let address = client.subject();
-    let account_and_address = address.as_ref().map(|a| format!("{email} {a}"));
-    let reservation = match state
-        .rate_reserve(&[
-            (
-                Limit::PasswordFailuresPerAccountAndAddress,
-                account_and_address.as_deref(),
-            ),
-            (Limit::PasswordFailuresPerAccount, Some(email.as_str())),
-            (Limit::PasswordFailuresPerAddress, address.as_deref()),
-        ])
-        .await
-    {
+    let reservation = match state.reserve_password_attempt(&email, client).await {
         Ok(r) => r,
         Err(t) => return throttled_page(&state, &loaded, t),
     };
