@@ -833,6 +833,13 @@ async fn refresh_tokens_single_use(ctx: Ctx) {
         matches!(e, StorageError::AlreadyExists)
     });
 
+    // Looking redeems nothing.
+    assert_eq!(
+        store.refresh_token("rt-hash-1").await.unwrap(),
+        Some(token.clone())
+    );
+    assert_eq!(store.refresh_token("rt-unknown").await.unwrap(), None);
+
     let now = t0() + Duration::hours(2);
     let (fresh, replayed) = redeem_concurrently(16, || {
         let store = store.clone();
@@ -851,8 +858,9 @@ async fn refresh_tokens_single_use(ctx: Ctx) {
             .redeem_refresh_token("rt-hash-1", now + Duration::hours(1))
             .await
             .unwrap(),
-        Some(Redemption::Replayed(used))
+        Some(Redemption::Replayed(used.clone()))
     );
+    assert_eq!(store.refresh_token("rt-hash-1").await.unwrap(), Some(used));
     assert_eq!(
         store.redeem_refresh_token("rt-unknown", now).await.unwrap(),
         None
