@@ -288,6 +288,7 @@ pub async fn build(config: &Config, overrides: Overrides) -> anyhow::Result<AppS
         &config.federation,
     )
     .context("the identity providers are misconfigured")?;
+    usher_web::state::resolve_stored_identities(store.as_ref(), &compiled.federation).await;
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);

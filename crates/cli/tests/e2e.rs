@@ -2206,16 +2206,35 @@ async fn federated_sign_up_through_an_upstream_usher(backend: Backend) {
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     assert!(r.location().starts_with(CALLBACK));
     let store = down_env.store().await;
-    let user = store
-        .user_by_identity(
+    // Keyed by the upstream's exact issuer; the contract's issuer is its host.
+    let from_upstream = usher_domain::Identity {
+        exact_issuer: Some(upstream.issuer.trim_end_matches('/').to_owned()),
+        ..usher_domain::Identity::new(
             usher_domain::SignInType::Federated,
             "127.0.0.1",
-            &upstream_sub,
+            upstream_sub.as_str(),
         )
+    };
+    let user = store
+        .user_by_provider_identity(&from_upstream, false)
         .await
         .unwrap()
         .expect("the downstream user has the upstream identity");
     assert_eq!(user.email.as_deref(), Some("fed@example.com"));
+    assert_eq!(user.identities, std::slice::from_ref(&from_upstream));
+
+    // As if stored before exact issuers were kept (or entered by an administrator):
+    // the identity knows only the host. The next sign-in is the same user's, and
+    // gives it the exact issuer back.
+    let unresolved = usher_domain::Identity {
+        exact_issuer: None,
+        ..from_upstream.clone()
+    };
+    assert!(store.set_identities(&user.id, &[]).await.unwrap());
+    assert!(store
+        .set_identities(&user.id, std::slice::from_ref(&unresolved))
+        .await
+        .unwrap());
 
     // Second visit: a sign-in, no connectors.
     let calls = api.bodies().len();
@@ -2228,6 +2247,14 @@ async fn federated_sign_up_through_an_upstream_usher(backend: Backend) {
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     assert!(r.location().starts_with(CALLBACK), "{}", r.location());
     assert_eq!(api.bodies().len(), calls, "no connector on sign-in");
+    assert_eq!(
+        store
+            .user_by_provider_identity(&from_upstream, false)
+            .await
+            .unwrap()
+            .map(|u| (u.id, u.identities)),
+        Some((user.id.clone(), vec![from_upstream.clone()]))
+    );
 
     // Single sign-on answers only where the provider of the session is offered: the
     // same application at once, an application whose flow offers only local accounts

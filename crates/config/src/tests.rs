@@ -2776,18 +2776,17 @@ fn every_provider_setting_is_read() {
 }
 
 #[test]
-fn providers_sharing_an_identity_issuer_are_refused() {
+fn providers_sharing_an_issuer_are_refused() {
     let oidc = |id: &str, issuer: &str| {
         format!("[[identity_providers]]\nid = \"{id}\"\ntype = \"oidc\"\nclient_id = \"c\"\nclient_secret = {{ value = \"s\" }}\nissuer = \"{issuer}\"\n")
     };
-    // One host, two ports: both providers' identities would have the issuer
-    // `id.example`, so the second is refused, where it is declared.
+    // The same issuer, typed twice: the second is refused, where it is declared.
     let text =
-        oidc("first", "https://id.example:8443") + &oidc("second", "https://ID.example:9443/t");
+        oidc("first", "https://id.example:8443/t/") + &oidc("second", "https://ID.example:8443/t");
     let e = assert_error(
         &text,
         "identity_providers[1].id",
-        "identity providers \"first\" and \"second\" would both record identities with the issuer",
+        "identity providers \"first\" and \"second\" have the same issuer",
     );
     assert!(e
         .message
@@ -2797,8 +2796,14 @@ fn providers_sharing_an_identity_issuer_are_refused() {
     assert_error(
         &(provider("google", "") + &oidc("g2", "https://accounts.google.com")),
         "identity_providers[1].id",
-        "\"google.com\"",
+        "\"https://accounts.google.com\"",
     );
+    // One host, two ports or paths: two issuers, two populations of users.
+    load_str(
+        &(oidc("first", "https://id.example:8443") + &oidc("second", "https://ID.example:9443/t")),
+        &[],
+    )
+    .unwrap();
     // Different hosts are fine.
     load_str(
         &(oidc("first", "https://a.example") + &oidc("second", "https://b.example")),

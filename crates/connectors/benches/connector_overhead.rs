@@ -153,6 +153,7 @@ async fn run(calls: usize) {
         sign_in_type: SignInType::Federated,
         issuer: "google.com".into(),
         issuer_assigned_id: "123".into(),
+        exact_issuer: None,
     }];
     let ids = vec!["bench".to_owned()];
     let through_usher = || async {

@@ -308,11 +308,13 @@ mod tests {
                 sign_in_type: SignInType::Federated,
                 issuer: "facebook.com".into(),
                 issuer_assigned_id: "0123456789".into(),
+                exact_issuer: None,
             },
             Identity {
                 sign_in_type: SignInType::EmailAddress,
                 issuer: "usher".into(),
                 issuer_assigned_id: "john@fabrikam.com".into(),
+                exact_issuer: None,
             },
         ];
         let req = request(

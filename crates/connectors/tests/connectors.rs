@@ -123,6 +123,7 @@ fn identities() -> Vec<Identity> {
         sign_in_type: SignInType::Federated,
         issuer: "facebook.com".into(),
         issuer_assigned_id: "0123456789".into(),
+        exact_issuer: None,
     }]
 }
 

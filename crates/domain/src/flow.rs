@@ -863,6 +863,7 @@ mod tests {
             sign_in_type: SignInType::Federated,
             issuer: "google.com".into(),
             issuer_assigned_id: "123".into(),
+            exact_issuer: None,
         }
     }
 
@@ -1067,6 +1068,7 @@ mod tests {
                     sign_in_type: SignInType::Federated,
                     issuer: "mail".into(),
                     issuer_assigned_id: "o@example.com".into(),
+                    exact_issuer: None,
                 },
                 "o@example.com".into(),
                 AttributeValues::new(),

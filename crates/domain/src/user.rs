@@ -32,14 +32,39 @@ impl SignInType {
     }
 }
 
-/// One way a user signs in. `(sign_in_type, issuer, issuer_assigned_id)` is unique
-/// across the directory.
+/// One way a user signs in. `(sign_in_type, issuer, issuer_assigned_id, exact_issuer)`
+/// is unique across the directory.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Identity {
     pub sign_in_type: SignInType,
+    /// The issuer as the API connector contract and Graph show it: the tenant's
+    /// domain for local accounts, `mail` for email one-time passcodes, and for an
+    /// upstream provider a short name (`google.com`, or its issuer URL's host) that
+    /// two providers can share.
     pub issuer: String,
     pub issuer_assigned_id: String,
+    /// For an identity an upstream provider vouched for: that provider's exact issuer
+    /// (the ID token's `iss`; a fixed authority for OAuth-only providers). A returning
+    /// identity is found by this and the subject, so two providers on one host are
+    /// two populations. `None` for local and passcode identities, and for federated
+    /// ones an administrator entered or that were stored before exact issuers were
+    /// kept: the first provider with that short issuer takes those on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exact_issuer: Option<String>,
+}
+
+impl Identity {
+    /// An identity known only by the contract's fields (local accounts, passcodes,
+    /// what an administrator entered).
+    pub fn new(sign_in_type: SignInType, issuer: impl Into<String>, id: impl Into<String>) -> Self {
+        Self {
+            sign_in_type,
+            issuer: issuer.into(),
+            issuer_assigned_id: id.into(),
+            exact_issuer: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

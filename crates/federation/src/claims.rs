@@ -18,7 +18,9 @@ use serde_json::{Map, Value};
 use usher_domain::attribute::{check_text, is_plausible_email, normalize_email};
 use usher_domain::{AttributeValue, AttributeValues, BuiltInAttribute, Identity, SignInType};
 
-use crate::config::{ClaimMapping, ProviderConfig, ProviderKind, MICROSOFT_CONSUMERS_TENANT_ID};
+use crate::config::{
+    ClaimMapping, ProviderConfig, ProviderKind, GOOGLE_ISSUER, MICROSOFT_CONSUMERS_TENANT_ID,
+};
 use crate::error::FederationError;
 
 /// A federated identity as Usher records it.
@@ -56,6 +58,9 @@ pub(crate) struct ProfileContext<'a> {
     pub provider_id: &'a str,
     pub kind: &'a ProviderKind,
     pub identity_issuer: &'a str,
+    /// What identities are keyed by when the provider's answer names no issuer
+    /// (OAuth-only kinds); see [`exact_issuer`].
+    pub exact_issuer: &'a str,
     pub mapping: &'a ClaimMapping,
 }
 
@@ -95,17 +100,69 @@ pub fn identity_issuer(kind: &ProviderKind) -> Result<String, FederationError> {
     })
 }
 
-/// Two providers whose identities would carry the same issuer.
+/// An issuer as identities are keyed by it: without a trailing slash (operators type
+/// issuers by hand, and discovery accepts either), and Google's bare
+/// `accounts.google.com` with its scheme.
+pub fn normalize_exact_issuer(issuer: &str) -> String {
+    let issuer = issuer.trim().trim_end_matches('/');
+    if issuer.eq_ignore_ascii_case("accounts.google.com") {
+        GOOGLE_ISSUER.to_owned()
+    } else {
+        issuer.to_owned()
+    }
+}
+
+/// The exact issuer a provider's identities are keyed by, as far as its configuration
+/// says: the configured (and discovered) issuer of OpenID Connect kinds, a fixed
+/// authority for the OAuth-only ones (the API's origin, so that GitHub Enterprise is
+/// not github.com), the configured identity issuer of generic OAuth 2.0. For
+/// Microsoft this is the issuer of the configured tenant; a multi-tenant Microsoft
+/// provider's identities are keyed by each token's own `iss` instead.
+pub fn exact_issuer(config: &ProviderConfig) -> Result<String, FederationError> {
+    let origin_of = |url: Option<&String>, default: &str| -> String {
+        url.and_then(|u| url::Url::parse(u).ok())
+            .map(|u| u.origin().ascii_serialization())
+            .filter(|o| o != "null")
+            .unwrap_or_else(|| default.to_owned())
+    };
+    Ok(normalize_exact_issuer(&match &config.kind {
+        ProviderKind::Oidc { issuer } => issuer.clone(),
+        ProviderKind::Google => config
+            .endpoints
+            .issuer
+            .clone()
+            .unwrap_or_else(|| GOOGLE_ISSUER.to_owned()),
+        ProviderKind::Microsoft { tenant } => match &config.endpoints.issuer {
+            Some(issuer) => issuer.clone(),
+            None => format!(
+                "https://login.microsoftonline.com/{}/v2.0",
+                tenant.to_ascii_lowercase()
+            ),
+        },
+        ProviderKind::Facebook => origin_of(
+            config.endpoints.userinfo_endpoint.as_ref(),
+            "https://graph.facebook.com",
+        ),
+        ProviderKind::GitHub => origin_of(
+            config.endpoints.userinfo_endpoint.as_ref(),
+            "https://api.github.com",
+        ),
+        ProviderKind::OAuth2 { .. } => identity_issuer(&config.kind)?,
+    }))
+}
+
+/// Two providers whose identities would be keyed by the same exact issuer.
 ///
-/// A user is found by issuer and subject, so two such providers could each vouch for
-/// a subject the other one assigned: someone who holds subject `x` at the second
-/// would be signed in as the user with subject `x` at the first. Such a pair is
-/// refused wherever providers are configured.
+/// A user is found by exact issuer and subject, so two such providers could each
+/// vouch for a subject the other one assigned: someone who holds subject `x` at the
+/// second would be signed in as the user with subject `x` at the first. Such a pair
+/// is refused wherever providers are configured. Providers that merely share a host
+/// (and so the contract's short issuer) are two populations and may coexist.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "identity providers {first:?} and {second:?} would both record identities with the \
-     issuer {issuer:?}, so a user of one could sign in as a user of the other; \
-     configure at most one provider per issuer"
+    "identity providers {first:?} and {second:?} have the same issuer {issuer:?}, so a \
+     user of one could sign in as a user of the other; configure at most one provider \
+     per issuer"
 )]
 pub struct SharedIssuer {
     pub first: String,
@@ -113,23 +170,20 @@ pub struct SharedIssuer {
     pub issuer: String,
 }
 
-/// The first pair of `providers` (in order) that share an identity issuer.
-/// Providers whose issuer cannot be worked out are skipped: they are refused for
-/// that reason on their own.
+/// The first pair of `providers` (in order) that share an exact issuer. Providers
+/// whose issuer cannot be worked out are skipped: they are refused for that reason
+/// on their own.
 pub fn shared_identity_issuer<'a>(
     providers: impl IntoIterator<Item = &'a ProviderConfig>,
 ) -> Option<SharedIssuer> {
     let mut seen: Vec<(String, &ProviderConfig)> = Vec::new();
     for p in providers {
-        let Ok(issuer) = identity_issuer(&p.kind) else {
+        let Ok(issuer) = exact_issuer(p) else {
             continue;
         };
-        // Issuers are compared as Usher stores them; host names ignore case.
+        // Scheme and host ignore case; so, to be safe, does the rest.
         let key = issuer.to_ascii_lowercase();
-        let clash = seen
-            .iter()
-            .find(|(k, first)| *k == key && !distinct_microsoft_tenants(&first.kind, &p.kind));
-        if let Some((_, first)) = clash {
+        if let Some((_, first)) = seen.iter().find(|(k, _)| *k == key) {
             return Some(SharedIssuer {
                 first: first.id.clone(),
                 second: p.id.clone(),
@@ -139,19 +193,6 @@ pub fn shared_identity_issuer<'a>(
         seen.push((key, p));
     }
     None
-}
-
-/// Microsoft providers of different tenants (work and school `organizations` beside
-/// personal `consumers`, say) may coexist: Microsoft assigns every subject itself,
-/// unique per user and application whatever the tenant, so nobody can hold at one
-/// tenant the subject of someone at another.
-fn distinct_microsoft_tenants(a: &ProviderKind, b: &ProviderKind) -> bool {
-    match (a, b) {
-        (ProviderKind::Microsoft { tenant: x }, ProviderKind::Microsoft { tenant: y }) => {
-            !x.eq_ignore_ascii_case(y)
-        }
-        _ => false,
-    }
 }
 
 /// The value at `path`: the claim of that exact name if there is one (claim names
@@ -278,11 +319,16 @@ pub(crate) fn verified_email(
     verified.then_some(email)
 }
 
-fn identity(ctx: &ProfileContext<'_>, subject: String) -> Identity {
+/// `token_issuer`: the validated `iss` of an ID token, which names the exact issuer
+/// (for a multi-tenant Microsoft provider, the user's own tenant).
+fn identity(ctx: &ProfileContext<'_>, subject: String, token_issuer: Option<&str>) -> Identity {
     Identity {
         sign_in_type: SignInType::Federated,
         issuer: ctx.identity_issuer.to_owned(),
         issuer_assigned_id: subject,
+        exact_issuer: Some(normalize_exact_issuer(
+            token_issuer.unwrap_or(ctx.exact_issuer),
+        )),
     }
 }
 
@@ -295,7 +341,7 @@ pub(crate) fn oidc_identity(
         subject_from(claims.get("sub")).ok_or_else(|| FederationError::id_token("subject"))?;
     Ok(ExternalIdentity {
         provider_id: ctx.provider_id.to_owned(),
-        identity: identity(ctx, subject),
+        identity: identity(ctx, subject, claims.get("iss").and_then(Value::as_str)),
         email: verified_email(ctx.kind, ctx.mapping, &claims),
         attributes: map_attributes(ctx.mapping, &claims),
         raw_claims: claims,
@@ -311,7 +357,7 @@ pub(crate) fn facebook_identity(
         .ok_or_else(|| FederationError::userinfo(None, "Facebook /me has no usable id"))?;
     Ok(ExternalIdentity {
         provider_id: ctx.provider_id.to_owned(),
-        identity: identity(ctx, subject),
+        identity: identity(ctx, subject, None),
         email: verified_email(ctx.kind, ctx.mapping, &me),
         attributes: map_attributes(ctx.mapping, &me),
         raw_claims: me,
@@ -337,7 +383,7 @@ pub(crate) fn github_identity(
     }
     Ok(ExternalIdentity {
         provider_id: ctx.provider_id.to_owned(),
-        identity: identity(ctx, subject),
+        identity: identity(ctx, subject, None),
         email,
         attributes,
         raw_claims: user,
@@ -368,7 +414,7 @@ pub(crate) fn oauth2_identity(
     })?;
     Ok(ExternalIdentity {
         provider_id: ctx.provider_id.to_owned(),
-        identity: identity(ctx, subject),
+        identity: identity(ctx, subject, None),
         email: verified_email(ctx.kind, ctx.mapping, &info),
         attributes: map_attributes(ctx.mapping, &info),
         raw_claims: info,
@@ -401,29 +447,73 @@ mod tests {
         let pair = |a: ProviderKind, b: ProviderKind| {
             shared_identity_issuer(&[p("a", a), p("b", b)]).map(|s| s.issuer)
         };
+        // One host, two issuers: two populations, no clash.
         assert_eq!(
             pair(oidc("https://id.example:1"), oidc("https://ID.example:2/x")),
-            Some("id.example".into())
+            None
+        );
+        assert_eq!(
+            pair(oidc("https://id.example/a"), oidc("https://id.example/b")),
+            None
+        );
+        // The same issuer, however it is typed.
+        assert_eq!(
+            pair(oidc("https://id.example/x/"), oidc("https://ID.example/x")),
+            Some("https://ID.example/x".into())
         );
         assert_eq!(
             pair(oidc("https://a.example"), oidc("https://b.example")),
             None
         );
         assert_eq!(
-            pair(ProviderKind::Google, oidc("https://accounts.google.com")),
-            Some("google.com".into())
+            pair(ProviderKind::Google, oidc("https://accounts.google.com/")),
+            Some("https://accounts.google.com".into())
         );
         assert_eq!(
             pair(ProviderKind::GitHub, ProviderKind::GitHub),
-            Some("github.com".into())
+            Some("https://api.github.com".into())
         );
+        // GitHub Enterprise is another GitHub.
+        let mut enterprise = p("b", ProviderKind::GitHub);
+        enterprise.endpoints.userinfo_endpoint = Some("https://ghe.example/api/v3/user".into());
+        assert!(shared_identity_issuer(&[p("a", ProviderKind::GitHub), enterprise]).is_none());
         assert_eq!(pair(ms("organizations"), ms("consumers")), None);
         assert!(pair(ms("common"), ms("Common")).is_some());
         assert!(pair(
-            ms("common"),
-            oidc("https://login.microsoftonline.com/t/v2.0")
+            ms("9188040d-6c67-4c5b-b112-36a304b66dad"),
+            oidc("https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0")
         )
         .is_some());
+    }
+
+    #[test]
+    fn identities_carry_the_exact_issuer() {
+        let mapping = ClaimMapping::default();
+        let kind = ProviderKind::Microsoft {
+            tenant: "common".into(),
+        };
+        let ctx = ProfileContext {
+            provider_id: "ms",
+            kind: &kind,
+            identity_issuer: "login.microsoftonline.com",
+            exact_issuer: "https://login.microsoftonline.com/common/v2.0",
+            mapping: &mapping,
+        };
+        let claims = obj(json!({
+            "iss": "https://login.microsoftonline.com/72f988bf-0000-0000-0000-000000000000/v2.0",
+            "sub": "abc",
+        }));
+        let id = oidc_identity(&ctx, claims).unwrap().identity;
+        assert_eq!(id.issuer, "login.microsoftonline.com");
+        assert_eq!(
+            id.exact_issuer.as_deref(),
+            Some("https://login.microsoftonline.com/72f988bf-0000-0000-0000-000000000000/v2.0")
+        );
+        assert_eq!(normalize_exact_issuer("accounts.google.com"), GOOGLE_ISSUER);
+        assert_eq!(
+            normalize_exact_issuer("https://id.example/x/"),
+            "https://id.example/x"
+        );
     }
 
     use super::*;
@@ -593,6 +683,7 @@ mod tests {
                 sign_in_type: SignInType::Federated,
                 issuer: "x".into(),
                 issuer_assigned_id: "1".into(),
+                exact_issuer: None,
             },
             email: None,
             attributes: AttributeValues::new(),

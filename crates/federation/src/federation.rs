@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, Value};
 use url::Url;
-use usher_domain::Clock;
+use usher_domain::{Clock, Identity};
 use usher_oidc::pkce;
 
 use crate::claims::{self, ExternalIdentity, ProfileContext};
@@ -99,6 +99,7 @@ struct OAuthEndpoints {
 struct Provider {
     config: ProviderConfig,
     identity_issuer: String,
+    exact_issuer: String,
     mapping: ClaimMapping,
     discovery: Option<DiscoverySource>,
     oauth: Option<OAuthEndpoints>,
@@ -113,6 +114,7 @@ impl Provider {
             provider_id: &self.config.id,
             kind: &self.config.kind,
             identity_issuer: &self.identity_issuer,
+            exact_issuer: &self.exact_issuer,
             mapping: &self.mapping,
         }
     }
@@ -209,6 +211,63 @@ impl Federation {
             .iter()
             .find(|p| p.config.id.eq_ignore_ascii_case(id))
             .map(|p| &p.config)
+    }
+
+    /// The provider that vouched for `identity`: the first in service whose exact
+    /// issuer it carries (for Microsoft, any issuer on Microsoft's origin the
+    /// provider accepts), or, for an identity without one, the first whose short
+    /// issuer it carries.
+    pub fn provider_for(&self, identity: &Identity) -> Option<&ProviderConfig> {
+        let usable = || self.providers.iter().filter(|p| p.refused.is_none());
+        let found = match identity.exact_issuer.as_deref() {
+            Some(exact) => usable()
+                .find(|p| p.exact_issuer.eq_ignore_ascii_case(exact))
+                .or_else(|| {
+                    usable().find(|p| {
+                        matches!(p.config.kind, ProviderKind::Microsoft { .. })
+                            && same_origin(&p.exact_issuer, exact)
+                    })
+                }),
+            None => usable().find(|p| p.identity_issuer.eq_ignore_ascii_case(&identity.issuer)),
+        };
+        found.map(|p| &p.config)
+    }
+
+    /// Whether provider `id` owns the identities stored with its short issuer but no
+    /// exact issuer (made before exact issuers were kept, or entered by an
+    /// administrator): the first provider in service with that short issuer does.
+    /// Any Microsoft provider does for Microsoft's: Microsoft's subjects are unique
+    /// per user and application across all tenants, so no two accounts share one.
+    pub fn takes_on_unresolved(&self, id: &str) -> bool {
+        let Ok((_, provider)) = self.find(id) else {
+            return false;
+        };
+        if matches!(provider.config.kind, ProviderKind::Microsoft { .. }) {
+            return true;
+        }
+        self.providers
+            .iter()
+            .filter(|p| p.refused.is_none())
+            .find(|p| {
+                p.identity_issuer
+                    .eq_ignore_ascii_case(&provider.identity_issuer)
+            })
+            .is_some_and(|first| std::ptr::eq(first, provider))
+    }
+
+    /// For every provider in service that owns the stored identities of its short
+    /// issuer (see [`Self::takes_on_unresolved`]) and has one exact issuer: the
+    /// short issuer and the exact one, so that those identities can be given it when
+    /// Usher starts. A multi-tenant Microsoft provider has no single exact issuer;
+    /// its users' identities are taken on as they sign in.
+    pub fn identity_owners(&self) -> Vec<(String, String)> {
+        self.providers
+            .iter()
+            .filter(|p| p.refused.is_none())
+            .filter(|p| !matches!(p.config.kind, ProviderKind::Microsoft { .. }))
+            .filter(|p| self.takes_on_unresolved(&p.config.id))
+            .map(|p| (p.identity_issuer.clone(), p.exact_issuer.clone()))
+            .collect()
     }
 
     fn find(&self, id: &str) -> Result<(usize, &Provider), FederationError> {
@@ -802,6 +861,7 @@ fn resolve(config: ProviderConfig, http: &Http) -> Result<Provider, FederationEr
         return Err(misconfigured("client_id is empty"));
     }
     let identity_issuer = claims::identity_issuer(&config.kind)?;
+    let exact_issuer = claims::exact_issuer(&config)?;
     let overrides = &config.endpoints;
     let checked = |url: &str, what: &str| http.check_url(url, what);
     for (value, what) in [
@@ -944,9 +1004,18 @@ fn resolve(config: ProviderConfig, http: &Http) -> Result<Provider, FederationEr
     Ok(Provider {
         config,
         identity_issuer,
+        exact_issuer,
         mapping,
         discovery,
         oauth,
         refused: None,
     })
+}
+
+/// Whether two URLs have the same origin (scheme, host and port).
+fn same_origin(a: &str, b: &str) -> bool {
+    match (Url::parse(a), Url::parse(b)) {
+        (Ok(a), Ok(b)) => a.origin() == b.origin(),
+        _ => false,
+    }
 }

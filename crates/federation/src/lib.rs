@@ -23,7 +23,10 @@ mod http;
 mod id_token;
 mod oauth;
 
-pub use claims::{identity_issuer, shared_identity_issuer, ExternalIdentity, SharedIssuer};
+pub use claims::{
+    exact_issuer, identity_issuer, normalize_exact_issuer, shared_identity_issuer,
+    ExternalIdentity, SharedIssuer,
+};
 pub use config::{
     ClaimMapping, ClientAuthMethod, EndpointOverrides, FederationSettings, ProviderConfig,
     ProviderKind, FACEBOOK_GRAPH_VERSION, GOOGLE_ISSUER, MICROSOFT_CONSUMERS_TENANT_ID,
@@ -122,6 +125,7 @@ mod fuzz {
                     provider_id: "p",
                     kind,
                     identity_issuer: "x",
+                    exact_issuer: "https://x",
                     mapping: &mapping,
                 };
                 let map = object(value.clone());

@@ -606,30 +606,82 @@ async fn a_jwks_whose_one_key_has_no_kid_is_used() {
 }
 
 #[tokio::test]
-async fn the_second_provider_with_the_same_identity_issuer_is_out_of_service() {
+async fn two_providers_on_one_host_are_two_populations() {
     // Two providers on one host, each with its own keys and users, both saying
-    // `sub: user-1`: the identity issuer is the host for both.
+    // `sub: user-1`: the contract's short issuer is the host for both, but each
+    // identity carries its provider's exact issuer.
     let first = Op::start().await;
     let second = Op::start().await;
     let mut other = second.provider();
     other.id = "fabrikam-oidc".into();
     let providers = vec![first.provider(), other];
+    assert_eq!(usher_federation::shared_identity_issuer(&providers), None);
+
+    let fed = federation(providers, &MockClock::default());
+    let a = sign_in(&fed, "contoso-oidc").await.unwrap().identity;
+    let b = sign_in(&fed, "fabrikam-oidc").await.unwrap().identity;
+    assert_eq!(
+        (a.issuer.as_str(), b.issuer.as_str()),
+        ("127.0.0.1", "127.0.0.1")
+    );
+    assert_eq!(a.issuer_assigned_id, b.issuer_assigned_id);
+    assert_eq!(
+        a.exact_issuer.as_deref(),
+        Some(first.base().trim_end_matches('/'))
+    );
+    assert_eq!(
+        b.exact_issuer.as_deref(),
+        Some(second.base().trim_end_matches('/'))
+    );
+    assert_ne!(a.exact_issuer, b.exact_issuer);
+    assert_eq!(
+        fed.provider_for(&a).map(|p| p.id.as_str()),
+        Some("contoso-oidc")
+    );
+    assert_eq!(
+        fed.provider_for(&b).map(|p| p.id.as_str()),
+        Some("fabrikam-oidc")
+    );
+    // Identities stored without an exact issuer belong to the first of them.
+    assert!(fed.takes_on_unresolved("contoso-oidc"));
+    assert!(!fed.takes_on_unresolved("fabrikam-oidc"));
+    assert_eq!(
+        fed.identity_owners(),
+        [(
+            "127.0.0.1".to_owned(),
+            first.base().trim_end_matches('/').to_owned()
+        )]
+    );
+}
+
+#[tokio::test]
+async fn the_second_provider_with_the_same_issuer_is_out_of_service() {
+    // One provider configured twice under two ids: the same issuer and subjects.
+    let op = Op::start().await;
+    let mut again = op.provider();
+    again.id = "fabrikam-oidc".into();
+    let providers = vec![op.provider(), again];
     let shared = usher_federation::shared_identity_issuer(&providers).unwrap();
     assert_eq!(
         (shared.first.as_str(), shared.second.as_str()),
         ("contoso-oidc", "fabrikam-oidc")
     );
-    assert!(shared.to_string().contains("\"127.0.0.1\""), "{shared}");
+    assert!(
+        shared.to_string().contains("have the same issuer"),
+        "{shared}"
+    );
 
     let fed = federation(providers, &MockClock::default());
     let identity = sign_in(&fed, "contoso-oidc").await.unwrap();
     assert_eq!(identity.identity.issuer_assigned_id, "user-1");
+    let fetches = op.state().discovery_fetches;
     let err = sign_in(&fed, "fabrikam-oidc").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Misconfigured);
     assert!(err.to_string().contains("\"contoso-oidc\""), "{err}");
-    // Nobody was sent to the second provider.
-    assert_eq!(second.state().discovery_fetches, 0);
+    // Nobody was sent to the provider for the second one.
+    assert_eq!(op.state().discovery_fetches, fetches);
     assert!(fed.provider("fabrikam-oidc").is_some());
+    assert!(!fed.takes_on_unresolved("fabrikam-oidc"));
 }
 
 #[tokio::test]
@@ -1176,8 +1228,10 @@ async fn oversized_answers_and_redirects_are_refused() {
 #[tokio::test]
 async fn authorization_urls_for_every_kind() {
     let op = Op::start().await;
+    // Google at a provider of its own: two providers with one issuer are refused.
+    let google_op = Op::start().await;
     let mut google = ProviderConfig::new("google", ProviderKind::Google, CLIENT_ID, secret());
-    google.endpoints.issuer = Some(op.base());
+    google.endpoints.issuer = Some(google_op.base());
     let mut ms = microsoft(&op);
     ms.scopes = vec!["openid".into(), "email".into()];
     let github = ProviderConfig::new("github", ProviderKind::GitHub, CLIENT_ID, secret());
@@ -1207,7 +1261,7 @@ async fn authorization_urls_for_every_kind() {
         ),
         (
             "google",
-            format!("{}/authorize", op.base()),
+            format!("{}/authorize", google_op.base()),
             "openid email profile",
             true,
         ),

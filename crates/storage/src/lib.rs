@@ -54,12 +54,30 @@ pub trait UserRepository: Send + Sync {
     /// written then); `AlreadyExists` if the id is taken.
     async fn create_user(&self, user: NewUser) -> Result<User>;
     async fn user_by_id(&self, id: &str) -> Result<Option<User>>;
+    /// The user with this identity among those without an exact issuer (local,
+    /// passcode and administrator-entered ones).
     async fn user_by_identity(
         &self,
         sign_in_type: SignInType,
         issuer: &str,
         issuer_assigned_id: &str,
     ) -> Result<Option<User>>;
+    /// The user with an identity an upstream provider vouched for: found by its
+    /// exact issuer and subject. When nobody has it and `take_on_unresolved` is set
+    /// (the provider is the one that owns identities stored without an exact issuer,
+    /// see [`Identity::exact_issuer`]), an identity with the same issuer and subject
+    /// and no exact issuer is given this one and its user returned. Without an exact
+    /// issuer, the same as [`Self::user_by_identity`].
+    async fn user_by_provider_identity(
+        &self,
+        identity: &Identity,
+        take_on_unresolved: bool,
+    ) -> Result<Option<User>>;
+    /// Gives every federated identity with short issuer `issuer` and no exact issuer
+    /// the exact issuer `exact_issuer`: what identities stored before exact issuers
+    /// were kept, or entered by an administrator, get from the provider they belong
+    /// to. Returns how many changed.
+    async fn resolve_identities(&self, issuer: &str, exact_issuer: &str) -> Result<u64>;
     /// Users whose verified email is `email` (already normalised to lower case).
     async fn users_by_email(&self, email: &str) -> Result<Vec<User>>;
     /// Adds an identity to an existing user (linking). `Ok(false)` if there is no such

@@ -49,6 +49,10 @@ impl PgStore {
             7,
             include_str!("../migrations/postgres/0007_user_versions.sql"),
         ),
+        (
+            8,
+            include_str!("../migrations/postgres/0008_exact_issuers.sql"),
+        ),
     ];
 
     /// Opens `postgres://…` (or `postgresql://…`).

@@ -94,6 +94,18 @@ pub(crate) fn insert_error(e: sqlx::Error) -> StorageError {
     backend(e)
 }
 
+/// Whether two identities are the same account: the contract's fields agree, and so
+/// do their exact issuers where both are known.
+pub(crate) fn same_identity(a: &usher_domain::Identity, b: &usher_domain::Identity) -> bool {
+    a.sign_in_type == b.sign_in_type
+        && a.issuer == b.issuer
+        && a.issuer_assigned_id == b.issuer_assigned_id
+        && match (&a.exact_issuer, &b.exact_issuer) {
+            (Some(x), Some(y)) => x == y,
+            _ => true,
+        }
+}
+
 /// The migration that added `users.display_name_lower`; `migrate` fills the column
 /// in for existing users right after running it, in the same transaction.
 pub(crate) const DISPLAY_NAME_MIGRATION: i64 = 4;
@@ -322,6 +334,8 @@ macro_rules! impl_store {
                     })?,
                     issuer: col(row, "issuer")?,
                     issuer_assigned_id: col(row, "issuer_assigned_id")?,
+                    exact_issuer: Some(col::<String>(row, "exact_issuer")?)
+                        .filter(|e| !e.is_empty()),
                 })
             }
 
@@ -559,7 +573,7 @@ macro_rules! impl_store {
             impl $store {
                 async fn identities_of(&self, user_id: &str) -> Result<Vec<Identity>> {
                     ::sqlx::query(
-                        "SELECT sign_in_type, issuer, issuer_assigned_id FROM identities \
+                        "SELECT sign_in_type, issuer, issuer_assigned_id, exact_issuer FROM identities \
                          WHERE user_id = $1 ORDER BY position",
                     )
                     .bind(user_id)
@@ -634,17 +648,20 @@ macro_rules! impl_store {
                     if !exists {
                         return Ok(false);
                     }
+                    unresolved_clash(&mut *tx, user_id, identity).await?;
                     // The next position keeps the user's identities in the order added.
                     ::sqlx::query(
                         "INSERT INTO identities \
-                         (user_id, position, sign_in_type, issuer, issuer_assigned_id) \
-                         SELECT $1, COALESCE(MAX(position), -1) + 1, $2, $3, $4 \
+                         (user_id, position, sign_in_type, issuer, issuer_assigned_id, \
+                          exact_issuer) \
+                         SELECT $1, COALESCE(MAX(position), -1) + 1, $2, $3, $4, $5 \
                          FROM identities WHERE user_id = $1",
                     )
                     .bind(user_id)
                     .bind(identity.sign_in_type.as_str())
                     .bind(&identity.issuer)
                     .bind(&identity.issuer_assigned_id)
+                    .bind(identity.exact_issuer.as_deref().unwrap_or(""))
                     .execute(&mut *tx)
                     .await
                     .map_err(insert_error)?;
@@ -677,7 +694,7 @@ macro_rules! impl_store {
                         $crate::shared::user_columns!(),
                         " FROM users u JOIN identities i ON i.user_id = u.id \
                          WHERE i.sign_in_type = $1 AND i.issuer = $2 \
-                         AND i.issuer_assigned_id = $3"
+                         AND i.issuer_assigned_id = $3 AND i.exact_issuer = ''"
                     ))
                     .bind(sign_in_type.as_str())
                     .bind(issuer)
@@ -686,6 +703,76 @@ macro_rules! impl_store {
                     .await
                     .map_err(backend)?;
                     self.one_user(row).await
+                }
+
+                async fn user_by_provider_identity(
+                    &self,
+                    identity: &Identity,
+                    take_on_unresolved: bool,
+                ) -> Result<Option<User>> {
+                    let Some(exact) = identity.exact_issuer.as_deref() else {
+                        return self
+                            .user_by_identity(
+                                identity.sign_in_type,
+                                &identity.issuer,
+                                &identity.issuer_assigned_id,
+                            )
+                            .await;
+                    };
+                    let found: Option<String> = ::sqlx::query_scalar(
+                        "SELECT user_id FROM identities WHERE exact_issuer = $1 \
+                         AND issuer_assigned_id = $2 AND sign_in_type = $3",
+                    )
+                    .bind(exact)
+                    .bind(&identity.issuer_assigned_id)
+                    .bind(identity.sign_in_type.as_str())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(backend)?;
+                    let user_id = match found {
+                        Some(id) => Some(id),
+                        None if take_on_unresolved => {
+                            // Conditional, so that of two instances taking the same
+                            // identity on, one does and the other finds it taken.
+                            ::sqlx::query_scalar(
+                                "UPDATE identities SET exact_issuer = $1 \
+                                 WHERE sign_in_type = $2 AND issuer = $3 \
+                                 AND issuer_assigned_id = $4 AND exact_issuer = '' \
+                                 RETURNING user_id",
+                            )
+                            .bind(exact)
+                            .bind(identity.sign_in_type.as_str())
+                            .bind(&identity.issuer)
+                            .bind(&identity.issuer_assigned_id)
+                            .fetch_optional(&self.pool)
+                            .await
+                            .map_err(backend)?
+                        }
+                        None => None,
+                    };
+                    match user_id {
+                        Some(id) => self.user_by_id(&id).await,
+                        None => Ok(None),
+                    }
+                }
+
+                async fn resolve_identities(&self, issuer: &str, exact_issuer: &str) -> Result<u64> {
+                    // An identity whose subject this provider already holds under its
+                    // exact issuer stays as it is rather than break the unique key.
+                    let done = ::sqlx::query(
+                        "UPDATE identities SET exact_issuer = $2 \
+                         WHERE sign_in_type = 'federated' AND issuer = $1 \
+                         AND exact_issuer = '' AND NOT EXISTS (\
+                           SELECT 1 FROM identities j WHERE j.sign_in_type = 'federated' \
+                           AND j.issuer = $1 AND j.exact_issuer = $2 \
+                           AND j.issuer_assigned_id = identities.issuer_assigned_id)",
+                    )
+                    .bind(issuer)
+                    .bind(exact_issuer)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(backend)?;
+                    Ok(done.rows_affected())
                 }
 
                 async fn users_by_email(&self, email: &str) -> Result<Vec<User>> {
@@ -704,7 +791,7 @@ macro_rules! impl_store {
                     // One query for all their identities rather than one per user. A
                     // user created in between shows up only here and is skipped.
                     let rows = ::sqlx::query(
-                        "SELECT i.user_id, i.sign_in_type, i.issuer, i.issuer_assigned_id \
+                        "SELECT i.user_id, i.sign_in_type, i.issuer, i.issuer_assigned_id, i.exact_issuer \
                          FROM identities i JOIN users u ON u.id = i.user_id \
                          WHERE u.email = $1 ORDER BY i.user_id, i.position",
                     )
@@ -1260,21 +1347,103 @@ macro_rules! impl_store {
                 for (position, identity) in identities.iter().enumerate() {
                     let position =
                         i32::try_from(position).map_err(|e| StorageError::Backend(Box::new(e)))?;
+                    unresolved_clash(&mut *conn, user_id, identity).await?;
                     ::sqlx::query(
                         "INSERT INTO identities \
-                         (user_id, position, sign_in_type, issuer, issuer_assigned_id) \
-                         VALUES ($1, $2, $3, $4, $5)",
+                         (user_id, position, sign_in_type, issuer, issuer_assigned_id, \
+                          exact_issuer) \
+                         VALUES ($1, $2, $3, $4, $5, $6)",
                     )
                     .bind(user_id)
                     .bind(position)
                     .bind(identity.sign_in_type.as_str())
                     .bind(&identity.issuer)
                     .bind(&identity.issuer_assigned_id)
+                    .bind(identity.exact_issuer.as_deref().unwrap_or(""))
                     .execute(&mut *conn)
                     .await
                     .map_err(insert_error)?;
                 }
                 Ok(())
+            }
+
+            /// An identity without an exact issuer (what an administrator enters) is
+            /// unique by the contract's fields alone, as Graph has it: it clashes with
+            /// another user's identity of the same issuer and subject whichever
+            /// provider that one came from. The unique index only covers identities
+            /// of the same exact issuer.
+            async fn unresolved_clash(
+                conn: &mut <$db as ::sqlx::Database>::Connection,
+                user_id: &str,
+                identity: &Identity,
+            ) -> Result<()> {
+                if identity.exact_issuer.is_some() || identity.sign_in_type != SignInType::Federated {
+                    return Ok(());
+                }
+                let taken = ::sqlx::query(
+                    "SELECT 1 FROM identities WHERE sign_in_type = $1 AND issuer = $2 \
+                     AND issuer_assigned_id = $3 AND user_id <> $4",
+                )
+                .bind(identity.sign_in_type.as_str())
+                .bind(&identity.issuer)
+                .bind(&identity.issuer_assigned_id)
+                .bind(user_id)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(backend)?
+                .is_some();
+                if taken {
+                    Err(StorageError::DuplicateIdentity)
+                } else {
+                    Ok(())
+                }
+            }
+
+            /// Replaces the user's identities. An identity that stays (the same
+            /// sign-in type, issuer and subject) keeps the exact issuer it had, which
+            /// an administrator's list cannot name: otherwise a `PATCH` that repeats
+            /// the list would leave it for another provider on the same host to take.
+            async fn replace_identities(
+                conn: &mut <$db as ::sqlx::Database>::Connection,
+                user_id: &str,
+                identities: &[Identity],
+            ) -> Result<()> {
+                let old = ::sqlx::query(
+                    "SELECT sign_in_type, issuer, issuer_assigned_id, exact_issuer \
+                     FROM identities WHERE user_id = $1",
+                )
+                .bind(user_id)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(backend)?
+                .iter()
+                .map(identity)
+                .collect::<Result<Vec<_>>>()?;
+                let new: Vec<Identity> = identities
+                    .iter()
+                    .map(|i| {
+                        let mut i = i.clone();
+                        if i.exact_issuer.is_none() {
+                            i.exact_issuer = old
+                                .iter()
+                                .find(|o| {
+                                    o.sign_in_type == i.sign_in_type
+                                        && o.issuer == i.issuer
+                                        && o.issuer_assigned_id == i.issuer_assigned_id
+                                })
+                                .and_then(|o| o.exact_issuer.clone());
+                        }
+                        i
+                    })
+                    .collect();
+                // The old ones go first so that keeping one of them is no clash
+                // with itself; a real clash rolls the deletion back with the rest.
+                ::sqlx::query("DELETE FROM identities WHERE user_id = $1")
+                    .bind(user_id)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(backend)?;
+                insert_identities(&mut *conn, user_id, &new).await
             }
 
             /// Ends every browser session of the user and revokes every grant (so their
@@ -1465,7 +1634,7 @@ macro_rules! impl_store {
                     const CHUNK: usize = 500;
                     for chunk in users.chunks_mut(CHUNK) {
                         let mut sql = Sql::new(
-                            "SELECT user_id, sign_in_type, issuer, issuer_assigned_id \
+                            "SELECT user_id, sign_in_type, issuer, issuer_assigned_id, exact_issuer \
                              FROM identities WHERE user_id IN (",
                         );
                         for (n, user) in chunk.iter().enumerate() {
@@ -1572,13 +1741,8 @@ macro_rules! impl_store {
                         return if exists { Err(StorageError::Conflict) } else { Ok(None) };
                     };
                     if edit.replace_identities {
-                        ::sqlx::query("DELETE FROM identities WHERE user_id = $1")
-                            .bind(&u.id)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(backend)?;
                         // A clash rolls back the whole edit (dropping `tx`).
-                        insert_identities(&mut *tx, &u.id, &u.identities).await?;
+                        replace_identities(&mut *tx, &u.id, &u.identities).await?;
                     }
                     if let Some(hash) = edit.password_hash {
                         ::sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
@@ -1675,14 +1839,7 @@ macro_rules! impl_store {
                     if !user_exists(&mut *tx, user_id).await? {
                         return Ok(false);
                     }
-                    // The old ones go first so that keeping one of them is no clash
-                    // with itself; a real clash rolls the deletion back with the rest.
-                    ::sqlx::query("DELETE FROM identities WHERE user_id = $1")
-                        .bind(user_id)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(backend)?;
-                    insert_identities(&mut *tx, user_id, identities).await?;
+                    replace_identities(&mut *tx, user_id, identities).await?;
                     bump_user_version(&mut *tx, user_id).await?;
                     tx.commit().await.map_err(backend)?;
                     Ok(true)
@@ -1914,13 +2071,24 @@ macro_rules! impl_store {
                         }
                     }
                     sql.push(") ORDER BY created_at DESC, id DESC");
-                    built(&sql)
+                    let requests = built(&sql)
                         .fetch_all(&self.pool)
                         .await
                         .map_err(backend)?
                         .iter()
                         .map(sign_up_request)
-                        .collect()
+                        .collect::<Result<Vec<_>>>()?;
+                    // The index knows identities by the contract's fields only: a
+                    // request another provider on the same host made is not this one's.
+                    Ok(requests
+                        .into_iter()
+                        .filter(|r| {
+                            email == Some(r.email.as_str())
+                                || r.identities.iter().any(|held| {
+                                    identities.iter().any(|i| $crate::shared::same_identity(held, i))
+                                })
+                        })
+                        .collect())
                 }
 
                 async fn decide_sign_up_request(

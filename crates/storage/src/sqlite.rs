@@ -49,6 +49,10 @@ impl SqliteStore {
             7,
             include_str!("../migrations/sqlite/0007_user_versions.sql"),
         ),
+        (
+            8,
+            include_str!("../migrations/sqlite/0008_exact_issuers.sql"),
+        ),
     ];
 
     /// Opens `sqlite://path` (creating the file and its directory if missing) or

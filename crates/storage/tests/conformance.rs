@@ -194,6 +194,7 @@ conformance! {
         unicode_and_large_values,
         connector_call_records,
         linking_identities,
+        exact_issuers,
         tenant_versioning,
         tenant_concurrent_writes,
         list_users_filters,
@@ -231,6 +232,7 @@ fn identity(sign_in_type: SignInType, issuer: &str, id: &str) -> Identity {
         sign_in_type,
         issuer: issuer.into(),
         issuer_assigned_id: id.into(),
+        exact_issuer: None,
     }
 }
 
@@ -588,7 +590,7 @@ async fn migrate_twice_is_a_no_op(ctx: Ctx) {
 }
 
 /// Every migration the store has, in order.
-const MIGRATIONS: &[i64] = &[1, 2, 3, 4, 5, 6, 7];
+const MIGRATIONS: &[i64] = &[1, 2, 3, 4, 5, 6, 7, 8];
 
 async fn concurrent_migrations(ctx: Ctx) {
     // Separate pools, as separate Usher instances starting together would have.
@@ -1330,6 +1332,185 @@ async fn linking_identities(ctx: Ctx) {
         .add_identity("nobody", &identity(SignInType::Federated, "mail", "x"))
         .await
         .unwrap());
+}
+
+fn from_provider(issuer: &str, exact: &str, id: &str) -> Identity {
+    Identity {
+        exact_issuer: Some(exact.into()),
+        ..identity(SignInType::Federated, issuer, id)
+    }
+}
+
+async fn exact_issuers(ctx: Ctx) {
+    let store = ctx.store;
+    const A: &str = "https://127.0.0.1:1";
+    const B: &str = "https://127.0.0.1:2/b";
+    // Two providers on one host whose users share a subject: two identities.
+    let at_a = from_provider("127.0.0.1", A, "user-1");
+    let at_b = from_provider("127.0.0.1", B, "user-1");
+    store
+        .create_user(new_user("u-a", None, vec![at_a.clone()]))
+        .await
+        .unwrap();
+    store
+        .create_user(new_user("u-b", None, vec![at_b.clone()]))
+        .await
+        .unwrap();
+    let found = |identity: Identity, take_on: bool| {
+        let store = store.clone();
+        async move {
+            store
+                .user_by_provider_identity(&identity, take_on)
+                .await
+                .unwrap()
+                .map(|u| u.id)
+        }
+    };
+    assert_eq!(found(at_a.clone(), true).await.as_deref(), Some("u-a"));
+    assert_eq!(found(at_b.clone(), true).await.as_deref(), Some("u-b"));
+    let stored = store.user_by_id("u-b").await.unwrap().unwrap();
+    assert_eq!(stored.identities, std::slice::from_ref(&at_b));
+    // The same identity of the same provider is still unique.
+    assert!(matches!(
+        store.add_identity("u-b", &at_a).await,
+        Err(StorageError::DuplicateIdentity)
+    ));
+    // Nor is a provider's identity found by the contract's fields alone.
+    assert_eq!(
+        store
+            .user_by_identity(SignInType::Federated, "127.0.0.1", "user-1")
+            .await
+            .unwrap(),
+        None
+    );
+
+    // An identity without an exact issuer (stored by an older Usher, or entered by
+    // an administrator) is only taken on by the provider that owns it.
+    let legacy = identity(SignInType::Federated, "127.0.0.1", "user-2");
+    store
+        .create_user(new_user("u-legacy", None, vec![legacy.clone()]))
+        .await
+        .unwrap();
+    let a2 = from_provider("127.0.0.1", A, "user-2");
+    let b2 = from_provider("127.0.0.1", B, "user-2");
+    assert_eq!(found(b2.clone(), false).await, None);
+    assert_eq!(found(a2.clone(), true).await.as_deref(), Some("u-legacy"));
+    // ...once: it has A's exact issuer now, and B cannot have it.
+    assert_eq!(found(b2.clone(), true).await, None);
+    assert_eq!(
+        store
+            .user_by_id("u-legacy")
+            .await
+            .unwrap()
+            .unwrap()
+            .identities,
+        std::slice::from_ref(&a2)
+    );
+    // An administrator cannot give a second user an identity of that issuer and
+    // subject, whichever provider the first one's came from.
+    assert!(matches!(
+        store
+            .create_user(new_user(
+                "u-dup",
+                None,
+                vec![identity(SignInType::Federated, "127.0.0.1", "user-1")]
+            ))
+            .await,
+        Err(StorageError::DuplicateIdentity)
+    ));
+    assert_eq!(store.user_by_id("u-dup").await.unwrap(), None);
+
+    // Resolving at start: every unresolved identity of the short issuer, no other.
+    for (n, id) in ["user-3", "user-4"].iter().enumerate() {
+        store
+            .create_user(new_user(
+                &format!("u-old-{n}"),
+                None,
+                vec![identity(SignInType::Federated, "127.0.0.1", id)],
+            ))
+            .await
+            .unwrap();
+    }
+    store
+        .create_user(new_user(
+            "u-google",
+            None,
+            vec![identity(SignInType::Federated, "google.com", "user-3")],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(store.resolve_identities("127.0.0.1", A).await.unwrap(), 2);
+    assert_eq!(store.resolve_identities("127.0.0.1", A).await.unwrap(), 0);
+    assert_eq!(
+        found(from_provider("127.0.0.1", A, "user-4"), false)
+            .await
+            .as_deref(),
+        Some("u-old-1")
+    );
+    assert_eq!(
+        found(from_provider("127.0.0.1", B, "user-3"), true).await,
+        None
+    );
+    assert_eq!(
+        store
+            .user_by_identity(SignInType::Federated, "google.com", "user-3")
+            .await
+            .unwrap()
+            .map(|u| u.id)
+            .as_deref(),
+        Some("u-google")
+    );
+
+    // An administrator's list of identities cannot name exact issuers: the ones that
+    // stay keep theirs.
+    let email = local("b@example.com");
+    assert!(store
+        .set_identities(
+            "u-b",
+            &[
+                identity(SignInType::Federated, "127.0.0.1", "user-1"),
+                email.clone()
+            ],
+        )
+        .await
+        .unwrap());
+    assert_eq!(
+        store.user_by_id("u-b").await.unwrap().unwrap().identities,
+        [at_b.clone(), email]
+    );
+    assert_eq!(found(at_b.clone(), false).await.as_deref(), Some("u-b"));
+
+    // A sign-up held for one provider's user does not hold the other's.
+    let held = from_provider("127.0.0.1", A, "user-9");
+    store
+        .insert_sign_up_request(&sign_up_request(
+            "req-a",
+            "nine@example.com",
+            vec![held.clone()],
+            t0(),
+        ))
+        .await
+        .unwrap();
+    let open = |identity: Identity| {
+        let store = store.clone();
+        async move {
+            store
+                .open_sign_up_requests_for(None, &[identity])
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(open(held).await, ["req-a"]);
+    assert!(open(from_provider("127.0.0.1", B, "user-9"))
+        .await
+        .is_empty());
+    assert_eq!(
+        open(identity(SignInType::Federated, "127.0.0.1", "user-9")).await,
+        ["req-a"]
+    );
 }
 
 fn tenant_object(kind: &str, id: &str, n: i64) -> TenantObject {

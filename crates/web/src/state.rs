@@ -212,7 +212,9 @@ impl AppState {
         ) {
             Ok(c) => {
                 tracing::info!(version = c.snapshot.version, "tenant configuration changed");
+                let federation = c.federation.clone();
                 *self.compiled.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(c);
+                resolve_stored_identities(self.store.as_ref(), &federation).await;
             }
             Err(e) => {
                 tracing::error!(error = %e, "the changed tenant cannot be used; keeping the previous one")
@@ -239,6 +241,26 @@ impl AppState {
 
     pub fn new_token(&self) -> String {
         self.with_rng(|r| usher_domain::id::new_secret_token(r))
+    }
+}
+
+/// Gives the stored federated identities that have no exact issuer the one of the
+/// provider that owns them (see [`Federation::identity_owners`]), when Usher starts and
+/// after each tenant change: identities stored before exact issuers were kept, and
+/// those an administrator entered, then sign in exactly as before, and a provider
+/// added later on the same host cannot take them on. A failure is logged; the owner
+/// still takes each one on when its user signs in.
+pub async fn resolve_stored_identities(store: &dyn Store, federation: &Federation) {
+    for (issuer, exact_issuer) in federation.identity_owners() {
+        match store.resolve_identities(&issuer, &exact_issuer).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(%issuer, %exact_issuer, identities = n, "stored identities given their provider's exact issuer")
+            }
+            Err(e) => {
+                tracing::warn!(%issuer, error = %e, "could not give stored identities their exact issuer")
+            }
+        }
     }
 }
 

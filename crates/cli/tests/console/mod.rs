@@ -455,6 +455,7 @@ async fn users_are_found_disabled_and_deleted(backend: Backend) {
                     sign_in_type: SignInType::EmailAddress,
                     issuer: "127.0.0.1".into(),
                     issuer_assigned_id: email,
+                    exact_issuer: None,
                 }],
                 account_enabled: true,
                 email_verified: true,

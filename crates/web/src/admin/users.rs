@@ -583,6 +583,7 @@ fn read_identity(state: &AppState, i: &mut Body) -> ApiResult<Identity> {
         sign_in_type,
         issuer,
         issuer_assigned_id: assigned,
+        exact_issuer: None,
     })
 }
 

@@ -189,6 +189,7 @@ async fn create_user(
             sign_in_type: SignInType::EmailAddress,
             issuer: state.settings.local_issuer(),
             issuer_assigned_id: draft.email.clone(),
+            exact_issuer: None,
         });
     }
     let user_id = draft.user_id.clone().unwrap_or_else(|| state.new_id());

@@ -82,6 +82,7 @@ pub async fn post(
                 sign_in_type: SignInType::Federated,
                 issuer: "mail".into(),
                 issuer_assigned_id: email.clone(),
+                exact_issuer: None,
             };
             return federated::identity_verified(
                 &state,

@@ -30,13 +30,14 @@ pub async fn identity_verified(
 ) -> Response {
     let now = state.clock.now();
     let locale = loaded.flow.locale.clone();
+    // An identity stored without an exact issuer belongs to the provider that owns
+    // its short issuer, and to no other provider on the same host.
+    let takes_on = identity.exact_issuer.is_some()
+        && super::finish::provider_of(state, &identity)
+            .is_some_and(|p| state.federation().takes_on_unresolved(&p));
     let known = match state
         .store
-        .user_by_identity(
-            identity.sign_in_type,
-            &identity.issuer,
-            &identity.issuer_assigned_id,
-        )
+        .user_by_provider_identity(&identity, takes_on)
         .await
     {
         Ok(u) => u,

@@ -34,12 +34,10 @@ pub fn provider_of(state: &AppState, identity: &Identity) -> Option<String> {
         }
         SignInType::Federated => {}
     }
-    let federation = state.federation();
-    let found = federation.providers().find(|p| {
-        usher_federation::identity_issuer(&p.kind)
-            .is_ok_and(|issuer| issuer.eq_ignore_ascii_case(&identity.issuer))
-    });
-    found.map(|p| p.id.clone())
+    state
+        .federation()
+        .provider_for(identity)
+        .map(|p| p.id.clone())
 }
 
 /// A flow has completed for `user`, who signed in with `provider` (see

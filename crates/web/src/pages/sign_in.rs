@@ -100,6 +100,7 @@ pub async fn post(
         sign_in_type: SignInType::EmailAddress,
         issuer: state.settings.local_issuer(),
         issuer_assigned_id: email.clone(),
+        exact_issuer: None,
     };
     let held = if user.is_none() && usher_domain::attribute::is_plausible_email(&email) {
         match state
