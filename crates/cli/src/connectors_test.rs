@@ -80,8 +80,7 @@ pub fn sample_claims(
         .applications
         .iter()
         .find(|a| user_flow_id.is_none_or(|f| a.user_flow_id.eq_ignore_ascii_case(f)))
-        .map(|a| a.client_id.clone())
-        .unwrap_or_else(|| "usher-connector-test".into());
+        .map_or_else(|| "usher-connector-test".into(), |a| a.client_id.clone());
     claims.insert("client_id".into(), json!(client_id));
     claims
 }

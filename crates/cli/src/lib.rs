@@ -289,9 +289,7 @@ pub async fn build(config: &Config, overrides: Overrides) -> anyhow::Result<AppS
     )
     .context("the identity providers are misconfigured")?;
     usher_web::state::resolve_stored_identities(store.as_ref(), &compiled.federation).await;
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
     Ok(AppState(Arc::new(Inner {
         store,
         tenants,
@@ -345,7 +343,7 @@ pub fn with_console_application(
         .filter(|app| {
             tenant
                 .user_flow(&app.user_flow_id)
-                .is_some_and(|f| f.allows_local_accounts())
+                .is_some_and(usher_domain::UserFlow::allows_local_accounts)
         })
         .cloned();
     if let Some(app) = stored.or_else(|| console_application(tenant, issuer)) {
@@ -477,7 +475,7 @@ pub fn runner_settings(config: &Config) -> RunnerSettings {
 /// Periodic housekeeping: expired rows go, keys rotate on schedule.
 pub fn spawn_maintenance(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(StdDuration::from_secs(600));
+        let mut tick = tokio::time::interval(StdDuration::from_mins(10));
         loop {
             tick.tick().await;
             // A day's grace, so a flow that just expired can still say so.

@@ -58,7 +58,7 @@ pub async fn export(config: &Config, args: ExportArgs) -> anyhow::Result<ExitCod
             "the tenant cannot be written as a configuration file:\n  {}",
             errors
                 .iter()
-                .map(|e| e.to_string())
+                .map(std::string::ToString::to_string)
                 .collect::<Vec<_>>()
                 .join("\n  ")
         )

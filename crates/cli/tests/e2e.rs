@@ -595,13 +595,11 @@ trusted_proxies = ["127.0.0.1"]
 "#;
 
 fn mails_to(outbox: &std::path::Path, to: &str) -> usize {
-    std::fs::read_dir(outbox)
-        .map(|d| {
-            d.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
-                .filter(|m| m.lines().any(|l| l == format!("To: {to}")))
-                .count()
-        })
-        .unwrap_or(0)
+    std::fs::read_dir(outbox).map_or(0, |d| {
+        d.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+            .filter(|m| m.lines().any(|l| l == format!("To: {to}")))
+            .count()
+    })
 }
 
 fn retry_after(page: &Page) -> i64 {
@@ -1593,7 +1591,7 @@ async fn a_connector_asks_for_a_correction_then_overwrites_attributes(backend: B
         .unwrap();
     // The test clock stands still, so both records have the same time: compare as sets.
     let mut outcomes: Vec<_> = calls.iter().map(|c| c.outcome.as_str()).collect();
-    outcomes.sort();
+    outcomes.sort_unstable();
     assert_eq!(outcomes, ["continue", "validationError"]);
     let cont = calls.iter().find(|c| c.outcome == "continue").unwrap();
     assert!(
@@ -2914,7 +2912,7 @@ async fn cors_for_browser_applications() {
     env.finish(usher).await;
 }
 
-/// A client-credentials access token for `client` (secret CONFIDENTIAL_SECRET).
+/// A client-credentials access token for `client` (secret `CONFIDENTIAL_SECRET`).
 async fn admin_token(usher: &Instance, client: &str) -> String {
     let r = reqwest::Client::new()
         .post(usher.url("/token"))

@@ -68,7 +68,7 @@ pub(crate) fn apply(
         ("USHER_SMTP_HOST", &mut raw.email.smtp.host),
         ("USHER_SMTP_USERNAME", &mut raw.email.smtp.username),
     ];
-    for (var, slot) in strings.iter_mut() {
+    for (var, slot) in &mut strings {
         if let Some(v) = get(var) {
             **slot = Some(v);
         }

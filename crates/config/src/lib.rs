@@ -95,8 +95,8 @@ impl std::fmt::Debug for DeclaredTenant {
 /// used.
 ///
 /// The whole file is read, so unknown keys and values of the wrong TOML type are
-/// errors wherever they are; but server settings (issuer, listen, data_dir,
-/// database_url, templates_dir, secrets, signing, tokens, email, connector_settings,
+/// errors wherever they are; but server settings (issuer, listen, `data_dir`,
+/// `database_url`, `templates_dir`, secrets, signing, tokens, email, `connector_settings`,
 /// federation) are otherwise ignored, and the running `server`'s are used instead:
 /// its issuer builds the demo's redirect URIs and is what `extensions_app_id`
 /// defaults from, and its `connector_settings.allow_http_targets`,

@@ -113,7 +113,7 @@ pub(crate) struct RawSmtp {
     pub username: Option<Val<String>>,
     pub password_env: Option<Val<String>>,
     pub password_file: Option<Val<String>>,
-    /// Only from the environment (USHER_SMTP_PASSWORD).
+    /// Only from the environment (`USHER_SMTP_PASSWORD`).
     pub password: Option<Val<String>>,
 }
 

@@ -1551,12 +1551,16 @@ fn every_connector_setting_is_read() {
     assert_eq!(c.display_name, "Check");
     assert_eq!(c.timeout, std::time::Duration::from_millis(100));
     assert_eq!(c.retries, 0);
-    assert_eq!(c.budget, std::time::Duration::from_secs(120));
+    assert_eq!(c.budget, std::time::Duration::from_mins(2));
     assert_eq!(c.failure_policy, FailurePolicy::Continue);
     assert!(c.lenient);
     assert_eq!(c.breaker.failure_threshold, 100);
-    assert_eq!(c.breaker.open_for, std::time::Duration::from_secs(3600));
-    let secrets: Vec<&str> = c.signing_secrets.iter().map(|s| s.expose()).collect();
+    assert_eq!(c.breaker.open_for, std::time::Duration::from_hours(1));
+    let secrets: Vec<&str> = c
+        .signing_secrets
+        .iter()
+        .map(usher_domain::Secret::expose)
+        .collect();
     assert_eq!(
         secrets,
         [WEBHOOK_SECRET, "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"]

@@ -39,7 +39,10 @@ impl Metrics {
     /// `failed`; `step` the wire name.
     pub fn observe(&self, connector: &str, step: &str, outcome: &str, duration: Duration) {
         let seconds = duration.as_secs_f64();
-        let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        let mut series = self
+            .series
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let s = series
             .entry((connector.to_owned(), step.to_owned(), outcome.to_owned()))
             .or_default();
@@ -52,7 +55,10 @@ impl Metrics {
 
     /// Calls counted so far with these labels.
     pub fn calls(&self, connector: &str, step: &str, outcome: &str) -> u64 {
-        let series = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        let series = self
+            .series
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         series
             .get(&(connector.to_owned(), step.to_owned(), outcome.to_owned()))
             .map_or(0, |s| s.count)
@@ -63,7 +69,7 @@ impl Metrics {
         let series = self
             .series
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
         let mut out = String::new();
         out.push_str("# HELP usher_connector_calls_total API connector calls, retries included in one call.\n");

@@ -172,7 +172,13 @@ fn describe(outcome: &Interpreted) -> ProbeInterpretation {
         } => {
             p.claims = changes
                 .iter()
-                .map(|(k, v)| (k.clone(), v.as_ref().map_or(Value::Null, |v| v.to_json())))
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_ref()
+                            .map_or(Value::Null, usher_domain::AttributeValue::to_json),
+                    )
+                })
                 .collect();
             p.token_claims = token_claims.clone();
         }

@@ -280,7 +280,7 @@ mod tests {
     fn body_has_the_contract_shape() {
         let attributes: AttributeValues = [
             ("displayName", AttributeValue::String("John Smith".into())),
-            ("givenName", AttributeValue::String("".into())),
+            ("givenName", AttributeValue::String(String::new())),
             ("city", AttributeValue::String("Oslo".into())),
             (
                 &*format!("extension_{APP}_ShoeSize"),

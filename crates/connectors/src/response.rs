@@ -101,7 +101,7 @@ pub struct ResponseContext<'a> {
     pub identities: Option<&'a Value>,
 }
 
-impl<'a> ResponseContext<'a> {
+impl ResponseContext<'_> {
     pub fn new(step: ConnectorStep, lenient: bool) -> Self {
         Self {
             step,
@@ -375,8 +375,7 @@ fn read_validation_error(
                 let id = ctx
                     .tenant
                     .and_then(|t| t.attribute(key))
-                    .map(|d| d.id)
-                    .unwrap_or_else(|| key.clone());
+                    .map_or_else(|| key.clone(), |d| d.id);
                 if ctx.user_flow.is_some_and(|f| f.assignment(&id).is_none()) {
                     // The person still has to see it: the page shows it for the whole form.
                     warnings.push(format!(

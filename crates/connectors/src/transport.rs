@@ -214,7 +214,7 @@ impl Endpoint {
             }
             ConnectorAuthentication::ApiKey { value, .. } => out.push(value.expose().to_owned()),
             ConnectorAuthentication::OAuthClientCredentials { client_secret, .. } => {
-                out.push(client_secret.expose().to_owned())
+                out.push(client_secret.expose().to_owned());
             }
         }
         out.retain(|s| s.len() >= 4);
@@ -479,7 +479,7 @@ impl Endpoint {
         let mut cached = self
             .certificate_client
             .lock()
-            .unwrap_or_else(|e| e.into_inner());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some((i, client)) = cached.as_ref() {
             if *i == index {
                 return Ok(client.clone());
@@ -652,7 +652,7 @@ pub fn build_client(
         }))
         .https_only(!settings.targets.allow_http)
         .user_agent(concat!("usher-connectors/", env!("CARGO_PKG_VERSION")))
-        .pool_idle_timeout(Duration::from_secs(60));
+        .pool_idle_timeout(Duration::from_mins(1));
     for pem in &settings.extra_root_certificates {
         let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|_| {
             Failure::new(
@@ -772,7 +772,10 @@ fn causes<'a>(err: &'a (dyn StdError + 'static)) -> Vec<&'a (dyn StdError + 'sta
 fn innermost(err: &(dyn StdError + 'static)) -> String {
     let chain = causes(err);
     if chain.len() > 1 {
-        chain.last().map(|e| e.to_string()).unwrap_or_default()
+        chain
+            .last()
+            .map(std::string::ToString::to_string)
+            .unwrap_or_default()
     } else {
         String::new()
     }
@@ -806,7 +809,10 @@ fn classify(err: &reqwest::Error) -> Failure {
     }
     for e in &chain {
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            use std::io::ErrorKind::*;
+            use std::io::ErrorKind::{
+                BrokenPipe, ConnectionAborted, ConnectionRefused, ConnectionReset, TimedOut,
+                UnexpectedEof,
+            };
             let reason = match io.kind() {
                 ConnectionRefused => Some(FailureReason::ConnectionRefused),
                 ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof => {
@@ -843,7 +849,7 @@ fn classify(err: &reqwest::Error) -> Failure {
 /// `from + by`, saturating a century out: budgets and `Retry-After` come from outside.
 fn later(from: Instant, by: Duration) -> Instant {
     from.checked_add(by)
-        .or_else(|| from.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+        .or_else(|| from.checked_add(Duration::from_hours(876000)))
         .unwrap_or(from)
 }
 
@@ -901,7 +907,7 @@ mod tests {
         assert_eq!(retry_after(&h("3"), now), Some(Duration::from_secs(3)));
         assert_eq!(
             retry_after(&h("Wed, 21 Oct 2015 07:28:00 GMT"), now),
-            Some(Duration::from_secs(60))
+            Some(Duration::from_mins(1))
         );
         assert_eq!(
             retry_after(&h("Wed, 21 Oct 2015 07:00:00 GMT"), now),

@@ -105,7 +105,7 @@ fn attributes() -> AttributeValues {
             "givenName".to_owned(),
             AttributeValue::String("John".into()),
         ),
-        ("surname".to_owned(), AttributeValue::String("".into())),
+        ("surname".to_owned(), AttributeValue::String(String::new())),
         ("city".to_owned(), AttributeValue::String("Oslo".into())),
         (ext("ShoeSize"), AttributeValue::Int(44)),
         (ext("Terms"), AttributeValue::Boolean(true)),
@@ -238,7 +238,7 @@ impl Harness {
         ids: &[&str],
         attributes: &AttributeValues,
     ) -> StepOutcome {
-        let ids: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+        let ids: Vec<String> = ids.iter().map(std::string::ToString::to_string).collect();
         let identities = identities();
         self.runner
             .run(StepRequest {
@@ -888,7 +888,7 @@ async fn a_timeout_is_retried_once_then_fails() {
     let started = Instant::now();
     assert_eq!(h.failure(PAC, "c").await, "timeout");
     assert!(
-        started.elapsed() < Duration::from_millis(2000),
+        started.elapsed() < Duration::from_secs(2),
         "{:?}",
         started.elapsed()
     );
@@ -904,7 +904,7 @@ async fn a_timeout_is_retried_once_then_fails() {
 
 #[tokio::test]
 async fn a_hanging_endpoint_is_abandoned_at_the_budget() {
-    let server = serve_reply(|| continue_with(json!({})).after(Duration::from_secs(60))).await;
+    let server = serve_reply(|| continue_with(json!({})).after(Duration::from_mins(1))).await;
     let definition = ConnectorDefinition {
         timeout: Duration::from_secs(10),
         budget: Duration::from_millis(600),
@@ -1329,7 +1329,7 @@ async fn non_public_targets_and_plain_http_are_refused_unless_allowed() {
         assert_eq!(h.failure(PAC, id).await, "targetNotAllowed", "{id}");
         // IP literals are refused before any attempt; names when they resolve, inside
         // the first attempt (and never retried).
-        let attempts = if id == "https-name" { 1 } else { 0 };
+        let attempts = u32::from(id == "https-name");
         assert_eq!(h.last().attempts, attempts, "{id}");
     }
     assert_eq!(server.hits(), 0, "the server is never reached");
@@ -1405,9 +1405,13 @@ impl Pki {
         to: i32,
     ) -> (rcgen::Certificate, rcgen::KeyPair) {
         let key = rcgen::KeyPair::generate().unwrap();
-        let mut params =
-            rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-                .unwrap();
+        let mut params = rcgen::CertificateParams::new(
+            names
+                .iter()
+                .map(std::string::ToString::to_string)
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
         params.extended_key_usages = vec![usage];
         params.not_before = rcgen::date_time_ymd(from, 1, 1);
         params.not_after = rcgen::date_time_ymd(to, 1, 1);
@@ -1994,7 +1998,10 @@ async fn probe_shows_the_masked_request_the_answer_and_its_reading() {
     .await;
     assert_eq!(report.interpretation.outcome, "failed");
     assert_eq!(
-        report.interpretation.failure_reason.map(|r| r.as_str()),
+        report
+            .interpretation
+            .failure_reason
+            .map(usher_connectors::FailureReason::as_str),
         Some("connectionRefused")
     );
     assert!(report.response.is_none());
@@ -2002,7 +2009,10 @@ async fn probe_shows_the_masked_request_the_answer_and_its_reading() {
 
     let report = probe(&definition, PAC, Map::new(), &RunnerSettings::default()).await;
     assert_eq!(
-        report.interpretation.failure_reason.map(|r| r.as_str()),
+        report
+            .interpretation
+            .failure_reason
+            .map(usher_connectors::FailureReason::as_str),
         Some("targetNotAllowed")
     );
     assert_eq!(report.attempts, 0);

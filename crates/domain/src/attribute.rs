@@ -69,7 +69,10 @@ pub enum UserInputType {
 impl UserInputType {
     /// Whether this input can collect an attribute of `data_type`.
     pub fn accepts(self, data_type: DataType) -> bool {
-        use UserInputType::*;
+        use UserInputType::{
+            CheckboxMultiSelect, CheckboxSingleSelect, DropdownSingleSelect, EmailBox,
+            NumericTextBox, RadioSingleSelect, TextBox,
+        };
         match data_type {
             DataType::String => matches!(
                 self,
@@ -197,8 +200,7 @@ impl AttributeDefinition {
 
     pub fn max_length(&self) -> usize {
         BuiltInAttribute::from_id(&self.id)
-            .map(BuiltInAttribute::max_length)
-            .unwrap_or(CUSTOM_STRING_MAX_LENGTH)
+            .map_or(CUSTOM_STRING_MAX_LENGTH, BuiltInAttribute::max_length)
     }
 }
 
@@ -282,7 +284,7 @@ pub fn normalize_email(s: &str) -> String {
 /// Checks free text: no control characters (newlines included) and at most `max`
 /// characters.
 pub fn check_text(value: &str, max: usize) -> Result<(), AttributeError> {
-    if value.chars().any(|c| c.is_control()) {
+    if value.chars().any(char::is_control) {
         return Err(AttributeError::ControlCharacters);
     }
     if value.chars().count() > max {

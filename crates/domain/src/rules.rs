@@ -45,6 +45,9 @@ pub const PRESET_IDENTITY_ISSUERS: [&str; 4] = [
     "login.microsoftonline.com",
 ];
 
+/// The issuer of email one-time passcode identities, which no provider may take on.
+pub const PASSCODE_IDENTITY_ISSUER: &str = "mail";
+
 /// No white space or control characters.
 pub fn check_plain(s: &str) -> Result<(), String> {
     if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -707,6 +710,11 @@ pub fn check_identity_issuer(s: &str) -> Result<(), String> {
     if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err("must not contain spaces or control characters".into());
     }
+    if s.eq_ignore_ascii_case(PASSCODE_IDENTITY_ISSUER) {
+        return Err(format!(
+            "{PASSCODE_IDENTITY_ISSUER} is the issuer of email one-time passcode identities: use the provider's own domain"
+        ));
+    }
     if let Some(preset) = PRESET_IDENTITY_ISSUERS
         .iter()
         .find(|p| p.eq_ignore_ascii_case(s))
@@ -1243,6 +1251,9 @@ mod tests {
         assert!(check_identity_issuer("").is_err());
         assert!(check_identity_issuer(&"a".repeat(256)).is_err());
         assert!(check_identity_issuer("contoso com").is_err());
+        assert!(check_identity_issuer("MAIL")
+            .unwrap_err()
+            .contains("passcode"));
         for preset in PRESET_IDENTITY_ISSUERS {
             assert!(
                 check_identity_issuer(&preset.to_ascii_uppercase())

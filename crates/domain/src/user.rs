@@ -84,7 +84,7 @@ pub struct User {
     /// Graph's directory properties Usher holds without using them.
     pub profile: UserProfile,
     /// Bumped by every change of the user, so a stale write can be told apart
-    /// (the admin API's ETag).
+    /// (the admin API's `ETag`).
     pub version: i64,
 }
 

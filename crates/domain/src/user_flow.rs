@@ -33,8 +33,7 @@ impl LocalizedText {
                 .get(locale)
                 .or_else(|| map.get("en"))
                 .or_else(|| map.values().next())
-                .map(String::as_str)
-                .unwrap_or(""),
+                .map_or("", String::as_str),
         }
     }
 }
@@ -180,7 +179,7 @@ fn parse_one(
     definition: &AttributeDefinition,
     raw: &[String],
 ) -> Result<Option<AttributeValue>, AttributeError> {
-    let first = raw.first().map(|s| s.trim()).unwrap_or("");
+    let first = raw.first().map_or("", |s| s.trim());
     let value = match assignment.input_type {
         UserInputType::CheckboxSingleSelect => {
             // The page's checkbox posts `true` when ticked and nothing otherwise; a

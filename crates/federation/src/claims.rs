@@ -75,7 +75,7 @@ pub fn identity_issuer(kind: &ProviderKind) -> Result<String, FederationError> {
             identity_issuer, ..
         } => {
             let issuer = identity_issuer.trim();
-            if issuer.is_empty() || issuer.chars().any(|c| c.is_control()) {
+            if issuer.is_empty() || issuer.chars().any(char::is_control) {
                 return Err(FederationError::Misconfigured(
                     "OAuth 2.0 provider needs an identity issuer".into(),
                 ));
@@ -99,6 +99,11 @@ pub fn identity_issuer(kind: &ProviderKind) -> Result<String, FederationError> {
         }
     })
 }
+
+/// The exact issuer of Facebook's identities: the Graph API's origin.
+pub const FACEBOOK_API: &str = "https://graph.facebook.com";
+/// The exact issuer of github.com's identities: the API's origin.
+pub const GITHUB_API: &str = "https://api.github.com";
 
 /// An issuer as identities are keyed by it: without a trailing slash (operators type
 /// issuers by hand, and discovery accepts either), and Google's bare
@@ -139,14 +144,10 @@ pub fn exact_issuer(config: &ProviderConfig) -> Result<String, FederationError> 
                 tenant.to_ascii_lowercase()
             ),
         },
-        ProviderKind::Facebook => origin_of(
-            config.endpoints.userinfo_endpoint.as_ref(),
-            "https://graph.facebook.com",
-        ),
-        ProviderKind::GitHub => origin_of(
-            config.endpoints.userinfo_endpoint.as_ref(),
-            "https://api.github.com",
-        ),
+        ProviderKind::Facebook => {
+            origin_of(config.endpoints.userinfo_endpoint.as_ref(), FACEBOOK_API)
+        }
+        ProviderKind::GitHub => origin_of(config.endpoints.userinfo_endpoint.as_ref(), GITHUB_API),
         ProviderKind::OAuth2 { .. } => identity_issuer(&config.kind)?,
     }))
 }
@@ -326,9 +327,18 @@ fn identity(ctx: &ProfileContext<'_>, subject: String, token_issuer: Option<&str
         sign_in_type: SignInType::Federated,
         issuer: ctx.identity_issuer.to_owned(),
         issuer_assigned_id: subject,
-        exact_issuer: Some(normalize_exact_issuer(
-            token_issuer.unwrap_or(ctx.exact_issuer),
-        )),
+        exact_issuer: Some(match token_issuer {
+            // Google's tokens may name its issuer without the scheme (also when the
+            // issuer is overridden): the same issuer as configured.
+            Some(iss)
+                if !iss.contains("://")
+                    && normalize_exact_issuer(&format!("https://{iss}")) == ctx.exact_issuer =>
+            {
+                ctx.exact_issuer.to_owned()
+            }
+            Some(iss) => normalize_exact_issuer(iss),
+            None => ctx.exact_issuer.to_owned(),
+        }),
     }
 }
 

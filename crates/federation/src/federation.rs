@@ -12,6 +12,7 @@ use usher_domain::{Clock, Identity};
 use usher_oidc::pkce;
 
 use crate::claims::{self, ExternalIdentity, ProfileContext};
+use crate::claims::{FACEBOOK_API, GITHUB_API};
 use crate::config::{
     ClaimMapping, ClientAuthMethod, FederationSettings, ProviderConfig, ProviderKind,
     FACEBOOK_GRAPH_VERSION, GOOGLE_ISSUER,
@@ -223,9 +224,12 @@ impl Federation {
             Some(exact) => usable()
                 .find(|p| p.exact_issuer.eq_ignore_ascii_case(exact))
                 .or_else(|| {
-                    usable().find(|p| {
-                        matches!(p.config.kind, ProviderKind::Microsoft { .. })
-                            && same_origin(&p.exact_issuer, exact)
+                    usable().find(|p| match &p.config.kind {
+                        ProviderKind::Microsoft { tenant } => {
+                            same_origin(&p.exact_issuer, exact)
+                                && microsoft_tenant_accepts(tenant, exact)
+                        }
+                        _ => false,
                     })
                 }),
             None => usable().find(|p| p.identity_issuer.eq_ignore_ascii_case(&identity.issuer)),
@@ -235,24 +239,42 @@ impl Federation {
 
     /// Whether provider `id` owns the identities stored with its short issuer but no
     /// exact issuer (made before exact issuers were kept, or entered by an
-    /// administrator): the first provider in service with that short issuer does.
-    /// Any Microsoft provider does for Microsoft's: Microsoft's subjects are unique
-    /// per user and application across all tenants, so no two accounts share one.
+    /// administrator). It does when it is the only provider in service with that
+    /// short issuer — for Google, Facebook and GitHub, only when it is the real
+    /// service rather than another one behind overridden endpoints (a GitHub
+    /// Enterprise server numbers its users apart from github.com). Any Microsoft
+    /// provider does for Microsoft's: Microsoft's subjects are unique per user and
+    /// application across all tenants, so no two accounts share one. Passcode
+    /// identities (`mail`) belong to no provider.
     pub fn takes_on_unresolved(&self, id: &str) -> bool {
         let Ok((_, provider)) = self.find(id) else {
             return false;
         };
-        if matches!(provider.config.kind, ProviderKind::Microsoft { .. }) {
-            return true;
+        if provider
+            .identity_issuer
+            .eq_ignore_ascii_case(usher_domain::rules::PASSCODE_IDENTITY_ISSUER)
+        {
+            return false;
+        }
+        let canonical = match &provider.config.kind {
+            ProviderKind::Microsoft { .. } => return true,
+            ProviderKind::Google => Some(GOOGLE_ISSUER),
+            ProviderKind::Facebook => Some(FACEBOOK_API),
+            ProviderKind::GitHub => Some(GITHUB_API),
+            ProviderKind::Oidc { .. } | ProviderKind::OAuth2 { .. } => None,
+        };
+        if canonical.is_some_and(|c| !provider.exact_issuer.eq_ignore_ascii_case(c)) {
+            return false;
         }
         self.providers
             .iter()
             .filter(|p| p.refused.is_none())
-            .find(|p| {
+            .filter(|p| {
                 p.identity_issuer
                     .eq_ignore_ascii_case(&provider.identity_issuer)
             })
-            .is_some_and(|first| std::ptr::eq(first, provider))
+            .count()
+            == 1
     }
 
     /// For every provider in service that owns the stored identities of its short
@@ -405,7 +427,7 @@ impl Federation {
                 "federated sign-in completed"
             ),
             Err(e) => {
-                tracing::info!(provider = %provider.config.id, error = %e, "federated sign-in failed")
+                tracing::info!(provider = %provider.config.id, error = %e, "federated sign-in failed");
             }
         }
         result
@@ -833,7 +855,10 @@ impl Federation {
     fn with_cache<T>(&self, index: usize, f: impl FnOnce(&mut ProviderCache) -> T) -> T {
         // A panic elsewhere cannot leave the cache inconsistent: every update is one
         // assignment, so a poisoned lock is still usable.
-        let mut caches = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let mut caches = self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match caches.get_mut(index) {
             Some(cache) => f(cache),
             None => f(&mut ProviderCache::default()),
@@ -1010,6 +1035,26 @@ fn resolve(config: ProviderConfig, http: &Http) -> Result<Provider, FederationEr
         oauth,
         refused: None,
     })
+}
+
+/// Whether a Microsoft provider of `tenant` accepts a token of issuer `exact`
+/// (`https://login.microsoftonline.com/<tenant id>/v2.0`): `common` any,
+/// `consumers` only personal accounts, `organizations` all but them, a tenant its
+/// own (given by id; one given by domain is only known by its id after discovery,
+/// so any is taken).
+fn microsoft_tenant_accepts(tenant: &str, exact: &str) -> bool {
+    let tid = Url::parse(exact)
+        .ok()
+        .and_then(|u| u.path_segments()?.next().map(str::to_ascii_lowercase))
+        .unwrap_or_default();
+    let personal = tid == crate::config::MICROSOFT_CONSUMERS_TENANT_ID;
+    match tenant.to_ascii_lowercase().as_str() {
+        "common" => true,
+        "consumers" => personal,
+        "organizations" => !personal,
+        t if t.contains('.') => true,
+        t => t == tid,
+    }
 }
 
 /// Whether two URLs have the same origin (scheme, host and port).

@@ -28,7 +28,7 @@ impl std::fmt::Debug for TokenResponse {
     }
 }
 
-/// `Authorization: Basic` for client_secret_basic. RFC 6749 §2.3.1 has both parts
+/// `Authorization: Basic` for `client_secret_basic`. RFC 6749 §2.3.1 has both parts
 /// form-urlencoded before joining, so a secret with `:` or `%` survives.
 pub(crate) fn basic_authorization(client_id: &str, client_secret: &str) -> String {
     let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();

@@ -214,7 +214,7 @@ async fn op_authorize(State(op): State<Op>, Query(q): Query<HashMap<String, Stri
     let mut back = Url::parse(&q["redirect_uri"]).unwrap();
     back.query_pairs_mut()
         .append_pair("code", &code)
-        .append_pair("state", q.get("state").map(String::as_str).unwrap_or(""));
+        .append_pair("state", q.get("state").map_or("", String::as_str));
     (StatusCode::FOUND, [(header::LOCATION, back.to_string())]).into_response()
 }
 
@@ -268,7 +268,7 @@ async fn op_token(
     let Some(pending) = form.get("code").and_then(|c| s.codes.remove(c)) else {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
     };
-    let verifier = form.get("code_verifier").map(String::as_str).unwrap_or("");
+    let verifier = form.get("code_verifier").map_or("", String::as_str);
     if !pkce::verify_s256(verifier, &pending.challenge)
         || form.get("redirect_uri") != Some(&pending.redirect_uri)
     {
@@ -642,16 +642,69 @@ async fn two_providers_on_one_host_are_two_populations() {
         fed.provider_for(&b).map(|p| p.id.as_str()),
         Some("fabrikam-oidc")
     );
-    // Identities stored without an exact issuer belong to the first of them.
-    assert!(fed.takes_on_unresolved("contoso-oidc"));
+    // Identities stored without an exact issuer are either one's: neither takes
+    // them on. Alone on the host, a provider does.
+    assert!(!fed.takes_on_unresolved("contoso-oidc"));
     assert!(!fed.takes_on_unresolved("fabrikam-oidc"));
+    assert!(fed.identity_owners().is_empty());
+    let alone = federation(vec![first.provider()], &MockClock::default());
+    assert!(alone.takes_on_unresolved("contoso-oidc"));
     assert_eq!(
-        fed.identity_owners(),
+        alone.identity_owners(),
         [(
             "127.0.0.1".to_owned(),
             first.base().trim_end_matches('/').to_owned()
         )]
     );
+}
+
+#[test]
+fn who_takes_on_identities_without_an_exact_issuer() {
+    let github = ProviderConfig::new("github", ProviderKind::GitHub, CLIENT_ID, secret());
+    let mut enterprise = ProviderConfig::new("ghe", ProviderKind::GitHub, CLIENT_ID, secret());
+    enterprise.endpoints.userinfo_endpoint = Some("https://ghe.example/api/v3/user".into());
+    let clock = MockClock::default();
+    // github.com's identities are github.com's, not an Enterprise server's.
+    assert!(federation(vec![github.clone()], &clock).takes_on_unresolved("github"));
+    assert!(!federation(vec![enterprise.clone()], &clock).takes_on_unresolved("ghe"));
+    let both = federation(vec![github, enterprise], &clock);
+    assert!(!both.takes_on_unresolved("github"));
+
+    // A Microsoft identity is told to the provider of its tenant.
+    let ms = |id: &str, tenant: &str| {
+        ProviderConfig::new(
+            id,
+            ProviderKind::Microsoft {
+                tenant: tenant.into(),
+            },
+            CLIENT_ID,
+            secret(),
+        )
+    };
+    let fed = federation(
+        vec![ms("work", "organizations"), ms("personal", "consumers")],
+        &clock,
+    );
+    let signed_in = |tid: &str| {
+        let identity = usher_domain::Identity {
+            exact_issuer: Some(format!("https://login.microsoftonline.com/{tid}/v2.0")),
+            ..usher_domain::Identity::new(
+                usher_domain::SignInType::Federated,
+                "login.microsoftonline.com",
+                "s",
+            )
+        };
+        fed.provider_for(&identity).map(|p| p.id.clone())
+    };
+    assert_eq!(
+        signed_in(usher_federation::MICROSOFT_CONSUMERS_TENANT_ID).as_deref(),
+        Some("personal")
+    );
+    assert_eq!(
+        signed_in("72f988bf-86f1-41af-91ab-2d7cd011db47").as_deref(),
+        Some("work")
+    );
+    assert!(fed.takes_on_unresolved("work") && fed.takes_on_unresolved("personal"));
 }
 
 #[tokio::test]
@@ -1299,11 +1352,7 @@ async fn authorization_urls_for_every_kind() {
         assert_eq!(q["response_type"], "code", "{id}");
         assert_eq!(q["client_id"], CLIENT_ID, "{id}");
         assert_eq!(q["redirect_uri"], REDIRECT, "{id}");
-        assert_eq!(
-            q.get("scope").map(String::as_str).unwrap_or(""),
-            scope,
-            "{id}"
-        );
+        assert_eq!(q.get("scope").map_or("", String::as_str), scope, "{id}");
         assert_eq!(q["state"], "st-9", "{id}");
         assert_eq!(q["code_challenge"], challenge, "{id}");
         assert_eq!(q["code_challenge_method"], "S256", "{id}");

@@ -213,9 +213,10 @@ pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// Fills `buf` from the operating system's CSPRNG. Without one nothing secret can be
 /// produced safely, so its absence is a fatal environment error, not a recoverable one.
 pub(crate) fn fill_random(buf: &mut [u8]) {
-    if SystemRandom::new().fill(buf).is_err() {
-        panic!("the operating system's random number generator is unavailable");
-    }
+    assert!(
+        SystemRandom::new().fill(buf).is_ok(),
+        "the operating system's random number generator is unavailable"
+    );
 }
 
 fn invalid(reason: &str) -> CryptoError {

@@ -177,7 +177,10 @@ impl KeyManager {
 
     fn fresh(&self) -> Option<Arc<Keyring>> {
         let now = self.clock.now();
-        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         cache.as_ref().and_then(|c| {
             // A clock that went backwards also counts as stale.
             let age = now - c.loaded_at;
@@ -192,7 +195,10 @@ impl KeyManager {
             keys = self.store.signing_keys().await?;
         }
         let keyring = Arc::new(self.build(&keys, now)?);
-        *self.cache.lock().unwrap_or_else(|e| e.into_inner()) = Some(Cached {
+        *self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Cached {
             keyring: keyring.clone(),
             loaded_at: now,
         });
@@ -260,7 +266,7 @@ impl KeyManager {
         let previous = self
             .cache
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .as_ref()
             .map(|c| c.keyring.signing.clone())
             .filter(|k| k.kid() == signer.kid);

@@ -19,7 +19,7 @@ const MAX_CONNECTIONS: u32 = 10;
 /// hanging when the database is unreachable or the pool exhausted.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Advisory lock key taken while migrating: "usher_mg" in ASCII, unlikely to clash
+/// Advisory lock key taken while migrating: "`usher_mg`" in ASCII, unlikely to clash
 /// with another application's keys in a shared database.
 const MIGRATION_LOCK_KEY: i64 = 0x7573_6865_725f_6d67;
 

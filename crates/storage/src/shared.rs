@@ -729,12 +729,24 @@ macro_rules! impl_store {
                     .fetch_optional(&self.pool)
                     .await
                     .map_err(backend)?;
+                    let by_exact = || {
+                        ::sqlx::query_scalar::<_, String>(
+                            "SELECT user_id FROM identities WHERE exact_issuer = $1 \
+                             AND issuer_assigned_id = $2 AND sign_in_type = $3",
+                        )
+                        .bind(exact)
+                        .bind(&identity.issuer_assigned_id)
+                        .bind(identity.sign_in_type.as_str())
+                        .fetch_optional(&self.pool)
+                    };
                     let user_id = match found {
                         Some(id) => Some(id),
-                        None if take_on_unresolved => {
+                        // Passcode identities belong to no provider.
+                        None if take_on_unresolved && identity.issuer != "mail" => {
                             // Conditional, so that of two instances taking the same
-                            // identity on, one does and the other finds it taken.
-                            ::sqlx::query_scalar(
+                            // identity on, one does; the other, like a sign-up that
+                            // stored the identity meanwhile, is found by looking again.
+                            let taken = ::sqlx::query_scalar::<_, String>(
                                 "UPDATE identities SET exact_issuer = $1 \
                                  WHERE sign_in_type = $2 AND issuer = $3 \
                                  AND issuer_assigned_id = $4 AND exact_issuer = '' \
@@ -745,8 +757,17 @@ macro_rules! impl_store {
                             .bind(&identity.issuer)
                             .bind(&identity.issuer_assigned_id)
                             .fetch_optional(&self.pool)
-                            .await
-                            .map_err(backend)?
+                            .await;
+                            match taken {
+                                Ok(Some(id)) => Some(id),
+                                Ok(None) => by_exact().await.map_err(backend)?,
+                                Err(e) => match insert_error(e) {
+                                    StorageError::DuplicateIdentity => {
+                                        by_exact().await.map_err(backend)?
+                                    }
+                                    e => return Err(e),
+                                },
+                            }
                         }
                         None => None,
                     };
@@ -762,7 +783,7 @@ macro_rules! impl_store {
                     let done = ::sqlx::query(
                         "UPDATE identities SET exact_issuer = $2 \
                          WHERE sign_in_type = 'federated' AND issuer = $1 \
-                         AND exact_issuer = '' AND NOT EXISTS (\
+                         AND issuer <> 'mail' AND exact_issuer = '' AND NOT EXISTS (\
                            SELECT 1 FROM identities j WHERE j.sign_in_type = 'federated' \
                            AND j.issuer = $1 AND j.exact_issuer = $2 \
                            AND j.issuer_assigned_id = identities.issuer_assigned_id)",

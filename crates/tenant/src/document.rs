@@ -186,7 +186,7 @@ struct SettingsDoc {
     extensions_app_id: String,
 }
 
-/// Its own form rather than the domain type's serde, which is snake_case.
+/// Its own form rather than the domain type's serde, which is `snake_case`.
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct AttributeDoc {

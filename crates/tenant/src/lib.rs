@@ -148,7 +148,7 @@ pub enum TenantError {
     /// The tenant changed between reading it and writing: read it again and retry.
     #[error("the tenant was changed meanwhile (by another instance or administrator); try again")]
     Conflict,
-    /// A write conditioned on the object's ETag found the object changed since.
+    /// A write conditioned on the object's `ETag` found the object changed since.
     #[error("the object was changed since the version the write was conditioned on")]
     PreconditionFailed,
     /// Two objects of one kind share an id (ids are unique without regard to case).

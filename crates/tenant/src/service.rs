@@ -78,7 +78,10 @@ impl TenantService {
         )?);
         // Replaced even by an older version: a database restored from a backup is
         // what every instance must then serve.
-        *self.cache.lock().unwrap_or_else(|e| e.into_inner()) = Some(snapshot.clone());
+        *self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(snapshot.clone());
         tracing::debug!(version = snapshot.version, "loaded the tenant");
         Ok(snapshot)
     }
@@ -147,7 +150,7 @@ impl TenantService {
         self.delete_user_flow_if(id, None).await
     }
 
-    /// As `delete_user_flow`, if the flow's ETag is one of `expected` (when given);
+    /// As `delete_user_flow`, if the flow's `ETag` is one of `expected` (when given);
     /// `PreconditionFailed` otherwise.
     pub async fn delete_user_flow_if(
         &self,
@@ -168,7 +171,7 @@ impl TenantService {
         self.put(document::application_doc(app)?).await
     }
 
-    /// As `put_application`, if the application's ETag is one of `expected` (when
+    /// As `put_application`, if the application's `ETag` is one of `expected` (when
     /// given); `PreconditionFailed` otherwise.
     pub async fn put_application_if(
         &self,
@@ -325,7 +328,10 @@ impl TenantService {
     }
 
     fn cached(&self) -> Option<Arc<TenantSnapshot>> {
-        self.cache.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Writes one object whatever the version: edits of different objects never
@@ -340,7 +346,7 @@ impl TenantService {
         Ok(version)
     }
 
-    /// The ETag of one object of `snapshot` (`kind` one of `document::KINDS`), or
+    /// The `ETag` of one object of `snapshot` (`kind` one of `document::KINDS`), or
     /// `None` if it has no such object: a keyed hash of the object's document with
     /// its secrets as fingerprints, so any change of the object (a secret included)
     /// changes it, a change of another object does not, and it reveals nothing.
@@ -362,7 +368,7 @@ impl TenantService {
             }))
     }
 
-    /// Writes one object if its ETag is one of `expected` (`None`: whatever it is).
+    /// Writes one object if its `ETag` is one of `expected` (`None`: whatever it is).
     /// The check and the write are tied to one version; a write of another object
     /// in between makes it check again rather than fail.
     async fn put_checked(&self, doc: Doc, expected: Option<&[String]>) -> Result<i64, TenantError> {
@@ -404,7 +410,7 @@ impl TenantService {
     }
 
     /// Deletes unless `used_by` names something that refers to the object (or its
-    /// ETag is not one of `expected`, when given). The checks and the delete are
+    /// `ETag` is not one of `expected`, when given). The checks and the delete are
     /// tied to one version, so a reference added meanwhile (by another instance,
     /// say) makes the delete retry rather than succeed.
     async fn delete_checked(

@@ -90,9 +90,10 @@ fn postgres_server() -> Option<String> {
     match std::env::var("USHER_TEST_POSTGRES_URL") {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
-            if std::env::var("USHER_REQUIRE_POSTGRES").as_deref() == Ok("1") {
-                panic!("PostgreSQL tests required but USHER_TEST_POSTGRES_URL is unset");
-            }
+            assert!(
+                std::env::var("USHER_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                "PostgreSQL tests required but USHER_TEST_POSTGRES_URL is unset"
+            );
             println!("skipped: USHER_TEST_POSTGRES_URL is unset");
             None
         }
@@ -806,7 +807,7 @@ async fn seeding_happens_once(ctx: Ctx) {
     // Later starts never store again, whatever the file says.
     let (again, differs) = services[1].seed(&first).await.unwrap();
     assert_eq!(again.version, 1);
-    assert_eq!(differs, !std::ptr::eq(winner, &first));
+    assert_eq!(differs, !std::ptr::eq(winner, &raw const first));
     assert_eq!(ctx.store.tenant_version().await.unwrap(), 1);
 }
 

@@ -121,8 +121,7 @@ fn ranked_languages(header: &str) -> Vec<&str> {
             let tag = pieces.next()?.trim();
             let q = pieces
                 .find_map(|p| p.trim().strip_prefix("q="))
-                .map(|q| q.trim().parse::<f32>().unwrap_or(0.0))
-                .unwrap_or(1.0);
+                .map_or(1.0, |q| q.trim().parse::<f32>().unwrap_or(0.0));
             (q > 0.0 && !tag.is_empty()).then_some((q, i, tag))
         })
         .collect();

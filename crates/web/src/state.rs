@@ -155,7 +155,7 @@ impl AppState {
     fn compiled(&self) -> Arc<Compiled> {
         self.compiled
             .read()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
 
@@ -213,18 +213,24 @@ impl AppState {
             Ok(c) => {
                 tracing::info!(version = c.snapshot.version, "tenant configuration changed");
                 let federation = c.federation.clone();
-                *self.compiled.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(c);
+                *self
+                    .compiled
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(c);
                 resolve_stored_identities(self.store.as_ref(), &federation).await;
             }
             Err(e) => {
-                tracing::error!(error = %e, "the changed tenant cannot be used; keeping the previous one")
+                tracing::error!(error = %e, "the changed tenant cannot be used; keeping the previous one");
             }
         }
     }
 
     /// Runs `f` with the state's random number generator.
     pub fn with_rng<T>(&self, f: impl FnOnce(&mut dyn RngCore) -> T) -> T {
-        let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+        let mut rng = self
+            .rng
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&mut *rng)
     }
 
@@ -255,10 +261,10 @@ pub async fn resolve_stored_identities(store: &dyn Store, federation: &Federatio
         match store.resolve_identities(&issuer, &exact_issuer).await {
             Ok(0) => {}
             Ok(n) => {
-                tracing::info!(%issuer, %exact_issuer, identities = n, "stored identities given their provider's exact issuer")
+                tracing::info!(%issuer, %exact_issuer, identities = n, "stored identities given their provider's exact issuer");
             }
             Err(e) => {
-                tracing::warn!(%issuer, error = %e, "could not give stored identities their exact issuer")
+                tracing::warn!(%issuer, error = %e, "could not give stored identities their exact issuer");
             }
         }
     }

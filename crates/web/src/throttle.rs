@@ -239,6 +239,6 @@ impl AppState {
     pub async fn rate_release(&self, reservation: Reservation) {
         self.throttle
             .release(&*self.store, self.clock.now(), reservation)
-            .await
+            .await;
     }
 }

@@ -62,7 +62,7 @@ impl Api {
         }
     }
 
-    /// Signs in as `client` (secret CONFIDENTIAL_SECRET) with client credentials.
+    /// Signs in as `client` (secret `CONFIDENTIAL_SECRET`) with client credentials.
     async fn as_client(usher: &Instance, client: &str) -> Self {
         Self::with_token(
             usher,
@@ -103,7 +103,7 @@ impl Api {
     }
 
     /// A GET that must answer 200.
-    /// `method` with `If-Match: if_match`: the status, the body and the ETag.
+    /// `method` with `If-Match: if_match`: the status, the body and the `ETag`.
     async fn conditional(
         &self,
         method: Method,

@@ -62,9 +62,10 @@ pub fn postgres_url() -> Option<String> {
     match std::env::var("USHER_TEST_POSTGRES_URL") {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
-            if std::env::var("USHER_REQUIRE_POSTGRES").as_deref() == Ok("1") {
-                panic!("PostgreSQL tests are required but USHER_TEST_POSTGRES_URL is unset");
-            }
+            assert!(
+                std::env::var("USHER_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                "PostgreSQL tests are required but USHER_TEST_POSTGRES_URL is unset"
+            );
             eprintln!(
                 "skipped: set USHER_TEST_POSTGRES_URL to run the PostgreSQL end-to-end tests"
             );
@@ -451,7 +452,7 @@ pub fn urlencode(s: &str) -> String {
 
 /// The query parameters of a URL.
 pub fn query(url: &str) -> BTreeMap<String, String> {
-    let q = url.split_once('?').map(|(_, q)| q).unwrap_or("");
+    let q = url.split_once('?').map_or("", |(_, q)| q);
     url::form_urlencoded::parse(q.as_bytes())
         .into_owned()
         .collect()
@@ -478,8 +479,7 @@ pub fn error_summary(body: &str) -> String {
         .unwrap_or_else(|| panic!("no error summary in {body}"));
     let end = body[start..]
         .find("</div>")
-        .map(|e| start + e)
-        .unwrap_or(body.len());
+        .map_or(body.len(), |e| start + e);
     body[start..end].to_owned()
 }
 
@@ -809,7 +809,7 @@ pub fn code_in(outbox: &std::path::Path, to: &str) -> String {
 pub fn last_mail_in(outbox: &std::path::Path, to: &str) -> String {
     let mut files: Vec<_> = std::fs::read_dir(outbox)
         .unwrap_or_else(|e| panic!("no outbox: {e}"))
-        .filter_map(|e| e.ok())
+        .filter_map(std::result::Result::ok)
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "eml"))
         .collect();

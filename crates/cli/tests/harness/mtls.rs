@@ -40,7 +40,10 @@ impl MtlsApi {
         let issue = |names: &[&str], usage| {
             let key = rcgen::KeyPair::generate().unwrap();
             let mut params = rcgen::CertificateParams::new(
-                names.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                names
+                    .iter()
+                    .map(std::string::ToString::to_string)
+                    .collect::<Vec<_>>(),
             )
             .unwrap();
             params.extended_key_usages = vec![usage];

@@ -23,9 +23,10 @@ pub fn available() -> bool {
             .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(b).is_file()))
     });
     if !found {
-        if std::env::var("USHER_REQUIRE_BROWSER").as_deref() == Ok("1") {
-            panic!("browser tests are required but chromium/chromedriver are not installed");
-        }
+        assert!(
+            std::env::var("USHER_REQUIRE_BROWSER").as_deref() != Ok("1"),
+            "browser tests are required but chromium/chromedriver are not installed"
+        );
         eprintln!("skipped: install chromium and chromium-driver to run the browser tests");
     }
     found

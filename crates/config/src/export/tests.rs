@@ -910,7 +910,7 @@ proptest::proptest! {
         let table: toml::Table = toml::from_str(&text).unwrap();
         proptest::prop_assert_eq!(table["a"].as_str(), Some(s.as_str()));
         proptest::prop_assert_eq!(table["b"].as_str(), Some(s.as_str()));
-        let keyed = table["t"].as_table().and_then(|t| t.get(&s)).and_then(|v| v.as_integer());
+        let keyed = table["t"].as_table().and_then(|t| t.get(&s)).and_then(toml::Value::as_integer);
         proptest::prop_assert_eq!(keyed, Some(1));
     }
 }

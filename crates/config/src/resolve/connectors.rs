@@ -586,7 +586,7 @@ impl Resolver<'_> {
                     ),
                 ),
                 Some(id) if ids.contains(id) => {
-                    self.err(v.loc.clone(), format!("{id} is listed twice in this slot"))
+                    self.err(v.loc.clone(), format!("{id} is listed twice in this slot"));
                 }
                 Some(id) => ids.push(id.clone()),
             }

@@ -256,7 +256,7 @@ async fn upload_certificate(
                     "The connector has {MAX_CERTIFICATES} certificates already: upload again after replacing the authentication configuration."
                 )));
             }
-            certificates.push(upload)
+            certificates.push(upload);
         }
         other => {
             *other = ConnectorAuthentication::ClientCertificate {
@@ -331,7 +331,7 @@ async fn apply(state: &AppState, body: &mut Body, c: &mut ConnectorDefinition) -
         given.push("usherApiKey");
         match key {
             None if matches!(c.authentication, ConnectorAuthentication::ApiKey { .. }) => {
-                c.authentication = ConnectorAuthentication::None
+                c.authentication = ConnectorAuthentication::None;
             }
             None => {}
             Some(mut k) => {
@@ -357,7 +357,7 @@ async fn apply(state: &AppState, body: &mut Body, c: &mut ConnectorDefinition) -
                 ConnectorAuthentication::OAuthClientCredentials { .. }
             ) =>
             {
-                c.authentication = ConnectorAuthentication::None
+                c.authentication = ConnectorAuthentication::None;
             }
             None => {}
             Some(mut o) => {

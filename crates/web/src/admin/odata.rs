@@ -1,4 +1,4 @@
-//! The OData query options the admin API honours: `$filter` (comparisons joined by
+//! The `OData` query options the admin API honours: `$filter` (comparisons joined by
 //! `and`, `startswith`, and `any` over a collection, which is what Graph's clients use
 //! against these resources), `$top`, `$select`, `$expand` and paging with
 //! `$skiptoken` in an `@odata.nextLink`. Options Usher does not implement are refused
@@ -33,7 +33,7 @@ pub struct QueryOptions {
 
 impl QueryOptions {
     /// Reads the options of `uri`. `allowed` lists the options the resource honours;
-    /// any other `$option` is refused. Parameters without `$` are not OData's and are
+    /// any other `$option` is refused. Parameters without `$` are not `OData`'s and are
     /// ignored, as Graph ignores them.
     pub fn parse(uri: &Uri, allowed: &[&str]) -> ApiResult<Self> {
         let mut options = QueryOptions::default();

@@ -47,7 +47,7 @@ fn operation_id(route: &Route) -> String {
     for segment in route.path.split('/').skip(2) {
         let clean: String = segment
             .chars()
-            .filter(|c| c.is_ascii_alphanumeric())
+            .filter(char::is_ascii_alphanumeric)
             .collect();
         if !clean.is_empty() {
             id.push('_');

@@ -19,7 +19,7 @@
 //! created here only when an open sign-up request holds the address (its code proved
 //! it, or its provider vouched for it), never because a caller says so.
 //!
-//! `GET /v1.0/users/{id}` answers an ETag (the user's stored version); a PATCH or
+//! `GET /v1.0/users/{id}` answers an `ETag` (the user's stored version); a PATCH or
 //! DELETE with a stale `If-Match` gets 412 ([`super::etag`]). A PATCH is written in
 //! one transaction ([`apply_edit`]).
 

@@ -94,11 +94,10 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response
                 .iter()
                 .map(|a| AttributeRow {
                     id: a.attribute_id.clone(),
-                    label: a
-                        .label
-                        .as_ref()
-                        .map(|l| l.get(locale).to_owned())
-                        .unwrap_or_else(|| attribute_label(&state, locale, &a.attribute_id)),
+                    label: a.label.as_ref().map_or_else(
+                        || attribute_label(&state, locale, &a.attribute_id),
+                        |l| l.get(locale).to_owned(),
+                    ),
                     input: input_name(a.input_type),
                     required: !a.is_optional,
                     claim: a.is_claim,

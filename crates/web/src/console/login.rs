@@ -73,7 +73,7 @@ fn unavailable(state: &AppState, locale: &str) -> Response {
         .tenant()
         .user_flows
         .iter()
-        .any(|f| f.allows_local_accounts());
+        .any(usher_domain::UserFlow::allows_local_accounts);
     let body = if has_local_flow {
         "console.unavailable.removed"
     } else {

@@ -529,8 +529,7 @@ pub fn attribute_label(state: &AppState, locale: &str, id: &str) -> String {
         None => state
             .tenant()
             .attribute(id)
-            .map(|d| d.display_name.clone())
-            .unwrap_or_else(|| id.to_owned()),
+            .map_or_else(|| id.to_owned(), |d| d.display_name.clone()),
     }
 }
 

@@ -321,7 +321,7 @@ fn validate(
                 "code_challenge is not a valid S256 challenge.",
             ))
         }
-        (Some(_), None) | (Some(_), Some("plain")) => {
+        (Some(_), None | Some("plain")) => {
             return Err(refuse(
                 "invalid_request",
                 "code_challenge_method must be S256.",

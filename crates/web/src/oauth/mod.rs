@@ -136,7 +136,9 @@ pub fn user_claims(tenant: &Tenant, user_flow: &UserFlow, user: &User) -> BTreeM
         let value = if BuiltInAttribute::from_id(attribute) == Some(BuiltInAttribute::Email) {
             user.email.clone().map(Value::String)
         } else {
-            user.attributes.get(attribute).map(|v| v.to_json())
+            user.attributes
+                .get(attribute)
+                .map(usher_domain::AttributeValue::to_json)
         };
         if let Some(v) = value {
             if attribute.eq_ignore_ascii_case("email") {

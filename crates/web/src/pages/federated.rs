@@ -20,10 +20,13 @@ use super::{
 use crate::state::AppState;
 
 /// The provider (or passcode) vouched for `identity`; `email` only if it is verified.
+/// `provider_id`: the upstream provider the browser came back from, when the flow
+/// knows it (otherwise it is worked out from the identity).
 pub async fn identity_verified(
     state: &AppState,
     headers: &HeaderMap,
     loaded: &mut Loaded,
+    provider_id: Option<&str>,
     identity: Identity,
     email: Option<String>,
     attributes: AttributeValues,
@@ -32,9 +35,14 @@ pub async fn identity_verified(
     let locale = loaded.flow.locale.clone();
     // An identity stored without an exact issuer belongs to the provider that owns
     // its short issuer, and to no other provider on the same host.
+    let provider = match provider_id {
+        Some(id) => Some(id.to_owned()),
+        None => super::finish::provider_of(state, &identity),
+    };
     let takes_on = identity.exact_issuer.is_some()
-        && super::finish::provider_of(state, &identity)
-            .is_some_and(|p| state.federation().takes_on_unresolved(&p));
+        && provider
+            .as_deref()
+            .is_some_and(|p| state.federation().takes_on_unresolved(p));
     let known = match state
         .store
         .user_by_provider_identity(&identity, takes_on)
@@ -75,7 +83,6 @@ pub async fn identity_verified(
         if let Err(r) = save(state, loaded).await {
             return r;
         }
-        let provider = super::finish::provider_of(state, &identity);
         return super::finish::finish(state, headers, loaded, &user, provider).await;
     }
     // A held or denied sign-up for this identity or address comes first.

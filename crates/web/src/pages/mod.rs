@@ -403,8 +403,7 @@ pub fn parse_form(body: &[u8]) -> BTreeMap<String, Vec<String>> {
 pub fn first<'a>(form: &'a BTreeMap<String, Vec<String>>, key: &str) -> &'a str {
     form.get(key)
         .and_then(|v| v.first())
-        .map(String::as_str)
-        .unwrap_or("")
+        .map_or("", String::as_str)
 }
 
 fn message(state: &AppState, locale: &str, key: &str, args: &[(&str, String)]) -> String {
@@ -705,8 +704,7 @@ fn attribute_fields(
                 (None, Some(b)) => message(state, locale, &format!("attribute.{}", b.id()), &[]),
                 (None, None) => definition
                     .as_ref()
-                    .map(|d| d.display_name.clone())
-                    .unwrap_or_else(|| id.clone()),
+                    .map_or_else(|| id.clone(), |d| d.display_name.clone()),
             };
             // What to show: what the user just typed, else the draft's prefill, else
             // the options marked as default.
@@ -742,9 +740,9 @@ fn attribute_fields(
                 autocomplete: BuiltInAttribute::from_id(&id).and_then(autocomplete),
                 inputmode: (a.input_type == UserInputType::NumericTextBox).then_some("numeric"),
                 maxlength: match a.input_type {
-                    UserInputType::TextBox | UserInputType::EmailBox => {
-                        definition.as_ref().map(|d| d.max_length())
-                    }
+                    UserInputType::TextBox | UserInputType::EmailBox => definition
+                        .as_ref()
+                        .map(usher_domain::AttributeDefinition::max_length),
                     _ => None,
                 },
                 options: a

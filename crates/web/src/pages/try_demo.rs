@@ -160,10 +160,7 @@ pub async fn callback(
     if let Some(error) = params.get("error") {
         return failed(
             error,
-            params
-                .get("error_description")
-                .map(String::as_str)
-                .unwrap_or(""),
+            params.get("error_description").map_or("", String::as_str),
         );
     }
     let Some(code) = params.get("code") else {

@@ -195,6 +195,7 @@ pub async fn callback(
         &state,
         &headers,
         &mut loaded,
+        Some(external.provider_id.as_str()),
         external.identity,
         external.email,
         external.attributes,
