@@ -5,6 +5,10 @@
 //! PostgreSQL cases run when `USHER_TEST_POSTGRES_URL` names a server (each case
 //! creates and drops its own database); with `USHER_REQUIRE_POSTGRES=1` they fail
 //! instead of skipping when it is unset.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests drive Usher from outside, with the real clock, their own HTTP clients and random names"
+)]
 
 mod admin_api;
 mod console;

@@ -1,5 +1,9 @@
 //! Tests of loading whole configurations: defaults, the example file, environment
 //! overrides, and that each rule reports its error where the value was written.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests drive Usher from outside, with the real clock, their own HTTP clients and random names"
+)]
 
 use std::{
     collections::HashMap,

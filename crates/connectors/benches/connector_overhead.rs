@@ -5,6 +5,10 @@
 //!
 //! `cargo bench -p usher-connectors --bench connector_overhead` (set
 //! `USHER_BENCH_CALLS` to change the number of calls, 2000 by default).
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests drive Usher from outside, with the real clock, their own HTTP clients and random names"
+)]
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -96,6 +96,10 @@ pub async fn probe_with_schema(
         .and_then(|v| v.as_str())
         .map(str::to_owned);
     let body = Value::Object(claims).to_string().into_bytes();
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a probe is an operator tool outside any flow: its ids need to be unique, not reproducible"
+    )]
     let mut rng = rand::thread_rng();
     let call_id = usher_domain::id::new_uuid(&mut rng);
     let flow_id = usher_domain::id::new_uuid(&mut rng);

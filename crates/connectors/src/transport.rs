@@ -641,6 +641,10 @@ pub fn build_client(
     settings: &TransportSettings,
     identity: Option<reqwest::Identity>,
 ) -> Result<reqwest::Client, Failure> {
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the connector transport owns outbound HTTP to connectors"
+    )]
     let mut builder = reqwest::Client::builder()
         .use_rustls_tls()
         .min_tls_version(reqwest::tls::Version::TLS_1_2)
@@ -881,6 +885,10 @@ fn retry_after(headers: &[(String, String)], now: DateTime<Utc>) -> Option<Durat
 /// 50 ms, 100 ms, 200 ms … (at most 1 s), each between half and one and a half times.
 fn backoff(retry_index: u32) -> Duration {
     let base = 50u64.saturating_mul(1u64 << retry_index.min(5));
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "retry jitter only spreads load; nothing depends on its values"
+    )]
     let factor: f64 = rand::thread_rng().gen_range(0.5..1.5);
     Duration::from_millis((base as f64 * factor) as u64).min(Duration::from_secs(1))
 }
@@ -918,6 +926,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::disallowed_methods, reason = "any time works for this test")]
     fn huge_durations_do_not_overflow() {
         let now = Instant::now();
         assert!(later(now, Duration::MAX) > now);

@@ -14,6 +14,10 @@ pub trait Clock: Send + Sync {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the system clock is the one place that reads the time"
+    )]
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
     }

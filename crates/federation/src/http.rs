@@ -40,6 +40,10 @@ pub(crate) struct Http {
 
 impl Http {
     pub fn new(settings: &FederationSettings) -> Result<Self, FederationError> {
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "the federation client owns outbound HTTP to identity providers"
+        )]
         let mut builder = reqwest::Client::builder()
             // A redirect from a token or userinfo endpoint would carry the request
             // somewhere nobody configured; providers do not need it.

@@ -1,6 +1,10 @@
 //! End-to-end tests of `usher-federation` against upstream providers written here:
 //! a small OpenID Provider (also playing Microsoft and Google), Facebook, GitHub and
 //! a generic OAuth 2.0 server, all on 127.0.0.1.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests drive Usher from outside, with the real clock, their own HTTP clients and random names"
+)]
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

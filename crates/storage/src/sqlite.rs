@@ -116,6 +116,10 @@ mod tests {
 
     /// The connection settings the module docs rely on, as a connection sees them.
     #[tokio::test]
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a unique temporary directory name"
+    )]
     async fn file_database_settings() {
         let dir = std::env::temp_dir().join(format!("usher-sqlite-{:016x}", rand::random::<u64>()));
         let path = dir.join("nested").join("usher.db");

@@ -7,6 +7,10 @@
 //! PostgreSQL tests report themselves skipped, unless `USHER_REQUIRE_POSTGRES=1` says
 //! they must run (as in CI), in which case they fail. The migrated cases also run on
 //! `sqlite::memory:`, whose single-connection pool must serialise everything.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests drive Usher from outside, with the real clock, their own HTTP clients and random names"
+)]
 
 use std::future::Future;
 use std::sync::Arc;

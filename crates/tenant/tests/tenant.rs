@@ -6,6 +6,10 @@
 //!
 //! Several services on one database, each with a store of its own (its own pool),
 //! stand for several Usher instances.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests drive Usher from outside, with the real clock, their own HTTP clients and random names"
+)]
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};

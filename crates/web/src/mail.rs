@@ -106,6 +106,10 @@ impl Mailer {
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .unwrap_or_default();
+                #[allow(
+                    clippy::disallowed_methods,
+                    reason = "a unique file name in the mail outbox"
+                )]
                 let name = format!(
                     "{}-{:09}-{:08x}.eml",
                     now.as_secs(),

@@ -126,11 +126,19 @@ impl ApiError {
     }
 }
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a reference for an error answer needs to be unique, not reproducible"
+)]
 fn new_request_id() -> String {
     usher_domain::id::new_uuid(&mut rand::thread_rng())
 }
 
 impl IntoResponse for ApiError {
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the informational date of a Graph error body; the response has no state"
+    )]
     fn into_response(self) -> Response {
         let request_id = self.request_id.unwrap_or_else(new_request_id);
         // The time of the answer, as Graph gives it; informational only.

@@ -190,7 +190,7 @@ mod tests {
             warnings: Vec::new(),
             request_body: None,
             response_body: None,
-            created_at: chrono::Utc::now(),
+            created_at: chrono::DateTime::UNIX_EPOCH,
         }
     }
 
