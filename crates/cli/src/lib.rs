@@ -280,6 +280,7 @@ pub async fn build(config: &Config, overrides: Overrides) -> anyhow::Result<AppS
     let metrics = Arc::new(Metrics::new());
     let runner_settings = runner_settings(config);
     let compiled = Compiled::build(
+        None,
         snapshot,
         &store,
         &clock,

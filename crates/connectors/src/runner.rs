@@ -57,7 +57,9 @@ struct Connector {
 
 /// Runs API connectors for the sign-up flow: the production [`StepConnectors`].
 pub struct ConnectorRunner {
-    connectors: HashMap<String, Connector>,
+    /// Shared with the runner a tenant edit replaces this one by, for every connector
+    /// whose definition the edit left alone (see [`Self::succeed`]).
+    connectors: HashMap<String, Arc<Connector>>,
     tenant: Arc<Tenant>,
     calls: Arc<dyn ConnectorCallRepository>,
     clock: Arc<dyn Clock>,
@@ -76,10 +78,54 @@ impl ConnectorRunner {
         settings: RunnerSettings,
         metrics: Arc<Metrics>,
     ) -> Self {
+        Self::build(None, definitions, tenant, calls, clock, settings, metrics)
+    }
+
+    /// The runner for an edited tenant, taking over this one's live state: every
+    /// connector whose definition (and the operator's settings) did not change keeps
+    /// its circuit breaker, cached access token and HTTP connections, so an edit of
+    /// connector A neither closes B's open breaker nor makes B fetch a new token.
+    pub fn succeed(
+        &self,
+        definitions: Vec<ConnectorDefinition>,
+        tenant: Arc<Tenant>,
+        settings: RunnerSettings,
+    ) -> Self {
+        Self::build(
+            Some(self),
+            definitions,
+            tenant,
+            self.calls.clone(),
+            self.clock.clone(),
+            settings,
+            self.metrics.clone(),
+        )
+    }
+
+    fn build(
+        previous: Option<&ConnectorRunner>,
+        definitions: Vec<ConnectorDefinition>,
+        tenant: Arc<Tenant>,
+        calls: Arc<dyn ConnectorCallRepository>,
+        clock: Arc<dyn Clock>,
+        settings: RunnerSettings,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let transport = settings.transport();
+        let kept = |definition: &ConnectorDefinition| {
+            let previous = previous.filter(|p| p.settings == settings)?;
+            previous
+                .connectors
+                .get(&definition.id)
+                .filter(|c| c.endpoint.definition() == definition)
+                .cloned()
+        };
         let connectors = definitions
             .into_iter()
             .map(|definition| {
+                if let Some(connector) = kept(&definition) {
+                    return (definition.id, connector);
+                }
                 let breaker = Breaker::new(definition.breaker);
                 let endpoint = Endpoint::new(definition, transport.clone());
                 if let Some(problem) = endpoint.configuration_error() {
@@ -88,11 +134,11 @@ impl ConnectorRunner {
                 let secrets = endpoint.secret_values();
                 (
                     endpoint.definition().id.clone(),
-                    Connector {
+                    Arc::new(Connector {
                         endpoint,
                         breaker,
                         secrets,
-                    },
+                    }),
                 )
             })
             .collect();

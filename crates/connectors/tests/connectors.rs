@@ -1702,6 +1702,69 @@ async fn the_breaker_opens_after_consecutive_failures_and_closes_after_a_good_tr
 }
 
 #[tokio::test]
+async fn a_tenant_edit_keeps_the_breakers_of_connectors_it_did_not_touch() {
+    let down = serve_reply(|| Reply::raw(500, "down")).await;
+    let breaker = BreakerSettings {
+        failure_threshold: 1,
+        open_for: Duration::from_secs(60),
+    };
+    let a = ConnectorDefinition {
+        breaker,
+        ..connector("a", &down.url())
+    };
+    let b = ConnectorDefinition {
+        breaker,
+        ..connector("b", &down.url())
+    };
+    let h = harness(vec![a.clone(), b.clone()]);
+    assert_eq!(h.failure(PAC, "a").await, "http5xx");
+    assert_eq!(h.failure(PAC, "b").await, "http5xx");
+    assert_eq!(h.runner.breaker_state("a"), Some(BreakerState::Open));
+    assert_eq!(h.runner.breaker_state("b"), Some(BreakerState::Open));
+
+    // The edit changes A's timeout; B is as it was.
+    let edited_a = ConnectorDefinition {
+        timeout: Duration::from_millis(1500),
+        ..a
+    };
+    let next = h
+        .runner
+        .succeed(vec![edited_a, b.clone()], Arc::new(tenant()), settings());
+    assert_eq!(next.breaker_state("a"), Some(BreakerState::Closed));
+    assert_eq!(next.breaker_state("b"), Some(BreakerState::Open));
+    let hits = down.hits();
+    let identities = identities();
+    let ids = vec!["b".to_owned()];
+    let outcome = next
+        .run(StepRequest {
+            step: PAC,
+            flow_id: "flow-43",
+            user_flow_id: FLOW,
+            connector_ids: &ids,
+            client_id: "client-7",
+            ui_locales: "en-US",
+            email: None,
+            identities: &identities,
+            attributes: &attributes(),
+        })
+        .await;
+    assert!(matches!(outcome, StepOutcome::Failed { .. }), "{outcome:?}");
+    assert_eq!(h.last().failure_reason.as_deref(), Some("circuitOpen"));
+    assert_eq!(down.hits(), hits, "B's open breaker still spares the API");
+
+    // Other operator settings are another transport: nothing carries over.
+    let fresh = next.succeed(
+        vec![b],
+        Arc::new(tenant()),
+        RunnerSettings {
+            record_bodies: false,
+            ..settings()
+        },
+    );
+    assert_eq!(fresh.breaker_state("b"), Some(BreakerState::Closed));
+}
+
+#[tokio::test]
 async fn a_failing_trial_opens_the_breaker_again() {
     let server = serve_reply(|| Reply::raw(500, "down")).await;
     let definition = ConnectorDefinition {

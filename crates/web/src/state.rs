@@ -102,7 +102,10 @@ pub struct Compiled {
 }
 
 impl Compiled {
+    /// `previous`: the compiled tenant this one replaces, whose connectors' live state
+    /// (breakers, tokens, connections) carries over where their definitions agree.
     pub fn build(
+        previous: Option<&Compiled>,
         snapshot: Arc<TenantSnapshot>,
         store: &Arc<dyn Store>,
         clock: &Arc<dyn Clock>,
@@ -111,14 +114,21 @@ impl Compiled {
         federation_settings: &FederationSettings,
     ) -> Result<Self, usher_federation::FederationError> {
         let tenant = Arc::new(snapshot.tenant.clone());
-        let runner = Arc::new(ConnectorRunner::new(
-            snapshot.connectors.clone(),
-            tenant,
-            store.clone(),
-            clock.clone(),
-            runner_settings.clone(),
-            metrics.clone(),
-        ));
+        let runner = Arc::new(match previous {
+            Some(previous) => previous.runner.succeed(
+                snapshot.connectors.clone(),
+                tenant,
+                runner_settings.clone(),
+            ),
+            None => ConnectorRunner::new(
+                snapshot.connectors.clone(),
+                tenant,
+                store.clone(),
+                clock.clone(),
+                runner_settings.clone(),
+                metrics.clone(),
+            ),
+        });
         let federation = Arc::new(Federation::new(
             snapshot.identity_providers.clone(),
             federation_settings.clone(),
@@ -199,10 +209,12 @@ impl AppState {
                 return;
             }
         };
-        if self.compiled().snapshot.version == snapshot.version {
+        let current = self.compiled();
+        if current.snapshot.version == snapshot.version {
             return;
         }
         match Compiled::build(
+            Some(&current),
             snapshot,
             &self.store,
             &self.clock,

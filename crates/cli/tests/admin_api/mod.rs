@@ -182,7 +182,7 @@ impl Api {
 }
 
 /// A client-credentials access token.
-async fn client_token(usher: &Instance, client: &str, secret: &str) -> String {
+pub(crate) async fn client_token(usher: &Instance, client: &str, secret: &str) -> String {
     let r = reqwest::Client::new()
         .post(usher.url("/token"))
         .basic_auth(client, Some(secret))

@@ -760,6 +760,18 @@ failure_policy = "continue"
 failure_threshold = 1
 open_seconds = 3600
 
+[[connectors]]
+id = "other"
+target_url = "{url}"
+
+[[applications]]
+client_id = "admin-all"
+name = "Admin"
+type = "confidential"
+client_secret_env = "E2E_SECRET"
+user_flow = "B2X_1_e2e"
+roles = ["APIConnectors.ReadWrite.All"]
+
 [user_flows.connectors]
 post_attribute_collection = ["e2e-connector"]
 "#,
@@ -845,6 +857,25 @@ post_attribute_collection = ["e2e-connector"]
         page.body.contains("data-health=\"p50\">2500 ms<"),
         "{}",
         page.body
+    );
+    // An admin edits the other connector: this one's breaker stays open, on every
+    // instance that picks the edit up.
+    let token = crate::admin_api::client_token(&usher, "admin-all", CONFIDENTIAL_SECRET).await;
+    let r = reqwest::Client::new()
+        .patch(usher.url("/v1.0/identity/apiConnectors/other"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"displayName": "Other, renamed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    sign_up(&env, &usher, "four@example.com", "Four").await;
+    assert_eq!(api.bodies().len(), 1, "still open after the edit");
+    let text = metrics().await;
+    assert!(
+        text.contains("usher_connector_breaker_state{connector=\"e2e-connector\"} 2\n")
+            && text.contains("usher_connector_breaker_state{connector=\"other\"} 0\n"),
+        "open after an edit of another connector: {text}"
     );
     env.finish(usher).await;
 }
