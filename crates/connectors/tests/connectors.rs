@@ -1706,7 +1706,7 @@ async fn a_tenant_edit_keeps_the_breakers_of_connectors_it_did_not_touch() {
     let down = serve_reply(|| Reply::raw(500, "down")).await;
     let breaker = BreakerSettings {
         failure_threshold: 1,
-        open_for: Duration::from_secs(60),
+        open_for: Duration::from_mins(1),
     };
     let a = ConnectorDefinition {
         breaker,
