@@ -322,6 +322,95 @@ async fn a_sign_up_started_on_one_instance_finishes_on_another(backend: Backend)
     env.finish(a).await;
 }
 
+both!(a_run_whose_instance_stopped_is_resumed_with_the_same_idempotency_key);
+async fn a_run_whose_instance_stopped_is_resumed_with_the_same_idempotency_key(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let api = harness::api::TestApi::start(vec![
+        (400, serde_json::json!({"version": "1.0.0", "action": "ValidationError", "status": 400, "userMessage": "Once more."})),
+        (200, serde_json::json!({"version": "1.0.0", "action": "Continue"})),
+    ])
+    .await;
+    let usher = env.start_with_connector(&api.url).await;
+    let browser = Browser::new();
+    let flow = to_attribute_page(&usher, &browser, "resume@example.com").await;
+    let flow_id = flow.trim_start_matches("/flow/").to_owned();
+    let page = browser.get(&usher.url(&flow)).await;
+
+    // An instance took the form, saved the flow as running its connectors, took the
+    // run's lease, and stopped before any outcome: what a `kill -9` mid-call leaves.
+    let store = env.store().await;
+    let mut stored = store.flow(&flow_id).await.unwrap().unwrap();
+    let values = [(
+        "displayName".to_owned(),
+        usher_domain::AttributeValue::String("Resumed".into()),
+    )]
+    .into();
+    stored
+        .attributes_submitted(
+            values,
+            "u-resumed".into(),
+            usher_domain::Clock::now(&env.clock),
+        )
+        .unwrap();
+    store.update_flow(&mut stored).await.unwrap();
+    let key = format!(
+        "{}.e2e-connector",
+        stored.step.run_key(&flow_id).expect("a run key")
+    );
+    let now = usher_domain::Clock::now(&env.clock);
+    assert!(store
+        .take_flow_lease(
+            &flow_id,
+            "stopped-run",
+            now,
+            now + chrono::Duration::seconds(10)
+        )
+        .await
+        .unwrap());
+
+    // While its lease holds, the form sent again waits for that run: no second call.
+    let fields = [("displayName", "Resumed")];
+    let r = browser
+        .submit(&usher.url(&format!("{flow}/attributes")), &page, &fields)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("http-equiv=\"refresh\""), "{}", r.body);
+    assert!(api.bodies().is_empty());
+    let r = browser.get(&usher.url(&flow)).await;
+    assert!(r.body.contains("http-equiv=\"refresh\""), "{}", r.body);
+    assert!(api.bodies().is_empty());
+
+    // The lease runs out (nobody renews it): the form sent again resumes the run,
+    // with the run's idempotency key.
+    env.clock.advance(chrono::Duration::seconds(11));
+    let r = browser
+        .submit(&usher.url(&format!("{flow}/attributes")), &page, &fields)
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(r.body.contains("Once more."), "{}", r.body);
+    let headers = api.headers();
+    assert_eq!(headers.len(), 1);
+    assert_eq!(headers[0]["idempotency-key"], key.as_str());
+    assert_eq!(api.bodies()[0]["displayName"], "Resumed");
+
+    // The next run of the step is another run: another key. Its lease was given
+    // back when its outcome was saved, so nothing waits.
+    let r = browser
+        .submit(&usher.url(&format!("{flow}/attributes")), &r, &fields)
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(r.location().starts_with(CALLBACK), "{}", r.location());
+    let headers = api.headers();
+    assert_eq!(headers.len(), 2);
+    let second = headers[1]["idempotency-key"].to_str().unwrap();
+    assert_ne!(second, key);
+    assert!(
+        second.starts_with(&format!("{flow_id}.PostAttributeCollection.")),
+        "{second}"
+    );
+    env.finish(usher).await;
+}
+
 both!(a_restart_mid_flow_loses_nothing);
 async fn a_restart_mid_flow_loses_nothing(backend: Backend) {
     let env = TestEnv::new(backend).await;

@@ -172,6 +172,7 @@ async fn run(calls: usize) {
                 email: Some("john@example.com"),
                 identities: &identities,
                 attributes: &attributes,
+                run_key: None,
             })
             .await;
         assert!(

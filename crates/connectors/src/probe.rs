@@ -12,7 +12,7 @@ use usher_domain::{ConnectorDefinition, ConnectorStep, SystemClock, Tenant};
 use crate::failure::FailureReason;
 use crate::response::{interpret, Interpretation, Interpreted, ResponseContext};
 use crate::runner::RunnerSettings;
-use crate::transport::{Endpoint, NamedValue, SentRequest};
+use crate::transport::{CallIds, Endpoint, NamedValue, SentRequest};
 
 /// How much of the response body a report shows.
 pub const MAX_SHOWN_BODY_BYTES: usize = 64 * 1024;
@@ -104,7 +104,11 @@ pub async fn probe_with_schema(
     let call_id = usher_domain::id::new_uuid(&mut rng);
     let flow_id = usher_domain::id::new_uuid(&mut rng);
     let endpoint = Endpoint::new(definition.clone(), settings.transport());
-    let report = endpoint.call(&body, &flow_id, &call_id, &SystemClock).await;
+    let ids = CallIds {
+        flow_id: &flow_id,
+        idempotency_key: None,
+    };
+    let report = endpoint.call(&body, ids, &call_id, &SystemClock).await;
 
     let tenant = schema.map(|s| s.tenant);
     let user_flow = schema

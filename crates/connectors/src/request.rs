@@ -17,6 +17,9 @@ use crate::step::StepRequest;
 pub const HEADER_FLOW_ID: &str = "usher-flow-id";
 /// Stable across the retries of one call: usable as an idempotency key.
 pub const HEADER_CALL_ID: &str = "usher-call-id";
+/// Stable across a run of a step's connectors, also when the run is resumed after
+/// the instance running it stopped: `<flow id>.<step>.<start>.<connector id>`.
+pub const HEADER_IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// 1, 2, … for each attempt of one call.
 pub const HEADER_ATTEMPT: &str = "usher-attempt";
 pub const HEADER_WEBHOOK_ID: &str = "webhook-id";
@@ -273,6 +276,7 @@ mod tests {
             email,
             identities,
             attributes,
+            run_key: None,
         }
     }
 

@@ -20,7 +20,7 @@ use crate::metrics::Metrics;
 use crate::request::build_body;
 use crate::response::{interpret, Interpretation, Interpreted, ResponseContext};
 use crate::step::{StepConnectors, StepOutcome, StepRequest};
-use crate::transport::{scrub, Endpoint, TransportSettings};
+use crate::transport::{scrub, CallIds, Endpoint, TransportSettings};
 
 /// Recorded bodies are cut to this many bytes.
 pub const MAX_RECORDED_BODY_BYTES: usize = 64 * 1024;
@@ -193,6 +193,9 @@ impl ConnectorRunner {
             .and_then(|v| v.as_str())
             .map(str::to_owned);
         let body_bytes = Value::Object(body).to_string().into_bytes();
+        let idempotency_key = request
+            .run_key
+            .map(|run| format!("{run}.{}", definition.id));
 
         let (interpretation, attempts, latency, http_status, response_body) =
             match connector.breaker.try_acquire(created_at) {
@@ -209,7 +212,15 @@ impl ConnectorRunner {
                 Some(permit) => {
                     let report = connector
                         .endpoint
-                        .call(&body_bytes, request.flow_id, &call_id, self.clock.as_ref())
+                        .call(
+                            &body_bytes,
+                            CallIds {
+                                flow_id: request.flow_id,
+                                idempotency_key: idempotency_key.as_deref(),
+                            },
+                            &call_id,
+                            self.clock.as_ref(),
+                        )
                         .await;
                     let interpretation = match &report.result {
                         Ok(exchange) => {
@@ -329,6 +340,14 @@ impl ConnectorRunner {
 
 #[async_trait]
 impl StepConnectors for ConnectorRunner {
+    fn worst_case(&self, connector_ids: &[String]) -> Duration {
+        connector_ids
+            .iter()
+            .filter_map(|id| self.connectors.get(id))
+            .map(|c| c.endpoint.definition().budget)
+            .sum()
+    }
+
     async fn run(&self, request: StepRequest<'_>) -> StepOutcome {
         let user_flow = self.tenant.user_flow(request.user_flow_id);
         let mut attributes = request.attributes.clone();

@@ -16,6 +16,9 @@ pub struct StepRequest<'a> {
     pub email: Option<&'a str>,
     pub identities: &'a [Identity],
     pub attributes: &'a AttributeValues,
+    /// Identifies this run of the step to the APIs (see `FlowStep::run_key`); each
+    /// connector's calls carry it, with the connector's id, as `idempotency-key`.
+    pub run_key: Option<&'a str>,
 }
 
 /// How a connector step ended.
@@ -41,6 +44,12 @@ pub enum StepOutcome {
 #[async_trait]
 pub trait StepConnectors: Send + Sync {
     async fn run(&self, request: StepRequest<'_>) -> StepOutcome;
+
+    /// The longest a run of these connectors can take: the sum of their budgets,
+    /// since they run one after the other. A run older than this is dead.
+    fn worst_case(&self, _connector_ids: &[String]) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
 }
 
 /// No connectors configured: every step continues unchanged.

@@ -25,7 +25,8 @@ use crate::certificate::{self, LoadedCertificate};
 use crate::failure::{Failure, FailureReason};
 use crate::request::{
     basic_authorization, webhook_signature, CONTENT_TYPE_JSON, HEADER_ATTEMPT, HEADER_CALL_ID,
-    HEADER_FLOW_ID, HEADER_WEBHOOK_ID, HEADER_WEBHOOK_SIGNATURE, HEADER_WEBHOOK_TIMESTAMP,
+    HEADER_FLOW_ID, HEADER_IDEMPOTENCY_KEY, HEADER_WEBHOOK_ID, HEADER_WEBHOOK_SIGNATURE,
+    HEADER_WEBHOOK_TIMESTAMP,
 };
 
 /// The most of a response body that is read (contract §3: over 1 MiB is a failure).
@@ -158,6 +159,17 @@ impl std::fmt::Debug for Endpoint {
     }
 }
 
+/// What identifies a call to the API besides its body.
+#[derive(Debug, Clone, Copy)]
+pub struct CallIds<'a> {
+    /// The sign-up attempt (`usher-flow-id`).
+    pub flow_id: &'a str,
+    /// The same for every attempt of the run of a step's connectors this call is
+    /// part of, also when the run is resumed after its instance stopped
+    /// (`idempotency-key`); `None` outside a flow (a probe).
+    pub idempotency_key: Option<&'a str>,
+}
+
 impl Endpoint {
     pub fn new(definition: ConnectorDefinition, mut settings: TransportSettings) -> Self {
         // The connector's own roots on top of the operator's: a company CA serves
@@ -225,17 +237,17 @@ impl Endpoint {
     pub async fn call(
         &self,
         body: &[u8],
-        flow_id: &str,
+        ids: CallIds<'_>,
         call_id: &str,
         clock: &dyn Clock,
     ) -> CallReport {
         let started = Instant::now();
         let deadline = later(started, self.definition.budget);
         let mut attempts = 0;
-        let mut last_request = self.describe(body, flow_id, call_id, 1, clock);
+        let mut last_request = self.describe(body, ids, call_id, 1, clock);
         let inner = self.attempts(
             body,
-            flow_id,
+            ids,
             call_id,
             clock,
             deadline,
@@ -266,7 +278,7 @@ impl Endpoint {
     fn describe(
         &self,
         body: &[u8],
-        flow_id: &str,
+        ids: CallIds<'_>,
         call_id: &str,
         attempt: u32,
         clock: &dyn Clock,
@@ -277,14 +289,7 @@ impl Endpoint {
         )
         .then_some(MASK);
         let headers = self
-            .headers(
-                body,
-                flow_id,
-                call_id,
-                attempt,
-                clock.now().timestamp(),
-                bearer,
-            )
+            .headers(body, ids, call_id, attempt, clock.now().timestamp(), bearer)
             .unwrap_or_default();
         SentRequest::new(&self.definition.target_url, &headers, body)
     }
@@ -293,7 +298,7 @@ impl Endpoint {
     async fn attempts(
         &self,
         body: &[u8],
-        flow_id: &str,
+        ids: CallIds<'_>,
         call_id: &str,
         clock: &dyn Clock,
         deadline: Instant,
@@ -326,7 +331,7 @@ impl Endpoint {
             let attempt = *attempts + 1;
             let headers = self.headers(
                 body,
-                flow_id,
+                ids,
                 call_id,
                 attempt,
                 clock.now().timestamp(),
@@ -389,7 +394,7 @@ impl Endpoint {
     fn headers(
         &self,
         body: &[u8],
-        flow_id: &str,
+        ids: CallIds<'_>,
         call_id: &str,
         attempt: u32,
         timestamp: i64,
@@ -404,7 +409,10 @@ impl Endpoint {
             reqwest::header::ACCEPT,
             HeaderValue::from_static("application/json"),
         );
-        h.insert(HEADER_FLOW_ID, plain_value(flow_id)?);
+        h.insert(HEADER_FLOW_ID, plain_value(ids.flow_id)?);
+        if let Some(key) = ids.idempotency_key {
+            h.insert(HEADER_IDEMPOTENCY_KEY, plain_value(key)?);
+        }
         h.insert(HEADER_CALL_ID, plain_value(call_id)?);
         h.insert(HEADER_ATTEMPT, HeaderValue::from(attempt));
         match &self.definition.authentication {

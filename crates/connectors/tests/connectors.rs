@@ -251,6 +251,7 @@ impl Harness {
                 email: Some("john@example.com"),
                 identities: &identities,
                 attributes,
+                run_key: None,
             })
             .await
     }
@@ -500,6 +501,7 @@ async fn email_is_sent_at_federation_and_identities_only_when_there_are_some() {
             email: None,
             identities: &[],
             attributes: &attrs,
+            run_key: None,
         })
         .await;
     let body = server.seen()[1].json();
@@ -1746,6 +1748,7 @@ async fn a_tenant_edit_keeps_the_breakers_of_connectors_it_did_not_touch() {
             email: None,
             identities: &identities,
             attributes: &attributes(),
+            run_key: None,
         })
         .await;
     assert!(matches!(outcome, StepOutcome::Failed { .. }), "{outcome:?}");

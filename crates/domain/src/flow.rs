@@ -810,6 +810,28 @@ impl FlowStep {
             _ => None,
         }
     }
+
+    /// What identifies this run of a step's connectors to the company's API (as an
+    /// idempotency key): the same for a run resumed after its instance stopped, and
+    /// another for the next run of the step (after a validation error, say), since
+    /// it is made of the flow, the step and when the run began.
+    pub fn run_key(&self, flow_id: &str) -> Option<String> {
+        match self {
+            FlowStep::RunningConnectors {
+                connector_step,
+                started_at,
+                ..
+            } => Some(match started_at {
+                Some(t) => format!(
+                    "{flow_id}.{}.{}",
+                    connector_step.wire_name(),
+                    t.timestamp_millis()
+                ),
+                None => format!("{flow_id}.{}", connector_step.wire_name()),
+            }),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -96,6 +96,23 @@ pub trait FlowRepository: Send + Sync {
     /// Saves `flow` if the stored version still equals `flow.version`, and then
     /// increments `flow.version` (in the store and in `flow`). Otherwise `Conflict`.
     async fn update_flow(&self, flow: &mut Flow) -> Result<()>;
+    /// Takes the flow's run lease for `holder` until `until` if nobody holds it at
+    /// `now` (none was taken, or it ran out): `Ok(true)` for the one caller that
+    /// gets it, so of several instances and requests exactly one runs the flow's
+    /// connectors. `Ok(false)` if it is held, or there is no such flow.
+    async fn take_flow_lease(
+        &self,
+        id: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Extends `holder`'s lease to `until`; `Ok(false)` if it is no longer
+    /// `holder`'s (it ran out and was taken over).
+    async fn renew_flow_lease(&self, id: &str, holder: &str, until: DateTime<Utc>) -> Result<bool>;
+    /// Gives up `holder`'s lease (the run saved its outcome), so that the next run
+    /// of the flow's connectors need not wait for it to run out.
+    async fn release_flow_lease(&self, id: &str, holder: &str) -> Result<()>;
 }
 
 /// Authorization codes, grants and refresh tokens.

@@ -53,6 +53,10 @@ impl PgStore {
             8,
             include_str!("../migrations/postgres/0008_exact_issuers.sql"),
         ),
+        (
+            9,
+            include_str!("../migrations/postgres/0009_flow_leases.sql"),
+        ),
     ];
 
     /// Opens `postgres://…` (or `postgresql://…`).

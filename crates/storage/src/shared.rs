@@ -897,6 +897,60 @@ macro_rules! impl_store {
                     flow.version = saved.version;
                     Ok(())
                 }
+
+                async fn take_flow_lease(
+                    &self,
+                    id: &str,
+                    holder: &str,
+                    now: DateTime<Utc>,
+                    until: DateTime<Utc>,
+                ) -> Result<bool> {
+                    // One conditional update: of two takers, the database lets one
+                    // match.
+                    let done = ::sqlx::query(
+                        "UPDATE flows SET lease_holder = $2, lease_until = $4 \
+                         WHERE id = $1 AND (lease_until IS NULL OR lease_until <= $3)",
+                    )
+                    .bind(id)
+                    .bind(holder)
+                    .bind(millis(now))
+                    .bind(millis(until))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(backend)?;
+                    Ok(done.rows_affected() == 1)
+                }
+
+                async fn renew_flow_lease(
+                    &self,
+                    id: &str,
+                    holder: &str,
+                    until: DateTime<Utc>,
+                ) -> Result<bool> {
+                    let done = ::sqlx::query(
+                        "UPDATE flows SET lease_until = $3 WHERE id = $1 AND lease_holder = $2",
+                    )
+                    .bind(id)
+                    .bind(holder)
+                    .bind(millis(until))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(backend)?;
+                    Ok(done.rows_affected() == 1)
+                }
+
+                async fn release_flow_lease(&self, id: &str, holder: &str) -> Result<()> {
+                    ::sqlx::query(
+                        "UPDATE flows SET lease_holder = NULL, lease_until = NULL \
+                         WHERE id = $1 AND lease_holder = $2",
+                    )
+                    .bind(id)
+                    .bind(holder)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(backend)?;
+                    Ok(())
+                }
             }
 
             #[async_trait]

@@ -53,6 +53,7 @@ impl SqliteStore {
             8,
             include_str!("../migrations/sqlite/0008_exact_issuers.sql"),
         ),
+        (9, include_str!("../migrations/sqlite/0009_flow_leases.sql")),
     ];
 
     /// Opens `sqlite://path` (creating the file and its directory if missing) or

@@ -190,6 +190,7 @@ conformance! {
         users_and_identities,
         duplicate_identity_writes_nothing,
         flows_optimistic_concurrency,
+        flow_run_leases,
         authorization_codes_single_use,
         grants_revocation,
         refresh_tokens_single_use,
@@ -595,7 +596,7 @@ async fn migrate_twice_is_a_no_op(ctx: Ctx) {
 }
 
 /// Every migration the store has, in order.
-const MIGRATIONS: &[i64] = &[1, 2, 3, 4, 5, 6, 7, 8];
+const MIGRATIONS: &[i64] = &[1, 2, 3, 4, 5, 6, 7, 8, 9];
 
 async fn concurrent_migrations(ctx: Ctx) {
     // Separate pools, as separate Usher instances starting together would have.
@@ -717,6 +718,58 @@ where
         }
     }
     (fresh, replayed)
+}
+
+async fn flow_run_leases(ctx: Ctx) {
+    let store = ctx.store;
+    let mut f = flow("f-lease", t0() + Duration::hours(1));
+    store.insert_flow(&f).await.unwrap();
+    let s = |n: i64| t0() + Duration::seconds(n);
+    assert!(store
+        .take_flow_lease("f-lease", "run-1", s(0), s(10))
+        .await
+        .unwrap());
+    // Held: nobody else gets it, until it runs out.
+    assert!(!store
+        .take_flow_lease("f-lease", "run-2", s(5), s(15))
+        .await
+        .unwrap());
+    assert!(store
+        .renew_flow_lease("f-lease", "run-1", s(20))
+        .await
+        .unwrap());
+    assert!(!store
+        .take_flow_lease("f-lease", "run-2", s(15), s(25))
+        .await
+        .unwrap());
+    // Renewing is no save of the flow: its version stays.
+    let read = store.flow("f-lease").await.unwrap().unwrap();
+    assert_eq!(read.version, f.version);
+    store.update_flow(&mut f).await.unwrap();
+    // Run out: taken over, and the old holder can no longer renew or release it.
+    assert!(store
+        .take_flow_lease("f-lease", "run-2", s(20), s(30))
+        .await
+        .unwrap());
+    assert!(!store
+        .renew_flow_lease("f-lease", "run-1", s(40))
+        .await
+        .unwrap());
+    store.release_flow_lease("f-lease", "run-1").await.unwrap();
+    assert!(!store
+        .take_flow_lease("f-lease", "run-3", s(25), s(35))
+        .await
+        .unwrap());
+    // Released by its holder: free at once.
+    store.release_flow_lease("f-lease", "run-2").await.unwrap();
+    assert!(store
+        .take_flow_lease("f-lease", "run-3", s(25), s(35))
+        .await
+        .unwrap());
+    assert!(!store
+        .take_flow_lease("nope", "run-1", s(0), s(10))
+        .await
+        .unwrap());
 }
 
 async fn authorization_codes_single_use(ctx: Ctx) {

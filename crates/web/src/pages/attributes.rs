@@ -7,18 +7,22 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::Response,
 };
+use std::sync::Arc;
 use usher_domain::{
     AttributeError, AttributeValues, ConnectorStep, FlowStep, Identity, NewUser, SignInType,
     UserInputType,
 };
+
+use usher_domain::SignUpDraft;
 use usher_storage::StorageError;
 
+use super::lease::RunLease;
 use super::{
     begin, error_page, flow_message, render_step, save, see_other, show, Feedback, Loaded,
     PageError,
 };
 use crate::{
-    connectors::{StepOutcome, StepRequest},
+    connectors::{StepConnectors, StepOutcome, StepRequest},
     state::AppState,
 };
 
@@ -32,6 +36,11 @@ pub async fn post(
         Ok(x) => x,
         Err(r) => return r,
     };
+    // The form sent again while its connectors run, or after the instance that ran
+    // them stopped: wait for the run, or resume it.
+    if matches!(loaded.flow.step, FlowStep::RunningConnectors { .. }) {
+        return run_connectors(&state, &headers, &mut loaded).await;
+    }
     if !matches!(loaded.flow.step, FlowStep::SignUpAttributes { .. }) {
         return show::render_current(&state, &loaded, Feedback::default(), StatusCode::OK).await;
     }
@@ -104,18 +113,61 @@ pub async fn run_connectors(
         .flow
         .authorization
         .end_user_locales(&loaded.flow.locale);
-    let outcome = state
-        .connectors()
+    let connectors = state.connectors();
+    let lease = match RunLease::take(
+        state,
+        &loaded.flow.id,
+        connectors.worst_case(&connector_ids),
+    )
+    .await
+    {
+        Ok(Some(lease)) => lease,
+        Ok(None) => return show::working_page(state, loaded),
+        Err(e) => return error_page(state, &loaded.flow.locale, PageError::internal(state, e)),
+    };
+    let run_key = loaded.flow.step.run_key(&loaded.flow.id);
+    let response = act_on_outcome(
+        state,
+        headers,
+        loaded,
+        step,
+        draft,
+        &connectors,
+        &connector_ids,
+        &ui_locales,
+        run_key.as_deref(),
+    )
+    .await;
+    lease.release(state).await;
+    response
+}
+
+/// Runs the step's connectors (the caller holds the run's lease) and saves and
+/// shows what they decided.
+#[allow(clippy::too_many_arguments)]
+async fn act_on_outcome(
+    state: &AppState,
+    headers: &HeaderMap,
+    loaded: &mut Loaded,
+    step: ConnectorStep,
+    draft: SignUpDraft,
+    connectors: &Arc<dyn StepConnectors>,
+    connector_ids: &[String],
+    ui_locales: &str,
+    run_key: Option<&str>,
+) -> Response {
+    let outcome = connectors
         .run(StepRequest {
             step,
             flow_id: &loaded.flow.id,
             user_flow_id: &loaded.user_flow.id,
-            connector_ids: &connector_ids,
+            connector_ids,
             client_id: &loaded.app.client_id,
-            ui_locales: &ui_locales,
+            ui_locales,
             email: Some(&draft.email),
             identities: &draft.identities,
             attributes: &draft.attributes,
+            run_key,
         })
         .await;
     let locale = loaded.flow.locale.clone();

@@ -113,6 +113,8 @@ pub async fn complete(
                 email: user.email.as_deref(),
                 identities: &user.identities,
                 attributes: &user.attributes,
+                // A flow issues its tokens once.
+                run_key: Some(&format!("{flow_id}.PreTokenIssuance")),
             })
             .await;
         match outcome {

@@ -8,6 +8,7 @@ pub mod code;
 pub mod email;
 pub mod federated;
 pub mod finish;
+mod lease;
 pub mod link;
 pub mod password;
 pub mod show;

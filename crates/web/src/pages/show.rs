@@ -23,14 +23,10 @@ pub async fn get(
     match load_flow(&state, &headers, &id).await {
         Ok(mut loaded) => {
             if matches!(loaded.flow.step, FlowStep::RunningConnectors { .. }) {
-                // A run still within its time is in progress elsewhere (a reload, a
-                // double submit): wait for it. An older one belonged to an instance
-                // that stopped before saving the outcome: run the connectors again
-                // (the flow id lets the API deduplicate; the user id is fixed).
-                let started = loaded.flow.step.connectors_started_at();
-                if started.is_some_and(|t| state.clock.now() < t + RUN_LEASE) {
-                    return working_page(&state, &loaded);
-                }
+                // A run in progress elsewhere (a reload, a double submit) holds the
+                // flow's lease: wait for it. A run whose instance stopped before
+                // saving the outcome lets its lease run out: run the connectors again
+                // (with the same idempotency key; the user id is fixed).
                 return super::attributes::run_connectors(&state, &headers, &mut loaded).await;
             }
             render_current(&state, &loaded, Feedback::default(), StatusCode::OK).await
@@ -62,7 +58,10 @@ pub async fn render_current(
                 )),
             },
         ),
-        FlowStep::Completed { .. } | FlowStep::RunningConnectors { .. } => error_page(
+        // Someone's run of the connectors will save the outcome: this page reloads
+        // the flow, which resumes the run if its instance stopped.
+        FlowStep::RunningConnectors { .. } => working_page(state, loaded),
+        FlowStep::Completed { .. } => error_page(
             state,
             locale,
             PageError::FlowFinished {
@@ -77,11 +76,8 @@ pub async fn render_current(
     }
 }
 
-/// How long a connector run is presumed alive: longer than any connector's budget.
-const RUN_LEASE: chrono::Duration = chrono::Duration::seconds(130);
-
 /// "Finishing your sign-up", reloading itself until the run in progress has saved.
-fn working_page(state: &AppState, loaded: &Loaded) -> Response {
+pub(super) fn working_page(state: &AppState, loaded: &Loaded) -> Response {
     #[derive(Serialize)]
     struct Ctx<'a> {
         title_key: &'static str,
