@@ -130,6 +130,127 @@ pub enum ConnectorAuthentication {
     },
 }
 
+/// The limits of a connector definition, in one place: the configuration file, the
+/// admin API and its OpenAPI document take them from here.
+pub mod limits {
+    use std::ops::RangeInclusive;
+
+    /// Per attempt, in milliseconds.
+    pub const TIMEOUT_MS: RangeInclusive<u64> = 100..=60_000;
+    /// Attempts after the first.
+    pub const RETRIES: RangeInclusive<u32> = 0..=5;
+    /// For the whole call, retries included, in milliseconds.
+    pub const BUDGET_MS: RangeInclusive<u64> = 100..=120_000;
+    /// Consecutive failed calls that open the breaker.
+    pub const BREAKER_FAILURE_THRESHOLD: RangeInclusive<u32> = 1..=100;
+    /// How long an open breaker stays open, in seconds.
+    pub const BREAKER_OPEN_SECONDS: RangeInclusive<u64> = 1..=3600;
+    /// Client certificates one connector may hold: enough for a rotation with room
+    /// to spare (each call may open each PKCS#12 file, a slow key derivation).
+    pub const CLIENT_CERTIFICATES: usize = 5;
+}
+
+/// Which part of a connector definition breaks a rule; each entry point names it in
+/// its own words (a TOML key, a Graph property).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectorField {
+    Timeout,
+    Retries,
+    Budget,
+    BreakerFailureThreshold,
+    BreakerOpenSeconds,
+    ClientCertificates,
+}
+
+/// A rule a connector definition breaks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ConnectorRuleError {
+    pub field: ConnectorField,
+    pub message: String,
+}
+
+impl ConnectorDefinition {
+    /// The rules of a connector definition that span fields or come from
+    /// [`limits`]: every entry point (configuration file, `apply`, admin API, stored
+    /// tenant) checks a definition with this before using it.
+    pub fn check(&self) -> Result<(), ConnectorRuleError> {
+        let fail = |field, message: String| Err(ConnectorRuleError { field, message });
+        let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let (timeout, budget) = (ms(self.timeout), ms(self.budget));
+        if !limits::TIMEOUT_MS.contains(&timeout) {
+            return fail(
+                ConnectorField::Timeout,
+                format!(
+                    "must be {} to {} ms",
+                    limits::TIMEOUT_MS.start(),
+                    limits::TIMEOUT_MS.end()
+                ),
+            );
+        }
+        if !limits::RETRIES.contains(&self.retries) {
+            return fail(
+                ConnectorField::Retries,
+                format!(
+                    "must be {} to {}",
+                    limits::RETRIES.start(),
+                    limits::RETRIES.end()
+                ),
+            );
+        }
+        if !limits::BUDGET_MS.contains(&budget) {
+            return fail(
+                ConnectorField::Budget,
+                format!(
+                    "must be {} to {} ms",
+                    limits::BUDGET_MS.start(),
+                    limits::BUDGET_MS.end()
+                ),
+            );
+        }
+        if budget < timeout {
+            return fail(
+                ConnectorField::Budget,
+                format!(
+                    "the budget ({budget} ms) must be at least the timeout ({timeout} ms): it covers every attempt"
+                ),
+            );
+        }
+        if !limits::BREAKER_FAILURE_THRESHOLD.contains(&self.breaker.failure_threshold) {
+            return fail(
+                ConnectorField::BreakerFailureThreshold,
+                format!(
+                    "must be {} to {}",
+                    limits::BREAKER_FAILURE_THRESHOLD.start(),
+                    limits::BREAKER_FAILURE_THRESHOLD.end()
+                ),
+            );
+        }
+        if !limits::BREAKER_OPEN_SECONDS.contains(&self.breaker.open_for.as_secs()) {
+            return fail(
+                ConnectorField::BreakerOpenSeconds,
+                format!(
+                    "must be {} to {} seconds",
+                    limits::BREAKER_OPEN_SECONDS.start(),
+                    limits::BREAKER_OPEN_SECONDS.end()
+                ),
+            );
+        }
+        if let ConnectorAuthentication::ClientCertificate { certificates } = &self.authentication {
+            if certificates.len() > limits::CLIENT_CERTIFICATES {
+                return fail(
+                    ConnectorField::ClientCertificates,
+                    format!(
+                        "a connector holds at most {} client certificates",
+                        limits::CLIENT_CERTIFICATES
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
 /// When to stop calling an endpoint that keeps failing (extension).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BreakerSettings {
@@ -198,5 +319,64 @@ impl ConnectorDefinition {
             breaker: BreakerSettings::default(),
             extra_root_certificates: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod rule_tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn one_check_for_every_entry_point() {
+        let ok = ConnectorDefinition::new("c", "https://api.example/c");
+        assert_eq!(ok.check(), Ok(()));
+        let field = |c: ConnectorDefinition| c.check().unwrap_err().field;
+        let with = |f: &dyn Fn(&mut ConnectorDefinition)| {
+            let mut c = ok.clone();
+            f(&mut c);
+            c
+        };
+        assert_eq!(
+            field(with(&|c| c.timeout = Duration::from_millis(99))),
+            ConnectorField::Timeout
+        );
+        assert_eq!(field(with(&|c| c.retries = 6)), ConnectorField::Retries);
+        assert_eq!(
+            field(with(&|c| c.budget = Duration::from_millis(120_001))),
+            ConnectorField::Budget
+        );
+        assert_eq!(
+            field(with(&|c| c.budget = Duration::from_secs(5))),
+            ConnectorField::Budget,
+            "below the timeout"
+        );
+        assert_eq!(
+            field(with(&|c| c.breaker.failure_threshold = 0)),
+            ConnectorField::BreakerFailureThreshold
+        );
+        assert_eq!(
+            field(with(&|c| c.breaker.open_for = Duration::from_secs(3601))),
+            ConnectorField::BreakerOpenSeconds
+        );
+        let certificate = ClientCertificate {
+            source: CertificateSource::Pem {
+                chain: String::new(),
+                key: Secret::new(""),
+            },
+            uploaded_at: chrono::DateTime::UNIX_EPOCH,
+        };
+        let certificates = |n: usize| {
+            with(&|c| {
+                c.authentication = ConnectorAuthentication::ClientCertificate {
+                    certificates: vec![certificate.clone(); n],
+                }
+            })
+        };
+        assert_eq!(certificates(limits::CLIENT_CERTIFICATES).check(), Ok(()));
+        assert_eq!(
+            field(certificates(limits::CLIENT_CERTIFICATES + 1)),
+            ConnectorField::ClientCertificates
+        );
     }
 }

@@ -25,8 +25,9 @@ pub use attribute::{
 };
 pub use clock::{Clock, MockClock, SystemClock};
 pub use connector::{
-    BreakerSettings, CertificateSource, ClientCertificate, ConnectorAuthentication,
-    ConnectorDefinition, ConnectorStep, FailurePolicy, Secret,
+    limits as connector_limits, BreakerSettings, CertificateSource, ClientCertificate,
+    ConnectorAuthentication, ConnectorDefinition, ConnectorField, ConnectorRuleError,
+    ConnectorStep, FailurePolicy, Secret,
 };
 pub use flow::{
     AuthorizationRequest, CodePurpose, EmailCode, Flow, FlowError, FlowStep, PendingLink, Prompt,

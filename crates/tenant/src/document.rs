@@ -410,6 +410,13 @@ pub(crate) fn connector_doc(
     c: &ConnectorDefinition,
     mode: &SecretMode,
 ) -> Result<Doc, TenantError> {
+    // Every write (admin API, `apply`, the seed) and every diff comes through here:
+    // the same rules hold whoever writes.
+    c.check().map_err(|e| TenantError::Invalid {
+        kind: CONNECTOR,
+        id: c.id.clone(),
+        reason: e.to_string(),
+    })?;
     let key = key(&c.id);
     let hider = Hider::new(mode, CONNECTOR, &key);
     let authentication = match &c.authentication {

@@ -154,6 +154,13 @@ pub enum TenantError {
     /// Two objects of one kind share an id (ids are unique without regard to case).
     #[error("{kind} {id} is given more than once (ids ignore case)")]
     Duplicate { kind: &'static str, id: String },
+    /// An object that breaks a rule of its kind (see `ConnectorDefinition::check`).
+    #[error("{kind} {id}: {reason}")]
+    Invalid {
+        kind: &'static str,
+        id: String,
+        reason: String,
+    },
 }
 
 // By hand rather than `#[from]`: a storage conflict is this crate's `Conflict`.

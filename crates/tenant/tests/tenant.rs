@@ -184,6 +184,7 @@ macro_rules! cases {
 
 cases! {
     round_trip,
+    connectors_are_checked_whoever_writes_them,
     secrets_are_encrypted_at_rest,
     another_master_key_cannot_decrypt,
     current_reloads_only_when_the_version_moves,
@@ -667,6 +668,19 @@ async fn round_trip(ctx: Ctx) {
     let other = TenantService::new(ctx.another_store().await, key);
     assert_eq!(*other.current().await.unwrap(), at(1, &desired));
     assert!(other.diff(&desired).await.unwrap().is_empty());
+}
+
+async fn connectors_are_checked_whoever_writes_them(ctx: Ctx) {
+    let service = TenantService::new(ctx.store.clone(), master());
+    let mut slow = connectors().remove(1);
+    slow.budget = std::time::Duration::from_secs(121);
+    let invalid = |e: TenantError| matches!(e, TenantError::Invalid { ref id, ref reason, .. } if *id == slow.id && reason.contains("120000 ms"));
+    assert!(invalid(service.put_connector(&slow).await.unwrap_err()));
+    let mut desired = rich();
+    desired.connectors.push(slow.clone());
+    assert!(invalid(service.seed(&desired).await.unwrap_err()));
+    // Nothing was written.
+    assert!(service.current().await.unwrap().connectors.is_empty());
 }
 
 async fn secrets_are_encrypted_at_rest(ctx: Ctx) {

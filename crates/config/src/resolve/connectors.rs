@@ -10,10 +10,11 @@ use std::{
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 use usher_domain::rules::TargetPolicy;
 use usher_domain::{
-    CertificateSource, ClientCertificate, ConnectorAuthentication, ConnectorDefinition,
+    connector_limits as limits, CertificateSource, ClientCertificate, ConnectorAuthentication,
+    ConnectorDefinition, ConnectorField,
 };
 
-use super::{Resolver, MAX_LABEL};
+use super::{hi, lo, Resolver, MAX_LABEL};
 use crate::{
     raw::{
         List, RawAuthentication, RawCertificate, RawConnector, RawConnectorSettings, RawSecretRef,
@@ -147,9 +148,27 @@ impl Resolver<'_> {
         };
 
         let defaults = ConnectorDefinition::new("", "");
-        let timeout: u64 = self.number(&c.timeout_ms, millis(defaults.timeout), 100, 60_000, " ms");
-        let retries: u32 = self.number(&c.retries, defaults.retries, 0, 5, "");
-        let budget: u64 = self.number(&c.budget_ms, millis(defaults.budget), 100, 120_000, " ms");
+        let timeout: u64 = self.number(
+            &c.timeout_ms,
+            millis(defaults.timeout),
+            lo(&limits::TIMEOUT_MS),
+            hi(&limits::TIMEOUT_MS),
+            " ms",
+        );
+        let retries: u32 = self.number(
+            &c.retries,
+            defaults.retries,
+            lo(&limits::RETRIES),
+            hi(&limits::RETRIES),
+            "",
+        );
+        let budget: u64 = self.number(
+            &c.budget_ms,
+            millis(defaults.budget),
+            lo(&limits::BUDGET_MS),
+            hi(&limits::BUDGET_MS),
+            " ms",
+        );
         if let Err(m) = rules::check_connector_budget(timeout, budget) {
             // Blame what was written: a timeout above the default budget is the
             // timeout's fault when no budget was given.
@@ -165,15 +184,15 @@ impl Resolver<'_> {
         let failure_threshold: u32 = self.number(
             &c.failure_threshold,
             defaults.breaker.failure_threshold,
-            1,
-            100,
+            lo(&limits::BREAKER_FAILURE_THRESHOLD),
+            hi(&limits::BREAKER_FAILURE_THRESHOLD),
             "",
         );
         let open_seconds: u64 = self.number(
             &c.open_seconds,
             defaults.breaker.open_for.as_secs(),
-            1,
-            3600,
+            lo(&limits::BREAKER_OPEN_SECONDS),
+            hi(&limits::BREAKER_OPEN_SECONDS),
             " seconds",
         );
         let signing_secrets = self.signing_secrets(c);
@@ -200,6 +219,21 @@ impl Resolver<'_> {
         connector.breaker.failure_threshold = failure_threshold;
         connector.breaker.open_for = Duration::from_secs(open_seconds);
         connector.extra_root_certificates = extra_root_certificates;
+        // The rules every entry point shares; what is out of range was reported at
+        // its value above, so only what is left is reported here.
+        if let Err(e) = connector.check() {
+            if self.errors.is_empty() {
+                let key = match e.field {
+                    ConnectorField::Timeout => "timeout_ms",
+                    ConnectorField::Retries => "retries",
+                    ConnectorField::Budget => "budget_ms",
+                    ConnectorField::BreakerFailureThreshold => "breaker.failure_threshold",
+                    ConnectorField::BreakerOpenSeconds => "breaker.open_seconds",
+                    ConnectorField::ClientCertificates => "authentication",
+                };
+                self.err(c.place.key(key), e.message);
+            }
+        }
         Some(connector)
     }
 

@@ -28,8 +28,8 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 use usher_connectors::certificate;
 use usher_domain::{
-    CertificateSource, ClientCertificate, ConnectorAuthentication, ConnectorDefinition,
-    FailurePolicy, Secret,
+    connector_limits as limits, CertificateSource, ClientCertificate, ConnectorAuthentication,
+    ConnectorDefinition, ConnectorField, FailurePolicy, Secret,
 };
 
 use super::auth::{Access, Area};
@@ -236,8 +236,7 @@ async fn delete(
     }
 }
 
-/// Certificates one connector may hold: enough for a rotation with room to spare.
-const MAX_CERTIFICATES: usize = 5;
+const MAX_CERTIFICATES: usize = limits::CLIENT_CERTIFICATES;
 
 async fn upload_certificate(
     State(state): State<AppState>,
@@ -308,7 +307,18 @@ fn check(state: &AppState, c: &ConnectorDefinition) -> ApiResult<()> {
             ),
         ));
     }
-    Ok(())
+    // The rules every entry point shares.
+    c.check().map_err(|e| {
+        let property = match e.field {
+            ConnectorField::Timeout => "usherTimeoutMs",
+            ConnectorField::Retries => "usherRetries",
+            ConnectorField::Budget => "usherBudgetMs",
+            ConnectorField::BreakerFailureThreshold => "usherBreaker.failureThreshold",
+            ConnectorField::BreakerOpenSeconds => "usherBreaker.openSeconds",
+            ConnectorField::ClientCertificates => "authenticationConfiguration",
+        };
+        ApiError::invalid_property(property, RESOURCE, e.message)
+    })
 }
 
 /// Applies the properties shared by POST and PATCH.
@@ -422,13 +432,25 @@ async fn apply(state: &AppState, body: &mut Body, c: &mut ConnectorDefinition) -
         }
         c.signing_secrets = kept;
     }
-    if let Some(ms) = body.integer("usherTimeoutMs", 100, 60_000)? {
+    if let Some(ms) = body.integer(
+        "usherTimeoutMs",
+        range_i64(&limits::TIMEOUT_MS).0,
+        range_i64(&limits::TIMEOUT_MS).1,
+    )? {
         c.timeout = Duration::from_millis(ms.unsigned_abs());
     }
-    if let Some(n) = body.integer("usherRetries", 0, 5)? {
+    if let Some(n) = body.integer(
+        "usherRetries",
+        i64::from(*limits::RETRIES.start()),
+        i64::from(*limits::RETRIES.end()),
+    )? {
         c.retries = u32::try_from(n).unwrap_or(0);
     }
-    if let Some(ms) = body.integer("usherBudgetMs", 100, 120_000)? {
+    if let Some(ms) = body.integer(
+        "usherBudgetMs",
+        range_i64(&limits::BUDGET_MS).0,
+        range_i64(&limits::BUDGET_MS).1,
+    )? {
         c.budget = Duration::from_millis(ms.unsigned_abs());
     }
     if let Some(p) = body.string("usherFailurePolicy")? {
@@ -467,10 +489,18 @@ async fn apply(state: &AppState, body: &mut Body, c: &mut ConnectorDefinition) -
         c.extra_root_certificates = roots;
     }
     if let Some(mut b) = body.object("usherBreaker")? {
-        if let Some(n) = b.integer("failureThreshold", 1, 100)? {
+        if let Some(n) = b.integer(
+            "failureThreshold",
+            i64::from(*limits::BREAKER_FAILURE_THRESHOLD.start()),
+            i64::from(*limits::BREAKER_FAILURE_THRESHOLD.end()),
+        )? {
             c.breaker.failure_threshold = u32::try_from(n).unwrap_or(1);
         }
-        if let Some(s) = b.integer("openSeconds", 1, 3600)? {
+        if let Some(s) = b.integer(
+            "openSeconds",
+            range_i64(&limits::BREAKER_OPEN_SECONDS).0,
+            range_i64(&limits::BREAKER_OPEN_SECONDS).1,
+        )? {
             c.breaker.open_for = Duration::from_secs(s.unsigned_abs());
         }
         b.finish()?;
@@ -637,4 +667,12 @@ async fn certificate_list(state: &AppState, certificates: &[ClientCertificate]) 
             }))
         })
         .collect()
+}
+
+/// A limit's bounds as the JSON reader takes them.
+pub(super) fn range_i64(r: &std::ops::RangeInclusive<u64>) -> (i64, i64) {
+    (
+        i64::try_from(*r.start()).unwrap_or(i64::MAX),
+        i64::try_from(*r.end()).unwrap_or(i64::MAX),
+    )
 }

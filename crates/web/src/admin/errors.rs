@@ -194,6 +194,9 @@ impl From<TenantError> for ApiError {
             TenantError::Duplicate { kind, id } => {
                 ApiError::conflict(format!("The {kind} {id} exists already (ids ignore case)."))
             }
+            TenantError::Invalid { kind, id, reason } => {
+                ApiError::bad_request(format!("The {kind} {id} is not valid: {reason}."))
+            }
             e => ApiError::internal(e),
         }
     }

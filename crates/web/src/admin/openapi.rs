@@ -5,6 +5,7 @@
 
 use axum::{extract::State, response::Response};
 use serde_json::{json, Map, Value};
+use usher_domain::connector_limits as limits;
 
 use super::auth::Access;
 use super::{ok, Route};
@@ -219,13 +220,13 @@ fn schemas() -> Value {
             "usherOAuthClientCredentials": {"type": "object", "nullable": true, "description": "Usher: a bearer token by the client-credentials grant (instead of authenticationConfiguration); null removes it", "properties": {
                 "tokenUrl": {"type": "string"}, "clientId": {"type": "string"}, "clientSecret": secret("The client secret."), "scope": {"type": "string", "nullable": true}}},
             "usherSigningSecrets": {"type": "array", "items": secret("A Standard Webhooks secret, whsec_<base64>."), "description": "Usher: request signing secrets; several while rotating"},
-            "usherTimeoutMs": {"type": "integer", "minimum": 100, "maximum": 60000, "description": "Usher: per attempt (default 10000)"},
-            "usherRetries": {"type": "integer", "minimum": 0, "maximum": 5, "description": "Usher: attempts after the first (default 1)"},
-            "usherBudgetMs": {"type": "integer", "minimum": 100, "maximum": 120000, "description": "Usher: the whole call, retries included (default 20000)"},
+            "usherTimeoutMs": {"type": "integer", "minimum": limits::TIMEOUT_MS.start(), "maximum": limits::TIMEOUT_MS.end(), "description": "Usher: per attempt (default 10000)"},
+            "usherRetries": {"type": "integer", "minimum": limits::RETRIES.start(), "maximum": limits::RETRIES.end(), "description": "Usher: attempts after the first (default 1)"},
+            "usherBudgetMs": {"type": "integer", "minimum": limits::BUDGET_MS.start(), "maximum": limits::BUDGET_MS.end(), "description": "Usher: the whole call, retries included (default 20000)"},
             "usherFailurePolicy": {"type": "string", "enum": ["block", "continue"], "description": "Usher: what a failed call does (default block)"},
             "usherLenient": {"type": "boolean", "description": "Usher: accept Allow for Continue and ValidationError with HTTP 200"},
             "usherBreaker": {"type": "object", "description": "Usher: circuit breaker", "properties": {
-                "failureThreshold": {"type": "integer", "minimum": 1, "maximum": 100}, "openSeconds": {"type": "integer", "minimum": 1, "maximum": 3600}}},
+                "failureThreshold": {"type": "integer", "minimum": limits::BREAKER_FAILURE_THRESHOLD.start(), "maximum": limits::BREAKER_FAILURE_THRESHOLD.end()}, "openSeconds": {"type": "integer", "minimum": limits::BREAKER_OPEN_SECONDS.start(), "maximum": limits::BREAKER_OPEN_SECONDS.end()}}},
             "usherExtraRootCertificates": {"type": "array", "items": {"type": "string"}, "maxItems": 20, "description": "Usher: PEM CA certificates trusted for this connector's server besides the public web roots (a company CA); null or [] clears; read back one certificate per item"},
         }}));
     s.insert("pkcs12Certificate".into(), json!({"type": "object", "properties": {
