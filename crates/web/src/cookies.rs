@@ -2,6 +2,9 @@
 //! Secure when the issuer is https.
 
 use axum::http::{header, HeaderMap, HeaderValue};
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+use serde::{de::DeserializeOwned, Serialize};
+use usher_oidc::crypto::HmacKey;
 
 /// Identifies the browser; flows are bound to it.
 pub const BROWSER: &str = "usher_browser";
@@ -35,6 +38,26 @@ pub fn set(name: &str, value: &str, max_age: Option<i64>, secure: bool) -> Heade
     HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
+/// `base64url(json).hmac`: state a browser keeps for Usher, tamper-evident. The tag
+/// covers `purpose` too, so a value sealed for one cookie is no good in another.
+pub fn seal<T: Serialize>(key: &HmacKey, purpose: &str, value: &T) -> String {
+    let json = serde_json::to_vec(value).unwrap_or_default();
+    let payload = URL_SAFE_NO_PAD.encode(json);
+    let tag = key.sign_hex(format!("{purpose}:{payload}").as_bytes());
+    format!("{payload}.{tag}")
+}
+
+/// What [`seal`] sealed for `purpose`, if the value is untouched.
+pub fn unseal<T: DeserializeOwned>(key: &HmacKey, purpose: &str, sealed: &str) -> Option<T> {
+    let (payload, tag) = sealed.split_once('.')?;
+    let expected = key.sign_hex(format!("{purpose}:{payload}").as_bytes());
+    if !usher_domain::flow::constant_time_eq(expected.as_bytes(), tag.as_bytes()) {
+        return None;
+    }
+    let json = URL_SAFE_NO_PAD.decode(payload).ok()?;
+    serde_json::from_slice(&json).ok()
+}
+
 /// A `Set-Cookie` value that deletes the cookie.
 pub fn clear(name: &str, secure: bool) -> HeaderValue {
     set(name, "", Some(0), secure)
@@ -55,5 +78,22 @@ mod tests {
         assert_eq!(get(&h, BROWSER), Some("xyz"));
         assert_eq!(get(&h, "b"), Some("2"));
         assert_eq!(get(&h, "c"), None);
+    }
+
+    #[test]
+    fn sealed_values_are_bound_to_their_key_and_purpose() {
+        let master = usher_oidc::crypto::MasterKey::generate();
+        let key = master.hmac_key("cookies");
+        let sealed = seal(&key, "try", &("state", 42));
+        assert_eq!(unseal(&key, "try", &sealed), Some(("state".to_owned(), 42)));
+        assert_eq!(
+            unseal::<(String, i32)>(&key, "console-login", &sealed),
+            None
+        );
+        let other = master.hmac_key("another purpose");
+        assert_eq!(unseal::<(String, i32)>(&other, "try", &sealed), None);
+        let tampered = sealed.replacen('e', "f", 1);
+        assert_eq!(unseal::<(String, i32)>(&key, "try", &tampered), None);
+        assert_eq!(unseal::<(String, i32)>(&key, "try", "no-dot"), None);
     }
 }

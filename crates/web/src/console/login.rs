@@ -11,7 +11,6 @@ use axum::{
     http::{header, HeaderMap, StatusCode},
     response::Response,
 };
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use usher_oidc::{
@@ -133,7 +132,7 @@ pub async fn start(
         // have passed through an upstream identity provider's site.
         cookie(
             LOGIN_COOKIE,
-            &seal(&state, &pending),
+            &cookies::seal(&state.cookie_key, "console-login", &pending),
             LOGIN_SECONDS,
             "Lax",
             state.settings.secure_cookies(),
@@ -176,7 +175,8 @@ pub async fn callback(
     let Some(app) = state.tenant().application(CLIENT_ID).cloned() else {
         return unavailable(&state, locale);
     };
-    let pending = cookies::get(&headers, LOGIN_COOKIE).and_then(|c| unseal(&state, c));
+    let pending = cookies::get(&headers, LOGIN_COOKIE)
+        .and_then(|c| cookies::unseal::<Pending>(&state.cookie_key, "console-login", c));
     let Some(pending) = pending.filter(|p| params.get("state") == Some(&p.state)) else {
         return failed("console.sign_in_failed.state", None);
     };
@@ -361,30 +361,6 @@ pub async fn signed_out(State(state): State<AppState>, headers: HeaderMap) -> Re
         ),
         &page,
     )
-}
-
-/// `base64url(json).hmac`: the sign-in in progress, tamper-evident.
-fn seal(state: &AppState, pending: &Pending) -> String {
-    let json = serde_json::to_vec(pending).unwrap_or_default();
-    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json);
-    let tag = state
-        .cookie_key
-        .sign_hex(format!("console-login:{payload}").as_bytes());
-    format!("{payload}.{tag}")
-}
-
-fn unseal(state: &AppState, cookie: &str) -> Option<Pending> {
-    let (payload, tag) = cookie.split_once('.')?;
-    let expected = state
-        .cookie_key
-        .sign_hex(format!("console-login:{payload}").as_bytes());
-    if !usher_domain::flow::constant_time_eq(expected.as_bytes(), tag.as_bytes()) {
-        return None;
-    }
-    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .ok()?;
-    serde_json::from_slice(&json).ok()
 }
 
 #[cfg(test)]

@@ -9,7 +9,6 @@ use axum::{
     http::{header, HeaderMap, StatusCode},
     response::Response,
 };
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use usher_oidc::{
@@ -95,7 +94,7 @@ pub async fn start(
         header::SET_COOKIE,
         cookies::set(
             cookies::TRY,
-            &seal(&state, &pending),
+            &cookies::seal(&state.cookie_key, "try", &pending),
             Some(600),
             state.settings.secure_cookies(),
         ),
@@ -150,7 +149,8 @@ pub async fn callback(
     let Some(client_id) = state.settings.demo_client_id.clone() else {
         return failed("not_enabled", "The demo is not enabled.");
     };
-    let pending = cookies::get(&headers, cookies::TRY).and_then(|c| unseal(&state, c));
+    let pending = cookies::get(&headers, cookies::TRY)
+        .and_then(|c| cookies::unseal::<Pending>(&state.cookie_key, "try", c));
     let Some(pending) = pending.filter(|p| params.get("state") == Some(&p.state)) else {
         return failed(
             "invalid_state",
@@ -235,28 +235,4 @@ pub async fn callback(
         cookies::clear(cookies::TRY, state.settings.secure_cookies()),
     );
     r
-}
-
-/// `base64url(json).hmac`: the demo's own state, tamper-evident.
-fn seal(state: &AppState, pending: &Pending) -> String {
-    let json = serde_json::to_vec(pending).unwrap_or_default();
-    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json);
-    let tag = state
-        .cookie_key
-        .sign_hex(format!("try:{payload}").as_bytes());
-    format!("{payload}.{tag}")
-}
-
-fn unseal(state: &AppState, cookie: &str) -> Option<Pending> {
-    let (payload, tag) = cookie.split_once('.')?;
-    let expected = state
-        .cookie_key
-        .sign_hex(format!("try:{payload}").as_bytes());
-    if !usher_domain::flow::constant_time_eq(expected.as_bytes(), tag.as_bytes()) {
-        return None;
-    }
-    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .ok()?;
-    serde_json::from_slice(&json).ok()
 }
