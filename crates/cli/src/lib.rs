@@ -247,6 +247,7 @@ pub async fn build(config: &Config, overrides: Overrides) -> anyhow::Result<AppS
             session: Duration::hours(t.session_hours.into()),
         },
         demo_client_id: config.demo.then(|| usher_config::DEMO_CLIENT_ID.to_owned()),
+        shutdown_drain: config.shutdown_drain,
     };
     // The configuration file seeds the tenant; after that the database is the truth
     // (the admin API and `usher apply` change it).
@@ -311,6 +312,7 @@ pub async fn build(config: &Config, overrides: Overrides) -> anyhow::Result<AppS
         ),
         code_key,
         cookie_key,
+        draining: std::sync::atomic::AtomicBool::new(false),
     })))
 }
 
@@ -514,6 +516,21 @@ pub async fn serve_on(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let maintenance = spawn_maintenance(state.clone());
+    // On shutdown, first drain: not ready, still serving, for the configured period;
+    // then stop accepting connections and finish the requests in flight.
+    let drain = state.settings.shutdown_drain;
+    let draining = state.clone();
+    let shutdown = async move {
+        shutdown.await;
+        draining.start_draining();
+        if !drain.is_zero() {
+            tracing::info!(
+                seconds = drain.as_secs(),
+                "draining: /health/ready fails, requests are still served"
+            );
+            tokio::time::sleep(drain).await;
+        }
+    };
     let app = usher_web::router(state);
     // The peer's address is what rate limits count by (or, behind trusted proxies,
     // where X-Forwarded-For starts).

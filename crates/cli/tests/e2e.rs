@@ -411,6 +411,61 @@ async fn a_run_whose_instance_stopped_is_resumed_with_the_same_idempotency_key(b
     env.finish(usher).await;
 }
 
+both!(health_says_live_and_ready_and_a_shutdown_drains_first);
+async fn health_says_live_and_ready_and_a_shutdown_drains_first(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let mut usher = env.start_with("shutdown_drain_seconds = 2\n").await;
+    let http = reqwest::Client::new();
+    let base = usher.base.clone();
+    let get = |path: &'static str| {
+        let http = http.clone();
+        let url = format!("{base}{path}");
+        async move {
+            let r = http.get(url).send().await.unwrap();
+            (r.status(), r.text().await.unwrap())
+        }
+    };
+    assert_eq!(get("/health/live").await, (StatusCode::OK, "ok".to_owned()));
+    assert_eq!(
+        get("/health/ready").await,
+        (StatusCode::OK, "ok".to_owned())
+    );
+    assert_eq!(get("/healthz").await, (StatusCode::OK, "ok".to_owned()));
+
+    // SIGTERM: not ready at once, while still serving (sign-in pages included).
+    usher.begin_shutdown();
+    let mut drained = false;
+    for _ in 0..50 {
+        if get("/health/ready").await.0 == StatusCode::SERVICE_UNAVAILABLE {
+            drained = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(drained, "ready fails from the moment the drain starts");
+    assert_eq!(
+        get("/health/ready").await,
+        (StatusCode::SERVICE_UNAVAILABLE, "draining".to_owned())
+    );
+    assert_eq!(get("/healthz").await.0, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(get("/health/live").await.0, StatusCode::OK);
+    let browser = Browser::new();
+    let flow = browser
+        .start_flow(&usher.authorize_url(PUBLIC_CLIENT, &[]))
+        .await;
+    assert_eq!(browser.get(&usher.url(&flow)).await.status, StatusCode::OK);
+    assert!(!usher.has_stopped());
+    // After the drain the server stops.
+    for _ in 0..100 {
+        if usher.has_stopped() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(usher.has_stopped(), "stopped after the drain");
+    env.finish(usher).await;
+}
+
 both!(a_restart_mid_flow_loses_nothing);
 async fn a_restart_mid_flow_loses_nothing(backend: Backend) {
     let env = TestEnv::new(backend).await;

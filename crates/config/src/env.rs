@@ -8,13 +8,14 @@ use crate::{
 };
 
 /// Every variable read, for documentation and for tests.
-pub const OVERRIDES: [&str; 19] = [
+pub const OVERRIDES: [&str; 20] = [
     "USHER_ISSUER",
     "USHER_LISTEN",
     "USHER_DATA_DIR",
     "USHER_DATABASE_URL",
     "USHER_TEMPLATES_DIR",
     "USHER_DEMO",
+    "USHER_SHUTDOWN_DRAIN_SECONDS",
     "USHER_MASTER_KEY",
     "USHER_MASTER_KEY_FILE",
     "USHER_SIGNING_ALGORITHM",
@@ -121,6 +122,12 @@ pub(crate) fn apply(
                 Ok(b) => *slot = Some(Val::new(b, v.loc)),
                 Err(m) => typed.push(ConfigError::new(v.loc, m)),
             }
+        }
+    }
+    if let Some(v) = get("USHER_SHUTDOWN_DRAIN_SECONDS") {
+        match v.value.trim().parse::<i64>() {
+            Ok(n) => raw.shutdown_drain_seconds = Some(Val::new(n, v.loc)),
+            Err(_) => typed.push(ConfigError::new(v.loc, "must be a whole number of seconds")),
         }
     }
     if let Some(v) = get("USHER_SMTP_PORT") {

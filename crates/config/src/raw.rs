@@ -61,6 +61,7 @@ pub(crate) struct RawConfig {
     pub database_url: Option<Val<String>>,
     pub templates_dir: Option<Val<String>>,
     pub demo: Option<Val<bool>>,
+    pub shutdown_drain_seconds: Option<Val<i64>>,
     /// Only from the environment: a key in a file that may be shared is no secret.
     pub master_key: Option<Val<String>>,
     pub master_key_file: Option<Val<String>>,
@@ -347,6 +348,7 @@ const ROOT_KEYS: &[&str] = &[
     "database_url",
     "templates_dir",
     "demo",
+    "shutdown_drain_seconds",
     "secrets",
     "signing",
     "tokens",
@@ -687,6 +689,7 @@ impl<'a> Reader<'a> {
         raw.database_url = self.string(&t, "database_url");
         raw.templates_dir = self.string(&t, "templates_dir");
         raw.demo = self.boolean(&t, "demo");
+        raw.shutdown_drain_seconds = self.integer(&t, "shutdown_drain_seconds");
         if let Some(s) = self.sub(&t, "secrets", &["master_key_file"]) {
             raw.master_key_file = self.string(&s, "master_key_file");
         }

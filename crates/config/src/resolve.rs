@@ -52,6 +52,10 @@ struct PendingSecret {
     secret: Secret,
 }
 
+/// The longest drain on shutdown an operator may ask for: beyond it, orchestrators
+/// kill the process anyway.
+const MAX_SHUTDOWN_DRAIN_SECONDS: i64 = 300;
+
 /// The lower bound of a limit, as [`Resolver::number`] takes it.
 pub(super) fn lo<T: Copy + TryInto<i64>>(r: &std::ops::RangeInclusive<T>) -> i64 {
     (*r.start()).try_into().unwrap_or(i64::MAX)
@@ -241,6 +245,13 @@ impl<'a> Resolver<'a> {
             applications: Vec::new(),
         };
         let demo = raw.demo.as_ref().map_or(self.file.is_none(), |v| v.value);
+        let shutdown_drain = std::time::Duration::from_secs(self.number(
+            &raw.shutdown_drain_seconds,
+            0,
+            0,
+            MAX_SHUTDOWN_DRAIN_SECONDS,
+            " seconds",
+        ));
         let untyped = self.attributes(&raw.attributes, &mut tenant);
         let connector_settings = self.connector_settings(&raw.connector_settings);
         let rate_limits = self.rate_limits(&raw.rate_limits);
@@ -292,6 +303,7 @@ impl<'a> Resolver<'a> {
             tokens,
             email,
             demo,
+            shutdown_drain,
             tenant,
             connectors,
             connector_settings,

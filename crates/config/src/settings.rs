@@ -33,6 +33,10 @@ pub struct Config {
     pub email: EmailSettings,
     /// Whether the demo application and user flow are served.
     pub demo: bool,
+    /// `shutdown_drain_seconds`: on SIGTERM, how long `/health/ready` answers 503
+    /// while requests are still served, so a load balancer takes the instance out
+    /// before it stops accepting connections (default 0).
+    pub shutdown_drain: std::time::Duration,
     pub tenant: usher_domain::Tenant,
     /// The API connectors user flows may call (`[[connectors]]`), in file order. Every
     /// id a user flow's connector slot lists is one of these.
@@ -70,6 +74,7 @@ impl PartialEq for Config {
             tokens,
             email,
             demo,
+            shutdown_drain,
             tenant,
             connectors,
             connector_settings,
@@ -89,6 +94,7 @@ impl PartialEq for Config {
             && *tokens == other.tokens
             && *email == other.email
             && *demo == other.demo
+            && *shutdown_drain == other.shutdown_drain
             && *tenant == other.tenant
             && *connectors == other.connectors
             && *connector_settings == other.connector_settings
@@ -164,6 +170,7 @@ impl fmt::Debug for Config {
             .field("tokens", &self.tokens)
             .field("email", &self.email)
             .field("demo", &self.demo)
+            .field("shutdown_drain", &self.shutdown_drain)
             .field("tenant", &self.tenant)
             .field("connectors", &ConnectorsDebug(&self.connectors))
             .field("connector_settings", &self.connector_settings)

@@ -2821,6 +2821,23 @@ fn providers_sharing_an_issuer_are_refused() {
 }
 
 #[test]
+fn shutdown_drain() {
+    let config = load_str("shutdown_drain_seconds = 15\n", &[]).unwrap();
+    assert_eq!(config.shutdown_drain, std::time::Duration::from_secs(15));
+    assert_eq!(
+        load_str("", &[]).unwrap().shutdown_drain,
+        std::time::Duration::ZERO
+    );
+    assert_error(
+        "shutdown_drain_seconds = 301\n",
+        "shutdown_drain_seconds",
+        "must be between 0 and 300 seconds",
+    );
+    let config = load_str("", &[("USHER_SHUTDOWN_DRAIN_SECONDS", "7")]).unwrap();
+    assert_eq!(config.shutdown_drain, std::time::Duration::from_secs(7));
+}
+
+#[test]
 fn provider_rules() {
     let e = assert_error(
         "[[identity_providers]]\nid = \"p\"\nclient_id = \"c\"\nclient_secret = { value = \"s\" }\n",

@@ -38,7 +38,10 @@ const BODY_LIMIT: usize = 64 * 1024;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(index))
-        .route("/healthz", get(health))
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
+        // The first health endpoint, kept for the probes that use it.
+        .route("/healthz", get(ready))
         .route("/metrics", get(metrics))
         .route("/assets/usher.css", get(stylesheet))
         .route(
@@ -147,14 +150,23 @@ async fn refresh_tenant(
     next: axum::middleware::Next,
 ) -> Response {
     let path = request.uri().path();
-    if !(path.starts_with("/assets/") || path == "/healthz" || path == "/metrics") {
+    if !(path.starts_with("/assets/") || path.starts_with("/health") || path == "/metrics") {
         state.refresh_tenant().await;
     }
     next.run(request).await
 }
 
-/// Liveness and readiness: the database answers.
-async fn health(State(state): State<AppState>) -> Response {
+/// Liveness: the process answers. Nothing else is checked, so an orchestrator never
+/// restarts an instance for a database outage it cannot fix.
+async fn live() -> Response {
+    (StatusCode::OK, "ok").into_response()
+}
+
+/// Readiness: the database answers and no shutdown has begun.
+async fn ready(State(state): State<AppState>) -> Response {
+    if state.is_draining() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "draining").into_response();
+    }
     match state.store.ping().await {
         Ok(()) => (StatusCode::OK, "ok").into_response(),
         Err(e) => {

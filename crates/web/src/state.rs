@@ -45,6 +45,8 @@ pub struct Settings {
     pub lifetimes: Lifetimes,
     /// The demo application's client id, when the demo is served.
     pub demo_client_id: Option<String>,
+    /// How long a shutdown drains: `/health/ready` fails, requests are still served.
+    pub shutdown_drain: std::time::Duration,
 }
 
 impl Settings {
@@ -89,6 +91,9 @@ pub struct Inner {
     /// Keys email codes and the demo's cookie.
     pub code_key: HmacKey,
     pub cookie_key: HmacKey,
+    /// Set when a shutdown begins: from then on the instance is not ready (its own
+    /// state, not the cluster's).
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 /// A tenant snapshot with what runs it: its connectors' client and its upstream
@@ -235,6 +240,16 @@ impl AppState {
                 tracing::error!(error = %e, "the changed tenant cannot be used; keeping the previous one");
             }
         }
+    }
+
+    /// The instance is shutting down: `/health/ready` fails from now on.
+    pub fn start_draining(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Runs `f` with the state's random number generator.

@@ -181,7 +181,18 @@ post_attribute_collection = ["e2e-connector"]
         let addr = listener.local_addr().unwrap();
         let own = format!("http://{addr}");
         let issuer = issuer.unwrap_or(&own).to_owned();
-        let toml = config_toml(&issuer, &self.dir, &self.database_url) + extra;
+        // Top-level keys at the start of `extra` go before the first table.
+        let split = extra
+            .lines()
+            .take_while(|l| !l.trim_start().starts_with('['))
+            .map(|l| l.len() + 1)
+            .sum::<usize>()
+            .min(extra.len());
+        let (root, tables) = extra.split_at(split);
+        let toml = format!(
+            "{root}\n{}{tables}",
+            config_toml(&issuer, &self.dir, &self.database_url)
+        );
         let path = self.dir.join(format!("usher-{}.toml", addr.port()));
         std::fs::write(&path, toml).unwrap();
         let env = |k: &str| match k {
@@ -425,6 +436,18 @@ impl Instance {
         let body: Value = r.json().await.unwrap();
         assert_eq!(status, StatusCode::OK, "{body}");
         body
+    }
+
+    /// Starts the shutdown a SIGTERM starts, without waiting for it.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Whether the server has stopped.
+    pub fn has_stopped(&self) -> bool {
+        self.handle.is_finished()
     }
 
     pub async fn stop(mut self) {
