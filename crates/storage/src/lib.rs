@@ -8,6 +8,7 @@
 
 mod model;
 mod postgres;
+mod repositories;
 mod shared;
 mod sqlite;
 
