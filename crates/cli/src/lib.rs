@@ -618,7 +618,7 @@ mod tests {
             identity_providers: providers.iter().map(|p| (*p).to_owned()).collect(),
             attributes: Vec::new(),
             extra_claims: Vec::new(),
-            connectors: Default::default(),
+            connectors: usher_domain::ConnectorSlots::default(),
             requires_approval: false,
         }
     }

@@ -119,7 +119,7 @@ fn main() -> ExitCode {
 fn load(path: Option<&std::path::Path>) -> Result<usher_config::Config, ExitCode> {
     let config = usher_config::load(path, &|k| std::env::var(k).ok()).map_err(|errors| {
         eprintln!("The configuration has {} error(s):", errors.0.len());
-        for e in errors.iter() {
+        for e in &errors {
             eprintln!("  {e}");
         }
         ExitCode::from(2)

@@ -105,7 +105,7 @@ pub async fn apply(config: &Config, args: ApplyArgs) -> anyhow::Result<ExitCode>
         Ok(d) => d,
         Err(errors) => {
             eprintln!("{} has {} error(s):", args.file.display(), errors.0.len());
-            for e in errors.iter() {
+            for e in &errors {
                 eprintln!("  {e}");
             }
             return Ok(ExitCode::from(2));

@@ -1840,7 +1840,7 @@ async fn pre_token_claims_never_replace_protocol_claims_and_survive_refresh(back
         200,
         serde_json::json!({"version": "1.0.0", "action": "Continue",
             "sub": "someone-else", "iss": "https://evil.example", "aud": "other-app",
-            "exp": 4102444800u64, "nonce": "forged", "email_verified": false, "SUB": "x",
+            "exp": 4_102_444_800_u64, "nonce": "forged", "email_verified": false, "SUB": "x",
             "acr": "mfa", "sid": "s", "tfp": "B2X_1_other",
             "loyaltyTier": "gold", "roles": ["reader"]}),
     )])
@@ -1880,7 +1880,7 @@ pre_token_issuance = ["claims"]
         assert_eq!(claims["iss"], usher.issuer.as_str(), "{claims}");
         assert_ne!(claims["sub"], "someone-else");
         assert_eq!(claims["aud"], PUBLIC_CLIENT);
-        assert_ne!(claims["exp"], 4102444800u64);
+        assert_ne!(claims["exp"], 4_102_444_800_u64);
         assert_ne!(claims["email_verified"], false);
         assert_eq!(claims["tfp"], "B2X_1_e2e");
         for protected in ["SUB", "acr", "sid"] {
@@ -2919,7 +2919,7 @@ async fn fake_facebook() -> String {
     let app = Router::new()
         .route(
             "/oauth/access_token",
-            post(|| async { Json(serde_json::json!({"access_token": "fb-token", "token_type": "bearer", "expires_in": 5183944})) }),
+            post(|| async { Json(serde_json::json!({"access_token": "fb-token", "token_type": "bearer", "expires_in": 5_183_944})) }),
         )
         .route(
             "/me",

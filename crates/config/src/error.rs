@@ -35,6 +35,15 @@ impl ConfigErrors {
     }
 }
 
+impl<'a> IntoIterator for &'a ConfigErrors {
+    type Item = &'a ConfigError;
+    type IntoIter = std::slice::Iter<'a, ConfigError>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
 impl IntoIterator for ConfigErrors {
     type Item = ConfigError;
     type IntoIter = std::vec::IntoIter<ConfigError>;

@@ -954,7 +954,7 @@ impl<'a> Resolver<'a> {
                     }
                     _ => {
                         if self.check(v, |h| rules::check_secret_hash(h)).is_some() {
-                            secret_hash = v.value.clone();
+                            secret_hash.clone_from(&v.value);
                         }
                     }
                 },

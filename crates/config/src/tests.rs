@@ -2253,7 +2253,7 @@ fn connector_settings_and_their_overrides() {
     .unwrap();
     assert_eq!(
         config.connector_settings.target_policy(),
-        Default::default()
+        usher_domain::rules::TargetPolicy::default()
     );
     assert!(!config.connector_settings.record_bodies);
     let config = load_str(

@@ -74,6 +74,10 @@ pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
         .iter()
         .rposition(|&b| b == b'\n')
         .map_or(0, |i| i + 1);
+    #[allow(
+        clippy::naive_bytecount,
+        reason = "once per configuration error; not worth a dependency"
+    )]
     let line = prefix.iter().filter(|&&b| b == b'\n').count() + 1;
     let last = &prefix[line_start..];
     let column = match std::str::from_utf8(last) {

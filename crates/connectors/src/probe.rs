@@ -188,7 +188,7 @@ fn describe(outcome: &Interpreted) -> ProbeInterpretation {
                     )
                 })
                 .collect();
-            p.token_claims = token_claims.clone();
+            p.token_claims.clone_from(token_claims);
         }
         Interpreted::Block { user_message } => p.user_message = Some(user_message.clone()),
         Interpreted::ValidationError(m) => {

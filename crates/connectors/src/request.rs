@@ -413,7 +413,7 @@ mod tests {
         let sig = webhook_signature(
             std::slice::from_ref(&secret),
             "msg_p5jXN8AQM9LWM0D4loKWxJek",
-            1614265330,
+            1_614_265_330,
             body,
         )
         .unwrap();

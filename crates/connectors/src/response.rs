@@ -821,6 +821,10 @@ mod tests {
     }
 
     #[test]
+    #[allow(
+        clippy::many_single_char_names,
+        reason = "one letter per answer being tried"
+    )]
     fn validation_error_rules() {
         let ve = json!({"version": "1.0.0", "status": 400, "action": "ValidationError", "userMessage": "Fix it", "code": "E1"});
         let i = run(PAC, false, 400, ve.clone());
@@ -1051,7 +1055,7 @@ mod tests {
             (ext("ShoeSize"), json!("")),
             (ext("ShoeSize"), json!(true)),
             (ext("ShoeSize"), json!("99999999999999999999")),
-            (ext("ShoeSize"), json!(18446744073709551615u64)),
+            (ext("ShoeSize"), json!(18_446_744_073_709_551_615_u64)),
             (ext("Terms"), json!("yes")),
             (ext("Terms"), json!(1)),
             (ext("Terms"), json!("")),

@@ -861,7 +861,7 @@ fn classify(err: &reqwest::Error) -> Failure {
 /// `from + by`, saturating a century out: budgets and `Retry-After` come from outside.
 fn later(from: Instant, by: Duration) -> Instant {
     from.checked_add(by)
-        .or_else(|| from.checked_add(Duration::from_hours(876000)))
+        .or_else(|| from.checked_add(Duration::from_hours(876_000)))
         .unwrap_or(from)
 }
 

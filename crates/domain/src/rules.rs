@@ -316,7 +316,7 @@ pub enum TargetClass {
 pub fn target_class(ip: IpAddr) -> TargetClass {
     let ip = match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
+        v4 @ IpAddr::V4(_) => v4,
     };
     let loopback = match ip {
         IpAddr::V4(v4) => v4.is_loopback() || v4.is_unspecified(),

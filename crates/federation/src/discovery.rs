@@ -59,9 +59,8 @@ fn string_member(doc: &Map<String, Value>, name: &str) -> Result<String, String>
 }
 
 pub(crate) fn parse_metadata(body: &[u8]) -> Result<Metadata, String> {
-    let doc = match serde_json::from_slice(body) {
-        Ok(Value::Object(map)) => map,
-        _ => return Err("the document is not a JSON object".into()),
+    let Ok(Value::Object(doc)) = serde_json::from_slice(body) else {
+        return Err("the document is not a JSON object".into());
     };
     let token_endpoint_auth_methods = match doc.get("token_endpoint_auth_methods_supported") {
         Some(Value::Array(items)) => Some(
@@ -89,9 +88,8 @@ const MAX_KEYS: usize = 100;
 /// The keys of a JWK set (`{"keys": [...]}`); members that are not objects are
 /// dropped, and keys Usher cannot use are left for verification to ignore.
 pub(crate) fn parse_jwks(body: &[u8]) -> Result<Vec<Value>, String> {
-    let set = match serde_json::from_slice(body) {
-        Ok(Value::Object(map)) => map,
-        _ => return Err("the JWK set is not a JSON object".into()),
+    let Ok(Value::Object(set)) = serde_json::from_slice(body) else {
+        return Err("the JWK set is not a JSON object".into());
     };
     match set.get("keys") {
         Some(Value::Array(keys)) => Ok(keys

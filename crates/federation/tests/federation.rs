@@ -146,8 +146,8 @@ impl Op {
         let base = serve(router).await;
         {
             let mut s = op.state();
-            s.discovery_issuer = base.clone();
-            s.token_iss = base.clone();
+            s.discovery_issuer.clone_from(&base);
+            s.token_iss.clone_from(&base);
             s.base = base;
         }
         op
@@ -968,7 +968,7 @@ async fn facebook_server(seen: Recorded) -> String {
             )
                 .into_response();
         }
-        Json(json!({"access_token": "EAAfb", "token_type": "bearer", "expires_in": 5183944}))
+        Json(json!({"access_token": "EAAfb", "token_type": "bearer", "expires_in": 5_183_944}))
             .into_response()
     }
     async fn me(

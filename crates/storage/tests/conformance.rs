@@ -1075,7 +1075,7 @@ async fn delete_expired_removes_only_expired(ctx: Ctx) {
         session_id: None,
         created_at: t0(),
         revoked_at: None,
-        token_claims: Default::default(),
+        token_claims: serde_json::Map::default(),
     };
     store.insert_grant(&grant).await.unwrap();
     let user = store
@@ -2342,7 +2342,7 @@ fn grant_of(id: &str, user_id: &str, revoked_at: Option<DateTime<Utc>>) -> Grant
         session_id: None,
         created_at: t0(),
         revoked_at,
-        token_claims: Default::default(),
+        token_claims: serde_json::Map::default(),
     }
 }
 

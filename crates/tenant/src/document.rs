@@ -115,7 +115,7 @@ impl<'a> Hider<'a> {
             mode,
             kind,
             key,
-            hidden: Default::default(),
+            hidden: std::cell::RefCell::default(),
         }
     }
 

@@ -389,7 +389,7 @@ impl TenantService {
                     tracing::info!(kind, id = key, version, "stored a tenant object");
                     return Ok(version);
                 }
-                Err(StorageError::Conflict) => continue,
+                Err(StorageError::Conflict) => {}
                 Err(e) => return Err(e.into()),
             }
         }
@@ -443,7 +443,7 @@ impl TenantService {
                     return Ok(true);
                 }
                 Ok(None) => return Ok(false),
-                Err(StorageError::Conflict) => continue,
+                Err(StorageError::Conflict) => {}
                 Err(e) => return Err(e.into()),
             }
         }

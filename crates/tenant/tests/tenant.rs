@@ -510,7 +510,7 @@ fn providers() -> Vec<ProviderConfig> {
     facebook.endpoints.userinfo_endpoint = Some("https://graph.facebook.com/v24.0/me".into());
     let mut github = ProviderConfig::new("github", ProviderKind::GitHub, "gh-client", secret(4));
     github.endpoints.emails_endpoint = Some("https://github.example/api/v3/user/emails".into());
-    github.claim_mapping = Default::default();
+    github.claim_mapping = usher_federation::ClaimMapping::default();
     let mut oauth2 = ProviderConfig::new(
         "partner-oauth2",
         ProviderKind::OAuth2 {

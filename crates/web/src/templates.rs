@@ -340,7 +340,10 @@ mod tests {
                     .render(name, locale, &context())
                     .unwrap_or_else(|e| panic!("{name} in {locale}: {e:#}"));
                 assert!(!out.is_empty());
-                if name.ends_with(".html") {
+                if std::path::Path::new(name)
+                    .extension()
+                    .is_some_and(|ext| ext.eq_ignore_ascii_case("html"))
+                {
                     assert!(out.contains(&format!("<html lang=\"{locale}\">")), "{name}");
                     // Text from elsewhere is escaped, never markup.
                     assert!(!out.contains("<b>blocked</b>"), "{name}");

@@ -3084,7 +3084,7 @@ async fn the_openapi_document_matches_the_routes(backend: Backend) {
                 issuer_assigned_id: "held@example.com".into(),
                 exact_issuer: None,
             }],
-            attributes: Default::default(),
+            attributes: std::collections::BTreeMap::default(),
             password_hash: None,
             status: usher_domain::SignUpRequestStatus::Pending,
             created_at: chrono::Utc::now(),

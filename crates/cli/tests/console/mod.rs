@@ -459,7 +459,7 @@ async fn users_are_found_disabled_and_deleted(backend: Backend) {
                 }],
                 account_enabled: true,
                 email_verified: true,
-                profile: Default::default(),
+                profile: usher_domain::UserProfile::default(),
                 password_hash: None,
                 created_at: chrono::Utc::now(),
             })

@@ -514,9 +514,8 @@ async fn authentication_configuration(
     a: &mut Body,
     current: &ConnectorAuthentication,
 ) -> ApiResult<ConnectorAuthentication> {
-    let kind = match a.take("@odata.type") {
-        Some(Value::String(t)) => t,
-        _ => return Err(a.error("@odata.type", format!("is required: {BASIC} or {PKCS12}"))),
+    let Some(Value::String(kind)) = a.take("@odata.type") else {
+        return Err(a.error("@odata.type", format!("is required: {BASIC} or {PKCS12}")));
     };
     let kind = kind.trim_start_matches('#').to_ascii_lowercase();
     match kind.as_str() {

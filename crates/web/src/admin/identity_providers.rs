@@ -472,7 +472,7 @@ fn apply(
                 })?;
                 rules::check_oidc_issuer(base, insecure)
                     .map_err(|e| body.error("metadataUrl", e))?;
-                *issuer = base.to_owned();
+                base.clone_into(issuer);
             } else if creating {
                 return Err(body.error("metadataUrl", "is required for OpenIDConnect"));
             }

@@ -431,9 +431,8 @@ impl Parser {
                 self.expect(Token::Open, "'(' after startswith")?;
                 let property = self.property()?;
                 self.expect(Token::Comma, "',' in startswith")?;
-                let prefix = match self.next() {
-                    Some(Token::Str(s)) => s,
-                    _ => return Err(syntax("startswith takes a quoted string")),
+                let Some(Token::Str(prefix)) = self.next() else {
+                    return Err(syntax("startswith takes a quoted string"));
                 };
                 self.expect(Token::Close, "')' after startswith")?;
                 out.push(Condition::StartsWith { property, prefix });

@@ -516,8 +516,8 @@ fn apply_profile(profile: &mut UserProfile, changes: &Changes) {
     }
     for (name, value) in &changes.profile_strings {
         match name.as_str() {
-            "userPrincipalName" => profile.user_principal_name = value.clone(),
-            "mailNickname" => profile.mail_nickname = value.clone(),
+            "userPrincipalName" => profile.user_principal_name.clone_from(value),
+            "mailNickname" => profile.mail_nickname.clone_from(value),
             _ => {
                 match value {
                     Some(v) => profile.strings.insert(name.clone(), v.clone()),

@@ -738,7 +738,7 @@ fn attribute_fields(
                 value: values.first().cloned().unwrap_or_default(),
                 required: !a.is_optional,
                 error: errors.get(&id).cloned(),
-                autocomplete: BuiltInAttribute::from_id(&id).and_then(autocomplete),
+                autocomplete: BuiltInAttribute::from_id(&id).map(autocomplete),
                 inputmode: (a.input_type == UserInputType::NumericTextBox).then_some("numeric"),
                 maxlength: match a.input_type {
                     UserInputType::TextBox | UserInputType::EmailBox => definition
@@ -762,8 +762,8 @@ fn attribute_fields(
         .collect()
 }
 
-fn autocomplete(a: BuiltInAttribute) -> Option<&'static str> {
-    Some(match a {
+fn autocomplete(a: BuiltInAttribute) -> &'static str {
+    match a {
         BuiltInAttribute::DisplayName => "nickname",
         BuiltInAttribute::GivenName => "given-name",
         BuiltInAttribute::Surname => "family-name",
@@ -774,7 +774,7 @@ fn autocomplete(a: BuiltInAttribute) -> Option<&'static str> {
         BuiltInAttribute::State => "address-level1",
         BuiltInAttribute::Country => "country-name",
         BuiltInAttribute::Email => "email",
-    })
+    }
 }
 
 /// Saves the flow; a concurrent change (another tab, a double submit) re-renders the
