@@ -304,6 +304,10 @@ pub async fn build(config: &Config, overrides: Overrides) -> anyhow::Result<AppS
         templates: Arc::new(templates),
         mailer: Arc::new(mailer),
         hasher: PasswordHasher::new(cores),
+        client_secrets: usher_web::hasher::ClientSecrets::new(
+            master.hmac_key("client-secrets"),
+            cores,
+        ),
         metrics,
         settings,
         throttle: usher_web::throttle::Throttle::new(

@@ -83,6 +83,8 @@ pub struct Inner {
     pub templates: Arc<Templates>,
     pub mailer: Arc<Mailer>,
     pub hasher: PasswordHasher,
+    /// Confidential clients' secrets, on their own cores and remembered once right.
+    pub client_secrets: crate::hasher::ClientSecrets,
     /// Connector call counts and latencies, served at `/metrics`.
     pub metrics: Arc<usher_connectors::Metrics>,
     pub settings: Settings,

@@ -280,11 +280,9 @@ pub(super) async fn authenticate_client(
         }
         _ => crate::throttle::Reservation::default(),
     };
+    // Client ids are not secret (they travel in every authorization URL), so an
+    // unknown one is refused at once: no Argon2 for whoever sends one.
     let Some(app) = known else {
-        // Same work as a wrong secret, so probing client ids learns nothing.
-        if let Some(s) = secret {
-            let _ = state.hasher.verify(s, None).await;
-        }
         return Err(TokenError::new(
             "invalid_client",
             "Client authentication failed.",
@@ -302,8 +300,8 @@ pub(super) async fn authenticate_client(
         )),
         (ClientType::Confidential { secret_hash }, Some(s)) => {
             let verified = state
-                .hasher
-                .verify(s, Some(secret_hash.clone()))
+                .client_secrets
+                .verify(&app.client_id, &s, secret_hash)
                 .await
                 .map_err(|_| busy())?;
             if verified {
