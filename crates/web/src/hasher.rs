@@ -1,59 +1,111 @@
 //! Password hashing off the async runtime. Argon2id costs tens of milliseconds of CPU
 //! and 19 MiB of memory per hash, so hashes run on the blocking pool with at most one
-//! per core at a time; the rest wait their turn instead of starving the server.
+//! per core at a time. Sign-in (verifying) and sign-up (hashing a new password) wait
+//! in separate queues, each bounded: a burst of one never delays the other, and a
+//! full queue answers [`Busy`] at once (the caller says "try again shortly", with
+//! `Retry-After`) instead of letting requests pile up.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use rand::rngs::OsRng;
 use tokio::sync::Semaphore;
 use usher_domain::password::{hash_password, verify_password};
 
-/// How long a verification waits for a core before giving up.
+/// How long a hash waits for a core before giving up.
 const QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Requests that may wait for a core, per core, before the queue counts as full.
+const WAITING_PER_CORE: usize = 8;
+/// What `Retry-After` says when a queue is full, in seconds.
+pub const RETRY_AFTER_SECONDS: u32 = 1;
 
-/// Every core is busy hashing and the wait ran out.
+/// Every core is busy hashing and the queue is full, or the wait ran out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Busy;
 
-#[derive(Clone)]
-pub struct PasswordHasher {
-    permits: Arc<Semaphore>,
-    /// Verified against when the account does not exist, so an unknown email takes
-    /// as long as a wrong password.
-    dummy_hash: Arc<str>,
-    queue_wait: std::time::Duration,
+/// One bounded queue for the cores.
+struct Queue {
+    permits: Semaphore,
+    /// Requests holding or waiting for a permit.
+    queued: AtomicUsize,
+    max_queued: usize,
+    wait: std::time::Duration,
 }
 
-impl PasswordHasher {
-    pub fn new(concurrency: usize) -> Self {
-        let dummy = hash_password("usher dummy password for timing", &mut OsRng);
+/// Counts a request out of its queue when it leaves, however it leaves.
+struct InQueue<'a>(&'a AtomicUsize);
+
+impl Drop for InQueue<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Queue {
+    fn new(cores: usize) -> Self {
+        let cores = cores.max(1);
         Self {
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
-            dummy_hash: dummy.into(),
-            queue_wait: QUEUE_WAIT,
+            permits: Semaphore::new(cores),
+            queued: AtomicUsize::new(0),
+            max_queued: cores * (1 + WAITING_PER_CORE),
+            wait: QUEUE_WAIT,
         }
     }
 
-    pub async fn hash(&self, password: String) -> String {
-        let _permit = self.permits.acquire().await;
-        tokio::task::spawn_blocking(move || hash_password(&password, &mut OsRng))
+    /// Runs `work` on the blocking pool once a core is free; [`Busy`] at once when
+    /// the queue is full, or when no core came free in time.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Busy> {
+        if self.queued.fetch_add(1, Ordering::SeqCst) >= self.max_queued {
+            self.queued.fetch_sub(1, Ordering::SeqCst);
+            return Err(Busy);
+        }
+        let _in_queue = InQueue(&self.queued);
+        let _permit = tokio::time::timeout(self.wait, self.permits.acquire())
             .await
-            .unwrap_or_default()
+            .map_err(|_| Busy)?;
+        tokio::task::spawn_blocking(work).await.map_err(|_| Busy)
+    }
+}
+
+#[derive(Clone)]
+pub struct PasswordHasher {
+    sign_in: Arc<Queue>,
+    sign_up: Arc<Queue>,
+    /// Verified against when the account does not exist, so an unknown email takes
+    /// as long as a wrong password.
+    dummy_hash: Arc<str>,
+}
+
+impl PasswordHasher {
+    pub fn new(cores: usize) -> Self {
+        let dummy = hash_password("usher dummy password for timing", &mut OsRng);
+        Self {
+            sign_in: Arc::new(Queue::new(cores)),
+            sign_up: Arc::new(Queue::new(cores)),
+            dummy_hash: dummy.into(),
+        }
+    }
+
+    /// Hashes a new password (sign-up, an administrator setting one, a generated
+    /// client secret), in the sign-up queue.
+    pub async fn hash(&self, password: String) -> Result<String, Busy> {
+        self.sign_up
+            .run(move || hash_password(&password, &mut OsRng))
+            .await
     }
 
     /// Verifies `password` against `hash`, or against a dummy hash when there is none,
-    /// so both cases cost the same. When every core has been hashing for a while
-    /// (a burst of guesses), it answers [`Busy`] instead of queueing without end, so
-    /// the server stays responsive and the caller can say "try again shortly".
+    /// so both cases cost the same; in the sign-in queue.
     pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool, Busy> {
-        let _permit = tokio::time::timeout(self.queue_wait, self.permits.acquire())
-            .await
-            .map_err(|_| Busy)?;
         let real = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy_hash.to_string());
-        let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-            .await
-            .unwrap_or(false);
+        let ok = self
+            .sign_in
+            .run(move || verify_password(&password, &hash))
+            .await?;
         Ok(ok && real)
     }
 }
@@ -140,9 +192,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_saturated_hasher_says_busy_instead_of_queueing() {
-        let mut hasher = PasswordHasher::new(1);
-        hasher.queue_wait = std::time::Duration::from_millis(50);
-        let hash = hasher.hash("correct horse battery".into()).await;
+        let hasher = PasswordHasher::new(1);
+        let hash = hasher.hash("correct horse battery".into()).await.unwrap();
         assert_eq!(
             hasher
                 .verify("correct horse battery".into(), Some(hash.clone()))
@@ -150,14 +201,28 @@ mod tests {
             Ok(true)
         );
         assert_eq!(hasher.verify("wrong".into(), None).await, Ok(false));
-        // Every permit taken (a burst in progress): the next verification gives up.
-        let _held = hasher.permits.clone().acquire_owned().await.unwrap();
+
+        // The sign-in queue full (a burst of guesses in progress): the next
+        // verification is refused at once...
+        let full = hasher.sign_in.max_queued;
+        hasher.sign_in.queued.store(full, Ordering::SeqCst);
+        assert_eq!(
+            hasher
+                .verify("correct horse battery".into(), Some(hash.clone()))
+                .await,
+            Err(Busy)
+        );
+        assert_eq!(hasher.sign_in.queued.load(Ordering::SeqCst), full);
+        // ...while sign-up, in its own queue, goes on.
+        assert!(hasher.hash("another long pass phrase".into()).await.is_ok());
+        hasher.sign_in.queued.store(0, Ordering::SeqCst);
         assert_eq!(
             hasher
                 .verify("correct horse battery".into(), Some(hash))
                 .await,
-            Err(Busy)
+            Ok(true)
         );
+        assert_eq!(hasher.sign_in.queued.load(Ordering::SeqCst), 0);
     }
 
     #[tokio::test]

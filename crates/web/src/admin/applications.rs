@@ -191,7 +191,11 @@ async fn create(
     } else {
         let secret = state.new_token();
         app.client_type = ClientType::Confidential {
-            secret_hash: state.hasher.hash(secret.clone()).await,
+            secret_hash: state
+                .hasher
+                .hash(secret.clone())
+                .await
+                .map_err(|_| ApiError::busy())?,
         };
         Some(secret)
     };
@@ -278,7 +282,11 @@ async fn add_password(
     }
     let secret = state.new_token();
     app.client_type = ClientType::Confidential {
-        secret_hash: state.hasher.hash(secret.clone()).await,
+        secret_hash: state
+            .hasher
+            .hash(secret.clone())
+            .await
+            .map_err(|_| ApiError::busy())?,
     };
     state.tenants.put_application(&app).await?;
     Ok(ok(json!({

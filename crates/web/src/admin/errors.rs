@@ -23,6 +23,7 @@ pub struct ApiError {
     request_id: Option<String>,
     www_authenticate: Option<&'static str>,
     allow: Option<String>,
+    retry_after: Option<u32>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -36,6 +37,19 @@ impl ApiError {
             request_id: None,
             www_authenticate: None,
             allow: None,
+            retry_after: None,
+        }
+    }
+
+    /// 503 with `Retry-After`: every core is hashing and the queue is full.
+    pub fn busy() -> Self {
+        Self {
+            retry_after: Some(crate::hasher::RETRY_AFTER_SECONDS),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "serviceNotAvailable",
+                "The service is busy; try again shortly.",
+            )
         }
     }
 
@@ -158,6 +172,9 @@ impl IntoResponse for ApiError {
         }
         if let Some(allow) = self.allow.and_then(|a| HeaderValue::from_str(&a).ok()) {
             h.insert(header::ALLOW, allow);
+        }
+        if let Some(seconds) = self.retry_after {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         r

@@ -646,7 +646,11 @@ async fn password_hash(
     }
     check_new_password(&password, email.unwrap_or(""))
         .map_err(|e| ApiError::invalid_property("passwordProfile.password", RESOURCE, e))?;
-    Ok(state.hasher.hash(password).await)
+    state
+        .hasher
+        .hash(password)
+        .await
+        .map_err(|_| ApiError::busy())
 }
 
 async fn create(State(state): State<AppState>, body: JsonBody) -> ApiResult<Response> {

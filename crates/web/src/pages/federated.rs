@@ -222,8 +222,9 @@ pub async fn link_with_password(
         Err(e) => return error_page(&state, &loaded.flow.locale, PageError::internal(&state, e)),
     };
     let Ok(verified) = state.hasher.verify(password, hash).await else {
-        let fb = Feedback::general(flow_message(&state, &loaded, "error.busy", &[]));
-        return render_step(&state, &loaded, fb, StatusCode::SERVICE_UNAVAILABLE);
+        // Nothing was checked: the attempt does not count.
+        state.rate_release(reservation).await;
+        return super::busy_page(&state, &loaded);
     };
     if !verified {
         let fb = Feedback::general(flow_message(&state, &loaded, "sign_in.failed", &[]));

@@ -777,6 +777,18 @@ fn autocomplete(a: BuiltInAttribute) -> &'static str {
     }
 }
 
+/// The step again with "busy, try again shortly": `503` with `Retry-After`, when every
+/// core is hashing and the queue is full.
+pub fn busy_page(state: &AppState, loaded: &Loaded) -> Response {
+    let fb = Feedback::general(flow_message(state, loaded, "error.busy", &[]));
+    let mut r = render_step(state, loaded, fb, StatusCode::SERVICE_UNAVAILABLE);
+    r.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from(crate::hasher::RETRY_AFTER_SECONDS),
+    );
+    r
+}
+
 /// Saves the flow; a concurrent change (another tab, a double submit) re-renders the
 /// latest state instead of failing.
 pub async fn save(state: &AppState, loaded: &mut Loaded) -> Result<(), Response> {

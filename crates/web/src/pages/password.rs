@@ -41,7 +41,9 @@ pub async fn post(
     if !fb.field_errors.is_empty() {
         return render_step(&state, &loaded, fb, StatusCode::BAD_REQUEST);
     }
-    let hash = state.hasher.hash(password.to_owned()).await;
+    let Ok(hash) = state.hasher.hash(password.to_owned()).await else {
+        return super::busy_page(&state, &loaded);
+    };
     if loaded
         .flow
         .password_set(hash, AttributeValues::new(), state.clock.now())

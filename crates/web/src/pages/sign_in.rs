@@ -131,8 +131,7 @@ pub async fn post(
     let Ok(ok) = state.hasher.verify(password, hash).await else {
         // Nothing was checked: the attempt does not count.
         state.rate_release(reservation).await;
-        let fb = Feedback::general(flow_message(&state, &loaded, "error.busy", &[]));
-        return render_step(&state, &loaded, fb, StatusCode::SERVICE_UNAVAILABLE);
+        return super::busy_page(&state, &loaded);
     };
     if ok && user.is_none() && held.is_some() {
         if let Some(page) = super::approval::returning(
