@@ -29,7 +29,7 @@ fn busy() -> TokenError {
         error: "temporarily_unavailable",
         description: "The server is busy; try again in a moment.".into(),
         status: StatusCode::SERVICE_UNAVAILABLE,
-        retry_after: None,
+        retry_after: Some(i64::from(crate::hasher::RETRY_AFTER_SECONDS)),
     }
 }
 
