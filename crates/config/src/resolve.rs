@@ -56,16 +56,6 @@ struct PendingSecret {
 /// kill the process anyway.
 const MAX_SHUTDOWN_DRAIN_SECONDS: i64 = 300;
 
-/// The lower bound of a limit, as [`Resolver::number`] takes it.
-pub(super) fn lo<T: Copy + TryInto<i64>>(r: &std::ops::RangeInclusive<T>) -> i64 {
-    (*r.start()).try_into().unwrap_or(i64::MAX)
-}
-
-/// The upper bound of a limit, as [`Resolver::number`] takes it.
-pub(super) fn hi<T: Copy + TryInto<i64>>(r: &std::ops::RangeInclusive<T>) -> i64 {
-    (*r.end()).try_into().unwrap_or(i64::MAX)
-}
-
 impl<'a> Resolver<'a> {
     pub fn new(
         env: &'a dyn Fn(&str) -> Option<String>,

@@ -148,6 +148,16 @@ pub mod limits {
     /// Client certificates one connector may hold: enough for a rotation with room
     /// to spare (each call may open each PKCS#12 file, a slow key derivation).
     pub const CLIENT_CERTIFICATES: usize = 5;
+
+    /// A limit's lower bound as the entry points' integer readers take it.
+    pub fn lo<T: Copy + TryInto<i64>>(r: &RangeInclusive<T>) -> i64 {
+        (*r.start()).try_into().unwrap_or(i64::MAX)
+    }
+
+    /// A limit's upper bound as the entry points' integer readers take it.
+    pub fn hi<T: Copy + TryInto<i64>>(r: &RangeInclusive<T>) -> i64 {
+        (*r.end()).try_into().unwrap_or(i64::MAX)
+    }
 }
 
 /// Which part of a connector definition breaks a rule; each entry point names it in

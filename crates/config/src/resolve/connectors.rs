@@ -14,7 +14,7 @@ use usher_domain::{
     ConnectorDefinition, ConnectorField,
 };
 
-use super::{hi, lo, Resolver, MAX_LABEL};
+use super::{Resolver, MAX_LABEL};
 use crate::{
     raw::{
         List, RawAuthentication, RawCertificate, RawConnector, RawConnectorSettings, RawSecretRef,
@@ -151,22 +151,22 @@ impl Resolver<'_> {
         let timeout: u64 = self.number(
             &c.timeout_ms,
             millis(defaults.timeout),
-            lo(&limits::TIMEOUT_MS),
-            hi(&limits::TIMEOUT_MS),
+            limits::lo(&limits::TIMEOUT_MS),
+            limits::hi(&limits::TIMEOUT_MS),
             " ms",
         );
         let retries: u32 = self.number(
             &c.retries,
             defaults.retries,
-            lo(&limits::RETRIES),
-            hi(&limits::RETRIES),
+            limits::lo(&limits::RETRIES),
+            limits::hi(&limits::RETRIES),
             "",
         );
         let budget: u64 = self.number(
             &c.budget_ms,
             millis(defaults.budget),
-            lo(&limits::BUDGET_MS),
-            hi(&limits::BUDGET_MS),
+            limits::lo(&limits::BUDGET_MS),
+            limits::hi(&limits::BUDGET_MS),
             " ms",
         );
         if let Err(m) = rules::check_connector_budget(timeout, budget) {
@@ -184,15 +184,15 @@ impl Resolver<'_> {
         let failure_threshold: u32 = self.number(
             &c.failure_threshold,
             defaults.breaker.failure_threshold,
-            lo(&limits::BREAKER_FAILURE_THRESHOLD),
-            hi(&limits::BREAKER_FAILURE_THRESHOLD),
+            limits::lo(&limits::BREAKER_FAILURE_THRESHOLD),
+            limits::hi(&limits::BREAKER_FAILURE_THRESHOLD),
             "",
         );
         let open_seconds: u64 = self.number(
             &c.open_seconds,
             defaults.breaker.open_for.as_secs(),
-            lo(&limits::BREAKER_OPEN_SECONDS),
-            hi(&limits::BREAKER_OPEN_SECONDS),
+            limits::lo(&limits::BREAKER_OPEN_SECONDS),
+            limits::hi(&limits::BREAKER_OPEN_SECONDS),
             " seconds",
         );
         let signing_secrets = self.signing_secrets(c);

@@ -434,22 +434,22 @@ async fn apply(state: &AppState, body: &mut Body, c: &mut ConnectorDefinition) -
     }
     if let Some(ms) = body.integer(
         "usherTimeoutMs",
-        range_i64(&limits::TIMEOUT_MS).0,
-        range_i64(&limits::TIMEOUT_MS).1,
+        limits::lo(&limits::TIMEOUT_MS),
+        limits::hi(&limits::TIMEOUT_MS),
     )? {
         c.timeout = Duration::from_millis(ms.unsigned_abs());
     }
     if let Some(n) = body.integer(
         "usherRetries",
-        i64::from(*limits::RETRIES.start()),
-        i64::from(*limits::RETRIES.end()),
+        limits::lo(&limits::RETRIES),
+        limits::hi(&limits::RETRIES),
     )? {
         c.retries = u32::try_from(n).unwrap_or(0);
     }
     if let Some(ms) = body.integer(
         "usherBudgetMs",
-        range_i64(&limits::BUDGET_MS).0,
-        range_i64(&limits::BUDGET_MS).1,
+        limits::lo(&limits::BUDGET_MS),
+        limits::hi(&limits::BUDGET_MS),
     )? {
         c.budget = Duration::from_millis(ms.unsigned_abs());
     }
@@ -491,15 +491,15 @@ async fn apply(state: &AppState, body: &mut Body, c: &mut ConnectorDefinition) -
     if let Some(mut b) = body.object("usherBreaker")? {
         if let Some(n) = b.integer(
             "failureThreshold",
-            i64::from(*limits::BREAKER_FAILURE_THRESHOLD.start()),
-            i64::from(*limits::BREAKER_FAILURE_THRESHOLD.end()),
+            limits::lo(&limits::BREAKER_FAILURE_THRESHOLD),
+            limits::hi(&limits::BREAKER_FAILURE_THRESHOLD),
         )? {
             c.breaker.failure_threshold = u32::try_from(n).unwrap_or(1);
         }
         if let Some(s) = b.integer(
             "openSeconds",
-            range_i64(&limits::BREAKER_OPEN_SECONDS).0,
-            range_i64(&limits::BREAKER_OPEN_SECONDS).1,
+            limits::lo(&limits::BREAKER_OPEN_SECONDS),
+            limits::hi(&limits::BREAKER_OPEN_SECONDS),
         )? {
             c.breaker.open_for = Duration::from_secs(s.unsigned_abs());
         }
@@ -666,12 +666,4 @@ async fn certificate_list(state: &AppState, certificates: &[ClientCertificate]) 
             }))
         })
         .collect()
-}
-
-/// A limit's bounds as the JSON reader takes them.
-pub(super) fn range_i64(r: &std::ops::RangeInclusive<u64>) -> (i64, i64) {
-    (
-        i64::try_from(*r.start()).unwrap_or(i64::MAX),
-        i64::try_from(*r.end()).unwrap_or(i64::MAX),
-    )
 }
