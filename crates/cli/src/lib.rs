@@ -17,13 +17,13 @@ use usher_oidc::{
     jose::Algorithm,
     keys::{KeyManager, RotationPolicy},
 };
+use usher_signup::{live::RunnerCompiler, Engine, Live, Parts, Random};
 use usher_storage::Store;
 use usher_tenant::{TenantService, TenantSnapshot};
 use usher_web::{
     hasher::PasswordHasher,
     i18n::Catalogue,
     mail::{self, Mailer},
-    state::Compiled,
     templates::Templates,
     AppState, Inner, Lifetimes, Settings,
 };
@@ -280,41 +280,55 @@ pub async fn build(config: &Config, overrides: Overrides) -> anyhow::Result<AppS
     let snapshot = tenants.current().await.context("cannot read the tenant")?;
     let metrics = Arc::new(Metrics::new());
     let runner_settings = runner_settings(config);
-    let compiled = Compiled::build(
-        None,
-        snapshot,
-        &store,
-        &clock,
-        &metrics,
-        &runner_settings,
-        &config.federation,
-    )
-    .context("the identity providers are misconfigured")?;
-    usher_web::state::resolve_stored_identities(store.as_ref(), &compiled.federation).await;
+    let compiler = Arc::new(RunnerCompiler {
+        store: store.clone(),
+        clock: clock.clone(),
+        metrics: metrics.clone(),
+        runner_settings: runner_settings.clone(),
+        federation_settings: config.federation.clone(),
+    });
+    let live = Live::start(tenants.clone(), store.clone(), compiler, snapshot)
+        .await
+        .context("the identity providers are misconfigured")?;
     let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    let templates = Arc::new(templates);
+    let engine = Engine::new(Parts {
+        store: store.clone(),
+        live: Arc::new(live),
+        clock: clock.clone(),
+        random: Arc::new(Random::new(overrides.rng_seed)),
+        hasher: PasswordHasher::new(cores),
+        throttle: Arc::new(usher_web::throttle::Throttle::new(
+            config.rate_limits.clone(),
+            master.hmac_key("rate-limit"),
+        )),
+        postman: Arc::new(usher_web::mail::Postman {
+            templates: templates.clone(),
+            mailer: Arc::new(mailer),
+        }),
+        messages: templates.clone(),
+        code_key,
+        settings: usher_signup::Settings {
+            issuer: settings.issuer.clone(),
+            session: settings.lifetimes.session,
+            authorization_code: settings.lifetimes.authorization_code,
+        },
+    });
     Ok(AppState(Arc::new(Inner {
+        engine: Arc::new(engine),
         store,
         tenants,
-        compiled: std::sync::RwLock::new(Arc::new(compiled)),
         runner_settings,
         federation_settings: config.federation.clone(),
         keys: Arc::new(keys),
-        clock: clock.clone(),
-        rng: usher_web::state::rng(overrides.rng_seed),
-        templates: Arc::new(templates),
-        mailer: Arc::new(mailer),
-        hasher: PasswordHasher::new(cores),
+        clock,
+        templates,
         client_secrets: usher_web::hasher::ClientSecrets::new(
             master.hmac_key("client-secrets"),
             cores,
         ),
         metrics,
         settings,
-        throttle: usher_web::throttle::Throttle::new(
-            config.rate_limits.clone(),
-            master.hmac_key("rate-limit"),
-        ),
-        code_key,
         cookie_key,
         draining: std::sync::atomic::AtomicBool::new(false),
     })))

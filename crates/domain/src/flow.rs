@@ -419,6 +419,44 @@ impl Flow {
         }
     }
 
+    /// The user flow has no local accounts: a new flow starts at the sign-in page,
+    /// which lists the providers to sign up with, even for `prompt=create`.
+    pub fn without_local_accounts(&mut self) {
+        if self.version == 0
+            && matches!(
+                self.step,
+                FlowStep::EnterEmail {
+                    purpose: CodePurpose::SignUp
+                }
+            )
+        {
+            self.step = FlowStep::SignIn;
+        }
+    }
+
+    /// A wrong password (or an unknown address) at the sign-in page; counted in the
+    /// flow so that it stops taking guesses after [`MAX_PASSWORD_FAILURES`].
+    pub fn password_failed(&mut self) {
+        self.password_failures = self.password_failures.saturating_add(1);
+    }
+
+    /// Whether the sign-in page still takes passwords.
+    pub fn may_try_password(&self) -> bool {
+        self.password_failures < MAX_PASSWORD_FAILURES
+    }
+
+    /// The address got an account while this sign-up was under way (another flow
+    /// finished first): the only way on is to sign in to it.
+    pub fn account_taken(&mut self) -> Result<(), FlowError> {
+        match self.step {
+            FlowStep::RunningConnectors { .. } => {
+                self.step = FlowStep::SignIn;
+                Ok(())
+            }
+            _ => Err(self.wrong()),
+        }
+    }
+
     /// The address a code would go to now, for a resend or the link page.
     pub fn code_email(&self) -> Option<&str> {
         match &self.step {

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 /// Locales with a catalogue, the default first.
 pub const SUPPORTED: &[&str] = &["en", "nb"];
-pub const DEFAULT_LOCALE: &str = "en";
+pub const DEFAULT_LOCALE: &str = usher_signup::DEFAULT_LOCALE;
 
 const SOURCES: &[(&str, &str)] = &[
     ("en", include_str!("../locales/en.toml")),

@@ -3,11 +3,9 @@
 //! the storage only through the repository traits and never names SQL.
 
 pub mod admin;
-pub mod approvals;
 pub mod console;
 pub mod cookies;
 pub mod cors;
-pub mod hasher;
 pub mod i18n;
 pub mod mail;
 pub mod oauth;
@@ -15,6 +13,8 @@ pub mod pages;
 pub mod state;
 pub mod templates;
 pub mod throttle;
+
+pub use usher_signup::{approvals, hasher};
 
 use axum::{
     extract::{DefaultBodyLimit, State},
@@ -181,7 +181,7 @@ async fn ready(State(state): State<AppState>) -> Response {
 async fn metrics(State(state): State<AppState>) -> Response {
     let mut text = state.metrics.render_prometheus()
         + &usher_connectors::render_breakers(&state.breaker_states());
-    text.push_str(&state.throttle.render_prometheus());
+    text.push_str(&state.engine.throttle.render_prometheus());
     let mut r = text.into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use usher_signup::{Letter, MailFailure, Written};
+
 use lettre::{
     message::{header::ContentType, Mailbox},
     transport::smtp::authentication::Credentials,
@@ -126,6 +128,69 @@ impl Mailer {
             }
         }
         Ok(())
+    }
+}
+
+/// The engine's mail, written from the templates in the person's language and
+/// delivered by the [`Mailer`].
+pub struct Postman {
+    pub templates: std::sync::Arc<crate::templates::Templates>,
+    pub mailer: std::sync::Arc<Mailer>,
+}
+
+#[async_trait::async_trait]
+impl usher_signup::Postman for Postman {
+    fn deliverable(&self, to: &str) -> bool {
+        deliverable(to).is_ok()
+    }
+
+    fn write(
+        &self,
+        to: &str,
+        locale: &str,
+        letter: &Letter,
+        flow_id: Option<&str>,
+    ) -> Result<Written, MailFailure> {
+        let catalogue = self.templates.catalogue();
+        let (template, subject, context) = match letter {
+            Letter::Code { code, minutes } => {
+                if self.mailer.log_codes {
+                    tracing::info!(flow_id = flow_id.unwrap_or_default(), email = %to, code = %code, "sign-up code (log_codes is on)");
+                }
+                (
+                    "email_code.txt",
+                    catalogue.message(locale, "email.code.subject", &[("code", code.clone())]),
+                    serde_json::json!({ "code": code, "minutes": minutes.to_string() }),
+                )
+            }
+            Letter::AccountExists => (
+                "email_account_exists.txt",
+                catalogue.message(locale, "email.exists.subject", &[]),
+                serde_json::json!({}),
+            ),
+            Letter::Approved => (
+                "email_approved.txt",
+                catalogue.message(locale, "email.approved.subject", &[]),
+                serde_json::json!({}),
+            ),
+            Letter::Denied => (
+                "email_denied.txt",
+                catalogue.message(locale, "email.denied.subject", &[]),
+                serde_json::json!({}),
+            ),
+        };
+        let body = self
+            .templates
+            .render(template, locale, &context)
+            .map_err(|e| MailFailure(format!("{template}: {e}")))?;
+        Ok(Written { subject, body })
+    }
+
+    async fn deliver(&self, to: &str, written: Written) -> Result<(), MailFailure> {
+        self.mailer
+            .send(to, &written.subject, written.body)
+            .await
+            .map_err(|e| MailFailure(e.to_string()))
     }
 }
 

@@ -200,6 +200,12 @@ impl Templates {
     }
 }
 
+impl usher_signup::Messages for Templates {
+    fn text(&self, locale: &str, key: &str, args: &[(&str, String)]) -> String {
+        self.catalogue.message(locale, key, args)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

@@ -1,36 +1,18 @@
-//! Rate limits at the sign-in, code and token endpoints: who is asking (the source
-//! address, behind trusted proxies), whether a limit refuses them, and how a refusal
-//! is answered (a page or `429` with `Retry-After`) and counted for `/metrics`.
-//! The windows live in the database, so every instance counts the same attempts.
+//! The web side of the rate limits: who is asking (the source address, behind
+//! trusted proxies), worked out once per request, and `Retry-After` on a refusal.
+//! The limits themselves are the engine's ([`usher_signup::throttle`]).
 
-use std::{
-    collections::BTreeMap,
-    net::{IpAddr, SocketAddr},
-    sync::atomic::{AtomicU64, Ordering},
-};
+use std::net::SocketAddr;
 
 use axum::{
     extract::{ConnectInfo, State},
     http::{header, HeaderValue},
     response::Response,
 };
-use usher_domain::{Limit, RateLimitPolicy};
-use usher_oidc::crypto::HmacKey;
-use usher_storage::Store;
+
+pub use usher_signup::throttle::{ClientAddress, Reservation, Throttle, Throttled};
 
 use crate::state::AppState;
-
-/// The address a request comes from, when the server knows it (it does whenever it
-/// serves a socket; an in-process router in a test may not).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientAddress(pub Option<IpAddr>);
-
-impl ClientAddress {
-    /// What limits per source address count under (an IPv6 address's /64).
-    pub fn subject(&self) -> Option<String> {
-        self.0.map(usher_domain::address_subject)
-    }
-}
 
 /// Middleware: works out the [`ClientAddress`] of every request once.
 pub async fn client_address(
@@ -51,6 +33,7 @@ pub async fn client_address(
         .collect();
     let address = peer.map(|p| {
         state
+            .engine
             .throttle
             .policy
             .client_address(p, forwarded.iter().copied())
@@ -59,186 +42,10 @@ pub async fn client_address(
     next.run(request).await
 }
 
-/// A limit said no: which, and for how many more seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Throttled {
-    pub limit: Limit,
-    pub retry_after_seconds: i64,
-}
-
-impl Throttled {
-    /// Whole minutes, rounded up, for the page.
-    pub fn minutes(&self) -> i64 {
-        (self.retry_after_seconds + 59) / 60
+/// Adds `Retry-After` to a response refused by a limit.
+pub fn mark(throttled: Throttled, mut response: Response) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&throttled.retry_after_seconds.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
     }
-
-    /// Adds `Retry-After` to a response.
-    pub fn mark(&self, mut response: Response) -> Response {
-        if let Ok(v) = HeaderValue::from_str(&self.retry_after_seconds.to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        response
-    }
-}
-
-/// The policy, the key that hides subjects in the store, and the refusal counts.
-pub struct Throttle {
-    pub policy: RateLimitPolicy,
-    key: HmacKey,
-    refused: BTreeMap<Limit, AtomicU64>,
-    errors: AtomicU64,
-}
-
-/// Attempts counted before they were made, to give back if they succeed.
-#[must_use = "release the reservation when the attempt succeeds"]
-#[derive(Default)]
-pub struct Reservation {
-    keys: Vec<String>,
-}
-
-impl Throttle {
-    /// `key` must be the same on every instance (derive it from the master key), so
-    /// that they count under the same names.
-    pub fn new(policy: RateLimitPolicy, key: HmacKey) -> Self {
-        Self {
-            policy,
-            key,
-            refused: Limit::ALL
-                .into_iter()
-                .map(|l| (l, AtomicU64::new(0)))
-                .collect(),
-            errors: AtomicU64::new(0),
-        }
-    }
-
-    fn key(&self, limit: Limit, subject: &str) -> String {
-        limit.key(subject, |b| self.key.sign_hex(b))
-    }
-
-    /// A refusal by `limit`, counted for `/metrics`.
-    fn refuse(&self, limit: Limit, retry_after_seconds: i64) -> Throttled {
-        if let Some(c) = self.refused.get(&limit) {
-            c.fetch_add(1, Ordering::Relaxed);
-        }
-        Throttled {
-            limit,
-            retry_after_seconds: retry_after_seconds.max(1),
-        }
-    }
-
-    /// Counts one attempt against each of `limits` before it is made, so parallel
-    /// attempts cannot all slip past a check; `Err` if any limit is now over its
-    /// maximum (the attempt must not be made). Give the attempt back with
-    /// [`Throttle::release`] when it turns out to be the owner's. A store that cannot
-    /// answer does not stop sign-ins (the per-flow limits still hold): the failure is
-    /// logged and counted in `usher_rate_limit_errors_total`.
-    pub async fn reserve(
-        &self,
-        store: &dyn Store,
-        now: chrono::DateTime<chrono::Utc>,
-        limits: &[(Limit, Option<&str>)],
-    ) -> Result<Reservation, Throttled> {
-        let mut reservation = Reservation::default();
-        let mut refused = None;
-        for (limit, subject) in limits {
-            let (rule, Some(subject)) = (self.policy.rule(*limit), subject) else {
-                continue;
-            };
-            if rule.is_off() {
-                continue;
-            }
-            let key = self.key(*limit, subject);
-            match store.hit_rate_limit(&key, rule.window, now).await {
-                Ok(w) => {
-                    if w.hits > i64::from(rule.max) && refused.is_none() {
-                        refused = Some(self.refuse(*limit, (w.window_ends - now).num_seconds()));
-                    }
-                    reservation.keys.push(key);
-                }
-                Err(e) => {
-                    self.errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(error = %e, limit = limit.name(), "rate limit not counted");
-                }
-            }
-        }
-        match refused {
-            Some(t) => Err(t),
-            None => Ok(reservation),
-        }
-    }
-
-    /// Gives back the attempts of `reservation`: the password or code was right.
-    pub async fn release(
-        &self,
-        store: &dyn Store,
-        now: chrono::DateTime<chrono::Utc>,
-        reservation: Reservation,
-    ) {
-        for key in reservation.keys {
-            if let Err(e) = store.release_rate_limit(&key, now).await {
-                self.errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(error = %e, "rate limit not released");
-            }
-        }
-    }
-
-    /// `usher_rate_limited_total` in the Prometheus text format.
-    pub fn render_prometheus(&self) -> String {
-        let mut out = String::from(
-            "# HELP usher_rate_limited_total Requests a rate limit refused on this instance.\n\
-             # TYPE usher_rate_limited_total counter\n",
-        );
-        for (limit, count) in &self.refused {
-            out.push_str(&format!(
-                "usher_rate_limited_total{{limit=\"{}\"}} {}\n",
-                limit.name(),
-                count.load(Ordering::Relaxed)
-            ));
-        }
-        out.push_str(&format!(
-            "# HELP usher_rate_limit_errors_total Rate-limit counts the database could not take.\n\
-             # TYPE usher_rate_limit_errors_total counter\n\
-             usher_rate_limit_errors_total {}\n",
-            self.errors.load(Ordering::Relaxed)
-        ));
-        out
-    }
-}
-
-impl AppState {
-    pub async fn rate_reserve(
-        &self,
-        limits: &[(Limit, Option<&str>)],
-    ) -> Result<Reservation, Throttled> {
-        self.throttle
-            .reserve(&*self.store, self.clock.now(), limits)
-            .await
-    }
-
-    /// Reserves one password attempt for the account `email` from `client`: per
-    /// account and address, per account, and per address (sign-in and the link page
-    /// count alike).
-    pub async fn reserve_password_attempt(
-        &self,
-        email: &str,
-        client: ClientAddress,
-    ) -> Result<Reservation, Throttled> {
-        let address = client.subject();
-        let account_and_address = address.as_ref().map(|a| format!("{email} {a}"));
-        self.rate_reserve(&[
-            (
-                Limit::PasswordFailuresPerAccountAndAddress,
-                account_and_address.as_deref(),
-            ),
-            (Limit::PasswordFailuresPerAccount, Some(email)),
-            (Limit::PasswordFailuresPerAddress, address.as_deref()),
-        ])
-        .await
-    }
-
-    pub async fn rate_release(&self, reservation: Reservation) {
-        self.throttle
-            .release(&*self.store, self.clock.now(), reservation)
-            .await;
-    }
+    response
 }

@@ -192,6 +192,7 @@ async fn create(
         let secret = state.new_token();
         app.client_type = ClientType::Confidential {
             secret_hash: state
+                .engine
                 .hasher
                 .hash(secret.clone())
                 .await
@@ -283,6 +284,7 @@ async fn add_password(
     let secret = state.new_token();
     app.client_type = ClientType::Confidential {
         secret_hash: state
+            .engine
             .hasher
             .hash(secret.clone())
             .await

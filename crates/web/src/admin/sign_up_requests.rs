@@ -24,7 +24,7 @@ use super::errors::{ApiError, ApiResult};
 use super::json::JsonBody;
 use super::odata::{self, Condition, Op, QueryOptions};
 use super::{no_content, ok, Route};
-use crate::approvals::{self, ApprovalError, Decider};
+use crate::approvals::{ApprovalError, Decider};
 use crate::state::AppState;
 
 const RESOURCE: &str = "usherSignUpRequest";
@@ -190,7 +190,9 @@ async fn approve(
     body: JsonBody,
 ) -> ApiResult<Response> {
     no_body(&body)?;
-    approvals::approve(&state, &id, &Decider::Application(caller.client_id))
+    state
+        .engine
+        .approve(&id, &Decider::Application(caller.client_id))
         .await
         .map_err(|e| approval_error(e, &id))?;
     let request = state
@@ -208,14 +210,18 @@ async fn deny(
     body: JsonBody,
 ) -> ApiResult<Response> {
     no_body(&body)?;
-    let request = approvals::deny(&state, &id, &Decider::Application(caller.client_id))
+    let request = state
+        .engine
+        .deny(&id, &Decider::Application(caller.client_id))
         .await
         .map_err(|e| approval_error(e, &id))?;
     Ok(ok(to_json(&request)))
 }
 
 async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
-    if approvals::clear(&state, &id)
+    if state
+        .engine
+        .clear(&id)
         .await
         .map_err(|e| approval_error(e, &id))?
     {

@@ -647,6 +647,7 @@ async fn password_hash(
     check_new_password(&password, email.unwrap_or(""))
         .map_err(|e| ApiError::invalid_property("passwordProfile.password", RESOURCE, e))?;
     state
+        .engine
         .hasher
         .hash(password)
         .await

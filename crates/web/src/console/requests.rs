@@ -19,7 +19,7 @@ use super::{
     segment, time, Admin, IdentityRow, Pair, Section, Time, View,
 };
 use crate::{
-    approvals::{self, ApprovalError, Decider},
+    approvals::{ApprovalError, Decider},
     pages::{request_locale, see_other, SummaryError},
     state::AppState,
 };
@@ -221,9 +221,9 @@ async fn decide(
     let locale = request_locale(&headers, None);
     let by = Decider::Admin(admin.user.id.clone());
     let result = match decision {
-        Decision::Approve => approvals::approve(&state, &id, &by).await.map(|_| true),
-        Decision::Deny => approvals::deny(&state, &id, &by).await.map(|_| true),
-        Decision::Clear => approvals::clear(&state, &id).await,
+        Decision::Approve => state.engine.approve(&id, &by).await.map(|_| true),
+        Decision::Deny => state.engine.deny(&id, &by).await.map(|_| true),
+        Decision::Clear => state.engine.clear(&id).await,
     };
     let (status, error_key) = match result {
         Ok(true) => {

@@ -15,13 +15,14 @@ use axum::{
     response::Response,
 };
 use chrono::Duration;
-use usher_domain::{AuthorizationRequest, Flow, Prompt};
+use usher_domain::{AuthorizationRequest, Prompt};
 use usher_oidc::{crypto::sha256_hex, pkce};
+use usher_signup::Issue;
 
 use super::error_redirect_url;
 use crate::{
     cookies,
-    pages::{error_page, finish, request_locale, see_other, PageError},
+    pages::{error_page, request_locale, respond, see_other, PageError},
     state::AppState,
 };
 
@@ -139,7 +140,7 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Respons
     let session = match cookies::get(headers, cookies::SESSION) {
         Some(token) => match state.store.session(&sha256_hex(token.as_bytes())).await {
             Ok(s) => s.filter(|s| s.ended_at.is_none() && s.expires_at > now),
-            Err(e) => return error_page(state, locale, PageError::internal(state, e)),
+            Err(e) => return error_page(state, locale, state.engine.internal(e)),
         },
         None => None,
     };
@@ -161,21 +162,23 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Respons
         match state.store.user_by_id(&session.user_id).await {
             Ok(Some(user)) if user.account_enabled => {
                 let flow_id = state.new_id();
-                return finish::complete(
-                    state,
-                    &request,
-                    &user_flow,
-                    &app,
-                    &user,
-                    session.auth_time,
-                    Some(&session.id_hash),
-                    &flow_id,
-                    locale,
-                )
-                .await;
+                let next = state
+                    .engine
+                    .single_sign_on(Issue {
+                        request: &request,
+                        user_flow: &user_flow,
+                        app: &app,
+                        user: &user,
+                        auth_time: session.auth_time,
+                        session_id: Some(&session.id_hash),
+                        flow_id: &flow_id,
+                        locale,
+                    })
+                    .await;
+                return respond(state, next);
             }
             Ok(_) => {}
-            Err(e) => return error_page(state, locale, PageError::internal(state, e)),
+            Err(e) => return error_page(state, locale, state.engine.internal(e)),
         }
     }
     if request.prompt == Some(Prompt::None) {
@@ -187,24 +190,15 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Respons
         Some(t) if t.len() == 43 => (t.to_owned(), false),
         _ => (state.new_token(), true),
     };
-    let mut flow = Flow::start(
-        state.new_id(),
-        user_flow.id.clone(),
-        request,
-        locale.to_owned(),
-        sha256_hex(browser_token.as_bytes()),
-        state.new_token(),
-        now,
-    );
-    // prompt=create starts at the sign-up page, when the flow has one; otherwise the
-    // sign-in page lists the providers to sign up with.
-    if !user_flow.allows_local_accounts() {
-        flow.step = usher_domain::FlowStep::SignIn;
-    }
-    if let Err(e) = state.store.insert_flow(&flow).await {
-        return error_page(state, locale, PageError::internal(state, e));
-    }
-    let mut response = see_other(&format!("/flow/{}", flow.id));
+    let flow_id = match state
+        .engine
+        .start(request, &user_flow, locale, &browser_token)
+        .await
+    {
+        Ok(id) => id,
+        Err(e) => return error_page(state, locale, e),
+    };
+    let mut response = see_other(&format!("/flow/{flow_id}"));
     if new_cookie {
         response.headers_mut().append(
             header::SET_COOKIE,

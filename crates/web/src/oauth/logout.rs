@@ -77,7 +77,7 @@ async fn logout(
         }
         let keyring = match state.keys.keyring().await {
             Ok(k) => k,
-            Err(e) => return error_page(state, locale, PageError::internal(state, e)),
+            Err(e) => return error_page(state, locale, state.engine.internal(e)),
         };
         match verify_jwt(
             hint,
@@ -123,7 +123,7 @@ async fn logout(
     let session_user = match session_cookie {
         Some(token) => match state.store.session(&sha256_hex(token.as_bytes())).await {
             Ok(s) => s.filter(|s| s.ended_at.is_none()).map(|s| s.user_id),
-            Err(e) => return error_page(state, locale, PageError::internal(state, e)),
+            Err(e) => return error_page(state, locale, state.engine.internal(e)),
         },
         None => None,
     };
@@ -163,7 +163,7 @@ async fn logout(
             .end_session(&sha256_hex(token.as_bytes()), state.clock.now())
             .await
         {
-            return error_page(state, locale, PageError::internal(state, e));
+            return error_page(state, locale, state.engine.internal(e));
         }
     }
     let mut response = match redirect {

@@ -7,7 +7,7 @@ use axum::{
     response::Response,
 };
 
-use super::{begin, see_other};
+use super::{begin, respond};
 use crate::state::AppState;
 
 pub async fn post(
@@ -20,5 +20,5 @@ pub async fn post(
         Ok(x) => x,
         Err(r) => return r,
     };
-    see_other(&loaded.error_url(&state, "access_denied", "The user cancelled the sign-in."))
+    respond(&state, state.engine.cancel(&loaded))
 }

@@ -1,14 +1,11 @@
 //! The sign-up and sign-in pages: one module per endpoint, sharing the page context
 //! types, the flow loader and the renderer of the current step.
 
-pub mod approval;
 pub mod attributes;
 pub mod cancel;
 pub mod code;
 pub mod email;
 pub mod federated;
-pub mod finish;
-mod lease;
 pub mod link;
 pub mod password;
 pub mod show;
@@ -24,12 +21,12 @@ use axum::{
 };
 use serde::Serialize;
 use usher_domain::{
-    attribute::BuiltInAttribute, flow::CODE_LIFETIME, Application, CodePurpose, Flow, FlowStep,
-    UserFlow, UserInputType,
+    attribute::BuiltInAttribute, flow::CODE_LIFETIME, CodePurpose, FlowStep, UserFlow,
+    UserInputType,
 };
-use usher_oidc::crypto::sha256_hex;
+pub use usher_signup::{Failure as PageError, Feedback, Loaded, Next, Status};
 
-use crate::{cookies, i18n, oauth::error_redirect_url, state::AppState};
+use crate::{cookies, i18n, state::AppState};
 
 /// One input on a page.
 #[derive(Debug, Clone, Serialize, Default)]
@@ -62,58 +59,26 @@ pub struct SummaryError {
     pub message: String,
 }
 
-/// What to tell the user on a re-rendered page: errors per field (localised), errors
-/// without a field, what they typed, and a status notice.
-#[derive(Debug, Default)]
-pub struct Feedback {
-    pub field_errors: BTreeMap<String, String>,
-    pub general: Vec<String>,
-    pub entered: BTreeMap<String, Vec<String>>,
-    pub notice: Option<String>,
-}
-
-impl Feedback {
-    pub fn general(message: String) -> Self {
-        Self {
-            general: vec![message],
-            ..Self::default()
+/// The error summary of a page: the errors without a field, then each field's, in
+/// page order so the summary reads like the form.
+fn summary(feedback: &Feedback, fields: &[Field]) -> Vec<SummaryError> {
+    let mut out: Vec<SummaryError> = feedback
+        .general
+        .iter()
+        .map(|m| SummaryError {
+            field: None,
+            message: m.clone(),
+        })
+        .collect();
+    for f in fields {
+        if let Some(e) = &f.error {
+            out.push(SummaryError {
+                field: Some(f.id.clone()),
+                message: e.clone(),
+            });
         }
     }
-
-    pub fn field(mut self, id: &str, message: String) -> Self {
-        self.field_errors.insert(id.to_owned(), message);
-        self
-    }
-
-    pub fn entered(mut self, entered: BTreeMap<String, Vec<String>>) -> Self {
-        self.entered = entered;
-        self
-    }
-
-    fn summary(&self, fields: &[Field]) -> Vec<SummaryError> {
-        let mut out: Vec<SummaryError> = self
-            .general
-            .iter()
-            .map(|m| SummaryError {
-                field: None,
-                message: m.clone(),
-            })
-            .collect();
-        // In page order, so the summary reads like the form.
-        for f in fields {
-            if let Some(e) = &f.error {
-                out.push(SummaryError {
-                    field: Some(f.id.clone()),
-                    message: e.clone(),
-                });
-            }
-        }
-        out
-    }
-
-    fn value(&self, id: &str) -> Option<String> {
-        self.entered.get(id).and_then(|v| v.first().cloned())
-    }
+    out
 }
 
 /// The context every flow page template receives.
@@ -163,41 +128,6 @@ pub fn see_other(location: &str) -> Response {
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
-}
-
-/// Why a page cannot be shown; rendered as a page a person understands.
-#[derive(Debug)]
-pub enum PageError {
-    FlowNotFound,
-    FlowExpired {
-        back_url: Option<String>,
-    },
-    FlowFinished {
-        back_url: Option<String>,
-    },
-    WrongBrowser,
-    BadRequest {
-        message_key: &'static str,
-        args: Vec<(&'static str, String)>,
-    },
-    /// Something broke on our side; logged with `reference`.
-    Internal {
-        reference: String,
-    },
-    /// An API connector call failed; `reference` is its call id.
-    ConnectorFailed {
-        reference: String,
-        back_url: Option<String>,
-    },
-}
-
-impl PageError {
-    /// Logs `error` with a fresh reference and returns the page error naming it.
-    pub fn internal(state: &AppState, error: impl std::fmt::Display) -> Self {
-        let reference = state.new_id();
-        tracing::error!(%reference, %error, "internal error");
-        PageError::Internal { reference }
-    }
 }
 
 /// Renders an error page in `locale`.
@@ -290,27 +220,6 @@ pub fn render<C: Serialize>(
     }
 }
 
-/// The page of the flow's step again, saying a rate limit refused the attempt and
-/// when to try again (`429` with `Retry-After`).
-pub fn throttled_page(
-    state: &AppState,
-    loaded: &Loaded,
-    throttled: crate::throttle::Throttled,
-) -> Response {
-    let fb = Feedback::general(flow_message(
-        state,
-        loaded,
-        "error.rate_limited",
-        &[("minutes", throttled.minutes().to_string())],
-    ));
-    throttled.mark(render_step(
-        state,
-        loaded,
-        fb,
-        StatusCode::TOO_MANY_REQUESTS,
-    ))
-}
-
 /// The locale of a page outside a flow.
 pub fn request_locale(headers: &HeaderMap, ui_locales: Option<&str>) -> &'static str {
     i18n::negotiate(
@@ -319,77 +228,6 @@ pub fn request_locale(headers: &HeaderMap, ui_locales: Option<&str>) -> &'static
             .get(header::ACCEPT_LANGUAGE)
             .and_then(|v| v.to_str().ok()),
     )
-}
-
-/// A flow with the user flow and application it runs for.
-pub struct Loaded {
-    pub flow: Flow,
-    pub user_flow: UserFlow,
-    pub app: Application,
-}
-
-impl Loaded {
-    /// Back to the application with an OAuth error.
-    pub fn error_url(&self, state: &AppState, error: &str, description: &str) -> String {
-        error_redirect_url(
-            &self.flow.authorization.redirect_uri,
-            error,
-            description,
-            self.flow.authorization.state.as_deref(),
-            &state.settings.issuer,
-        )
-    }
-}
-
-/// Loads flow `id` for this browser: it must exist, belong to the browser's cookie
-/// and not have expired.
-pub async fn load_flow(
-    state: &AppState,
-    headers: &HeaderMap,
-    id: &str,
-) -> Result<Loaded, PageError> {
-    // Ids are UUIDs; anything else cannot exist and is not worth a query.
-    if id.len() != 36 || !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
-        return Err(PageError::FlowNotFound);
-    }
-    let flow = state
-        .store
-        .flow(id)
-        .await
-        .map_err(|e| PageError::internal(state, e))?
-        .ok_or(PageError::FlowNotFound)?;
-    let binding = cookies::get(headers, cookies::BROWSER).map(|c| sha256_hex(c.as_bytes()));
-    if binding.as_deref() != Some(flow.browser_binding.as_str()) {
-        return Err(PageError::WrongBrowser);
-    }
-    let (Some(app), Some(user_flow)) = (
-        state
-            .tenant()
-            .application(&flow.authorization.client_id)
-            .cloned(),
-        state.tenant().user_flow(&flow.user_flow_id).cloned(),
-    ) else {
-        // The application or flow was removed from the configuration mid-flow.
-        return Err(PageError::FlowNotFound);
-    };
-    let loaded = Loaded {
-        flow,
-        user_flow,
-        app,
-    };
-    if loaded.flow.is_expired(state.clock.now()) {
-        return Err(PageError::FlowExpired {
-            back_url: Some(loaded.error_url(state, "access_denied", "The sign-in expired.")),
-        });
-    }
-    Ok(loaded)
-}
-
-/// Checks the form's CSRF token against the flow's.
-pub fn csrf_ok(flow: &Flow, form: &BTreeMap<String, Vec<String>>) -> bool {
-    form.get("csrf").and_then(|v| v.first()).is_some_and(|t| {
-        usher_domain::flow::constant_time_eq(t.as_bytes(), flow.csrf_token.as_bytes())
-    })
 }
 
 /// Parses an `application/x-www-form-urlencoded` body, keeping repeated fields.
@@ -599,7 +437,7 @@ pub fn render_step(
                 locale,
                 PageError::FlowFinished {
                     back_url: Some(loaded.error_url(
-                        state,
+                        &state.settings.issuer,
                         "access_denied",
                         "The sign-in has ended.",
                     )),
@@ -638,7 +476,7 @@ pub fn render_page(
         title_key: page.title_key,
         flow_id: &loaded.flow.id,
         csrf: &loaded.flow.csrf_token,
-        errors: feedback.summary(&page.fields),
+        errors: summary(&feedback, &page.fields),
         notice: feedback.notice.clone(),
         email: page.email,
         intro: page.intro,
@@ -777,68 +615,95 @@ fn autocomplete(a: BuiltInAttribute) -> &'static str {
     }
 }
 
-/// The step again with "busy, try again shortly": `503` with `Retry-After`, when every
-/// core is hashing and the queue is full.
-pub fn busy_page(state: &AppState, loaded: &Loaded) -> Response {
-    let fb = Feedback::general(flow_message(state, loaded, "error.busy", &[]));
-    let mut r = render_step(state, loaded, fb, StatusCode::SERVICE_UNAVAILABLE);
-    r.headers_mut().insert(
-        axum::http::header::RETRY_AFTER,
-        axum::http::HeaderValue::from(crate::hasher::RETRY_AFTER_SECONDS),
-    );
-    r
+/// The browser's flow-binding cookie.
+pub fn browser(headers: &HeaderMap) -> Option<&str> {
+    cookies::get(headers, cookies::BROWSER)
 }
 
-/// Saves the flow; a concurrent change (another tab, a double submit) re-renders the
-/// latest state instead of failing.
-pub async fn save(state: &AppState, loaded: &mut Loaded) -> Result<(), Response> {
-    match state.store.update_flow(&mut loaded.flow).await {
-        Ok(()) => Ok(()),
-        Err(usher_storage::StorageError::Conflict) => {
-            let locale = loaded.flow.locale.clone();
-            match state.store.flow(&loaded.flow.id).await {
-                Ok(Some(latest)) => {
-                    loaded.flow = latest;
-                    let fb = Feedback::general(message(state, &locale, "error.conflict", &[]));
-                    Err(show::render_current(state, loaded, fb, StatusCode::CONFLICT).await)
-                }
-                Ok(None) => Err(error_page(state, &locale, PageError::FlowNotFound)),
-                Err(e) => Err(error_page(state, &locale, PageError::internal(state, e))),
-            }
-        }
-        Err(e) => Err(error_page(
-            state,
-            &loaded.flow.locale,
-            PageError::internal(state, e),
-        )),
-    }
-}
-
-/// The start of every form post: load the flow for this browser, parse the form and
-/// check its CSRF token. A stale token re-renders the current page with a notice.
+/// The start of every form post: the flow for this browser, with the form checked
+/// for the flow's CSRF token; `Err` is the page to answer instead.
 pub async fn begin(
     state: &AppState,
     headers: &HeaderMap,
     id: &str,
     body: &[u8],
 ) -> Result<(Loaded, BTreeMap<String, Vec<String>>), Response> {
-    let loaded = load_flow(state, headers, id)
-        .await
-        .map_err(|e| error_page(state, request_locale(headers, None), e))?;
     let form = parse_form(body);
-    if !csrf_ok(&loaded.flow, &form) {
-        let fb = Feedback::general(message(state, &loaded.flow.locale, "error.csrf", &[]));
-        return Err(show::render_current(state, &loaded, fb, StatusCode::BAD_REQUEST).await);
+    match state
+        .engine
+        .open_form(
+            id,
+            browser(headers),
+            first(&form, "csrf"),
+            request_locale(headers, None),
+        )
+        .await
+    {
+        Ok(loaded) => Ok((loaded, form)),
+        Err(next) => Err(respond(state, next)),
     }
-    Ok((loaded, form))
 }
 
-/// Localised message in the flow's language.
-pub fn flow_message(
-    state: &AppState,
-    loaded: &Loaded,
-    key: &str,
-    args: &[(&str, String)],
-) -> String {
-    message(state, &loaded.flow.locale, key, args)
+/// The status code of a page shown for `status`, and the `Retry-After` it carries.
+fn status_code(status: Status) -> (StatusCode, Option<i64>) {
+    match status {
+        Status::Ok => (StatusCode::OK, None),
+        Status::BadRequest => (StatusCode::BAD_REQUEST, None),
+        Status::Unauthorized => (StatusCode::UNAUTHORIZED, None),
+        Status::Forbidden => (StatusCode::FORBIDDEN, None),
+        Status::Conflict => (StatusCode::CONFLICT, None),
+        Status::TooManyRequests {
+            retry_after_seconds,
+        } => (StatusCode::TOO_MANY_REQUESTS, retry_after_seconds),
+        Status::BadGateway => (StatusCode::BAD_GATEWAY, None),
+        Status::Unavailable {
+            retry_after_seconds,
+        } => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            retry_after_seconds.map(i64::from),
+        ),
+    }
+}
+
+/// Renders the engine's answer.
+pub fn respond(state: &AppState, next: Next) -> Response {
+    match next {
+        Next::Step {
+            loaded,
+            feedback,
+            status,
+        } => {
+            let (code, retry_after) = status_code(status);
+            let mut r = render_step(state, &loaded, feedback, code);
+            if let Some(seconds) = retry_after {
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            }
+            r
+        }
+        Next::ShowFlow { flow_id } => see_other(&format!("/flow/{flow_id}")),
+        Next::Redirect { location } => see_other(&location),
+        Next::Blocked {
+            loaded,
+            user_message,
+        } => show::blocked_page(state, &loaded, &user_message),
+        Next::Pending { loaded } => show::pending_page(state, &loaded),
+        Next::Working { loaded } => show::working_page(state, &loaded),
+        Next::Failure { locale, failure } => error_page(state, &locale, failure),
+        Next::SignedIn {
+            token,
+            seconds,
+            then,
+        } => {
+            let mut r = respond(state, *then);
+            let cookie = cookies::set(
+                cookies::SESSION,
+                &token,
+                Some(seconds),
+                state.settings.secure_cookies(),
+            );
+            r.headers_mut().append(header::SET_COOKIE, cookie);
+            r
+        }
+    }
 }

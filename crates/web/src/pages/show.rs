@@ -7,12 +7,8 @@ use axum::{
     response::Response,
 };
 use serde::Serialize;
-use usher_domain::FlowStep;
 
-use super::{
-    error_page, load_flow, render, render_step, request_locale, Feedback, Loaded, PageError,
-    SummaryError,
-};
+use super::{browser, error_page, render, request_locale, respond, Loaded, SummaryError};
 use crate::state::AppState;
 
 pub async fn get(
@@ -20,68 +16,17 @@ pub async fn get(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    match load_flow(&state, &headers, &id).await {
-        Ok(mut loaded) => {
-            if matches!(loaded.flow.step, FlowStep::RunningConnectors { .. }) {
-                // A run in progress elsewhere (a reload, a double submit) holds the
-                // flow's lease: wait for it. A run whose instance stopped before
-                // saving the outcome lets its lease run out: run the connectors again
-                // (with the same idempotency key; the user id is fixed).
-                return super::attributes::run_connectors(&state, &headers, &mut loaded).await;
-            }
-            render_current(&state, &loaded, Feedback::default(), StatusCode::OK).await
+    match state.engine.open(&id, browser(&headers)).await {
+        Ok(loaded) => {
+            let next = state.engine.show(loaded).await;
+            respond(&state, next)
         }
         Err(e) => error_page(&state, request_locale(&headers, None), e),
     }
 }
 
-/// The page for the flow's current step, final steps included.
-#[allow(
-    clippy::unused_async,
-    reason = "awaited by every handler; it becomes the rendering of the engine's typed answer (#10)"
-)]
-pub async fn render_current(
-    state: &AppState,
-    loaded: &Loaded,
-    feedback: Feedback,
-    status: StatusCode,
-) -> Response {
-    let locale = loaded.flow.locale.as_str();
-    match &loaded.flow.step {
-        FlowStep::Blocked { user_message } => blocked_page(state, loaded, user_message),
-        FlowStep::PendingApproval { .. } => pending_page(state, loaded),
-        FlowStep::Failed { reference } => error_page(
-            state,
-            locale,
-            PageError::ConnectorFailed {
-                reference: reference.clone(),
-                back_url: Some(loaded.error_url(
-                    state,
-                    "server_error",
-                    "The sign-up could not be completed.",
-                )),
-            },
-        ),
-        // Someone's run of the connectors will save the outcome: this page reloads
-        // the flow, which resumes the run if its instance stopped.
-        FlowStep::RunningConnectors { .. } => working_page(state, loaded),
-        FlowStep::Completed { .. } => error_page(
-            state,
-            locale,
-            PageError::FlowFinished {
-                back_url: Some(loaded.error_url(
-                    state,
-                    "access_denied",
-                    "The sign-in has already finished.",
-                )),
-            },
-        ),
-        _ => render_step(state, loaded, feedback, status),
-    }
-}
-
 /// "Finishing your sign-up", reloading itself until the run in progress has saved.
-pub(super) fn working_page(state: &AppState, loaded: &Loaded) -> Response {
+pub fn working_page(state: &AppState, loaded: &Loaded) -> Response {
     #[derive(Serialize)]
     struct Ctx<'a> {
         title_key: &'static str,
@@ -120,7 +65,7 @@ pub fn pending_page(state: &AppState, loaded: &Loaded) -> Response {
         errors: Vec::new(),
         notice: None,
         back_url: loaded.error_url(
-            state,
+            &state.settings.issuer,
             "access_denied",
             "The sign-up is waiting for approval.",
         ),
@@ -150,7 +95,11 @@ pub fn blocked_page(state: &AppState, loaded: &Loaded, user_message: &str) -> Re
         errors: Vec::new(),
         notice: None,
         user_message,
-        back_url: loaded.error_url(state, "access_denied", "The sign-up was blocked."),
+        back_url: loaded.error_url(
+            &state.settings.issuer,
+            "access_denied",
+            "The sign-up was blocked.",
+        ),
     };
     render(
         state,

@@ -7,9 +7,12 @@
 
 use std::time::Duration;
 
-use usher_storage::StorageError;
+use std::sync::Arc;
 
-use crate::state::AppState;
+use usher_domain::Clock;
+use usher_storage::{StorageError, Store};
+
+use crate::Engine;
 
 /// How long a lease lasts between renewals, and so how soon a run whose instance
 /// stopped is taken over.
@@ -19,7 +22,7 @@ const TERM: Duration = Duration::from_secs(10);
 const MARGIN: Duration = Duration::from_secs(15);
 
 /// A held lease; renewed in the background until released or dropped.
-pub(super) struct RunLease {
+pub(crate) struct RunLease {
     flow_id: String,
     holder: String,
     heartbeat: tokio::task::JoinHandle<()>,
@@ -28,16 +31,16 @@ pub(super) struct RunLease {
 impl RunLease {
     /// Takes the flow's lease for a run whose connectors can take `worst_case`;
     /// `None` while another run holds it.
-    pub(super) async fn take(
-        state: &AppState,
+    pub(crate) async fn take(
+        engine: &Engine,
         flow_id: &str,
         worst_case: Duration,
     ) -> Result<Option<Self>, StorageError> {
-        let now = state.clock.now();
+        let now = engine.clock.now();
         let cap = now + chrono_duration(worst_case + MARGIN);
         let until = (now + chrono_duration(TERM)).min(cap);
-        let holder = state.new_id();
-        if !state
+        let holder = engine.random.new_id();
+        if !engine
             .store
             .take_flow_lease(flow_id, &holder, now, until)
             .await?
@@ -45,7 +48,8 @@ impl RunLease {
             return Ok(None);
         }
         let heartbeat = tokio::spawn(renew(
-            state.clone(),
+            engine.store.clone(),
+            engine.clock.clone(),
             flow_id.to_owned(),
             holder.clone(),
             cap,
@@ -59,9 +63,9 @@ impl RunLease {
 
     /// Gives the lease up once the run's outcome is saved. A failure only means the
     /// next run waits for the lease to run out.
-    pub(super) async fn release(self, state: &AppState) {
+    pub(crate) async fn release(self, engine: &Engine) {
         self.heartbeat.abort();
-        if let Err(e) = state
+        if let Err(e) = engine
             .store
             .release_flow_lease(&self.flow_id, &self.holder)
             .await
@@ -80,20 +84,21 @@ impl Drop for RunLease {
 }
 
 async fn renew(
-    state: AppState,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
     flow_id: String,
     holder: String,
     cap: chrono::DateTime<chrono::Utc>,
 ) {
     loop {
         tokio::time::sleep(TERM / 3).await;
-        let now = state.clock.now();
+        let now = clock.now();
         if now >= cap {
             // Past every budget the run cannot be alive as it should: let it go.
             return;
         }
         let until = (now + chrono_duration(TERM)).min(cap);
-        match state.store.renew_flow_lease(&flow_id, &holder, until).await {
+        match store.renew_flow_lease(&flow_id, &holder, until).await {
             Ok(true) => {}
             // Taken over: this run's outcome will be refused as stale when it saves.
             Ok(false) => return,

@@ -1,0 +1,188 @@
+//! The address to verify, and the code sent to it (a sign-up, a passcode sign-in, a
+//! federated identity without a verified email, a link). An address that already has
+//! an account gets an email saying so instead of a code; the page looks the same
+//! either way, so it does not reveal who has an account.
+
+use usher_domain::{
+    attribute::{is_plausible_email, normalize_email, BuiltInAttribute},
+    flow::CODE_LIFETIME,
+    CodePurpose, FlowError, FlowStep, Limit, SignInType,
+};
+
+use crate::{throttle::ClientAddress, Engine, Feedback, Letter, Loaded, Next, Status};
+
+impl Engine {
+    /// The email page's address.
+    pub async fn submit_email(&self, loaded: Loaded, typed: &str, client: ClientAddress) -> Next {
+        if !matches!(loaded.flow.step, FlowStep::EnterEmail { .. }) {
+            return self.as_is(loaded);
+        }
+        let email = normalize_email(typed);
+        let error_key = if email.is_empty() {
+            Some("error.required")
+        } else if email.chars().count() > BuiltInAttribute::Email.max_length()
+            || !is_plausible_email(&email)
+            || !self.postman.deliverable(&email)
+        {
+            Some("error.invalid_email")
+        } else {
+            None
+        };
+        if let Some(key) = error_key {
+            let entered = [("email".to_owned(), vec![typed.to_owned()])].into();
+            let feedback = Feedback::default()
+                .entered(entered)
+                .field("email", self.text(&loaded, key, &[]));
+            return Next::step(loaded, feedback, Status::BadRequest);
+        }
+        self.send_code(loaded, client, email, None).await
+    }
+
+    /// "Send a new code": to the address of the flow, never one from the form.
+    pub async fn resend_code(&self, loaded: Loaded, client: ClientAddress) -> Next {
+        let Some(email) = loaded.flow.code_email().map(str::to_owned) else {
+            return self.as_is(loaded);
+        };
+        let notice = self.text(&loaded, "sign_up_code.resent", &[]);
+        self.send_code(loaded, client, email, Some(notice)).await
+    }
+
+    /// On the link page: prove the existing account's address with a code.
+    pub async fn link_with_code(&self, loaded: Loaded, client: ClientAddress) -> Next {
+        let FlowStep::LinkAccount { link } = &loaded.flow.step else {
+            return self.as_is(loaded);
+        };
+        let email = link.email.clone();
+        self.send_code(loaded, client, email, None).await
+    }
+
+    /// Sends a code to `email` for the flow's current purpose and moves to the code
+    /// page.
+    async fn send_code(
+        &self,
+        mut loaded: Loaded,
+        client: ClientAddress,
+        email: String,
+        notice: Option<String>,
+    ) -> Next {
+        if !loaded.flow.may_send_code() {
+            let feedback = self.say(&loaded, "error.too_many_codes", &[]);
+            return Next::step(
+                loaded,
+                feedback,
+                Status::TooManyRequests {
+                    retry_after_seconds: None,
+                },
+            );
+        }
+        // Across flows: one address gets only so many mails, whoever asks, and one
+        // source only so many sends. Counted before sending, so parallel requests
+        // cannot slip past; the "you already have an account" mail counts the same, so
+        // the limit tells nothing about which addresses have accounts. A send is never
+        // given back.
+        let address = client.subject();
+        if let Err(t) = self
+            .reserve(&[
+                (Limit::CodesSentPerEmail, Some(email.as_str())),
+                (Limit::CodesSentPerAddress, address.as_deref()),
+            ])
+            .await
+        {
+            return self.throttled(loaded, t);
+        }
+        // Only a local sign-up must hide whether the address has an account; one-time
+        // passcodes sign in or up either way, and a link code goes to the account's
+        // own address.
+        let local_sign_up = matches!(
+            loaded.flow.step,
+            FlowStep::EnterEmail {
+                purpose: CodePurpose::SignUp
+            } | FlowStep::EnterCode {
+                purpose: CodePurpose::SignUp,
+                ..
+            }
+        );
+        let existing = if local_sign_up {
+            match self
+                .store
+                .user_by_identity(
+                    SignInType::EmailAddress,
+                    &self.settings.local_issuer(),
+                    &email,
+                )
+                .await
+            {
+                Ok(u) => u,
+                Err(e) => return self.fail_with(&loaded.flow.locale, e),
+            }
+        } else {
+            None
+        };
+        let (code_hash, letter) = if existing.is_some() {
+            (None, Letter::AccountExists)
+        } else {
+            let code = self.random.new_code(6);
+            let hash = self.code_hash(&loaded.flow.id, &code);
+            (
+                Some(hash),
+                Letter::Code {
+                    code,
+                    minutes: CODE_LIFETIME.num_minutes(),
+                },
+            )
+        };
+        let written =
+            match self
+                .postman
+                .write(&email, &loaded.flow.locale, &letter, Some(&loaded.flow.id))
+            {
+                Ok(w) => w,
+                Err(e) => return self.fail_with(&loaded.flow.locale, e),
+            };
+        // The send is recorded (and saved) before the mail goes out, so parallel
+        // requests cannot send more than the flow's allowance.
+        match loaded
+            .flow
+            .code_sent(email.clone(), code_hash, self.clock.now())
+        {
+            Ok(()) => {}
+            Err(FlowError::TooManyCodes) => {
+                let feedback = self.say(&loaded, "error.too_many_codes", &[]);
+                return Next::step(
+                    loaded,
+                    feedback,
+                    Status::TooManyRequests {
+                        retry_after_seconds: None,
+                    },
+                );
+            }
+            Err(_) => return self.as_is(loaded),
+        }
+        if let Err(next) = self.save(&mut loaded).await {
+            return *next;
+        }
+        if let Err(e) = self.postman.deliver(&email, written).await {
+            tracing::warn!(error = %e, flow_id = %loaded.flow.id, "could not send the sign-up email");
+            let feedback = self.say(&loaded, "error.email_delivery", &[]);
+            return Next::step(
+                loaded,
+                feedback,
+                Status::Unavailable {
+                    retry_after_seconds: None,
+                },
+            );
+        }
+        match notice {
+            Some(n) => Next::step(loaded, Feedback::notice(n), Status::Ok),
+            None => Next::show(&loaded),
+        }
+    }
+
+    /// The stored form of a code: an HMAC bound to the flow, so a database reader
+    /// cannot brute-force six digits offline and a code from one flow is useless in
+    /// another.
+    pub(crate) fn code_hash(&self, flow_id: &str, code: &str) -> String {
+        self.code_key
+            .sign_hex(format!("{flow_id}:{code}").as_bytes())
+    }
+}
