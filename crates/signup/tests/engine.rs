@@ -1,0 +1,975 @@
+//! Whole sign-ups driven through the engine alone: no HTTP, a real SQLite store, a
+//! clock that only moves when told, a seeded random source, connectors that answer
+//! what each test scripts, an upstream provider that vouches for a fixed identity,
+//! and mail kept in memory. Messages are their catalogue keys, so the tests read what
+//! a person would be told.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use usher_connectors::{StepConnectors, StepOutcome, StepRequest};
+use usher_domain::{
+    flow::PageMessage, Application, AttributeAssignment, AttributeValue, AttributeValues,
+    AuthorizationRequest, ClientType, Clock, ConnectorSlots, ConnectorStep, FlowStep, Identity,
+    MockClock, Prompt, RateLimitPolicy, SignInType, SignUpRequestStatus, Tenant, UserFlow,
+    UserInputType,
+};
+use usher_federation::{
+    AuthorizationRequest as UpstreamRequest, Completion, ExternalIdentity, FederationError,
+};
+use usher_oidc::crypto::{sha256_hex, MasterKey};
+use usher_signup::{
+    approvals::Decider, hasher::PasswordHasher, live::CompileTenant, throttle::ClientAddress,
+    throttle::Throttle, Compiled, Engine, Failure, Letter, Live, Loaded, MailFailure, Messages,
+    Next, Parts, Postman, ProviderName, Random, Settings, Status, Upstream, Written,
+};
+use usher_storage::Store;
+use usher_tenant::{TenantService, TenantSnapshot};
+
+const ISSUER: &str = "https://id.example";
+const CLIENT: &str = "app";
+const REDIRECT: &str = "https://app.example/cb";
+const FLOW: &str = "B2X_1_signup";
+const BROWSER: &str = "browser-cookie-value-of-forty-three-chars-x";
+const GOOGLE: &str = "Google-OAUTH";
+
+/// Every message is its key, with its arguments.
+struct Keys;
+
+impl Messages for Keys {
+    fn text(&self, _locale: &str, key: &str, args: &[(&str, String)]) -> String {
+        if args.is_empty() {
+            key.to_owned()
+        } else {
+            let args: Vec<String> = args.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!("{key}({})", args.join(","))
+        }
+    }
+}
+
+/// Mail kept in memory: who got which letter.
+#[derive(Default)]
+struct Outbox(Mutex<Vec<(String, Letter)>>);
+
+impl Outbox {
+    fn letters(&self) -> Vec<(String, Letter)> {
+        self.0.lock().unwrap().clone()
+    }
+
+    fn last_code(&self, to: &str) -> String {
+        self.letters()
+            .into_iter()
+            .rev()
+            .find_map(|(t, l)| match l {
+                Letter::Code { code, .. } if t == to => Some(code),
+                _ => None,
+            })
+            .expect("a code was sent")
+    }
+}
+
+struct OutboxPostman(Arc<Outbox>);
+
+#[async_trait]
+impl Postman for OutboxPostman {
+    fn deliverable(&self, to: &str) -> bool {
+        !to.contains(' ')
+    }
+
+    fn write(
+        &self,
+        to: &str,
+        _locale: &str,
+        letter: &Letter,
+        _flow_id: Option<&str>,
+    ) -> Result<Written, MailFailure> {
+        self.0
+             .0
+            .lock()
+            .unwrap()
+            .push((to.to_owned(), letter.clone()));
+        Ok(Written {
+            subject: String::new(),
+            body: String::new(),
+        })
+    }
+
+    async fn deliver(&self, _to: &str, _written: Written) -> Result<(), MailFailure> {
+        Ok(())
+    }
+}
+
+/// What a connector run was asked.
+#[derive(Debug, Clone)]
+struct Call {
+    step: ConnectorStep,
+    attributes: AttributeValues,
+    run_key: Option<String>,
+}
+
+/// Connectors that answer what the test scripted, in order, and then continue with
+/// the attributes unchanged.
+#[derive(Default)]
+struct Script {
+    outcomes: Mutex<VecDeque<StepOutcome>>,
+    calls: Mutex<Vec<Call>>,
+}
+
+impl Script {
+    fn then(&self, outcome: StepOutcome) {
+        self.outcomes.lock().unwrap().push_back(outcome);
+    }
+
+    fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl StepConnectors for Script {
+    async fn run(&self, request: StepRequest<'_>) -> StepOutcome {
+        self.calls.lock().unwrap().push(Call {
+            step: request.step,
+            attributes: request.attributes.clone(),
+            run_key: request.run_key.map(str::to_owned),
+        });
+        self.outcomes
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or_else(|| StepOutcome::Continue {
+                attributes: request.attributes.clone(),
+                token_claims: serde_json::Map::new(),
+            })
+    }
+}
+
+/// An upstream provider that vouches for `subject` whenever its code is `good`.
+struct FakeGoogle;
+
+#[async_trait]
+impl Upstream for FakeGoogle {
+    fn provider(&self, id: &str) -> Option<ProviderName> {
+        id.eq_ignore_ascii_case(GOOGLE).then(|| ProviderName {
+            id: GOOGLE.into(),
+            display_name: "Google".into(),
+        })
+    }
+
+    fn provider_for(&self, identity: &Identity) -> Option<String> {
+        (identity.issuer == "google.com").then(|| GOOGLE.to_owned())
+    }
+
+    fn takes_on_unresolved(&self, id: &str) -> bool {
+        id == GOOGLE
+    }
+
+    fn identity_owners(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    async fn authorization_url(
+        &self,
+        _id: &str,
+        request: &UpstreamRequest<'_>,
+    ) -> Result<String, FederationError> {
+        Ok(format!(
+            "https://accounts.google.example/auth?state={}",
+            request.state
+        ))
+    }
+
+    async fn complete(
+        &self,
+        id: &str,
+        completion: &Completion<'_>,
+    ) -> Result<ExternalIdentity, FederationError> {
+        if completion.code != "good" {
+            return Err(FederationError::TokenEndpoint {
+                status: Some(400),
+                error: Some("invalid_grant".into()),
+            });
+        }
+        Ok(ExternalIdentity {
+            provider_id: id.to_owned(),
+            identity: Identity {
+                sign_in_type: SignInType::Federated,
+                issuer: "google.com".into(),
+                issuer_assigned_id: "google-subject-1".into(),
+                exact_issuer: Some("https://accounts.google.com".into()),
+            },
+            email: Some("grace@example.com".into()),
+            attributes: [(
+                "displayName".to_owned(),
+                AttributeValue::String("Grace".into()),
+            )]
+            .into(),
+            raw_claims: serde_json::Map::new(),
+        })
+    }
+}
+
+struct TestCompiler {
+    script: Arc<Script>,
+}
+
+impl CompileTenant for TestCompiler {
+    fn compile(
+        &self,
+        _previous: Option<&Compiled>,
+        snapshot: Arc<TenantSnapshot>,
+    ) -> Result<Compiled, FederationError> {
+        Ok(Compiled {
+            snapshot,
+            connectors: self.script.clone(),
+            runner: None,
+            upstream: Arc::new(FakeGoogle),
+        })
+    }
+}
+
+fn user_flow(slots: ConnectorSlots, requires_approval: bool) -> UserFlow {
+    UserFlow {
+        id: FLOW.into(),
+        identity_providers: vec![
+            "EmailPassword-OAUTH".into(),
+            "EmailOtpSignup-OAUTH".into(),
+            GOOGLE.into(),
+        ],
+        attributes: vec![AttributeAssignment {
+            attribute_id: "displayName".into(),
+            label: None,
+            is_optional: false,
+            input_type: UserInputType::TextBox,
+            options: vec![],
+            is_claim: true,
+        }],
+        extra_claims: vec!["email".into()],
+        connectors: slots,
+        requires_approval,
+    }
+}
+
+/// One engine over a fresh in-memory database.
+struct World {
+    engine: Engine,
+    store: Arc<dyn Store>,
+    clock: MockClock,
+    outbox: Arc<Outbox>,
+    script: Arc<Script>,
+}
+
+async fn world(slots: ConnectorSlots, requires_approval: bool) -> World {
+    let store = usher_storage::connect("sqlite::memory:").await.unwrap();
+    store.migrate().await.unwrap();
+    let master = MasterKey::parse(&"ab".repeat(32)).unwrap();
+    let tenant = Tenant {
+        extensions_app_id: "0123456789abcdef0123456789abcdef".into(),
+        custom_attributes: vec![],
+        user_flows: vec![user_flow(slots, requires_approval)],
+        applications: vec![Application {
+            client_id: CLIENT.into(),
+            name: "App".into(),
+            redirect_uris: vec![REDIRECT.into()],
+            post_logout_redirect_uris: vec![],
+            client_type: ClientType::Public,
+            user_flow_id: FLOW.into(),
+            roles: vec![],
+        }],
+    };
+    let snapshot = Arc::new(TenantSnapshot::new(tenant, vec![], vec![]));
+    let script = Arc::new(Script::default());
+    let tenants = Arc::new(TenantService::new(store.clone(), master.clone()));
+    let live = Live::start(
+        tenants,
+        store.clone(),
+        Arc::new(TestCompiler {
+            script: script.clone(),
+        }),
+        snapshot,
+    )
+    .await
+    .unwrap();
+    let clock = MockClock::default();
+    let outbox = Arc::new(Outbox::default());
+    let engine = Engine::new(Parts {
+        store: store.clone(),
+        live: Arc::new(live),
+        clock: Arc::new(clock.clone()),
+        random: Arc::new(Random::new(Some(7))),
+        hasher: PasswordHasher::new(1),
+        throttle: Arc::new(Throttle::new(
+            RateLimitPolicy::default(),
+            master.hmac_key("rate-limit"),
+        )),
+        postman: Arc::new(OutboxPostman(outbox.clone())),
+        messages: Arc::new(Keys),
+        code_key: master.hmac_key("email-code"),
+        settings: Settings {
+            issuer: ISSUER.into(),
+            session: chrono::Duration::hours(1),
+            authorization_code: chrono::Duration::seconds(60),
+        },
+    });
+    World {
+        engine,
+        store,
+        clock,
+        outbox,
+        script,
+    }
+}
+
+fn request(prompt: Option<Prompt>) -> AuthorizationRequest {
+    AuthorizationRequest {
+        client_id: CLIENT.into(),
+        redirect_uri: REDIRECT.into(),
+        scope: vec!["openid".into()],
+        state: Some("st".into()),
+        nonce: Some("n".into()),
+        code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
+        ui_locales: None,
+        login_hint: None,
+        prompt,
+        browser_language: None,
+    }
+}
+
+const NOBODY: ClientAddress = ClientAddress(None);
+
+impl World {
+    async fn start(&self, prompt: Option<Prompt>) -> String {
+        let user_flow = self.engine.live.tenant().user_flow(FLOW).cloned().unwrap();
+        self.engine
+            .start(request(prompt), &user_flow, "en", BROWSER)
+            .await
+            .unwrap()
+    }
+
+    async fn open(&self, flow_id: &str) -> Loaded {
+        self.engine.open(flow_id, Some(BROWSER)).await.unwrap()
+    }
+
+    async fn step(&self, flow_id: &str) -> FlowStep {
+        self.store.flow(flow_id).await.unwrap().unwrap().step
+    }
+}
+
+fn form(pairs: &[(&str, &str)]) -> BTreeMap<String, Vec<String>> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), vec![(*v).to_owned()]))
+        .collect()
+}
+
+/// The page the flow shows next: a redirect to itself, or the page itself.
+fn shows_flow(next: &Next, flow_id: &str) {
+    match next {
+        Next::ShowFlow { flow_id: id } => assert_eq!(id, flow_id),
+        other => panic!("expected the flow's page, got {other:?}"),
+    }
+}
+
+/// Signed in, and back at the application with a code and the state; the session
+/// token.
+fn signed_in(next: Next) -> String {
+    let Next::SignedIn { then, token, .. } = next else {
+        panic!("expected a sign-in, got {next:?}");
+    };
+    let Next::Redirect { location } = *then else {
+        panic!("expected the way back to the application, got {then:?}");
+    };
+    assert!(
+        location.starts_with(&format!("{REDIRECT}?code=")),
+        "{location}"
+    );
+    assert!(location.contains("&state=st&iss="), "{location}");
+    token
+}
+
+/// A local sign-up from the email page to the attribute page.
+async fn local_sign_up_to_attributes(w: &World, email: &str) -> String {
+    let id = w.start(Some(Prompt::Create)).await;
+    let next = w
+        .engine
+        .submit_email(w.open(&id).await, email, NOBODY)
+        .await;
+    shows_flow(&next, &id);
+    let code = w.outbox.last_code(email);
+    let next = w.engine.submit_code(w.open(&id).await, &code, NOBODY).await;
+    shows_flow(&next, &id);
+    let next = w
+        .engine
+        .submit_password(
+            w.open(&id).await,
+            "a long pass phrase 42",
+            "a long pass phrase 42",
+        )
+        .await;
+    shows_flow(&next, &id);
+    assert!(matches!(
+        w.step(&id).await,
+        FlowStep::SignUpAttributes { .. }
+    ));
+    id
+}
+
+#[tokio::test]
+async fn local_sign_up_then_sign_in() {
+    let w = world(
+        ConnectorSlots {
+            post_attribute_collection: vec!["check".into()],
+            ..ConnectorSlots::default()
+        },
+        false,
+    )
+    .await;
+    let id = local_sign_up_to_attributes(&w, "ada@example.com").await;
+    // A required attribute left empty is refused before any connector runs.
+    let next = w
+        .engine
+        .submit_attributes(w.open(&id).await, &form(&[("displayName", "")]))
+        .await;
+    let Next::Step {
+        feedback, status, ..
+    } = next
+    else {
+        panic!("expected the attribute page again, got {next:?}");
+    };
+    assert_eq!(status, Status::BadRequest);
+    assert_eq!(feedback.field_errors["displayName"], "error.required");
+    assert!(w.script.calls().is_empty());
+
+    let next = w
+        .engine
+        .submit_attributes(w.open(&id).await, &form(&[("displayName", "Ada")]))
+        .await;
+    signed_in(next);
+    let calls = w.script.calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].step, ConnectorStep::PostAttributeCollection);
+    assert_eq!(
+        calls[0].attributes["displayName"],
+        AttributeValue::String("Ada".into())
+    );
+    // The call carries a key that a retry of the same run repeats.
+    assert!(calls[0]
+        .run_key
+        .as_deref()
+        .is_some_and(|k| k.starts_with(&format!("{id}.PostAttributeCollection."))));
+    let FlowStep::Completed { user_id, signed_up } = w.step(&id).await else {
+        panic!("the flow did not complete");
+    };
+    assert!(signed_up);
+    let user = w.store.user_by_id(&user_id).await.unwrap().unwrap();
+    assert_eq!(user.email.as_deref(), Some("ada@example.com"));
+    assert_eq!(user.identities[0].sign_in_type, SignInType::EmailAddress);
+    assert_eq!(user.identities[0].issuer, "id.example");
+
+    // Signing in: a wrong password is refused and counted, the right one signs in.
+    let id = w.start(None).await;
+    let next = w
+        .engine
+        .sign_in(w.open(&id).await, "ada@example.com", "wrong", NOBODY)
+        .await;
+    let Next::Step {
+        feedback, status, ..
+    } = next
+    else {
+        panic!("expected the sign-in page again, got {next:?}");
+    };
+    assert_eq!(status, Status::Unauthorized);
+    assert_eq!(feedback.general, vec!["sign_in.failed".to_owned()]);
+    assert_eq!(w.open(&id).await.flow.password_failures, 1);
+    let next = w
+        .engine
+        .sign_in(
+            w.open(&id).await,
+            "ADA@example.com ",
+            "a long pass phrase 42",
+            NOBODY,
+        )
+        .await;
+    signed_in(next);
+    // Sign-in runs no connector but preTokenIssuance, which this flow has none of.
+    assert_eq!(w.script.calls().len(), 1);
+}
+
+#[tokio::test]
+async fn a_second_sign_up_with_the_address_gets_a_mail_not_a_code() {
+    let w = world(ConnectorSlots::default(), false).await;
+    let id = local_sign_up_to_attributes(&w, "ada@example.com").await;
+    signed_in(
+        w.engine
+            .submit_attributes(w.open(&id).await, &form(&[("displayName", "Ada")]))
+            .await,
+    );
+    let id = w.start(Some(Prompt::Create)).await;
+    let next = w
+        .engine
+        .submit_email(w.open(&id).await, "ada@example.com", NOBODY)
+        .await;
+    // The same page as for a new address...
+    shows_flow(&next, &id);
+    assert!(matches!(w.step(&id).await, FlowStep::EnterCode { .. }));
+    // ...but the mail says there is an account, and no code works.
+    let letters = w.outbox.letters();
+    assert_eq!(
+        letters.last().unwrap(),
+        &("ada@example.com".to_owned(), Letter::AccountExists)
+    );
+    let next = w
+        .engine
+        .submit_code(w.open(&id).await, "123456", NOBODY)
+        .await;
+    assert!(matches!(
+        next,
+        Next::Step {
+            status: Status::BadRequest,
+            ..
+        }
+    ));
+}
+
+#[tokio::test]
+async fn an_expired_code_is_refused_by_the_clock() {
+    let w = world(ConnectorSlots::default(), false).await;
+    let id = w.start(Some(Prompt::Create)).await;
+    w.engine
+        .submit_email(w.open(&id).await, "ada@example.com", NOBODY)
+        .await;
+    let code = w.outbox.last_code("ada@example.com");
+    w.clock.advance(chrono::Duration::minutes(11));
+    let next = w.engine.submit_code(w.open(&id).await, &code, NOBODY).await;
+    let Next::Step { feedback, .. } = next else {
+        panic!("expected the code page again, got {next:?}");
+    };
+    assert_eq!(feedback.field_errors["code"], "error.code_expired");
+    // And a flow past its lifetime is gone for good.
+    w.clock.advance(chrono::Duration::minutes(60));
+    assert!(matches!(
+        w.engine.open(&id, Some(BROWSER)).await,
+        Err(Failure::FlowExpired { .. })
+    ));
+    // Another browser never sees the flow.
+    assert!(matches!(
+        w.engine.open(&id, Some("another")).await,
+        Err(Failure::WrongBrowser)
+    ));
+}
+
+#[tokio::test]
+async fn email_one_time_passcode_sign_up_and_sign_in() {
+    let w = world(
+        ConnectorSlots {
+            post_federation_signup: vec!["prefill".into()],
+            ..ConnectorSlots::default()
+        },
+        false,
+    )
+    .await;
+    let id = w.start(None).await;
+    let next = w
+        .engine
+        .choose_provider(w.open(&id).await, "emailotpsignup-oauth")
+        .await;
+    shows_flow(&next, &id);
+    w.script.then(StepOutcome::Continue {
+        attributes: [(
+            "displayName".to_owned(),
+            AttributeValue::String("Prefilled".into()),
+        )]
+        .into(),
+        token_claims: serde_json::Map::new(),
+    });
+    w.engine
+        .submit_email(w.open(&id).await, "otp@example.com", NOBODY)
+        .await;
+    let code = w.outbox.last_code("otp@example.com");
+    let next = w.engine.submit_code(w.open(&id).await, &code, NOBODY).await;
+    // postFederationSignup ran and its claims prefill the attribute page.
+    shows_flow(&next, &id);
+    let FlowStep::SignUpAttributes { draft, .. } = w.step(&id).await else {
+        panic!("expected the attribute page");
+    };
+    assert_eq!(
+        draft.prefill["displayName"],
+        AttributeValue::String("Prefilled".into())
+    );
+    assert_eq!(
+        w.script.calls()[0].step,
+        ConnectorStep::PostFederationSignup
+    );
+    signed_in(
+        w.engine
+            .submit_attributes(w.open(&id).await, &form(&[("displayName", "Otto")]))
+            .await,
+    );
+    let FlowStep::Completed { user_id, .. } = w.step(&id).await else {
+        panic!("the flow did not complete");
+    };
+    let user = w.store.user_by_id(&user_id).await.unwrap().unwrap();
+    assert_eq!(user.identities[0].issuer, "mail");
+
+    // The next passcode for the address signs in to the same user, no connectors.
+    let calls = w.script.calls().len();
+    let id = w.start(None).await;
+    w.engine
+        .choose_provider(w.open(&id).await, "EmailOtpSignup-OAUTH")
+        .await;
+    w.engine
+        .submit_email(w.open(&id).await, "otp@example.com", NOBODY)
+        .await;
+    let code = w.outbox.last_code("otp@example.com");
+    signed_in(w.engine.submit_code(w.open(&id).await, &code, NOBODY).await);
+    assert!(
+        matches!(w.step(&id).await, FlowStep::Completed { user_id: u, signed_up: false } if u == user_id)
+    );
+    assert_eq!(w.script.calls().len(), calls);
+}
+
+#[tokio::test]
+async fn federated_sign_up_then_sign_in() {
+    let w = world(ConnectorSlots::default(), false).await;
+    let id = w.start(None).await;
+    let next = w.engine.choose_provider(w.open(&id).await, GOOGLE).await;
+    let Next::Redirect { location } = next else {
+        panic!("expected the redirect to the provider, got {next:?}");
+    };
+    let state = location.split("state=").nth(1).unwrap().to_owned();
+    assert!(state.starts_with(&format!("{id}.")));
+
+    // A forged state finds nothing; the provider's error is shown on the page.
+    let params = |state: &str, code: &str| -> BTreeMap<String, String> {
+        [
+            ("state".to_owned(), state.to_owned()),
+            ("code".to_owned(), code.to_owned()),
+        ]
+        .into()
+    };
+    let forged = format!("{id}.forged");
+    assert!(matches!(
+        w.engine
+            .federation_callback(&params(&forged, "good"), Some(BROWSER), "en")
+            .await,
+        Next::Failure {
+            failure: Failure::BadRequest { .. },
+            ..
+        }
+    ));
+    let next = w
+        .engine
+        .federation_callback(&params(&state, "bad"), Some(BROWSER), "en")
+        .await;
+    let Next::Step {
+        feedback, status, ..
+    } = next
+    else {
+        panic!("expected the sign-in page again, got {next:?}");
+    };
+    assert_eq!(status, Status::BadRequest);
+    assert_eq!(
+        feedback.general,
+        vec!["error.provider_error(provider=Google)".to_owned()]
+    );
+
+    // Back with a good code: a new identity signs up through the attribute page,
+    // prefilled with the provider's claims.
+    let next = w
+        .engine
+        .federation_callback(&params(&state, "good"), Some(BROWSER), "en")
+        .await;
+    shows_flow(&next, &id);
+    let FlowStep::SignUpAttributes { draft, .. } = w.step(&id).await else {
+        panic!("expected the attribute page");
+    };
+    assert_eq!(
+        draft.prefill["displayName"],
+        AttributeValue::String("Grace".into())
+    );
+    let token = signed_in(
+        w.engine
+            .submit_attributes(w.open(&id).await, &form(&[("displayName", "Grace H")]))
+            .await,
+    );
+    let FlowStep::Completed { user_id, .. } = w.step(&id).await else {
+        panic!("the flow did not complete");
+    };
+    let user = w.store.user_by_id(&user_id).await.unwrap().unwrap();
+    assert_eq!(user.identities[0].issuer, "google.com");
+    assert_eq!(
+        user.identities[0].exact_issuer.as_deref(),
+        Some("https://accounts.google.com")
+    );
+    let session = w
+        .store
+        .session(&sha256_hex(token.as_bytes()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(session.user_id, user_id);
+    assert_eq!(session.identity_provider.as_deref(), Some(GOOGLE));
+
+    // The same identity again signs in at once.
+    let id = w.start(None).await;
+    let Next::Redirect { location } = w.engine.choose_provider(w.open(&id).await, GOOGLE).await
+    else {
+        panic!("expected the redirect to the provider");
+    };
+    let state = location.split("state=").nth(1).unwrap().to_owned();
+    signed_in(
+        w.engine
+            .federation_callback(&params(&state, "good"), Some(BROWSER), "en")
+            .await,
+    );
+    assert!(
+        matches!(w.step(&id).await, FlowStep::Completed { user_id: u, signed_up: false } if u == user_id)
+    );
+}
+
+#[tokio::test]
+async fn a_connector_blocks_the_sign_up() {
+    let w = world(
+        ConnectorSlots {
+            post_attribute_collection: vec!["gate".into()],
+            ..ConnectorSlots::default()
+        },
+        false,
+    )
+    .await;
+    let id = local_sign_up_to_attributes(&w, "blocked@example.com").await;
+    w.script.then(StepOutcome::Block {
+        user_message: "Not from here.".into(),
+    });
+    let next = w
+        .engine
+        .submit_attributes(w.open(&id).await, &form(&[("displayName", "B")]))
+        .await;
+    let Next::Blocked { user_message, .. } = next else {
+        panic!("expected the block page, got {next:?}");
+    };
+    assert_eq!(user_message, "Not from here.");
+    assert!(matches!(w.step(&id).await, FlowStep::Blocked { .. }));
+    assert!(w
+        .store
+        .users_by_email("blocked@example.com")
+        .await
+        .unwrap()
+        .is_empty());
+    // Reloading shows the block page again; nothing runs twice.
+    assert!(matches!(
+        w.engine.show(w.open(&id).await).await,
+        Next::Blocked { .. }
+    ));
+    assert_eq!(w.script.calls().len(), 1);
+}
+
+#[tokio::test]
+async fn a_validation_error_shows_the_page_again_and_a_fix_goes_through() {
+    let w = world(
+        ConnectorSlots {
+            post_attribute_collection: vec!["validate".into()],
+            ..ConnectorSlots::default()
+        },
+        false,
+    )
+    .await;
+    let id = local_sign_up_to_attributes(&w, "val@example.com").await;
+    w.script.then(StepOutcome::ValidationError(PageMessage {
+        user_message: "Please check.".into(),
+        attribute_errors: [("displayName".to_owned(), "Too short.".to_owned())].into(),
+    }));
+    let next = w
+        .engine
+        .submit_attributes(w.open(&id).await, &form(&[("displayName", "V")]))
+        .await;
+    let Next::Step { loaded, status, .. } = next else {
+        panic!("expected the attribute page again, got {next:?}");
+    };
+    assert_eq!(status, Status::BadRequest);
+    let FlowStep::SignUpAttributes {
+        message: Some(message),
+        ..
+    } = &loaded.flow.step
+    else {
+        panic!("the page carries the connector's message");
+    };
+    assert_eq!(message.attribute_errors["displayName"], "Too short.");
+    // The fixed value continues; the connector overwrites it on the way.
+    w.script.then(StepOutcome::Continue {
+        attributes: [(
+            "displayName".to_owned(),
+            AttributeValue::String("Valerie (checked)".into()),
+        )]
+        .into(),
+        token_claims: serde_json::Map::new(),
+    });
+    signed_in(
+        w.engine
+            .submit_attributes(w.open(&id).await, &form(&[("displayName", "Valerie")]))
+            .await,
+    );
+    let user = w
+        .store
+        .users_by_email("val@example.com")
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        user.attributes["displayName"],
+        AttributeValue::String("Valerie (checked)".into())
+    );
+    assert_eq!(w.script.calls().len(), 2);
+}
+
+#[tokio::test]
+async fn a_failed_connector_ends_the_flow_with_its_reference() {
+    let w = world(
+        ConnectorSlots {
+            post_attribute_collection: vec!["down".into()],
+            ..ConnectorSlots::default()
+        },
+        false,
+    )
+    .await;
+    let id = local_sign_up_to_attributes(&w, "down@example.com").await;
+    w.script.then(StepOutcome::Failed {
+        reference: "call-1".into(),
+    });
+    let next = w
+        .engine
+        .submit_attributes(w.open(&id).await, &form(&[("displayName", "D")]))
+        .await;
+    let Next::Failure {
+        failure: Failure::ConnectorFailed {
+            reference,
+            back_url,
+        },
+        ..
+    } = next
+    else {
+        panic!("expected the connector failure page, got {next:?}");
+    };
+    assert_eq!(reference, "call-1");
+    assert!(back_url
+        .unwrap()
+        .starts_with(&format!("{REDIRECT}?error=server_error")));
+}
+
+#[tokio::test]
+async fn a_held_sign_up_waits_for_approval_and_a_denial_blocks_the_next_try() {
+    let w = world(ConnectorSlots::default(), true).await;
+    let id = local_sign_up_to_attributes(&w, "held@example.com").await;
+    let next = w
+        .engine
+        .submit_attributes(w.open(&id).await, &form(&[("displayName", "H")]))
+        .await;
+    assert!(matches!(next, Next::Pending { .. }), "{next:?}");
+    let FlowStep::PendingApproval { request_id } = w.step(&id).await else {
+        panic!("expected the flow to wait for approval");
+    };
+    assert!(w
+        .store
+        .users_by_email("held@example.com")
+        .await
+        .unwrap()
+        .is_empty());
+    // Its password shows the pending page, not a failed sign-in.
+    let id2 = w.start(None).await;
+    let next = w
+        .engine
+        .sign_in(
+            w.open(&id2).await,
+            "held@example.com",
+            "a long pass phrase 42",
+            NOBODY,
+        )
+        .await;
+    assert!(matches!(next, Next::Pending { .. }), "{next:?}");
+
+    let user = w
+        .engine
+        .approve(&request_id, &Decider::Admin("admin-1".into()))
+        .await
+        .unwrap();
+    assert_eq!(user.email.as_deref(), Some("held@example.com"));
+    assert_eq!(
+        w.outbox.letters().last().unwrap(),
+        &("held@example.com".to_owned(), Letter::Approved)
+    );
+    let request = w.store.sign_up_request(&request_id).await.unwrap().unwrap();
+    assert_eq!(request.status, SignUpRequestStatus::Approved);
+    assert_eq!(request.decided_by.as_deref(), Some("admin-1"));
+
+    // Another sign-up, denied: the next attempt with the address is blocked.
+    let id = local_sign_up_to_attributes(&w, "no@example.com").await;
+    w.engine
+        .submit_attributes(w.open(&id).await, &form(&[("displayName", "N")]))
+        .await;
+    let FlowStep::PendingApproval { request_id } = w.step(&id).await else {
+        panic!("expected the flow to wait for approval");
+    };
+    w.engine
+        .deny(&request_id, &Decider::Application("ops".into()))
+        .await
+        .unwrap();
+    let id = w.start(Some(Prompt::Create)).await;
+    w.engine
+        .submit_email(w.open(&id).await, "no@example.com", NOBODY)
+        .await;
+    let code = w.outbox.last_code("no@example.com");
+    let next = w.engine.submit_code(w.open(&id).await, &code, NOBODY).await;
+    let Next::Blocked { user_message, .. } = next else {
+        panic!("expected the block page, got {next:?}");
+    };
+    assert_eq!(user_message, "blocked.denied");
+}
+
+#[tokio::test]
+async fn the_same_seed_and_clock_give_the_same_sign_up() {
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let w = world(ConnectorSlots::default(), false).await;
+        let id = w.start(Some(Prompt::Create)).await;
+        w.engine
+            .submit_email(w.open(&id).await, "same@example.com", NOBODY)
+            .await;
+        let code = w.outbox.last_code("same@example.com");
+        let flow = w.open(&id).await.flow;
+        seen.push((id, code, flow.csrf_token, w.clock.now()));
+    }
+    assert_eq!(seen[0], seen[1]);
+}
+
+#[tokio::test]
+async fn a_stale_form_shows_the_current_page() {
+    let w = world(ConnectorSlots::default(), false).await;
+    let id = w.start(None).await;
+    let next = w
+        .engine
+        .open_form(&id, Some(BROWSER), "not the token", "en")
+        .await
+        .unwrap_err();
+    let Next::Step {
+        feedback, status, ..
+    } = next
+    else {
+        panic!("expected the sign-in page, got {next:?}");
+    };
+    assert_eq!(status, Status::BadRequest);
+    assert_eq!(feedback.general, vec!["error.csrf".to_owned()]);
+    // A form for a step the flow is not at changes nothing.
+    let next = w
+        .engine
+        .submit_code(w.open(&id).await, "123456", NOBODY)
+        .await;
+    assert!(matches!(
+        next,
+        Next::Step {
+            status: Status::Ok,
+            ..
+        }
+    ));
+    assert!(matches!(w.step(&id).await, FlowStep::SignIn));
+}
