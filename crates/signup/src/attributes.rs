@@ -9,8 +9,7 @@ use std::sync::Arc;
 
 use usher_connectors::{StepConnectors, StepOutcome, StepRequest};
 use usher_domain::{
-    AttributeError, AttributeValues, ConnectorStep, FlowStep, Identity, NewUser, SignInType,
-    SignUpDraft, UserInputType,
+    AttributeError, AttributeValues, ConnectorStep, FlowStep, NewUser, SignUpDraft, UserInputType,
 };
 use usher_storage::StorageError;
 
@@ -207,12 +206,7 @@ impl Engine {
         attributes.remove("email");
         let mut identities = draft.identities.clone();
         if draft.password_hash.is_some() {
-            identities.push(Identity {
-                sign_in_type: SignInType::EmailAddress,
-                issuer: self.settings.local_issuer(),
-                issuer_assigned_id: draft.email.clone(),
-                exact_issuer: None,
-            });
+            identities.push(self.local_identity(&draft.email));
         }
         let user_id = draft
             .user_id

@@ -90,46 +90,9 @@ impl Engine {
         {
             return self.throttled(loaded, t);
         }
-        // Only a local sign-up must hide whether the address has an account; one-time
-        // passcodes sign in or up either way, and a link code goes to the account's
-        // own address.
-        let local_sign_up = matches!(
-            loaded.flow.step,
-            FlowStep::EnterEmail {
-                purpose: CodePurpose::SignUp
-            } | FlowStep::EnterCode {
-                purpose: CodePurpose::SignUp,
-                ..
-            }
-        );
-        let existing = if local_sign_up {
-            match self
-                .store
-                .user_by_identity(
-                    SignInType::EmailAddress,
-                    &self.settings.local_issuer(),
-                    &email,
-                )
-                .await
-            {
-                Ok(u) => u,
-                Err(e) => return self.fail_with(&loaded.flow.locale, e),
-            }
-        } else {
-            None
-        };
-        let (code_hash, letter) = if existing.is_some() {
-            (None, Letter::AccountExists)
-        } else {
-            let code = self.random.new_code(6);
-            let hash = self.code_hash(&loaded.flow.id, &code);
-            (
-                Some(hash),
-                Letter::Code {
-                    code,
-                    minutes: CODE_LIFETIME.num_minutes(),
-                },
-            )
+        let (code_hash, letter) = match self.letter_for(&loaded, &email).await {
+            Ok(x) => x,
+            Err(e) => return self.fail_with(&loaded.flow.locale, e),
         };
         let written =
             match self
@@ -176,6 +139,50 @@ impl Engine {
             Some(n) => Next::step(loaded, Feedback::notice(n), Status::Ok),
             None => Next::show(&loaded),
         }
+    }
+
+    /// What to mail `email` now, and the stored form of its code: a new code, or —
+    /// for a local sign-up to an address that has an account — the mail saying so,
+    /// with no code that could work.
+    async fn letter_for(
+        &self,
+        loaded: &Loaded,
+        email: &str,
+    ) -> Result<(Option<String>, Letter), usher_storage::StorageError> {
+        // Only a local sign-up must hide whether the address has an account; one-time
+        // passcodes sign in or up either way, and a link code goes to the account's
+        // own address.
+        let local_sign_up = matches!(
+            loaded.flow.step,
+            FlowStep::EnterEmail {
+                purpose: CodePurpose::SignUp
+            } | FlowStep::EnterCode {
+                purpose: CodePurpose::SignUp,
+                ..
+            }
+        );
+        if local_sign_up
+            && self
+                .store
+                .user_by_identity(
+                    SignInType::EmailAddress,
+                    &self.settings.local_issuer(),
+                    email,
+                )
+                .await?
+                .is_some()
+        {
+            return Ok((None, Letter::AccountExists));
+        }
+        let code = self.random.new_code(6);
+        let hash = self.code_hash(&loaded.flow.id, &code);
+        Ok((
+            Some(hash),
+            Letter::Code {
+                code,
+                minutes: CODE_LIFETIME.num_minutes(),
+            },
+        ))
     }
 
     /// The stored form of a code: an HMAC bound to the flow, so a database reader

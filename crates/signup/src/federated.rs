@@ -83,6 +83,22 @@ impl Engine {
             Ok(loaded) => loaded,
             Err(next) => return *next,
         };
+        // Boxed: the sign-up path is deep, and every caller's future would carry it.
+        Box::pin(self.new_identity(loaded, identity, email, attributes)).await
+    }
+
+    /// An identity no user has: ask for an email to verify when the provider vouched
+    /// for none, offer the link page when the email belongs to an account, and
+    /// otherwise sign up (the `postFederationSignup` connectors, then the attribute
+    /// page).
+    async fn new_identity(
+        &self,
+        mut loaded: Loaded,
+        identity: Identity,
+        email: Option<String>,
+        attributes: AttributeValues,
+    ) -> Next {
+        let now = self.clock.now();
         let Some(email) = email else {
             if loaded
                 .flow

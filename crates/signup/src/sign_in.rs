@@ -3,8 +3,9 @@
 
 use usher_domain::{
     attribute::normalize_email, password::check_new_password, user_flow::EMAIL_PASSWORD_PROVIDER,
-    AttributeValues, FlowStep, Identity, SignInType,
+    AttributeValues, FlowStep, Identity, SignInType, SignUpRequest, User,
 };
+use usher_storage::StorageError;
 
 use crate::{throttle::ClientAddress, Engine, Feedback, Loaded, Next, Status};
 
@@ -56,56 +57,11 @@ impl Engine {
             Ok(r) => r,
             Err(t) => return self.throttled(loaded, t),
         };
-        // Only a plausible address can have an account; anything else (a NUL byte,
-        // say) never reaches the database and fails like an unknown address. (Looser
-        // than the sign-up check on purpose: an account made when the rules were
-        // looser must still sign in.)
-        let lookup = if email.chars().count() <= 254
-            && email.contains('@')
-            && !email.chars().any(|c| c.is_control() || c.is_whitespace())
-        {
-            self.store
-                .user_by_identity(
-                    SignInType::EmailAddress,
-                    &self.settings.local_issuer(),
-                    &email,
-                )
-                .await
-        } else {
-            Ok(None)
-        };
-        let user = match lookup {
-            Ok(u) => u.filter(|u| u.account_enabled),
+        let (user, held, hash) = match self.password_account(&email).await {
+            Ok(found) => found,
             Err(e) => return self.fail_with(&loaded.flow.locale, e),
         };
-        // No account, but perhaps a sign-up held for approval (or denied) with this
-        // address and a password: that password shows the pending (or block) page.
-        let local = Identity {
-            sign_in_type: SignInType::EmailAddress,
-            issuer: self.settings.local_issuer(),
-            issuer_assigned_id: email.clone(),
-            exact_issuer: None,
-        };
-        let held = if user.is_none() && usher_domain::attribute::is_plausible_email(&email) {
-            match self
-                .store
-                .open_sign_up_requests_for(None, std::slice::from_ref(&local))
-                .await
-            {
-                Ok(open) => open.into_iter().find(|r| r.password_hash.is_some()),
-                Err(e) => return self.fail_with(&loaded.flow.locale, e),
-            }
-        } else {
-            None
-        };
-        let hash = match (&user, &held) {
-            (Some(u), _) => match self.store.password_hash(&u.id).await {
-                Ok(h) => h,
-                Err(e) => return self.fail_with(&loaded.flow.locale, e),
-            },
-            (None, Some(request)) => request.password_hash.clone(),
-            (None, None) => None,
-        };
+        let local = self.local_identity(&email);
         // Unknown email, disabled account and wrong password take the same time (one
         // hash each) and get the same answer.
         let Ok(ok) = self.hasher.verify(password.to_owned(), hash).await else {
@@ -145,6 +101,61 @@ impl Engine {
         }
         self.finish(&loaded, &user, Some(EMAIL_PASSWORD_PROVIDER.to_owned()))
             .await
+    }
+
+    /// The local account (enabled) that `email` signs in to, or else a held sign-up
+    /// with a password for it, and the password hash to check.
+    async fn password_account(
+        &self,
+        email: &str,
+    ) -> Result<(Option<User>, Option<SignUpRequest>, Option<String>), StorageError> {
+        // Only a plausible address can have an account; anything else (a NUL byte,
+        // say) never reaches the database and fails like an unknown address. (Looser
+        // than the sign-up check on purpose: an account made when the rules were
+        // looser must still sign in.)
+        let user = if email.chars().count() <= 254
+            && email.contains('@')
+            && !email.chars().any(|c| c.is_control() || c.is_whitespace())
+        {
+            self.store
+                .user_by_identity(
+                    SignInType::EmailAddress,
+                    &self.settings.local_issuer(),
+                    email,
+                )
+                .await?
+                .filter(|u| u.account_enabled)
+        } else {
+            None
+        };
+        // No account, but perhaps a sign-up held for approval (or denied) with this
+        // address and a password: that password shows the pending (or block) page.
+        let held = if user.is_none() && usher_domain::attribute::is_plausible_email(email) {
+            let local = self.local_identity(email);
+            self.store
+                .open_sign_up_requests_for(None, std::slice::from_ref(&local))
+                .await?
+                .into_iter()
+                .find(|r| r.password_hash.is_some())
+        } else {
+            None
+        };
+        let hash = match (&user, &held) {
+            (Some(u), _) => self.store.password_hash(&u.id).await?,
+            (None, Some(request)) => request.password_hash.clone(),
+            (None, None) => None,
+        };
+        Ok((user, held, hash))
+    }
+
+    /// The identity of the local account with `email`.
+    pub(crate) fn local_identity(&self, email: &str) -> Identity {
+        Identity {
+            sign_in_type: SignInType::EmailAddress,
+            issuer: self.settings.local_issuer(),
+            issuer_assigned_id: email.to_owned(),
+            exact_issuer: None,
+        }
     }
 
     /// The new account's password, twice.

@@ -256,172 +256,18 @@ pub fn render_step(
     feedback: Feedback,
     status: StatusCode,
 ) -> Response {
-    let flow = &loaded.flow;
-    let locale = flow.locale.as_str();
-    let m = |key: &str| message(state, locale, key, &[]);
-    let err = |id: &str| feedback.field_errors.get(id).cloned();
-    let mut intro_text: Option<String> = None;
-    let (template, title_key, fields, email) = match &flow.step {
+    let page = match &loaded.flow.step {
         // Back from a provider without finishing: sign-in again.
         FlowStep::SignIn | FlowStep::FederationRedirect { link: None, .. } => {
-            let email_value = feedback
-                .value("email")
-                .or_else(|| flow.authorization.login_hint.clone())
-                .unwrap_or_default();
-            let fields = vec![
-                Field {
-                    id: "email".into(),
-                    label: m("sign_in.email"),
-                    kind: "email",
-                    value: email_value,
-                    required: true,
-                    error: err("email"),
-                    autocomplete: Some("username"),
-                    maxlength: Some(BuiltInAttribute::Email.max_length()),
-                    ..Field::default()
-                },
-                Field {
-                    id: "password".into(),
-                    label: m("sign_in.password"),
-                    kind: "password",
-                    required: true,
-                    error: err("password"),
-                    autocomplete: Some("current-password"),
-                    ..Field::default()
-                },
-            ];
-            ("sign_in.html", "sign_in.title", fields, None)
+            sign_in_page(state, loaded, &feedback)
         }
-        FlowStep::EnterEmail { purpose } => {
-            let (title, intro) = match purpose {
-                CodePurpose::OneTimePasscode => ("otp_email.title", m("otp_email.intro")),
-                CodePurpose::FederatedEmail { .. } => {
-                    ("federated_email.title", m("federated_email.intro"))
-                }
-                _ => ("sign_up_email.title", m("sign_up_email.intro")),
-            };
-            intro_text = Some(intro);
-            let fields = vec![Field {
-                id: "email".into(),
-                label: m("sign_up_email.email"),
-                kind: "email",
-                value: feedback.value("email").unwrap_or_default(),
-                required: true,
-                error: err("email"),
-                autocomplete: Some("email"),
-                maxlength: Some(BuiltInAttribute::Email.max_length()),
-                ..Field::default()
-            }];
-            ("sign_up_email.html", title, fields, None)
-        }
+        FlowStep::EnterEmail { purpose } => email_page(state, loaded, purpose, &feedback),
         FlowStep::EnterCode { purpose, code } => {
-            let email = &code.email;
-            let minutes = CODE_LIFETIME.num_minutes().to_string();
-            // A local sign-up may not have sent a code (the address has an account),
-            // and must not say so; the other purposes always send one.
-            let intro_key = if *purpose == CodePurpose::SignUp {
-                "sign_up_code.intro"
-            } else {
-                "otp_code.intro"
-            };
-            intro_text = Some(message(
-                state,
-                locale,
-                intro_key,
-                &[("email", email.clone()), ("minutes", minutes)],
-            ));
-            let fields = vec![Field {
-                id: "code".into(),
-                label: m("sign_up_code.code"),
-                kind: "text",
-                required: true,
-                error: err("code"),
-                hint: Some(m("sign_up_code.code_hint")),
-                autocomplete: Some("one-time-code"),
-                inputmode: Some("numeric"),
-                maxlength: Some(6),
-                ..Field::default()
-            }];
-            (
-                "sign_up_code.html",
-                "sign_up_code.title",
-                fields,
-                Some(email.as_str()),
-            )
+            code_page(state, loaded, purpose, &code.email, &feedback)
         }
-        FlowStep::SignUpPassword { email } => {
-            let fields = vec![
-                Field {
-                    id: "password".into(),
-                    label: m("sign_up_password.password"),
-                    kind: "password",
-                    required: true,
-                    error: err("password"),
-                    hint: Some(m("sign_up_password.rules")),
-                    autocomplete: Some("new-password"),
-                    maxlength: Some(usher_domain::password::MAX_LENGTH),
-                    ..Field::default()
-                },
-                Field {
-                    id: "confirmPassword".into(),
-                    label: m("sign_up_password.confirm"),
-                    kind: "password",
-                    required: true,
-                    error: err("confirmPassword"),
-                    autocomplete: Some("new-password"),
-                    maxlength: Some(usher_domain::password::MAX_LENGTH),
-                    ..Field::default()
-                },
-            ];
-            (
-                "sign_up_password.html",
-                "sign_up_password.title",
-                fields,
-                Some(email.as_str()),
-            )
-        }
-        FlowStep::SignUpAttributes {
-            draft,
-            message: connector_message,
-        } => {
-            let mut field_errors = feedback.field_errors.clone();
-            let mut general = Vec::new();
-            if let Some(cm) = connector_message {
-                if feedback.field_errors.is_empty() {
-                    if !cm.user_message.is_empty() {
-                        general.push(cm.user_message.clone());
-                    }
-                    for (id, msg) in &cm.attribute_errors {
-                        if loaded.user_flow.assignment(id).is_some() {
-                            field_errors.insert(id.clone(), msg.clone());
-                        } else if !general.contains(msg) {
-                            // No field to put it next to; dropping it would leave the
-                            // person with a page that says nothing.
-                            general.push(msg.clone());
-                        }
-                    }
-                }
-            }
-            let fields = attribute_fields(
-                state,
-                locale,
-                &loaded.user_flow,
-                draft,
-                &feedback.entered,
-                &field_errors,
-            );
-            let feedback = Feedback {
-                general: feedback.general.iter().cloned().chain(general).collect(),
-                ..Feedback::default()
-            };
-            let page = PageParts {
-                template: "sign_up_attributes.html",
-                title_key: "sign_up_attributes.title",
-                fields,
-                email: None,
-                intro: None,
-            };
-            return render_page(state, loaded, page, feedback, status);
+        FlowStep::SignUpPassword { email } => password_page(state, loaded, email, &feedback),
+        FlowStep::SignUpAttributes { draft, message } => {
+            return attributes_page(state, loaded, draft, message.as_ref(), feedback, status);
         }
         FlowStep::FederationRedirect { link: Some(_), .. } | FlowStep::LinkAccount { .. } => {
             return link::render(state, loaded, feedback, status);
@@ -431,10 +277,10 @@ pub fn render_step(
         | FlowStep::Completed { .. }
         | FlowStep::Blocked { .. }
         | FlowStep::Failed { .. } => {
-            // These steps have no form; `show` deals with them before getting here.
+            // These steps have no form; the engine answers them as their own pages.
             return error_page(
                 state,
-                locale,
+                &loaded.flow.locale,
                 PageError::FlowFinished {
                     back_url: Some(loaded.error_url(
                         &state.settings.issuer,
@@ -445,12 +291,200 @@ pub fn render_step(
             );
         }
     };
-    let page = PageParts {
-        template,
+    render_page(state, loaded, page, feedback, status)
+}
+
+fn sign_in_page<'a>(state: &AppState, loaded: &'a Loaded, feedback: &Feedback) -> PageParts<'a> {
+    let m = |key: &str| message(state, &loaded.flow.locale, key, &[]);
+    let email_value = feedback
+        .value("email")
+        .or_else(|| loaded.flow.authorization.login_hint.clone())
+        .unwrap_or_default();
+    let fields = vec![
+        Field {
+            id: "email".into(),
+            label: m("sign_in.email"),
+            kind: "email",
+            value: email_value,
+            required: true,
+            error: feedback.field_errors.get("email").cloned(),
+            autocomplete: Some("username"),
+            maxlength: Some(BuiltInAttribute::Email.max_length()),
+            ..Field::default()
+        },
+        Field {
+            id: "password".into(),
+            label: m("sign_in.password"),
+            kind: "password",
+            required: true,
+            error: feedback.field_errors.get("password").cloned(),
+            autocomplete: Some("current-password"),
+            ..Field::default()
+        },
+    ];
+    PageParts {
+        template: "sign_in.html",
+        title_key: "sign_in.title",
+        fields,
+        email: None,
+        intro: None,
+    }
+}
+
+fn email_page<'a>(
+    state: &AppState,
+    loaded: &'a Loaded,
+    purpose: &CodePurpose,
+    feedback: &Feedback,
+) -> PageParts<'a> {
+    let m = |key: &str| message(state, &loaded.flow.locale, key, &[]);
+    let (title_key, intro) = match purpose {
+        CodePurpose::OneTimePasscode => ("otp_email.title", m("otp_email.intro")),
+        CodePurpose::FederatedEmail { .. } => ("federated_email.title", m("federated_email.intro")),
+        _ => ("sign_up_email.title", m("sign_up_email.intro")),
+    };
+    let fields = vec![Field {
+        id: "email".into(),
+        label: m("sign_up_email.email"),
+        kind: "email",
+        value: feedback.value("email").unwrap_or_default(),
+        required: true,
+        error: feedback.field_errors.get("email").cloned(),
+        autocomplete: Some("email"),
+        maxlength: Some(BuiltInAttribute::Email.max_length()),
+        ..Field::default()
+    }];
+    PageParts {
+        template: "sign_up_email.html",
         title_key,
         fields,
-        email,
-        intro: intro_text,
+        email: None,
+        intro: Some(intro),
+    }
+}
+
+fn code_page<'a>(
+    state: &AppState,
+    loaded: &'a Loaded,
+    purpose: &CodePurpose,
+    email: &'a str,
+    feedback: &Feedback,
+) -> PageParts<'a> {
+    let locale = loaded.flow.locale.as_str();
+    let minutes = CODE_LIFETIME.num_minutes().to_string();
+    // A local sign-up may not have sent a code (the address has an account), and must
+    // not say so; the other purposes always send one.
+    let intro_key = if *purpose == CodePurpose::SignUp {
+        "sign_up_code.intro"
+    } else {
+        "otp_code.intro"
+    };
+    let intro = message(
+        state,
+        locale,
+        intro_key,
+        &[("email", email.to_owned()), ("minutes", minutes)],
+    );
+    let fields = vec![Field {
+        id: "code".into(),
+        label: message(state, locale, "sign_up_code.code", &[]),
+        kind: "text",
+        required: true,
+        error: feedback.field_errors.get("code").cloned(),
+        hint: Some(message(state, locale, "sign_up_code.code_hint", &[])),
+        autocomplete: Some("one-time-code"),
+        inputmode: Some("numeric"),
+        maxlength: Some(6),
+        ..Field::default()
+    }];
+    PageParts {
+        template: "sign_up_code.html",
+        title_key: "sign_up_code.title",
+        fields,
+        email: Some(email),
+        intro: Some(intro),
+    }
+}
+
+fn password_page<'a>(
+    state: &AppState,
+    loaded: &'a Loaded,
+    email: &'a str,
+    feedback: &Feedback,
+) -> PageParts<'a> {
+    let m = |key: &str| message(state, &loaded.flow.locale, key, &[]);
+    let field = |id: &str, label: &str, hint: Option<String>| Field {
+        id: id.into(),
+        label: m(label),
+        kind: "password",
+        required: true,
+        error: feedback.field_errors.get(id).cloned(),
+        hint,
+        autocomplete: Some("new-password"),
+        maxlength: Some(usher_domain::password::MAX_LENGTH),
+        ..Field::default()
+    };
+    let fields = vec![
+        field(
+            "password",
+            "sign_up_password.password",
+            Some(m("sign_up_password.rules")),
+        ),
+        field("confirmPassword", "sign_up_password.confirm", None),
+    ];
+    PageParts {
+        template: "sign_up_password.html",
+        title_key: "sign_up_password.title",
+        fields,
+        email: Some(email),
+        intro: None,
+    }
+}
+
+/// The attribute page, with a connector's message: its per-field errors next to their
+/// fields, unless the person's own input had errors this time.
+fn attributes_page(
+    state: &AppState,
+    loaded: &Loaded,
+    draft: &usher_domain::SignUpDraft,
+    connector_message: Option<&usher_domain::flow::PageMessage>,
+    feedback: Feedback,
+    status: StatusCode,
+) -> Response {
+    let mut field_errors = feedback.field_errors.clone();
+    let mut general = Vec::new();
+    if let Some(cm) = connector_message.filter(|_| feedback.field_errors.is_empty()) {
+        if !cm.user_message.is_empty() {
+            general.push(cm.user_message.clone());
+        }
+        for (id, msg) in &cm.attribute_errors {
+            if loaded.user_flow.assignment(id).is_some() {
+                field_errors.insert(id.clone(), msg.clone());
+            } else if !general.contains(msg) {
+                // No field to put it next to; dropping it would leave the person with
+                // a page that says nothing.
+                general.push(msg.clone());
+            }
+        }
+    }
+    let fields = attribute_fields(
+        state,
+        &loaded.flow.locale,
+        &loaded.user_flow,
+        draft,
+        &feedback.entered,
+        &field_errors,
+    );
+    let feedback = Feedback {
+        general: feedback.general.iter().cloned().chain(general).collect(),
+        ..Feedback::default()
+    };
+    let page = PageParts {
+        template: "sign_up_attributes.html",
+        title_key: "sign_up_attributes.title",
+        fields,
+        email: None,
+        intro: None,
     };
     render_page(state, loaded, page, feedback, status)
 }
