@@ -21,13 +21,13 @@ use std::{collections::HashSet, fmt, time::Duration};
 
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 use chrono::SecondsFormat;
+use usher_domain::identity_provider::{
+    ClaimMapping, ClientAuthMethod, EndpointOverrides, ProviderConfig, ProviderKind,
+};
 use usher_domain::{
     Application, AttributeAssignment, AttributeDefinition, CertificateSource, ClientCertificate,
     ClientType, ConnectorAuthentication, ConnectorDefinition, FailurePolicy, LocalizedText, Tenant,
     UserFlow,
-};
-use usher_federation::{
-    ClaimMapping, ClientAuthMethod, EndpointOverrides, ProviderConfig, ProviderKind,
 };
 
 use crate::{

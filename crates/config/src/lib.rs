@@ -23,8 +23,8 @@ mod tree;
 
 use std::path::Path;
 
+use usher_domain::identity_provider::ProviderConfig;
 use usher_domain::{ConnectorDefinition, Tenant};
-use usher_federation::ProviderConfig;
 
 pub use demo::{DEMO_CLIENT_ID, DEMO_USER_FLOW_ID};
 pub use env::OVERRIDES as ENVIRONMENT_VARIABLES;

@@ -548,10 +548,16 @@ pub fn endpoint_types(endpoint: &str) -> &'static [&'static str] {
         .map_or(&[], |(_, kinds)| kinds)
 }
 
-pub fn parse_client_auth(s: &str) -> Result<usher_federation::ClientAuthMethod, String> {
+pub fn parse_client_auth(
+    s: &str,
+) -> Result<usher_domain::identity_provider::ClientAuthMethod, String> {
     match s.to_ascii_lowercase().as_str() {
-        "client_secret_basic" => Ok(usher_federation::ClientAuthMethod::ClientSecretBasic),
-        "client_secret_post" => Ok(usher_federation::ClientAuthMethod::ClientSecretPost),
+        "client_secret_basic" => {
+            Ok(usher_domain::identity_provider::ClientAuthMethod::ClientSecretBasic)
+        }
+        "client_secret_post" => {
+            Ok(usher_domain::identity_provider::ClientAuthMethod::ClientSecretPost)
+        }
         _ => Err("must be client_secret_basic or client_secret_post".into()),
     }
 }
@@ -974,7 +980,7 @@ mod tests {
 
     #[test]
     fn client_auth_methods() {
-        use usher_federation::ClientAuthMethod;
+        use usher_domain::identity_provider::ClientAuthMethod;
         assert_eq!(
             parse_client_auth("client_secret_basic"),
             Ok(ClientAuthMethod::ClientSecretBasic)

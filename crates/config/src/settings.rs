@@ -7,10 +7,12 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use usher_domain::identity_provider::{
+    EndpointOverrides, FederationSettings, ProviderConfig, ProviderKind,
+};
 use usher_domain::{
     CertificateSource, ClientCertificate, ConnectorAuthentication, ConnectorDefinition,
 };
-use usher_federation::{EndpointOverrides, FederationSettings, ProviderConfig, ProviderKind};
 
 use crate::{rules, secret::Secret};
 

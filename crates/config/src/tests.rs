@@ -406,8 +406,8 @@ fn the_example_file_loads_into_the_expected_tenant() {
 }
 
 /// The identity providers the example declares.
-pub(crate) fn example_providers() -> Vec<usher_federation::ProviderConfig> {
-    use usher_federation::{ClientAuthMethod, ProviderConfig, ProviderKind};
+pub(crate) fn example_providers() -> Vec<usher_domain::identity_provider::ProviderConfig> {
+    use usher_domain::identity_provider::{ClientAuthMethod, ProviderConfig, ProviderKind};
     let mut google = ProviderConfig::new(
         "Google-OAUTH",
         ProviderKind::Google,
@@ -2439,8 +2439,8 @@ fn oauth2(fields: &str) -> String {
 
 /// Compares every field, each on its own so that a failure says which.
 pub(crate) fn assert_provider(
-    actual: &usher_federation::ProviderConfig,
-    expected: &usher_federation::ProviderConfig,
+    actual: &usher_domain::identity_provider::ProviderConfig,
+    expected: &usher_domain::identity_provider::ProviderConfig,
 ) {
     let id = &expected.id;
     assert_eq!(actual.id, expected.id);
@@ -2466,7 +2466,9 @@ fn secret(s: &str) -> usher_domain::Secret {
 
 #[test]
 fn providers_have_their_kinds_defaults() {
-    use usher_federation::{ClaimMapping, EndpointOverrides, ProviderConfig, ProviderKind};
+    use usher_domain::identity_provider::{
+        ClaimMapping, EndpointOverrides, ProviderConfig, ProviderKind,
+    };
     let text = [
         provider("google", ""),
         provider("microsoft", "").replace("\"p\"", "\"ms\""),
@@ -2648,7 +2650,9 @@ displayName = "data.name"
 
 #[test]
 fn every_provider_setting_is_read() {
-    use usher_federation::{ClientAuthMethod, EndpointOverrides, ProviderConfig, ProviderKind};
+    use usher_domain::identity_provider::{
+        ClientAuthMethod, EndpointOverrides, ProviderConfig, ProviderKind,
+    };
     let config = load_str(
         EVERY_PROVIDER_SETTING,
         &[("GOOGLE_SECRET", "google-secret-value")],
@@ -3069,7 +3073,7 @@ fn type_specific_rules() {
     .unwrap();
     assert_eq!(
         config.identity_providers[0].kind,
-        usher_federation::ProviderKind::Microsoft {
+        usher_domain::identity_provider::ProviderKind::Microsoft {
             tenant: "9188040d-6c67-4c5b-b112-36a304b66dad".into()
         }
     );
@@ -3294,8 +3298,9 @@ fn claim_mapping_rules() {
     .unwrap();
     let mapping = &config.identity_providers[0].claim_mapping;
     let app_id = &config.tenant.extensions_app_id;
-    let mut expected =
-        usher_federation::ClaimMapping::defaults_for(&usher_federation::ProviderKind::Google);
+    let mut expected = usher_domain::identity_provider::ClaimMapping::defaults_for(
+        &usher_domain::identity_provider::ProviderKind::Google,
+    );
     expected.insert("email", "mail");
     expected.insert(format!("extension_{app_id}_Tier"), "tier");
     expected.insert("city", "address.locality");
@@ -3327,7 +3332,7 @@ fn federation_settings_and_their_override() {
     assert!(config.federation.allow_insecure_endpoints);
     assert_eq!(
         config.identity_providers[0].kind,
-        usher_federation::ProviderKind::Oidc {
+        usher_domain::identity_provider::ProviderKind::Oidc {
             issuer: "http://127.0.0.1:9000".into()
         }
     );

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod connector;
 pub mod flow;
 pub mod id;
+pub mod identity_provider;
 pub mod password;
 pub mod rate_limit;
 pub mod rules;

@@ -52,6 +52,12 @@ pub enum FederationError {
     UserInfo { status: Option<u16>, reason: String },
 }
 
+impl From<usher_domain::identity_provider::Misconfigured> for FederationError {
+    fn from(e: usher_domain::identity_provider::Misconfigured) -> Self {
+        FederationError::Misconfigured(e.0)
+    }
+}
+
 impl FederationError {
     pub fn kind(&self) -> ErrorKind {
         match self {

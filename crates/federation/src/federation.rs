@@ -12,16 +12,16 @@ use usher_domain::{Clock, Identity};
 use usher_oidc::pkce;
 
 use crate::claims::{self, ExternalIdentity, ProfileContext};
-use crate::claims::{FACEBOOK_API, GITHUB_API};
-use crate::config::{
-    ClaimMapping, ClientAuthMethod, FederationSettings, ProviderConfig, ProviderKind,
-    FACEBOOK_GRAPH_VERSION, GOOGLE_ISSUER,
-};
 use crate::discovery::{self, IssuerRule, Metadata};
 use crate::error::FederationError;
 use crate::http::Http;
 use crate::id_token::{self, Expected, IssuerQuirk, SignatureError};
 use crate::oauth::{self, TokenResponse};
+use usher_domain::identity_provider::{
+    ClaimMapping, ClientAuthMethod, FederationSettings, ProviderConfig, ProviderKind,
+    FACEBOOK_GRAPH_VERSION, GOOGLE_ISSUER,
+};
+use usher_domain::identity_provider::{FACEBOOK_API, GITHUB_API};
 
 /// How long a discovery document or JWK set is used before it is fetched again.
 const CACHE_TTL_SECS: i64 = 3600;
@@ -183,9 +183,9 @@ impl Federation {
             let (earlier, rest) = resolved.split_at_mut(i);
             let later = &mut rest[0];
             let usable = earlier.iter().filter(|p| p.refused.is_none());
-            if let Some(shared) =
-                claims::shared_identity_issuer(usable.map(|p| &p.config).chain([&later.config]))
-            {
+            if let Some(shared) = usher_domain::identity_provider::shared_identity_issuer(
+                usable.map(|p| &p.config).chain([&later.config]),
+            ) {
                 if shared.second == later.config.id {
                     tracing::error!(provider = %later.config.id, error = %shared, "identity provider refused");
                     later.refused = Some(shared.to_string());
@@ -885,8 +885,8 @@ fn resolve(config: ProviderConfig, http: &Http) -> Result<Provider, FederationEr
     if config.client_id.trim().is_empty() {
         return Err(misconfigured("client_id is empty"));
     }
-    let identity_issuer = claims::identity_issuer(&config.kind)?;
-    let exact_issuer = claims::exact_issuer(&config)?;
+    let identity_issuer = usher_domain::identity_provider::identity_issuer(&config.kind)?;
+    let exact_issuer = usher_domain::identity_provider::exact_issuer(&config)?;
     let overrides = &config.endpoints;
     let checked = |url: &str, what: &str| http.check_url(url, what);
     for (value, what) in [
@@ -1047,7 +1047,7 @@ fn microsoft_tenant_accepts(tenant: &str, exact: &str) -> bool {
         .ok()
         .and_then(|u| u.path_segments()?.next().map(str::to_ascii_lowercase))
         .unwrap_or_default();
-    let personal = tid == crate::config::MICROSOFT_CONSUMERS_TENANT_ID;
+    let personal = tid == usher_domain::identity_provider::MICROSOFT_CONSUMERS_TENANT_ID;
     match tenant.to_ascii_lowercase().as_str() {
         "common" => true,
         "consumers" => personal,

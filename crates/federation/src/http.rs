@@ -11,8 +11,8 @@ use std::sync::Arc;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::{Host, Url};
 
-use crate::config::FederationSettings;
 use crate::error::FederationError;
+use usher_domain::identity_provider::FederationSettings;
 
 /// The largest answer read from a provider; discovery documents and JWKS are a few
 /// KiB, so anything near this is a mistake or an attack.

@@ -15,7 +15,6 @@
 //! and tokens never appear in logs or error messages.
 
 mod claims;
-mod config;
 mod discovery;
 mod error;
 mod federation;
@@ -23,16 +22,16 @@ mod http;
 mod id_token;
 mod oauth;
 
-pub use claims::{
-    exact_issuer, identity_issuer, normalize_exact_issuer, shared_identity_issuer,
-    ExternalIdentity, SharedIssuer,
-};
-pub use config::{
-    ClaimMapping, ClientAuthMethod, EndpointOverrides, FederationSettings, ProviderConfig,
-    ProviderKind, FACEBOOK_GRAPH_VERSION, GOOGLE_ISSUER, MICROSOFT_CONSUMERS_TENANT_ID,
-};
+pub use claims::ExternalIdentity;
 pub use error::{ErrorKind, FederationError};
 pub use federation::{AuthorizationRequest, Completion, Federation};
+/// The provider configuration is the tenant model's (`usher_domain::identity_provider`);
+/// re-exported for the callers of this crate.
+pub use usher_domain::identity_provider::{
+    exact_issuer, identity_issuer, normalize_exact_issuer, shared_identity_issuer, ClaimMapping,
+    ClientAuthMethod, EndpointOverrides, FederationSettings, ProviderConfig, ProviderKind,
+    SharedIssuer, FACEBOOK_GRAPH_VERSION, GOOGLE_ISSUER, MICROSOFT_CONSUMERS_TENANT_ID,
+};
 
 #[cfg(test)]
 mod fuzz {
@@ -42,8 +41,8 @@ mod fuzz {
     use serde_json::{json, Map, Value};
 
     use crate::claims::{self, ProfileContext};
-    use crate::config::{ClaimMapping, ProviderKind};
     use crate::{discovery, id_token, oauth};
+    use usher_domain::identity_provider::{ClaimMapping, ProviderKind};
 
     fn arb_json() -> impl Strategy<Value = Value> {
         let leaf = prop_oneof![

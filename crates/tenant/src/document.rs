@@ -29,13 +29,13 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use usher_domain::identity_provider::{
+    ClaimMapping, ClientAuthMethod, EndpointOverrides, ProviderConfig, ProviderKind,
+};
 use usher_domain::{
     Application, AttributeDefinition, BreakerSettings, CertificateSource, ClientCertificate,
     ConnectorAuthentication, ConnectorDefinition, DataType, FailurePolicy, Secret, Tenant,
     UserFlow,
-};
-use usher_federation::{
-    ClaimMapping, ClientAuthMethod, EndpointOverrides, ProviderConfig, ProviderKind,
 };
 use usher_oidc::crypto::{CryptoError, HmacKey, MasterKey};
 use usher_storage::{TenantObject, TenantObjects};

@@ -17,8 +17,8 @@ pub mod diff;
 pub mod document;
 mod service;
 
+use usher_domain::identity_provider::ProviderConfig;
 use usher_domain::{ConnectorDefinition, Tenant};
-use usher_federation::ProviderConfig;
 use usher_storage::StorageError;
 
 pub use diff::{Change, ChangeAction, FieldChange};

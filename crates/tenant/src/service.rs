@@ -9,8 +9,8 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use usher_domain::identity_provider::ProviderConfig;
 use usher_domain::{Application, AttributeDefinition, ConnectorDefinition, UserFlow};
-use usher_federation::ProviderConfig;
 use usher_oidc::crypto::{HmacKey, MasterKey};
 use usher_storage::{StorageError, TenantObject, TenantObjects, TenantRepository};
 

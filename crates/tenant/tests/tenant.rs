@@ -21,6 +21,9 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use chrono::DateTime;
 use sqlx::Connection as _;
+use usher_domain::identity_provider::{
+    ClientAuthMethod, EndpointOverrides, ProviderConfig, ProviderKind,
+};
 use usher_domain::user_flow::{EMAIL_OTP_PROVIDER, EMAIL_PASSWORD_PROVIDER};
 use usher_domain::{
     Application, AttributeAssignment, AttributeDefinition, AttributeOption, BreakerSettings,
@@ -28,7 +31,6 @@ use usher_domain::{
     ConnectorSlots, DataType, FailurePolicy, LocalizedText, Secret, Tenant, UserFlow,
     UserInputType,
 };
-use usher_federation::{ClientAuthMethod, EndpointOverrides, ProviderConfig, ProviderKind};
 use usher_oidc::crypto::MasterKey;
 use usher_storage::{Store, TenantObject, TenantObjects, TenantRepository};
 use usher_tenant::{Change, ChangeAction, TenantError, TenantService, TenantSnapshot};
@@ -510,7 +512,7 @@ fn providers() -> Vec<ProviderConfig> {
     facebook.endpoints.userinfo_endpoint = Some("https://graph.facebook.com/v24.0/me".into());
     let mut github = ProviderConfig::new("github", ProviderKind::GitHub, "gh-client", secret(4));
     github.endpoints.emails_endpoint = Some("https://github.example/api/v3/user/emails".into());
-    github.claim_mapping = usher_federation::ClaimMapping::default();
+    github.claim_mapping = usher_domain::identity_provider::ClaimMapping::default();
     let mut oauth2 = ProviderConfig::new(
         "partner-oauth2",
         ProviderKind::OAuth2 {

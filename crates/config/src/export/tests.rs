@@ -3,11 +3,11 @@
 
 use std::{path::Path, time::Duration};
 
+use usher_domain::identity_provider::ClaimMapping;
 use usher_domain::{
     AttributeAssignment, AttributeOption, BreakerSettings, ClientCertificate, ConnectorSlots,
     LocalizedText, Secret, UserInputType,
 };
-use usher_federation::ClaimMapping;
 
 use super::*;
 use crate::{

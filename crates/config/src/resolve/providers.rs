@@ -3,11 +3,11 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use usher_domain::{BuiltInAttribute, DataType, Tenant};
-use usher_federation::{
+use usher_domain::identity_provider::{
     ClaimMapping, ClientAuthMethod, EndpointOverrides, FederationSettings, ProviderConfig,
     ProviderKind,
 };
+use usher_domain::{BuiltInAttribute, DataType, Tenant};
 
 use super::{Resolver, MAX_LABEL};
 use crate::{
@@ -100,7 +100,9 @@ impl Resolver<'_> {
         // Identities are found by issuer and subject: two providers with one issuer
         // would let the users of one sign in as those of the other.
         for i in 1..providers.len() {
-            let Some(shared) = usher_federation::shared_identity_issuer(&providers[..=i]) else {
+            let Some(shared) =
+                usher_domain::identity_provider::shared_identity_issuer(&providers[..=i])
+            else {
                 continue;
             };
             if shared.second == providers[i].id {

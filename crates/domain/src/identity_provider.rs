@@ -1,11 +1,13 @@
-//! What an operator configures for each upstream identity provider, and the
-//! per-kind defaults (endpoints, scopes, claim mapping, identity issuer) that make a
-//! preset work with only a client id and secret.
+//! What an operator configures for each upstream identity provider, the per-kind
+//! defaults (endpoints, scopes, claim mapping, identity issuer) that make a preset work
+//! with only a client id and secret, and the issuers its users' identities are keyed
+//! by. Part of the tenant model: the configuration file, the stored tenant and the
+//! admin API read and write these types; the federation client runs them.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use usher_domain::Secret;
+use crate::Secret;
 
 /// The Facebook Graph API version the preset's default endpoints name. Facebook
 /// serves each version for about two years; an operator can move on by overriding
@@ -273,8 +275,233 @@ impl Default for FederationSettings {
     }
 }
 
+/// A provider configuration that cannot work (an OAuth 2.0 provider without an
+/// identity issuer, an issuer that is not a URL).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("identity provider misconfigured: {0}")]
+pub struct Misconfigured(pub String);
+
+/// The contract's issuer value for a provider: the `issuer` of its users' identities.
+pub fn identity_issuer(kind: &ProviderKind) -> Result<String, Misconfigured> {
+    Ok(match kind {
+        ProviderKind::Google => "google.com".to_owned(),
+        ProviderKind::Facebook => "facebook.com".to_owned(),
+        ProviderKind::GitHub => "github.com".to_owned(),
+        ProviderKind::Microsoft { .. } => "login.microsoftonline.com".to_owned(),
+        ProviderKind::OAuth2 {
+            identity_issuer, ..
+        } => {
+            let issuer = identity_issuer.trim();
+            if issuer.is_empty() || issuer.chars().any(char::is_control) {
+                return Err(Misconfigured(
+                    "OAuth 2.0 provider needs an identity issuer".into(),
+                ));
+            }
+            issuer.to_owned()
+        }
+        ProviderKind::Oidc { issuer } => {
+            let url = url::Url::parse(issuer)
+                .map_err(|e| Misconfigured(format!("issuer is not a URL: {e}")))?;
+            let host = url
+                .host_str()
+                .ok_or_else(|| Misconfigured("issuer has no host".into()))?
+                .to_ascii_lowercase();
+            // The same Google account must be the same identity whether the operator
+            // configured the Google preset or Google as a plain OIDC provider.
+            if host == "accounts.google.com" {
+                "google.com".to_owned()
+            } else {
+                host
+            }
+        }
+    })
+}
+
+/// The exact issuer of Facebook's identities: the Graph API's origin.
+pub const FACEBOOK_API: &str = "https://graph.facebook.com";
+/// The exact issuer of github.com's identities: the API's origin.
+pub const GITHUB_API: &str = "https://api.github.com";
+
+/// An issuer as identities are keyed by it: without a trailing slash (operators type
+/// issuers by hand, and discovery accepts either), and Google's bare
+/// `accounts.google.com` with its scheme.
+pub fn normalize_exact_issuer(issuer: &str) -> String {
+    let issuer = issuer.trim().trim_end_matches('/');
+    if issuer.eq_ignore_ascii_case("accounts.google.com") {
+        GOOGLE_ISSUER.to_owned()
+    } else {
+        issuer.to_owned()
+    }
+}
+
+/// The exact issuer a provider's identities are keyed by, as far as its configuration
+/// says: the configured (and discovered) issuer of OpenID Connect kinds, a fixed
+/// authority for the OAuth-only ones (the API's origin, so that GitHub Enterprise is
+/// not github.com), the configured identity issuer of generic OAuth 2.0. For
+/// Microsoft this is the issuer of the configured tenant; a multi-tenant Microsoft
+/// provider's identities are keyed by each token's own `iss` instead.
+pub fn exact_issuer(config: &ProviderConfig) -> Result<String, Misconfigured> {
+    let origin_of = |url: Option<&String>, default: &str| -> String {
+        url.and_then(|u| url::Url::parse(u).ok())
+            .map(|u| u.origin().ascii_serialization())
+            .filter(|o| o != "null")
+            .unwrap_or_else(|| default.to_owned())
+    };
+    Ok(normalize_exact_issuer(&match &config.kind {
+        ProviderKind::Oidc { issuer } => issuer.clone(),
+        ProviderKind::Google => config
+            .endpoints
+            .issuer
+            .clone()
+            .unwrap_or_else(|| GOOGLE_ISSUER.to_owned()),
+        ProviderKind::Microsoft { tenant } => match &config.endpoints.issuer {
+            Some(issuer) => issuer.clone(),
+            None => format!(
+                "https://login.microsoftonline.com/{}/v2.0",
+                tenant.to_ascii_lowercase()
+            ),
+        },
+        ProviderKind::Facebook => {
+            origin_of(config.endpoints.userinfo_endpoint.as_ref(), FACEBOOK_API)
+        }
+        ProviderKind::GitHub => origin_of(config.endpoints.userinfo_endpoint.as_ref(), GITHUB_API),
+        ProviderKind::OAuth2 { .. } => identity_issuer(&config.kind)?,
+    }))
+}
+
+/// Two providers whose identities would be keyed by the same exact issuer.
+///
+/// A user is found by exact issuer and subject, so two such providers could each
+/// vouch for a subject the other one assigned: someone who holds subject `x` at the
+/// second would be signed in as the user with subject `x` at the first. Such a pair
+/// is refused wherever providers are configured. Providers that merely share a host
+/// (and so the contract's short issuer) are two populations and may coexist.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "identity providers {first:?} and {second:?} have the same issuer {issuer:?}, so a \
+     user of one could sign in as a user of the other; configure at most one provider \
+     per issuer"
+)]
+pub struct SharedIssuer {
+    pub first: String,
+    pub second: String,
+    pub issuer: String,
+}
+
+/// The first pair of `providers` (in order) that share an exact issuer. Providers
+/// whose issuer cannot be worked out are skipped: they are refused for that reason
+/// on their own.
+pub fn shared_identity_issuer<'a>(
+    providers: impl IntoIterator<Item = &'a ProviderConfig>,
+) -> Option<SharedIssuer> {
+    let mut seen: Vec<(String, &ProviderConfig)> = Vec::new();
+    for p in providers {
+        let Ok(issuer) = exact_issuer(p) else {
+            continue;
+        };
+        // Scheme and host ignore case; so, to be safe, does the rest.
+        let key = issuer.to_ascii_lowercase();
+        if let Some((_, first)) = seen.iter().find(|(k, _)| *k == key) {
+            return Some(SharedIssuer {
+                first: first.id.clone(),
+                second: p.id.clone(),
+                issuer,
+            });
+        }
+        seen.push((key, p));
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn providers_sharing_an_identity_issuer() {
+        let p = |id: &str, kind: ProviderKind| {
+            ProviderConfig::new(id, kind, "c", crate::Secret::new("s"))
+        };
+        let oidc = |issuer: &str| ProviderKind::Oidc {
+            issuer: issuer.into(),
+        };
+        let ms = |tenant: &str| ProviderKind::Microsoft {
+            tenant: tenant.into(),
+        };
+        let pair = |a: ProviderKind, b: ProviderKind| {
+            shared_identity_issuer(&[p("a", a), p("b", b)]).map(|s| s.issuer)
+        };
+        // One host, two issuers: two populations, no clash.
+        assert_eq!(
+            pair(oidc("https://id.example:1"), oidc("https://ID.example:2/x")),
+            None
+        );
+        assert_eq!(
+            pair(oidc("https://id.example/a"), oidc("https://id.example/b")),
+            None
+        );
+        // The same issuer, however it is typed.
+        assert_eq!(
+            pair(oidc("https://id.example/x/"), oidc("https://ID.example/x")),
+            Some("https://ID.example/x".into())
+        );
+        assert_eq!(
+            pair(oidc("https://a.example"), oidc("https://b.example")),
+            None
+        );
+        assert_eq!(
+            pair(ProviderKind::Google, oidc("https://accounts.google.com/")),
+            Some("https://accounts.google.com".into())
+        );
+        assert_eq!(
+            pair(ProviderKind::GitHub, ProviderKind::GitHub),
+            Some("https://api.github.com".into())
+        );
+        // GitHub Enterprise is another GitHub.
+        let mut enterprise = p("b", ProviderKind::GitHub);
+        enterprise.endpoints.userinfo_endpoint = Some("https://ghe.example/api/v3/user".into());
+        assert!(shared_identity_issuer(&[p("a", ProviderKind::GitHub), enterprise]).is_none());
+        assert_eq!(pair(ms("organizations"), ms("consumers")), None);
+        assert!(pair(ms("common"), ms("Common")).is_some());
+        assert!(pair(
+            ms("9188040d-6c67-4c5b-b112-36a304b66dad"),
+            oidc("https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0")
+        )
+        .is_some());
+    }
+
+    #[test]
+    fn identity_issuers_follow_the_contract() {
+        let oidc = |issuer: &str| {
+            identity_issuer(&ProviderKind::Oidc {
+                issuer: issuer.into(),
+            })
+        };
+        assert_eq!(
+            oidc("https://Login.Contoso.com/oidc/").unwrap(),
+            "login.contoso.com"
+        );
+        assert_eq!(oidc("https://accounts.google.com").unwrap(), "google.com");
+        assert!(oidc("not a url").is_err());
+        assert_eq!(
+            identity_issuer(&ProviderKind::Google).unwrap(),
+            "google.com"
+        );
+        assert_eq!(
+            identity_issuer(&ProviderKind::Microsoft {
+                tenant: "common".into()
+            })
+            .unwrap(),
+            "login.microsoftonline.com"
+        );
+        assert_eq!(
+            identity_issuer(&ProviderKind::Facebook).unwrap(),
+            "facebook.com"
+        );
+        assert_eq!(
+            identity_issuer(&ProviderKind::GitHub).unwrap(),
+            "github.com"
+        );
+    }
+
     use super::*;
 
     #[test]
