@@ -1,26 +1,19 @@
 //! `POST /flow/{id}/attributes`: the attribute page (then, in the engine, the
-//! `postAttributeCollection` connectors and the new user).
+//! `postAttributeCollection` connectors and the new user). Its fields are the user
+//! flow's, so the form is a map, with every value of a repeated field (a
+//! multi-select).
 
-use axum::{
-    body::Bytes,
-    extract::{Path, State},
-    http::HeaderMap,
-    response::Response,
-};
+use std::collections::BTreeMap;
 
-use super::{begin, respond};
+use axum::{extract::State, response::Response};
+
+use super::{respond, FlowForm};
 use crate::state::AppState;
 
 pub async fn post(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    FlowForm { loaded, form }: FlowForm<BTreeMap<String, Vec<String>>>,
 ) -> Response {
-    let (loaded, form) = match begin(&state, &headers, &id, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let next = state.engine.submit_attributes(loaded, &form).await;
     respond(&state, next)
 }

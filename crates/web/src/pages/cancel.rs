@@ -1,24 +1,13 @@
 //! `POST /flow/{id}/cancel`: the user gives up; the application hears `access_denied`.
 
-use axum::{
-    body::Bytes,
-    extract::{Path, State},
-    http::HeaderMap,
-    response::Response,
-};
+use axum::{extract::State, response::Response};
 
-use super::{begin, respond};
+use super::{respond, FlowForm};
 use crate::state::AppState;
 
 pub async fn post(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    FlowForm { loaded, .. }: FlowForm<()>,
 ) -> Response {
-    let (loaded, _form) = match begin(&state, &headers, &id, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     respond(&state, state.engine.cancel(&loaded))
 }

@@ -1,29 +1,22 @@
 //! `POST /flow/{id}/code`: the code from the email.
 
-use axum::{
-    body::Bytes,
-    extract::{Path, State},
-    http::HeaderMap,
-    response::Response,
-};
+use axum::{extract::State, response::Response};
+use serde::Deserialize;
 
-use super::{begin, first, respond};
+use super::{respond, FlowForm};
 use crate::{state::AppState, throttle::ClientAddress};
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct CodeForm {
+    code: String,
+}
 
 pub async fn post(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
     axum::Extension(client): axum::Extension<ClientAddress>,
-    body: Bytes,
+    FlowForm { loaded, form }: FlowForm<CodeForm>,
 ) -> Response {
-    let (loaded, form) = match begin(&state, &headers, &id, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let next = state
-        .engine
-        .submit_code(loaded, first(&form, "code"), client)
-        .await;
+    let next = state.engine.submit_code(loaded, &form.code, client).await;
     respond(&state, next)
 }

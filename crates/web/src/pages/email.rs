@@ -1,45 +1,33 @@
 //! `POST /flow/{id}/email` (the address to verify), `POST /flow/{id}/resend` and
 //! `POST /flow/{id}/change-email`.
 
-use axum::{
-    body::Bytes,
-    extract::{Path, State},
-    http::HeaderMap,
-    response::Response,
-};
+use axum::{extract::State, response::Response};
+use serde::Deserialize;
 
-use super::{begin, first, respond};
+use super::{respond, FlowForm};
 use crate::{state::AppState, throttle::ClientAddress};
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct EmailForm {
+    email: String,
+}
 
 pub async fn post(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
     axum::Extension(client): axum::Extension<ClientAddress>,
-    body: Bytes,
+    FlowForm { loaded, form }: FlowForm<EmailForm>,
 ) -> Response {
-    let (loaded, form) = match begin(&state, &headers, &id, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let next = state
-        .engine
-        .submit_email(loaded, first(&form, "email"), client)
-        .await;
+    let next = state.engine.submit_email(loaded, &form.email, client).await;
     respond(&state, next)
 }
 
+/// "Send a new code", to the address of the flow.
 pub async fn resend(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
     axum::Extension(client): axum::Extension<ClientAddress>,
-    body: Bytes,
+    FlowForm { loaded, .. }: FlowForm<()>,
 ) -> Response {
-    let (loaded, _) = match begin(&state, &headers, &id, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let next = state.engine.resend_code(loaded, client).await;
     respond(&state, next)
 }
@@ -47,14 +35,8 @@ pub async fn resend(
 /// "Use a different email address" on the code page.
 pub async fn change(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    FlowForm { loaded, .. }: FlowForm<()>,
 ) -> Response {
-    let (loaded, _) = match begin(&state, &headers, &id, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let next = state.engine.change_email(loaded).await;
     respond(&state, next)
 }

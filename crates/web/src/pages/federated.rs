@@ -2,31 +2,33 @@
 //! (`POST /flow/{id}/link`, `POST /flow/{id}/link-code`); what happens once a provider
 //! vouched for an identity is the engine's.
 
-use axum::{
-    body::Bytes,
-    extract::{Path, State},
-    http::HeaderMap,
-    response::Response,
-};
+use axum::{extract::State, response::Response};
+use serde::Deserialize;
 
-use super::{begin, first, respond};
+use super::{respond, FlowForm};
 use crate::{state::AppState, throttle::ClientAddress};
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct LinkForm {
+    password: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct ProviderForm {
+    provider: String,
+}
 
 /// `POST /flow/{id}/link`: the existing account's password, then the link.
 pub async fn link_with_password(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
     axum::Extension(client): axum::Extension<ClientAddress>,
-    body: Bytes,
+    FlowForm { loaded, form }: FlowForm<LinkForm>,
 ) -> Response {
-    let (loaded, form) = match begin(&state, &headers, &id, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let next = state
         .engine
-        .link_with_password(loaded, first(&form, "password"), client)
+        .link_with_password(loaded, &form.password, client)
         .await;
     respond(&state, next)
 }
@@ -34,15 +36,9 @@ pub async fn link_with_password(
 /// `POST /flow/{id}/link-code`: prove the existing account's address with a code.
 pub async fn link_with_code(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
     axum::Extension(client): axum::Extension<ClientAddress>,
-    body: Bytes,
+    FlowForm { loaded, .. }: FlowForm<()>,
 ) -> Response {
-    let (loaded, _) = match begin(&state, &headers, &id, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let next = state.engine.link_with_code(loaded, client).await;
     respond(&state, next)
 }
@@ -51,17 +47,8 @@ pub async fn link_with_code(
 /// in; upstream providers redirect there.
 pub async fn choose_provider(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    FlowForm { loaded, form }: FlowForm<ProviderForm>,
 ) -> Response {
-    let (loaded, form) = match begin(&state, &headers, &id, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let next = state
-        .engine
-        .choose_provider(loaded, first(&form, "provider"))
-        .await;
+    let next = state.engine.choose_provider(loaded, &form.provider).await;
     respond(&state, next)
 }

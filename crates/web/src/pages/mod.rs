@@ -16,10 +16,12 @@ pub mod upstream;
 use std::collections::BTreeMap;
 
 use axum::{
+    body::Bytes,
+    extract::{FromRequest, FromRequestParts, Path, Request},
     http::{header, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
 };
-use serde::Serialize;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use usher_domain::{
     attribute::BuiltInAttribute, flow::CODE_LIFETIME, CodePurpose, FlowStep, UserFlow,
     UserInputType,
@@ -230,13 +232,10 @@ pub fn request_locale(headers: &HeaderMap, ui_locales: Option<&str>) -> &'static
     )
 }
 
-/// Parses an `application/x-www-form-urlencoded` body, keeping repeated fields.
+/// Parses an `application/x-www-form-urlencoded` body, keeping repeated fields; a
+/// body that is not one reads as an empty form.
 pub fn parse_form(body: &[u8]) -> BTreeMap<String, Vec<String>> {
-    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (k, v) in url::form_urlencoded::parse(body) {
-        out.entry(k.into_owned()).or_default().push(v.into_owned());
-    }
-    out
+    serde_html_form::from_bytes(body).unwrap_or_default()
 }
 
 pub fn first<'a>(form: &'a BTreeMap<String, Vec<String>>, key: &str) -> &'a str {
@@ -654,27 +653,54 @@ pub fn browser(headers: &HeaderMap) -> Option<&str> {
     cookies::get(headers, cookies::BROWSER)
 }
 
-/// The start of every form post: the flow for this browser, with the form checked
-/// for the flow's CSRF token; `Err` is the page to answer instead.
-pub async fn begin(
-    state: &AppState,
-    headers: &HeaderMap,
-    id: &str,
-    body: &[u8],
-) -> Result<(Loaded, BTreeMap<String, Vec<String>>), Response> {
-    let form = parse_form(body);
-    match state
-        .engine
-        .open_form(
-            id,
-            browser(headers),
-            first(&form, "csrf"),
-            request_locale(headers, None),
-        )
-        .await
-    {
-        Ok(loaded) => Ok((loaded, form)),
-        Err(next) => Err(respond(state, next)),
+/// A form posted to a flow: the flow, loaded for this browser and checked against the
+/// form's CSRF token, and the form's fields as `T`. A request that fails either check
+/// is answered with the page the engine gives for it (the current step with a notice,
+/// or an error page).
+pub struct FlowForm<T> {
+    pub loaded: Loaded,
+    pub form: T,
+}
+
+/// The CSRF token every flow form carries.
+#[derive(Deserialize, Default)]
+struct Csrf {
+    #[serde(default)]
+    csrf: String,
+}
+
+impl<T> FromRequest<AppState> for FlowForm<T>
+where
+    T: DeserializeOwned + Default + Send,
+{
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = request.into_parts();
+        let Path(id) = Path::<String>::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let headers = parts.headers.clone();
+        let body = Bytes::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        // Fields not in `T` are ignored; a body that does not decode (a repeated
+        // single field, say) reads as empty, and so fails the token check.
+        let csrf: Csrf = serde_html_form::from_bytes(&body).unwrap_or_default();
+        let form: T = serde_html_form::from_bytes(&body).unwrap_or_default();
+        match state
+            .engine
+            .open_form(
+                &id,
+                browser(&headers),
+                &csrf.csrf,
+                request_locale(&headers, None),
+            )
+            .await
+        {
+            Ok(loaded) => Ok(FlowForm { loaded, form }),
+            Err(next) => Err(respond(state, next)),
+        }
     }
 }
 
@@ -739,5 +765,24 @@ pub fn respond(state: &AppState, next: Next) -> Response {
             r.headers_mut().append(header::SET_COOKIE, cookie);
             r
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms_keep_repeated_fields_and_typed_forms_ignore_the_rest() {
+        let form = parse_form(b"colors=red&colors=blue&name=Ada+L%C3%B8vlace&csrf=t");
+        assert_eq!(form["colors"], vec!["red".to_owned(), "blue".to_owned()]);
+        assert_eq!(first(&form, "name"), "Ada Løvlace");
+        assert_eq!(first(&form, "missing"), "");
+        let csrf: Csrf = serde_html_form::from_bytes(b"email=a%40b.example&csrf=tok").unwrap();
+        assert_eq!(csrf.csrf, "tok");
+        // A token given twice is no token.
+        let twice: Csrf = serde_html_form::from_bytes(b"csrf=a&csrf=b").unwrap_or_default();
+        assert_eq!(twice.csrf, "");
+        assert!(parse_form(b"%zz=%").len() <= 1);
     }
 }

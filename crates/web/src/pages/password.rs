@@ -1,32 +1,25 @@
-//! `POST /flow/{id}/password`: the new account's password.
+//! `POST /flow/{id}/password`: the new account's password, twice.
 
-use axum::{
-    body::Bytes,
-    extract::{Path, State},
-    http::HeaderMap,
-    response::Response,
-};
+use axum::{extract::State, response::Response};
+use serde::Deserialize;
 
-use super::{begin, first, respond};
+use super::{respond, FlowForm};
 use crate::state::AppState;
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+pub struct PasswordForm {
+    password: String,
+    confirm_password: String,
+}
 
 pub async fn post(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    FlowForm { loaded, form }: FlowForm<PasswordForm>,
 ) -> Response {
-    let (loaded, form) = match begin(&state, &headers, &id, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let next = state
         .engine
-        .submit_password(
-            loaded,
-            first(&form, "password"),
-            first(&form, "confirmPassword"),
-        )
+        .submit_password(loaded, &form.password, &form.confirm_password)
         .await;
     respond(&state, next)
 }
