@@ -21,47 +21,23 @@ use usher_connectors::{
 };
 use usher_domain::rules::TargetPolicy;
 use usher_domain::{
-    AttributeAssignment, AttributeDefinition, AttributeValue, AttributeValues, BreakerSettings,
-    CertificateSource, ClientCertificate, ConnectorAuthentication, ConnectorDefinition,
-    ConnectorSlots, ConnectorStep, DataType, FailurePolicy, Identity, MockClock, Secret,
-    SignInType, Tenant, UserFlow, UserInputType,
+    AttributeValue, AttributeValues, BreakerSettings, CertificateSource, ClientCertificate,
+    ConnectorAuthentication, ConnectorDefinition, ConnectorSlots, ConnectorStep, DataType,
+    FailurePolicy, Identity, MockClock, Secret, SignInType, Tenant, UserFlow, UserInputType,
 };
 use usher_storage::{CallFilter, ConnectorCallRecord, ConnectorCallRepository, StorageError};
 
-const APP: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f90";
+const APP: &str = usher_testkit::tenant::EXTENSIONS_APP_ID;
 const FLOW: &str = "B2X_1_signup";
 const PFS: ConnectorStep = ConnectorStep::PostFederationSignup;
 const PAC: ConnectorStep = ConnectorStep::PostAttributeCollection;
 const PTI: ConnectorStep = ConnectorStep::PreTokenIssuance;
 
-fn ext(name: &str) -> String {
-    format!("extension_{APP}_{name}")
-}
-
 // ---------------------------------------------------------------------------------
 // The tenant, the call records and the runner
 // ---------------------------------------------------------------------------------
 
-fn custom(name: &str, data_type: DataType) -> AttributeDefinition {
-    AttributeDefinition {
-        id: ext(name),
-        display_name: name.into(),
-        description: String::new(),
-        data_type,
-        built_in: false,
-    }
-}
-
-fn assign(id: &str, input_type: UserInputType) -> AttributeAssignment {
-    AttributeAssignment {
-        attribute_id: id.into(),
-        label: None,
-        is_optional: true,
-        input_type,
-        options: vec![],
-        is_claim: true,
-    }
-}
+use usher_testkit::tenant::{assign, custom, ext};
 
 fn tenant() -> Tenant {
     Tenant {
@@ -419,7 +395,7 @@ fn router(handler: Handler, seen: Arc<Mutex<Vec<Seen>>>) -> axum::Router {
 
 /// An HTTP server on loopback whose every answer comes from `handler(index, request)`.
 async fn serve(handler: impl Fn(usize, &Seen) -> Reply + Send + Sync + 'static) -> Server {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (listener, _) = usher_testkit::net::bind().await;
     let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let app = router(Arc::new(handler), seen.clone());
@@ -923,9 +899,7 @@ async fn a_hanging_endpoint_is_abandoned_at_the_budget() {
 
 #[tokio::test]
 async fn connection_refused_is_retried_then_fails() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
+    let addr = format!("127.0.0.1:{}", usher_testkit::net::unused_port());
     let h = harness(vec![connector("c", &format!("http://{addr}/api"))]);
     assert_eq!(h.failure(PAC, "c").await, "connectionRefused");
     assert_eq!(h.last().attempts, 2);

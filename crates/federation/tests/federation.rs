@@ -33,14 +33,7 @@ const NONCE: &str = "nonce-1";
 const CLIENT_ID: &str = "usher-client";
 const CLIENT_SECRET: &str = "s3cret:with%odd chars";
 
-async fn serve(router: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    format!("http://{addr}")
-}
+use usher_testkit::net::serve;
 
 fn settings() -> FederationSettings {
     FederationSettings {
@@ -819,10 +812,7 @@ async fn token_endpoint_errors_are_reported() {
 
 #[tokio::test]
 async fn a_provider_that_is_down_is_unavailable() {
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    let port = usher_testkit::net::unused_port();
     let provider = ProviderConfig::new(
         "down",
         ProviderKind::Oidc {

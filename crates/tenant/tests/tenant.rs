@@ -389,16 +389,8 @@ fn social_flow() -> UserFlow {
 
 fn application(client_id: &str, client_type: ClientType, user_flow_id: &str) -> Application {
     Application {
-        client_id: client_id.into(),
-        name: format!("The {client_id} app"),
-        redirect_uris: vec![
-            format!("https://{client_id}.example/callback"),
-            "http://localhost:8080/cb".into(),
-        ],
-        post_logout_redirect_uris: vec![format!("https://{client_id}.example/")],
-        client_type,
-        user_flow_id: user_flow_id.into(),
         roles: vec!["User.Read.All".into()],
+        ..usher_testkit::tenant::application(client_id, client_type, user_flow_id)
     }
 }
 

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::{collections::BTreeMap, path::PathBuf, sync::Arc};
+use std::{path::PathBuf, sync::Arc};
 
 pub mod api;
 pub mod mtls;
@@ -458,38 +458,10 @@ impl Instance {
     }
 }
 
-/// A loopback listener and its base URL.
-pub async fn bind() -> (tokio::net::TcpListener, String) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    (listener, url)
-}
-
-/// RFC 7636 Appendix B.
-pub const PKCE_VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-pub const PKCE_CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
-
-pub fn urlencode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
-/// The query parameters of a URL.
-pub fn query(url: &str) -> BTreeMap<String, String> {
-    let q = url.split_once('?').map_or("", |(_, q)| q);
-    url::form_urlencoded::parse(q.as_bytes())
-        .into_owned()
-        .collect()
-}
-
-/// A JWT's payload, unverified (verification is the relying party's job in tests).
-pub fn payload(jwt: &str) -> Value {
-    use base64::Engine;
-    let part = jwt.split('.').nth(1).expect("a JWT");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(part)
-        .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
-}
+pub use usher_testkit::{
+    net::bind,
+    oauth::{payload, query, urlencode, PKCE_CHALLENGE, PKCE_VERIFIER},
+};
 
 pub async fn json(r: reqwest::Response) -> Value {
     r.json().await.unwrap()
