@@ -204,21 +204,8 @@ pub fn key_manager(
     KeyManager::new(store, master, signing_algorithm(config), policy, clock)
 }
 
-/// Builds the web state for `config`.
-pub async fn build(config: &Config, overrides: Overrides) -> anyhow::Result<AppState> {
-    let store = open_store(config).await?;
-    let master = load_master_key(&config.master_key)?;
-    let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
-    let code_key = master.hmac_key("email-code");
-    let cookie_key = master.hmac_key("cookie");
-    let master = Arc::new(master);
-    let keys = key_manager(config, store.clone(), master.clone(), clock.clone());
-    keys.ensure_keys()
-        .await
-        .context("cannot load or create the signing keys")?;
-
-    let catalogue = Arc::new(Catalogue::load()?);
-    let templates = Templates::new(catalogue, config.templates_dir.as_deref())?;
+/// The mail transport the configuration names.
+fn mailer(config: &Config) -> anyhow::Result<Mailer> {
     let transport = match &config.email.delivery {
         EmailDelivery::File { outbox_dir } => mail::Transport::File {
             dir: outbox_dir.clone(),
@@ -235,9 +222,17 @@ pub async fn build(config: &Config, overrides: Overrides) -> anyhow::Result<AppS
             password: smtp.password.as_ref().map(|p| p.expose().to_owned()),
         })?,
     };
-    let mailer = Mailer::new(&config.email.from, transport, config.email.log_codes)?;
+    Ok(Mailer::new(
+        &config.email.from,
+        transport,
+        config.email.log_codes,
+    )?)
+}
+
+/// What the web layer knows of the deployment: issuer, lifetimes, demo, drain.
+fn web_settings(config: &Config) -> Settings {
     let t = &config.tokens;
-    let settings = Settings {
+    Settings {
         issuer: config.issuer.trim_end_matches('/').to_owned(),
         lifetimes: Lifetimes {
             authorization_code: Duration::seconds(t.authorization_code_seconds as i64),
@@ -248,10 +243,13 @@ pub async fn build(config: &Config, overrides: Overrides) -> anyhow::Result<AppS
         },
         demo_client_id: config.demo.then(|| usher_config::DEMO_CLIENT_ID.to_owned()),
         shutdown_drain: config.shutdown_drain,
-    };
-    // The configuration file seeds the tenant; after that the database is the truth
-    // (the admin API and `usher apply` change it).
-    let tenants = Arc::new(TenantService::new(store.clone(), master.clone()));
+    }
+}
+
+/// Seeds the database with the configuration file's tenant on first start; after
+/// that the database is the truth (the admin API and `usher apply` change it), and a
+/// file that differs is only reported.
+async fn seed_tenant(config: &Config, tenants: &TenantService) -> anyhow::Result<()> {
     let stored = tenants.current().await.context("cannot read the tenant")?;
     check_startable(config, &stored)?;
     let mut desired = desired_tenant(config, Some(&stored));
@@ -274,9 +272,31 @@ pub async fn build(config: &Config, overrides: Overrides) -> anyhow::Result<AppS
     }
     // A database seeded before the console existed, or whose issuer moved, gets the
     // console's application now.
-    if let Err(e) = ensure_console_application(&tenants, config).await {
+    if let Err(e) = ensure_console_application(tenants, config).await {
         tracing::warn!(error = %e, "could not set up the admin console's application");
     }
+    Ok(())
+}
+
+/// Builds the web state for `config`.
+pub async fn build(config: &Config, overrides: Overrides) -> anyhow::Result<AppState> {
+    let store = open_store(config).await?;
+    let master = load_master_key(&config.master_key)?;
+    let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
+    let code_key = master.hmac_key("email-code");
+    let cookie_key = master.hmac_key("cookie");
+    let master = Arc::new(master);
+    let keys = key_manager(config, store.clone(), master.clone(), clock.clone());
+    keys.ensure_keys()
+        .await
+        .context("cannot load or create the signing keys")?;
+
+    let catalogue = Arc::new(Catalogue::load()?);
+    let templates = Templates::new(catalogue, config.templates_dir.as_deref())?;
+    let mailer = mailer(config)?;
+    let settings = web_settings(config);
+    let tenants = Arc::new(TenantService::new(store.clone(), master.clone()));
+    seed_tenant(config, &tenants).await?;
     let snapshot = tenants.current().await.context("cannot read the tenant")?;
     let metrics = Arc::new(Metrics::new());
     let runner_settings = runner_settings(config);

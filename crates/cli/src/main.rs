@@ -132,38 +132,23 @@ fn load(path: Option<&std::path::Path>) -> Result<usher_config::Config, ExitCode
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let config_path = cli.config.as_deref();
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => {
-            let config = match load(config_path) {
-                Ok(c) => c,
-                Err(code) => return Ok(code),
-            };
-            let state = usher_cli::build(&config, usher_cli::Overrides::default()).await?;
-            let issuer = config.issuer.clone();
-            let demo = config.demo;
-            let backend = state.store.backend_name();
-            usher_cli::serve(
-                state,
-                config.listen,
-                |addr| {
-                    tracing::info!(%addr, database = backend, "listening");
-                    println!("Usher is running at {issuer} (listening on {addr}, database: {backend}).");
-                    if demo {
-                        println!("Open {issuer}/try to sign up with the demo user flow and see your ID token.");
-                    }
-                    println!("The admin console is at {issuer}/console (make a user an administrator with `usher admin grant EMAIL`).");
-                },
-                shutdown_signal(),
-            )
-            .await?;
-            Ok(ExitCode::SUCCESS)
+    let command = cli.command.unwrap_or(Command::Serve);
+    // The commands that need no configuration.
+    match command {
+        Command::GenerateMasterKey => {
+            println!("{}", usher_oidc::crypto::MasterKey::generate().encode());
+            return Ok(ExitCode::SUCCESS);
         }
+        Command::HashSecret => return hash_secret(),
+        _ => {}
+    }
+    let config = match load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    match command {
+        Command::Serve => serve(&config).await,
         Command::Migrate => {
-            let config = match load(config_path) {
-                Ok(c) => c,
-                Err(code) => return Ok(code),
-            };
             usher_cli::open_store(&config).await?;
             println!(
                 "{} is up to date.",
@@ -173,111 +158,112 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Config {
             command: ConfigCommand::Check,
-        } => {
-            let config = match load(config_path) {
-                Ok(c) => c,
-                Err(code) => return Ok(code),
-            };
-            if let Err(e) = usher_cli::load_master_key_check(&config) {
-                eprintln!("The configuration has 1 error(s):\n  master key: {e:#}");
-                return Ok(ExitCode::from(2));
-            }
-            println!(
-                "The configuration is valid{}: issuer {}, {} application(s), {} user flow(s), {} custom attribute(s).",
-                config
-                    .source
-                    .as_ref()
-                    .map(|p| format!(" ({})", p.display()))
-                    .unwrap_or_default(),
-                config.issuer,
-                config.tenant.applications.len(),
-                config.tenant.user_flows.len(),
-                config.tenant.custom_attributes.len()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        } => Ok(config_check(&config)),
         Command::Keys {
             command: KeysCommand::Rotate,
-        } => {
-            let config = match load(config_path) {
-                Ok(c) => c,
-                Err(code) => return Ok(code),
-            };
-            let store = usher_cli::open_existing_store(&config).await?;
-            let master = usher_cli::load_existing_master_key(&config.master_key)?;
-            let keys = usher_cli::key_manager(
-                &config,
-                store,
-                master,
-                std::sync::Arc::new(usher_domain::SystemClock),
-            );
-            keys.ensure_keys().await?;
-            let kid = keys.rotate().await?;
-            println!("Created signing key {kid}; it is published now and will be used after the publish-ahead period.");
-            Ok(ExitCode::SUCCESS)
-        }
+        } => rotate_keys(&config).await,
         Command::Connectors {
             command: ConnectorsCommand::Test(args),
-        } => {
-            let config = match load(config_path) {
-                Ok(c) => c,
-                Err(code) => return Ok(code),
-            };
-            usher_cli::connectors_test::run(&config, args).await
-        }
-        Command::Export(args) => {
-            let config = match load(config_path) {
-                Ok(c) => c,
-                Err(code) => return Ok(code),
-            };
-            usher_cli::tenant_files::export(&config, args).await
-        }
-        Command::Apply(args) => {
-            let config = match load(config_path) {
-                Ok(c) => c,
-                Err(code) => return Ok(code),
-            };
-            usher_cli::tenant_files::apply(&config, args).await
-        }
-        Command::Admin { command } => {
-            let config = match load(config_path) {
-                Ok(c) => c,
-                Err(code) => return Ok(code),
-            };
-            let (email, grant) = match command {
-                AdminCommand::Grant { email } => (email, true),
-                AdminCommand::Revoke { email } => (email, false),
-            };
-            let store = usher_cli::open_existing_store(&config).await?;
-            let changed = usher_cli::set_admin_role(store.as_ref(), &email, grant).await?;
-            let role = usher_web::console::ADMIN_ROLE;
-            for user in &changed {
-                if grant {
-                    println!("User {user} ({email}) now has the role {role}.");
-                } else {
-                    println!("User {user} ({email}) no longer has the role {role}.");
-                }
+        } => usher_cli::connectors_test::run(&config, args).await,
+        Command::Export(args) => usher_cli::tenant_files::export(&config, args).await,
+        Command::Apply(args) => usher_cli::tenant_files::apply(&config, args).await,
+        Command::Admin { command } => admin(&config, command).await,
+        Command::GenerateMasterKey | Command::HashSecret => unreachable!("answered above"),
+    }
+}
+
+/// `usher serve`: until a shutdown signal.
+async fn serve(config: &usher_config::Config) -> anyhow::Result<ExitCode> {
+    let state = usher_cli::build(config, usher_cli::Overrides::default()).await?;
+    let issuer = config.issuer.clone();
+    let demo = config.demo;
+    let backend = state.store.backend_name();
+    usher_cli::serve(
+        state,
+        config.listen,
+        |addr| {
+            tracing::info!(%addr, database = backend, "listening");
+            println!("Usher is running at {issuer} (listening on {addr}, database: {backend}).");
+            if demo {
+                println!("Open {issuer}/try to sign up with the demo user flow and see your ID token.");
             }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::GenerateMasterKey => {
-            println!("{}", usher_oidc::crypto::MasterKey::generate().encode());
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::HashSecret => {
-            let mut secret = String::new();
-            std::io::stdin().read_line(&mut secret)?;
-            let secret = secret.trim_end_matches(['\r', '\n']);
-            if secret.is_empty() {
-                anyhow::bail!("give the secret on standard input");
-            }
-            println!(
-                "{}",
-                usher_domain::password::hash_password(secret, &mut rand::rngs::OsRng)
-            );
-            Ok(ExitCode::SUCCESS)
+            println!("The admin console is at {issuer}/console (make a user an administrator with `usher admin grant EMAIL`).");
+        },
+        shutdown_signal(),
+    )
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `usher config check`: the configuration loaded; the master key too.
+fn config_check(config: &usher_config::Config) -> ExitCode {
+    if let Err(e) = usher_cli::load_master_key_check(config) {
+        eprintln!("The configuration has 1 error(s):\n  master key: {e:#}");
+        return ExitCode::from(2);
+    }
+    println!(
+        "The configuration is valid{}: issuer {}, {} application(s), {} user flow(s), {} custom attribute(s).",
+        config
+            .source
+            .as_ref()
+            .map(|p| format!(" ({})", p.display()))
+            .unwrap_or_default(),
+        config.issuer,
+        config.tenant.applications.len(),
+        config.tenant.user_flows.len(),
+        config.tenant.custom_attributes.len()
+    );
+    ExitCode::SUCCESS
+}
+
+/// `usher keys rotate`.
+async fn rotate_keys(config: &usher_config::Config) -> anyhow::Result<ExitCode> {
+    let store = usher_cli::open_existing_store(config).await?;
+    let master = usher_cli::load_existing_master_key(&config.master_key)?;
+    let keys = usher_cli::key_manager(
+        config,
+        store,
+        master,
+        std::sync::Arc::new(usher_domain::SystemClock),
+    );
+    keys.ensure_keys().await?;
+    let kid = keys.rotate().await?;
+    println!("Created signing key {kid}; it is published now and will be used after the publish-ahead period.");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `usher admin grant|revoke EMAIL`.
+async fn admin(config: &usher_config::Config, command: AdminCommand) -> anyhow::Result<ExitCode> {
+    let (email, grant) = match command {
+        AdminCommand::Grant { email } => (email, true),
+        AdminCommand::Revoke { email } => (email, false),
+    };
+    let store = usher_cli::open_existing_store(config).await?;
+    let changed = usher_cli::set_admin_role(store.as_ref(), &email, grant).await?;
+    let role = usher_web::console::ADMIN_ROLE;
+    for user in &changed {
+        if grant {
+            println!("User {user} ({email}) now has the role {role}.");
+        } else {
+            println!("User {user} ({email}) no longer has the role {role}.");
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `usher hash-secret`: an Argon2id hash of the secret on standard input.
+fn hash_secret() -> anyhow::Result<ExitCode> {
+    let mut secret = String::new();
+    std::io::stdin().read_line(&mut secret)?;
+    let secret = secret.trim_end_matches(['\r', '\n']);
+    if secret.is_empty() {
+        anyhow::bail!("give the secret on standard input");
+    }
+    println!(
+        "{}",
+        usher_domain::password::hash_password(secret, &mut rand::rngs::OsRng)
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// "the SQLite database …" at the start of a sentence.

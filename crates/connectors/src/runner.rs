@@ -259,23 +259,14 @@ impl ConnectorRunner {
         let step = request.step.wire_name();
         self.metrics.observe(&definition.id, step, outcome, latency);
         let failure = interpretation.outcome.failure();
-        if let Some(failure) = failure {
-            tracing::warn!(
-                call_id = %call_id,
-                connector = %definition.id,
-                step,
-                flow_id = %request.flow_id,
-                reason = %failure.reason,
-                detail = %failure.detail,
-                attempts,
-                "API connector call failed"
-            );
-        } else {
-            tracing::debug!(call_id = %call_id, connector = %definition.id, step, outcome, attempts, latency_ms = latency.as_millis() as u64, "API connector call");
-        }
-        for warning in &interpretation.warnings {
-            tracing::info!(call_id = %call_id, connector = %definition.id, %warning, "API connector contract warning");
-        }
+        log_call(
+            &call_id,
+            &definition.id,
+            request,
+            &interpretation,
+            attempts,
+            latency,
+        );
         let record = ConnectorCallRecord {
             call_id: call_id.clone(),
             connector_id: definition.id.clone(),
@@ -454,6 +445,38 @@ fn truncate_at_char(mut s: String, max: usize) -> String {
         s.truncate(end);
     }
     s
+}
+
+/// The log line of one call: a warning with the reason when it failed (the call id
+/// is the reference the person sees), a debug line otherwise, and the contract
+/// warnings the answer raised.
+fn log_call(
+    call_id: &str,
+    connector_id: &str,
+    request: &StepRequest<'_>,
+    interpretation: &Interpretation,
+    attempts: u32,
+    latency: Duration,
+) {
+    let step = request.step.wire_name();
+    let outcome = interpretation.outcome.outcome_name();
+    if let Some(failure) = interpretation.outcome.failure() {
+        tracing::warn!(
+            call_id = %call_id,
+            connector = %connector_id,
+            step,
+            flow_id = %request.flow_id,
+            reason = %failure.reason,
+            detail = %failure.detail,
+            attempts,
+            "API connector call failed"
+        );
+    } else {
+        tracing::debug!(call_id = %call_id, connector = %connector_id, step, outcome, attempts, latency_ms = latency.as_millis() as u64, "API connector call");
+    }
+    for warning in &interpretation.warnings {
+        tracing::info!(call_id = %call_id, connector = %connector_id, %warning, "API connector contract warning");
+    }
 }
 
 #[cfg(test)]

@@ -585,27 +585,7 @@ impl Endpoint {
                 exchange.status
             )));
         }
-        let json: serde_json::Value = serde_json::from_slice(&exchange.body)
-            .map_err(|_| token_failure("the token endpoint's answer is not JSON".into()))?;
-        let access_token = json
-            .get("access_token")
-            .and_then(|v| v.as_str())
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                token_failure("the token endpoint's answer has no access_token".into())
-            })?;
-        if let Some(kind) = json.get("token_type").and_then(|v| v.as_str()) {
-            if !kind.eq_ignore_ascii_case("bearer") {
-                return Err(token_failure(format!(
-                    "the token endpoint gave a {kind:?} token, not a bearer token"
-                )));
-            }
-        }
-        let expires_in = match json.get("expires_in") {
-            Some(serde_json::Value::Number(n)) => n.as_i64(),
-            Some(serde_json::Value::String(s)) => s.trim().parse::<i64>().ok(),
-            _ => None,
-        };
+        let (access_token, expires_in) = token_answer(&exchange.body)?;
         // Without expires_in there is no telling how long the token lasts: use it once.
         if let Some(seconds) = expires_in {
             let refresh_at = issued_at
@@ -615,12 +595,38 @@ impl Endpoint {
                 .and_then(|t| t.checked_sub_signed(TOKEN_REFRESH_MARGIN))
                 .unwrap_or(issued_at);
             *cache = Some(CachedToken {
-                access_token: access_token.to_owned(),
+                access_token: access_token.clone(),
                 refresh_at,
             });
         }
-        Ok(access_token.to_owned())
+        Ok(access_token)
     }
+}
+
+/// The bearer token and its lifetime in seconds (if said) from a token endpoint's
+/// successful answer (RFC 6749 §5.1).
+fn token_answer(body: &[u8]) -> Result<(String, Option<i64>), Failure> {
+    let token_failure = |detail: String| Failure::new(FailureReason::TokenRequestFailed, detail);
+    let json: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|_| token_failure("the token endpoint's answer is not JSON".into()))?;
+    let access_token = json
+        .get("access_token")
+        .and_then(|v| v.as_str())
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| token_failure("the token endpoint's answer has no access_token".into()))?;
+    if let Some(kind) = json.get("token_type").and_then(|v| v.as_str()) {
+        if !kind.eq_ignore_ascii_case("bearer") {
+            return Err(token_failure(format!(
+                "the token endpoint gave a {kind:?} token, not a bearer token"
+            )));
+        }
+    }
+    let expires_in = match json.get("expires_in") {
+        Some(serde_json::Value::Number(n)) => n.as_i64(),
+        Some(serde_json::Value::String(s)) => s.trim().parse::<i64>().ok(),
+        _ => None,
+    };
+    Ok((access_token.to_owned(), expires_in))
 }
 
 fn plain_value(s: &str) -> Result<HeaderValue, Failure> {

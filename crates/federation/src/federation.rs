@@ -901,10 +901,6 @@ fn resolve(config: ProviderConfig, http: &Http) -> Result<Provider, FederationEr
             checked(url, what)?;
         }
     }
-    let pick = |over: &Option<String>, default: &str, what: &str| -> Result<Url, FederationError> {
-        checked(over.as_deref().unwrap_or(default), what)
-    };
-
     let discovery_at = |issuer: &str| -> Result<Url, FederationError> {
         let base = checked(issuer, "issuer")?;
         let mut text = base.as_str().trim_end_matches('/').to_owned();
@@ -951,6 +947,37 @@ fn resolve(config: ProviderConfig, http: &Http) -> Result<Provider, FederationEr
             };
             (Some(source), None)
         }
+        ProviderKind::OAuth2 { subject_claim, .. } if subject_claim.trim().is_empty() => {
+            return Err(misconfigured("subject_claim is empty"));
+        }
+        ProviderKind::Facebook | ProviderKind::GitHub | ProviderKind::OAuth2 { .. } => (
+            None,
+            Some(preset_oauth_endpoints(&config.kind, overrides, http)?),
+        ),
+    };
+    let mapping = config.effective_claim_mapping();
+    Ok(Provider {
+        config,
+        identity_issuer,
+        exact_issuer,
+        mapping,
+        discovery,
+        oauth,
+        refused: None,
+    })
+}
+
+/// The endpoints of an OAuth-only provider (Facebook, GitHub, generic OAuth 2.0): the
+/// preset's, or the configured ones, each checked against the endpoint rules.
+fn preset_oauth_endpoints(
+    kind: &ProviderKind,
+    overrides: &usher_domain::identity_provider::EndpointOverrides,
+    http: &Http,
+) -> Result<OAuthEndpoints, FederationError> {
+    let pick = |over: &Option<String>, default: &str, what: &str| -> Result<Url, FederationError> {
+        http.check_url(over.as_deref().unwrap_or(default), what)
+    };
+    match kind {
         ProviderKind::Facebook => {
             let graph = format!("https://graph.facebook.com/{FACEBOOK_GRAPH_VERSION}");
             let endpoints = OAuthEndpoints {
@@ -971,7 +998,7 @@ fn resolve(config: ProviderConfig, http: &Http) -> Result<Provider, FederationEr
                 )?,
                 emails: None,
             };
-            (None, Some(endpoints))
+            Ok(endpoints)
         }
         ProviderKind::GitHub => {
             let endpoints = OAuthEndpoints {
@@ -996,18 +1023,14 @@ fn resolve(config: ProviderConfig, http: &Http) -> Result<Provider, FederationEr
                     "emails endpoint",
                 )?),
             };
-            (None, Some(endpoints))
+            Ok(endpoints)
         }
         ProviderKind::OAuth2 {
             authorization_endpoint,
             token_endpoint,
             userinfo_endpoint,
-            subject_claim,
             ..
         } => {
-            if subject_claim.trim().is_empty() {
-                return Err(misconfigured("subject_claim is empty"));
-            }
             let endpoints = OAuthEndpoints {
                 authorization: pick(
                     &overrides.authorization_endpoint,
@@ -1022,19 +1045,14 @@ fn resolve(config: ProviderConfig, http: &Http) -> Result<Provider, FederationEr
                 )?,
                 emails: None,
             };
-            (None, Some(endpoints))
+            Ok(endpoints)
         }
-    };
-    let mapping = config.effective_claim_mapping();
-    Ok(Provider {
-        config,
-        identity_issuer,
-        exact_issuer,
-        mapping,
-        discovery,
-        oauth,
-        refused: None,
-    })
+        ProviderKind::Oidc { .. } | ProviderKind::Google | ProviderKind::Microsoft { .. } => {
+            Err(FederationError::Misconfigured(
+                "an OpenID Connect provider has no fixed OAuth endpoints".into(),
+            ))
+        }
+    }
 }
 
 /// Whether a Microsoft provider of `tenant` accepts a token of issuer `exact`
