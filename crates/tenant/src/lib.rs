@@ -13,6 +13,7 @@
 //! secrets) is stored encrypted with the master key; see [`document`] for the stored
 //! forms.
 
+mod check;
 pub mod diff;
 pub mod document;
 mod service;

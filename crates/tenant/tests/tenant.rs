@@ -187,6 +187,7 @@ macro_rules! cases {
 cases! {
     round_trip,
     connectors_are_checked_whoever_writes_them,
+    a_tenant_that_would_not_run_is_never_stored,
     secrets_are_encrypted_at_rest,
     another_master_key_cannot_decrypt,
     current_reloads_only_when_the_version_moves,
@@ -675,6 +676,73 @@ async fn connectors_are_checked_whoever_writes_them(ctx: Ctx) {
     assert!(invalid(service.seed(&desired).await.unwrap_err()));
     // Nothing was written.
     assert!(service.current().await.unwrap().connectors.is_empty());
+}
+
+async fn a_tenant_that_would_not_run_is_never_stored(ctx: Ctx) {
+    let service = TenantService::new(ctx.store.clone(), master());
+    let invalid = |e: TenantError, kind: &str, why: &str| {
+        matches!(&e, TenantError::Invalid { kind: k, reason, .. } if *k == kind && reason.contains(why))
+            || panic!("expected {kind} refused for {why:?}, got {e:?}")
+    };
+    // Whole tenants (the configuration file's seed, `usher apply`)...
+    let mut orphan = rich();
+    orphan.tenant.applications[0].user_flow_id = "B2X_1_gone".into();
+    assert!(invalid(
+        service.seed(&orphan).await.unwrap_err(),
+        "application",
+        "B2X_1_gone"
+    ));
+    let mut unknown = rich();
+    unknown.tenant.user_flows[0]
+        .connectors
+        .post_attribute_collection
+        .push("nowhere".into());
+    assert!(invalid(
+        service.seed(&unknown).await.unwrap_err(),
+        "userFlow",
+        "nowhere"
+    ));
+    let mut shared = rich();
+    let mut twin = shared.identity_providers[0].clone();
+    twin.id = "twin".into();
+    shared.identity_providers.push(twin);
+    assert!(invalid(
+        service.seed(&shared).await.unwrap_err(),
+        "identityProvider",
+        "same issuer"
+    ));
+    assert_eq!(service.current().await.unwrap().version, 0);
+    service.seed(&rich()).await.unwrap();
+    let mut no_provider = rich();
+    no_provider.tenant.user_flows[0]
+        .identity_providers
+        .push("not-configured".into());
+    assert!(invalid(
+        service.apply(&no_provider).await.unwrap_err(),
+        "userFlow",
+        "not-configured"
+    ));
+    // ...and single objects (the admin API) alike.
+    let mut app = rich().tenant.applications[0].clone();
+    app.user_flow_id = "B2X_1_gone".into();
+    assert!(invalid(
+        service.put_application(&app).await.unwrap_err(),
+        "application",
+        "B2X_1_gone"
+    ));
+    let mut flow = rich().tenant.user_flows[0].clone();
+    flow.attributes.push(assignment_of("extension_nope"));
+    assert!(invalid(
+        service.put_user_flow(&flow).await.unwrap_err(),
+        "userFlow",
+        "extension_nope"
+    ));
+    // Nothing of it was written.
+    assert_eq!(*service.current().await.unwrap(), at(1, &rich()));
+}
+
+fn assignment_of(id: &str) -> AttributeAssignment {
+    usher_testkit::tenant::assign(id, UserInputType::TextBox)
 }
 
 async fn secrets_are_encrypted_at_rest(ctx: Ctx) {

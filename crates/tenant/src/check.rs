@@ -1,0 +1,88 @@
+//! The rules that hold between the objects of a tenant, checked in one place before
+//! any of it is stored — whether it comes from the configuration file, `usher apply`
+//! or the admin API — so that the stored tenant is always one that runs: every
+//! application's user flow exists; every identity provider, connector and attribute a
+//! user flow names exists; every connector keeps its own rules; no two identity
+//! providers key identities by the same issuer. Each entry point checks the same
+//! things first, with messages in its own terms (a file position, a Graph error);
+//! this is the backstop that none can get around.
+
+use usher_domain::user_flow::{EMAIL_OTP_PROVIDER, EMAIL_PASSWORD_PROVIDER};
+
+use crate::{document, TenantError, TenantSnapshot};
+
+impl TenantSnapshot {
+    /// The first rule between objects that this tenant breaks, if any.
+    pub fn check(&self) -> Result<(), TenantError> {
+        let invalid = |kind: &'static str, id: &str, reason: String| TenantError::Invalid {
+            kind,
+            id: id.to_owned(),
+            reason,
+        };
+        for app in &self.tenant.applications {
+            if self.tenant.user_flow(&app.user_flow_id).is_none() {
+                return Err(invalid(
+                    document::APPLICATION,
+                    &app.client_id,
+                    format!("its user flow {:?} does not exist", app.user_flow_id),
+                ));
+            }
+        }
+        for flow in &self.tenant.user_flows {
+            let built_in = |p: &str| {
+                p.eq_ignore_ascii_case(EMAIL_PASSWORD_PROVIDER)
+                    || p.eq_ignore_ascii_case(EMAIL_OTP_PROVIDER)
+            };
+            if let Some(p) = flow
+                .identity_providers
+                .iter()
+                .find(|p| !built_in(p) && self.identity_provider(p).is_none())
+            {
+                return Err(invalid(
+                    document::USER_FLOW,
+                    &flow.id,
+                    format!("its identity provider {p:?} does not exist"),
+                ));
+            }
+            let slots = &flow.connectors;
+            if let Some(c) = slots
+                .post_federation_signup
+                .iter()
+                .chain(&slots.post_attribute_collection)
+                .chain(&slots.pre_token_issuance)
+                .find(|c| self.connector(c).is_none())
+            {
+                return Err(invalid(
+                    document::USER_FLOW,
+                    &flow.id,
+                    format!("its API connector {c:?} does not exist"),
+                ));
+            }
+            if let Some(a) = flow
+                .attributes
+                .iter()
+                .find(|a| self.tenant.attribute(&a.attribute_id).is_none())
+            {
+                return Err(invalid(
+                    document::USER_FLOW,
+                    &flow.id,
+                    format!("its attribute {:?} does not exist", a.attribute_id),
+                ));
+            }
+        }
+        for c in &self.connectors {
+            c.check()
+                .map_err(|e| invalid(document::CONNECTOR, &c.id, e.to_string()))?;
+        }
+        if let Some(shared) =
+            usher_domain::identity_provider::shared_identity_issuer(&self.identity_providers)
+        {
+            return Err(invalid(
+                document::IDENTITY_PROVIDER,
+                &shared.second,
+                shared.to_string(),
+            ));
+        }
+        Ok(())
+    }
+}
