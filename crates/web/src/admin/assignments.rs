@@ -409,6 +409,35 @@ fn apply(body: &mut Body, def: &AttributeDefinition, a: &mut AttributeAssignment
             }
         };
     }
+    apply_usher_labels(body, a)?;
+    if let Some(optional) = body.bool("isOptional")? {
+        a.is_optional = optional;
+    }
+    if body.bool("requiresVerification")? == Some(true) {
+        return Err(body.error(
+            "requiresVerification",
+            "only the email address is verified, and it is not on the page",
+        ));
+    }
+    if let Some(t) = body.string("userInputType")? {
+        let input = parse_input_type(&t).map_err(|e| body.error("userInputType", e))?;
+        if input != a.input_type && !input.has_options() {
+            a.options.clear();
+        }
+        a.input_type = input;
+    }
+    if let Some(values) = body.objects("userAttributeValues")? {
+        a.options = read_options(values, def)?;
+    }
+    if let Some(claim) = body.bool("usherIsClaim")? {
+        a.is_claim = claim;
+    }
+    check_input_type(body, def, a)
+}
+
+/// The `usherLabels` of POST and PATCH: a label per language tag, or null to drop
+/// the per-language labels (a plain `displayName` stays).
+fn apply_usher_labels(body: &mut Body, a: &mut AttributeAssignment) -> ApiResult<()> {
     match body.nullable_object("usherLabels")? {
         None => {}
         // null: no per-language labels any more.
@@ -432,46 +461,40 @@ fn apply(body: &mut Body, def: &AttributeDefinition, a: &mut AttributeAssignment
             a.label = Some(LocalizedText::PerLocale(map));
         }
     }
-    if let Some(optional) = body.bool("isOptional")? {
-        a.is_optional = optional;
-    }
-    if body.bool("requiresVerification")? == Some(true) {
-        return Err(body.error(
-            "requiresVerification",
-            "only the email address is verified, and it is not on the page",
-        ));
-    }
-    if let Some(t) = body.string("userInputType")? {
-        let input = parse_input_type(&t).map_err(|e| body.error("userInputType", e))?;
-        if input != a.input_type && !input.has_options() {
-            a.options.clear();
+    Ok(())
+}
+
+/// The `userAttributeValues` of POST and PATCH: the options a select or checkbox
+/// offers, each a value of the attribute's type, none twice.
+fn read_options(values: Vec<Body>, def: &AttributeDefinition) -> ApiResult<Vec<AttributeOption>> {
+    let mut options: Vec<AttributeOption> = Vec::new();
+    for mut v in values {
+        let value = v.required_string("value")?;
+        rules::check_option_value(&value, def.data_type, def.max_length())
+            .map_err(|e| v.error("value", e))?;
+        if options.iter().any(|o| o.value == value) {
+            return Err(v.error("value", format!("`{value}` is an option twice")));
         }
-        a.input_type = input;
+        let name = v.string("name")?.unwrap_or_else(|| value.clone());
+        rules::check_display_text(&name, rules::MAX_LABEL).map_err(|e| v.error("name", e))?;
+        let is_default = v.bool("isDefault")?.unwrap_or(false);
+        v.finish()?;
+        options.push(AttributeOption {
+            name: LocalizedText::Plain(name),
+            value,
+            is_default,
+        });
     }
-    if let Some(values) = body.objects("userAttributeValues")? {
-        let mut options: Vec<AttributeOption> = Vec::new();
-        for mut v in values {
-            let value = v.required_string("value")?;
-            rules::check_option_value(&value, def.data_type, def.max_length())
-                .map_err(|e| v.error("value", e))?;
-            if options.iter().any(|o| o.value == value) {
-                return Err(v.error("value", format!("`{value}` is an option twice")));
-            }
-            let name = v.string("name")?.unwrap_or_else(|| value.clone());
-            rules::check_display_text(&name, rules::MAX_LABEL).map_err(|e| v.error("name", e))?;
-            let is_default = v.bool("isDefault")?.unwrap_or(false);
-            v.finish()?;
-            options.push(AttributeOption {
-                name: LocalizedText::Plain(name),
-                value,
-                is_default,
-            });
-        }
-        a.options = options;
-    }
-    if let Some(claim) = body.bool("usherIsClaim")? {
-        a.is_claim = claim;
-    }
+    Ok(options)
+}
+
+/// The assignment's rules once the body is applied: the input type can collect the
+/// attribute's type, and has values exactly when it is a choice among them.
+fn check_input_type(
+    body: &Body,
+    def: &AttributeDefinition,
+    a: &AttributeAssignment,
+) -> ApiResult<()> {
     let name = input_type_name(a.input_type);
     if !a.input_type.accepts(def.data_type) {
         return Err(body.error(

@@ -28,8 +28,8 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 use usher_connectors::certificate;
 use usher_domain::{
-    connector_limits as limits, CertificateSource, ClientCertificate, ConnectorAuthentication,
-    ConnectorDefinition, ConnectorField, FailurePolicy, Secret,
+    connector_limits as limits, rules::TargetPolicy, CertificateSource, ClientCertificate,
+    ConnectorAuthentication, ConnectorDefinition, ConnectorField, FailurePolicy, Secret,
 };
 
 use super::auth::{Access, Area};
@@ -323,113 +323,8 @@ fn check(state: &AppState, c: &ConnectorDefinition) -> ApiResult<()> {
 
 /// Applies the properties shared by POST and PATCH.
 async fn apply(state: &AppState, body: &mut Body, c: &mut ConnectorDefinition) -> ApiResult<()> {
-    let targets = state.runner_settings.targets;
-    // At most one way to authenticate: the one given replaces the current one.
-    let mut given: Vec<&str> = Vec::new();
-    if let Some(auth) = body.nullable_object("authenticationConfiguration")? {
-        given.push("authenticationConfiguration");
-        c.authentication = match auth {
-            None => ConnectorAuthentication::None,
-            Some(mut a) => {
-                let auth = authentication_configuration(state, &mut a, &c.authentication).await?;
-                a.finish()?;
-                auth
-            }
-        };
-    }
-    if let Some(key) = body.nullable_object("usherApiKey")? {
-        given.push("usherApiKey");
-        match key {
-            None if matches!(c.authentication, ConnectorAuthentication::ApiKey { .. }) => {
-                c.authentication = ConnectorAuthentication::None;
-            }
-            None => {}
-            Some(mut k) => {
-                let header = k.required_string("header")?;
-                rules::check_api_key_header(&header).map_err(|e| k.error("header", e))?;
-                let value = k.required_string("value")?;
-                let value = match (&c.authentication, value.as_str()) {
-                    (ConnectorAuthentication::ApiKey { value: old, .. }, MASKED) => old.clone(),
-                    (_, MASKED) => return Err(k.error("value", "must be the key itself")),
-                    (_, "") => return Err(k.error("value", "must not be empty")),
-                    _ => Secret::new(value),
-                };
-                k.finish()?;
-                c.authentication = ConnectorAuthentication::ApiKey { header, value };
-            }
-        }
-    }
-    if let Some(oauth) = body.nullable_object("usherOAuthClientCredentials")? {
-        given.push("usherOAuthClientCredentials");
-        match oauth {
-            None if matches!(
-                c.authentication,
-                ConnectorAuthentication::OAuthClientCredentials { .. }
-            ) =>
-            {
-                c.authentication = ConnectorAuthentication::None;
-            }
-            None => {}
-            Some(mut o) => {
-                let token_url = o.required_string("tokenUrl")?;
-                rules::check_connector_url(&token_url, targets)
-                    .map_err(|e| o.error("tokenUrl", e))?;
-                let client_id = o.required_string("clientId")?;
-                rules::check_oauth_client_id(&client_id).map_err(|e| o.error("clientId", e))?;
-                let secret = o.required_string("clientSecret")?;
-                let client_secret = match (&c.authentication, secret.as_str()) {
-                    // Kept only for the same token endpoint it was given for.
-                    (
-                        ConnectorAuthentication::OAuthClientCredentials {
-                            client_secret: old,
-                            token_url: old_url,
-                            ..
-                        },
-                        MASKED,
-                    ) if *old_url == token_url => old.clone(),
-                    (_, MASKED) => return Err(o.error("clientSecret", "must be the secret itself")),
-                    (_, "") => return Err(o.error("clientSecret", "must not be empty")),
-                    _ => Secret::new(secret),
-                };
-                let scope = o.string("scope")?.filter(|s| !s.is_empty());
-                if let Some(s) = &scope {
-                    rules::check_scope(s).map_err(|e| o.error("scope", e))?;
-                }
-                o.finish()?;
-                c.authentication = ConnectorAuthentication::OAuthClientCredentials {
-                    token_url,
-                    client_id,
-                    client_secret,
-                    scope,
-                };
-            }
-        }
-    }
-    if given.len() > 1 {
-        return Err(ApiError::bad_request(format!(
-            "A connector authenticates in one way: give only one of {}.",
-            given.join(", ")
-        )));
-    }
-    if let Some(secrets) = body.strings("usherSigningSecrets")? {
-        let mut kept = Vec::new();
-        for (i, s) in secrets.iter().enumerate() {
-            if s == MASKED {
-                // `******` at a position keeps the secret stored there.
-                match c.signing_secrets.get(i) {
-                    Some(old) => kept.push(old.clone()),
-                    None => {
-                        return Err(body.error(
-                            "usherSigningSecrets",
-                            format!("item {i} is ****** but there is no stored secret there"),
-                        ))
-                    }
-                }
-            } else {
-                rules::check_signing_secret(s).map_err(|e| body.error("usherSigningSecrets", e))?;
-                kept.push(Secret::new(s.clone()));
-            }
-        }
+    apply_authentication(state, body, c).await?;
+    if let Some(kept) = read_signing_secrets(body, &c.signing_secrets)? {
         c.signing_secrets = kept;
     }
     if let Some(ms) = body.integer(
@@ -464,29 +359,7 @@ async fn apply(state: &AppState, body: &mut Body, c: &mut ConnectorDefinition) -
         c.lenient = l;
     }
     if body.has("usherExtraRootCertificates") {
-        // `null` or `[]` clears; each item may hold several PEM certificates.
-        let mut roots = Vec::new();
-        for (i, pem) in body
-            .strings("usherExtraRootCertificates")?
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-        {
-            let parsed = rules::parse_root_certificates(pem)
-                .map_err(|e| body.error("usherExtraRootCertificates", format!("item {i}: {e}")))?;
-            roots.extend(parsed);
-        }
-        if roots.len() > rules::MAX_ROOT_CERTIFICATES {
-            return Err(body.error(
-                "usherExtraRootCertificates",
-                format!(
-                    "holds {} certificates; at most {} are allowed",
-                    roots.len(),
-                    rules::MAX_ROOT_CERTIFICATES
-                ),
-            ));
-        }
-        c.extra_root_certificates = roots;
+        c.extra_root_certificates = read_extra_root_certificates(body)?;
     }
     if let Some(mut b) = body.object("usherBreaker")? {
         if let Some(n) = b.integer(
@@ -506,6 +379,175 @@ async fn apply(state: &AppState, body: &mut Body, c: &mut ConnectorDefinition) -
         b.finish()?;
     }
     Ok(())
+}
+
+/// The ways a connector authenticates: `authenticationConfiguration`, `usherApiKey`
+/// and `usherOAuthClientCredentials`. At most one way to authenticate: the one given
+/// replaces the current one (a null `usherApiKey` or `usherOAuthClientCredentials`
+/// removes only an authentication of its own kind).
+async fn apply_authentication(
+    state: &AppState,
+    body: &mut Body,
+    c: &mut ConnectorDefinition,
+) -> ApiResult<()> {
+    let targets = state.runner_settings.targets;
+    let mut given: Vec<&str> = Vec::new();
+    if let Some(auth) = body.nullable_object("authenticationConfiguration")? {
+        given.push("authenticationConfiguration");
+        c.authentication = match auth {
+            None => ConnectorAuthentication::None,
+            Some(mut a) => {
+                let auth = authentication_configuration(state, &mut a, &c.authentication).await?;
+                a.finish()?;
+                auth
+            }
+        };
+    }
+    if let Some(key) = body.nullable_object("usherApiKey")? {
+        given.push("usherApiKey");
+        match key {
+            None if matches!(c.authentication, ConnectorAuthentication::ApiKey { .. }) => {
+                c.authentication = ConnectorAuthentication::None;
+            }
+            None => {}
+            Some(k) => c.authentication = read_api_key(k, &c.authentication)?,
+        }
+    }
+    if let Some(oauth) = body.nullable_object("usherOAuthClientCredentials")? {
+        given.push("usherOAuthClientCredentials");
+        match oauth {
+            None if matches!(
+                c.authentication,
+                ConnectorAuthentication::OAuthClientCredentials { .. }
+            ) =>
+            {
+                c.authentication = ConnectorAuthentication::None;
+            }
+            None => {}
+            Some(o) => {
+                c.authentication = read_oauth_client_credentials(o, &c.authentication, targets)?;
+            }
+        }
+    }
+    if given.len() > 1 {
+        return Err(ApiError::bad_request(format!(
+            "A connector authenticates in one way: give only one of {}.",
+            given.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// `usherApiKey` as sent, given the current authentication: `******` keeps the
+/// stored key.
+fn read_api_key(
+    mut k: Body,
+    current: &ConnectorAuthentication,
+) -> ApiResult<ConnectorAuthentication> {
+    let header = k.required_string("header")?;
+    rules::check_api_key_header(&header).map_err(|e| k.error("header", e))?;
+    let value = k.required_string("value")?;
+    let value = match (current, value.as_str()) {
+        (ConnectorAuthentication::ApiKey { value: old, .. }, MASKED) => old.clone(),
+        (_, MASKED) => return Err(k.error("value", "must be the key itself")),
+        (_, "") => return Err(k.error("value", "must not be empty")),
+        _ => Secret::new(value),
+    };
+    k.finish()?;
+    Ok(ConnectorAuthentication::ApiKey { header, value })
+}
+
+/// `usherOAuthClientCredentials` as sent, given the current authentication: `******`
+/// keeps the stored client secret.
+fn read_oauth_client_credentials(
+    mut o: Body,
+    current: &ConnectorAuthentication,
+    targets: TargetPolicy,
+) -> ApiResult<ConnectorAuthentication> {
+    let token_url = o.required_string("tokenUrl")?;
+    rules::check_connector_url(&token_url, targets).map_err(|e| o.error("tokenUrl", e))?;
+    let client_id = o.required_string("clientId")?;
+    rules::check_oauth_client_id(&client_id).map_err(|e| o.error("clientId", e))?;
+    let secret = o.required_string("clientSecret")?;
+    let client_secret = match (current, secret.as_str()) {
+        // Kept only for the same token endpoint it was given for.
+        (
+            ConnectorAuthentication::OAuthClientCredentials {
+                client_secret: old,
+                token_url: old_url,
+                ..
+            },
+            MASKED,
+        ) if *old_url == token_url => old.clone(),
+        (_, MASKED) => return Err(o.error("clientSecret", "must be the secret itself")),
+        (_, "") => return Err(o.error("clientSecret", "must not be empty")),
+        _ => Secret::new(secret),
+    };
+    let scope = o.string("scope")?.filter(|s| !s.is_empty());
+    if let Some(s) = &scope {
+        rules::check_scope(s).map_err(|e| o.error("scope", e))?;
+    }
+    o.finish()?;
+    Ok(ConnectorAuthentication::OAuthClientCredentials {
+        token_url,
+        client_id,
+        client_secret,
+        scope,
+    })
+}
+
+/// `usherSigningSecrets`, when given, against the secrets stored: `******` at a
+/// position keeps the secret stored there.
+fn read_signing_secrets(body: &mut Body, stored: &[Secret]) -> ApiResult<Option<Vec<Secret>>> {
+    let Some(secrets) = body.strings("usherSigningSecrets")? else {
+        return Ok(None);
+    };
+    let mut kept = Vec::new();
+    for (i, s) in secrets.iter().enumerate() {
+        if s == MASKED {
+            match stored.get(i) {
+                Some(old) => kept.push(old.clone()),
+                None => {
+                    return Err(body.error(
+                        "usherSigningSecrets",
+                        format!("item {i} is ****** but there is no stored secret there"),
+                    ))
+                }
+            }
+        } else {
+            rules::check_signing_secret(s).map_err(|e| body.error("usherSigningSecrets", e))?;
+            kept.push(Secret::new(s.clone()));
+        }
+    }
+    Ok(Some(kept))
+}
+
+/// `usherExtraRootCertificates`: the company CAs trusted for the connector's server,
+/// one PEM certificate per item once read, and not too many.
+fn read_extra_root_certificates(body: &mut Body) -> ApiResult<Vec<String>> {
+    // `null` or `[]` clears; each item may hold several PEM certificates.
+    let mut roots = Vec::new();
+    for (i, pem) in body
+        .strings("usherExtraRootCertificates")?
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let parsed = rules::parse_root_certificates(pem)
+            .map_err(|e| body.error("usherExtraRootCertificates", format!("item {i}: {e}")))?;
+        roots.extend(parsed);
+    }
+    if roots.len() > rules::MAX_ROOT_CERTIFICATES {
+        return Err(body.error(
+            "usherExtraRootCertificates",
+            format!(
+                "holds {} certificates; at most {} are allowed",
+                roots.len(),
+                rules::MAX_ROOT_CERTIFICATES
+            ),
+        ));
+    }
+    Ok(roots)
 }
 
 /// `authenticationConfiguration` as sent, given the current authentication.

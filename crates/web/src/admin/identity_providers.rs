@@ -464,7 +464,45 @@ fn apply(
         }
         p.scopes = scopes;
     }
-    match &mut p.kind {
+    apply_kind_settings(body, &mut p.kind, insecure, creating)?;
+    if p.kind.is_oidc() && !p.scopes.is_empty() && !p.scopes.iter().any(|s| s == "openid") {
+        return Err(body.error(
+            "scope",
+            "must include openid: an OpenID Connect provider returns no ID token without it",
+        ));
+    }
+    if let Some(auth) = body.nullable_string("usherClientAuthentication")? {
+        p.client_auth = match auth.as_deref() {
+            None => None,
+            Some("client_secret_basic") => Some(ClientAuthMethod::ClientSecretBasic),
+            Some("client_secret_post") => Some(ClientAuthMethod::ClientSecretPost),
+            Some(_) => {
+                return Err(body.error(
+                    "usherClientAuthentication",
+                    "must be client_secret_basic or client_secret_post",
+                ))
+            }
+        };
+    }
+    if let Some(e) = body.object("usherEndpoints")? {
+        p.endpoints = read_endpoints(e, insecure)?;
+    }
+    if let Some(mut m) = body.object("usherClaimsMapping")? {
+        p.claim_mapping = read_claims_mapping(&mut m, snapshot, &p.kind, creating)?;
+    }
+    Ok(())
+}
+
+/// The settings only one type has: the OpenID Connect provider's `metadataUrl`,
+/// Microsoft's `usherTenant`, the generic OAuth 2.0 provider's endpoints and claims.
+/// Creating, a type's required settings must be given.
+fn apply_kind_settings(
+    body: &mut Body,
+    kind: &mut ProviderKind,
+    insecure: bool,
+    creating: bool,
+) -> ApiResult<()> {
+    match kind {
         ProviderKind::Oidc { issuer } => {
             if let Some(url) = body.string("metadataUrl")? {
                 let base = url.strip_suffix(DISCOVERY).ok_or_else(|| {
@@ -505,93 +543,91 @@ fn apply(
                     None => {}
                 }
             }
-            match body.string("usherSubjectClaim")? {
-                Some(c) => {
-                    rules::check_claim_path(&c).map_err(|e| body.error("usherSubjectClaim", e))?;
-                    *subject_claim = c;
-                }
-                None if creating => {
-                    return Err(body.error("usherSubjectClaim", "is required for OAuth2"))
-                }
-                None => {}
-            }
-            match body.string("usherIdentityIssuer")? {
-                Some(i) => {
-                    rules::check_identity_issuer(&i)
-                        .map_err(|e| body.error("usherIdentityIssuer", e))?;
-                    *identity_issuer = i;
-                }
-                None if creating => {
-                    return Err(body.error("usherIdentityIssuer", "is required for OAuth2"))
-                }
-                None => {}
-            }
+            apply_oauth2_identity(body, subject_claim, identity_issuer, creating)?;
         }
         _ => {}
     }
-    if p.kind.is_oidc() && !p.scopes.is_empty() && !p.scopes.iter().any(|s| s == "openid") {
-        return Err(body.error(
-            "scope",
-            "must include openid: an OpenID Connect provider returns no ID token without it",
-        ));
-    }
-    if let Some(auth) = body.nullable_string("usherClientAuthentication")? {
-        p.client_auth = match auth.as_deref() {
-            None => None,
-            Some("client_secret_basic") => Some(ClientAuthMethod::ClientSecretBasic),
-            Some("client_secret_post") => Some(ClientAuthMethod::ClientSecretPost),
-            Some(_) => {
-                return Err(body.error(
-                    "usherClientAuthentication",
-                    "must be client_secret_basic or client_secret_post",
-                ))
-            }
-        };
-    }
-    if let Some(mut e) = body.object("usherEndpoints")? {
-        let mut endpoints = EndpointOverrides::default();
-        for (key, slot) in [
-            ("issuer", &mut endpoints.issuer),
-            (
-                "authorizationEndpoint",
-                &mut endpoints.authorization_endpoint,
-            ),
-            ("tokenEndpoint", &mut endpoints.token_endpoint),
-            ("userinfoEndpoint", &mut endpoints.userinfo_endpoint),
-            ("emailsEndpoint", &mut endpoints.emails_endpoint),
-            ("jwksUri", &mut endpoints.jwks_uri),
-        ] {
-            if let Some(url) = e.string(key)? {
-                let checked = if key == "issuer" {
-                    rules::check_oidc_issuer(&url, insecure)
-                } else {
-                    rules::check_federation_url(&url, insecure)
-                };
-                checked.map_err(|m| e.error(key, m))?;
-                *slot = Some(url);
-            }
+    Ok(())
+}
+
+/// How a generic OAuth 2.0 provider's users are told apart: the userinfo claim that
+/// is the subject (`usherSubjectClaim`) and the issuer identities are keyed by
+/// (`usherIdentityIssuer`).
+fn apply_oauth2_identity(
+    body: &mut Body,
+    subject_claim: &mut String,
+    identity_issuer: &mut String,
+    creating: bool,
+) -> ApiResult<()> {
+    match body.string("usherSubjectClaim")? {
+        Some(c) => {
+            rules::check_claim_path(&c).map_err(|e| body.error("usherSubjectClaim", e))?;
+            *subject_claim = c;
         }
-        e.finish()?;
-        p.endpoints = endpoints;
+        None if creating => return Err(body.error("usherSubjectClaim", "is required for OAuth2")),
+        None => {}
     }
-    if let Some(mut m) = body.object("usherClaimsMapping")? {
-        // Creating: over the type's defaults. Updating: the whole mapping, as read.
-        let mut mapping = if creating {
-            ClaimMapping::defaults_for(&p.kind).0
-        } else {
-            BTreeMap::new()
-        };
-        for key in m.remaining_keys() {
-            let claim = m.required_string(&key)?;
-            rules::check_claim_path(&claim).map_err(|e| m.error(&key, e))?;
-            let attribute =
-                mapped_attribute(snapshot, &p.kind, &key).map_err(|e| m.error(&key, e))?;
-            mapping.retain(|k, _| !k.eq_ignore_ascii_case(&attribute));
-            mapping.insert(attribute, claim);
+    match body.string("usherIdentityIssuer")? {
+        Some(i) => {
+            rules::check_identity_issuer(&i).map_err(|e| body.error("usherIdentityIssuer", e))?;
+            *identity_issuer = i;
         }
-        p.claim_mapping = ClaimMapping(mapping);
+        None if creating => return Err(body.error("usherIdentityIssuer", "is required for OAuth2")),
+        None => {}
     }
     Ok(())
+}
+
+/// `usherEndpoints`: the URLs that replace a preset's or discovery's, as a whole (an
+/// endpoint left out is no longer replaced).
+fn read_endpoints(mut e: Body, insecure: bool) -> ApiResult<EndpointOverrides> {
+    let mut endpoints = EndpointOverrides::default();
+    for (key, slot) in [
+        ("issuer", &mut endpoints.issuer),
+        (
+            "authorizationEndpoint",
+            &mut endpoints.authorization_endpoint,
+        ),
+        ("tokenEndpoint", &mut endpoints.token_endpoint),
+        ("userinfoEndpoint", &mut endpoints.userinfo_endpoint),
+        ("emailsEndpoint", &mut endpoints.emails_endpoint),
+        ("jwksUri", &mut endpoints.jwks_uri),
+    ] {
+        if let Some(url) = e.string(key)? {
+            let checked = if key == "issuer" {
+                rules::check_oidc_issuer(&url, insecure)
+            } else {
+                rules::check_federation_url(&url, insecure)
+            };
+            checked.map_err(|m| e.error(key, m))?;
+            *slot = Some(url);
+        }
+    }
+    e.finish()?;
+    Ok(endpoints)
+}
+
+/// `usherClaimsMapping`: which upstream claim fills which attribute.
+fn read_claims_mapping(
+    m: &mut Body,
+    snapshot: &TenantSnapshot,
+    kind: &ProviderKind,
+    creating: bool,
+) -> ApiResult<ClaimMapping> {
+    // Creating: over the type's defaults. Updating: the whole mapping, as read.
+    let mut mapping = if creating {
+        ClaimMapping::defaults_for(kind).0
+    } else {
+        BTreeMap::new()
+    };
+    for key in m.remaining_keys() {
+        let claim = m.required_string(&key)?;
+        rules::check_claim_path(&claim).map_err(|e| m.error(&key, e))?;
+        let attribute = mapped_attribute(snapshot, kind, &key).map_err(|e| m.error(&key, e))?;
+        mapping.retain(|k, _| !k.eq_ignore_ascii_case(&attribute));
+        mapping.insert(attribute, claim);
+    }
+    Ok(ClaimMapping(mapping))
 }
 
 /// What a claim mapping's key names: `email`, `emailVerified`, a built-in attribute

@@ -188,13 +188,25 @@ fn secret(description: &str) -> Value {
     json!({"type": "string", "writeOnly": true, "description": format!("{description} Write-only: reads show ******, and ****** sent back keeps the stored value.")})
 }
 
+/// The schemas the operations name, written part by part of the API.
 fn schemas() -> Value {
-    let identity = json!({"type": "object", "properties": {
-        "signInType": {"type": "string", "enum": ["emailAddress", "federated"]},
-        "issuer": string("For emailAddress, this service's host; for email one-time passcode, mail; otherwise the provider (google.com, facebook.com, …)"),
-        "issuerAssignedId": string("The email address, or the provider's subject"),
-    }, "required": ["signInType", "issuer", "issuerAssignedId"]});
     let mut s = Map::new();
+    shared_schemas(&mut s);
+    connector_schemas(&mut s);
+    user_flow_schemas(&mut s);
+    identity_provider_schemas(&mut s);
+    attribute_schemas(&mut s);
+    application_schemas(&mut s);
+    user_schemas(&mut s);
+    s.insert(
+        "openApiDocument".into(),
+        json!({"type": "object", "description": "This document"}),
+    );
+    Value::Object(s)
+}
+
+/// What every part of the API shares: Graph's error and the body of a `$ref`.
+fn shared_schemas(s: &mut Map<String, Value>) {
     s.insert("error".into(), json!({"type": "object", "properties": {"error": {"type": "object", "properties": {
             "code": string("Request_BadRequest, Request_UnsupportedQuery, InvalidAuthenticationToken, Authorization_RequestDenied, Request_ResourceNotFound, ObjectConflict, Service_InternalServerError, …"),
             "message": string("What went wrong; names the property at fault"),
@@ -203,6 +215,10 @@ fn schemas() -> Value {
     s.insert("reference".into(), json!({"type": "object", "properties": {
             "@odata.id": string("The URL of the object referred to, e.g. https://…/v1.0/identity/apiConnectors/{id}; {} clears where that is allowed"),
         }}));
+}
+
+/// API connectors, their certificates and the records of their calls.
+fn connector_schemas(s: &mut Map<String, Value>) {
     s.insert("identityApiConnector".into(), json!({"type": "object", "properties": {
             "id": string("Assigned by Usher on create, unless given (Usher: 1 to 64 of A-Z a-z 0-9 . _ -)"),
             "displayName": string("Required on create"),
@@ -244,6 +260,10 @@ fn schemas() -> Value {
             "responseBody": {"type": "string", "nullable": true},
             "createdDateTime": {"type": "string", "format": "date-time"},
         }}));
+}
+
+/// User flows and the API connectors of their steps.
+fn user_flow_schemas(s: &mut Map<String, Value>) {
     s.insert("b2xIdentityUserFlow".into(), json!({"type": "object", "properties": {
             "id": string("B2X_1_<name>; on create the prefix is added"),
             "userFlowType": {"type": "string", "enum": ["signUpOrSignIn"]},
@@ -262,6 +282,10 @@ fn schemas() -> Value {
                 "postAttributeCollection": {"type": "array", "items": {"type": "string"}},
                 "preTokenIssuance": {"type": "array", "items": {"type": "string"}}}},
         }}));
+}
+
+/// Identity providers, built-in and configured, with Usher's settings.
+fn identity_provider_schemas(s: &mut Map<String, Value>) {
     s.insert("identityProvider".into(), json!({"type": "object", "properties": {
             "@odata.type": string("#microsoft.graph.builtInIdentityProvider, #microsoft.graph.socialIdentityProvider, #microsoft.graph.openIdConnectIdentityProvider or #usher.oauth2IdentityProvider"),
             "id": string("Built-in: EmailPassword-OAUTH, EmailOtpSignup-OAUTH; otherwise as configured (e.g. Google-OAUTH)"),
@@ -278,6 +302,10 @@ fn schemas() -> Value {
             "usherEndpoints": {"type": "object", "description": "Usher: endpoint overrides (issuer, authorizationEndpoint, tokenEndpoint, userinfoEndpoint, emailsEndpoint, jwksUri)"},
             "usherClientAuthentication": {"type": "string", "nullable": true, "enum": ["client_secret_basic", "client_secret_post"]},
         }}));
+}
+
+/// User flow attributes and their place on a flow's page.
+fn attribute_schemas(s: &mut Map<String, Value>) {
     s.insert("identityUserFlowAttribute".into(), json!({"type": "object", "properties": {
             "id": string("Built-in (city, displayName, …, matched without case) or extension_<appId>_<Name>"),
             "displayName": string("On create, the name: 1 to 64 ASCII letters and digits"),
@@ -299,6 +327,10 @@ fn schemas() -> Value {
         }}));
     s.insert("setOrder".into(), json!({"type": "object", "properties": {"newAssignmentOrder": {"type": "object", "properties": {
             "order": {"type": "array", "items": {"type": "string"}, "description": "Every assignment's id, in the new order"}}}}}));
+}
+
+/// Applications (OAuth 2.0 clients) and their secrets.
+fn application_schemas(s: &mut Map<String, Value>) {
     s.insert("usherApplication".into(), json!({"type": "object", "description": "Usher: an OAuth 2.0 client", "properties": {
             "id": string("The client id"), "clientId": string("Assigned by Usher on create, unless given"),
             "displayName": {"type": "string"},
@@ -313,6 +345,15 @@ fn schemas() -> Value {
             "keyId": {"type": "string"}, "hint": {"type": "string"},
             "secretText": string("The new secret, answered once"), "clientSecret": string("The same"),
             "startDateTime": {"type": "string", "format": "date-time"}, "endDateTime": {"type": "string", "nullable": true}}}));
+}
+
+/// Users and sign-up requests, which share the shape of an identity.
+fn user_schemas(s: &mut Map<String, Value>) {
+    let identity = json!({"type": "object", "properties": {
+        "signInType": {"type": "string", "enum": ["emailAddress", "federated"]},
+        "issuer": string("For emailAddress, this service's host; for email one-time passcode, mail; otherwise the provider (google.com, facebook.com, …)"),
+        "issuerAssignedId": string("The email address, or the provider's subject"),
+    }, "required": ["signInType", "issuer", "issuerAssignedId"]});
     s.insert("user".into(), json!({"type": "object", "additionalProperties": {"description": "Custom attributes under their full names, extension_<appId>_<Name>"}, "properties": {
             "id": {"type": "string", "readOnly": true},
             "mail": string("The verified email address"),
@@ -335,13 +376,7 @@ fn schemas() -> Value {
             "decidedBy": {"type": "string", "nullable": true}, "decidedDateTime": {"type": "string", "nullable": true},
             "userId": {"type": "string", "nullable": true, "description": "The user created on approval"},
         }}));
-    s.insert(
-        "openApiDocument".into(),
-        json!({"type": "object", "description": "This document"}),
-    );
-    Value::Object(s)
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -85,6 +85,15 @@ pub fn routes() -> Vec<Route> {
         )
         .access(write)
         .doc(TAG, "Stop offering an identity provider in a user flow"),
+    ];
+    routes.extend(configuration_routes(read, write));
+    routes
+}
+
+/// The routes of a flow's API connector configuration: the whole configuration, then
+/// one route per step.
+fn configuration_routes(read: Access, write: Access) -> Vec<Route> {
+    let mut routes = vec![
         Route::get(
             "/v1.0/identity/b2xUserFlows/{id}/apiConnectorConfiguration",
             get_configuration,

@@ -330,48 +330,7 @@ fn read_changes(state: &AppState, tenant: &Tenant, body: &mut Body) -> ApiResult
             UserType::parse(&t).ok_or_else(|| body.error("userType", "must be Member or Guest"))?,
         );
     }
-    if let Some(upn) = body.nullable_string("userPrincipalName")? {
-        if let Some(u) = &upn {
-            let (local, domain) = u.split_once('@').unwrap_or_default();
-            if local.is_empty()
-                || domain.is_empty()
-                || u.len() > 113
-                || u.chars().any(|c| c.is_whitespace() || c.is_control())
-            {
-                return Err(body.error(
-                    "userPrincipalName",
-                    "must be alias@domain, at most 113 characters without spaces",
-                ));
-            }
-        }
-        changes
-            .profile_strings
-            .push(("userPrincipalName".into(), upn));
-    }
-    if let Some(nick) = body.nullable_string("mailNickname")? {
-        if let Some(n) = &nick {
-            if n.is_empty()
-                || n.chars().count() > 64
-                || n.chars()
-                    .any(|c| c.is_whitespace() || c.is_control() || c == '@')
-            {
-                return Err(body.error(
-                    "mailNickname",
-                    "must be 1 to 64 characters without spaces or @",
-                ));
-            }
-        }
-        changes.profile_strings.push(("mailNickname".into(), nick));
-    }
-    for (name, max) in PROFILE_STRINGS {
-        if let Some(v) = body.nullable_string(name)? {
-            let v = v.filter(|v| !v.is_empty());
-            if let Some(v) = &v {
-                check_text(v, *max).map_err(|e| body.error(name, e))?;
-            }
-            changes.profile_strings.push(((*name).into(), v));
-        }
-    }
+    changes.profile_strings = read_profile_strings(body)?;
     if body.has("usherEmailVerified") {
         return Err(body.error(
             "usherEmailVerified",
@@ -390,6 +349,79 @@ fn read_changes(state: &AppState, tenant: &Tenant, body: &mut Body) -> ApiResult
             }
         });
     }
+    changes.attributes = read_built_in_attributes(body)?;
+    read_custom_attributes(tenant, body, &mut changes.attributes)?;
+    if let Some(enabled) = body.bool("accountEnabled")? {
+        changes.account_enabled = Some(enabled);
+    }
+    changes.identities = read_identities(state, body)?;
+    if let Some(profile) = body.object("passwordProfile")? {
+        let (password, forced) = read_password_profile(profile)?;
+        changes.password = Some(password);
+        changes.forced_change = forced;
+    }
+    // Administrators are made on the server (`usher admin grant`), never through the
+    // API: a user-writing client could otherwise make itself a console administrator
+    // with a password it chose, and reach what its permissions do not cover.
+    if body.strings("usherRoles")?.is_some() {
+        return Err(body.error(
+            "usherRoles",
+            "is read-only: administrators are granted with `usher admin grant EMAIL` on the server",
+        ));
+    }
+    Ok(changes)
+}
+
+/// Graph's directory strings Usher keeps as given: `userPrincipalName`,
+/// `mailNickname` and the [`PROFILE_STRINGS`]; `None` removes one.
+fn read_profile_strings(body: &mut Body) -> ApiResult<Vec<(String, Option<String>)>> {
+    let mut strings: Vec<(String, Option<String>)> = Vec::new();
+    if let Some(upn) = body.nullable_string("userPrincipalName")? {
+        if let Some(u) = &upn {
+            let (local, domain) = u.split_once('@').unwrap_or_default();
+            if local.is_empty()
+                || domain.is_empty()
+                || u.len() > 113
+                || u.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return Err(body.error(
+                    "userPrincipalName",
+                    "must be alias@domain, at most 113 characters without spaces",
+                ));
+            }
+        }
+        strings.push(("userPrincipalName".into(), upn));
+    }
+    if let Some(nick) = body.nullable_string("mailNickname")? {
+        if let Some(n) = &nick {
+            if n.is_empty()
+                || n.chars().count() > 64
+                || n.chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || c == '@')
+            {
+                return Err(body.error(
+                    "mailNickname",
+                    "must be 1 to 64 characters without spaces or @",
+                ));
+            }
+        }
+        strings.push(("mailNickname".into(), nick));
+    }
+    for (name, max) in PROFILE_STRINGS {
+        if let Some(v) = body.nullable_string(name)? {
+            let v = v.filter(|v| !v.is_empty());
+            if let Some(v) = &v {
+                check_text(v, *max).map_err(|e| body.error(name, e))?;
+            }
+            strings.push(((*name).into(), v));
+        }
+    }
+    Ok(strings)
+}
+
+/// The built-in attributes a body sets under Graph's names (`None`: remove it).
+fn read_built_in_attributes(body: &mut Body) -> ApiResult<Vec<(String, Option<AttributeValue>)>> {
+    let mut attributes = Vec::new();
     for b in built_ins() {
         // Graph's names are camelCase; accept them in any case, as built-in ids are.
         let Some(key) = body
@@ -406,8 +438,18 @@ fn read_changes(state: &AppState, tenant: &Tenant, body: &mut Body) -> ApiResult
             }
             _ => None,
         };
-        changes.attributes.push((b.id().to_owned(), value));
+        attributes.push((b.id().to_owned(), value));
     }
+    Ok(attributes)
+}
+
+/// The custom attributes a body sets (`extension_<appId>_<Name>`), each of its
+/// definition's type, added to `attributes`; one given twice is refused.
+fn read_custom_attributes(
+    tenant: &Tenant,
+    body: &mut Body,
+    attributes: &mut Vec<(String, Option<AttributeValue>)>,
+) -> ApiResult<()> {
     for key in body.remaining_keys() {
         if !key.starts_with("extension_") {
             continue;
@@ -438,14 +480,16 @@ fn read_changes(state: &AppState, tenant: &Tenant, body: &mut Body) -> ApiResult
                 ))
             }
         };
-        if changes.attributes.iter().any(|(k, _)| *k == def.id) {
+        if attributes.iter().any(|(k, _)| *k == def.id) {
             return Err(body.error(&key, "is given twice"));
         }
-        changes.attributes.push((def.id, value));
+        attributes.push((def.id, value));
     }
-    if let Some(enabled) = body.bool("accountEnabled")? {
-        changes.account_enabled = Some(enabled);
-    }
+    Ok(())
+}
+
+/// The `identities` of a body, when it has them: at least one, none twice.
+fn read_identities(state: &AppState, body: &mut Body) -> ApiResult<Option<Vec<Identity>>> {
     if let Some(list) = body.objects("identities")? {
         let mut identities: Vec<Identity> = Vec::new();
         for mut i in list {
@@ -463,36 +507,30 @@ fn read_changes(state: &AppState, tenant: &Tenant, body: &mut Body) -> ApiResult
         if identities.is_empty() {
             return Err(body.error("identities", "must list at least one way to sign in"));
         }
-        changes.identities = Some(identities);
+        Ok(Some(identities))
     } else if body.has("identities") {
         body.take("identities");
-        return Err(body.error("identities", "must list at least one way to sign in"));
+        Err(body.error("identities", "must list at least one way to sign in"))
+    } else {
+        Ok(None)
     }
-    if let Some(mut profile) = body.object("passwordProfile")? {
-        let password = profile.required_string("password")?;
-        let mut forced = None;
-        for key in [
-            "forceChangePasswordNextSignIn",
-            "forceChangePasswordNextSignInWithMfa",
-        ] {
-            if profile.bool(key)? == Some(true) {
-                forced = Some(key);
-            }
+}
+
+/// `passwordProfile`: the password, and the `forceChangePassword…` flag set to true,
+/// if one is (Usher cannot honour it).
+fn read_password_profile(mut profile: Body) -> ApiResult<(String, Option<&'static str>)> {
+    let password = profile.required_string("password")?;
+    let mut forced = None;
+    for key in [
+        "forceChangePasswordNextSignIn",
+        "forceChangePasswordNextSignInWithMfa",
+    ] {
+        if profile.bool(key)? == Some(true) {
+            forced = Some(key);
         }
-        profile.finish()?;
-        changes.password = Some(password);
-        changes.forced_change = forced;
     }
-    // Administrators are made on the server (`usher admin grant`), never through the
-    // API: a user-writing client could otherwise make itself a console administrator
-    // with a password it chose, and reach what its permissions do not cover.
-    if body.strings("usherRoles")?.is_some() {
-        return Err(body.error(
-            "usherRoles",
-            "is read-only: administrators are granted with `usher admin grant EMAIL` on the server",
-        ));
-    }
-    Ok(changes)
+    profile.finish()?;
+    Ok((password, forced))
 }
 
 /// Graph's answer to a property a user does not have.
