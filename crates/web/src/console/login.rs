@@ -12,7 +12,8 @@ use axum::{
     response::Response,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
+use usher_domain::{Application, User};
 use usher_oidc::{
     crypto::sha256_hex,
     jose::{verify_jwt, Algorithm},
@@ -150,63 +151,102 @@ pub async fn callback(
 ) -> Response {
     let locale = request_locale(&headers, None);
     let params = query_map(query.as_deref());
-    let secure = state.settings.secure_cookies();
-    let failed = |key: &str, detail: Option<&str>| {
-        let mut message = msg(&state, locale, key);
-        if let Some(d) = detail.filter(|d| !d.is_empty()) {
-            message = format!("{message} ({d})");
-        }
-        let mut r = message_page(
-            &state,
-            locale,
-            None,
-            StatusCode::BAD_REQUEST,
-            "console.sign_in_failed.title",
-            message,
-            Some(Link {
-                href: "/console/login".into(),
-                label: msg(&state, locale, "console.sign_in_failed.again"),
-            }),
-        );
-        r.headers_mut()
-            .append(header::SET_COOKIE, clear_cookie(LOGIN_COOKIE, secure));
-        r
-    };
     let Some(app) = state.tenant().application(CLIENT_ID).cloned() else {
         return unavailable(&state, locale);
     };
     let pending = cookies::get(&headers, LOGIN_COOKIE)
         .and_then(|c| cookies::unseal::<Pending>(&state.cookie_key, "console-login", c));
     let Some(pending) = pending.filter(|p| params.get("state") == Some(&p.state)) else {
-        return failed("console.sign_in_failed.state", None);
+        return sign_in_failed(&state, locale, "console.sign_in_failed.state", None);
     };
     if let Some(error) = params.get("error") {
-        return failed(
+        return sign_in_failed(
+            &state,
+            locale,
             "console.sign_in_failed.error",
             Some(params.get("error_description").unwrap_or(error)),
         );
     }
     let Some(code) = params.get("code") else {
-        return failed("console.sign_in_failed.state", None);
+        return sign_in_failed(&state, locale, "console.sign_in_failed.state", None);
     };
+    let claims = match verified_claims(&state, locale, &app, code, &pending).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let user = match administrator(&state, locale, &claims).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    start_session(&state, locale, &user, &pending.next).await
+}
+
+/// The sign-in did not come back as it should: say why, offer to start again, and
+/// drop the sign-in's cookie so the next attempt starts clean.
+fn sign_in_failed(state: &AppState, locale: &str, key: &str, detail: Option<&str>) -> Response {
+    let mut message = msg(state, locale, key);
+    if let Some(d) = detail.filter(|d| !d.is_empty()) {
+        message = format!("{message} ({d})");
+    }
+    let mut r = message_page(
+        state,
+        locale,
+        None,
+        StatusCode::BAD_REQUEST,
+        "console.sign_in_failed.title",
+        message,
+        Some(Link {
+            href: "/console/login".into(),
+            label: msg(state, locale, "console.sign_in_failed.again"),
+        }),
+    );
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        clear_cookie(LOGIN_COOKIE, state.settings.secure_cookies()),
+    );
+    r
+}
+
+/// Redeems the code as the console's application, with the PKCE verifier this
+/// browser kept, and verifies the ID token as a relying party must: signed with a
+/// published key, for this sign-in's nonce, the console and this issuer.
+async fn verified_claims(
+    state: &AppState,
+    locale: &str,
+    app: &Application,
+    code: &str,
+    pending: &Pending,
+) -> Result<Map<String, Value>, Response> {
     let tokens = match exchange_code(
-        &state,
-        &app,
+        state,
+        app,
         code,
-        &redirect_uri(&state),
+        &redirect_uri(state),
         Some(&pending.verifier),
     )
     .await
     {
         Ok(t) => t,
-        Err(e) => return failed("console.sign_in_failed.error", Some(&e.description)),
+        Err(e) => {
+            return Err(sign_in_failed(
+                state,
+                locale,
+                "console.sign_in_failed.error",
+                Some(&e.description),
+            ))
+        }
     };
     let Some(id_token) = tokens.id_token else {
-        return failed("console.sign_in_failed.token", None);
+        return Err(sign_in_failed(
+            state,
+            locale,
+            "console.sign_in_failed.token",
+            None,
+        ));
     };
     let keyring = match state.keys.keyring().await {
         Ok(k) => k,
-        Err(e) => return internal(&state, locale, None, e),
+        Err(e) => return Err(internal(state, locale, None, e)),
     };
     let claims = match verify_jwt(
         &id_token,
@@ -216,7 +256,12 @@ pub async fn callback(
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(error = %e, "console sign-in: the ID token does not verify");
-            return failed("console.sign_in_failed.token", None);
+            return Err(sign_in_failed(
+                state,
+                locale,
+                "console.sign_in_failed.token",
+                None,
+            ));
         }
     };
     if claims.get("nonce").and_then(Value::as_str) != Some(pending.nonce.as_str())
@@ -224,19 +269,46 @@ pub async fn callback(
         || claims.get("iss").and_then(Value::as_str) != Some(state.settings.issuer.as_str())
     {
         tracing::warn!("console sign-in: the ID token's nonce, audience or issuer is wrong");
-        return failed("console.sign_in_failed.token", None);
+        return Err(sign_in_failed(
+            state,
+            locale,
+            "console.sign_in_failed.token",
+            None,
+        ));
     }
+    Ok(claims)
+}
+
+/// The user the ID token names, if they may use the console: an enabled account
+/// with the role `Usher.Admin`. Anyone else is refused with the forbidden page.
+async fn administrator(
+    state: &AppState,
+    locale: &str,
+    claims: &Map<String, Value>,
+) -> Result<User, Response> {
     let Some(user_id) = claims.get("sub").and_then(Value::as_str) else {
-        return failed("console.sign_in_failed.token", None);
+        return Err(sign_in_failed(
+            state,
+            locale,
+            "console.sign_in_failed.token",
+            None,
+        ));
     };
     let user = match state.store.user_by_id(user_id).await {
         Ok(Some(u)) => u,
-        Ok(None) => return failed("console.sign_in_failed.token", None),
-        Err(e) => return internal(&state, locale, None, e),
+        Ok(None) => {
+            return Err(sign_in_failed(
+                state,
+                locale,
+                "console.sign_in_failed.token",
+                None,
+            ))
+        }
+        Err(e) => return Err(internal(state, locale, None, e)),
     };
     let roles = match state.store.user_roles(&user.id).await {
         Ok(r) => r,
-        Err(e) => return internal(&state, locale, None, e),
+        Err(e) => return Err(internal(state, locale, None, e)),
     };
     let refused = if !user.account_enabled {
         Some("console.forbidden.disabled")
@@ -247,12 +319,20 @@ pub async fn callback(
     };
     if let Some(key) = refused {
         tracing::info!(user_id = %user.id, "console sign-in refused: not an administrator");
-        let mut r = forbidden_page(&state, locale, key);
-        r.headers_mut()
-            .append(header::SET_COOKIE, clear_cookie(LOGIN_COOKIE, secure));
-        return r;
+        let mut r = forbidden_page(state, locale, key);
+        r.headers_mut().append(
+            header::SET_COOKIE,
+            clear_cookie(LOGIN_COOKIE, state.settings.secure_cookies()),
+        );
+        return Err(r);
     }
+    Ok(user)
+}
 
+/// Starts the administrator's console session and moves on to the page the sign-in
+/// was for.
+async fn start_session(state: &AppState, locale: &str, user: &User, next: &str) -> Response {
+    let secure = state.settings.secure_cookies();
     let now = state.clock.now();
     let token = state.new_token();
     let session = BrowserSession {
@@ -266,7 +346,7 @@ pub async fn callback(
         identity_provider: None,
     };
     if let Err(e) = state.store.insert_session(&session).await {
-        return internal(&state, locale, None, e);
+        return internal(state, locale, None, e);
     }
     tracing::info!(user_id = %user.id, "administrator signed in to the console");
     // A page that moves on by itself rather than a redirect: a SameSite=Strict cookie
@@ -274,12 +354,12 @@ pub async fn callback(
     // identity provider) would not be sent with the next redirect, and the console
     // would send the browser to sign in again. A page's own navigation is same-site.
     let mut r = continue_page(
-        &state,
+        state,
         locale,
         "console.signed_in.title",
         Link {
-            href: pending.next.clone(),
-            label: msg(&state, locale, "console.signed_in.continue"),
+            href: next.to_owned(),
+            label: msg(state, locale, "console.signed_in.continue"),
         },
     );
     r.headers_mut().append(

@@ -15,9 +15,10 @@ use axum::{
     response::Response,
 };
 use chrono::Duration;
-use usher_domain::{AuthorizationRequest, Prompt};
+use usher_domain::{Application, AuthorizationRequest, Prompt, UserFlow};
 use usher_oidc::{crypto::sha256_hex, pkce};
 use usher_signup::Issue;
+use usher_storage::BrowserSession;
 
 use super::error_redirect_url;
 use crate::{
@@ -59,7 +60,78 @@ fn refuse(error: &'static str, description: impl Into<String>) -> Refusal {
     }
 }
 
+/// Where refusals go once the client's redirect URI is verified: back to the
+/// application, with its `state` (RFC 6749 §4.1.2.1).
+struct BackToClient<'a> {
+    redirect_uri: &'a str,
+    client_state: Option<&'a str>,
+    issuer: &'a str,
+}
+
+impl BackToClient<'_> {
+    fn send(&self, r: Refusal) -> Response {
+        // The state goes back only if it is sane; an oversized one is the error.
+        let s = self.client_state.filter(|s| s.len() <= MAX_STATE);
+        see_other(&error_redirect_url(
+            self.redirect_uri,
+            r.error,
+            &r.description,
+            s,
+            self.issuer,
+        ))
+    }
+}
+
 async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Response {
+    let (params, duplicate) = parse_params(raw);
+    let locale = request_locale(headers, params.get("ui_locales").map(String::as_str));
+    let (app, redirect_uri) = match verified_client(state, locale, &params) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let back = BackToClient {
+        redirect_uri,
+        client_state: params.get("state").map(String::as_str),
+        issuer: &state.settings.issuer,
+    };
+    if let Some(name) = duplicate {
+        return back.send(refuse(
+            "invalid_request",
+            format!("The parameter {name} was given more than once."),
+        ));
+    }
+    let request = match validate(&params, &app, headers) {
+        Ok(r) => r,
+        Err(r) => return back.send(r),
+    };
+    let Some(user_flow) = state.tenant().user_flow(&app.user_flow_id).cloned() else {
+        return back.send(refuse(
+            "server_error",
+            "The application's user flow is not configured.",
+        ));
+    };
+
+    // Single sign-on: a live session answers at once unless the client asks otherwise.
+    let session = match sso_session(state, locale, headers, &params, &user_flow).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if let Some(session) = session.filter(|_| matches!(request.prompt, None | Some(Prompt::None))) {
+        if let Some(answer) =
+            answer_from_session(state, locale, &request, &user_flow, &app, &session).await
+        {
+            return answer;
+        }
+    }
+    if request.prompt == Some(Prompt::None) {
+        return back.send(refuse("login_required", "The user is not signed in."));
+    }
+    start_flow(state, headers, locale, request, &user_flow).await
+}
+
+/// The request's parameters, and the name of one given more than once: that is an
+/// error (RFC 6749 §3.1), but one to send back only once the client is known.
+fn parse_params(raw: &[u8]) -> (BTreeMap<String, String>, Option<String>) {
     let mut params: BTreeMap<String, String> = BTreeMap::new();
     let mut duplicate = None;
     for (k, v) in url::form_urlencoded::parse(raw) {
@@ -67,80 +139,75 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Respons
             duplicate = Some(k.into_owned());
         }
     }
-    let locale = request_locale(headers, params.get("ui_locales").map(String::as_str));
-    let bad_page = |description: &str| {
-        error_page(
-            state,
-            locale,
-            PageError::BadRequest {
-                message_key: "error.invalid_authorization_request",
-                args: vec![("description", description.to_owned())],
-            },
-        )
-    };
+    (params, duplicate)
+}
 
+/// An invalid request shown as a page, for errors that cannot go back to the client.
+fn bad_request_page(state: &AppState, locale: &str, description: &str) -> Response {
+    error_page(
+        state,
+        locale,
+        PageError::BadRequest {
+            message_key: "error.invalid_authorization_request",
+            args: vec![("description", description.to_owned())],
+        },
+    )
+}
+
+/// The client and the redirect URI it registered. Until both are known, errors are a
+/// page: redirecting to an unverified URI would make Usher an open redirector.
+fn verified_client<'a>(
+    state: &AppState,
+    locale: &str,
+    params: &'a BTreeMap<String, String>,
+) -> Result<(Application, &'a str), Response> {
     let Some(client_id) = params.get("client_id").filter(|c| !c.is_empty()) else {
-        return bad_page("client_id is missing.");
+        return Err(bad_request_page(state, locale, "client_id is missing."));
     };
     let Some(app) = state.tenant().application(client_id).cloned() else {
-        return error_page(
+        return Err(error_page(
             state,
             locale,
             PageError::BadRequest {
                 message_key: "error.unknown_client",
                 args: vec![],
             },
-        );
+        ));
     };
-    let Some(redirect_uri) = params.get("redirect_uri").filter(|r| !r.is_empty()) else {
-        return bad_page("redirect_uri is missing.");
+    let Some(redirect_uri) = params
+        .get("redirect_uri")
+        .map(String::as_str)
+        .filter(|r| !r.is_empty())
+    else {
+        return Err(bad_request_page(state, locale, "redirect_uri is missing."));
     };
     if !app.has_redirect_uri(redirect_uri) {
-        return error_page(
+        return Err(error_page(
             state,
             locale,
             PageError::BadRequest {
                 message_key: "error.invalid_redirect_uri",
                 args: vec![],
             },
-        );
-    }
-    let redirect_uri = redirect_uri.clone();
-    let client_state = params.get("state").cloned();
-    let back = |r: Refusal| {
-        // The state goes back only if it is sane; an oversized one is the error.
-        let s = client_state.as_deref().filter(|s| s.len() <= MAX_STATE);
-        see_other(&error_redirect_url(
-            &redirect_uri,
-            r.error,
-            &r.description,
-            s,
-            &state.settings.issuer,
-        ))
-    };
-    if let Some(name) = duplicate {
-        return back(refuse(
-            "invalid_request",
-            format!("The parameter {name} was given more than once."),
         ));
     }
-    let request = match validate(&params, &app, headers) {
-        Ok(r) => r,
-        Err(r) => return back(r),
-    };
-    let Some(user_flow) = state.tenant().user_flow(&app.user_flow_id).cloned() else {
-        return back(refuse(
-            "server_error",
-            "The application's user flow is not configured.",
-        ));
-    };
+    Ok((app, redirect_uri))
+}
 
-    // Single sign-on: a live session answers at once unless the client asks otherwise.
+/// The browser's session, if it may answer this request without a sign-in: live,
+/// recent enough for `max_age`, and made with a provider the user flow offers.
+async fn sso_session(
+    state: &AppState,
+    locale: &str,
+    headers: &HeaderMap,
+    params: &BTreeMap<String, String>,
+    user_flow: &UserFlow,
+) -> Result<Option<BrowserSession>, Response> {
     let now = state.clock.now();
     let session = match cookies::get(headers, cookies::SESSION) {
         Some(token) => match state.store.session(&sha256_hex(token.as_bytes())).await {
             Ok(s) => s.filter(|s| s.ended_at.is_none() && s.expires_at > now),
-            Err(e) => return error_page(state, locale, state.engine.internal(e)),
+            Err(e) => return Err(error_page(state, locale, state.engine.internal(e))),
         },
         None => None,
     };
@@ -150,49 +217,66 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Respons
     // A session answers only for a user flow that offers the provider it was made
     // with: an application whose flow allows only its own provider must not take a
     // user signed in elsewhere. A session that names no provider answers for none.
-    let session = session.filter(|s| {
+    Ok(session.filter(|s| {
         s.identity_provider.as_deref().is_some_and(|p| {
             user_flow
                 .identity_providers
                 .iter()
                 .any(|offered| offered.eq_ignore_ascii_case(p))
         })
-    });
-    if let Some(session) = session.filter(|_| matches!(request.prompt, None | Some(Prompt::None))) {
-        match state.store.user_by_id(&session.user_id).await {
-            Ok(Some(user)) if user.account_enabled => {
-                let flow_id = state.new_id();
-                let next = state
-                    .engine
-                    .single_sign_on(Issue {
-                        request: &request,
-                        user_flow: &user_flow,
-                        app: &app,
-                        user: &user,
-                        auth_time: session.auth_time,
-                        session_id: Some(&session.id_hash),
-                        flow_id: &flow_id,
-                        locale,
-                    })
-                    .await;
-                return respond(state, next);
-            }
-            Ok(_) => {}
-            Err(e) => return error_page(state, locale, state.engine.internal(e)),
-        }
-    }
-    if request.prompt == Some(Prompt::None) {
-        return back(refuse("login_required", "The user is not signed in."));
-    }
+    }))
+}
 
-    // A new flow, bound to this browser.
+/// Single sign-on: issues the code for the session's user at once. `None` when that
+/// user no longer exists or is disabled, so that the request goes on as if there were
+/// no session.
+async fn answer_from_session(
+    state: &AppState,
+    locale: &str,
+    request: &AuthorizationRequest,
+    user_flow: &UserFlow,
+    app: &Application,
+    session: &BrowserSession,
+) -> Option<Response> {
+    match state.store.user_by_id(&session.user_id).await {
+        Ok(Some(user)) if user.account_enabled => {
+            let flow_id = state.new_id();
+            let next = state
+                .engine
+                .single_sign_on(Issue {
+                    request,
+                    user_flow,
+                    app,
+                    user: &user,
+                    auth_time: session.auth_time,
+                    session_id: Some(&session.id_hash),
+                    flow_id: &flow_id,
+                    locale,
+                })
+                .await;
+            Some(respond(state, next))
+        }
+        Ok(_) => None,
+        Err(e) => Some(error_page(state, locale, state.engine.internal(e))),
+    }
+}
+
+/// A new flow, bound to this browser by its binding cookie (set now if it has none),
+/// so that another browser cannot finish it.
+async fn start_flow(
+    state: &AppState,
+    headers: &HeaderMap,
+    locale: &str,
+    request: AuthorizationRequest,
+    user_flow: &UserFlow,
+) -> Response {
     let (browser_token, new_cookie) = match cookies::get(headers, cookies::BROWSER) {
         Some(t) if t.len() == 43 => (t.to_owned(), false),
         _ => (state.new_token(), true),
     };
     let flow_id = match state
         .engine
-        .start(request, &user_flow, locale, &browser_token)
+        .start(request, user_flow, locale, &browser_token)
         .await
     {
         Ok(id) => id,
@@ -213,13 +297,54 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Respons
     response
 }
 
+/// A parameter's value; an empty one counts as absent (RFC 6749 §3.1).
+fn param<'a>(params: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
+    params
+        .get(name)
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+}
+
 /// Checks everything after the client and redirect URI.
 fn validate(
     params: &BTreeMap<String, String>,
-    app: &usher_domain::Application,
+    app: &Application,
     headers: &HeaderMap,
 ) -> Result<AuthorizationRequest, Refusal> {
-    let get = |k: &str| params.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    let get = |k: &str| param(params, k);
+    check_sizes(params)?;
+    check_supported(params)?;
+    let scope = requested_scope(params)?;
+    let prompt = requested_prompt(params)?;
+    let code_challenge = requested_code_challenge(params, app)?;
+    if let Some(m) = get("max_age") {
+        if m.parse::<u32>().is_err() {
+            return Err(refuse(
+                "invalid_request",
+                "max_age must be a number of seconds.",
+            ));
+        }
+    }
+    Ok(AuthorizationRequest {
+        client_id: app.client_id.clone(),
+        redirect_uri: params.get("redirect_uri").cloned().unwrap_or_default(),
+        scope,
+        state: get("state").map(str::to_owned),
+        nonce: get("nonce").map(str::to_owned),
+        code_challenge,
+        ui_locales: get("ui_locales").map(str::to_owned),
+        login_hint: get("login_hint").map(str::to_owned),
+        prompt,
+        browser_language: crate::i18n::browser_language(
+            headers
+                .get(axum::http::header::ACCEPT_LANGUAGE)
+                .and_then(|v| v.to_str().ok()),
+        ),
+    })
+}
+
+/// Bounds the parameters the flow keeps, so that a flow row stays small.
+fn check_sizes(params: &BTreeMap<String, String>) -> Result<(), Refusal> {
     for (name, max) in [
         ("state", MAX_STATE),
         ("nonce", MAX_NONCE),
@@ -227,13 +352,20 @@ fn validate(
         ("ui_locales", MAX_UI_LOCALES),
         ("scope", MAX_SCOPE),
     ] {
-        if get(name).is_some_and(|v| v.len() > max) {
+        if param(params, name).is_some_and(|v| v.len() > max) {
             return Err(refuse(
                 "invalid_request",
                 format!("{name} is longer than {max} bytes."),
             ));
         }
     }
+    Ok(())
+}
+
+/// Usher supports the authorization code flow with query responses only, and no
+/// request objects (OIDC Core §6).
+fn check_supported(params: &BTreeMap<String, String>) -> Result<(), Refusal> {
+    let get = |k: &str| param(params, k);
     if get("request").is_some() {
         return Err(refuse(
             "request_not_supported",
@@ -264,7 +396,13 @@ fn validate(
             ));
         }
     }
-    let scope: Vec<String> = get("scope")
+    Ok(())
+}
+
+/// The scope: it must include `openid`, and each value must be a valid scope token
+/// (RFC 6749 §3.3).
+fn requested_scope(params: &BTreeMap<String, String>) -> Result<Vec<String>, Refusal> {
+    let scope: Vec<String> = param(params, "scope")
         .unwrap_or("")
         .split(' ')
         .filter(|s| !s.is_empty())
@@ -282,8 +420,14 @@ fn validate(
             "The scope contains invalid characters.",
         ));
     }
+    Ok(scope)
+}
+
+/// The `prompt` that matters (OIDC Core §3.1.2.1): `none`, `login` or `create`; the
+/// last of these wins.
+fn requested_prompt(params: &BTreeMap<String, String>) -> Result<Option<Prompt>, Refusal> {
     let mut prompt = None;
-    if let Some(p) = get("prompt") {
+    if let Some(p) = param(params, "prompt") {
         let values: Vec<&str> = p.split(' ').filter(|s| !s.is_empty()).collect();
         if values.contains(&"none") && values.len() > 1 {
             return Err(refuse(
@@ -307,6 +451,15 @@ fn validate(
             };
         }
     }
+    Ok(prompt)
+}
+
+/// The PKCE challenge (RFC 7636 §4.3): S256 only, and required of public clients.
+fn requested_code_challenge(
+    params: &BTreeMap<String, String>,
+    app: &Application,
+) -> Result<Option<String>, Refusal> {
+    let get = |k: &str| param(params, k);
     let code_challenge = match (get("code_challenge"), get("code_challenge_method")) {
         (Some(c), Some("S256")) if pkce::is_valid_challenge(c) => Some(c.to_owned()),
         (Some(_), Some("S256")) => {
@@ -341,28 +494,5 @@ fn validate(
             "PKCE with code_challenge_method=S256 is required for this client.",
         ));
     }
-    if let Some(m) = get("max_age") {
-        if m.parse::<u32>().is_err() {
-            return Err(refuse(
-                "invalid_request",
-                "max_age must be a number of seconds.",
-            ));
-        }
-    }
-    Ok(AuthorizationRequest {
-        client_id: app.client_id.clone(),
-        redirect_uri: params.get("redirect_uri").cloned().unwrap_or_default(),
-        scope,
-        state: get("state").map(str::to_owned),
-        nonce: get("nonce").map(str::to_owned),
-        code_challenge,
-        ui_locales: get("ui_locales").map(str::to_owned),
-        login_hint: get("login_hint").map(str::to_owned),
-        prompt,
-        browser_language: crate::i18n::browser_language(
-            headers
-                .get(axum::http::header::ACCEPT_LANGUAGE)
-                .and_then(|v| v.to_str().ok()),
-        ),
-    })
+    Ok(code_challenge)
 }

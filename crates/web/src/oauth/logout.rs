@@ -53,66 +53,23 @@ async fn logout(
         .collect();
     let get = |k: &str| params.get(k).map(String::as_str).filter(|v| !v.is_empty());
     let locale = request_locale(headers, get("ui_locales"));
-    let bad = |description: &str| {
-        error_page(
-            state,
-            locale,
-            PageError::BadRequest {
-                message_key: "error.invalid_authorization_request",
-                args: vec![("description", description.to_owned())],
-            },
-        )
-    };
 
-    // The hint's signature must be ours; its expiry does not matter here.
-    let mut hinted_client = None;
-    let mut hinted_subject = None;
-    if let Some(hint) = get("id_token_hint") {
-        // An ID token, not an access token (`at+jwt`) passed off as one.
-        let is_id_token = decode_unverified(hint)
-            .ok()
-            .is_some_and(|(header, _)| header.get("typ").and_then(Value::as_str) == Some("JWT"));
-        if !is_id_token {
-            return bad("id_token_hint is not a valid ID token from this server.");
+    let hinted = match verified_hint(state, locale, get("id_token_hint")).await {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let client_id = match (hinted.client.as_deref(), get("client_id")) {
+        (Some(h), Some(c)) if h != c => {
+            return invalid_request(state, locale, "client_id does not match id_token_hint.")
         }
-        let keyring = match state.keys.keyring().await {
-            Ok(k) => k,
-            Err(e) => return error_page(state, locale, state.engine.internal(e)),
+        (Some(h), _) => Some(h),
+        (None, c) => c,
+    };
+    let redirect =
+        match post_logout_redirect(state, locale, client_id, get("post_logout_redirect_uri")) {
+            Ok(r) => r,
+            Err(r) => return r,
         };
-        match verify_jwt(
-            hint,
-            &keyring.published,
-            &[Algorithm::ES256, Algorithm::RS256],
-        ) {
-            Ok(claims)
-                if claims.get("iss").and_then(Value::as_str)
-                    == Some(state.settings.issuer.as_str()) =>
-            {
-                hinted_client = claims.get("aud").and_then(Value::as_str).map(str::to_owned);
-                hinted_subject = claims.get("sub").and_then(Value::as_str).map(str::to_owned);
-            }
-            _ => return bad("id_token_hint is not a valid ID token from this server."),
-        }
-    }
-    let client_id = match (hinted_client.as_deref(), get("client_id")) {
-        (Some(h), Some(c)) if h != c => return bad("client_id does not match id_token_hint."),
-        (Some(h), _) => Some(h.to_owned()),
-        (None, c) => c.map(str::to_owned),
-    };
-    let tenant = state.tenant();
-    let redirect = match get("post_logout_redirect_uri") {
-        Some(uri) => {
-            let app = client_id.as_deref().and_then(|c| tenant.application(c));
-            match app {
-                Some(app) if app.has_post_logout_redirect_uri(uri) => Some(uri.to_owned()),
-                Some(_) => {
-                    return bad("post_logout_redirect_uri is not registered for this client.")
-                }
-                None => return bad("post_logout_redirect_uri needs id_token_hint or client_id."),
-            }
-        }
-        None => None,
-    };
 
     let session_cookie = cookies::get(headers, cookies::SESSION);
     let csrf = state
@@ -120,43 +77,183 @@ async fn logout(
         .sign_hex(format!("logout:{}", session_cookie.unwrap_or("")).as_bytes());
     // A hint confirms the logout only for the user it names: anyone's own ID token
     // must not sign someone else out from a third-party page.
-    let session_user = match session_cookie {
-        Some(token) => match state.store.session(&sha256_hex(token.as_bytes())).await {
-            Ok(s) => s.filter(|s| s.ended_at.is_none()).map(|s| s.user_id),
-            Err(e) => return error_page(state, locale, state.engine.internal(e)),
-        },
-        None => None,
+    let session_user = match live_session_user(state, locale, session_cookie).await {
+        Ok(u) => u,
+        Err(r) => return r,
     };
     let hint_matches =
-        hinted_client.is_some() && (session_user.is_none() || session_user == hinted_subject);
+        hinted.client.is_some() && (session_user.is_none() || session_user == hinted.subject);
     let confirmed = hint_matches
         || (confirmed_post
             && get("csrf").is_some_and(|c| {
                 usher_domain::flow::constant_time_eq(c.as_bytes(), csrf.as_bytes())
             }));
     if !confirmed {
-        #[derive(Serialize)]
-        struct Ctx<'a> {
-            title_key: &'static str,
-            errors: Vec<SummaryError>,
-            notice: Option<String>,
-            csrf: &'a str,
-            post_logout_redirect_uri: Option<&'a str>,
-            client_id: Option<&'a str>,
-            state: Option<&'a str>,
-        }
-        let ctx = Ctx {
-            title_key: "logout_confirm.title",
-            errors: Vec::new(),
-            notice: None,
-            csrf: &csrf,
-            post_logout_redirect_uri: redirect.as_deref(),
-            client_id: client_id.as_deref(),
-            state: get("state"),
-        };
-        return render(state, StatusCode::OK, "logout_confirm.html", locale, &ctx);
+        return confirm_page(
+            state,
+            locale,
+            Confirm {
+                csrf: &csrf,
+                post_logout_redirect_uri: redirect,
+                client_id,
+                state: get("state"),
+            },
+        );
     }
+    finish_logout(state, locale, session_cookie, redirect, get("state")).await
+}
 
+/// The logout request is invalid: shown as a page, since no redirect URI is trusted.
+fn invalid_request(state: &AppState, locale: &str, description: &str) -> Response {
+    error_page(
+        state,
+        locale,
+        PageError::BadRequest {
+            message_key: "error.invalid_authorization_request",
+            args: vec![("description", description.to_owned())],
+        },
+    )
+}
+
+/// Whom an `id_token_hint` names: the client it was issued to and its subject.
+#[derive(Default)]
+struct Hinted {
+    client: Option<String>,
+    subject: Option<String>,
+}
+
+/// Reads the `id_token_hint`, if any. The hint's signature must be ours; its expiry
+/// does not matter here.
+async fn verified_hint(
+    state: &AppState,
+    locale: &str,
+    hint: Option<&str>,
+) -> Result<Hinted, Response> {
+    let Some(hint) = hint else {
+        return Ok(Hinted::default());
+    };
+    // An ID token, not an access token (`at+jwt`) passed off as one.
+    let is_id_token = decode_unverified(hint)
+        .ok()
+        .is_some_and(|(header, _)| header.get("typ").and_then(Value::as_str) == Some("JWT"));
+    if !is_id_token {
+        return Err(invalid_request(
+            state,
+            locale,
+            "id_token_hint is not a valid ID token from this server.",
+        ));
+    }
+    let keyring = match state.keys.keyring().await {
+        Ok(k) => k,
+        Err(e) => return Err(error_page(state, locale, state.engine.internal(e))),
+    };
+    match verify_jwt(
+        hint,
+        &keyring.published,
+        &[Algorithm::ES256, Algorithm::RS256],
+    ) {
+        Ok(claims)
+            if claims.get("iss").and_then(Value::as_str)
+                == Some(state.settings.issuer.as_str()) =>
+        {
+            Ok(Hinted {
+                client: claims.get("aud").and_then(Value::as_str).map(str::to_owned),
+                subject: claims.get("sub").and_then(Value::as_str).map(str::to_owned),
+            })
+        }
+        _ => Err(invalid_request(
+            state,
+            locale,
+            "id_token_hint is not a valid ID token from this server.",
+        )),
+    }
+}
+
+/// Where to send the browser afterwards: only a URI the client registered for it,
+/// so that the logout endpoint is no open redirector.
+fn post_logout_redirect<'a>(
+    state: &AppState,
+    locale: &str,
+    client_id: Option<&str>,
+    uri: Option<&'a str>,
+) -> Result<Option<&'a str>, Response> {
+    let Some(uri) = uri else {
+        return Ok(None);
+    };
+    let tenant = state.tenant();
+    let app = client_id.and_then(|c| tenant.application(c));
+    match app {
+        Some(app) if app.has_post_logout_redirect_uri(uri) => Ok(Some(uri)),
+        Some(_) => Err(invalid_request(
+            state,
+            locale,
+            "post_logout_redirect_uri is not registered for this client.",
+        )),
+        None => Err(invalid_request(
+            state,
+            locale,
+            "post_logout_redirect_uri needs id_token_hint or client_id.",
+        )),
+    }
+}
+
+/// The user of this browser's single sign-on session, if it has a live one.
+async fn live_session_user(
+    state: &AppState,
+    locale: &str,
+    session_cookie: Option<&str>,
+) -> Result<Option<String>, Response> {
+    match session_cookie {
+        Some(token) => match state.store.session(&sha256_hex(token.as_bytes())).await {
+            Ok(s) => Ok(s.filter(|s| s.ended_at.is_none()).map(|s| s.user_id)),
+            Err(e) => Err(error_page(state, locale, state.engine.internal(e))),
+        },
+        None => Ok(None),
+    }
+}
+
+/// What the confirmation page carries through to the confirming `POST`.
+struct Confirm<'a> {
+    csrf: &'a str,
+    post_logout_redirect_uri: Option<&'a str>,
+    client_id: Option<&'a str>,
+    state: Option<&'a str>,
+}
+
+/// Asks the user to confirm: without a hint naming them, a third-party page must not
+/// be able to sign them out.
+fn confirm_page(state: &AppState, locale: &str, confirm: Confirm<'_>) -> Response {
+    #[derive(Serialize)]
+    struct Ctx<'a> {
+        title_key: &'static str,
+        errors: Vec<SummaryError>,
+        notice: Option<String>,
+        csrf: &'a str,
+        post_logout_redirect_uri: Option<&'a str>,
+        client_id: Option<&'a str>,
+        state: Option<&'a str>,
+    }
+    let ctx = Ctx {
+        title_key: "logout_confirm.title",
+        errors: Vec::new(),
+        notice: None,
+        csrf: confirm.csrf,
+        post_logout_redirect_uri: confirm.post_logout_redirect_uri,
+        client_id: confirm.client_id,
+        state: confirm.state,
+    };
+    render(state, StatusCode::OK, "logout_confirm.html", locale, &ctx)
+}
+
+/// Ends this browser's session and clears its cookie, then goes back to the client's
+/// registered URI (with its `state`) or shows that the user is signed out.
+async fn finish_logout(
+    state: &AppState,
+    locale: &str,
+    session_cookie: Option<&str>,
+    redirect: Option<&str>,
+    client_state: Option<&str>,
+) -> Response {
     if let Some(token) = session_cookie {
         if let Err(e) = state
             .store
@@ -169,8 +266,8 @@ async fn logout(
     let mut response = match redirect {
         Some(uri) => {
             let params: Vec<(&str, &str)> =
-                get("state").map(|s| vec![("state", s)]).unwrap_or_default();
-            see_other(&append_query(&uri, &params))
+                client_state.map(|s| vec![("state", s)]).unwrap_or_default();
+            see_other(&append_query(uri, &params))
         }
         None => {
             #[derive(Serialize)]

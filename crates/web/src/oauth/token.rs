@@ -169,7 +169,6 @@ async fn token(
     }
 }
 
-/// Identifies and authenticates the client (RFC 6749 §2.3.1).
 /// The form of a token, revocation or introspection request: form-encoded, each
 /// parameter once (RFC 6749 §3.2).
 pub(super) fn parse_form(
@@ -198,13 +197,34 @@ pub(super) fn parse_form(
     Ok(form)
 }
 
+/// Identifies and authenticates the client (RFC 6749 §2.3.1).
 pub(super) async fn authenticate_client(
     state: &AppState,
     headers: &HeaderMap,
     client: ClientAddress,
     form: &BTreeMap<String, String>,
 ) -> Result<Application, TokenError> {
-    let basic = match headers
+    let basic = basic_credentials(headers)?;
+    let (client_id, secret) = presented_client(basic, form)?;
+    let known = state.tenant().application(&client_id).cloned();
+    let reservation =
+        reserve_secret_attempt(state, client, &client_id, known.is_some(), secret.is_some())
+            .await?;
+    // Client ids are not secret (they travel in every authorization URL), so an
+    // unknown one is refused at once: no Argon2 for whoever sends one.
+    let Some(app) = known else {
+        return Err(TokenError::new(
+            "invalid_client",
+            "Client authentication failed.",
+        ));
+    };
+    verify_client_secret(state, app, secret, reservation).await
+}
+
+/// The id and secret of `client_secret_basic`, or `None` when the request has no
+/// Authorization header.
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, TokenError> {
+    match headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
     {
@@ -226,49 +246,59 @@ pub(super) async fn authenticate_client(
                     .map(|(_, v)| v.into_owned())
                     .unwrap_or_default()
             };
-            Some((dec(id), dec(secret)))
+            Ok(Some((dec(id), dec(secret))))
         }
-        Some(_) => {
-            return Err(TokenError::new(
-                "invalid_client",
-                "Unsupported Authorization scheme.",
-            ))
-        }
-        None => None,
-    };
+        Some(_) => Err(TokenError::new(
+            "invalid_client",
+            "Unsupported Authorization scheme.",
+        )),
+        None => Ok(None),
+    }
+}
+
+/// The client id and secret the request presents, by one method only: Basic
+/// credentials (`client_secret_basic`) or the form (`client_secret_post`, or a bare
+/// `client_id` for a public client).
+fn presented_client(
+    basic: Option<(String, String)>,
+    form: &BTreeMap<String, String>,
+) -> Result<(String, Option<String>), TokenError> {
     let body_id = form.get("client_id").filter(|s| !s.is_empty());
     let body_secret = form.get("client_secret").filter(|s| !s.is_empty());
-    let (client_id, secret) = match (basic, body_id, body_secret) {
-        (Some(_), _, Some(_)) => {
-            return Err(TokenError::new(
-                "invalid_request",
-                "Use one client authentication method, not two.",
-            ))
-        }
-        (Some((id, _)), Some(b), _) if *b != id => {
-            return Err(TokenError::new(
-                "invalid_request",
-                "client_id does not match the Basic credentials.",
-            ))
-        }
-        (Some((id, secret)), _, _) => (id, Some(secret)),
-        (None, Some(id), secret) => (id.clone(), secret.cloned()),
-        (None, None, _) => {
-            return Err(TokenError::new(
-                "invalid_client",
-                "The client is not identified.",
-            ))
-        }
-    };
-    let known = state.tenant().application(&client_id).cloned();
-    // A presented secret is counted before it is checked (per client and source
-    // address, so nobody can lock a client out from elsewhere; unknown client ids
-    // share one count per address), and given back when it is right.
-    let reservation = match (&secret, client.subject()) {
-        (Some(_), Some(address)) => {
-            let subject = match &known {
-                Some(_) => format!("{client_id} {address}"),
-                None => format!("unknown client {address}"),
+    match (basic, body_id, body_secret) {
+        (Some(_), _, Some(_)) => Err(TokenError::new(
+            "invalid_request",
+            "Use one client authentication method, not two.",
+        )),
+        (Some((id, _)), Some(b), _) if *b != id => Err(TokenError::new(
+            "invalid_request",
+            "client_id does not match the Basic credentials.",
+        )),
+        (Some((id, secret)), _, _) => Ok((id, Some(secret))),
+        (None, Some(id), secret) => Ok((id.clone(), secret.cloned())),
+        (None, None, _) => Err(TokenError::new(
+            "invalid_client",
+            "The client is not identified.",
+        )),
+    }
+}
+
+/// A presented secret is counted before it is checked (per client and source
+/// address, so nobody can lock a client out from elsewhere; unknown client ids share
+/// one count per address), and given back when it is right.
+async fn reserve_secret_attempt(
+    state: &AppState,
+    client: ClientAddress,
+    client_id: &str,
+    known: bool,
+    presents_secret: bool,
+) -> Result<crate::throttle::Reservation, TokenError> {
+    match (presents_secret, client.subject()) {
+        (true, Some(address)) => {
+            let subject = if known {
+                format!("{client_id} {address}")
+            } else {
+                format!("unknown client {address}")
             };
             state
                 .rate_reserve(&[(
@@ -276,18 +306,20 @@ pub(super) async fn authenticate_client(
                     Some(subject.as_str()),
                 )])
                 .await
-                .map_err(TokenError::throttled)?
+                .map_err(TokenError::throttled)
         }
-        _ => crate::throttle::Reservation::default(),
-    };
-    // Client ids are not secret (they travel in every authorization URL), so an
-    // unknown one is refused at once: no Argon2 for whoever sends one.
-    let Some(app) = known else {
-        return Err(TokenError::new(
-            "invalid_client",
-            "Client authentication failed.",
-        ));
-    };
+        _ => Ok(crate::throttle::Reservation::default()),
+    }
+}
+
+/// Authenticates a known client as its type demands: a public client has no secret
+/// to present, a confidential one must present the secret it was registered with.
+async fn verify_client_secret(
+    state: &AppState,
+    app: Application,
+    secret: Option<String>,
+    reservation: crate::throttle::Reservation,
+) -> Result<Application, TokenError> {
     match (&app.client_type, secret) {
         (ClientType::Public, None) => Ok(app),
         (ClientType::Public, Some(_)) => Err(TokenError::new(

@@ -10,7 +10,7 @@ use axum::{
     response::Response,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use usher_oidc::{
     jose::{decode_unverified, verify_jwt, Algorithm},
     pkce,
@@ -131,74 +131,141 @@ pub async fn callback(
         url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes())
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
-    let failed = |error: &str, description: &str| {
-        let ctx = ResultPage {
-            title_key: "try.error_title",
-            error: Some(error.to_owned()),
-            error_description: Some(description.to_owned()),
-            ..ResultPage::default()
-        };
-        render(
-            &state,
-            StatusCode::BAD_REQUEST,
-            "try_result.html",
-            locale,
-            &ctx,
-        )
-    };
-    let Some(client_id) = state.settings.demo_client_id.clone() else {
-        return failed("not_enabled", "The demo is not enabled.");
+    let Some(client_id) = state.settings.demo_client_id.as_deref() else {
+        return failed(&state, locale, "not_enabled", "The demo is not enabled.");
     };
     let pending = cookies::get(&headers, cookies::TRY)
         .and_then(|c| cookies::unseal::<Pending>(&state.cookie_key, "try", c));
     let Some(pending) = pending.filter(|p| params.get("state") == Some(&p.state)) else {
         return failed(
+            &state,
+            locale,
             "invalid_state",
             "The state does not match this browser's request. Start again.",
         );
     };
     if let Some(error) = params.get("error") {
         return failed(
+            &state,
+            locale,
             error,
             params.get("error_description").map_or("", String::as_str),
         );
     }
     let Some(code) = params.get("code") else {
-        return failed("invalid_request", "The response has no code.");
+        return failed(
+            &state,
+            locale,
+            "invalid_request",
+            "The response has no code.",
+        );
     };
-    let Some(app) = state.tenant().application(&client_id).cloned() else {
-        return failed("not_enabled", "The demo application is not configured.");
+    let id_token = match redeem_code(&state, locale, client_id, code, &pending.verifier).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let claims = match verified_claims(&state, locale, client_id, &pending.nonce, &id_token).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    result_page(&state, locale, &claims, id_token)
+}
+
+/// The demo could not finish the sign-in: the OAuth error and its description, as the
+/// relying party saw them.
+fn failed(state: &AppState, locale: &str, error: &str, description: &str) -> Response {
+    let ctx = ResultPage {
+        title_key: "try.error_title",
+        error: Some(error.to_owned()),
+        error_description: Some(description.to_owned()),
+        ..ResultPage::default()
+    };
+    render(
+        state,
+        StatusCode::BAD_REQUEST,
+        "try_result.html",
+        locale,
+        &ctx,
+    )
+}
+
+/// Redeems the code as the demo application would at the token endpoint, with the
+/// PKCE verifier this browser kept, and returns the ID token.
+async fn redeem_code(
+    state: &AppState,
+    locale: &str,
+    client_id: &str,
+    code: &str,
+    verifier: &str,
+) -> Result<String, Response> {
+    let Some(app) = state.tenant().application(client_id).cloned() else {
+        return Err(failed(
+            state,
+            locale,
+            "not_enabled",
+            "The demo application is not configured.",
+        ));
     };
     let redirect_uri = format!("{}/try/callback", state.settings.issuer);
-    let tokens =
-        match exchange_code(&state, &app, code, &redirect_uri, Some(&pending.verifier)).await {
-            Ok(t) => t,
-            Err(e) => return failed(e.error, &e.description),
-        };
-    let Some(id_token) = tokens.id_token else {
-        return failed("invalid_response", "No ID token was issued.");
+    let tokens = match exchange_code(state, &app, code, &redirect_uri, Some(verifier)).await {
+        Ok(t) => t,
+        Err(e) => return Err(failed(state, locale, e.error, &e.description)),
     };
+    tokens
+        .id_token
+        .ok_or_else(|| failed(state, locale, "invalid_response", "No ID token was issued."))
+}
+
+/// Verifies the ID token as a relying party must (OIDC Core §3.1.3.7): signed with a
+/// published key, for this request's nonce, this client and this issuer.
+async fn verified_claims(
+    state: &AppState,
+    locale: &str,
+    client_id: &str,
+    nonce: &str,
+    id_token: &str,
+) -> Result<Map<String, Value>, Response> {
     let keyring = match state.keys.keyring().await {
         Ok(k) => k,
-        Err(e) => return failed("temporarily_unavailable", &e.to_string()),
+        Err(e) => {
+            return Err(failed(
+                state,
+                locale,
+                "temporarily_unavailable",
+                &e.to_string(),
+            ))
+        }
     };
     let claims = match verify_jwt(
-        &id_token,
+        id_token,
         &keyring.published,
         &[Algorithm::ES256, Algorithm::RS256],
     ) {
         Ok(c) => c,
-        Err(e) => return failed("invalid_token", &e.to_string()),
+        Err(e) => return Err(failed(state, locale, "invalid_token", &e.to_string())),
     };
-    if claims.get("nonce").and_then(Value::as_str) != Some(pending.nonce.as_str())
-        || claims.get("aud").and_then(Value::as_str) != Some(client_id.as_str())
+    if claims.get("nonce").and_then(Value::as_str) != Some(nonce)
+        || claims.get("aud").and_then(Value::as_str) != Some(client_id)
         || claims.get("iss").and_then(Value::as_str) != Some(state.settings.issuer.as_str())
     {
-        return failed(
+        return Err(failed(
+            state,
+            locale,
             "invalid_token",
             "The ID token's nonce, audience or issuer is wrong.",
-        );
+        ));
     }
+    Ok(claims)
+}
+
+/// The signed-in result: the ID token, its header and claims, and a logout link
+/// that comes back to `/try`. The sign-in's cookie has served its purpose.
+fn result_page(
+    state: &AppState,
+    locale: &str,
+    claims: &Map<String, Value>,
+    id_token: String,
+) -> Response {
     let header = decode_unverified(&id_token)
         .map(|(h, _)| serde_json::to_string_pretty(&h).unwrap_or_default())
         .unwrap_or_default();
@@ -229,7 +296,7 @@ pub async fn callback(
         logout_url: Some(logout_url),
         ..ResultPage::default()
     };
-    let mut r = render(&state, StatusCode::OK, "try_result.html", locale, &ctx);
+    let mut r = render(state, StatusCode::OK, "try_result.html", locale, &ctx);
     r.headers_mut().append(
         header::SET_COOKIE,
         cookies::clear(cookies::TRY, state.settings.secure_cookies()),
