@@ -693,17 +693,41 @@ impl<'a> Reader<'a> {
         if let Some(s) = self.sub(&t, "secrets", &["master_key_file"]) {
             raw.master_key_file = self.string(&s, "master_key_file");
         }
-        if let Some(s) = self.sub(
-            &t,
+        raw.signing = self.signing(&t);
+        raw.tokens = self.tokens(&t);
+        raw.email = self.email(&t);
+        if let Some(s) = self.sub(&t, "tenant", &["extensions_app_id"]) {
+            raw.extensions_app_id = self.string(&s, "extensions_app_id");
+        }
+        raw.attributes = self.attributes(&t);
+        raw.user_flows = self.user_flows(&t);
+        raw.applications = self.applications(&t);
+        raw.connector_settings = self.connector_settings(&t);
+        raw.rate_limits = self.rate_limits(&t);
+        raw.connectors = self.connectors(&t);
+        raw.federation = self.federation(&t);
+        raw.identity_providers = self.identity_providers(&t);
+        raw
+    }
+
+    /// `[signing]`: the algorithm of the signing keys and how they rotate.
+    fn signing(&mut self, t: &Table<'_>) -> RawSigning {
+        let Some(s) = self.sub(
+            t,
             "signing",
             &["algorithm", "rotation_days", "publish_ahead_hours"],
-        ) {
-            raw.signing = RawSigning {
-                algorithm: self.string(&s, "algorithm"),
-                rotation_days: self.integer(&s, "rotation_days"),
-                publish_ahead_hours: self.integer(&s, "publish_ahead_hours"),
-            };
+        ) else {
+            return RawSigning::default();
+        };
+        RawSigning {
+            algorithm: self.string(&s, "algorithm"),
+            rotation_days: self.integer(&s, "rotation_days"),
+            publish_ahead_hours: self.integer(&s, "publish_ahead_hours"),
         }
+    }
+
+    /// `[tokens]`: how long codes, tokens and sessions live.
+    fn tokens(&mut self, t: &Table<'_>) -> RawTokens {
         const TOKEN_KEYS: [&str; 5] = [
             "authorization_code_seconds",
             "access_token_seconds",
@@ -711,61 +735,82 @@ impl<'a> Reader<'a> {
             "refresh_token_days",
             "session_hours",
         ];
-        if let Some(s) = self.sub(&t, "tokens", &TOKEN_KEYS) {
-            raw.tokens = RawTokens {
-                authorization_code_seconds: self.integer(&s, TOKEN_KEYS[0]),
-                access_token_seconds: self.integer(&s, TOKEN_KEYS[1]),
-                id_token_seconds: self.integer(&s, TOKEN_KEYS[2]),
-                refresh_token_days: self.integer(&s, TOKEN_KEYS[3]),
-                session_hours: self.integer(&s, TOKEN_KEYS[4]),
-            };
+        let Some(s) = self.sub(t, "tokens", &TOKEN_KEYS) else {
+            return RawTokens::default();
+        };
+        RawTokens {
+            authorization_code_seconds: self.integer(&s, TOKEN_KEYS[0]),
+            access_token_seconds: self.integer(&s, TOKEN_KEYS[1]),
+            id_token_seconds: self.integer(&s, TOKEN_KEYS[2]),
+            refresh_token_days: self.integer(&s, TOKEN_KEYS[3]),
+            session_hours: self.integer(&s, TOKEN_KEYS[4]),
         }
-        if let Some(e) = self.sub(
-            &t,
+    }
+
+    /// `[email]`: the sender, and how mail is delivered.
+    fn email(&mut self, t: &Table<'_>) -> RawEmail {
+        let Some(e) = self.sub(
+            t,
             "email",
             &["from", "delivery", "outbox_dir", "log_codes", "smtp"],
-        ) {
-            raw.email.place = Some(e.place.clone());
-            raw.email.from = self.string(&e, "from");
-            raw.email.delivery = self.string(&e, "delivery");
-            raw.email.outbox_dir = self.string(&e, "outbox_dir");
-            raw.email.log_codes = self.boolean(&e, "log_codes");
-            if let Some(s) = self.sub(
-                &e,
-                "smtp",
-                &[
-                    "host",
-                    "port",
-                    "tls",
-                    "username",
-                    "password_env",
-                    "password_file",
-                ],
-            ) {
-                raw.email.smtp = RawSmtp {
-                    place: Some(s.place.clone()),
-                    host: self.string(&s, "host"),
-                    port: self.integer(&s, "port"),
-                    tls: self.string(&s, "tls"),
-                    username: self.string(&s, "username"),
-                    password_env: self.string(&s, "password_env"),
-                    password_file: self.string(&s, "password_file"),
-                    password: None,
-                };
-            }
+        ) else {
+            return RawEmail::default();
+        };
+        RawEmail {
+            place: Some(e.place.clone()),
+            from: self.string(&e, "from"),
+            delivery: self.string(&e, "delivery"),
+            outbox_dir: self.string(&e, "outbox_dir"),
+            log_codes: self.boolean(&e, "log_codes"),
+            smtp: self.smtp(&e),
         }
-        if let Some(s) = self.sub(&t, "tenant", &["extensions_app_id"]) {
-            raw.extensions_app_id = self.string(&s, "extensions_app_id");
+    }
+
+    /// `[email.smtp]`: the mail server. Its password is only ever taken from the
+    /// environment or a file.
+    fn smtp(&mut self, e: &Table<'_>) -> RawSmtp {
+        let Some(s) = self.sub(
+            e,
+            "smtp",
+            &[
+                "host",
+                "port",
+                "tls",
+                "username",
+                "password_env",
+                "password_file",
+            ],
+        ) else {
+            return RawSmtp::default();
+        };
+        RawSmtp {
+            place: Some(s.place.clone()),
+            host: self.string(&s, "host"),
+            port: self.integer(&s, "port"),
+            tls: self.string(&s, "tls"),
+            username: self.string(&s, "username"),
+            password_env: self.string(&s, "password_env"),
+            password_file: self.string(&s, "password_file"),
+            password: None,
         }
-        if let Some((_, tables)) = self.tables(
-            &t,
+    }
+
+    /// `[[attributes]]`: the tenant's custom attributes.
+    fn attributes(&mut self, t: &Table<'_>) -> Vec<RawAttribute> {
+        let Some((_, tables)) = self.tables(
+            t,
             "attributes",
             &["name", "data_type", "display_name", "description"],
-        ) {
-            raw.attributes = tables.iter().map(|a| self.attribute(a)).collect();
-        }
-        if let Some((_, tables)) = self.tables(
-            &t,
+        ) else {
+            return Vec::new();
+        };
+        tables.iter().map(|a| self.attribute(a)).collect()
+    }
+
+    /// `[[user_flows]]`.
+    fn user_flows(&mut self, t: &Table<'_>) -> Vec<RawUserFlow> {
+        let Some((_, tables)) = self.tables(
+            t,
             "user_flows",
             &[
                 "id",
@@ -775,11 +820,16 @@ impl<'a> Reader<'a> {
                 "connectors",
                 "attributes",
             ],
-        ) {
-            raw.user_flows = tables.iter().map(|f| self.user_flow(f)).collect();
-        }
-        if let Some((_, tables)) = self.tables(
-            &t,
+        ) else {
+            return Vec::new();
+        };
+        tables.iter().map(|f| self.user_flow(f)).collect()
+    }
+
+    /// `[[applications]]`: the OAuth clients.
+    fn applications(&mut self, t: &Table<'_>) -> Vec<RawApplication> {
+        let Some((_, tables)) = self.tables(
+            t,
             "applications",
             &[
                 "client_id",
@@ -793,11 +843,16 @@ impl<'a> Reader<'a> {
                 "user_flow",
                 "roles",
             ],
-        ) {
-            raw.applications = tables.iter().map(|a| self.application(a)).collect();
-        }
-        if let Some(s) = self.sub(
-            &t,
+        ) else {
+            return Vec::new();
+        };
+        tables.iter().map(|a| self.application(a)).collect()
+    }
+
+    /// `[connector_settings]`: what every connector may call, and what is trusted.
+    fn connector_settings(&mut self, t: &Table<'_>) -> RawConnectorSettings {
+        let Some(s) = self.sub(
+            t,
             "connector_settings",
             &[
                 "allow_insecure_targets",
@@ -808,55 +863,74 @@ impl<'a> Reader<'a> {
                 "extra_root_certificates",
                 "extra_root_certificates_file",
             ],
-        ) {
-            raw.connector_settings = RawConnectorSettings {
-                allow_insecure_targets: self.boolean(&s, "allow_insecure_targets"),
-                allow_http_targets: self.boolean(&s, "allow_http_targets"),
-                allow_loopback_targets: self.boolean(&s, "allow_loopback_targets"),
-                allow_private_network_targets: self.boolean(&s, "allow_private_network_targets"),
-                record_bodies: self.boolean(&s, "record_bodies"),
-                extra_root_certificates: self.string(&s, "extra_root_certificates"),
-                extra_root_certificates_file: self.string(&s, "extra_root_certificates_file"),
-            };
+        ) else {
+            return RawConnectorSettings::default();
+        };
+        RawConnectorSettings {
+            allow_insecure_targets: self.boolean(&s, "allow_insecure_targets"),
+            allow_http_targets: self.boolean(&s, "allow_http_targets"),
+            allow_loopback_targets: self.boolean(&s, "allow_loopback_targets"),
+            allow_private_network_targets: self.boolean(&s, "allow_private_network_targets"),
+            record_bodies: self.boolean(&s, "record_bodies"),
+            extra_root_certificates: self.string(&s, "extra_root_certificates"),
+            extra_root_certificates_file: self.string(&s, "extra_root_certificates_file"),
         }
+    }
+
+    /// `[rate_limits]`: one table per limit, and the trusted proxies.
+    fn rate_limits(&mut self, t: &Table<'_>) -> RawRateLimits {
+        let mut rate_limits = RawRateLimits::default();
         let limit_keys: Vec<&str> = usher_domain::Limit::ALL
             .iter()
             .map(|l| l.name())
             .chain(["trusted_proxies"])
             .collect();
-        if let Some(s) = self.sub(&t, "rate_limits", &limit_keys) {
-            for limit in usher_domain::Limit::ALL {
-                if let Some(r) = self.sub(&s, limit.name(), &["max", "window_seconds"]) {
-                    let rule = RawLimitRule {
-                        max: self.integer(&r, "max"),
-                        window_seconds: self.integer(&r, "window_seconds"),
-                    };
-                    raw.rate_limits.limits.push((limit, rule));
-                }
+        let Some(s) = self.sub(t, "rate_limits", &limit_keys) else {
+            return rate_limits;
+        };
+        for limit in usher_domain::Limit::ALL {
+            if let Some(r) = self.sub(&s, limit.name(), &["max", "window_seconds"]) {
+                let rule = RawLimitRule {
+                    max: self.integer(&r, "max"),
+                    window_seconds: self.integer(&r, "window_seconds"),
+                };
+                rate_limits.limits.push((limit, rule));
             }
-            raw.rate_limits.trusted_proxies = self.strings(&s, "trusted_proxies");
         }
-        if let Some((_, tables)) = self.tables(&t, "connectors", CONNECTOR_KEYS) {
-            raw.connectors = tables.iter().map(|c| self.connector(c)).collect();
+        rate_limits.trusted_proxies = self.strings(&s, "trusted_proxies");
+        rate_limits
+    }
+
+    /// `[[connectors]]`: the API connectors user flows call.
+    fn connectors(&mut self, t: &Table<'_>) -> Vec<RawConnector> {
+        let Some((_, tables)) = self.tables(t, "connectors", CONNECTOR_KEYS) else {
+            return Vec::new();
+        };
+        tables.iter().map(|c| self.connector(c)).collect()
+    }
+
+    /// `[federation]`: what calls to upstream identity providers may do.
+    fn federation(&mut self, t: &Table<'_>) -> RawFederation {
+        let Some(s) = self.sub(t, "federation", &["allow_insecure_endpoints", "timeout_ms"]) else {
+            return RawFederation::default();
+        };
+        RawFederation {
+            allow_insecure_endpoints: self.boolean(&s, "allow_insecure_endpoints"),
+            timeout_ms: self.integer(&s, "timeout_ms"),
         }
-        if let Some(s) = self.sub(
-            &t,
-            "federation",
-            &["allow_insecure_endpoints", "timeout_ms"],
-        ) {
-            raw.federation = RawFederation {
-                allow_insecure_endpoints: self.boolean(&s, "allow_insecure_endpoints"),
-                timeout_ms: self.integer(&s, "timeout_ms"),
-            };
-        }
+    }
+
+    /// `[[identity_providers]]`: every key any provider type takes is allowed here;
+    /// which belong to which type is checked later.
+    fn identity_providers(&mut self, t: &Table<'_>) -> Vec<RawIdentityProvider> {
         let mut keys = rules::PROVIDER_COMMON_KEYS.to_vec();
         for (_, fields) in rules::PROVIDER_TYPES {
             keys.extend_from_slice(fields);
         }
-        if let Some((_, tables)) = self.tables(&t, "identity_providers", &keys) {
-            raw.identity_providers = tables.iter().map(|p| self.identity_provider(p)).collect();
-        }
-        raw
+        let Some((_, tables)) = self.tables(t, "identity_providers", &keys) else {
+            return Vec::new();
+        };
+        tables.iter().map(|p| self.identity_provider(p)).collect()
     }
 
     fn identity_provider(&mut self, t: &Table<'_>) -> RawIdentityProvider {

@@ -4,7 +4,7 @@
 //! problem.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     net::SocketAddr,
     path::{Path, PathBuf},
 };
@@ -25,8 +25,8 @@ use crate::{
     env,
     error::ConfigError,
     raw::{
-        List, Place, RawApplication, RawAssignment, RawAttribute, RawConfig, RawEmail, RawUserFlow,
-        Val,
+        List, Place, RawApplication, RawAssignment, RawAttribute, RawConfig, RawEmail, RawOption,
+        RawUserFlow, Val,
     },
     rules,
     secret::Secret,
@@ -139,97 +139,19 @@ impl<'a> Resolver<'a> {
     }
 
     pub fn resolve(&mut self, raw: RawConfig, source: Option<PathBuf>) -> Option<Config> {
-        let default_listen = SocketAddr::from(([127, 0, 0, 1], 8080));
-        let listen = match &raw.listen {
-            Some(v) => self
-                .check(v, |s| rules::parse_listen(s))
-                .unwrap_or(default_listen),
-            None => default_listen,
-        };
-
-        let issuer = match &raw.issuer {
-            Some(v) => {
-                self.check(v, |s| rules::check_issuer(s));
-                v.value.clone()
-            }
-            None => {
-                if listen.port() == 0 {
-                    let loc = raw
-                        .listen
-                        .as_ref()
-                        .map(|v| v.loc.clone())
-                        .unwrap_or_default();
-                    self.err(
-                        loc,
-                        "port 0 picks a free port at start, so the issuer cannot be derived from it: set issuer",
-                    );
-                }
-                rules::default_issuer(listen)
-            }
-        };
-
-        let data_dir = match &raw.data_dir {
-            Some(v) if v.value.trim().is_empty() => {
-                self.err(v.loc.clone(), "must not be empty");
-                PathBuf::from("./usher-data")
-            }
-            Some(v) => PathBuf::from(&v.value),
-            None => PathBuf::from("./usher-data"),
-        };
-
-        let (database_url, database_kind) = match &raw.database_url {
-            Some(v) => (v.value.clone(), self.check(v, |s| rules::database_kind(s))),
-            None => (
-                format!("sqlite://{}/usher.db", data_dir.display()),
-                Some(DatabaseKind::Sqlite),
-            ),
-        };
-
-        let master_key = if let Some(v) = &raw.master_key {
-            MasterKeySource::Env {
-                var: "USHER_MASTER_KEY".to_owned(),
-                value: v.value.clone(),
-            }
-        } else if let Some(v) = &raw.master_key_file {
-            MasterKeySource::File(self.file_exists(v))
-        } else {
-            if database_kind == Some(DatabaseKind::Postgres) {
-                let loc = self.missing(
-                    None,
-                    "master_key_file",
-                    "secrets.master_key_file",
-                    Some("USHER_MASTER_KEY"),
-                );
-                self.err(
-                    loc,
-                    "a master key is required with PostgreSQL: every instance sharing the database must use the same key, so none can generate its own. Create one with `usher generate-master-key` and give it in USHER_MASTER_KEY, or in a file named by USHER_MASTER_KEY_FILE or secrets.master_key_file",
-                );
-            }
-            MasterKeySource::GenerateInDataDir(data_dir.join("master.key"))
-        };
-
-        let templates_dir = raw.templates_dir.as_ref().map(|v| {
-            let path = PathBuf::from(&v.value);
-            if !path.is_dir() {
-                self.err(
-                    v.loc.clone(),
-                    format!("{} is not a directory", path.display()),
-                );
-            }
-            path
-        });
+        let listen = self.listen(&raw);
+        let issuer = self.issuer(&raw, listen);
+        let data_dir = self.data_dir(&raw);
+        let (database_url, database_kind) = self.database(&raw, &data_dir);
+        let master_key = self.master_key(&raw, database_kind, &data_dir);
+        let templates_dir = self.templates_dir(&raw);
 
         let signing = self.signing(&raw);
         let tokens = self.tokens(&raw);
         let email = self.email(&raw.email, &data_dir);
 
-        let extensions_app_id = raw
-            .extensions_app_id
-            .as_ref()
-            .and_then(|v| self.check(v, |s| rules::normalize_extensions_app_id(s)))
-            .unwrap_or_else(|| rules::default_extensions_app_id(&issuer));
         let mut tenant = Tenant {
-            extensions_app_id,
+            extensions_app_id: self.extensions_app_id(&raw, &issuer),
             custom_attributes: Vec::new(),
             user_flows: Vec::new(),
             applications: Vec::new(),
@@ -268,18 +190,7 @@ impl<'a> Resolver<'a> {
         if !self.errors.is_empty() {
             return None;
         }
-        let mut client_secrets = std::collections::BTreeMap::new();
-        for p in pending {
-            let hash = hash_password(p.secret.expose(), &mut rand::rngs::OsRng);
-            if hash.is_empty() {
-                self.err(p.loc, "the client secret could not be hashed");
-                return None;
-            }
-            if let Some(app) = tenant.applications.get_mut(p.application) {
-                app.client_type = ClientType::Confidential { secret_hash: hash };
-                client_secrets.insert(app.client_id.to_ascii_lowercase(), p.secret);
-            }
-        }
+        let client_secrets = self.hash_client_secrets(pending, &mut tenant)?;
 
         Some(Config {
             source,
@@ -302,6 +213,145 @@ impl<'a> Resolver<'a> {
             rate_limits,
             client_secrets,
         })
+    }
+
+    /// The address to listen on: `127.0.0.1:8080` unless another is given.
+    fn listen(&mut self, raw: &RawConfig) -> SocketAddr {
+        let default_listen = SocketAddr::from(([127, 0, 0, 1], 8080));
+        match &raw.listen {
+            Some(v) => self
+                .check(v, |s| rules::parse_listen(s))
+                .unwrap_or(default_listen),
+            None => default_listen,
+        }
+    }
+
+    /// The issuer tokens are signed as: the one given, else one derived from the
+    /// address listened on.
+    fn issuer(&mut self, raw: &RawConfig, listen: SocketAddr) -> String {
+        match &raw.issuer {
+            Some(v) => {
+                self.check(v, |s| rules::check_issuer(s));
+                v.value.clone()
+            }
+            None => {
+                if listen.port() == 0 {
+                    let loc = raw
+                        .listen
+                        .as_ref()
+                        .map(|v| v.loc.clone())
+                        .unwrap_or_default();
+                    self.err(
+                        loc,
+                        "port 0 picks a free port at start, so the issuer cannot be derived from it: set issuer",
+                    );
+                }
+                rules::default_issuer(listen)
+            }
+        }
+    }
+
+    /// Where Usher keeps what it writes itself (by default the database, the master
+    /// key and the outbox).
+    fn data_dir(&mut self, raw: &RawConfig) -> PathBuf {
+        match &raw.data_dir {
+            Some(v) if v.value.trim().is_empty() => {
+                self.err(v.loc.clone(), "must not be empty");
+                PathBuf::from("./usher-data")
+            }
+            Some(v) => PathBuf::from(&v.value),
+            None => PathBuf::from("./usher-data"),
+        }
+    }
+
+    /// The database's URL, and its kind (`None`: the URL was written wrong). Without
+    /// a URL, an SQLite file in the data directory.
+    fn database(&mut self, raw: &RawConfig, data_dir: &Path) -> (String, Option<DatabaseKind>) {
+        match &raw.database_url {
+            Some(v) => (v.value.clone(), self.check(v, |s| rules::database_kind(s))),
+            None => (
+                format!("sqlite://{}/usher.db", data_dir.display()),
+                Some(DatabaseKind::Sqlite),
+            ),
+        }
+    }
+
+    /// Where the master key comes from: the environment, a file, or (SQLite only) one
+    /// generated in the data directory on first start.
+    fn master_key(
+        &mut self,
+        raw: &RawConfig,
+        database_kind: Option<DatabaseKind>,
+        data_dir: &Path,
+    ) -> MasterKeySource {
+        if let Some(v) = &raw.master_key {
+            MasterKeySource::Env {
+                var: "USHER_MASTER_KEY".to_owned(),
+                value: v.value.clone(),
+            }
+        } else if let Some(v) = &raw.master_key_file {
+            MasterKeySource::File(self.file_exists(v))
+        } else {
+            if database_kind == Some(DatabaseKind::Postgres) {
+                let loc = self.missing(
+                    None,
+                    "master_key_file",
+                    "secrets.master_key_file",
+                    Some("USHER_MASTER_KEY"),
+                );
+                self.err(
+                    loc,
+                    "a master key is required with PostgreSQL: every instance sharing the database must use the same key, so none can generate its own. Create one with `usher generate-master-key` and give it in USHER_MASTER_KEY, or in a file named by USHER_MASTER_KEY_FILE or secrets.master_key_file",
+                );
+            }
+            MasterKeySource::GenerateInDataDir(data_dir.join("master.key"))
+        }
+    }
+
+    /// The operator's own page templates, if a directory of them is given.
+    fn templates_dir(&mut self, raw: &RawConfig) -> Option<PathBuf> {
+        raw.templates_dir.as_ref().map(|v| {
+            let path = PathBuf::from(&v.value);
+            if !path.is_dir() {
+                self.err(
+                    v.loc.clone(),
+                    format!("{} is not a directory", path.display()),
+                );
+            }
+            path
+        })
+    }
+
+    /// The application id custom attributes are named after (`extension_<id>_<name>`):
+    /// the one given, else one derived from the issuer, so that it stays the same from
+    /// start to start.
+    fn extensions_app_id(&mut self, raw: &RawConfig, issuer: &str) -> String {
+        raw.extensions_app_id
+            .as_ref()
+            .and_then(|v| self.check(v, |s| rules::normalize_extensions_app_id(s)))
+            .unwrap_or_else(|| rules::default_extensions_app_id(issuer))
+    }
+
+    /// Hashes the confidential applications' secrets into the tenant, and keeps each
+    /// plaintext by lower-cased client id. `None`: one could not be hashed.
+    fn hash_client_secrets(
+        &mut self,
+        pending: Vec<PendingSecret>,
+        tenant: &mut Tenant,
+    ) -> Option<BTreeMap<String, Secret>> {
+        let mut client_secrets = BTreeMap::new();
+        for p in pending {
+            let hash = hash_password(p.secret.expose(), &mut rand::rngs::OsRng);
+            if hash.is_empty() {
+                self.err(p.loc, "the client secret could not be hashed");
+                return None;
+            }
+            if let Some(app) = tenant.applications.get_mut(p.application) {
+                app.client_type = ClientType::Confidential { secret_hash: hash };
+                client_secrets.insert(app.client_id.to_ascii_lowercase(), p.secret);
+            }
+        }
+        Some(client_secrets)
     }
 
     fn signing(&mut self, raw: &RawConfig) -> SigningSettings {
@@ -744,97 +794,19 @@ impl<'a> Resolver<'a> {
         let data_type = (!untyped.contains(&def.id)).then_some(def.data_type);
 
         // `None` when the input was written wrong: what depends on it is not checked.
-        let input = match &a.input {
-            Some(v) => self
-                .check(v, |s| rules::parse_input_type(s))
-                .and_then(|input| match data_type {
-                    Some(dt) if !input.accepts(dt) => {
-                        self.err(v.loc.clone(), input_mismatch(input, dt));
-                        None
-                    }
-                    _ => Some(input),
-                }),
-            None => Some(UserInputType::default_for(
-                data_type.unwrap_or(DataType::String),
-            )),
-        };
+        let input = self.assignment_input(a, data_type);
         if let Some(label) = &a.label {
             self.text(label, MAX_LABEL);
         }
-
-        let mut options: Vec<AttributeOption> = Vec::new();
-        if let Some(input) = input {
-            let name = rules::input_type_name(input);
-            if input.has_options() && a.options.is_empty() {
-                let loc = a
-                    .options_loc
-                    .clone()
-                    .unwrap_or_else(|| a.place.key("options"));
-                self.err(
-                    loc,
-                    format!("{name} needs at least one option ([[…options]] with a value)"),
-                );
-            }
-            if !input.has_options() && !a.options.is_empty() {
-                let loc = a
-                    .options_loc
-                    .clone()
-                    .unwrap_or_else(|| a.place.key("options"));
-                self.err(
-                    loc,
-                    format!("{name} has no options; they are only for radioSingleSelect, dropdownSingleSelect and checkboxMultiSelect"),
-                );
-            }
-            if input.has_options() {
-                let single = input != UserInputType::CheckboxMultiSelect;
-                let mut defaults = 0;
-                for o in &a.options {
-                    let Some(value) = &o.value else {
-                        self.err(o.place.key("value"), "is required");
-                        continue;
-                    };
-                    let dt = data_type.unwrap_or(DataType::String);
-                    if self
-                        .check(value, |s| {
-                            rules::check_option_value(s, dt, def.max_length())
-                        })
-                        .is_none()
-                    {
-                        continue;
-                    }
-                    if options.iter().any(|x| x.value == value.value) {
-                        self.err(
-                            value.loc.clone(),
-                            format!("`{}` is an option twice", value.value),
-                        );
-                        continue;
-                    }
-                    if let Some(label) = &o.label {
-                        self.text(label, MAX_LABEL);
-                    }
-                    let is_default = o.default.as_ref().is_some_and(|d| d.value);
-                    if is_default {
-                        defaults += 1;
-                        if single && defaults > 1 {
-                            if let Some(d) = &o.default {
-                                self.err(
-                                    d.loc.clone(),
-                                    format!("a {name} can have only one default option"),
-                                );
-                            }
-                        }
-                    }
-                    options.push(AttributeOption {
-                        name: o.label.as_ref().map_or_else(
-                            || LocalizedText::Plain(value.value.clone()),
-                            |l| l.value.clone(),
-                        ),
-                        value: value.value.clone(),
-                        is_default,
-                    });
-                }
-            }
-        }
+        let options = match input {
+            Some(input) => self.assignment_options(
+                a,
+                input,
+                data_type.unwrap_or(DataType::String),
+                def.max_length(),
+            ),
+            None => Vec::new(),
+        };
 
         Some(AttributeAssignment {
             attribute_id: def.id,
@@ -848,6 +820,128 @@ impl<'a> Resolver<'a> {
         })
     }
 
+    /// The input a page's attribute is collected with: the one written, if it can
+    /// hold the attribute's data type (`None` when it is unknown), else the data
+    /// type's default. `None`: the input was written wrong.
+    fn assignment_input(
+        &mut self,
+        a: &RawAssignment,
+        data_type: Option<DataType>,
+    ) -> Option<UserInputType> {
+        match &a.input {
+            Some(v) => self
+                .check(v, |s| rules::parse_input_type(s))
+                .and_then(|input| match data_type {
+                    Some(dt) if !input.accepts(dt) => {
+                        self.err(v.loc.clone(), input_mismatch(input, dt));
+                        None
+                    }
+                    _ => Some(input),
+                }),
+            None => Some(UserInputType::default_for(
+                data_type.unwrap_or(DataType::String),
+            )),
+        }
+    }
+
+    /// The options a page's attribute offers: the select inputs need at least one,
+    /// the others take none. Values are checked against the attribute's `data_type`
+    /// and `max_length`.
+    fn assignment_options(
+        &mut self,
+        a: &RawAssignment,
+        input: UserInputType,
+        data_type: DataType,
+        max_length: usize,
+    ) -> Vec<AttributeOption> {
+        let name = rules::input_type_name(input);
+        if input.has_options() && a.options.is_empty() {
+            let loc = a
+                .options_loc
+                .clone()
+                .unwrap_or_else(|| a.place.key("options"));
+            self.err(
+                loc,
+                format!("{name} needs at least one option ([[…options]] with a value)"),
+            );
+        }
+        if !input.has_options() && !a.options.is_empty() {
+            let loc = a
+                .options_loc
+                .clone()
+                .unwrap_or_else(|| a.place.key("options"));
+            self.err(
+                loc,
+                format!("{name} has no options; they are only for radioSingleSelect, dropdownSingleSelect and checkboxMultiSelect"),
+            );
+        }
+        if input.has_options() {
+            self.select_options(&a.options, input, data_type, max_length)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// The options of a select input, each value once. A single select may have one
+    /// default at most.
+    fn select_options(
+        &mut self,
+        raws: &[RawOption],
+        input: UserInputType,
+        data_type: DataType,
+        max_length: usize,
+    ) -> Vec<AttributeOption> {
+        let name = rules::input_type_name(input);
+        let single = input != UserInputType::CheckboxMultiSelect;
+        let mut options: Vec<AttributeOption> = Vec::new();
+        let mut defaults = 0;
+        for o in raws {
+            let Some(value) = &o.value else {
+                self.err(o.place.key("value"), "is required");
+                continue;
+            };
+            if self
+                .check(value, |s| {
+                    rules::check_option_value(s, data_type, max_length)
+                })
+                .is_none()
+            {
+                continue;
+            }
+            if options.iter().any(|x| x.value == value.value) {
+                self.err(
+                    value.loc.clone(),
+                    format!("`{}` is an option twice", value.value),
+                );
+                continue;
+            }
+            if let Some(label) = &o.label {
+                self.text(label, MAX_LABEL);
+            }
+            let is_default = o.default.as_ref().is_some_and(|d| d.value);
+            if is_default {
+                defaults += 1;
+                if single && defaults > 1 {
+                    if let Some(d) = &o.default {
+                        self.err(
+                            d.loc.clone(),
+                            format!("a {name} can have only one default option"),
+                        );
+                    }
+                }
+            }
+            options.push(AttributeOption {
+                name: o.label.as_ref().map_or_else(
+                    || LocalizedText::Plain(value.value.clone()),
+                    |l| l.value.clone(),
+                ),
+                value: value.value.clone(),
+                is_default,
+            });
+        }
+        options
+    }
+
     fn applications(
         &mut self,
         raws: &[RawApplication],
@@ -857,156 +951,15 @@ impl<'a> Resolver<'a> {
         let mut pending = Vec::new();
         let mut seen: HashMap<String, String> = HashMap::new();
         for a in raws {
-            let client_id = match &a.client_id {
-                Some(v) => self.check(v, |s| rules::check_client_id(s)).and_then(|()| {
-                    let key = v.value.to_ascii_lowercase();
-                    if demo && v.value.eq_ignore_ascii_case(DEMO_CLIENT_ID) {
-                        self.err(
-                            v.loc.clone(),
-                            format!("{DEMO_CLIENT_ID} is the demo application; set demo = false to define it here"),
-                        );
-                        None
-                    } else if let Some(first) = seen.get(&key) {
-                        let message = format!("client id {} is used twice (ids ignore case; first at {first})", v.value);
-                        self.err(v.loc.clone(), message);
-                        None
-                    } else {
-                        seen.insert(key, v.loc.clone());
-                        Some(v.value.clone())
-                    }
-                }),
-                None => {
-                    self.err(a.place.key("client_id"), "is required");
-                    None
-                }
-            };
-            let name = match &a.name {
-                Some(v) => {
-                    self.check(v, |s| {
-                        if s.trim().is_empty() {
-                            Err("must not be empty".to_owned())
-                        } else {
-                            rules::check_display_text(s, MAX_LABEL)
-                        }
-                    });
-                    v.value.clone()
-                }
-                None => client_id.clone().unwrap_or_default(),
-            };
-
+            let client_id = self.client_id(a, demo, &mut seen);
+            let name = self.application_name(a, client_id.as_deref());
             // `None`: the type was written wrong, so rules that depend on it are skipped.
-            let public = match &a.client_type {
-                Some(v) => self.check(v, |t| match t.to_ascii_lowercase().as_str() {
-                    "public" => Ok(true),
-                    "confidential" => Ok(false),
-                    _ => Err("must be public or confidential".to_owned()),
-                }),
-                None => {
-                    self.err(a.place.key("type"), "is required: public or confidential");
-                    None
-                }
-            };
-
-            let mut secret = None;
-            let mut secret_hash = String::new();
-            let given: Vec<(&str, &Val<String>)> = [
-                ("client_secret_env", &a.client_secret_env),
-                ("client_secret_file", &a.client_secret_file),
-                ("client_secret_hash", &a.client_secret_hash),
-            ]
-            .into_iter()
-            .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
-            .collect();
-            match (public, given.as_slice()) {
-                (Some(true), given) => {
-                    for (_, v) in given {
-                        self.err(
-                            v.loc.clone(),
-                            "a public client cannot keep a secret, so has none: remove it, or make the client confidential",
-                        );
-                    }
-                }
-                (Some(false), []) => self.err(
-                    a.place.key("client_secret_env"),
-                    "a confidential client needs one of client_secret_env, client_secret_file or client_secret_hash",
-                ),
-                (Some(false), [(kind, v)]) => match *kind {
-                    "client_secret_env" => match (self.env)(&v.value) {
-                        Some(s) if !s.is_empty() => {
-                            secret = self.check(v, |_| rules::check_client_secret(&s)).map(|()| Secret::new(s));
-                        }
-                        _ => self.err(v.loc.clone(), format!("environment variable {} is not set", v.value)),
-                    },
-                    "client_secret_file" => {
-                        secret = self
-                            .check(v, |p| rules::read_secret_file(Path::new(p)).and_then(|s| rules::check_client_secret(&s).map(|()| s)))
-                            .map(Secret::new);
-                    }
-                    _ => {
-                        if self.check(v, |h| rules::check_secret_hash(h)).is_some() {
-                            secret_hash.clone_from(&v.value);
-                        }
-                    }
-                },
-                (Some(false), [_, rest @ ..]) => {
-                    for (_, v) in rest {
-                        self.err(
-                            v.loc.clone(),
-                            "give only one of client_secret_env, client_secret_file and client_secret_hash",
-                        );
-                    }
-                }
-                (None, _) => {}
-            }
-
-            let redirect_uris = self.uris(&a.redirect_uris, public);
-            if public == Some(true) && redirect_uris.is_empty() {
-                let loc = a
-                    .redirect_uris
-                    .as_ref()
-                    .map_or_else(|| a.place.key("redirect_uris"), |l| l.loc.clone());
-                self.err(loc, "a public client needs at least one redirect URI");
-            }
+            let public = self.client_type(a);
+            let (secret, secret_hash) = self.client_secret(a, public);
+            let redirect_uris = self.redirect_uris(a, public);
             let post_logout_redirect_uris = self.uris(&a.post_logout_redirect_uris, public);
-
-            let user_flow_id = match &a.user_flow {
-                Some(v) => self.check(v, |s| {
-                    let id = rules::normalize_user_flow_id(s)?;
-                    match tenant.user_flow(&id) {
-                        Some(flow) => Ok(flow.id.clone()),
-                        None if id.eq_ignore_ascii_case(DEMO_USER_FLOW_ID) => {
-                            Err(format!("{DEMO_USER_FLOW_ID} exists only while demo = true"))
-                        }
-                        None => Err(format!("no user flow {id} is defined under [[user_flows]]")),
-                    }
-                }),
-                None => {
-                    self.err(
-                        a.place.key("user_flow"),
-                        "is required: the user flow people sign up and sign in with",
-                    );
-                    None
-                }
-            };
-
-            let mut roles: Vec<String> = Vec::new();
-            if let Some(list) = &a.roles {
-                if public == Some(true) && !list.value.is_empty() {
-                    self.err(
-                        list.loc.clone(),
-                        "roles are granted through the client-credentials grant, which only confidential clients can use",
-                    );
-                }
-                for r in &list.value {
-                    if let Some(role) = self.check(r, |s| rules::parse_role(s)) {
-                        if roles.iter().any(|x| x == role) {
-                            self.err(r.loc.clone(), format!("{role} is listed twice"));
-                        } else {
-                            roles.push(role.to_owned());
-                        }
-                    }
-                }
-            }
+            let user_flow_id = self.application_user_flow(a, tenant);
+            let roles = self.roles(a, public);
 
             let (Some(client_id), Some(user_flow_id), Some(public)) =
                 (client_id, user_flow_id, public)
@@ -1035,6 +988,194 @@ impl<'a> Resolver<'a> {
             });
         }
         pending
+    }
+
+    /// An application's client id, unless it is written wrong, is the demo's, or is
+    /// one `seen` already (ids ignore case; `seen` maps each to where it was first).
+    fn client_id(
+        &mut self,
+        a: &RawApplication,
+        demo: bool,
+        seen: &mut HashMap<String, String>,
+    ) -> Option<String> {
+        match &a.client_id {
+            Some(v) => self.check(v, |s| rules::check_client_id(s)).and_then(|()| {
+                let key = v.value.to_ascii_lowercase();
+                if demo && v.value.eq_ignore_ascii_case(DEMO_CLIENT_ID) {
+                    self.err(
+                        v.loc.clone(),
+                        format!("{DEMO_CLIENT_ID} is the demo application; set demo = false to define it here"),
+                    );
+                    None
+                } else if let Some(first) = seen.get(&key) {
+                    let message = format!("client id {} is used twice (ids ignore case; first at {first})", v.value);
+                    self.err(v.loc.clone(), message);
+                    None
+                } else {
+                    seen.insert(key, v.loc.clone());
+                    Some(v.value.clone())
+                }
+            }),
+            None => {
+                self.err(a.place.key("client_id"), "is required");
+                None
+            }
+        }
+    }
+
+    /// The name an application is shown by: as written, else its client id.
+    fn application_name(&mut self, a: &RawApplication, client_id: Option<&str>) -> String {
+        match &a.name {
+            Some(v) => {
+                self.check(v, |s| {
+                    if s.trim().is_empty() {
+                        Err("must not be empty".to_owned())
+                    } else {
+                        rules::check_display_text(s, MAX_LABEL)
+                    }
+                });
+                v.value.clone()
+            }
+            None => client_id.unwrap_or_default().to_owned(),
+        }
+    }
+
+    /// Whether the application is a public client (`true`) or a confidential one.
+    /// `None`: the type is missing or written wrong.
+    fn client_type(&mut self, a: &RawApplication) -> Option<bool> {
+        match &a.client_type {
+            Some(v) => self.check(v, |t| match t.to_ascii_lowercase().as_str() {
+                "public" => Ok(true),
+                "confidential" => Ok(false),
+                _ => Err("must be public or confidential".to_owned()),
+            }),
+            None => {
+                self.err(a.place.key("type"), "is required: public or confidential");
+                None
+            }
+        }
+    }
+
+    /// A confidential client's secret: the plaintext (from the environment or a file),
+    /// to be hashed once the whole configuration is known to be valid, or the hash
+    /// itself (empty unless given). A public client must have none.
+    fn client_secret(
+        &mut self,
+        a: &RawApplication,
+        public: Option<bool>,
+    ) -> (Option<Secret>, String) {
+        let mut secret = None;
+        let mut secret_hash = String::new();
+        let given: Vec<(&str, &Val<String>)> = [
+            ("client_secret_env", &a.client_secret_env),
+            ("client_secret_file", &a.client_secret_file),
+            ("client_secret_hash", &a.client_secret_hash),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+        .collect();
+        match (public, given.as_slice()) {
+            (Some(true), given) => {
+                for (_, v) in given {
+                    self.err(
+                        v.loc.clone(),
+                        "a public client cannot keep a secret, so has none: remove it, or make the client confidential",
+                    );
+                }
+            }
+            (Some(false), []) => self.err(
+                a.place.key("client_secret_env"),
+                "a confidential client needs one of client_secret_env, client_secret_file or client_secret_hash",
+            ),
+            (Some(false), [(kind, v)]) => match *kind {
+                "client_secret_env" => match (self.env)(&v.value) {
+                    Some(s) if !s.is_empty() => {
+                        secret = self.check(v, |_| rules::check_client_secret(&s)).map(|()| Secret::new(s));
+                    }
+                    _ => self.err(v.loc.clone(), format!("environment variable {} is not set", v.value)),
+                },
+                "client_secret_file" => {
+                    secret = self
+                        .check(v, |p| rules::read_secret_file(Path::new(p)).and_then(|s| rules::check_client_secret(&s).map(|()| s)))
+                        .map(Secret::new);
+                }
+                _ => {
+                    if self.check(v, |h| rules::check_secret_hash(h)).is_some() {
+                        secret_hash.clone_from(&v.value);
+                    }
+                }
+            },
+            (Some(false), [_, rest @ ..]) => {
+                for (_, v) in rest {
+                    self.err(
+                        v.loc.clone(),
+                        "give only one of client_secret_env, client_secret_file and client_secret_hash",
+                    );
+                }
+            }
+            (None, _) => {}
+        }
+        (secret, secret_hash)
+    }
+
+    /// Where sign-in may send back to; a public client needs at least one.
+    fn redirect_uris(&mut self, a: &RawApplication, public: Option<bool>) -> Vec<String> {
+        let redirect_uris = self.uris(&a.redirect_uris, public);
+        if public == Some(true) && redirect_uris.is_empty() {
+            let loc = a
+                .redirect_uris
+                .as_ref()
+                .map_or_else(|| a.place.key("redirect_uris"), |l| l.loc.clone());
+            self.err(loc, "a public client needs at least one redirect URI");
+        }
+        redirect_uris
+    }
+
+    /// The user flow an application's users sign up and sign in with, as the tenant
+    /// spells its id.
+    fn application_user_flow(&mut self, a: &RawApplication, tenant: &Tenant) -> Option<String> {
+        match &a.user_flow {
+            Some(v) => self.check(v, |s| {
+                let id = rules::normalize_user_flow_id(s)?;
+                match tenant.user_flow(&id) {
+                    Some(flow) => Ok(flow.id.clone()),
+                    None if id.eq_ignore_ascii_case(DEMO_USER_FLOW_ID) => {
+                        Err(format!("{DEMO_USER_FLOW_ID} exists only while demo = true"))
+                    }
+                    None => Err(format!("no user flow {id} is defined under [[user_flows]]")),
+                }
+            }),
+            None => {
+                self.err(
+                    a.place.key("user_flow"),
+                    "is required: the user flow people sign up and sign in with",
+                );
+                None
+            }
+        }
+    }
+
+    /// The roles an application is granted: only a confidential client can use them.
+    fn roles(&mut self, a: &RawApplication, public: Option<bool>) -> Vec<String> {
+        let mut roles: Vec<String> = Vec::new();
+        if let Some(list) = &a.roles {
+            if public == Some(true) && !list.value.is_empty() {
+                self.err(
+                    list.loc.clone(),
+                    "roles are granted through the client-credentials grant, which only confidential clients can use",
+                );
+            }
+            for r in &list.value {
+                if let Some(role) = self.check(r, |s| rules::parse_role(s)) {
+                    if roles.iter().any(|x| x == role) {
+                        self.err(r.loc.clone(), format!("{role} is listed twice"));
+                    } else {
+                        roles.push(role.to_owned());
+                    }
+                }
+            }
+        }
+        roles
     }
 
     fn uris(&mut self, list: &Option<List>, public: Option<bool>) -> Vec<String> {

@@ -10,8 +10,8 @@ use std::{
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 use usher_domain::rules::TargetPolicy;
 use usher_domain::{
-    connector_limits as limits, CertificateSource, ClientCertificate, ConnectorAuthentication,
-    ConnectorDefinition, ConnectorField,
+    connector_limits as limits, BreakerSettings, CertificateSource, ClientCertificate,
+    ConnectorAuthentication, ConnectorDefinition, ConnectorField,
 };
 
 use super::{Resolver, MAX_LABEL};
@@ -30,6 +30,16 @@ pub(crate) type Declared = HashMap<String, String>;
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// How long a connector's calls may take, as written or defaulted.
+struct CallLimits {
+    /// Per attempt.
+    timeout: Duration,
+    /// Attempts after the first.
+    retries: u32,
+    /// For the whole call, retries included.
+    budget: Duration,
 }
 
 impl Resolver<'_> {
@@ -148,6 +158,43 @@ impl Resolver<'_> {
         };
 
         let defaults = ConnectorDefinition::new("", "");
+        let call = self.call_limits(c, &defaults);
+        let failure_policy = c
+            .failure_policy
+            .as_ref()
+            .and_then(|v| self.check(v, |s| rules::parse_failure_policy(s)))
+            .unwrap_or(defaults.failure_policy);
+        let breaker = self.breaker(c, &defaults.breaker);
+        let signing_secrets = self.signing_secrets(c);
+        let authentication = match &c.authentication {
+            Some(a) => self.authentication(a, targets),
+            None => Some(ConnectorAuthentication::None),
+        };
+
+        let extra_root_certificates =
+            self.root_certificates(&c.extra_root_certificates, &c.extra_root_certificates_file);
+
+        let (id, target_url, authentication) = (id?, target_url?, authentication?);
+        let mut connector = ConnectorDefinition::new(id, target_url);
+        if let Some(name) = display_name {
+            connector.display_name = name;
+        }
+        connector.authentication = authentication;
+        connector.signing_secrets = signing_secrets;
+        connector.timeout = call.timeout;
+        connector.retries = call.retries;
+        connector.budget = call.budget;
+        connector.failure_policy = failure_policy;
+        connector.lenient = c.lenient.as_ref().is_some_and(|v| v.value);
+        connector.breaker = breaker;
+        connector.extra_root_certificates = extra_root_certificates;
+        self.shared_connector_rules(c, &connector);
+        Some(connector)
+    }
+
+    /// How long a connector's calls may take: each attempt, how many retries, and the
+    /// budget for them all, which must leave room for at least one whole attempt.
+    fn call_limits(&mut self, c: &RawConnector, defaults: &ConnectorDefinition) -> CallLimits {
         let timeout: u64 = self.number(
             &c.timeout_ms,
             millis(defaults.timeout),
@@ -176,51 +223,40 @@ impl Resolver<'_> {
                 self.err(v.loc.clone(), m);
             }
         }
-        let failure_policy = c
-            .failure_policy
-            .as_ref()
-            .and_then(|v| self.check(v, |s| rules::parse_failure_policy(s)))
-            .unwrap_or(defaults.failure_policy);
+        CallLimits {
+            timeout: Duration::from_millis(timeout),
+            retries,
+            budget: Duration::from_millis(budget),
+        }
+    }
+
+    /// `[connectors.breaker]`: after how many failed calls in a row the connector is
+    /// no longer called, and for how long.
+    fn breaker(&mut self, c: &RawConnector, defaults: &BreakerSettings) -> BreakerSettings {
         let failure_threshold: u32 = self.number(
             &c.failure_threshold,
-            defaults.breaker.failure_threshold,
+            defaults.failure_threshold,
             limits::lo(&limits::BREAKER_FAILURE_THRESHOLD),
             limits::hi(&limits::BREAKER_FAILURE_THRESHOLD),
             "",
         );
         let open_seconds: u64 = self.number(
             &c.open_seconds,
-            defaults.breaker.open_for.as_secs(),
+            defaults.open_for.as_secs(),
             limits::lo(&limits::BREAKER_OPEN_SECONDS),
             limits::hi(&limits::BREAKER_OPEN_SECONDS),
             " seconds",
         );
-        let signing_secrets = self.signing_secrets(c);
-        let authentication = match &c.authentication {
-            Some(a) => self.authentication(a, targets),
-            None => Some(ConnectorAuthentication::None),
-        };
-
-        let extra_root_certificates =
-            self.root_certificates(&c.extra_root_certificates, &c.extra_root_certificates_file);
-
-        let (id, target_url, authentication) = (id?, target_url?, authentication?);
-        let mut connector = ConnectorDefinition::new(id, target_url);
-        if let Some(name) = display_name {
-            connector.display_name = name;
+        BreakerSettings {
+            failure_threshold,
+            open_for: Duration::from_secs(open_seconds),
         }
-        connector.authentication = authentication;
-        connector.signing_secrets = signing_secrets;
-        connector.timeout = Duration::from_millis(timeout);
-        connector.retries = retries;
-        connector.budget = Duration::from_millis(budget);
-        connector.failure_policy = failure_policy;
-        connector.lenient = c.lenient.as_ref().is_some_and(|v| v.value);
-        connector.breaker.failure_threshold = failure_threshold;
-        connector.breaker.open_for = Duration::from_secs(open_seconds);
-        connector.extra_root_certificates = extra_root_certificates;
-        // The rules every entry point shares; what is out of range was reported at
-        // its value above, so only what is left is reported here.
+    }
+
+    /// The rules every entry point (file, `apply`, admin API) checks a connector
+    /// with. What is out of range was reported at its value already, so these speak
+    /// only when nothing else was reported.
+    fn shared_connector_rules(&mut self, c: &RawConnector, connector: &ConnectorDefinition) {
         if let Err(e) = connector.check() {
             if self.errors.is_empty() {
                 let key = match e.field {
@@ -234,7 +270,6 @@ impl Resolver<'_> {
                 self.err(c.place.key(key), e.message);
             }
         }
-        Some(connector)
     }
 
     fn signing_secrets(&mut self, c: &RawConnector) -> Vec<usher_domain::Secret> {
@@ -464,93 +499,8 @@ impl Resolver<'_> {
         let pkcs12 = c.pkcs12_file.is_some() || c.pkcs12_base64.is_some();
         let pem = c.pem_file.is_some() || c.pem.is_some();
         let source = match (pkcs12, pem) {
-            (true, false) => {
-                let keys = [
-                    c.key_file.as_ref().map(|k| ("key_file", k.loc.clone())),
-                    c.key.as_ref().map(|r| ("key", r.place.here())),
-                ];
-                for (name, loc) in keys.into_iter().flatten() {
-                    self.err(
-                        loc,
-                        format!(
-                            "{name} goes with pem_file or pem; a PKCS#12 file holds its own key"
-                        ),
-                    );
-                }
-                let der = match (&c.pkcs12_file, &c.pkcs12_base64) {
-                    (Some(file), None) => {
-                        self.check(file, |p| rules::read_nonempty_file(Path::new(p)))
-                    }
-                    (None, Some(r)) => self.pkcs12_base64(r),
-                    (Some(_), Some(r)) => {
-                        self.err(
-                            r.place.here(),
-                            "give either pkcs12_file or pkcs12_base64, not both",
-                        );
-                        None
-                    }
-                    (None, None) => None,
-                };
-                let password = match &c.password {
-                    Some(r) => self.secret(r),
-                    None => Some(Secret::new("")),
-                };
-                Some(CertificateSource::Pkcs12 {
-                    der: der?,
-                    password: password?.into(),
-                })
-            }
-            (false, true) => {
-                if let Some(r) = &c.password {
-                    self.err(
-                        r.place.here(),
-                        "password is for pkcs12_file and pkcs12_base64; the PEM key must not be encrypted",
-                    );
-                }
-                let chain = match (&c.pem_file, &c.pem) {
-                    (Some(file), None) => {
-                        self.check(file, |p| rules::read_nonempty_text_file(Path::new(p)))
-                    }
-                    (None, Some(v)) => self.check(v, |s| {
-                        if s.trim().is_empty() {
-                            Err("must not be empty".to_owned())
-                        } else {
-                            Ok(s.clone())
-                        }
-                    }),
-                    (Some(_), Some(v)) => {
-                        self.err(v.loc.clone(), "give either pem_file or pem, not both");
-                        None
-                    }
-                    (None, None) => None,
-                };
-                let key = match (&c.key_file, &c.key) {
-                    (Some(k), None) => self
-                        .check(k, |p| rules::read_nonempty_text_file(Path::new(p)))
-                        .map(Secret::new),
-                    (None, Some(r)) => self.secret(r),
-                    (Some(_), Some(r)) => {
-                        self.err(r.place.here(), "give either key_file or key, not both");
-                        None
-                    }
-                    (None, None) => {
-                        let chain_key = if c.pem_file.is_some() {
-                            "pem_file"
-                        } else {
-                            "pem"
-                        };
-                        self.err(
-                            c.place.key("key_file"),
-                            format!("{chain_key} needs key_file (or key, a secret reference), the certificate's private key in PEM"),
-                        );
-                        None
-                    }
-                };
-                Some(CertificateSource::Pem {
-                    chain: chain?,
-                    key: key?.into(),
-                })
-            }
+            (true, false) => self.pkcs12_source(c),
+            (false, true) => self.pem_source(c),
             (true, true) => {
                 let loc = c
                     .pem_file
@@ -574,6 +524,94 @@ impl Resolver<'_> {
         Some(ClientCertificate {
             source: source?,
             uploaded_at: uploaded_at?,
+        })
+    }
+
+    /// A certificate given as a PKCS#12 file, which holds its own key, with the
+    /// password that opens it (empty when none is given).
+    fn pkcs12_source(&mut self, c: &RawCertificate) -> Option<CertificateSource> {
+        let keys = [
+            c.key_file.as_ref().map(|k| ("key_file", k.loc.clone())),
+            c.key.as_ref().map(|r| ("key", r.place.here())),
+        ];
+        for (name, loc) in keys.into_iter().flatten() {
+            self.err(
+                loc,
+                format!("{name} goes with pem_file or pem; a PKCS#12 file holds its own key"),
+            );
+        }
+        let der = match (&c.pkcs12_file, &c.pkcs12_base64) {
+            (Some(file), None) => self.check(file, |p| rules::read_nonempty_file(Path::new(p))),
+            (None, Some(r)) => self.pkcs12_base64(r),
+            (Some(_), Some(r)) => {
+                self.err(
+                    r.place.here(),
+                    "give either pkcs12_file or pkcs12_base64, not both",
+                );
+                None
+            }
+            (None, None) => None,
+        };
+        let password = match &c.password {
+            Some(r) => self.secret(r),
+            None => Some(Secret::new("")),
+        };
+        Some(CertificateSource::Pkcs12 {
+            der: der?,
+            password: password?.into(),
+        })
+    }
+
+    /// A certificate given as a PEM chain, with its private key in PEM beside it.
+    fn pem_source(&mut self, c: &RawCertificate) -> Option<CertificateSource> {
+        if let Some(r) = &c.password {
+            self.err(
+                r.place.here(),
+                "password is for pkcs12_file and pkcs12_base64; the PEM key must not be encrypted",
+            );
+        }
+        let chain = match (&c.pem_file, &c.pem) {
+            (Some(file), None) => {
+                self.check(file, |p| rules::read_nonempty_text_file(Path::new(p)))
+            }
+            (None, Some(v)) => self.check(v, |s| {
+                if s.trim().is_empty() {
+                    Err("must not be empty".to_owned())
+                } else {
+                    Ok(s.clone())
+                }
+            }),
+            (Some(_), Some(v)) => {
+                self.err(v.loc.clone(), "give either pem_file or pem, not both");
+                None
+            }
+            (None, None) => None,
+        };
+        let key = match (&c.key_file, &c.key) {
+            (Some(k), None) => self
+                .check(k, |p| rules::read_nonempty_text_file(Path::new(p)))
+                .map(Secret::new),
+            (None, Some(r)) => self.secret(r),
+            (Some(_), Some(r)) => {
+                self.err(r.place.here(), "give either key_file or key, not both");
+                None
+            }
+            (None, None) => {
+                let chain_key = if c.pem_file.is_some() {
+                    "pem_file"
+                } else {
+                    "pem"
+                };
+                self.err(
+                    c.place.key("key_file"),
+                    format!("{chain_key} needs key_file (or key, a secret reference), the certificate's private key in PEM"),
+                );
+                None
+            }
+        };
+        Some(CertificateSource::Pem {
+            chain: chain?,
+            key: key?.into(),
         })
     }
 

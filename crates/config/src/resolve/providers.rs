@@ -205,7 +205,29 @@ impl Resolver<'_> {
         let endpoints = self.endpoint_overrides(p, kind_name, insecure);
         let claims = self.claim_overrides(p, kind_name, tenant);
 
-        let kind = match kind_name? {
+        let kind = self.provider_kind(p, kind_name?, insecure);
+
+        let mut provider = ProviderConfig::new(id?, kind?, client_id?, client_secret?);
+        if let Some(name) = display_name {
+            provider.display_name = name;
+        }
+        provider.scopes = scopes?;
+        for (attribute, claim) in claims? {
+            provider.claim_mapping.insert(attribute, claim);
+        }
+        provider.endpoints = endpoints?;
+        provider.client_auth = client_auth?;
+        Some(provider)
+    }
+
+    /// What kind of provider the entry is, with the settings of its type.
+    fn provider_kind(
+        &mut self,
+        p: &RawIdentityProvider,
+        kind_name: &str,
+        insecure: bool,
+    ) -> Option<ProviderKind> {
+        match kind_name {
             "oidc" => self
                 .required_for_type(&p.issuer, p, "issuer", "oidc", |s| {
                     rules::check_oidc_issuer(s, insecure)
@@ -224,56 +246,41 @@ impl Resolver<'_> {
             },
             "facebook" => Some(ProviderKind::Facebook),
             "github" => Some(ProviderKind::GitHub),
-            _ => {
-                let url = |s: &String| rules::check_federation_url(s, insecure);
-                let authorization_endpoint = self.required_for_type(
-                    &p.authorization_endpoint,
-                    p,
-                    "authorization_endpoint",
-                    "oauth2",
-                    url,
-                );
-                let token_endpoint =
-                    self.required_for_type(&p.token_endpoint, p, "token_endpoint", "oauth2", url);
-                let userinfo_endpoint = self.required_for_type(
-                    &p.userinfo_endpoint,
-                    p,
-                    "userinfo_endpoint",
-                    "oauth2",
-                    url,
-                );
-                let subject_claim =
-                    self.required_for_type(&p.subject_claim, p, "subject_claim", "oauth2", |s| {
-                        rules::check_claim_path(s)
-                    });
-                let identity_issuer = self.required_for_type(
-                    &p.identity_issuer,
-                    p,
-                    "identity_issuer",
-                    "oauth2",
-                    |s| rules::check_identity_issuer(s),
-                );
-                Some(ProviderKind::OAuth2 {
-                    authorization_endpoint: authorization_endpoint?,
-                    token_endpoint: token_endpoint?,
-                    userinfo_endpoint: userinfo_endpoint?,
-                    subject_claim: subject_claim?,
-                    identity_issuer: identity_issuer?,
-                })
-            }
-        };
+            _ => self.oauth2_kind(p, insecure),
+        }
+    }
 
-        let mut provider = ProviderConfig::new(id?, kind?, client_id?, client_secret?);
-        if let Some(name) = display_name {
-            provider.display_name = name;
-        }
-        provider.scopes = scopes?;
-        for (attribute, claim) in claims? {
-            provider.claim_mapping.insert(attribute, claim);
-        }
-        provider.endpoints = endpoints?;
-        provider.client_auth = client_auth?;
-        Some(provider)
+    /// A generic OAuth 2.0 provider (type `oauth2`): with no discovery document, its
+    /// endpoints are written out, as are the claim its subject is in and the issuer
+    /// its identities are keyed by.
+    fn oauth2_kind(&mut self, p: &RawIdentityProvider, insecure: bool) -> Option<ProviderKind> {
+        let url = |s: &String| rules::check_federation_url(s, insecure);
+        let authorization_endpoint = self.required_for_type(
+            &p.authorization_endpoint,
+            p,
+            "authorization_endpoint",
+            "oauth2",
+            url,
+        );
+        let token_endpoint =
+            self.required_for_type(&p.token_endpoint, p, "token_endpoint", "oauth2", url);
+        let userinfo_endpoint =
+            self.required_for_type(&p.userinfo_endpoint, p, "userinfo_endpoint", "oauth2", url);
+        let subject_claim =
+            self.required_for_type(&p.subject_claim, p, "subject_claim", "oauth2", |s| {
+                rules::check_claim_path(s)
+            });
+        let identity_issuer =
+            self.required_for_type(&p.identity_issuer, p, "identity_issuer", "oauth2", |s| {
+                rules::check_identity_issuer(s)
+            });
+        Some(ProviderKind::OAuth2 {
+            authorization_endpoint: authorization_endpoint?,
+            token_endpoint: token_endpoint?,
+            userinfo_endpoint: userinfo_endpoint?,
+            subject_claim: subject_claim?,
+            identity_issuer: identity_issuer?,
+        })
     }
 
     /// Reports the type-specific settings that belong to another type.
