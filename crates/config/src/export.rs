@@ -720,4 +720,8 @@ fn text(t: &LocalizedText) -> String {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::too_many_lines,
+    reason = "a test reads best as one story, set-up to last assertion"
+)]
 mod tests;

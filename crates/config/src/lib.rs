@@ -224,4 +224,8 @@ fn load_text(
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::too_many_lines,
+    reason = "a test reads best as one story, set-up to last assertion"
+)]
 mod tests;

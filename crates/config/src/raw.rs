@@ -97,7 +97,6 @@ pub(crate) struct RawTokens {
 
 #[derive(Debug, Default)]
 pub(crate) struct RawEmail {
-    pub place: Option<Place>,
     pub from: Option<Val<String>>,
     pub delivery: Option<Val<String>>,
     pub outbox_dir: Option<Val<String>>,
@@ -757,7 +756,6 @@ impl<'a> Reader<'a> {
             return RawEmail::default();
         };
         RawEmail {
-            place: Some(e.place.clone()),
             from: self.string(&e, "from"),
             delivery: self.string(&e, "delivery"),
             outbox_dir: self.string(&e, "outbox_dir"),

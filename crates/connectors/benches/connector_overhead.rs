@@ -9,6 +9,10 @@
     clippy::disallowed_methods,
     reason = "tests drive Usher from outside, with the real clock, their own HTTP clients and random names"
 )]
+#![allow(
+    clippy::too_many_lines,
+    reason = "a benchmark reads best as one run, set-up to report"
+)]
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

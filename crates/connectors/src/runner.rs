@@ -175,6 +175,59 @@ impl ConnectorRunner {
         states
     }
 
+    /// The request sent (with its retries, within the budget) and the answer read
+    /// by the contract's rules.
+    async fn exchange(
+        &self,
+        connector: &Connector,
+        request: &StepRequest<'_>,
+        user_flow: Option<&UserFlow>,
+        call_id: &str,
+        sent: &Sent<'_>,
+    ) -> Called {
+        let definition = connector.endpoint.definition();
+        let report = connector
+            .endpoint
+            .call(
+                sent.body,
+                CallIds {
+                    flow_id: request.flow_id,
+                    idempotency_key: sent.idempotency_key,
+                },
+                call_id,
+                self.clock.as_ref(),
+            )
+            .await;
+        let interpretation = match &report.result {
+            Ok(exchange) => {
+                let ctx = ResponseContext {
+                    step: request.step,
+                    lenient: definition.lenient,
+                    tenant: Some(&self.tenant),
+                    user_flow,
+                    email: sent.email,
+                    identities: sent.identities,
+                };
+                interpret(&ctx, exchange.status, &exchange.body)
+            }
+            Err(failure) => Interpretation {
+                outcome: Interpreted::Failed(failure.clone()),
+                warnings: Vec::new(),
+            },
+        };
+        let (http_status, response_body) = match report.result {
+            Ok(exchange) => (Some(exchange.status), Some(exchange.body)),
+            Err(_) => (None, None),
+        };
+        Called {
+            interpretation,
+            attempts: report.attempts,
+            latency: report.latency,
+            http_status,
+            response_body,
+        }
+    }
+
     /// One call of one connector, recorded. Returns the call id and what it meant.
     async fn call(
         &self,
@@ -197,63 +250,38 @@ impl ConnectorRunner {
             .run_key
             .map(|run| format!("{run}.{}", definition.id));
 
-        let (interpretation, attempts, latency, http_status, response_body) =
-            match connector.breaker.try_acquire(created_at) {
-                None => (
-                    Interpretation::failed(
-                        FailureReason::CircuitOpen,
-                        "the connector's circuit breaker is open after repeated failures",
-                    ),
-                    0,
-                    Duration::ZERO,
-                    None,
-                    None,
+        let sent = Sent {
+            body: &body_bytes,
+            idempotency_key: idempotency_key.as_deref(),
+            email: email_sent.as_deref(),
+            identities: identities_sent.as_ref(),
+        };
+        let Called {
+            interpretation,
+            attempts,
+            latency,
+            http_status,
+            response_body,
+        } = match connector.breaker.try_acquire(created_at) {
+            None => Called {
+                interpretation: Interpretation::failed(
+                    FailureReason::CircuitOpen,
+                    "the connector's circuit breaker is open after repeated failures",
                 ),
-                Some(permit) => {
-                    let report = connector
-                        .endpoint
-                        .call(
-                            &body_bytes,
-                            CallIds {
-                                flow_id: request.flow_id,
-                                idempotency_key: idempotency_key.as_deref(),
-                            },
-                            &call_id,
-                            self.clock.as_ref(),
-                        )
-                        .await;
-                    let interpretation = match &report.result {
-                        Ok(exchange) => {
-                            let ctx = ResponseContext {
-                                step: request.step,
-                                lenient: definition.lenient,
-                                tenant: Some(&self.tenant),
-                                user_flow,
-                                email: email_sent.as_deref(),
-                                identities: identities_sent.as_ref(),
-                            };
-                            interpret(&ctx, exchange.status, &exchange.body)
-                        }
-                        Err(failure) => Interpretation {
-                            outcome: Interpreted::Failed(failure.clone()),
-                            warnings: Vec::new(),
-                        },
-                    };
-                    let success = !matches!(interpretation.outcome, Interpreted::Failed(_));
-                    connector.breaker.record(permit, success, self.clock.now());
-                    let (status, response_body) = match report.result {
-                        Ok(exchange) => (Some(exchange.status), Some(exchange.body)),
-                        Err(_) => (None, None),
-                    };
-                    (
-                        interpretation,
-                        report.attempts,
-                        report.latency,
-                        status,
-                        response_body,
-                    )
-                }
-            };
+                attempts: 0,
+                latency: Duration::ZERO,
+                http_status: None,
+                response_body: None,
+            },
+            Some(permit) => {
+                let called = self
+                    .exchange(connector, request, user_flow, &call_id, &sent)
+                    .await;
+                let success = !matches!(called.interpretation.outcome, Interpreted::Failed(_));
+                connector.breaker.record(permit, success, self.clock.now());
+                called
+            }
+        };
 
         let outcome = interpretation.outcome.outcome_name();
         let step = request.step.wire_name();
@@ -445,6 +473,24 @@ fn truncate_at_char(mut s: String, max: usize) -> String {
         s.truncate(end);
     }
     s
+}
+
+/// What a call sends, besides the flow's ids.
+struct Sent<'a> {
+    body: &'a [u8],
+    idempotency_key: Option<&'a str>,
+    /// What the request told the connector, which its answer may not contradict.
+    email: Option<&'a str>,
+    identities: Option<&'a Value>,
+}
+
+/// What a call came to.
+struct Called {
+    interpretation: Interpretation,
+    attempts: u32,
+    latency: Duration,
+    http_status: Option<u16>,
+    response_body: Option<Vec<u8>>,
 }
 
 /// The log line of one call: a warning with the reason when it failed (the call id

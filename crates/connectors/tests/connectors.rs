@@ -3,6 +3,11 @@
 //! Every row of the contract's response table and every failure class is exercised
 //! through `ConnectorRunner`, the way the sign-up flow calls it.
 
+#![allow(
+    clippy::too_many_lines,
+    reason = "a test reads best as one story, set-up to last assertion"
+)]
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,6 +1,11 @@
 //! The crate as the web layer uses it: keys from the manager sign an ID token that
 //! verifies against the published JWKS, with the hashes and metadata a client checks.
 
+#![allow(
+    clippy::too_many_lines,
+    reason = "a test reads best as one story, set-up to last assertion"
+)]
+
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;

@@ -2,6 +2,11 @@
 //! clock that only moves when told, a seeded random source, scripted connectors, a
 //! fake upstream provider and mail kept in memory (`usher_testkit::engine`).
 
+#![allow(
+    clippy::too_many_lines,
+    reason = "a test reads best as one story, set-up to last assertion"
+)]
+
 use std::collections::BTreeMap;
 
 use usher_connectors::StepOutcome;

@@ -11,6 +11,10 @@
     clippy::disallowed_methods,
     reason = "tests drive Usher from outside, with the real clock, their own HTTP clients and random names"
 )]
+#![allow(
+    clippy::too_many_lines,
+    reason = "a test reads best as one story, set-up to last assertion"
+)]
 
 use std::future::Future;
 use std::sync::Arc;

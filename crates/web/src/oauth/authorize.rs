@@ -156,6 +156,10 @@ fn bad_request_page(state: &AppState, locale: &str, description: &str) -> Respon
 
 /// The client and the redirect URI it registered. Until both are known, errors are a
 /// page: redirecting to an unverified URI would make Usher an open redirector.
+#[allow(
+    clippy::result_large_err,
+    reason = "the error is the page to answer, returned at once by the one caller"
+)]
 fn verified_client<'a>(
     state: &AppState,
     locale: &str,

@@ -171,6 +171,10 @@ async fn verified_hint(
 
 /// Where to send the browser afterwards: only a URI the client registered for it,
 /// so that the logout endpoint is no open redirector.
+#[allow(
+    clippy::result_large_err,
+    reason = "the error is the page to answer, returned at once by the one caller"
+)]
 fn post_logout_redirect<'a>(
     state: &AppState,
     locale: &str,
