@@ -66,14 +66,7 @@ impl Engine {
         notice: Option<String>,
     ) -> Next {
         if !loaded.flow.may_send_code() {
-            let feedback = self.say(&loaded, "error.too_many_codes", &[]);
-            return Next::step(
-                loaded,
-                feedback,
-                Status::TooManyRequests {
-                    retry_after_seconds: None,
-                },
-            );
+            return self.too_many_codes(loaded);
         }
         // Across flows: one address gets only so many mails, whoever asks, and one
         // source only so many sends. Counted before sending, so parallel requests
@@ -109,16 +102,7 @@ impl Engine {
             .code_sent(email.clone(), code_hash, self.clock.now())
         {
             Ok(()) => {}
-            Err(FlowError::TooManyCodes) => {
-                let feedback = self.say(&loaded, "error.too_many_codes", &[]);
-                return Next::step(
-                    loaded,
-                    feedback,
-                    Status::TooManyRequests {
-                        retry_after_seconds: None,
-                    },
-                );
-            }
+            Err(FlowError::TooManyCodes) => return self.too_many_codes(loaded),
             Err(_) => return self.as_is(loaded),
         }
         if let Err(next) = self.save(&mut loaded).await {
@@ -139,6 +123,18 @@ impl Engine {
             Some(n) => Next::step(loaded, Feedback::notice(n), Status::Ok),
             None => Next::show(&loaded),
         }
+    }
+
+    /// The flow has sent all the codes it may: the page says so.
+    fn too_many_codes(&self, loaded: Loaded) -> Next {
+        let feedback = self.say(&loaded, "error.too_many_codes", &[]);
+        Next::step(
+            loaded,
+            feedback,
+            Status::TooManyRequests {
+                retry_after_seconds: None,
+            },
+        )
     }
 
     /// What to mail `email` now, and the stored form of its code: a new code, or —
