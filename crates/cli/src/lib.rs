@@ -3,6 +3,7 @@
 //! binary and the end-to-end tests both start Usher through here.
 
 pub mod connectors_test;
+pub mod logging;
 pub mod tenant_files;
 
 use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration as StdDuration};

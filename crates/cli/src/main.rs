@@ -14,6 +14,15 @@ struct Cli {
     /// Configuration file (TOML). Without one, Usher serves the demo tenant.
     #[arg(long, short, global = true, env = "USHER_CONFIG")]
     config: Option<PathBuf>,
+    /// How log lines are written: `text` for a person, `json` for a log pipeline.
+    #[arg(
+        long,
+        global = true,
+        env = "USHER_LOG_FORMAT",
+        value_enum,
+        default_value_t
+    )]
+    log_format: usher_cli::logging::LogFormat,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -93,13 +102,7 @@ enum KeysCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("USHER_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    usher_cli::logging::init(cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

@@ -3859,3 +3859,94 @@ async fn operator_commands_never_create_a_database() {
     }
     let _ = std::fs::remove_dir_all(&elsewhere);
 }
+
+/// `--log-format json`: every line parses as JSON, the access line of each request
+/// and the lines logged while serving it carry its id (the caller's `X-Request-Id`
+/// when it sent one, returned in the answer), and a refused authorization request
+/// says which client and redirect URI it named. The query string never reaches the
+/// access line.
+#[tokio::test(flavor = "current_thread")]
+async fn json_log_lines_carry_the_request_id() {
+    use std::sync::{Arc, Mutex};
+    use usher_cli::logging::{filter, subscriber, LogFormat};
+
+    /// What the log wrote, kept for the test to read.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Lines {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Lines {
+        type Writer = Lines;
+        fn make_writer(&'a self) -> Lines {
+            self.clone()
+        }
+    }
+
+    let lines = Lines::default();
+    // On this thread only, and so for the instance the test runs on it.
+    let _log = tracing::subscriber::set_default(subscriber(
+        LogFormat::Json,
+        filter(Some("info"), None),
+        lines.clone(),
+        false,
+    ));
+    let env = TestEnv::new(Backend::Sqlite).await;
+    let usher = env.start().await;
+    let http = reqwest::Client::new();
+    let r = http
+        .get(usher.url("/authorize?client_id=no-such-app&redirect_uri=https%3A%2F%2Fevil.example%2F&state=secret-state"))
+        .header("x-request-id", "req-from-the-proxy.1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(r.headers()["x-request-id"], "req-from-the-proxy.1");
+    // Without one (or with one that is no id), Usher makes one.
+    let r = http
+        .get(usher.url("/health/live"))
+        .header("x-request-id", "not an id; it has spaces")
+        .send()
+        .await
+        .unwrap();
+    let made = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(made.len(), 36, "{made}");
+
+    let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    let parsed: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let of = |id: &str| -> Vec<&Value> {
+        parsed
+            .iter()
+            .filter(|l| l["span"]["request_id"] == id)
+            .collect()
+    };
+    let first = of("req-from-the-proxy.1");
+    let access = first
+        .iter()
+        .find(|l| l["target"] == "usher::access")
+        .expect("an access line");
+    assert_eq!(access["fields"]["path"], "/authorize");
+    assert_eq!(access["fields"]["method"], "GET");
+    assert_eq!(access["fields"]["status"], 400);
+    assert!(!text.contains("secret-state"), "the query reached the log");
+    let refused = first
+        .iter()
+        .find(|l| l["fields"]["message"] == "authorization request refused")
+        .expect("a line saying why the request was refused");
+    let fields = refused["fields"].to_string();
+    assert!(fields.contains("no-such-app"), "{fields}");
+    assert!(fields.contains("evil.example"), "{fields}");
+    assert!(of(&made)
+        .iter()
+        .any(|l| l["target"] == "usher::access" && l["fields"]["path"] == "/health/live"));
+    usher.stop().await;
+}

@@ -107,7 +107,59 @@ pub fn router(state: AppState) -> Router {
             throttle::client_address,
         ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        // Outermost: every request, refused ones included, gets its id and log line.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            access_log,
+        ))
         .with_state(state)
+}
+
+/// The request id a caller (a proxy, a load balancer) may send: kept when it looks
+/// like an id, so one id follows the request through every hop.
+const REQUEST_ID: &str = "x-request-id";
+
+/// Gives each request an id (the caller's `X-Request-Id` when it is a plausible one,
+/// else a new one), returns it in `X-Request-Id`, puts every log line of the request
+/// in a span that carries it, and writes one access line when the answer is ready.
+/// The line has the method, the path without its query (a query can carry codes and
+/// state), the status and the time taken.
+async fn access_log(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use tracing::Instrument as _;
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            (1..=64).contains(&v.len())
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        })
+        .map_or_else(|| state.new_id(), str::to_owned);
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let span = tracing::info_span!("request", request_id = %request_id);
+    let started = std::time::Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
+    span.in_scope(|| {
+        tracing::info!(
+            target: "usher::access",
+            method = %method,
+            path = %path,
+            status = response.status().as_u16(),
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            "request"
+        );
+    });
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID, v);
+    }
+    response
 }
 
 #[derive(Serialize)]

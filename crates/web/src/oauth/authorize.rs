@@ -166,9 +166,11 @@ fn verified_client<'a>(
     params: &'a BTreeMap<String, String>,
 ) -> Result<(Application, &'a str), Response> {
     let Some(client_id) = params.get("client_id").filter(|c| !c.is_empty()) else {
+        refused(params, "client_id is missing");
         return Err(bad_request_page(state, locale, "client_id is missing."));
     };
     let Some(app) = state.tenant().application(client_id).cloned() else {
+        refused(params, "no application has this client_id");
         return Err(error_page(
             state,
             locale,
@@ -183,9 +185,14 @@ fn verified_client<'a>(
         .map(String::as_str)
         .filter(|r| !r.is_empty())
     else {
+        refused(params, "redirect_uri is missing");
         return Err(bad_request_page(state, locale, "redirect_uri is missing."));
     };
     if !app.has_redirect_uri(redirect_uri) {
+        refused(
+            params,
+            "the redirect_uri is not one the application registered",
+        );
         return Err(error_page(
             state,
             locale,
@@ -196,6 +203,20 @@ fn verified_client<'a>(
         ));
     }
     Ok((app, redirect_uri))
+}
+
+/// The log line of a request refused with a page: the person only sees that the
+/// link is wrong; the operator needs to know which client and redirect URI it named.
+/// Both are the caller's text: logged escaped and cut short.
+fn refused(params: &BTreeMap<String, String>, reason: &str) {
+    let cut =
+        |name: &str| -> Option<String> { params.get(name).map(|v| v.chars().take(200).collect()) };
+    tracing::info!(
+        client_id = ?cut("client_id"),
+        redirect_uri = ?cut("redirect_uri"),
+        reason,
+        "authorization request refused"
+    );
 }
 
 /// The browser's session, if it may answer this request without a sign-in: live,
