@@ -126,6 +126,8 @@ async fn sign_up_then_sign_in_with_a_relying_party_library(backend: Backend) {
     assert_eq!(raw["city"], Value::from("Oslo"));
     assert_eq!(raw["extension_Newsletter"], Value::Bool(true));
     assert_eq!(raw["tfp"], Value::from("B2X_1_e2e"));
+    // Signed in with a password (RFC 8176).
+    assert_eq!(raw["amr"], serde_json::json!(["pwd"]));
 
     // The code is single use.
     let replay = client
@@ -2138,10 +2140,9 @@ user_flow = "B2X_1_otp"
     assert!(r.location().starts_with(CALLBACK));
     let code = query(r.location())["code"].clone();
     let tokens = usher.redeem_public_for("otp-app", &code).await;
-    assert_eq!(
-        payload(tokens["id_token"].as_str().unwrap())["sub"],
-        local[0].id.as_str()
-    );
+    let id_token = payload(tokens["id_token"].as_str().unwrap());
+    assert_eq!(id_token["sub"], local[0].id.as_str());
+    assert_eq!(id_token["amr"], serde_json::json!(["otp"]));
     env.finish(usher).await;
 }
 
@@ -2599,10 +2600,10 @@ async fn federation_links_an_identity_only_after_a_sign_in(backend: Backend) {
     let tokens = downstream
         .redeem_public_for("fed-app", &query(r.location())["code"])
         .await;
-    assert_eq!(
-        payload(tokens["id_token"].as_str().unwrap())["sub"],
-        users[0].id.as_str()
-    );
+    let id_token = payload(tokens["id_token"].as_str().unwrap());
+    assert_eq!(id_token["sub"], users[0].id.as_str());
+    // The session is the upstream provider's, whatever proved the account before.
+    assert_eq!(id_token["amr"], serde_json::json!(["fed"]));
     down_env.finish_instance(downstream).await;
     up_env.finish_instance(upstream).await;
 }

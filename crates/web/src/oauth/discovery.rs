@@ -23,6 +23,7 @@ pub async fn configuration(State(state): State<AppState>) -> Response {
         "auth_time",
         "nonce",
         "email_verified",
+        "amr",
         "tfp",
     ]
     .into_iter()

@@ -564,6 +564,38 @@ async fn sign(state: &AppState, typ: &str, claims: &Value) -> Result<String, Tok
         .map_err(|e| TokenError::server(state, e))
 }
 
+/// How the person signed in to the grant's browser session, as an `amr` value
+/// (RFC 8176, with `fed` for an upstream identity provider): `pwd` for a local
+/// account's password, `otp` for an emailed one-time passcode, `fed` for a provider.
+/// `None` for a grant without a session (or a session that names no provider).
+async fn sign_in_method(
+    state: &AppState,
+    grant: &Grant,
+) -> Result<Option<&'static str>, TokenError> {
+    let Some(session_id) = grant.session_id.as_deref() else {
+        return Ok(None);
+    };
+    let session = state
+        .store
+        .session(session_id)
+        .await
+        .map_err(|e| TokenError::server(state, e))?;
+    Ok(session
+        .and_then(|s| s.identity_provider)
+        .map(|p| authentication_method(&p)))
+}
+
+/// The `amr` value of a session made with identity provider `provider`.
+fn authentication_method(provider: &str) -> &'static str {
+    if provider.eq_ignore_ascii_case(usher_domain::user_flow::EMAIL_PASSWORD_PROVIDER) {
+        "pwd"
+    } else if provider.eq_ignore_ascii_case(usher_domain::user_flow::EMAIL_OTP_PROVIDER) {
+        "otp"
+    } else {
+        "fed"
+    }
+}
+
 /// Issues the access token, ID token and (with `offline_access`) a refresh token.
 async fn issue(
     state: &AppState,
@@ -620,6 +652,9 @@ async fn issue(
     if let Some(n) = nonce {
         id_claims.insert("nonce".into(), json!(n));
     }
+    if let Some(amr) = sign_in_method(state, grant).await? {
+        id_claims.insert("amr".into(), json!([amr]));
+    }
     let id_token = sign(state, "JWT", &Value::Object(id_claims)).await?;
 
     let refresh_token = if with_refresh_token {
@@ -650,4 +685,17 @@ async fn issue(
         refresh_token,
         scope: Some(scope),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_sign_in_method_has_its_amr() {
+        assert_eq!(authentication_method("EmailPassword-OAUTH"), "pwd");
+        assert_eq!(authentication_method("emailotpsignup-oauth"), "otp");
+        assert_eq!(authentication_method("Google-OAUTH"), "fed");
+        assert_eq!(authentication_method("partner-oidc"), "fed");
+    }
 }
