@@ -26,7 +26,18 @@ pub struct Application {
     pub roles: Vec<String>,
 }
 
+/// The client id of Usher's own admin console, which signs administrators in through
+/// a user flow of the tenant: it never offers a sign-up (an administrator is a user
+/// who was given the role, not someone who signs themselves up).
+pub const CONSOLE_CLIENT_ID: &str = "usher-console";
+
 impl Application {
+    /// Whether people may sign themselves up through this application (all but the
+    /// admin console).
+    pub fn offers_sign_up(&self) -> bool {
+        self.client_id != CONSOLE_CLIENT_ID
+    }
+
     pub fn is_public(&self) -> bool {
         matches!(self.client_type, ClientType::Public)
     }

@@ -419,9 +419,10 @@ impl Flow {
         }
     }
 
-    /// The user flow has no local accounts: a new flow starts at the sign-in page,
-    /// which lists the providers to sign up with, even for `prompt=create`.
-    pub fn without_local_accounts(&mut self) {
+    /// A new flow starts at the sign-in page even for `prompt=create`: the user flow
+    /// has no local accounts (the page lists the providers to sign up with), or the
+    /// application offers no sign-up.
+    pub fn start_at_sign_in(&mut self) {
         if self.version == 0
             && matches!(
                 self.step,

@@ -38,6 +38,7 @@ impl Engine {
     pub async fn start(
         &self,
         request: AuthorizationRequest,
+        app: &Application,
         user_flow: &UserFlow,
         locale: &str,
         browser_token: &str,
@@ -51,10 +52,11 @@ impl Engine {
             self.random.new_token(),
             self.clock.now(),
         );
-        // prompt=create starts at the sign-up page, when the flow has one; otherwise
-        // the sign-in page lists the providers to sign up with.
-        if !user_flow.allows_local_accounts() {
-            flow.without_local_accounts();
+        // prompt=create starts at the sign-up page, when the flow has one and the
+        // application offers it; otherwise at the sign-in page (which lists the
+        // providers to sign up with).
+        if !user_flow.allows_local_accounts() || !app.offers_sign_up() {
+            flow.start_at_sign_in();
         }
         self.store
             .insert_flow(&flow)

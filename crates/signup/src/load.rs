@@ -17,6 +17,12 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// Whether the sign-in page offers a local sign-up: the user flow has local
+    /// accounts and the application lets people sign themselves up.
+    pub fn offers_sign_up(&self) -> bool {
+        self.user_flow.allows_local_accounts() && self.app.offers_sign_up()
+    }
+
     /// Back to the application with an OAuth error.
     pub fn error_url(&self, issuer: &str, error: &str, description: &str) -> String {
         error_redirect_url(
@@ -142,9 +148,7 @@ impl Engine {
 
     /// "Sign up now" (and "use a different email address" at sign-in).
     pub async fn go_to_sign_up(&self, mut loaded: Loaded) -> Next {
-        if loaded.user_flow.allows_local_accounts()
-            && loaded.flow.go_to_sign_up(self.clock.now()).is_ok()
-        {
+        if loaded.offers_sign_up() && loaded.flow.go_to_sign_up(self.clock.now()).is_ok() {
             if let Err(next) = self.save(&mut loaded).await {
                 return *next;
             }

@@ -576,3 +576,20 @@ async fn a_stale_form_shows_the_current_page() {
     ));
     assert!(matches!(w.step(&id).await, FlowStep::SignIn));
 }
+
+#[tokio::test]
+async fn the_admin_console_never_offers_a_sign_up() {
+    let w = world(ConnectorSlots::default(), false).await;
+    let console = usher_domain::application::CONSOLE_CLIENT_ID;
+    // prompt=create starts at the sign-in page, which offers no sign-up...
+    let id = w.start_for(console, Some(Prompt::Create)).await;
+    assert!(matches!(w.step(&id).await, FlowStep::SignIn));
+    assert!(!w.open(&id).await.offers_sign_up());
+    // ...and "sign up now" sent anyway changes nothing.
+    shows_flow(&w.engine.go_to_sign_up(w.open(&id).await).await, &id);
+    assert!(matches!(w.step(&id).await, FlowStep::SignIn));
+    // The same user flow through an application signs people up.
+    let id = w.start(Some(Prompt::Create)).await;
+    assert!(w.open(&id).await.offers_sign_up());
+    assert!(matches!(w.step(&id).await, FlowStep::EnterEmail { .. }));
+}

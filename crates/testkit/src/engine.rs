@@ -268,15 +268,26 @@ pub async fn world(slots: ConnectorSlots, requires_approval: bool) -> World {
         extensions_app_id: "0123456789abcdef0123456789abcdef".into(),
         custom_attributes: vec![],
         user_flows: vec![user_flow(slots, requires_approval)],
-        applications: vec![Application {
-            client_id: CLIENT.into(),
-            name: "App".into(),
-            redirect_uris: vec![REDIRECT.into()],
-            post_logout_redirect_uris: vec![],
-            client_type: ClientType::Public,
-            user_flow_id: FLOW.into(),
-            roles: vec![],
-        }],
+        applications: vec![
+            Application {
+                client_id: CLIENT.into(),
+                name: "App".into(),
+                redirect_uris: vec![REDIRECT.into()],
+                post_logout_redirect_uris: vec![],
+                client_type: ClientType::Public,
+                user_flow_id: FLOW.into(),
+                roles: vec![],
+            },
+            Application {
+                client_id: usher_domain::application::CONSOLE_CLIENT_ID.into(),
+                name: "Console".into(),
+                redirect_uris: vec![REDIRECT.into()],
+                post_logout_redirect_uris: vec![],
+                client_type: ClientType::Public,
+                user_flow_id: FLOW.into(),
+                roles: vec![],
+            },
+        ],
     };
     let snapshot = Arc::new(TenantSnapshot::new(tenant, vec![], vec![]));
     let script = Arc::new(Script::default());
@@ -340,9 +351,19 @@ pub const NOBODY: ClientAddress = ClientAddress(None);
 
 impl World {
     pub async fn start(&self, prompt: Option<Prompt>) -> String {
-        let user_flow = self.engine.live.tenant().user_flow(FLOW).cloned().unwrap();
+        self.start_for(CLIENT, prompt).await
+    }
+
+    /// A flow for application `client_id` (the tenant has [`CLIENT`] and the admin
+    /// console's, on the same user flow).
+    pub async fn start_for(&self, client_id: &str, prompt: Option<Prompt>) -> String {
+        let tenant = self.engine.live.tenant();
+        let user_flow = tenant.user_flow(FLOW).cloned().unwrap();
+        let app = tenant.application(client_id).cloned().unwrap();
+        let mut request = request(prompt);
+        request.client_id = client_id.to_owned();
         self.engine
-            .start(request(prompt), &user_flow, "en", BROWSER)
+            .start(request, &app, &user_flow, "en", BROWSER)
             .await
             .unwrap()
     }

@@ -243,7 +243,7 @@ mod tests {
         json!({
             "title_key": "sign_in.title",
             "flow_id": "f", "csrf": "c", "email": "a@example.com", "minutes": 10,
-            "local_accounts": true, "notice": "Notice", "intro": "Intro",
+            "local_accounts": true, "sign_up": true, "notice": "Notice", "intro": "Intro",
             "providers": [{"id": "Google-OAUTH", "label": "Continue with Google"}],
             "errors": [{"field": "email", "message": "Wrong"}, {"field": null, "message": "General"}],
             "fields": fields,

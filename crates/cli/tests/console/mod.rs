@@ -98,6 +98,12 @@ async fn console_callback(usher: &Instance, b: &Browser, email: &str) -> Page {
     let login_cookie = set_cookie(&r, "usher_console_login");
     assert!(login_cookie.contains("HttpOnly"), "{login_cookie}");
     assert!(login_cookie.contains("Path=/console"), "{login_cookie}");
+    // The console's sign-in page offers no sign-up (an application's page, on the same
+    // user flow, does).
+    let r = b.get(&usher.url(&authorize)).await;
+    let page = b.get(&usher.url(r.location())).await;
+    assert!(page.body.contains("/sign-in\""), "{}", page.body);
+    assert!(!page.body.contains("/sign-up\""), "{}", page.body);
     let callback = b.sign_in(&usher.url(&authorize), email, PASSWORD).await;
     assert!(
         callback.starts_with(&format!("{}/console/callback?", usher.issuer)),

@@ -46,7 +46,7 @@ use crate::{
 /// The role that lets a user into the console.
 pub const ADMIN_ROLE: &str = "Usher.Admin";
 /// The console's own application (a public client with PKCE).
-pub const CLIENT_ID: &str = "usher-console";
+pub const CLIENT_ID: &str = usher_domain::application::CONSOLE_CLIENT_ID;
 /// The console session's cookie: its random token.
 pub const SESSION_COOKIE: &str = "usher_console";
 /// The sign-in in progress: state, nonce and PKCE verifier, sealed.

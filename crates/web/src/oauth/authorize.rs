@@ -126,7 +126,7 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Respons
     if request.prompt == Some(Prompt::None) {
         return back.send(refuse("login_required", "The user is not signed in."));
     }
-    start_flow(state, headers, locale, request, &user_flow).await
+    start_flow(state, headers, locale, request, &app, &user_flow).await
 }
 
 /// The request's parameters, and the name of one given more than once: that is an
@@ -293,6 +293,7 @@ async fn start_flow(
     headers: &HeaderMap,
     locale: &str,
     request: AuthorizationRequest,
+    app: &Application,
     user_flow: &UserFlow,
 ) -> Response {
     let (browser_token, new_cookie) = match cookies::get(headers, cookies::BROWSER) {
@@ -301,7 +302,7 @@ async fn start_flow(
     };
     let flow_id = match state
         .engine
-        .start(request, user_flow, locale, &browser_token)
+        .start(request, app, user_flow, locale, &browser_token)
         .await
     {
         Ok(id) => id,

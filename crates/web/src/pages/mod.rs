@@ -95,6 +95,8 @@ struct PageContext<'a> {
     email: Option<&'a str>,
     intro: Option<String>,
     local_accounts: bool,
+    /// Whether the sign-in page offers "sign up now".
+    sign_up: bool,
     providers: Vec<ProviderButton>,
 }
 
@@ -514,6 +516,7 @@ pub fn render_page(
         email: page.email,
         intro: page.intro,
         local_accounts: loaded.user_flow.allows_local_accounts(),
+        sign_up: loaded.offers_sign_up(),
         providers: providers(state, loaded),
         fields: page.fields,
     };
