@@ -737,6 +737,26 @@ post_attribute_collection = ["e2e-connector"]
     assert!(r.body.contains("Not recorded"));
     let r = admin.get(&usher.url("/console/calls/no-such-call")).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // The overview's box finds a call by the reference a person reads out, typed
+    // with stray spaces; a reference no call has says where to look instead.
+    let overview = admin.get(&usher.url("/console")).await;
+    assert!(
+        overview.body.contains("action=\"/console/calls\""),
+        "{}",
+        overview.body
+    );
+    let r = admin
+        .get(&usher.url(&format!("/console/calls?reference=+{}+", real.call_id)))
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(r.location(), format!("/console/calls/{}", real.call_id));
+    let r = admin
+        .get(&usher.url("/console/calls?reference=0f6a3c2e-unknown"))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.body.contains("the log line"), "{}", r.body);
+    let r = admin.get(&usher.url("/console/calls?reference=")).await;
+    assert_eq!(r.location(), "/console");
     let r = admin.get(&usher.url("/console/connectors/nope")).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     // The flows page links the connector at its step.

@@ -1,17 +1,60 @@
-//! `GET /console/calls/{call_id}`: one recorded API connector call in full, the
-//! record a user's error reference points at: step, flow, attempts, HTTP status,
+//! `GET /console/calls?reference=…`: the box that finds the call a person's error
+//! page names; `GET /console/calls/{call_id}`: one recorded API connector call in
+//! full, the record a user's error reference points at: step, flow, attempts, HTTP status,
 //! latency, outcome, why it failed, contract warnings, and the bodies when the
 //! operator records them (already stripped of passwords and secrets).
 
 use axum::{
-    extract::{Path, State},
+    extract::{Path, Query, State},
     http::HeaderMap,
     response::Response,
 };
 use serde::Serialize;
 
 use super::{internal, not_found, render, segment, time, Section, Time, View};
-use crate::{pages::request_locale, state::AppState};
+use crate::{
+    pages::{request_locale, see_other},
+    state::AppState,
+};
+
+#[derive(serde::Deserialize)]
+pub struct Find {
+    #[serde(default)]
+    reference: String,
+}
+
+/// The reference a person read off an error page ("Reference: …"), as typed: the
+/// call's page when a connector call has it; otherwise a page saying so, since a
+/// reference of Usher's own failures is only in the log.
+pub async fn find(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(find): Query<Find>,
+) -> Response {
+    let reference = find.reference.trim();
+    let back = format!("/console/calls?reference={}", segment(reference));
+    let admin = match super::require(&state, &headers, &back).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let locale = request_locale(&headers, None);
+    if reference.is_empty() {
+        return see_other("/console");
+    }
+    // References are UUIDs; anything much longer is not one and not worth a query.
+    let found = if reference.len() <= 64 {
+        match state.store.connector_call(reference).await {
+            Ok(found) => found,
+            Err(e) => return internal(&state, locale, Some(&admin), e),
+        }
+    } else {
+        None
+    };
+    match found {
+        Some(call) => see_other(&format!("/console/calls/{}", segment(&call.call_id))),
+        None => not_found(&state, locale, &admin, "console.call.reference_unknown"),
+    }
+}
 
 #[derive(Serialize)]
 struct CallPage {

@@ -76,6 +76,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/flows", get(flows::page))
         .route("/console/connectors", get(connectors::page))
         .route("/console/connectors/{id}", get(connector::page))
+        .route("/console/calls", get(call::find))
         .route("/console/calls/{call_id}", get(call::page))
 }
 
