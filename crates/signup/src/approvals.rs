@@ -115,6 +115,7 @@ impl Engine {
         &self,
         id: &str,
         decided_by: &Decider,
+        reason: Option<&str>,
     ) -> Result<SignUpRequest, ApprovalError> {
         let request = self.pending(id).await?;
         let decided_by = decided_by.recorded();
@@ -130,7 +131,9 @@ impl Engine {
             .await?
             .ok_or(ApprovalError::NotPending)?;
         tracing::info!(request_id = %id, %decided_by, "sign-up request denied");
-        self.notify(&request.email, &Letter::Denied).await;
+        let reason = reason.map(denial_reason).filter(|r| !r.is_empty());
+        self.notify(&request.email, &Letter::Denied { reason })
+            .await;
         Ok(decided)
     }
 
@@ -224,4 +227,20 @@ impl Engine {
             loaded: Box::new(loaded),
         }))
     }
+}
+
+/// The longest reason a denial's email carries, in characters.
+pub const MAX_DENIAL_REASON: usize = 500;
+
+/// A denial's reason as the email carries it: control characters (but line breaks)
+/// become spaces, the ends are trimmed, and it is cut at [`MAX_DENIAL_REASON`].
+pub fn denial_reason(reason: &str) -> String {
+    reason
+        .trim()
+        .chars()
+        .map(|c| if c.is_control() && c != '\n' { ' ' } else { c })
+        .take(MAX_DENIAL_REASON)
+        .collect::<String>()
+        .trim_end()
+        .to_owned()
 }

@@ -61,8 +61,8 @@ pub enum Letter {
     AccountExists,
     /// A held sign-up was approved.
     Approved,
-    /// A held sign-up was denied.
-    Denied,
+    /// A held sign-up was denied, with the administrator's reason if they gave one.
+    Denied { reason: Option<String> },
 }
 
 /// A letter written out, ready to deliver.

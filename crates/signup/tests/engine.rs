@@ -514,9 +514,23 @@ async fn a_held_sign_up_waits_for_approval_and_a_denial_blocks_the_next_try() {
         panic!("expected the flow to wait for approval");
     };
     w.engine
-        .deny(&request_id, &Decider::Application("ops".into()))
+        .deny(
+            &request_id,
+            &Decider::Application("ops".into()),
+            Some("  Not a customer.\u{7}  "),
+        )
         .await
         .unwrap();
+    // The email says why, as given (less what a mail must not carry).
+    assert_eq!(
+        w.outbox.letters().last().unwrap(),
+        &(
+            "no@example.com".to_owned(),
+            Letter::Denied {
+                reason: Some("Not a customer.".into())
+            }
+        )
+    );
     let id = w.start(Some(Prompt::Create)).await;
     w.engine
         .submit_email(w.open(&id).await, "no@example.com", NOBODY)

@@ -173,10 +173,10 @@ impl usher_signup::Postman for Postman {
                 catalogue.message(locale, "email.approved.subject", &[]),
                 serde_json::json!({}),
             ),
-            Letter::Denied => (
+            Letter::Denied { reason } => (
                 "email_denied.txt",
                 catalogue.message(locale, "email.denied.subject", &[]),
-                serde_json::json!({}),
+                serde_json::json!({ "reason": reason }),
             ),
         };
         let body = self

@@ -79,6 +79,10 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../templates/console_user_delete.html"),
     ),
     (
+        "console_request_deny.html",
+        include_str!("../templates/console_request_deny.html"),
+    ),
+    (
         "console_flows.html",
         include_str!("../templates/console_flows.html"),
     ),
@@ -247,7 +251,7 @@ mod tests {
             "providers": [{"id": "Google-OAUTH", "label": "Continue with Google"}],
             "errors": [{"field": "email", "message": "Wrong"}, {"field": null, "message": "General"}],
             "fields": fields,
-            "user_message": "<b>blocked</b>", "back_url": "https://app.example/cb?error=access_denied",
+            "user_message": "<b>blocked</b>", "reason": "Outside the pilot.", "back_url": "https://app.example/cb?error=access_denied",
             "message": "Message", "reference": "ref-1",
             "post_logout_redirect_uri": "https://app.example/out", "client_id": "app", "state": "s",
             "demo": true, "enabled": true,
@@ -297,6 +301,7 @@ mod tests {
                 "created": time, "roles": ["Usher.Admin"], "attributes": [pair], "identities": [identity],
                 "enabled_url": "/console/users/u1/enabled", "delete_url": "/console/users/u1/delete",
                 "is_self": false, "identity_count": 1, "cancel_url": "/console/users/u1",
+                "user_flow_id": "B2X_1_f", "deny_url": "/console/requests/r1/deny", "reason_max": 500,
             }),
             json!({
                 "flows": [{

@@ -3290,8 +3290,33 @@ async fn sign_up_requests_are_listed_paged_and_decided(backend: Backend) {
         StatusCode::CONFLICT,
         "ObjectConflict",
     );
+    // A reason, if given, is a string of at most 500 characters, and nothing else
+    // may be in the body.
+    assert_error(
+        &admin
+            .post(
+                "/v1.0/usher/signUpRequests/request-2/deny",
+                json!({ "reason": "x".repeat(501) }),
+            )
+            .await,
+        StatusCode::BAD_REQUEST,
+        "Request_BadRequest",
+    );
+    assert_error(
+        &admin
+            .post(
+                "/v1.0/usher/signUpRequests/request-2/deny",
+                json!({ "why": "no" }),
+            )
+            .await,
+        StatusCode::BAD_REQUEST,
+        "Request_BadRequest",
+    );
     let (s, denied) = admin
-        .post("/v1.0/usher/signUpRequests/request-2/deny", json!({}))
+        .post(
+            "/v1.0/usher/signUpRequests/request-2/deny",
+            json!({ "reason": "Outside the pilot." }),
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{denied}");
     assert_eq!(denied["status"], "denied");

@@ -390,16 +390,41 @@ async fn sign_ups_are_approved_and_denied_from_the_requests_page(backend: Backen
         r.body
     );
 
-    // Deny, then clear the denial.
+    // Deny — after a confirmation that asks for an optional reason — then clear the
+    // denial.
+    let queue = admin.get(&usher.url("/console/requests")).await;
+    assert!(
+        queue.body.contains(&format!(
+            "method=\"get\" action=\"&#x2f;console&#x2f;requests&#x2f;{no}&#x2f;deny\""
+        )),
+        "{}",
+        queue.body
+    );
+    let confirm = admin
+        .get(&usher.url(&format!("/console/requests/{no}/deny")))
+        .await;
+    assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.body);
+    assert!(confirm.body.contains("no@example.com"), "{}", confirm.body);
+    assert!(confirm.body.contains("name=\"reason\""), "{}", confirm.body);
     let r = admin
         .submit(
             &usher.url(&format!("/console/requests/{no}/deny")),
-            &page,
-            &[],
+            &confirm,
+            &[("reason", "We only open accounts for customers.")],
         )
         .await;
     assert_eq!(r.location(), "/console/requests?done=denied");
-    assert!(env.last_mail_to("no@example.com").contains("not approved"));
+    let mail = env.last_mail_to("no@example.com");
+    assert!(mail.contains("not approved"), "{mail}");
+    assert!(
+        mail.contains("We only open accounts for customers."),
+        "{mail}"
+    );
+    // A decided request has no confirmation page.
+    let r = admin
+        .get(&usher.url(&format!("/console/requests/{no}/deny")))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
     let page = admin.get(&usher.url("/console/requests")).await;
     assert!(
         page.body.contains("No sign-ups are waiting"),

@@ -183,6 +183,28 @@ fn no_body(body: &JsonBody) -> ApiResult<()> {
     Ok(())
 }
 
+/// The optional `reason` of a denial (`{"reason": "…"}`), which the person's email
+/// carries; nothing else may be in the body.
+fn denial_reason(body: &JsonBody) -> ApiResult<Option<String>> {
+    let Some(mut b) = body.optional_object("action")? else {
+        return Ok(None);
+    };
+    let reason = b.string("reason")?;
+    if let Some(r) = &reason {
+        if r.chars().count() > usher_signup::approvals::MAX_DENIAL_REASON {
+            return Err(b.error(
+                "reason",
+                format!(
+                    "is longer than {} characters",
+                    usher_signup::approvals::MAX_DENIAL_REASON
+                ),
+            ));
+        }
+    }
+    b.finish()?;
+    Ok(reason)
+}
+
 async fn approve(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -209,10 +231,14 @@ async fn deny(
     Path(id): Path<String>,
     body: JsonBody,
 ) -> ApiResult<Response> {
-    no_body(&body)?;
+    let reason = denial_reason(&body)?;
     let request = state
         .engine
-        .deny(&id, &Decider::Application(caller.client_id))
+        .deny(
+            &id,
+            &Decider::Application(caller.client_id),
+            reason.as_deref(),
+        )
         .await
         .map_err(|e| approval_error(e, &id))?;
     Ok(ok(to_json(&request)))

@@ -64,7 +64,10 @@ pub fn router() -> Router<AppState> {
         .route("/console/signed-out", get(login::signed_out))
         .route("/console/requests", get(requests::page))
         .route("/console/requests/{id}/approve", post(requests::approve))
-        .route("/console/requests/{id}/deny", post(requests::deny))
+        .route(
+            "/console/requests/{id}/deny",
+            get(requests::confirm_deny).post(requests::deny),
+        )
         .route("/console/requests/{id}/clear", post(requests::clear))
         .route("/console/users", get(users::page))
         .route("/console/users/{id}", get(user::page))

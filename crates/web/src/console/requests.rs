@@ -15,12 +15,12 @@ use usher_domain::{SignUpRequest, SignUpRequestStatus};
 use usher_storage::StorageError;
 
 use super::{
-    attribute_pairs, display_name, done_notice, identity_rows, internal, msg, query_map, render,
-    segment, time, Admin, IdentityRow, Pair, Section, Time, View,
+    attribute_pairs, display_name, done_notice, identity_rows, internal, msg, not_found, query_map,
+    render, segment, time, Admin, IdentityRow, Pair, Section, Time, View,
 };
 use crate::{
     approvals::{ApprovalError, Decider},
-    pages::{request_locale, see_other, SummaryError},
+    pages::{first, request_locale, see_other, SummaryError},
     state::AppState,
 };
 
@@ -214,15 +214,17 @@ async fn decide(
     body: Bytes,
     decision: Decision,
 ) -> Response {
-    let (admin, _) = match super::require_form(&state, &headers, &body, "/console/requests").await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+    let (admin, form) =
+        match super::require_form(&state, &headers, &body, "/console/requests").await {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
     let locale = request_locale(&headers, None);
     let by = Decider::Admin(admin.user.id.clone());
+    let reason = Some(first(&form, "reason")).filter(|r| !r.trim().is_empty());
     let result = match decision {
         Decision::Approve => state.engine.approve(&id, &by).await.map(|_| true),
-        Decision::Deny => state.engine.deny(&id, &by).await.map(|_| true),
+        Decision::Deny => state.engine.deny(&id, &by, reason).await.map(|_| true),
         Decision::Clear => state.engine.clear(&id).await,
     };
     let (status, error_key) = match result {
@@ -269,7 +271,55 @@ pub async fn approve(
     decide(state, headers, id, body, Decision::Approve).await
 }
 
-/// `POST /console/requests/{id}/deny`: emailed; their later attempts are blocked.
+/// The denial's confirmation page: who is denied, and the optional reason their
+/// email carries.
+#[derive(Serialize)]
+struct DenyPage {
+    email: String,
+    user_flow_id: String,
+    deny_url: String,
+    cancel_url: &'static str,
+    reason_max: usize,
+}
+
+/// `GET /console/requests/{id}/deny`: are you sure, and why (optional)?
+pub async fn confirm_deny(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let admin = match super::require(&state, &headers, "/console/requests").await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let locale = request_locale(&headers, None);
+    let request = match state.store.sign_up_request(&id).await {
+        Ok(Some(r)) if r.status == usher_domain::SignUpRequestStatus::Pending => r,
+        Ok(_) => return not_found(&state, locale, &admin, "console.requests.not_found"),
+        Err(e) => return internal(&state, locale, Some(&admin), e),
+    };
+    let page = DenyPage {
+        deny_url: format!("/console/requests/{}/deny", segment(&request.id)),
+        cancel_url: "/console/requests",
+        email: request.email,
+        user_flow_id: request.user_flow_id,
+        reason_max: usher_signup::approvals::MAX_DENIAL_REASON,
+    };
+    render(
+        &state,
+        locale,
+        Some(&admin),
+        View::new(
+            "console_request_deny.html",
+            "console.request_deny.title",
+            Section::Requests,
+        ),
+        &page,
+    )
+}
+
+/// `POST /console/requests/{id}/deny`: emailed, with the reason if one was given;
+/// their later attempts are blocked.
 pub async fn deny(
     State(state): State<AppState>,
     headers: HeaderMap,
