@@ -69,6 +69,11 @@ impl Engine {
             self.release(reservation).await;
             return self.busy(loaded);
         };
+        // A right password gives its count back, also when it only shows a held
+        // sign-up's pending (or block) page.
+        if ok {
+            self.release(reservation).await;
+        }
         if ok && user.is_none() && held.is_some() {
             loaded = match self
                 .returning(loaded, Some(&email), std::slice::from_ref(&local))
@@ -77,9 +82,6 @@ impl Engine {
                 Ok(loaded) => loaded,
                 Err(next) => return *next,
             };
-        }
-        if ok {
-            self.release(reservation).await;
         }
         let Some(user) = user.filter(|_| ok) else {
             loaded.flow.password_failed();

@@ -607,3 +607,28 @@ async fn the_admin_console_never_offers_a_sign_up() {
     assert!(w.open(&id).await.offers_sign_up());
     assert!(matches!(w.step(&id).await, FlowStep::EnterEmail { .. }));
 }
+
+#[tokio::test]
+async fn a_right_password_on_a_held_sign_up_is_not_counted_as_a_failure() {
+    let w = world(ConnectorSlots::default(), true).await;
+    let id = local_sign_up_to_attributes(&w, "held@example.com").await;
+    w.engine
+        .submit_attributes(w.open(&id).await, &form(&[("displayName", "H")]))
+        .await;
+    // More right passwords from one address than the per-account-and-address limit
+    // (10 failures in 15 minutes) allows wrong ones: each shows the pending page.
+    let client = usher_signup::throttle::ClientAddress(Some("192.0.2.7".parse().unwrap()));
+    for _ in 0..12 {
+        let id = w.start(None).await;
+        let next = w
+            .engine
+            .sign_in(
+                w.open(&id).await,
+                "held@example.com",
+                "a long pass phrase 42",
+                client,
+            )
+            .await;
+        assert!(matches!(next, Next::Pending { .. }), "{next:?}");
+    }
+}
