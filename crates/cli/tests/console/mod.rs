@@ -103,6 +103,18 @@ async fn console_callback(usher: &Instance, b: &Browser, email: &str) -> Page {
     let r = b.get(&usher.url(&authorize)).await;
     let page = b.get(&usher.url(r.location())).await;
     assert!(page.body.contains("/sign-in\""), "{}", page.body);
+    // It names the application the person signs in to, in its title and under its
+    // heading.
+    assert!(
+        page.body.contains("<title>Sign in – Usher console</title>"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("to continue to Usher console"),
+        "{}",
+        page.body
+    );
     assert!(!page.body.contains("/sign-up\""), "{}", page.body);
     let callback = b.sign_in(&usher.url(&authorize), email, PASSWORD).await;
     assert!(

@@ -97,6 +97,8 @@ struct PageContext<'a> {
     local_accounts: bool,
     /// Whether the sign-in page offers "sign up now".
     sign_up: bool,
+    /// The application the person signs in to, by the name its configuration gives.
+    application: &'a str,
     providers: Vec<ProviderButton>,
 }
 
@@ -517,6 +519,7 @@ pub fn render_page(
         intro: page.intro,
         local_accounts: loaded.user_flow.allows_local_accounts(),
         sign_up: loaded.offers_sign_up(),
+        application: &loaded.app.name,
         providers: providers(state, loaded),
         fields: page.fields,
     };

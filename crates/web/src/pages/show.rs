@@ -34,6 +34,7 @@ pub fn working_page(state: &AppState, loaded: &Loaded) -> Response {
         notice: Option<String>,
         flow_id: &'a str,
         refresh: u32,
+        application: &'a str,
     }
     let ctx = Ctx {
         title_key: "working.title",
@@ -41,6 +42,7 @@ pub fn working_page(state: &AppState, loaded: &Loaded) -> Response {
         notice: None,
         flow_id: &loaded.flow.id,
         refresh: 2,
+        application: &loaded.app.name,
     };
     render(
         state,
@@ -54,11 +56,12 @@ pub fn working_page(state: &AppState, loaded: &Loaded) -> Response {
 /// The page a sign-up waiting for approval shows (again, when the user comes back).
 pub fn pending_page(state: &AppState, loaded: &Loaded) -> Response {
     #[derive(Serialize)]
-    struct Ctx {
+    struct Ctx<'a> {
         title_key: &'static str,
         errors: Vec<SummaryError>,
         notice: Option<String>,
         back_url: String,
+        application: &'a str,
     }
     let ctx = Ctx {
         title_key: "pending.title",
@@ -69,6 +72,7 @@ pub fn pending_page(state: &AppState, loaded: &Loaded) -> Response {
             "access_denied",
             "The sign-up is waiting for approval.",
         ),
+        application: &loaded.app.name,
     };
     render(
         state,
@@ -89,6 +93,7 @@ pub fn blocked_page(state: &AppState, loaded: &Loaded, user_message: &str) -> Re
         notice: Option<String>,
         user_message: &'a str,
         back_url: String,
+        application: &'a str,
     }
     let ctx = Ctx {
         title_key: "blocked.title",
@@ -100,6 +105,7 @@ pub fn blocked_page(state: &AppState, loaded: &Loaded, user_message: &str) -> Re
             "access_denied",
             "The sign-up was blocked.",
         ),
+        application: &loaded.app.name,
     };
     render(
         state,
