@@ -2280,6 +2280,14 @@ async fn choose_upstream(downstream: &Instance, b: &Browser) -> (String, String)
         "{}",
         page.body
     );
+    // Each provider's button carries its mark, hidden from screen readers (the label
+    // says it all).
+    assert!(
+        page.body
+            .contains("<span class=\"provider-mark\" aria-hidden=\"true\">U</span>"),
+        "{}",
+        page.body
+    );
     let r = b
         .submit(
             &downstream.url(&format!("{flow}/provider")),

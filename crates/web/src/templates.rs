@@ -248,7 +248,7 @@ mod tests {
             "title_key": "sign_in.title",
             "flow_id": "f", "csrf": "c", "email": "a@example.com", "minutes": 10,
             "local_accounts": true, "sign_up": true, "notice": "Notice", "intro": "Intro",
-            "providers": [{"id": "Google-OAUTH", "label": "Continue with Google"}],
+            "providers": [{"id": "Google-OAUTH", "label": "Continue with Google", "mark": "G"}],
             "errors": [{"field": "email", "message": "Wrong"}, {"field": null, "message": "General"}],
             "fields": fields,
             "user_message": "<b>blocked</b>", "reason": "Outside the pilot.", "back_url": "https://app.example/cb?error=access_denied",

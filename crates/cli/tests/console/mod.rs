@@ -997,6 +997,21 @@ async fn browser_approves_a_sign_up_in_the_console() {
         .text(".notice")
         .await
         .contains("The sign-up was approved"));
+    // On a phone the queue fits the screen: nothing scrolls sideways.
+    held_sign_up(
+        &usher,
+        "an.unusually.long.address.without.a.break@sign-ups.subdomain.example.com",
+        "Someone With A Rather Long Display Name That Goes On",
+    )
+    .await;
+    browser.set_size(375, 800).await;
+    browser.goto(&usher.url("/console/requests")).await;
+    browser.wait_for(".request").await;
+    browser
+        .screenshot(&shots.join("console-requests-phone.png"))
+        .await;
+    assert!(!browser.overflows().await, "{}", browser.source().await);
+    browser.set_size(1000, 1200).await;
 
     browser.click("nav a[href='/console/users']").await;
     browser.wait_for("#users").await;

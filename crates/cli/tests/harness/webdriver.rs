@@ -205,6 +205,34 @@ impl Driver {
         .to_owned()
     }
 
+    /// Resizes the window (a phone is 375 CSS pixels wide).
+    pub async fn set_size(&self, width: u32, height: u32) {
+        self.call(
+            reqwest::Method::POST,
+            "/window/rect",
+            Some(json!({ "width": width, "height": height })),
+        )
+        .await;
+    }
+
+    /// Runs `script` in the page and returns what it returns.
+    pub async fn eval(&self, script: &str) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({ "script": script, "args": [] })),
+        )
+        .await
+    }
+
+    /// Whether the page is wider than the window (it scrolls sideways).
+    pub async fn overflows(&self) -> bool {
+        self.eval("return document.documentElement.scrollWidth > window.innerWidth")
+            .await
+            .as_bool()
+            .unwrap_or(true)
+    }
+
     /// Saves a PNG of the page (for a person to look at when a test fails).
     pub async fn screenshot(&self, path: &std::path::Path) {
         use base64::Engine;

@@ -531,6 +531,9 @@ pub fn render_page(
 pub struct ProviderButton {
     pub id: String,
     pub label: String,
+    /// The provider's mark on the button: the first letter of its name, or `@` for
+    /// email one-time passcode.
+    pub mark: String,
 }
 
 /// The flow's identity providers other than email + password, as buttons.
@@ -545,12 +548,18 @@ fn providers(state: &AppState, loaded: &Loaded) -> Vec<ProviderButton> {
                 return Some(ProviderButton {
                     id: usher_domain::user_flow::EMAIL_OTP_PROVIDER.to_owned(),
                     label: message(state, &loaded.flow.locale, "sign_in.email_otp", &[]),
+                    mark: "@".to_owned(),
                 });
             }
             state
                 .federation_provider_label(p)
                 .map(|label| ProviderButton {
                     id: p.clone(),
+                    mark: label
+                        .chars()
+                        .find(|c| c.is_alphanumeric())
+                        .map(|c| c.to_uppercase().collect())
+                        .unwrap_or_default(),
                     label: message(
                         state,
                         &loaded.flow.locale,
