@@ -244,6 +244,7 @@ fn web_settings(config: &Config) -> Settings {
         },
         demo_client_id: config.demo.then(|| usher_config::DEMO_CLIENT_ID.to_owned()),
         shutdown_drain: config.shutdown_drain,
+        metrics_token: config.metrics_token.clone().map(Into::into),
     }
 }
 

@@ -8,7 +8,7 @@ use crate::{
 };
 
 /// Every variable read, for documentation and for tests.
-pub const OVERRIDES: [&str; 20] = [
+pub const OVERRIDES: [&str; 21] = [
     "USHER_ISSUER",
     "USHER_LISTEN",
     "USHER_DATA_DIR",
@@ -16,6 +16,7 @@ pub const OVERRIDES: [&str; 20] = [
     "USHER_TEMPLATES_DIR",
     "USHER_DEMO",
     "USHER_SHUTDOWN_DRAIN_SECONDS",
+    "USHER_METRICS_TOKEN",
     "USHER_MASTER_KEY",
     "USHER_MASTER_KEY_FILE",
     "USHER_SIGNING_ALGORITHM",
@@ -76,6 +77,9 @@ pub(crate) fn apply(
     }
     if let Some(v) = get("USHER_SMTP_PASSWORD") {
         raw.email.smtp.password = Some(v);
+    }
+    if let Some(v) = get("USHER_METRICS_TOKEN") {
+        raw.metrics_token = Some(v);
     }
     let mut typed = Vec::new();
     if let Some(v) = get("USHER_DEMO") {

@@ -62,6 +62,8 @@ pub(crate) struct RawConfig {
     pub templates_dir: Option<Val<String>>,
     pub demo: Option<Val<bool>>,
     pub shutdown_drain_seconds: Option<Val<i64>>,
+    /// Only from the environment, like the master key.
+    pub metrics_token: Option<Val<String>>,
     /// Only from the environment: a key in a file that may be shared is no secret.
     pub master_key: Option<Val<String>>,
     pub master_key_file: Option<Val<String>>,

@@ -55,6 +55,8 @@ struct PendingSecret {
 /// The longest drain on shutdown an operator may ask for: beyond it, orchestrators
 /// kill the process anyway.
 const MAX_SHUTDOWN_DRAIN_SECONDS: i64 = 300;
+/// The shortest `USHER_METRICS_TOKEN`, in characters.
+const MIN_METRICS_TOKEN: usize = 16;
 
 impl<'a> Resolver<'a> {
     pub fn new(
@@ -164,6 +166,7 @@ impl<'a> Resolver<'a> {
             MAX_SHUTDOWN_DRAIN_SECONDS,
             " seconds",
         ));
+        let metrics_token = self.metrics_token(&raw);
         let untyped = self.attributes(&raw.attributes, &mut tenant);
         let connector_settings = self.connector_settings(&raw.connector_settings);
         let rate_limits = self.rate_limits(&raw.rate_limits);
@@ -205,6 +208,7 @@ impl<'a> Resolver<'a> {
             email,
             demo,
             shutdown_drain,
+            metrics_token,
             tenant,
             connectors,
             connector_settings,
@@ -278,6 +282,25 @@ impl<'a> Resolver<'a> {
 
     /// Where the master key comes from: the environment, a file, or (SQLite only) one
     /// generated in the data directory on first start.
+    /// `USHER_METRICS_TOKEN`: the bearer token `/metrics` asks for. Long enough not
+    /// to be guessed, since it is all that stands between the metrics and anyone.
+    fn metrics_token(&mut self, raw: &RawConfig) -> Option<Secret> {
+        let v = raw.metrics_token.as_ref()?;
+        let token = v.value.trim();
+        if token.chars().count() < MIN_METRICS_TOKEN
+            || token.chars().any(|c| c.is_control() || c.is_whitespace())
+        {
+            self.err(
+                v.loc.clone(),
+                format!(
+                    "must be at least {MIN_METRICS_TOKEN} characters without spaces (try `usher generate-master-key` for one)"
+                ),
+            );
+            return None;
+        }
+        Some(Secret::new(token))
+    }
+
     fn master_key(
         &mut self,
         raw: &RawConfig,

@@ -39,6 +39,9 @@ pub struct Config {
     /// while requests are still served, so a load balancer takes the instance out
     /// before it stops accepting connections (default 0).
     pub shutdown_drain: std::time::Duration,
+    /// `USHER_METRICS_TOKEN`: the bearer token `/metrics` requires. Without one,
+    /// `/metrics` is open in the demo and closed otherwise.
+    pub metrics_token: Option<Secret>,
     pub tenant: usher_domain::Tenant,
     /// The API connectors user flows may call (`[[connectors]]`), in file order. Every
     /// id a user flow's connector slot lists is one of these.
@@ -77,6 +80,7 @@ impl PartialEq for Config {
             email,
             demo,
             shutdown_drain,
+            metrics_token,
             tenant,
             connectors,
             connector_settings,
@@ -97,6 +101,7 @@ impl PartialEq for Config {
             && *email == other.email
             && *demo == other.demo
             && *shutdown_drain == other.shutdown_drain
+            && *metrics_token == other.metrics_token
             && *tenant == other.tenant
             && *connectors == other.connectors
             && *connector_settings == other.connector_settings
@@ -173,6 +178,7 @@ impl fmt::Debug for Config {
             .field("email", &self.email)
             .field("demo", &self.demo)
             .field("shutdown_drain", &self.shutdown_drain)
+            .field("metrics_token", &self.metrics_token)
             .field("tenant", &self.tenant)
             .field("connectors", &ConnectorsDebug(&self.connectors))
             .field("connector_settings", &self.connector_settings)

@@ -2842,6 +2842,26 @@ fn shutdown_drain() {
 }
 
 #[test]
+fn metrics_token() {
+    assert_eq!(load_str("", &[]).unwrap().metrics_token, None);
+    let config = load_str("", &[("USHER_METRICS_TOKEN", " a-long-enough-token-42 ")]).unwrap();
+    assert_eq!(
+        config.metrics_token.as_ref().map(Secret::expose),
+        Some("a-long-enough-token-42")
+    );
+    // The token never reaches a log through the configuration's Debug.
+    assert!(!format!("{config:?}").contains("a-long-enough-token-42"));
+    for weak in ["short", "sixteen chars ok"] {
+        let errors = load_str("", &[("USHER_METRICS_TOKEN", weak)]).unwrap_err();
+        assert!(
+            errors.to_string().contains("USHER_METRICS_TOKEN")
+                && errors.to_string().contains("at least 16 characters"),
+            "{errors}"
+        );
+    }
+}
+
+#[test]
 fn provider_rules() {
     let e = assert_error(
         "[[identity_providers]]\nid = \"p\"\nclient_id = \"c\"\nclient_secret = { value = \"s\" }\n",

@@ -226,9 +226,68 @@ async fn ready(State(state): State<AppState>) -> Response {
     }
 }
 
+/// Who may read `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MetricsAccess {
+    Allowed,
+    /// A token is configured and the request did not carry it.
+    NeedsToken,
+    /// No token is configured outside the demo: the metrics stay private.
+    Closed,
+}
+
+/// `/metrics` is never open on the public listener of a real deployment: with
+/// `USHER_METRICS_TOKEN` set it asks for that bearer token (compared in constant
+/// time); without one it is open only in the demo.
+fn metrics_access(token: Option<&str>, demo: bool, authorization: Option<&str>) -> MetricsAccess {
+    match token {
+        Some(token) => {
+            let given = authorization
+                .and_then(|a| a.strip_prefix("Bearer "))
+                .unwrap_or_default();
+            if usher_domain::flow::constant_time_eq(given.trim().as_bytes(), token.as_bytes()) {
+                MetricsAccess::Allowed
+            } else {
+                MetricsAccess::NeedsToken
+            }
+        }
+        None if demo => MetricsAccess::Allowed,
+        None => MetricsAccess::Closed,
+    }
+}
+
 /// Prometheus text format: connector calls and latencies of this instance, and the
 /// state of each connector's breaker here.
-async fn metrics(State(state): State<AppState>) -> Response {
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let access = metrics_access(
+        state
+            .settings
+            .metrics_token
+            .as_ref()
+            .map(usher_domain::Secret::expose),
+        state.settings.demo_client_id.is_some(),
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    );
+    match access {
+        MetricsAccess::Allowed => {}
+        MetricsAccess::NeedsToken => {
+            let mut r = (StatusCode::UNAUTHORIZED, "a bearer token is required").into_response();
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"usher-metrics\""),
+            );
+            return r;
+        }
+        MetricsAccess::Closed => {
+            return (
+                StatusCode::FORBIDDEN,
+                "metrics are served only with a bearer token: set USHER_METRICS_TOKEN",
+            )
+                .into_response();
+        }
+    }
     let mut text = state.metrics.render_prometheus()
         + &usher_connectors::render_breakers(&state.breaker_states());
     text.push_str(&state.engine.throttle.render_prometheus());
@@ -251,4 +310,33 @@ async fn stylesheet() -> Response {
         HeaderValue::from_static("public, max-age=3600"),
     );
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_are_private_outside_the_demo() {
+        use MetricsAccess::*;
+        assert_eq!(metrics_access(None, true, None), Allowed);
+        assert_eq!(metrics_access(None, false, None), Closed);
+        assert_eq!(metrics_access(None, false, Some("Bearer x")), Closed);
+        let token = Some("a-long-metrics-token-0123");
+        for demo in [true, false] {
+            assert_eq!(metrics_access(token, demo, None), NeedsToken);
+            assert_eq!(
+                metrics_access(token, demo, Some("Bearer wrong")),
+                NeedsToken
+            );
+            assert_eq!(
+                metrics_access(token, demo, Some("Basic a-long-metrics-token-0123")),
+                NeedsToken
+            );
+            assert_eq!(
+                metrics_access(token, demo, Some("Bearer a-long-metrics-token-0123")),
+                Allowed
+            );
+        }
+    }
 }

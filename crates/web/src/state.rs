@@ -46,6 +46,9 @@ pub struct Settings {
     pub demo_client_id: Option<String>,
     /// How long a shutdown drains: `/health/ready` fails, requests are still served.
     pub shutdown_drain: std::time::Duration,
+    /// The bearer token `/metrics` requires; without one `/metrics` is open in the
+    /// demo and closed otherwise.
+    pub metrics_token: Option<usher_domain::Secret>,
 }
 
 impl Settings {
