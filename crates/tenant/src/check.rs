@@ -8,67 +8,26 @@
 //! this is the backstop that none can get around.
 
 use usher_domain::user_flow::{EMAIL_OTP_PROVIDER, EMAIL_PASSWORD_PROVIDER};
+use usher_domain::{Application, UserFlow};
 
 use crate::{document, TenantError, TenantSnapshot};
+
+fn invalid(kind: &'static str, id: &str, reason: String) -> TenantError {
+    TenantError::Invalid {
+        kind,
+        id: id.to_owned(),
+        reason,
+    }
+}
 
 impl TenantSnapshot {
     /// The first rule between objects that this tenant breaks, if any.
     pub fn check(&self) -> Result<(), TenantError> {
-        let invalid = |kind: &'static str, id: &str, reason: String| TenantError::Invalid {
-            kind,
-            id: id.to_owned(),
-            reason,
-        };
         for app in &self.tenant.applications {
-            if self.tenant.user_flow(&app.user_flow_id).is_none() {
-                return Err(invalid(
-                    document::APPLICATION,
-                    &app.client_id,
-                    format!("its user flow {:?} does not exist", app.user_flow_id),
-                ));
-            }
+            self.check_application(app)?;
         }
         for flow in &self.tenant.user_flows {
-            let built_in = |p: &str| {
-                p.eq_ignore_ascii_case(EMAIL_PASSWORD_PROVIDER)
-                    || p.eq_ignore_ascii_case(EMAIL_OTP_PROVIDER)
-            };
-            if let Some(p) = flow
-                .identity_providers
-                .iter()
-                .find(|p| !built_in(p) && self.identity_provider(p).is_none())
-            {
-                return Err(invalid(
-                    document::USER_FLOW,
-                    &flow.id,
-                    format!("its identity provider {p:?} does not exist"),
-                ));
-            }
-            let slots = &flow.connectors;
-            if let Some(c) = slots
-                .post_federation_signup
-                .iter()
-                .chain(&slots.post_attribute_collection)
-                .chain(&slots.pre_token_issuance)
-                .find(|c| self.connector(c).is_none())
-            {
-                return Err(invalid(
-                    document::USER_FLOW,
-                    &flow.id,
-                    format!("its API connector {c:?} does not exist"),
-                ));
-            }
-            if let Some(a) = flow
-                .attributes
-                .iter()
-                .find(|a| self.tenant.attribute(&a.attribute_id).is_none())
-            {
-                return Err(invalid(
-                    document::USER_FLOW,
-                    &flow.id,
-                    format!("its attribute {:?} does not exist", a.attribute_id),
-                ));
-            }
+            self.check_user_flow(flow)?;
         }
         for c in &self.connectors {
             c.check()
@@ -81,6 +40,66 @@ impl TenantSnapshot {
                 document::IDENTITY_PROVIDER,
                 &shared.second,
                 shared.to_string(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The rules `app` must keep with this tenant: its user flow exists. A write of
+    /// one application checks only these, so an old flaw elsewhere in a stored
+    /// tenant never blocks an unrelated edit.
+    pub fn check_application(&self, app: &Application) -> Result<(), TenantError> {
+        if self.tenant.user_flow(&app.user_flow_id).is_none() {
+            return Err(invalid(
+                document::APPLICATION,
+                &app.client_id,
+                format!("its user flow {:?} does not exist", app.user_flow_id),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The rules `flow` must keep with this tenant: every identity provider,
+    /// connector and attribute it names exists.
+    pub fn check_user_flow(&self, flow: &UserFlow) -> Result<(), TenantError> {
+        let built_in = |p: &str| {
+            p.eq_ignore_ascii_case(EMAIL_PASSWORD_PROVIDER)
+                || p.eq_ignore_ascii_case(EMAIL_OTP_PROVIDER)
+        };
+        if let Some(p) = flow
+            .identity_providers
+            .iter()
+            .find(|p| !built_in(p) && self.identity_provider(p).is_none())
+        {
+            return Err(invalid(
+                document::USER_FLOW,
+                &flow.id,
+                format!("its identity provider {p:?} does not exist"),
+            ));
+        }
+        let slots = &flow.connectors;
+        if let Some(c) = slots
+            .post_federation_signup
+            .iter()
+            .chain(&slots.post_attribute_collection)
+            .chain(&slots.pre_token_issuance)
+            .find(|c| self.connector(c).is_none())
+        {
+            return Err(invalid(
+                document::USER_FLOW,
+                &flow.id,
+                format!("its API connector {c:?} does not exist"),
+            ));
+        }
+        if let Some(a) = flow
+            .attributes
+            .iter()
+            .find(|a| self.tenant.attribute(&a.attribute_id).is_none())
+        {
+            return Err(invalid(
+                document::USER_FLOW,
+                &flow.id,
+                format!("its attribute {:?} does not exist", a.attribute_id),
             ));
         }
         Ok(())

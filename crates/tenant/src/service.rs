@@ -135,7 +135,7 @@ impl TenantService {
     /// Adds or replaces a user flow (its id matched without regard to case); returns
     /// the new version.
     pub async fn put_user_flow(&self, flow: &UserFlow) -> Result<i64, TenantError> {
-        self.check_with(|s| replace_user_flow(s, flow)).await?;
+        self.current().await?.check_user_flow(flow)?;
         self.put(document::user_flow_doc(flow)?).await
     }
 
@@ -144,7 +144,7 @@ impl TenantService {
         flow: &UserFlow,
         expected: Option<&[String]>,
     ) -> Result<i64, TenantError> {
-        self.check_with(|s| replace_user_flow(s, flow)).await?;
+        self.current().await?.check_user_flow(flow)?;
         self.put_checked(document::user_flow_doc(flow)?, expected)
             .await
     }
@@ -172,7 +172,7 @@ impl TenantService {
     }
 
     pub async fn put_application(&self, app: &Application) -> Result<i64, TenantError> {
-        self.check_with(|s| replace_application(s, app)).await?;
+        self.current().await?.check_application(app)?;
         self.put(document::application_doc(app)?).await
     }
 
@@ -183,7 +183,7 @@ impl TenantService {
         app: &Application,
         expected: Option<&[String]>,
     ) -> Result<i64, TenantError> {
-        self.check_with(|s| replace_application(s, app)).await?;
+        self.current().await?.check_application(app)?;
         self.put_checked(document::application_doc(app)?, expected)
             .await
     }
@@ -333,16 +333,6 @@ impl TenantService {
         self.put(document::settings_doc(id)?).await
     }
 
-    /// Checks the tenant as it would be after `change` (see [`TenantSnapshot::check`]).
-    async fn check_with(
-        &self,
-        change: impl FnOnce(&mut TenantSnapshot),
-    ) -> Result<(), TenantError> {
-        let mut next = (*self.current().await?).clone();
-        change(&mut next);
-        next.check()
-    }
-
     fn cached(&self) -> Option<Arc<TenantSnapshot>> {
         self.cache
             .lock()
@@ -487,20 +477,6 @@ impl TenantService {
         };
         Ok(diff::changes(&current, &document::docs(desired, &mode)?))
     }
-}
-
-/// `snapshot` with `flow` added, or in place of the flow of its id.
-fn replace_user_flow(snapshot: &mut TenantSnapshot, flow: &UserFlow) {
-    let flows = &mut snapshot.tenant.user_flows;
-    flows.retain(|f| !f.id.eq_ignore_ascii_case(&flow.id));
-    flows.push(flow.clone());
-}
-
-/// `snapshot` with `app` added, or in place of the application of its client id.
-fn replace_application(snapshot: &mut TenantSnapshot, app: &Application) {
-    let apps = &mut snapshot.tenant.applications;
-    apps.retain(|a| document::key(&a.client_id) != document::key(&app.client_id));
-    apps.push(app.clone());
 }
 
 /// Lets `new` take any repository handle (including `Arc<dyn Store>`) without relying

@@ -743,6 +743,19 @@ async fn a_tenant_that_would_not_run_is_never_stored(ctx: Ctx) {
     ));
     // Nothing of it was written.
     assert_eq!(*service.current().await.unwrap(), at(1, &rich()));
+    // A single write checks only what concerns it: a flaw elsewhere in the stored
+    // tenant (a stored provider sharing an issuer, as tenants stored before that
+    // rule may have) does not block an unrelated edit.
+    let mut twin = rich().identity_providers[0].clone();
+    twin.id = "twin".into();
+    service.put_identity_provider(&twin).await.unwrap();
+    let mut app = rich().tenant.applications[0].clone();
+    app.name = "Renamed".into();
+    service.put_application(&app).await.unwrap();
+    service
+        .put_user_flow(&rich().tenant.user_flows[0])
+        .await
+        .unwrap();
 }
 
 fn assignment_of(id: &str) -> AttributeAssignment {
