@@ -189,15 +189,8 @@ async fn create(
     let secret = if public {
         None
     } else {
-        let secret = state.new_token();
-        app.client_type = ClientType::Confidential {
-            secret_hash: state
-                .engine
-                .hasher
-                .hash(secret.clone())
-                .await
-                .map_err(|_| ApiError::busy())?,
-        };
+        let (secret, client_type) = new_secret(&state).await?;
+        app.client_type = client_type;
         Some(secret)
     };
     state.tenants.put_application(&app).await?;
@@ -281,15 +274,8 @@ async fn add_password(
             app.client_id
         )));
     }
-    let secret = state.new_token();
-    app.client_type = ClientType::Confidential {
-        secret_hash: state
-            .engine
-            .hasher
-            .hash(secret.clone())
-            .await
-            .map_err(|_| ApiError::busy())?,
-    };
+    let (secret, client_type) = new_secret(&state).await?;
+    app.client_type = client_type;
     state.tenants.put_application(&app).await?;
     Ok(ok(json!({
         "@odata.type": "#microsoft.graph.passwordCredential",
@@ -377,4 +363,17 @@ fn may_hold(caller: &Caller, app: &Application) -> ApiResult<()> {
     } else {
         Err(ApiError::forbidden(&missing.join(" and ")))
     }
+}
+
+/// A new generated client secret, and the confidential client type that holds its
+/// hash; `503` when every core is hashing.
+async fn new_secret(state: &AppState) -> ApiResult<(String, ClientType)> {
+    let secret = state.new_token();
+    let secret_hash = state
+        .engine
+        .hasher
+        .hash(secret.clone())
+        .await
+        .map_err(|_| ApiError::busy())?;
+    Ok((secret, ClientType::Confidential { secret_hash }))
 }
