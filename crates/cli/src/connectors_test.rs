@@ -160,14 +160,10 @@ async fn run_with(
             .user_flows
             .iter()
             .find(|f| {
-                let slot = match step {
-                    ConnectorStep::PostFederationSignup => &f.connectors.post_federation_signup,
-                    ConnectorStep::PostAttributeCollection => {
-                        &f.connectors.post_attribute_collection
-                    }
-                    ConnectorStep::PreTokenIssuance => &f.connectors.pre_token_issuance,
-                };
-                slot.iter().any(|c| c.eq_ignore_ascii_case(&definition.id))
+                f.connectors
+                    .at(step)
+                    .iter()
+                    .any(|c| c.eq_ignore_ascii_case(&definition.id))
             })
             .map(|f| f.id.clone())
     });

@@ -288,7 +288,12 @@ pub async fn build(config: &Config, overrides: Overrides) -> anyhow::Result<AppS
     let code_key = master.hmac_key("email-code");
     let cookie_key = master.hmac_key("cookie");
     let master = Arc::new(master);
-    let keys = key_manager(config, store.clone(), master.clone(), clock.clone());
+    let keys = Arc::new(key_manager(
+        config,
+        store.clone(),
+        master.clone(),
+        clock.clone(),
+    ));
     keys.ensure_keys()
         .await
         .context("cannot load or create the signing keys")?;
@@ -308,6 +313,10 @@ pub async fn build(config: &Config, overrides: Overrides) -> anyhow::Result<AppS
         metrics: metrics.clone(),
         runner_settings: runner_settings.clone(),
         federation_settings: config.federation.clone(),
+        signer: Some(Arc::new(usher_signup::live::KeySigner {
+            keys: keys.clone(),
+            issuer: settings.issuer.clone(),
+        })),
     });
     let live = Live::start(tenants.clone(), store.clone(), compiler, snapshot)
         .await
@@ -342,7 +351,7 @@ pub async fn build(config: &Config, overrides: Overrides) -> anyhow::Result<AppS
         tenants,
         runner_settings,
         federation_settings: config.federation.clone(),
-        keys: Arc::new(keys),
+        keys,
         clock,
         templates,
         client_secrets: usher_web::hasher::ClientSecrets::new(
@@ -512,6 +521,7 @@ pub fn runner_settings(config: &Config) -> RunnerSettings {
         targets: config.connector_settings.target_policy(),
         record_bodies: config.connector_settings.record_bodies,
         extra_root_certificates: config.connector_settings.extra_root_certificates.clone(),
+        issuer: config.issuer.trim_end_matches('/').to_owned(),
     }
 }
 

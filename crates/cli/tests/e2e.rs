@@ -16,6 +16,7 @@
 
 mod admin_api;
 mod console;
+mod extensions;
 mod harness;
 
 use harness::*;

@@ -26,8 +26,8 @@ use usher_domain::identity_provider::{
 };
 use usher_domain::{
     Application, AttributeAssignment, AttributeDefinition, CertificateSource, ClientCertificate,
-    ClientType, ConnectorAuthentication, ConnectorDefinition, FailurePolicy, LocalizedText, Tenant,
-    UserFlow,
+    ClientType, ConnectorAuthentication, ConnectorContract, ConnectorDefinition, ConnectorStep,
+    FailurePolicy, LocalizedText, Tenant, UserFlow,
 };
 
 use crate::{
@@ -314,6 +314,12 @@ demo adds them: `demo = true` adds them back when this file is loaded.",
         let at = |path: &str| format!("connector {}: {path}", c.id);
         self.array_table("connectors");
         self.string("id", &c.id);
+        if let ConnectorContract::CustomAuthenticationExtension { claims_for_token } = &c.contract {
+            self.string("contract", c.contract.name());
+            if !claims_for_token.is_empty() {
+                self.strings("claims_for_token", claims_for_token);
+            }
+        }
         self.string("display_name", &c.display_name);
         self.string("target_url", &c.target_url);
         let ms = Duration::from_millis(1);
@@ -407,6 +413,14 @@ demo adds them: `demo = true` adds them back when this file is loaded.",
                 for (i, cert) in certificates.iter().enumerate() {
                     self.certificate(&c.id, i, cert);
                 }
+            }
+            ConnectorAuthentication::IssuedToken {
+                resource_id,
+                caller_id,
+            } => {
+                self.string("type", "issuedToken");
+                self.string("resource_id", resource_id);
+                self.string("caller_id", caller_id);
             }
         }
     }
@@ -557,12 +571,19 @@ demo adds them: `demo = true` adds them back when this file is loaded.",
         self.value("requires_approval", f.requires_approval.to_string());
         self.table("user_flows.connectors");
         let slots = &f.connectors;
-        self.strings("post_federation_signup", &slots.post_federation_signup);
-        self.strings(
-            "post_attribute_collection",
-            &slots.post_attribute_collection,
-        );
-        self.strings("pre_token_issuance", &slots.pre_token_issuance);
+        for (step, ids) in slots.iter() {
+            // Steps without connectors that older files never had stay out, so an
+            // export of a 1.0.0-only tenant reads as it always did.
+            if ids.is_empty()
+                && matches!(
+                    step,
+                    ConnectorStep::AttributeCollectionStart | ConnectorStep::EmailOtpSend
+                )
+            {
+                continue;
+            }
+            self.strings(step.config_name(), ids);
+        }
         for a in &f.attributes {
             self.assignment(tenant, a);
         }

@@ -135,8 +135,10 @@ pub(crate) struct RawUserFlow {
     pub identity_providers: Option<List>,
     pub claims: Option<List>,
     pub post_federation_signup: Option<List>,
+    pub attribute_collection_start: Option<List>,
     pub post_attribute_collection: Option<List>,
     pub pre_token_issuance: Option<List>,
+    pub email_otp_send: Option<List>,
     pub requires_approval: Option<Val<bool>>,
     pub attributes: Vec<RawAssignment>,
 }
@@ -252,6 +254,8 @@ pub(crate) struct RawSecretRef {
 pub(crate) struct RawConnector {
     pub place: Place,
     pub id: Option<Val<String>>,
+    pub contract: Option<Val<String>>,
+    pub claims_for_token: Option<List>,
     pub display_name: Option<Val<String>>,
     pub target_url: Option<Val<String>>,
     pub timeout_ms: Option<Val<i64>>,
@@ -282,6 +286,8 @@ pub(crate) struct RawAuthentication {
     pub client_id: Option<Val<String>>,
     pub client_secret: Option<RawSecretRef>,
     pub scope: Option<Val<String>>,
+    pub resource_id: Option<Val<String>>,
+    pub caller_id: Option<Val<String>>,
     /// Where `certificates` was written, and its entries.
     pub certificates: Option<(String, Vec<RawCertificate>)>,
 }
@@ -367,6 +373,8 @@ const ROOT_KEYS: &[&str] = &[
 
 const CONNECTOR_KEYS: &[&str] = &[
     "id",
+    "contract",
+    "claims_for_token",
     "display_name",
     "target_url",
     "timeout_ms",
@@ -976,6 +984,8 @@ impl<'a> Reader<'a> {
         let mut c = RawConnector {
             place: t.place.clone(),
             id: self.string(t, "id"),
+            contract: self.string(t, "contract"),
+            claims_for_token: self.strings(t, "claims_for_token"),
             display_name: self.string(t, "display_name"),
             target_url: self.string(t, "target_url"),
             timeout_ms: self.integer(t, "timeout_ms"),
@@ -1023,6 +1033,8 @@ impl<'a> Reader<'a> {
                 client_id: self.string(&a, "client_id"),
                 client_secret: self.secret(&a, "client_secret"),
                 scope: self.string(&a, "scope"),
+                resource_id: self.string(&a, "resource_id"),
+                caller_id: self.string(&a, "caller_id"),
                 certificates,
             });
         }
@@ -1060,8 +1072,10 @@ impl<'a> Reader<'a> {
             identity_providers: self.strings(t, "identity_providers"),
             claims: self.strings(t, "claims"),
             post_federation_signup: None,
+            attribute_collection_start: None,
             post_attribute_collection: None,
             pre_token_issuance: None,
+            email_otp_send: None,
             requires_approval: self.boolean(t, "requires_approval"),
             attributes: Vec::new(),
         };
@@ -1070,13 +1084,17 @@ impl<'a> Reader<'a> {
             "connectors",
             &[
                 "post_federation_signup",
+                "attribute_collection_start",
                 "post_attribute_collection",
                 "pre_token_issuance",
+                "email_otp_send",
             ],
         ) {
             flow.post_federation_signup = self.strings(&c, "post_federation_signup");
+            flow.attribute_collection_start = self.strings(&c, "attribute_collection_start");
             flow.post_attribute_collection = self.strings(&c, "post_attribute_collection");
             flow.pre_token_issuance = self.strings(&c, "pre_token_issuance");
+            flow.email_otp_send = self.strings(&c, "email_otp_send");
         }
         if let Some((_, tables)) = self.tables(
             t,

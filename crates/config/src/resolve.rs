@@ -13,7 +13,8 @@ use usher_domain::{
     password::hash_password,
     rules::{MAX_DESCRIPTION, MAX_LABEL},
     Application, AttributeAssignment, AttributeDefinition, AttributeOption, BuiltInAttribute,
-    ClientType, ConnectorSlots, DataType, LocalizedText, Tenant, UserFlow, UserInputType,
+    ClientType, ConnectorSlots, ConnectorStep, DataType, LocalizedText, Tenant, UserFlow,
+    UserInputType,
 };
 
 mod connectors;
@@ -675,7 +676,7 @@ impl<'a> Resolver<'a> {
         tenant: &mut Tenant,
         untyped: &HashSet<String>,
         demo: bool,
-        connectors: &HashMap<String, String>,
+        connectors: &connectors::Declared,
         providers: &[String],
     ) {
         let mut seen: HashMap<String, String> = HashMap::new();
@@ -747,12 +748,25 @@ impl<'a> Resolver<'a> {
                 }
             };
 
-            let slots = ConnectorSlots {
-                post_federation_signup: self.connector_slot(&f.post_federation_signup, connectors),
-                post_attribute_collection: self
-                    .connector_slot(&f.post_attribute_collection, connectors),
-                pre_token_issuance: self.connector_slot(&f.pre_token_issuance, connectors),
-            };
+            let mut slots = ConnectorSlots::default();
+            for (step, list) in [
+                (
+                    ConnectorStep::PostFederationSignup,
+                    &f.post_federation_signup,
+                ),
+                (
+                    ConnectorStep::AttributeCollectionStart,
+                    &f.attribute_collection_start,
+                ),
+                (
+                    ConnectorStep::PostAttributeCollection,
+                    &f.post_attribute_collection,
+                ),
+                (ConnectorStep::PreTokenIssuance, &f.pre_token_issuance),
+                (ConnectorStep::EmailOtpSend, &f.email_otp_send),
+            ] {
+                *slots.at_mut(step) = self.connector_slot(list, connectors, step);
+            }
 
             // Kept even when parts of it are wrong, so that applications naming it are
             // not reported as well.

@@ -392,6 +392,44 @@ pub fn check_connector_budget(timeout_ms: u64, budget_ms: u64) -> Result<(), Str
     Ok(())
 }
 
+/// `contract`: which of Entra's two wire contracts a connector speaks.
+pub fn parse_contract(s: &str) -> Result<bool, String> {
+    match s {
+        usher_domain::ConnectorContract::API_CONNECTOR => Ok(false),
+        usher_domain::ConnectorContract::EXTENSION => Ok(true),
+        _ => Err(format!(
+            "must be {} (Entra's API connectors) or {} (Entra External ID)",
+            usher_domain::ConnectorContract::API_CONNECTOR,
+            usher_domain::ConnectorContract::EXTENSION
+        )),
+    }
+}
+
+/// Why connector `id` cannot be listed at `step`.
+pub fn slot_refusal(
+    id: &str,
+    contract: &usher_domain::ConnectorContract,
+    step: usher_domain::ConnectorStep,
+) -> String {
+    if contract.is_extension() {
+        format!(
+            "{id} is a custom authentication extension, which has no event at {}: extensions run at attribute_collection_start, post_attribute_collection, pre_token_issuance and email_otp_send",
+            step.config_name()
+        )
+    } else {
+        format!(
+            "{id} speaks the 1.0.0 API connector contract, which cannot deliver codes: email_otp_send takes a custom authentication extension"
+        )
+    }
+}
+
+/// An issued token's `resource_id`: `api://<host>/<app id>`.
+pub fn check_resource_id(s: &str) -> Result<(), String> {
+    usher_domain::connector::parse_resource_id(s)
+        .map(drop)
+        .ok_or_else(|| "must be api://<the target URL's host>/<app id>".to_owned())
+}
+
 pub fn parse_failure_policy(s: &str) -> Result<FailurePolicy, String> {
     match s.to_ascii_lowercase().as_str() {
         "block" => Ok(FailurePolicy::Block),
@@ -402,7 +440,7 @@ pub fn parse_failure_policy(s: &str) -> Result<FailurePolicy, String> {
 
 /// Each way a connector can authenticate, as the file spells it, with the settings
 /// that belong to it (besides `type`).
-pub const AUTHENTICATION_TYPES: [(&str, &[&str]); 5] = [
+pub const AUTHENTICATION_TYPES: [(&str, &[&str]); 6] = [
     ("none", &[]),
     ("basic", &["username", "password"]),
     ("clientCertificate", &["certificates"]),
@@ -411,6 +449,7 @@ pub const AUTHENTICATION_TYPES: [(&str, &[&str]); 5] = [
         "oauthClientCredentials",
         &["token_url", "client_id", "client_secret", "scope"],
     ),
+    ("issuedToken", &["resource_id", "caller_id"]),
 ];
 
 /// A table of types (as the file spells them) and the settings each one has: the

@@ -343,6 +343,7 @@ fn the_example_file_loads_into_the_expected_tenant() {
                     "request-approval".into(),
                 ],
                 pre_token_issuance: vec!["enrich-token".into()],
+                ..ConnectorSlots::default()
             },
             requires_approval: false,
         }],
@@ -1803,7 +1804,7 @@ fn authentication_rules() {
     assert_error(
         &authentication("type = \"digest\"\n"),
         "connectors[0].authentication.type",
-        "must be one of none, basic, clientCertificate, apiKey, oauthClientCredentials",
+        "must be one of none, basic, clientCertificate, apiKey, oauthClientCredentials, issuedToken",
     );
     let errs = errors(&authentication("type = \"basic\"\n"), &[]);
     assert_eq!(errs.len(), 2, "{}", ConfigErrors(errs.clone()));

@@ -177,6 +177,9 @@ async fn run(calls: usize) {
                 identities: &identities,
                 attributes: &attributes,
                 run_key: None,
+                client_ip: None,
+                user: None,
+                otp: None,
             })
             .await;
         assert!(

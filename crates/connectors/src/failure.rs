@@ -58,10 +58,20 @@ pub enum FailureReason {
     ConfigurationError,
     /// The user flow names a connector that does not exist.
     UnknownConnector,
+    /// The answer's `Content-Type` is not JSON (extensions).
+    WrongContentType,
+    /// The answer's `actions` do not hold exactly one action (extensions).
+    NotOneAction,
+    /// The claims of `provideClaimsForToken` are over 3 KB (extensions).
+    ClaimsTooLarge,
+    /// The resource id of an issued token is not `api://<host>/<app id>`.
+    ResourceIdMalformed,
+    /// The resource id names another host than the target URL's.
+    ResourceHostMismatch,
 }
 
 impl FailureReason {
-    pub const ALL: [FailureReason; 28] = [
+    pub const ALL: [FailureReason; 33] = [
         FailureReason::Timeout,
         FailureReason::ConnectionRefused,
         FailureReason::ConnectionReset,
@@ -90,6 +100,11 @@ impl FailureReason {
         FailureReason::NoValidCertificate,
         FailureReason::ConfigurationError,
         FailureReason::UnknownConnector,
+        FailureReason::WrongContentType,
+        FailureReason::NotOneAction,
+        FailureReason::ClaimsTooLarge,
+        FailureReason::ResourceIdMalformed,
+        FailureReason::ResourceHostMismatch,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -122,6 +137,11 @@ impl FailureReason {
             FailureReason::NoValidCertificate => "noValidCertificate",
             FailureReason::ConfigurationError => "configurationError",
             FailureReason::UnknownConnector => "unknownConnector",
+            FailureReason::WrongContentType => "wrongContentType",
+            FailureReason::NotOneAction => "notOneAction",
+            FailureReason::ClaimsTooLarge => "claimsTooLarge",
+            FailureReason::ResourceIdMalformed => "resourceIdMalformed",
+            FailureReason::ResourceHostMismatch => "resourceHostMismatch",
         }
     }
 
@@ -136,6 +156,49 @@ impl FailureReason {
                 | FailureReason::ConnectionFailed
                 | FailureReason::DnsFailed
         )
+    }
+}
+
+impl FailureReason {
+    /// The Entra error code Microsoft's sign-in log shows for a failed call of a
+    /// custom authentication extension; Usher records the same. `plain_http` tells a
+    /// refused `http://` target (1003014) from a refused address (1003023).
+    pub fn entra_error_code(self, plain_http: bool) -> u32 {
+        match self {
+            FailureReason::Redirect
+            | FailureReason::Unauthorized
+            | FailureReason::Forbidden
+            | FailureReason::Http4xx
+            | FailureReason::Http5xx
+            | FailureReason::UnexpectedStatus => 1_003_002,
+            FailureReason::NotJson
+            | FailureReason::ContractViolation
+            | FailureReason::MalformedValidationError => 1_003_003,
+            FailureReason::Http429 => 1_003_004,
+            FailureReason::Timeout => 1_003_005,
+            FailureReason::WrongContentType => 1_003_006,
+            FailureReason::NotOneAction | FailureReason::MissingAction => 1_003_010,
+            FailureReason::UnknownAction
+            | FailureReason::ValidationErrorWrongStatus
+            | FailureReason::ValidationErrorNotAllowed
+            | FailureReason::BlockNotAllowed => 1_003_012,
+            FailureReason::TargetNotAllowed if plain_http => 1_003_014,
+            FailureReason::ResourceIdMalformed => 1_003_015,
+            FailureReason::ResourceHostMismatch => 1_003_020,
+            FailureReason::TargetNotAllowed
+            | FailureReason::CircuitOpen
+            | FailureReason::TokenRequestFailed
+            | FailureReason::NoValidCertificate
+            | FailureReason::ConfigurationError
+            | FailureReason::UnknownConnector => 1_003_023,
+            FailureReason::TooLarge => 1_003_024,
+            FailureReason::ClaimsTooLarge => 1_003_025,
+            FailureReason::ConnectionRefused
+            | FailureReason::ConnectionReset
+            | FailureReason::ConnectionFailed
+            | FailureReason::DnsFailed
+            | FailureReason::TlsFailed => 1_003_027,
+        }
     }
 }
 

@@ -4,13 +4,16 @@
 //! - [`ConnectorRunner`] is the production [`StepConnectors`]: it runs a step's
 //!   connectors in order, records every call and counts it in [`Metrics`].
 //! - [`probe`] makes one diagnostic call for `usher connectors test`.
-//! - [`request`] and [`response`] hold the wire format (pure, tested without a server);
+//! - [`request`] and [`response`] hold the 1.0.0 wire format and [`extension`] that of
+//!   Entra External ID's custom authentication extensions (pure, tested without a
+//!   server);
 //!   [`certificate`] reads uploaded client certificates. The HTTP side (`transport`),
 //!   the address policy (`address`) and the circuit breaker (`breaker`) are internal.
 
 mod address;
 mod breaker;
 pub mod certificate;
+pub mod extension;
 mod failure;
 mod metrics;
 mod probe;
@@ -29,5 +32,5 @@ pub use probe::{
 };
 pub use response::{is_protected_token_claim, RESERVED_TOKEN_CLAIMS};
 pub use runner::{redact_body, ConnectorRunner, RunnerSettings, MAX_RECORDED_BODY_BYTES};
-pub use step::{NoConnectors, StepConnectors, StepOutcome, StepRequest};
-pub use transport::{NamedValue, SentRequest, MAX_BODY_BYTES};
+pub use step::{NoConnectors, OtpContext, StepConnectors, StepOutcome, StepRequest};
+pub use transport::{NamedValue, SentRequest, TokenSigner, MAX_BODY_BYTES};

@@ -190,7 +190,7 @@ fn describe(outcome: &Interpreted) -> ProbeInterpretation {
                 .collect();
             p.token_claims.clone_from(token_claims);
         }
-        Interpreted::Block { user_message } => p.user_message = Some(user_message.clone()),
+        Interpreted::Block { user_message, .. } => p.user_message = Some(user_message.clone()),
         Interpreted::ValidationError(m) => {
             p.user_message = Some(m.user_message.clone());
             p.attribute_errors = m.attribute_errors.clone();

@@ -113,7 +113,10 @@ pub fn identities_json(identities: &[Identity]) -> Vec<Value> {
 
 /// An attribute value as its data type is sent; `None` for "no value" (an empty
 /// string) or a stored value that cannot be read as its type.
-fn wire_value(definition: &AttributeDefinition, value: &AttributeValue) -> Option<Value> {
+pub(crate) fn wire_value(
+    definition: &AttributeDefinition,
+    value: &AttributeValue,
+) -> Option<Value> {
     let data_type = if definition.built_in {
         DataType::String
     } else {
@@ -277,6 +280,9 @@ mod tests {
             identities,
             attributes,
             run_key: None,
+            client_ip: None,
+            user: None,
+            otp: None,
         }
     }
 

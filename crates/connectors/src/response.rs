@@ -125,6 +125,8 @@ pub enum Interpreted {
     },
     Block {
         user_message: String,
+        /// The page's heading (extensions only).
+        title: Option<String>,
     },
     ValidationError(PageMessage),
     Failed(Failure),
@@ -268,7 +270,10 @@ fn read_ok(ctx: &ResponseContext<'_>, body: &[u8], warnings: &mut Vec<String>) -
                     String::new()
                 }
             };
-            Interpreted::Block { user_message }
+            Interpreted::Block {
+                user_message,
+                title: None,
+            }
         }
         "ValidationError" => {
             if ctx.step != ConnectorStep::PostAttributeCollection {
@@ -411,7 +416,7 @@ fn read_validation_error(
 }
 
 /// How one claim key is read.
-enum Key {
+pub(crate) enum Key {
     Email,
     Identities,
     Attribute(AttributeDefinition),
@@ -420,7 +425,7 @@ enum Key {
     Other,
 }
 
-fn classify_key(ctx: &ResponseContext<'_>, key: &str) -> Key {
+pub(crate) fn classify_key(ctx: &ResponseContext<'_>, key: &str) -> Key {
     if key.eq_ignore_ascii_case("email") {
         return Key::Email;
     }
@@ -658,7 +663,7 @@ fn describe_scalar(v: &Value) -> String {
     }
 }
 
-fn truncate_chars(s: &str, max: usize) -> String {
+pub(crate) fn truncate_chars(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
 }
 
@@ -794,7 +799,8 @@ mod tests {
             assert_eq!(
                 i.outcome,
                 Interpreted::Block {
-                    user_message: "<b>No</b>".into()
+                    user_message: "<b>No</b>".into(),
+                    title: None,
                 }
             );
         }
@@ -814,7 +820,8 @@ mod tests {
         assert_eq!(
             i.outcome,
             Interpreted::Block {
-                user_message: String::new()
+                user_message: String::new(),
+                title: None,
             }
         );
         assert_eq!(i.warnings.len(), 1);

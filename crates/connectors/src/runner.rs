@@ -11,16 +11,20 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 use usher_domain::rules::TargetPolicy;
-use usher_domain::{AttributeValues, Clock, ConnectorDefinition, FailurePolicy, Tenant, UserFlow};
+use usher_domain::{
+    AttributeValues, Clock, ConnectorContract, ConnectorDefinition, ConnectorStep, FailurePolicy,
+    Tenant, UserFlow,
+};
 use usher_storage::{ConnectorCallRecord, ConnectorCallRepository};
 
 use crate::breaker::{Breaker, BreakerState};
+use crate::extension::{self, Envelope, ExtensionContext};
 use crate::failure::{Failure, FailureReason};
 use crate::metrics::Metrics;
 use crate::request::build_body;
 use crate::response::{interpret, Interpretation, Interpreted, ResponseContext};
 use crate::step::{StepConnectors, StepOutcome, StepRequest};
-use crate::transport::{scrub, CallIds, Endpoint, TransportSettings};
+use crate::transport::{scrub, CallIds, Endpoint, TokenSigner, TransportSettings};
 
 /// Recorded bodies are cut to this many bytes.
 pub const MAX_RECORDED_BODY_BYTES: usize = 64 * 1024;
@@ -38,6 +42,9 @@ pub struct RunnerSettings {
     /// PEM certificates to trust as roots besides the public web PKI, for connectors
     /// served with a certificate from a private CA.
     pub extra_root_certificates: Vec<String>,
+    /// Usher's issuer URL: custom authentication extensions are told the tenant id
+    /// derived from it.
+    pub issuer: String,
 }
 
 impl RunnerSettings {
@@ -65,6 +72,7 @@ pub struct ConnectorRunner {
     clock: Arc<dyn Clock>,
     settings: RunnerSettings,
     metrics: Arc<Metrics>,
+    signer: Option<Arc<dyn TokenSigner>>,
 }
 
 impl ConnectorRunner {
@@ -78,7 +86,40 @@ impl ConnectorRunner {
         settings: RunnerSettings,
         metrics: Arc<Metrics>,
     ) -> Self {
-        Self::build(None, definitions, tenant, calls, clock, settings, metrics)
+        Self::build(
+            None,
+            definitions,
+            tenant,
+            calls,
+            clock,
+            settings,
+            metrics,
+            None,
+        )
+    }
+
+    /// A runner whose issued tokens (connectors with `IssuedToken` authentication)
+    /// `signer` signs.
+    #[allow(clippy::too_many_arguments)]
+    pub fn with_signer(
+        definitions: Vec<ConnectorDefinition>,
+        tenant: Arc<Tenant>,
+        calls: Arc<dyn ConnectorCallRepository>,
+        clock: Arc<dyn Clock>,
+        settings: RunnerSettings,
+        metrics: Arc<Metrics>,
+        signer: Arc<dyn TokenSigner>,
+    ) -> Self {
+        Self::build(
+            None,
+            definitions,
+            tenant,
+            calls,
+            clock,
+            settings,
+            metrics,
+            Some(signer),
+        )
     }
 
     /// The runner for an edited tenant, taking over this one's live state: every
@@ -99,9 +140,11 @@ impl ConnectorRunner {
             self.clock.clone(),
             settings,
             self.metrics.clone(),
+            self.signer.clone(),
         )
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn build(
         previous: Option<&ConnectorRunner>,
         definitions: Vec<ConnectorDefinition>,
@@ -110,6 +153,7 @@ impl ConnectorRunner {
         clock: Arc<dyn Clock>,
         settings: RunnerSettings,
         metrics: Arc<Metrics>,
+        signer: Option<Arc<dyn TokenSigner>>,
     ) -> Self {
         let transport = settings.transport();
         let kept = |definition: &ConnectorDefinition| {
@@ -127,7 +171,8 @@ impl ConnectorRunner {
                     return (definition.id, connector);
                 }
                 let breaker = Breaker::new(definition.breaker);
-                let endpoint = Endpoint::new(definition, transport.clone());
+                let endpoint =
+                    Endpoint::with_signer(definition, transport.clone(), signer.clone());
                 if let Some(problem) = endpoint.configuration_error() {
                     tracing::error!(connector = %endpoint.definition().id, %problem, "API connector cannot be used as configured");
                 }
@@ -149,6 +194,7 @@ impl ConnectorRunner {
             clock,
             settings,
             metrics,
+            signer,
         }
     }
 
@@ -208,7 +254,22 @@ impl ConnectorRunner {
                     email: sent.email,
                     identities: sent.identities,
                 };
-                interpret(&ctx, exchange.status, &exchange.body)
+                match &definition.contract {
+                    ConnectorContract::ApiConnector => {
+                        interpret(&ctx, exchange.status, &exchange.body)
+                    }
+                    ConnectorContract::CustomAuthenticationExtension { claims_for_token } => {
+                        extension::interpret(
+                            &ExtensionContext {
+                                base: ctx,
+                                claims_for_token,
+                            },
+                            exchange.status,
+                            &exchange.headers,
+                            &exchange.body,
+                        )
+                    }
+                }
             }
             Err(failure) => Interpretation {
                 outcome: Interpreted::Failed(failure.clone()),
@@ -239,13 +300,52 @@ impl ConnectorRunner {
         let definition = connector.endpoint.definition();
         let call_id = new_id();
         let created_at = self.clock.now();
-        let body = build_body(request, attributes, &self.tenant);
-        let identities_sent = body.get("identities").cloned();
-        let email_sent = body
-            .get("email")
-            .and_then(|v| v.as_str())
-            .map(str::to_owned);
-        let body_bytes = Value::Object(body).to_string().into_bytes();
+        let (body, identities_sent, email_sent) = match &definition.contract {
+            ConnectorContract::ApiConnector => {
+                let body = build_body(request, attributes, &self.tenant);
+                let identities = body.get("identities").cloned();
+                let email = body
+                    .get("email")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned);
+                (Some(Value::Object(body)), identities, email)
+            }
+            ConnectorContract::CustomAuthenticationExtension { .. } => {
+                let envelope = extension::build_envelope(&Envelope {
+                    request,
+                    attributes,
+                    tenant: &self.tenant,
+                    connector_id: &definition.id,
+                    call_id: &call_id,
+                    issuer: &self.settings.issuer,
+                });
+                (envelope, None, request.email.map(str::to_owned))
+            }
+        };
+        let Some(body) = body else {
+            let failure = Failure::new(
+                FailureReason::ConfigurationError,
+                format!(
+                    "a {} connector cannot run at {}",
+                    definition.contract.name(),
+                    request.step.slot_name()
+                ),
+            );
+            let code = definition
+                .contract
+                .is_extension()
+                .then(|| i64::from(failure.reason.entra_error_code(false)));
+            self.refused(&definition.id, request, &call_id, &failure, code)
+                .await;
+            return (
+                call_id,
+                Interpretation {
+                    outcome: Interpreted::Failed(failure),
+                    warnings: Vec::new(),
+                },
+            );
+        };
+        let body_bytes = body.to_string().into_bytes();
         let idempotency_key = request
             .run_key
             .map(|run| format!("{run}.{}", definition.id));
@@ -287,13 +387,21 @@ impl ConnectorRunner {
         let step = request.step.wire_name();
         self.metrics.observe(&definition.id, step, outcome, latency);
         let failure = interpretation.outcome.failure();
+        let error_code = failure
+            .filter(|_| definition.contract.is_extension())
+            .map(|f| {
+                i64::from(
+                    f.reason
+                        .entra_error_code(definition.target_url.starts_with("http:")),
+                )
+            });
         log_call(
             &call_id,
             &definition.id,
             request,
             &interpretation,
-            attempts,
-            latency,
+            error_code,
+            (attempts, latency),
         );
         let record = ConnectorCallRecord {
             call_id: call_id.clone(),
@@ -306,6 +414,7 @@ impl ConnectorRunner {
             latency_ms: i64::try_from(latency.as_millis()).unwrap_or(i64::MAX),
             outcome: outcome.to_owned(),
             failure_reason: failure.map(|f| f.reason.as_str().to_owned()),
+            error_code,
             warnings: interpretation.warnings.clone(),
             request_body: self
                 .settings
@@ -333,12 +442,30 @@ impl ConnectorRunner {
             FailureReason::UnknownConnector,
             format!("the user flow names connector {id:?}, which is not configured"),
         );
-        tracing::warn!(call_id = %call_id, connector = %id, step = request.step.wire_name(), flow_id = %request.flow_id, reason = %failure.reason, detail = %failure.detail, "API connector call failed");
-        self.metrics
-            .observe(id, request.step.wire_name(), "failed", Duration::ZERO);
+        self.refused(id, request, &call_id, &failure, None).await;
+        StepOutcome::Failed { reference: call_id }
+    }
+
+    /// A call Usher would not make (an unknown connector, or one whose contract has
+    /// no request for the step), logged, counted and recorded as failed.
+    async fn refused(
+        &self,
+        connector_id: &str,
+        request: &StepRequest<'_>,
+        call_id: &str,
+        failure: &Failure,
+        error_code: Option<i64>,
+    ) {
+        tracing::warn!(call_id = %call_id, connector = %connector_id, step = request.step.wire_name(), flow_id = %request.flow_id, reason = %failure.reason, error_code, detail = %failure.detail, "API connector call failed");
+        self.metrics.observe(
+            connector_id,
+            request.step.wire_name(),
+            "failed",
+            Duration::ZERO,
+        );
         self.store(&ConnectorCallRecord {
-            call_id: call_id.clone(),
-            connector_id: id.to_owned(),
+            call_id: call_id.to_owned(),
+            connector_id: connector_id.to_owned(),
             user_flow_id: request.user_flow_id.to_owned(),
             step: request.step.wire_name().to_owned(),
             flow_id: request.flow_id.to_owned(),
@@ -347,13 +474,13 @@ impl ConnectorRunner {
             latency_ms: 0,
             outcome: "failed".into(),
             failure_reason: Some(failure.reason.as_str().into()),
+            error_code,
             warnings: Vec::new(),
             request_body: None,
             response_body: None,
             created_at: self.clock.now(),
         })
         .await;
-        StepOutcome::Failed { reference: call_id }
     }
 }
 
@@ -394,12 +521,25 @@ impl StepConnectors for ConnectorRunner {
                     }
                     token_claims.extend(claims);
                 }
-                Interpreted::Block { user_message } => return StepOutcome::Block { user_message },
+                Interpreted::Block {
+                    user_message,
+                    title,
+                } => {
+                    return StepOutcome::Block {
+                        user_message,
+                        title,
+                    }
+                }
                 Interpreted::ValidationError(message) => {
                     return StepOutcome::ValidationError(message)
                 }
                 Interpreted::Failed(_) => {
                     if connector.endpoint.definition().failure_policy == FailurePolicy::Continue {
+                        if request.step == ConnectorStep::EmailOtpSend {
+                            // The code was not delivered: whoever sends it now must
+                            // know.
+                            return StepOutcome::FellBack { reference: call_id };
+                        }
                         continue;
                     }
                     return StepOutcome::Failed { reference: call_id };
@@ -417,7 +557,7 @@ impl StepConnectors for ConnectorRunner {
     clippy::disallowed_methods,
     reason = "call record ids need to be unique, not reproducible"
 )]
-fn new_id() -> String {
+pub(crate) fn new_id() -> String {
     usher_domain::id::new_uuid(&mut rand::thread_rng())
 }
 
@@ -439,7 +579,7 @@ fn is_secret_key(key: &str) -> bool {
     k.contains("password")
         || matches!(
             k.as_str(),
-            "client_secret" | "access_token" | "refresh_token" | "secret"
+            "client_secret" | "access_token" | "refresh_token" | "secret" | "onetimecode"
         )
 }
 
@@ -501,8 +641,8 @@ fn log_call(
     connector_id: &str,
     request: &StepRequest<'_>,
     interpretation: &Interpretation,
-    attempts: u32,
-    latency: Duration,
+    error_code: Option<i64>,
+    (attempts, latency): (u32, Duration),
 ) {
     let step = request.step.wire_name();
     let outcome = interpretation.outcome.outcome_name();
@@ -513,6 +653,7 @@ fn log_call(
             step,
             flow_id = %request.flow_id,
             reason = %failure.reason,
+            error_code,
             detail = %failure.detail,
             attempts,
             "API connector call failed"
@@ -531,11 +672,11 @@ mod tests {
 
     #[test]
     fn bodies_are_redacted_and_cut() {
-        let body = br#"{"email":"a@b.c","password":"hunter2","nested":{"Password":"x","ok":"abcdSECRET"},"list":[{"client_secret":"y"}]}"#;
+        let body = br#"{"email":"a@b.c","password":"hunter2","nested":{"Password":"x","ok":"abcdSECRET"},"list":[{"client_secret":"y"}],"otpContext":{"identifier":"a@b.c","oneTimeCode":"123456"}}"#;
         let r = redact_body(body, &["abcdSECRET".into()]);
         assert_eq!(
             r,
-            r#"{"email":"a@b.c","list":[{}],"nested":{"ok":"******"}}"#
+            r#"{"email":"a@b.c","list":[{}],"nested":{"ok":"******"},"otpContext":{"identifier":"a@b.c"}}"#
         );
         let long = format!("\"{}\"", "é".repeat(MAX_RECORDED_BODY_BYTES));
         let r = redact_body(long.as_bytes(), &[]);

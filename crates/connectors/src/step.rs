@@ -3,7 +3,7 @@
 //! Without connectors every step continues with the claims unchanged.
 
 use async_trait::async_trait;
-use usher_domain::{flow::PageMessage, AttributeValues, ConnectorStep, Identity};
+use usher_domain::{flow::PageMessage, AttributeValues, ConnectorStep, Identity, User};
 
 /// What a connector step is asked about.
 pub struct StepRequest<'a> {
@@ -19,6 +19,22 @@ pub struct StepRequest<'a> {
     /// Identifies this run of the step to the APIs (see `FlowStep::run_key`); each
     /// connector's calls carry it, with the connector's id, as `idempotency-key`.
     pub run_key: Option<&'a str>,
+    /// The person's address as Usher saw it (an extension's `client.ip`).
+    pub client_ip: Option<std::net::IpAddr>,
+    /// The user a token is being issued for (`preTokenIssuance`).
+    pub user: Option<&'a User>,
+    /// The code to deliver (`emailOtpSend`).
+    pub otp: Option<OtpContext<'a>>,
+}
+
+/// A one-time code a connector delivers.
+#[derive(Debug, Clone, Copy)]
+pub struct OtpContext<'a> {
+    /// The address it goes to.
+    pub identifier: &'a str,
+    pub code: &'a str,
+    /// `signUp`, or `signIn` for a passcode sign-in (External ID's `requestType`).
+    pub request_type: &'a str,
 }
 
 /// How a connector step ended.
@@ -33,10 +49,18 @@ pub enum StepOutcome {
     },
     Block {
         user_message: String,
+        /// The block page's heading, when the connector gave one (extensions).
+        title: Option<String>,
     },
     ValidationError(PageMessage),
     /// A call failed; `reference` is in the call record and the log.
     Failed {
+        reference: String,
+    },
+    /// A call failed and its connector's failure policy is `continue`, at a step that
+    /// cannot simply go on without it (`emailOtpSend`: the code was not delivered, so
+    /// Usher's mailer sends it instead).
+    FellBack {
         reference: String,
     },
 }

@@ -149,7 +149,22 @@ pub struct Endpoint {
     /// The client for the certificate in use, rebuilt when the choice changes.
     certificate_client: Mutex<Option<(usize, reqwest::Client)>>,
     token: tokio::sync::Mutex<Option<CachedToken>>,
+    /// Signs the tokens of [`ConnectorAuthentication::IssuedToken`].
+    signer: Option<Arc<dyn TokenSigner>>,
 }
+
+/// Signs the tokens Usher issues to authenticate its calls to custom
+/// authentication extensions, with the tenant's token keys (those in its JWKS).
+#[async_trait::async_trait]
+pub trait TokenSigner: Send + Sync {
+    /// The token's `iss`.
+    fn issuer(&self) -> &str;
+    /// `claims` as a signed JWT; the error says why not, for the call record.
+    async fn sign(&self, claims: &serde_json::Value) -> Result<String, String>;
+}
+
+/// How long an issued token lasts; it is reused until a minute before that.
+const ISSUED_TOKEN_LIFETIME: chrono::Duration = chrono::Duration::minutes(10);
 
 impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -171,7 +186,16 @@ pub struct CallIds<'a> {
 }
 
 impl Endpoint {
-    pub fn new(definition: ConnectorDefinition, mut settings: TransportSettings) -> Self {
+    pub fn new(definition: ConnectorDefinition, settings: TransportSettings) -> Self {
+        Self::with_signer(definition, settings, None)
+    }
+
+    /// An endpoint whose issued tokens (if it uses them) `signer` signs.
+    pub fn with_signer(
+        definition: ConnectorDefinition,
+        mut settings: TransportSettings,
+        signer: Option<Arc<dyn TokenSigner>>,
+    ) -> Self {
         // The connector's own roots on top of the operator's: a company CA serves
         // only the connectors behind it.
         settings
@@ -195,7 +219,17 @@ impl Endpoint {
             certificates: OnceLock::new(),
             certificate_client: Mutex::new(None),
             token: tokio::sync::Mutex::new(None),
+            signer,
         }
+    }
+
+    /// Whether calls carry a bearer token (fetched or issued).
+    fn uses_bearer(&self) -> bool {
+        matches!(
+            self.definition.authentication,
+            ConnectorAuthentication::OAuthClientCredentials { .. }
+                | ConnectorAuthentication::IssuedToken { .. }
+        )
     }
 
     pub fn definition(&self) -> &ConnectorDefinition {
@@ -219,7 +253,9 @@ impl Endpoint {
             .map(|s| s.expose().to_owned())
             .collect();
         match &self.definition.authentication {
-            ConnectorAuthentication::None | ConnectorAuthentication::ClientCertificate { .. } => {}
+            ConnectorAuthentication::None
+            | ConnectorAuthentication::ClientCertificate { .. }
+            | ConnectorAuthentication::IssuedToken { .. } => {}
             ConnectorAuthentication::Basic { username, password } => {
                 out.push(password.expose().to_owned());
                 out.push(basic_authorization(username, password));
@@ -283,11 +319,7 @@ impl Endpoint {
         attempt: u32,
         clock: &dyn Clock,
     ) -> SentRequest {
-        let bearer = matches!(
-            self.definition.authentication,
-            ConnectorAuthentication::OAuthClientCredentials { .. }
-        )
-        .then_some(MASK);
+        let bearer = self.uses_bearer().then_some(MASK);
         let headers = self
             .headers(body, ids, call_id, attempt, clock.now().timestamp(), bearer)
             .unwrap_or_default();
@@ -307,11 +339,13 @@ impl Endpoint {
     ) -> Result<Exchange, Failure> {
         let url = self.url.clone()?;
         check_target(&url, self.settings.targets)?;
+        self.check_resource(&url)?;
         let client = self.client_for(clock.now())?;
         let oauth = matches!(
             self.definition.authentication,
             ConnectorAuthentication::OAuthClientCredentials { .. }
         );
+        let bearer_needed = self.uses_bearer();
         let mut retries_left = self.definition.retries;
         let mut reauthenticated = false;
         let mut refresh_token = false;
@@ -322,7 +356,7 @@ impl Endpoint {
                     "the call's time budget ran out",
                 ));
             }
-            let bearer = if oauth {
+            let bearer = if bearer_needed {
                 Some(self.bearer(&client, clock, deadline, refresh_token).await?)
             } else {
                 None
@@ -361,7 +395,14 @@ impl Endpoint {
                         refresh_token = true;
                         continue;
                     }
-                    if !matches!(exchange.status, 429 | 502 | 503 | 504) || retries_left == 0 {
+                    // An extension is retried after any 5xx, never after a 429
+                    // (its contract); a 1.0.0 connector after 429, 502, 503 or 504.
+                    let retryable = if self.definition.contract.is_extension() {
+                        (500..=599).contains(&exchange.status)
+                    } else {
+                        matches!(exchange.status, 429 | 502 | 503 | 504)
+                    };
+                    if !retryable || retries_left == 0 {
                         return Ok(exchange);
                     }
                     let retry_after = (exchange.status == 429)
@@ -432,7 +473,8 @@ impl Endpoint {
                 })?;
                 h.insert(name, secret_value(value.expose())?);
             }
-            ConnectorAuthentication::OAuthClientCredentials { .. } => {
+            ConnectorAuthentication::OAuthClientCredentials { .. }
+            | ConnectorAuthentication::IssuedToken { .. } => {
                 if let Some(token) = bearer {
                     h.insert(
                         reqwest::header::AUTHORIZATION,
@@ -509,7 +551,74 @@ impl Endpoint {
         Ok(client)
     }
 
-    /// A bearer token from the cache, or a new one from the token endpoint.
+    /// An issued token's resource id must be `api://<the target's host>/<app id>`,
+    /// so the token is good only for the API it is sent to.
+    fn check_resource(&self, url: &Url) -> Result<(), Failure> {
+        let ConnectorAuthentication::IssuedToken { resource_id, .. } =
+            &self.definition.authentication
+        else {
+            return Ok(());
+        };
+        let Some((host, _)) = usher_domain::connector::parse_resource_id(resource_id) else {
+            return Err(Failure::new(
+                FailureReason::ResourceIdMalformed,
+                format!("the resource id {resource_id:?} is not api://<host>/<app id>"),
+            ));
+        };
+        if usher_domain::connector::url_authority(url.as_str()).as_deref()
+            != Some(host.to_ascii_lowercase().as_str())
+        {
+            return Err(Failure::new(
+                FailureReason::ResourceHostMismatch,
+                format!("the resource id names {host:?}, not the target's host"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A token Usher issues itself, from the cache or newly signed.
+    async fn issued_token(
+        &self,
+        resource_id: &str,
+        caller_id: &str,
+        clock: &dyn Clock,
+    ) -> Result<String, Failure> {
+        let mut cache = self.token.lock().await;
+        let now = clock.now();
+        if let Some(t) = cache.as_ref() {
+            if now < t.refresh_at {
+                return Ok(t.access_token.clone());
+            }
+        }
+        let signer = self.signer.as_ref().ok_or_else(|| {
+            Failure::new(
+                FailureReason::ConfigurationError,
+                "no token keys to sign the connector's token with",
+            )
+        })?;
+        let claims = crate::extension::issued_token_claims(
+            signer.issuer(),
+            resource_id,
+            caller_id,
+            &crate::runner::new_id(),
+            now,
+            ISSUED_TOKEN_LIFETIME,
+        );
+        let token = signer.sign(&claims).await.map_err(|e| {
+            Failure::new(
+                FailureReason::TokenRequestFailed,
+                format!("the connector's token could not be signed: {e}"),
+            )
+        })?;
+        *cache = Some(CachedToken {
+            access_token: token.clone(),
+            refresh_at: now + ISSUED_TOKEN_LIFETIME - TOKEN_REFRESH_MARGIN,
+        });
+        Ok(token)
+    }
+
+    /// A bearer token from the cache, or a new one from the token endpoint (or
+    /// issued by Usher).
     async fn bearer(
         &self,
         client: &reqwest::Client,
@@ -517,6 +626,13 @@ impl Endpoint {
         deadline: Instant,
         refresh: bool,
     ) -> Result<String, Failure> {
+        if let ConnectorAuthentication::IssuedToken {
+            resource_id,
+            caller_id,
+        } = &self.definition.authentication
+        {
+            return self.issued_token(resource_id, caller_id, clock).await;
+        }
         let ConnectorAuthentication::OAuthClientCredentials {
             token_url,
             client_id,

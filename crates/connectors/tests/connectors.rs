@@ -233,6 +233,9 @@ impl Harness {
                 identities: &identities,
                 attributes,
                 run_key: None,
+                client_ip: None,
+                user: None,
+                otp: None,
             })
             .await
     }
@@ -483,6 +486,9 @@ async fn email_is_sent_at_federation_and_identities_only_when_there_are_some() {
             identities: &[],
             attributes: &attrs,
             run_key: None,
+            client_ip: None,
+            user: None,
+            otp: None,
         })
         .await;
     let body = server.seen()[1].json();
@@ -549,7 +555,8 @@ async fn show_block_page_blocks_except_at_token_issuance() {
         assert_eq!(
             h.run(step, &["c"]).await,
             StepOutcome::Block {
-                user_message: "Your access request is already processing.".into()
+                user_message: "Your access request is already processing.".into(),
+                title: None,
             }
         );
         assert_eq!(h.last().outcome, "block");
@@ -1728,6 +1735,9 @@ async fn a_tenant_edit_keeps_the_breakers_of_connectors_it_did_not_touch() {
             identities: &identities,
             attributes: &attributes(),
             run_key: None,
+            client_ip: None,
+            user: None,
+            otp: None,
         })
         .await;
     assert!(matches!(outcome, StepOutcome::Failed { .. }), "{outcome:?}");
@@ -1824,7 +1834,8 @@ async fn connectors_run_in_order_each_seeing_the_changes_before_it() {
     assert_eq!(
         h.run(PAC, &["blocker", "second"]).await,
         StepOutcome::Block {
-            user_message: "Waiting for approval".into()
+            user_message: "Waiting for approval".into(),
+            title: None,
         }
     );
     assert_eq!(second.hits(), hits, "the second connector is never called");

@@ -2,32 +2,133 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Where in a sign-up a user flow's connectors run. The 1.0.0 contract names three
+/// of them; the custom authentication extensions of Entra External ID name four
+/// events, two of which (`attributeCollectionSubmit`, `tokenIssuanceStart`) are the
+/// same moments as 1.0.0 steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ConnectorStep {
     PostFederationSignup,
+    /// Before the attribute page is shown, for local and federated sign-ups alike
+    /// (External ID's `attributeCollectionStart`).
+    AttributeCollectionStart,
     PostAttributeCollection,
     PreTokenIssuance,
+    /// A one-time code must be emailed; the connector delivers it (External ID's
+    /// `emailOtpSend`).
+    EmailOtpSend,
 }
 
 impl ConnectorStep {
-    /// The `step` value sent on the wire.
+    /// In the order a sign-up reaches them.
+    pub const ALL: [ConnectorStep; 5] = [
+        ConnectorStep::EmailOtpSend,
+        ConnectorStep::PostFederationSignup,
+        ConnectorStep::AttributeCollectionStart,
+        ConnectorStep::PostAttributeCollection,
+        ConnectorStep::PreTokenIssuance,
+    ];
+
+    /// The `step` value sent on the wire (1.0.0 contract).
     pub fn wire_name(self) -> &'static str {
         match self {
             ConnectorStep::PostFederationSignup => "PostFederationSignup",
+            ConnectorStep::AttributeCollectionStart => "AttributeCollectionStart",
             ConnectorStep::PostAttributeCollection => "PostAttributeCollection",
             ConnectorStep::PreTokenIssuance => "PreTokenIssuance",
+            ConnectorStep::EmailOtpSend => "EmailOtpSend",
         }
     }
 
-    /// The slot name in configuration and the admin API.
+    /// The slot name in the admin API (the configuration file writes it in
+    /// snake_case).
     pub fn slot_name(self) -> &'static str {
         match self {
             ConnectorStep::PostFederationSignup => "postFederationSignup",
+            ConnectorStep::AttributeCollectionStart => "attributeCollectionStart",
             ConnectorStep::PostAttributeCollection => "postAttributeCollection",
             ConnectorStep::PreTokenIssuance => "preTokenIssuance",
+            ConnectorStep::EmailOtpSend => "emailOtpSend",
+        }
+    }
+
+    /// The slot name in the configuration file.
+    pub fn config_name(self) -> &'static str {
+        match self {
+            ConnectorStep::PostFederationSignup => "post_federation_signup",
+            ConnectorStep::AttributeCollectionStart => "attribute_collection_start",
+            ConnectorStep::PostAttributeCollection => "post_attribute_collection",
+            ConnectorStep::PreTokenIssuance => "pre_token_issuance",
+            ConnectorStep::EmailOtpSend => "email_otp_send",
+        }
+    }
+
+    /// The External ID event at this step, if the extension contract has one
+    /// (`postFederationSignup` exists only in the 1.0.0 contract).
+    pub fn extension_event(self) -> Option<&'static str> {
+        match self {
+            ConnectorStep::PostFederationSignup => None,
+            ConnectorStep::AttributeCollectionStart => Some("attributeCollectionStart"),
+            ConnectorStep::PostAttributeCollection => Some("attributeCollectionSubmit"),
+            ConnectorStep::PreTokenIssuance => Some("tokenIssuanceStart"),
+            ConnectorStep::EmailOtpSend => Some("emailOtpSend"),
         }
     }
 }
+
+/// Which of Entra's two wire contracts a connector speaks, so code written for
+/// either product runs unchanged.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum ConnectorContract {
+    /// The API connectors of Azure AD B2C and Entra workforce tenants, version 1.0.0.
+    #[default]
+    ApiConnector,
+    /// The custom authentication extensions of Entra External ID.
+    #[serde(rename_all = "camelCase")]
+    CustomAuthenticationExtension {
+        /// At `tokenIssuanceStart`, only the claims of the answer named here go
+        /// into the token (Graph's `claimsForTokenConfiguration`).
+        #[serde(default)]
+        claims_for_token: Vec<String>,
+    },
+}
+
+impl ConnectorContract {
+    /// Its name in the configuration file and the admin API.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ConnectorContract::ApiConnector => Self::API_CONNECTOR,
+            ConnectorContract::CustomAuthenticationExtension { .. } => Self::EXTENSION,
+        }
+    }
+
+    pub const API_CONNECTOR: &'static str = "api-connector-1.0.0";
+    pub const EXTENSION: &'static str = "custom-authentication-extension";
+
+    pub fn is_extension(&self) -> bool {
+        matches!(
+            self,
+            ConnectorContract::CustomAuthenticationExtension { .. }
+        )
+    }
+
+    /// Whether a connector of this contract can run at `step`: an extension only at
+    /// the steps that have an event, a 1.0.0 connector everywhere but the code
+    /// delivery, which its contract has no answer for.
+    pub fn serves(&self, step: ConnectorStep) -> bool {
+        match self {
+            ConnectorContract::ApiConnector => step != ConnectorStep::EmailOtpSend,
+            ConnectorContract::CustomAuthenticationExtension { .. } => {
+                step.extension_event().is_some()
+            }
+        }
+    }
+}
+
+/// The caller id Entra puts in the tokens it sends to extensions (`azp`, `appid`),
+/// which Microsoft's SDK and samples check for.
+pub const ENTRA_EXTENSION_CALLER_ID: &str = "99045fe1-7639-4a75-9d4a-577b6ca3810f";
 
 /// A credential Usher sends but never shows: `Debug` and `Display` print `******`.
 #[derive(Clone, PartialEq, Eq)]
@@ -128,6 +229,42 @@ pub enum ConnectorAuthentication {
         client_secret: Secret,
         scope: Option<String>,
     },
+    /// A short-lived JWT Usher issues itself, signed with the tenant's token keys
+    /// (published in its JWKS), as Entra authenticates calls to custom
+    /// authentication extensions (Graph's `azureAdTokenAuthentication`).
+    IssuedToken {
+        /// The token's `aud`: `api://<the target's host>/<app id>`.
+        resource_id: String,
+        /// The token's `azp` and `appid` ([`ENTRA_EXTENSION_CALLER_ID`] by default).
+        caller_id: String,
+    },
+}
+
+/// Reads `api://<host>/<app id>` into its host and app id.
+pub fn parse_resource_id(resource_id: &str) -> Option<(&str, &str)> {
+    let rest = resource_id.strip_prefix("api://")?;
+    let (host, app) = rest.split_once('/')?;
+    let host_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+    let app_ok = !app.is_empty()
+        && app.len() <= 128
+        && app
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    (host_ok && app_ok).then_some((host, app))
+}
+
+/// The host (with a port other than 443, as `host:port`) of an absolute URL, lower
+/// case; what a resource id must name.
+pub fn url_authority(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let authority = authority.rsplit('@').next()?;
+    let authority = authority.strip_suffix(":443").unwrap_or(authority);
+    (!authority.is_empty()).then(|| authority.to_ascii_lowercase())
 }
 
 /// The limits of a connector definition, in one place: the configuration file, the
@@ -148,6 +285,19 @@ pub mod limits {
     /// Client certificates one connector may hold: enough for a rotation with room
     /// to spare (each call may open each PKCS#12 file, a slow key derivation).
     pub const CLIENT_CERTIFICATES: usize = 5;
+
+    /// The custom authentication extension contract's own limits (Graph's
+    /// `clientConfiguration`).
+    pub mod extension {
+        use std::ops::RangeInclusive;
+
+        pub const TIMEOUT_MS: RangeInclusive<u64> = 200..=2000;
+        pub const RETRIES: RangeInclusive<u32> = 0..=1;
+        /// Claims named in `claimsForTokenConfiguration`.
+        pub const CLAIMS_FOR_TOKEN: usize = 50;
+        /// All the claims an answer may give, serialized, in bytes.
+        pub const CLAIMS_BYTES: usize = 3 * 1024;
+    }
 
     /// A limit's lower bound as the entry points' integer readers take it.
     pub fn lo<T: Copy + TryInto<i64>>(r: &RangeInclusive<T>) -> i64 {
@@ -170,6 +320,12 @@ pub enum ConnectorField {
     BreakerFailureThreshold,
     BreakerOpenSeconds,
     ClientCertificates,
+    /// `authentication.resource_id` (Graph: `authenticationConfiguration.resourceId`).
+    ResourceId,
+    /// `authentication.caller_id`.
+    CallerId,
+    /// `claims_for_token` (Graph: `claimsForTokenConfiguration`).
+    ClaimsForToken,
 }
 
 /// A rule a connector definition breaks.
@@ -188,6 +344,18 @@ impl ConnectorDefinition {
         let fail = |field, message: String| Err(ConnectorRuleError { field, message });
         let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         let (timeout, budget) = (ms(self.timeout), ms(self.budget));
+        if let ConnectorContract::CustomAuthenticationExtension { claims_for_token } =
+            &self.contract
+        {
+            self.check_extension(timeout, claims_for_token)?;
+        }
+        if let ConnectorAuthentication::IssuedToken {
+            resource_id,
+            caller_id,
+        } = &self.authentication
+        {
+            self.check_issued_token(resource_id, caller_id)?;
+        }
         if !limits::TIMEOUT_MS.contains(&timeout) {
             return fail(
                 ConnectorField::Timeout,
@@ -261,6 +429,80 @@ impl ConnectorDefinition {
     }
 }
 
+impl ConnectorDefinition {
+    fn check_extension(&self, timeout: u64, claims: &[String]) -> Result<(), ConnectorRuleError> {
+        let fail = |field, message: String| Err(ConnectorRuleError { field, message });
+        let ext = &limits::extension::TIMEOUT_MS;
+        if !ext.contains(&timeout) {
+            return fail(
+                ConnectorField::Timeout,
+                format!(
+                    "must be {} to {} ms for a custom authentication extension",
+                    ext.start(),
+                    ext.end()
+                ),
+            );
+        }
+        let retries = &limits::extension::RETRIES;
+        if !retries.contains(&self.retries) {
+            return fail(
+                ConnectorField::Retries,
+                format!(
+                    "must be {} or {} for a custom authentication extension",
+                    retries.start(),
+                    retries.end()
+                ),
+            );
+        }
+        if claims.len() > limits::extension::CLAIMS_FOR_TOKEN {
+            return fail(
+                ConnectorField::ClaimsForToken,
+                format!("at most {} claims", limits::extension::CLAIMS_FOR_TOKEN),
+            );
+        }
+        if let Some(bad) = claims
+            .iter()
+            .find(|c| c.is_empty() || c.len() > 128 || c.chars().any(char::is_control))
+        {
+            return fail(
+                ConnectorField::ClaimsForToken,
+                format!("{bad:?} is not a claim name (1 to 128 printable characters)"),
+            );
+        }
+        Ok(())
+    }
+
+    fn check_issued_token(
+        &self,
+        resource_id: &str,
+        caller_id: &str,
+    ) -> Result<(), ConnectorRuleError> {
+        let fail = |field, message: String| Err(ConnectorRuleError { field, message });
+        let Some((host, _)) = parse_resource_id(resource_id) else {
+            return fail(
+                ConnectorField::ResourceId,
+                format!("{resource_id:?} is not of the form api://<host>/<app id>"),
+            );
+        };
+        if url_authority(&self.target_url).as_deref() != Some(&host.to_ascii_lowercase()) {
+            return fail(
+                ConnectorField::ResourceId,
+                format!(
+                    "names the host {host:?}, but the target URL is on another host: the token is meant for the API it is sent to"
+                ),
+            );
+        }
+        if caller_id.is_empty() || caller_id.len() > 128 || caller_id.chars().any(char::is_control)
+        {
+            return fail(
+                ConnectorField::CallerId,
+                "must be 1 to 128 printable characters".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
 /// When to stop calling an endpoint that keeps failing (extension).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BreakerSettings {
@@ -283,6 +525,7 @@ impl Default for BreakerSettings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectorDefinition {
     pub id: String,
+    pub contract: ConnectorContract,
     pub display_name: String,
     /// `https://…` (plain `http` and non-public addresses only when the operator allows
     /// them).
@@ -311,6 +554,12 @@ impl ConnectorDefinition {
     pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
     pub const DEFAULT_RETRIES: u32 = 1;
     pub const DEFAULT_BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
+    pub const EXTENSION_DEFAULT_TIMEOUT: std::time::Duration =
+        std::time::Duration::from_millis(1000);
+    pub const EXTENSION_DEFAULT_RETRIES: u32 = 1;
+    /// Both attempts of the default.
+    pub const EXTENSION_DEFAULT_BUDGET: std::time::Duration =
+        std::time::Duration::from_millis(2000);
 
     /// A connector with the defaults of the contract and no authentication.
     pub fn new(id: impl Into<String>, target_url: impl Into<String>) -> Self {
@@ -318,6 +567,7 @@ impl ConnectorDefinition {
         Self {
             display_name: id.clone(),
             id,
+            contract: ConnectorContract::ApiConnector,
             target_url: target_url.into(),
             authentication: ConnectorAuthentication::None,
             signing_secrets: Vec::new(),
@@ -330,12 +580,124 @@ impl ConnectorDefinition {
             extra_root_certificates: Vec::new(),
         }
     }
+
+    /// A custom authentication extension with its contract's defaults, authenticated
+    /// by a token Usher issues for `resource_id`.
+    pub fn extension(
+        id: impl Into<String>,
+        target_url: impl Into<String>,
+        resource_id: impl Into<String>,
+    ) -> Self {
+        Self {
+            contract: ConnectorContract::CustomAuthenticationExtension {
+                claims_for_token: Vec::new(),
+            },
+            authentication: ConnectorAuthentication::IssuedToken {
+                resource_id: resource_id.into(),
+                caller_id: ENTRA_EXTENSION_CALLER_ID.into(),
+            },
+            timeout: Self::EXTENSION_DEFAULT_TIMEOUT,
+            retries: Self::EXTENSION_DEFAULT_RETRIES,
+            budget: Self::EXTENSION_DEFAULT_BUDGET,
+            ..Self::new(id, target_url)
+        }
+    }
 }
 
 #[cfg(test)]
 mod rule_tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn extensions_keep_their_contracts_limits() {
+        let ok = ConnectorDefinition::extension(
+            "x",
+            "https://api.contoso.com/start",
+            "api://api.contoso.com/7f1c2e0a-1b2c-4d5e-8f90-0123456789ab",
+        );
+        assert_eq!(ok.check(), Ok(()));
+        let field = |c: ConnectorDefinition| c.check().unwrap_err().field;
+        let with = |f: &dyn Fn(&mut ConnectorDefinition)| {
+            let mut c = ok.clone();
+            f(&mut c);
+            c
+        };
+        assert_eq!(
+            field(with(&|c| c.timeout = Duration::from_millis(199))),
+            ConnectorField::Timeout
+        );
+        assert_eq!(
+            field(with(&|c| c.timeout = Duration::from_millis(2001))),
+            ConnectorField::Timeout
+        );
+        assert_eq!(field(with(&|c| c.retries = 2)), ConnectorField::Retries);
+        let auth = |resource_id: &str| {
+            with(&|c| {
+                c.authentication = ConnectorAuthentication::IssuedToken {
+                    resource_id: resource_id.into(),
+                    caller_id: ENTRA_EXTENSION_CALLER_ID.into(),
+                }
+            })
+        };
+        assert_eq!(
+            field(auth("https://api.contoso.com/x")),
+            ConnectorField::ResourceId
+        );
+        assert_eq!(
+            field(auth("api://api.contoso.com")),
+            ConnectorField::ResourceId
+        );
+        assert_eq!(
+            field(auth("api://other.contoso.com/abc")),
+            ConnectorField::ResourceId,
+            "another host than the target's"
+        );
+        assert_eq!(auth("api://API.contoso.com/abc").check(), Ok(()));
+        assert_eq!(
+            field(with(&|c| {
+                c.contract = ConnectorContract::CustomAuthenticationExtension {
+                    claims_for_token: vec![String::new()],
+                }
+            })),
+            ConnectorField::ClaimsForToken
+        );
+        // The 1.0.0 limits still apply to 1.0.0 connectors.
+        let mut plain = with(&|c| c.contract = ConnectorContract::ApiConnector);
+        plain.timeout = Duration::from_secs(5);
+        plain.retries = 3;
+        plain.budget = Duration::from_secs(20);
+        assert_eq!(plain.check(), Ok(()));
+    }
+
+    #[test]
+    fn resource_ids_and_authorities() {
+        assert_eq!(
+            parse_resource_id("api://api.contoso.com/abc-1"),
+            Some(("api.contoso.com", "abc-1"))
+        );
+        assert_eq!(
+            parse_resource_id("api://127.0.0.1:8443/a"),
+            Some(("127.0.0.1:8443", "a"))
+        );
+        assert_eq!(parse_resource_id("api:///a"), None);
+        assert_eq!(parse_resource_id("api://h/a b"), None);
+        assert_eq!(
+            url_authority("https://Api.Contoso.com:443/x?y").as_deref(),
+            Some("api.contoso.com")
+        );
+        assert_eq!(
+            url_authority("http://127.0.0.1:8443/x").as_deref(),
+            Some("127.0.0.1:8443")
+        );
+        assert!(ConnectorContract::ApiConnector.serves(ConnectorStep::AttributeCollectionStart));
+        assert!(!ConnectorContract::ApiConnector.serves(ConnectorStep::EmailOtpSend));
+        let ext = ConnectorContract::CustomAuthenticationExtension {
+            claims_for_token: vec![],
+        };
+        assert!(!ext.serves(ConnectorStep::PostFederationSignup));
+        assert!(ext.serves(ConnectorStep::EmailOtpSend));
+    }
 
     #[test]
     fn one_check_for_every_entry_point() {

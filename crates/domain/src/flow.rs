@@ -209,9 +209,13 @@ pub enum FlowStep {
     /// The user is known; the browser goes back to the application.
     #[serde(rename_all = "camelCase")]
     Completed { user_id: String, signed_up: bool },
-    /// A connector blocked the sign-up.
+    /// A connector blocked the sign-up; `title` heads the page when it gave one.
     #[serde(rename_all = "camelCase")]
-    Blocked { user_message: String },
+    Blocked {
+        user_message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        title: Option<String>,
+    },
     /// A connector call failed; `reference` is in the call record and the log.
     #[serde(rename_all = "camelCase")]
     Failed { reference: String },
@@ -570,21 +574,65 @@ impl Flow {
         &mut self,
         password_hash: String,
         prefill: AttributeValues,
+        start_connectors: bool,
         now: DateTime<Utc>,
     ) -> Result<(), FlowError> {
         self.check_live(now)?;
         let FlowStep::SignUpPassword { email } = &self.step else {
             return Err(self.wrong());
         };
+        let draft = SignUpDraft {
+            email: email.clone(),
+            password_hash: Some(password_hash),
+            identities: Vec::new(),
+            attributes: AttributeValues::new(),
+            prefill,
+            user_id: None,
+        };
+        self.collect_attributes(draft, start_connectors, now);
+        Ok(())
+    }
+
+    /// On to the attribute page — through the `attributeCollectionStart` connectors
+    /// first when the user flow has some.
+    fn collect_attributes(
+        &mut self,
+        draft: SignUpDraft,
+        start_connectors: bool,
+        now: DateTime<Utc>,
+    ) {
+        self.step = if start_connectors {
+            FlowStep::RunningConnectors {
+                connector_step: ConnectorStep::AttributeCollectionStart,
+                draft,
+                started_at: Some(now),
+            }
+        } else {
+            FlowStep::SignUpAttributes {
+                draft,
+                message: None,
+            }
+        };
+    }
+
+    /// The `attributeCollectionStart` connectors continued: the attribute page, with
+    /// the values they prefilled on top of what was known.
+    pub fn attribute_collection_started(
+        &mut self,
+        prefill: AttributeValues,
+    ) -> Result<(), FlowError> {
+        let FlowStep::RunningConnectors {
+            connector_step: ConnectorStep::AttributeCollectionStart,
+            draft,
+            ..
+        } = &mut self.step
+        else {
+            return Err(self.wrong());
+        };
+        let mut draft = std::mem::take(draft);
+        draft.prefill = prefill;
         self.step = FlowStep::SignUpAttributes {
-            draft: SignUpDraft {
-                email: email.clone(),
-                password_hash: Some(password_hash),
-                identities: Vec::new(),
-                attributes: AttributeValues::new(),
-                prefill,
-                user_id: None,
-            },
+            draft,
             message: None,
         };
         Ok(())
@@ -698,8 +746,14 @@ impl Flow {
         }
     }
 
-    /// The `postFederationSignup` connectors continued: the attribute page, prefilled.
-    pub fn post_federation_continued(&mut self, prefill: AttributeValues) -> Result<(), FlowError> {
+    /// The `postFederationSignup` connectors continued: the attribute page, prefilled
+    /// (after the `attributeCollectionStart` connectors, if any).
+    pub fn post_federation_continued(
+        &mut self,
+        prefill: AttributeValues,
+        start_connectors: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(), FlowError> {
         let FlowStep::RunningConnectors {
             connector_step: ConnectorStep::PostFederationSignup,
             draft,
@@ -711,10 +765,7 @@ impl Flow {
         let mut draft = std::mem::take(draft);
         draft.prefill = prefill;
         draft.attributes = AttributeValues::new();
-        self.step = FlowStep::SignUpAttributes {
-            draft,
-            message: None,
-        };
+        self.collect_attributes(draft, start_connectors, now);
         Ok(())
     }
 
@@ -824,8 +875,11 @@ impl Flow {
         Ok(())
     }
 
-    pub fn block(&mut self, user_message: String) {
-        self.step = FlowStep::Blocked { user_message };
+    pub fn block(&mut self, user_message: String, title: Option<String>) {
+        self.step = FlowStep::Blocked {
+            user_message,
+            title,
+        };
     }
 
     pub fn fail(&mut self, reference: String) {
@@ -956,7 +1010,7 @@ mod tests {
                 email: "a@example.com".into()
             }
         );
-        f.password_set("$argon2id$…".into(), AttributeValues::new(), now())
+        f.password_set("$argon2id$…".into(), AttributeValues::new(), false, now())
             .unwrap();
         let attrs: AttributeValues =
             [("displayName".to_owned(), AttributeValue::String("A".into()))].into();
@@ -980,6 +1034,40 @@ mod tests {
         f.attributes_submitted(attrs, "u2".into(), now()).unwrap();
         f.complete("u".into(), true, now()).unwrap();
         assert!(f.step.is_final());
+    }
+
+    #[test]
+    fn attribute_collection_start_runs_before_the_page() {
+        let mut f = flow(None);
+        f.go_to_sign_up(now()).unwrap();
+        f.code_sent("a@example.com".into(), Some("h".into()), now())
+            .unwrap();
+        f.verify_code("h", now()).unwrap();
+        let known: AttributeValues =
+            [("city".to_owned(), AttributeValue::String("Oslo".into()))].into();
+        f.password_set("h".into(), known.clone(), true, now())
+            .unwrap();
+        let (step, draft) = f.running_draft().unwrap();
+        assert_eq!(step, ConnectorStep::AttributeCollectionStart);
+        assert_eq!(draft.prefill, known);
+        // Only the start step's run may end with the page.
+        assert!(f
+            .post_federation_continued(known.clone(), false, now())
+            .is_err());
+        assert!(f
+            .connector_validation_error(PageMessage::default())
+            .is_err());
+        let prefilled: AttributeValues =
+            [("city".to_owned(), AttributeValue::String("Bergen".into()))].into();
+        f.attribute_collection_started(prefilled.clone()).unwrap();
+        match &f.step {
+            FlowStep::SignUpAttributes { draft, message } => {
+                assert_eq!(draft.prefill, prefilled);
+                assert!(message.is_none());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(f.attribute_collection_started(prefilled).is_err());
     }
 
     #[test]
@@ -1053,7 +1141,7 @@ mod tests {
             Err(FlowError::WrongStep("signIn"))
         ));
         assert!(matches!(
-            f.password_set("h".into(), AttributeValues::new(), now()),
+            f.password_set("h".into(), AttributeValues::new(), false, now()),
             Err(FlowError::WrongStep(_))
         ));
         assert!(matches!(
@@ -1106,7 +1194,8 @@ mod tests {
         assert_eq!(draft.password_hash, None);
         let mut from_connector = attrs.clone();
         from_connector.insert("surname".into(), AttributeValue::String("S".into()));
-        f.post_federation_continued(from_connector.clone()).unwrap();
+        f.post_federation_continued(from_connector.clone(), false, now())
+            .unwrap();
         match &f.step {
             FlowStep::SignUpAttributes { draft, .. } => assert_eq!(draft.prefill, from_connector),
             other => panic!("{other:?}"),
@@ -1212,7 +1301,7 @@ mod tests {
         f.code_sent("a@example.com".into(), Some("h".into()), now())
             .unwrap();
         f.verify_code("h", now()).unwrap();
-        f.password_set("p".into(), AttributeValues::new(), now())
+        f.password_set("p".into(), AttributeValues::new(), false, now())
             .unwrap();
         f.attributes_submitted(AttributeValues::new(), "u".into(), now())
             .unwrap();

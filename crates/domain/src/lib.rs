@@ -27,8 +27,8 @@ pub use attribute::{
 pub use clock::{Clock, MockClock, SystemClock};
 pub use connector::{
     limits as connector_limits, BreakerSettings, CertificateSource, ClientCertificate,
-    ConnectorAuthentication, ConnectorDefinition, ConnectorField, ConnectorRuleError,
-    ConnectorStep, FailurePolicy, Secret,
+    ConnectorAuthentication, ConnectorContract, ConnectorDefinition, ConnectorField,
+    ConnectorRuleError, ConnectorStep, FailurePolicy, Secret, ENTRA_EXTENSION_CALLER_ID,
 };
 pub use flow::{
     AuthorizationRequest, CodePurpose, EmailCode, Flow, FlowError, FlowStep, PendingLink, Prompt,

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::connector::ConnectorStep;
 use serde::{Deserialize, Serialize};
 
 use crate::attribute::{
@@ -70,8 +71,42 @@ pub struct AttributeAssignment {
 #[serde(rename_all = "camelCase")]
 pub struct ConnectorSlots {
     pub post_federation_signup: Vec<String>,
+    /// Before the attribute page, local and federated sign-ups alike.
+    #[serde(default)]
+    pub attribute_collection_start: Vec<String>,
     pub post_attribute_collection: Vec<String>,
     pub pre_token_issuance: Vec<String>,
+    /// Delivers the one-time codes instead of Usher's mailer (one connector at most).
+    #[serde(default)]
+    pub email_otp_send: Vec<String>,
+}
+
+impl ConnectorSlots {
+    /// The connectors at `step`, in order.
+    pub fn at(&self, step: ConnectorStep) -> &[String] {
+        match step {
+            ConnectorStep::PostFederationSignup => &self.post_federation_signup,
+            ConnectorStep::AttributeCollectionStart => &self.attribute_collection_start,
+            ConnectorStep::PostAttributeCollection => &self.post_attribute_collection,
+            ConnectorStep::PreTokenIssuance => &self.pre_token_issuance,
+            ConnectorStep::EmailOtpSend => &self.email_otp_send,
+        }
+    }
+
+    pub fn at_mut(&mut self, step: ConnectorStep) -> &mut Vec<String> {
+        match step {
+            ConnectorStep::PostFederationSignup => &mut self.post_federation_signup,
+            ConnectorStep::AttributeCollectionStart => &mut self.attribute_collection_start,
+            ConnectorStep::PostAttributeCollection => &mut self.post_attribute_collection,
+            ConnectorStep::PreTokenIssuance => &mut self.pre_token_issuance,
+            ConnectorStep::EmailOtpSend => &mut self.email_otp_send,
+        }
+    }
+
+    /// Every step with its connectors, in the order a sign-up reaches them.
+    pub fn iter(&self) -> impl Iterator<Item = (ConnectorStep, &[String])> {
+        ConnectorStep::ALL.into_iter().map(|s| (s, self.at(s)))
+    }
 }
 
 /// A `signUpOrSignIn` user flow.

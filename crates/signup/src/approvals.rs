@@ -202,11 +202,12 @@ impl Engine {
         // A denial outweighs a pending request.
         if open.iter().any(|r| r.status == SignUpRequestStatus::Denied) {
             let message = self.text(&loaded, "blocked.denied", &[]);
-            loaded.flow.block(message.clone());
+            loaded.flow.block(message.clone(), None);
             self.save(&mut loaded).await?;
             return Err(Box::new(Next::Blocked {
                 loaded: Box::new(loaded),
                 user_message: message,
+                title: None,
             }));
         }
         let Some(pending) = open

@@ -79,12 +79,7 @@ impl Engine {
             return self.as_is(loaded);
         };
         let draft = draft.clone();
-        let slots = &loaded.user_flow.connectors;
-        let connector_ids = match step {
-            ConnectorStep::PostFederationSignup => slots.post_federation_signup.clone(),
-            ConnectorStep::PostAttributeCollection => slots.post_attribute_collection.clone(),
-            ConnectorStep::PreTokenIssuance => slots.pre_token_issuance.clone(),
-        };
+        let connector_ids = loaded.user_flow.connectors.at(step).to_vec();
         let connectors = self.live.connectors();
         let lease = match RunLease::take(
             self,
@@ -123,6 +118,13 @@ impl Engine {
             .authorization
             .end_user_locales(&loaded.flow.locale);
         let run_key = loaded.flow.step.run_key(&loaded.flow.id);
+        // Before the page, the connectors see what is known so far: what the
+        // provider (or a `postFederationSignup` connector) gave to prefill it.
+        let attributes = if step == ConnectorStep::AttributeCollectionStart {
+            &draft.prefill
+        } else {
+            &draft.attributes
+        };
         let outcome = connectors
             .run(StepRequest {
                 step,
@@ -133,16 +135,44 @@ impl Engine {
                 ui_locales: &ui_locales,
                 email: Some(&draft.email),
                 identities: &draft.identities,
-                attributes: &draft.attributes,
+                attributes,
                 run_key: run_key.as_deref(),
+                client_ip: loaded.client.0,
+                user: None,
+                otp: None,
             })
             .await;
         match outcome {
             StepOutcome::Continue { attributes, .. }
                 if step == ConnectorStep::PostFederationSignup =>
             {
-                // The connector's claims prefill the attribute page.
-                if loaded.flow.post_federation_continued(attributes).is_err() {
+                // The connector's claims prefill the attribute page (after the
+                // `attributeCollectionStart` connectors, which the page's GET runs).
+                let start = !loaded
+                    .user_flow
+                    .connectors
+                    .attribute_collection_start
+                    .is_empty();
+                if loaded
+                    .flow
+                    .post_federation_continued(attributes, start, self.clock.now())
+                    .is_err()
+                {
+                    return self.as_is(loaded);
+                }
+                if let Err(next) = self.save(&mut loaded).await {
+                    return *next;
+                }
+                Next::show(&loaded)
+            }
+            StepOutcome::Continue { attributes, .. }
+                if step == ConnectorStep::AttributeCollectionStart =>
+            {
+                if loaded
+                    .flow
+                    .attribute_collection_started(attributes)
+                    .is_err()
+                {
                     return self.as_is(loaded);
                 }
                 if let Err(next) = self.save(&mut loaded).await {
@@ -162,17 +192,23 @@ impl Engine {
                 }
                 Next::step(loaded, Feedback::default(), Status::BadRequest)
             }
-            StepOutcome::Block { user_message } => {
-                loaded.flow.block(user_message.clone());
+            StepOutcome::Block {
+                user_message,
+                title,
+            } => {
+                loaded.flow.block(user_message.clone(), title.clone());
                 if let Err(next) = self.save(&mut loaded).await {
                     return *next;
                 }
                 Next::Blocked {
                     loaded: Box::new(loaded),
                     user_message,
+                    title,
                 }
             }
-            StepOutcome::Failed { reference } => {
+            // Only the code's delivery falls back; elsewhere a failure policy of
+            // `continue` goes on inside the runner.
+            StepOutcome::Failed { reference } | StepOutcome::FellBack { reference } => {
                 loaded.flow.fail(reference.clone());
                 if let Err(next) = self.save(&mut loaded).await {
                     return *next;

@@ -9,7 +9,22 @@ use usher_domain::{
     CodePurpose, FlowError, FlowStep, Limit, SignInType,
 };
 
+use usher_connectors::{OtpContext, StepOutcome, StepRequest};
+use usher_domain::{AttributeValues, ConnectorStep};
+
 use crate::{throttle::ClientAddress, Engine, Feedback, Letter, Loaded, Next, Status};
+
+/// How the code went when a connector was to deliver it.
+enum ByConnector {
+    /// The user flow has no `emailOtpSend` connector: Usher's mailer sends it.
+    NoConnector,
+    Delivered,
+    /// The connector failed and its policy is to fall back to the mailer.
+    FellBack,
+    Failed {
+        reference: String,
+    },
+}
 
 impl Engine {
     /// The email page's address.
@@ -108,6 +123,23 @@ impl Engine {
         if let Err(next) = self.save(&mut loaded).await {
             return *next;
         }
+        if let Letter::Code { code, .. } = &letter {
+            match self.deliver_by_connector(&loaded, &email, code).await {
+                ByConnector::Delivered => return self.code_sent_page(loaded, notice),
+                ByConnector::Failed { reference } => {
+                    let feedback =
+                        self.say(&loaded, "error.code_not_sent", &[("reference", reference)]);
+                    return Next::step(
+                        loaded,
+                        feedback,
+                        Status::Unavailable {
+                            retry_after_seconds: None,
+                        },
+                    );
+                }
+                ByConnector::NoConnector | ByConnector::FellBack => {}
+            }
+        }
         if let Err(e) = self.postman.deliver(&email, written).await {
             tracing::warn!(error = %e, flow_id = %loaded.flow.id, "could not send the sign-up email");
             let feedback = self.say(&loaded, "error.email_delivery", &[]);
@@ -119,9 +151,69 @@ impl Engine {
                 },
             );
         }
+        self.code_sent_page(loaded, notice)
+    }
+
+    fn code_sent_page(&self, loaded: Loaded, notice: Option<String>) -> Next {
         match notice {
             Some(n) => Next::step(loaded, Feedback::notice(n), Status::Ok),
             None => Next::show(&loaded),
+        }
+    }
+
+    /// The user flow's `emailOtpSend` connector delivers the code, if it has one.
+    async fn deliver_by_connector(&self, loaded: &Loaded, email: &str, code: &str) -> ByConnector {
+        let connector_ids = &loaded.user_flow.connectors.email_otp_send;
+        if connector_ids.is_empty() {
+            return ByConnector::NoConnector;
+        }
+        let request_type = match &loaded.flow.step {
+            FlowStep::EnterCode {
+                purpose: CodePurpose::SignUp | CodePurpose::FederatedEmail { .. },
+                ..
+            } => "signUp",
+            _ => "signIn",
+        };
+        let ui_locales = loaded
+            .flow
+            .authorization
+            .end_user_locales(&loaded.flow.locale);
+        let run_key = format!("{}.EmailOtpSend.{}", loaded.flow.id, self.random.new_id());
+        let outcome = self
+            .live
+            .connectors()
+            .run(StepRequest {
+                step: ConnectorStep::EmailOtpSend,
+                flow_id: &loaded.flow.id,
+                user_flow_id: &loaded.user_flow.id,
+                connector_ids,
+                client_id: &loaded.app.client_id,
+                ui_locales: &ui_locales,
+                email: Some(email),
+                identities: &[],
+                attributes: &AttributeValues::new(),
+                run_key: Some(&run_key),
+                client_ip: loaded.client.0,
+                user: None,
+                otp: Some(OtpContext {
+                    identifier: email,
+                    code,
+                    request_type,
+                }),
+            })
+            .await;
+        match outcome {
+            StepOutcome::Continue { .. } => ByConnector::Delivered,
+            StepOutcome::FellBack { reference } => {
+                tracing::warn!(%reference, flow_id = %loaded.flow.id, "the emailOtpSend connector failed; the code goes by mail instead");
+                ByConnector::FellBack
+            }
+            StepOutcome::Failed { reference } => ByConnector::Failed { reference },
+            // The contract has no other answer at this step; the runner reports
+            // anything else as a failure.
+            StepOutcome::Block { .. } | StepOutcome::ValidationError(_) => ByConnector::Failed {
+                reference: loaded.flow.id.clone(),
+            },
         }
     }
 

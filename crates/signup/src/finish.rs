@@ -30,6 +30,8 @@ pub struct Issue<'a> {
     /// The flow (or, for a single sign-on, a fresh id) the connectors are told of.
     pub flow_id: &'a str,
     pub locale: &'a str,
+    /// Where the request comes from, as connectors are told.
+    pub client: crate::throttle::ClientAddress,
 }
 
 impl Engine {
@@ -114,6 +116,7 @@ impl Engine {
                 session_id: Some(&session.id_hash),
                 flow_id: &loaded.flow.id,
                 locale: &loaded.flow.locale,
+                client: loaded.client,
             })
             .await;
         Next::SignedIn {
@@ -155,6 +158,9 @@ impl Engine {
                     attributes: &issue.user.attributes,
                     // A flow issues its tokens once.
                     run_key: Some(&format!("{}.PreTokenIssuance", issue.flow_id)),
+                    client_ip: issue.client.0,
+                    user: Some(issue.user),
+                    otp: None,
                 })
                 .await;
             match outcome {
@@ -178,7 +184,9 @@ impl Engine {
                 }
                 // The contract allows only Continue here; the connector client reports
                 // anything else as a failure, so these arms are unreachable in practice.
-                StepOutcome::Block { .. } | StepOutcome::ValidationError(_) => {
+                StepOutcome::Block { .. }
+                | StepOutcome::ValidationError(_)
+                | StepOutcome::FellBack { .. } => {
                     return self.fail_with(
                         issue.locale,
                         "preTokenIssuance answered other than Continue",

@@ -5,7 +5,9 @@
 
 use std::sync::{Arc, RwLock};
 
-use usher_connectors::{BreakerState, ConnectorRunner, Metrics, RunnerSettings, StepConnectors};
+use usher_connectors::{
+    BreakerState, ConnectorRunner, Metrics, RunnerSettings, StepConnectors, TokenSigner,
+};
 use usher_domain::{Clock, Identity, Tenant};
 use usher_federation::{
     AuthorizationRequest, Completion, ExternalIdentity, Federation, FederationError,
@@ -113,6 +115,31 @@ pub struct RunnerCompiler {
     pub metrics: Arc<Metrics>,
     pub runner_settings: RunnerSettings,
     pub federation_settings: FederationSettings,
+    /// Signs the tokens connectors authenticated by an issued token carry.
+    pub signer: Option<Arc<dyn TokenSigner>>,
+}
+
+/// Signs connectors' issued tokens with the tenant's token keys, so an API checks
+/// them against Usher's JWKS as it would Entra's.
+pub struct KeySigner {
+    pub keys: Arc<usher_oidc::keys::KeyManager>,
+    /// The tokens' `iss`: Usher's issuer URL.
+    pub issuer: String,
+}
+
+#[async_trait::async_trait]
+impl TokenSigner for KeySigner {
+    fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    async fn sign(&self, claims: &serde_json::Value) -> Result<String, String> {
+        let keyring = self.keys.keyring().await.map_err(|e| e.to_string())?;
+        keyring
+            .signing
+            .sign_jwt("JWT", claims)
+            .map_err(|e| e.to_string())
+    }
 }
 
 impl CompileTenant for RunnerCompiler {
@@ -128,14 +155,25 @@ impl CompileTenant for RunnerCompiler {
                 tenant,
                 self.runner_settings.clone(),
             ),
-            None => ConnectorRunner::new(
-                snapshot.connectors.clone(),
-                tenant,
-                self.store.clone(),
-                self.clock.clone(),
-                self.runner_settings.clone(),
-                self.metrics.clone(),
-            ),
+            None => match &self.signer {
+                Some(signer) => ConnectorRunner::with_signer(
+                    snapshot.connectors.clone(),
+                    tenant,
+                    self.store.clone(),
+                    self.clock.clone(),
+                    self.runner_settings.clone(),
+                    self.metrics.clone(),
+                    signer.clone(),
+                ),
+                None => ConnectorRunner::new(
+                    snapshot.connectors.clone(),
+                    tenant,
+                    self.store.clone(),
+                    self.clock.clone(),
+                    self.runner_settings.clone(),
+                    self.metrics.clone(),
+                ),
+            },
         });
         let federation = Federation::new(
             snapshot.identity_providers.clone(),

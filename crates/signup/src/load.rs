@@ -6,7 +6,9 @@ use usher_domain::{Application, Flow, UserFlow};
 use usher_oidc::crypto::sha256_hex;
 use usher_storage::StorageError;
 
-use crate::{redirect::error_redirect_url, Engine, Failure, Feedback, Next, Status};
+use crate::{
+    redirect::error_redirect_url, throttle::ClientAddress, Engine, Failure, Feedback, Next, Status,
+};
 
 /// A flow with the user flow and application it runs for.
 #[derive(Debug, Clone)]
@@ -14,6 +16,9 @@ pub struct Loaded {
     pub flow: Flow,
     pub user_flow: UserFlow,
     pub app: Application,
+    /// Where this request comes from (not stored: the next request may come from
+    /// elsewhere); connectors are told it.
+    pub client: ClientAddress,
 }
 
 impl Loaded {
@@ -37,7 +42,12 @@ impl Loaded {
 
 impl Engine {
     /// Loads flow `id` for the browser whose binding cookie is `browser`.
-    pub async fn open(&self, id: &str, browser: Option<&str>) -> Result<Loaded, Failure> {
+    pub async fn open(
+        &self,
+        id: &str,
+        browser: Option<&str>,
+        client: ClientAddress,
+    ) -> Result<Loaded, Failure> {
         // Ids are UUIDs; anything else cannot exist and is not worth a query.
         if id.len() != 36 || !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
             return Err(Failure::FlowNotFound);
@@ -64,6 +74,7 @@ impl Engine {
             flow,
             user_flow,
             app,
+            client,
         };
         if loaded.flow.is_expired(self.clock.now()) {
             return Err(Failure::FlowExpired {
@@ -83,11 +94,12 @@ impl Engine {
         &self,
         id: &str,
         browser: Option<&str>,
+        client: ClientAddress,
         csrf: &str,
         locale: &str,
     ) -> Result<Loaded, Next> {
         let loaded = self
-            .open(id, browser)
+            .open(id, browser, client)
             .await
             .map_err(|f| Next::failure(locale, f))?;
         if !usher_domain::flow::constant_time_eq(csrf.as_bytes(), loaded.flow.csrf_token.as_bytes())

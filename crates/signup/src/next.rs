@@ -119,6 +119,8 @@ pub enum Next {
     Blocked {
         loaded: Box<Loaded>,
         user_message: String,
+        /// The page's heading when the connector gave one.
+        title: Option<String>,
     },
     /// The sign-up waits for an administrator's approval.
     Pending { loaded: Box<Loaded> },
@@ -160,8 +162,12 @@ impl Next {
     /// shows, and what an operation answers when the flow has moved on.
     pub fn current(issuer: &str, loaded: Loaded, feedback: Feedback, status: Status) -> Self {
         match &loaded.flow.step {
-            FlowStep::Blocked { user_message } => Next::Blocked {
+            FlowStep::Blocked {
+                user_message,
+                title,
+            } => Next::Blocked {
                 user_message: user_message.clone(),
+                title: title.clone(),
                 loaded: Box::new(loaded),
             },
             FlowStep::PendingApproval { .. } => Next::Pending {

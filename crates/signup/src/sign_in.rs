@@ -182,7 +182,16 @@ impl Engine {
         };
         if loaded
             .flow
-            .password_set(hash, AttributeValues::new(), self.clock.now())
+            .password_set(
+                hash,
+                AttributeValues::new(),
+                !loaded
+                    .user_flow
+                    .connectors
+                    .attribute_collection_start
+                    .is_empty(),
+                self.clock.now(),
+            )
             .is_err()
         {
             return self.as_is(loaded);

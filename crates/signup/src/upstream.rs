@@ -83,6 +83,7 @@ impl Engine {
         &self,
         params: &BTreeMap<String, String>,
         browser: Option<&str>,
+        client: crate::throttle::ClientAddress,
         locale: &str,
     ) -> Next {
         let state_error = || {
@@ -100,7 +101,7 @@ impl Engine {
         let Some((flow_id, _)) = token.split_once('.') else {
             return state_error();
         };
-        let loaded = match self.open(flow_id, browser).await {
+        let loaded = match self.open(flow_id, browser, client).await {
             Ok(l) => l,
             Err(Failure::FlowNotFound) => return state_error(),
             Err(e) => return Next::failure(locale, e),

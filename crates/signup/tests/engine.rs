@@ -152,12 +152,12 @@ async fn an_expired_code_is_refused_by_the_clock() {
     // And a flow past its lifetime is gone for good.
     w.clock.advance(chrono::Duration::minutes(60));
     assert!(matches!(
-        w.engine.open(&id, Some(BROWSER)).await,
+        w.engine.open(&id, Some(BROWSER), PERSON).await,
         Err(Failure::FlowExpired { .. })
     ));
     // Another browser never sees the flow.
     assert!(matches!(
-        w.engine.open(&id, Some("another")).await,
+        w.engine.open(&id, Some("another"), PERSON).await,
         Err(Failure::WrongBrowser)
     ));
 }
@@ -254,7 +254,7 @@ async fn federated_sign_up_then_sign_in() {
     let forged = format!("{id}.forged");
     assert!(matches!(
         w.engine
-            .federation_callback(&params(&forged, "good"), Some(BROWSER), "en")
+            .federation_callback(&params(&forged, "good"), Some(BROWSER), PERSON, "en")
             .await,
         Next::Failure {
             failure: Failure::BadRequest { .. },
@@ -263,7 +263,7 @@ async fn federated_sign_up_then_sign_in() {
     ));
     let next = w
         .engine
-        .federation_callback(&params(&state, "bad"), Some(BROWSER), "en")
+        .federation_callback(&params(&state, "bad"), Some(BROWSER), PERSON, "en")
         .await;
     let Next::Step {
         feedback, status, ..
@@ -281,7 +281,7 @@ async fn federated_sign_up_then_sign_in() {
     // prefilled with the provider's claims.
     let next = w
         .engine
-        .federation_callback(&params(&state, "good"), Some(BROWSER), "en")
+        .federation_callback(&params(&state, "good"), Some(BROWSER), PERSON, "en")
         .await;
     shows_flow(&next, &id);
     let FlowStep::SignUpAttributes { draft, .. } = w.step(&id).await else {
@@ -323,7 +323,7 @@ async fn federated_sign_up_then_sign_in() {
     let state = location.split("state=").nth(1).unwrap().to_owned();
     signed_in(
         w.engine
-            .federation_callback(&params(&state, "good"), Some(BROWSER), "en")
+            .federation_callback(&params(&state, "good"), Some(BROWSER), PERSON, "en")
             .await,
     );
     assert!(
@@ -344,6 +344,7 @@ async fn a_connector_blocks_the_sign_up() {
     let id = local_sign_up_to_attributes(&w, "blocked@example.com").await;
     w.script.then(StepOutcome::Block {
         user_message: "Not from here.".into(),
+        title: None,
     });
     let next = w
         .engine
@@ -565,7 +566,7 @@ async fn a_stale_form_shows_the_current_page() {
     let id = w.start(None).await;
     let next = w
         .engine
-        .open_form(&id, Some(BROWSER), "not the token", "en")
+        .open_form(&id, Some(BROWSER), PERSON, "not the token", "en")
         .await
         .unwrap_err();
     let Next::Step {
@@ -631,4 +632,266 @@ async fn a_right_password_on_a_held_sign_up_is_not_counted_as_a_failure() {
             .await;
         assert!(matches!(next, Next::Pending { .. }), "{next:?}");
     }
+}
+
+/// To the password page of a local sign-up, with the code proven.
+async fn local_sign_up_to_password(w: &World, email: &str) -> String {
+    let id = w.start(Some(Prompt::Create)).await;
+    shows_flow(
+        &w.engine
+            .submit_email(w.open(&id).await, email, NOBODY)
+            .await,
+        &id,
+    );
+    let code = w.outbox.last_code(email);
+    shows_flow(
+        &w.engine.submit_code(w.open(&id).await, &code, NOBODY).await,
+        &id,
+    );
+    id
+}
+
+#[tokio::test]
+async fn attribute_collection_start_prefills_local_and_federated_sign_ups() {
+    let w = world(
+        ConnectorSlots {
+            attribute_collection_start: vec!["start".into()],
+            pre_token_issuance: vec!["claims".into()],
+            ..ConnectorSlots::default()
+        },
+        false,
+    )
+    .await;
+    // Local: after the password, the start connectors run before the page.
+    let id = local_sign_up_to_password(&w, "ada@example.com").await;
+    let next = w
+        .engine
+        .submit_password(
+            w.open(&id).await,
+            "a long pass phrase 42",
+            "a long pass phrase 42",
+        )
+        .await;
+    shows_flow(&next, &id);
+    assert!(matches!(
+        w.step(&id).await,
+        FlowStep::RunningConnectors {
+            connector_step: ConnectorStep::AttributeCollectionStart,
+            ..
+        }
+    ));
+    w.script.then(StepOutcome::Continue {
+        attributes: [(
+            "displayName".to_owned(),
+            AttributeValue::String("Ada (prefilled)".into()),
+        )]
+        .into(),
+        token_claims: serde_json::Map::new(),
+    });
+    // The page's GET runs them.
+    let next = w.engine.show(w.open(&id).await).await;
+    shows_flow(&next, &id);
+    let FlowStep::SignUpAttributes { draft, .. } = w.step(&id).await else {
+        panic!("expected the attribute page");
+    };
+    assert_eq!(
+        draft.prefill["displayName"],
+        AttributeValue::String("Ada (prefilled)".into())
+    );
+    let calls = w.script.calls();
+    let start = calls.last().unwrap();
+    assert_eq!(start.step, ConnectorStep::AttributeCollectionStart);
+    assert_eq!(
+        start.client_ip, PERSON.0,
+        "the person's address is passed on"
+    );
+    // The token's connectors are told whose token it is.
+    signed_in(
+        w.engine
+            .submit_attributes(w.open(&id).await, &form(&[("displayName", "Ada")]))
+            .await,
+    );
+    let FlowStep::Completed { user_id, .. } = w.step(&id).await else {
+        panic!("the flow did not complete");
+    };
+    let token_call = w.script.calls().last().cloned().unwrap();
+    assert_eq!(token_call.step, ConnectorStep::PreTokenIssuance);
+    assert_eq!(token_call.user_id.as_deref(), Some(user_id.as_str()));
+
+    // Federated: after postFederationSignup, before the page, with what the
+    // provider gave.
+    let id = w.start(None).await;
+    let Next::Redirect { location } = w.engine.choose_provider(w.open(&id).await, GOOGLE).await
+    else {
+        panic!("expected the redirect to the provider");
+    };
+    let state = location.split("state=").nth(1).unwrap().to_owned();
+    let params: BTreeMap<String, String> = [
+        ("state".to_owned(), state),
+        ("code".to_owned(), "good".to_owned()),
+    ]
+    .into();
+    let before = w.script.calls().len();
+    shows_flow(
+        &w.engine
+            .federation_callback(&params, Some(BROWSER), PERSON, "en")
+            .await,
+        &id,
+    );
+    assert!(matches!(
+        w.step(&id).await,
+        FlowStep::RunningConnectors {
+            connector_step: ConnectorStep::AttributeCollectionStart,
+            ..
+        }
+    ));
+    shows_flow(&w.engine.show(w.open(&id).await).await, &id);
+    let calls = w.script.calls();
+    let steps: Vec<ConnectorStep> = calls[before..].iter().map(|c| c.step).collect();
+    assert_eq!(
+        steps,
+        [
+            ConnectorStep::PostFederationSignup,
+            ConnectorStep::AttributeCollectionStart
+        ]
+    );
+    assert_eq!(
+        calls.last().unwrap().attributes["displayName"],
+        AttributeValue::String("Grace".into()),
+        "the start connectors see the provider's claims"
+    );
+    assert!(matches!(
+        w.step(&id).await,
+        FlowStep::SignUpAttributes { .. }
+    ));
+}
+
+#[tokio::test]
+async fn attribute_collection_start_blocks_with_a_title() {
+    let w = world(
+        ConnectorSlots {
+            attribute_collection_start: vec!["start".into()],
+            ..ConnectorSlots::default()
+        },
+        false,
+    )
+    .await;
+    let id = local_sign_up_to_password(&w, "closed@example.com").await;
+    w.script.then(StepOutcome::Block {
+        user_message: "Sign-ups are closed this week.".into(),
+        title: Some("Closed".into()),
+    });
+    shows_flow(
+        &w.engine
+            .submit_password(
+                w.open(&id).await,
+                "a long pass phrase 42",
+                "a long pass phrase 42",
+            )
+            .await,
+        &id,
+    );
+    let next = w.engine.show(w.open(&id).await).await;
+    let Next::Blocked {
+        user_message,
+        title,
+        ..
+    } = next
+    else {
+        panic!("expected the block page, got {next:?}");
+    };
+    assert_eq!(user_message, "Sign-ups are closed this week.");
+    assert_eq!(title.as_deref(), Some("Closed"));
+    // A reload shows the same page, title and all.
+    let Next::Blocked { title, .. } = w.engine.show(w.open(&id).await).await else {
+        panic!("expected the block page again");
+    };
+    assert_eq!(title.as_deref(), Some("Closed"));
+}
+
+#[tokio::test]
+async fn an_email_otp_send_connector_delivers_the_code() {
+    let w = world(
+        ConnectorSlots {
+            email_otp_send: vec!["sms-gateway".into()],
+            ..ConnectorSlots::default()
+        },
+        false,
+    )
+    .await;
+    let id = w.start(Some(Prompt::Create)).await;
+    let next = w
+        .engine
+        .submit_email(w.open(&id).await, "otp@example.com", NOBODY)
+        .await;
+    shows_flow(&next, &id);
+    let call = w.script.calls().last().cloned().unwrap();
+    assert_eq!(call.step, ConnectorStep::EmailOtpSend);
+    let (code, request_type) = call.otp.expect("the code went to the connector");
+    assert_eq!(request_type, "signUp");
+    assert!(
+        w.outbox.letters().is_empty(),
+        "Usher's mailer sent nothing: {:?}",
+        w.outbox.letters()
+    );
+    // The code the connector delivered works.
+    shows_flow(
+        &w.engine.submit_code(w.open(&id).await, &code, NOBODY).await,
+        &id,
+    );
+    assert!(matches!(w.step(&id).await, FlowStep::SignUpPassword { .. }));
+}
+
+#[tokio::test]
+async fn a_failed_otp_connector_sends_nothing_unless_it_falls_back() {
+    let w = world(
+        ConnectorSlots {
+            email_otp_send: vec!["sms-gateway".into()],
+            ..ConnectorSlots::default()
+        },
+        false,
+    )
+    .await;
+    let id = w.start(Some(Prompt::Create)).await;
+    w.script.then(StepOutcome::Failed {
+        reference: "call-1".into(),
+    });
+    let next = w
+        .engine
+        .submit_email(w.open(&id).await, "otp@example.com", NOBODY)
+        .await;
+    let Next::Step {
+        feedback, status, ..
+    } = next
+    else {
+        panic!("expected the page with the error, got {next:?}");
+    };
+    assert_eq!(
+        feedback.general,
+        vec!["error.code_not_sent(reference=call-1)".to_owned()]
+    );
+    assert!(matches!(status, Status::Unavailable { .. }));
+    assert!(w.outbox.letters().is_empty(), "no code was sent");
+
+    // With the fallback, Usher's mailer sends the code the connector could not.
+    w.script.then(StepOutcome::FellBack {
+        reference: "call-2".into(),
+    });
+    let next = w.engine.resend_code(w.open(&id).await, NOBODY).await;
+    assert!(
+        matches!(
+            next,
+            Next::Step {
+                status: Status::Ok,
+                ..
+            }
+        ),
+        "{next:?}"
+    );
+    let code = w.outbox.last_code("otp@example.com");
+    shows_flow(
+        &w.engine.submit_code(w.open(&id).await, &code, NOBODY).await,
+        &id,
+    );
+    assert!(matches!(w.step(&id).await, FlowStep::SignUpPassword { .. }));
 }

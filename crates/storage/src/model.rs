@@ -109,7 +109,8 @@ pub struct ConnectorCallRecord {
     pub call_id: String,
     pub connector_id: String,
     pub user_flow_id: String,
-    /// The wire name: `PostFederationSignup`, `PostAttributeCollection`, `PreTokenIssuance`.
+    /// The step's 1.0.0 wire name (`PostFederationSignup`, `AttributeCollectionStart`,
+    /// `PostAttributeCollection`, `PreTokenIssuance`, `EmailOtpSend`).
     pub step: String,
     pub flow_id: String,
     pub attempts: u32,
@@ -121,6 +122,10 @@ pub struct ConnectorCallRecord {
     pub outcome: String,
     /// Why a failed call failed (`timeout`, `connectionRefused`, `http5xx`, …).
     pub failure_reason: Option<String>,
+    /// A failed call of a custom authentication extension: the Entra error code
+    /// (`1003002`, …) Microsoft's sign-in log would show.
+    #[serde(default)]
+    pub error_code: Option<i64>,
     /// Contract warnings (missing `version`, claims for unselected attributes, …).
     pub warnings: Vec<String>,
     /// Only when the operator records bodies; secrets and passwords removed.

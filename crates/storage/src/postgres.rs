@@ -57,6 +57,10 @@ impl PgStore {
             9,
             include_str!("../migrations/postgres/0009_flow_leases.sql"),
         ),
+        (
+            10,
+            include_str!("../migrations/postgres/0010_connector_error_codes.sql"),
+        ),
     ];
 
     /// Opens `postgres://…` (or `postgresql://…`).

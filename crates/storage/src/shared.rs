@@ -427,6 +427,7 @@ macro_rules! impl_store {
                     latency_ms: col(row, "latency_ms")?,
                     outcome: col(row, "outcome")?,
                     failure_reason: col(row, "failure_reason")?,
+                    error_code: col(row, "error_code")?,
                     warnings: from_json(&col::<String>(row, "warnings")?, "warnings")?,
                     request_body: col(row, "request_body")?,
                     response_body: col(row, "response_body")?,

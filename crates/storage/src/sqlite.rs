@@ -54,6 +54,10 @@ impl SqliteStore {
             include_str!("../migrations/sqlite/0008_exact_issuers.sql"),
         ),
         (9, include_str!("../migrations/sqlite/0009_flow_leases.sql")),
+        (
+            10,
+            include_str!("../migrations/sqlite/0010_connector_error_codes.sql"),
+        ),
     ];
 
     /// Opens `sqlite://path` (creating the file and its directory if missing) or

@@ -600,7 +600,7 @@ async fn migrate_twice_is_a_no_op(ctx: Ctx) {
 }
 
 /// Every migration the store has, in order.
-const MIGRATIONS: &[i64] = &[1, 2, 3, 4, 5, 6, 7, 8, 9];
+const MIGRATIONS: &[i64] = &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
 
 async fn concurrent_migrations(ctx: Ctx) {
     // Separate pools, as separate Usher instances starting together would have.
@@ -1213,7 +1213,7 @@ async fn unicode_and_large_values(ctx: Ctx) {
     big.locale = "zh-Hant-TW".into();
     store.insert_flow(&big).await.unwrap();
     assert_eq!(store.flow("flow-🦀").await.unwrap(), Some(big.clone()));
-    big.block("Désolé — 申し訳ありません 🙏".into());
+    big.block("Désolé — 申し訳ありません 🙏".into(), Some("Non".into()));
     store.update_flow(&mut big).await.unwrap();
     assert_eq!(store.flow("flow-🦀").await.unwrap(), Some(big));
 }
@@ -1300,6 +1300,7 @@ fn call(id: &str, connector: &str, outcome: &str, at: DateTime<Utc>) -> Connecto
         latency_ms: 1234,
         outcome: outcome.into(),
         failure_reason: (outcome == "failed").then(|| "http5xx".into()),
+        error_code: (outcome == "failed").then_some(1_003_002),
         warnings: vec!["missing version".into(), "claim x not selected".into()],
         request_body: Some("{\"email\":\"a@example.com\"}".into()),
         response_body: None,

@@ -34,8 +34,8 @@ use usher_domain::identity_provider::{
 };
 use usher_domain::{
     Application, AttributeDefinition, BreakerSettings, CertificateSource, ClientCertificate,
-    ConnectorAuthentication, ConnectorDefinition, DataType, FailurePolicy, Secret, Tenant,
-    UserFlow,
+    ConnectorAuthentication, ConnectorContract, ConnectorDefinition, DataType, FailurePolicy,
+    Secret, Tenant, UserFlow,
 };
 use usher_oidc::crypto::{CryptoError, HmacKey, MasterKey};
 use usher_storage::{TenantObject, TenantObjects};
@@ -202,6 +202,10 @@ struct AttributeDoc {
 #[serde(rename_all = "camelCase")]
 struct ConnectorDoc {
     id: String,
+    /// Left out for 1.0.0 connectors, so documents stored before the field existed
+    /// read the same and compare equal.
+    #[serde(default, skip_serializing_if = "is_api_connector")]
+    contract: ConnectorContract,
     display_name: String,
     target_url: String,
     authentication: AuthenticationDoc,
@@ -237,6 +241,15 @@ enum AuthenticationDoc {
         client_secret: String,
         scope: Option<String>,
     },
+    #[serde(rename = "issuedToken", rename_all = "camelCase")]
+    IssuedToken {
+        resource_id: String,
+        caller_id: String,
+    },
+}
+
+fn is_api_connector(c: &ConnectorContract) -> bool {
+    *c == ConnectorContract::ApiConnector
 }
 
 #[derive(Serialize, Deserialize)]
@@ -449,9 +462,17 @@ pub(crate) fn connector_doc(
             client_secret: hider.text("authentication.clientSecret", client_secret),
             scope: scope.clone(),
         },
+        ConnectorAuthentication::IssuedToken {
+            resource_id,
+            caller_id,
+        } => AuthenticationDoc::IssuedToken {
+            resource_id: resource_id.clone(),
+            caller_id: caller_id.clone(),
+        },
     };
     let stored = ConnectorDoc {
         id: c.id.clone(),
+        contract: c.contract.clone(),
         display_name: c.display_name.clone(),
         target_url: c.target_url.clone(),
         authentication,
@@ -697,9 +718,17 @@ fn connector(doc: ConnectorDoc, opener: &Opener) -> Result<ConnectorDefinition, 
             client_secret: opener.text("authentication.clientSecret", &client_secret)?,
             scope,
         },
+        AuthenticationDoc::IssuedToken {
+            resource_id,
+            caller_id,
+        } => ConnectorAuthentication::IssuedToken {
+            resource_id,
+            caller_id,
+        },
     };
     Ok(ConnectorDefinition {
         id: doc.id,
+        contract: doc.contract,
         display_name: doc.display_name,
         target_url: doc.target_url,
         authentication,

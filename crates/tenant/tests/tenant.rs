@@ -370,6 +370,7 @@ fn signup_flow() -> UserFlow {
             post_federation_signup: vec!["oauth".into()],
             post_attribute_collection: vec!["crm-basic".into(), "apikey".into()],
             pre_token_issuance: vec!["mtls".into()],
+            ..ConnectorSlots::default()
         },
         requires_approval: false,
     }

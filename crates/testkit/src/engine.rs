@@ -48,13 +48,17 @@ impl Messages for Keys {
     }
 }
 
-/// Mail kept in memory: who got which letter.
+/// Mail kept in memory: who got which letter (a letter counts once delivered, not
+/// when written).
 #[derive(Default)]
-pub struct Outbox(Mutex<Vec<(String, Letter)>>);
+pub struct Outbox {
+    delivered: Mutex<Vec<(String, Letter)>>,
+    written: Mutex<Vec<(String, Letter)>>,
+}
 
 impl Outbox {
     pub fn letters(&self) -> Vec<(String, Letter)> {
-        self.0.lock().unwrap().clone()
+        self.delivered.lock().unwrap().clone()
     }
 
     pub fn last_code(&self, to: &str) -> String {
@@ -85,7 +89,7 @@ impl Postman for OutboxPostman {
         _flow_id: Option<&str>,
     ) -> Result<Written, MailFailure> {
         self.0
-             .0
+            .written
             .lock()
             .unwrap()
             .push((to.to_owned(), letter.clone()));
@@ -95,7 +99,12 @@ impl Postman for OutboxPostman {
         })
     }
 
-    async fn deliver(&self, _to: &str, _written: Written) -> Result<(), MailFailure> {
+    async fn deliver(&self, to: &str, _written: Written) -> Result<(), MailFailure> {
+        let mut written = self.0.written.lock().unwrap();
+        if let Some(i) = written.iter().rposition(|(t, _)| t == to) {
+            let letter = written.remove(i);
+            self.0.delivered.lock().unwrap().push(letter);
+        }
         Ok(())
     }
 }
@@ -106,6 +115,11 @@ pub struct Call {
     pub step: ConnectorStep,
     pub attributes: AttributeValues,
     pub run_key: Option<String>,
+    pub client_ip: Option<std::net::IpAddr>,
+    /// The user a token is for (`preTokenIssuance`).
+    pub user_id: Option<String>,
+    /// The code to deliver and its request type (`emailOtpSend`).
+    pub otp: Option<(String, String)>,
 }
 
 /// Connectors that answer what the test scripted, in order, and then continue with
@@ -133,6 +147,11 @@ impl StepConnectors for Script {
             step: request.step,
             attributes: request.attributes.clone(),
             run_key: request.run_key.map(str::to_owned),
+            client_ip: request.client_ip,
+            user_id: request.user.map(|u| u.id.clone()),
+            otp: request
+                .otp
+                .map(|o| (o.code.to_owned(), o.request_type.to_owned())),
         });
         self.outcomes
             .lock()
@@ -348,6 +367,10 @@ pub fn request(prompt: Option<Prompt>) -> AuthorizationRequest {
 }
 
 pub const NOBODY: ClientAddress = ClientAddress(None);
+/// The address the person's requests come from in [`World::open`].
+pub const PERSON: ClientAddress = ClientAddress(Some(std::net::IpAddr::V4(
+    std::net::Ipv4Addr::new(203, 0, 113, 7),
+)));
 
 impl World {
     pub async fn start(&self, prompt: Option<Prompt>) -> String {
@@ -369,7 +392,10 @@ impl World {
     }
 
     pub async fn open(&self, flow_id: &str) -> Loaded {
-        self.engine.open(flow_id, Some(BROWSER)).await.unwrap()
+        self.engine
+            .open(flow_id, Some(BROWSER), PERSON)
+            .await
+            .unwrap()
     }
 
     pub async fn step(&self, flow_id: &str) -> FlowStep {

@@ -1460,7 +1460,7 @@ async fn user_flows_attributes_and_their_page_are_managed(backend: Backend) {
     assert_eq!(configuration["postAttributeCollection"]["id"], "second");
     assert_eq!(
         configuration["usherConnectors"],
-        json!({"postFederationSignup": ["first"], "postAttributeCollection": ["second", "first"], "preTokenIssuance": ["second"]})
+        json!({"postFederationSignup": ["first"], "attributeCollectionStart": [], "postAttributeCollection": ["second", "first"], "preTokenIssuance": ["second"], "emailOtpSend": []})
     );
     let plain = admin
         .get(&format!("{partner}/apiConnectorConfiguration"))

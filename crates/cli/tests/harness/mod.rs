@@ -6,6 +6,7 @@
 use std::{path::PathBuf, sync::Arc};
 
 pub mod api;
+pub mod extension_api;
 pub mod mtls;
 pub mod webdriver;
 
@@ -609,9 +610,12 @@ impl Browser {
         let status = r.status();
         let headers = r.headers().clone();
         let body = r.text().await.unwrap_or_default();
-        // 502 is the page for a failed connector call, the customer's API's fault.
+        // 502 is the page for a failed connector call, the customer's API's fault;
+        // 503 the page that asks to try again (a code that could not be sent).
         assert!(
-            status.as_u16() < 500 || status == StatusCode::BAD_GATEWAY,
+            status.as_u16() < 500
+                || status == StatusCode::BAD_GATEWAY
+                || status == StatusCode::SERVICE_UNAVAILABLE,
             "server error {status}: {body}"
         );
         Page {

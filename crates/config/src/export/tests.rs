@@ -198,6 +198,7 @@ fn rich() -> Config {
             post_federation_signup: vec!["fraud-check".into()],
             post_attribute_collection: Vec::new(),
             pre_token_issuance: vec!["quiet".into(), "enrich-token".into(), "plain-token".into()],
+            ..ConnectorSlots::default()
         },
         requires_approval: false,
     });

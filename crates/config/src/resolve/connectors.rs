@@ -11,7 +11,7 @@ use base64::{engine::general_purpose::STANDARD, Engine as _};
 use usher_domain::rules::TargetPolicy;
 use usher_domain::{
     connector_limits as limits, BreakerSettings, CertificateSource, ClientCertificate,
-    ConnectorAuthentication, ConnectorDefinition, ConnectorField,
+    ConnectorAuthentication, ConnectorContract, ConnectorDefinition, ConnectorField, ConnectorStep,
 };
 
 use super::{Resolver, MAX_LABEL};
@@ -25,8 +25,9 @@ use crate::{
     settings::ConnectorSettings,
 };
 
-/// Connector ids declared in the file: lower-cased (ids ignore case) → as written.
-pub(crate) type Declared = HashMap<String, String>;
+/// Connector ids declared in the file: lower-cased (ids ignore case) → as written,
+/// with the contract it speaks when the rest of the connector is right.
+pub(crate) type Declared = HashMap<String, (String, Option<ConnectorContract>)>;
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
@@ -112,7 +113,7 @@ impl Resolver<'_> {
                         None
                     } else {
                         first_at.insert(key.clone(), v.loc.clone());
-                        declared.insert(key, v.value.clone());
+                        declared.insert(key, (v.value.clone(), None));
                         valid.then(|| v.value.clone())
                     }
                 }
@@ -122,6 +123,9 @@ impl Resolver<'_> {
                 }
             };
             if let Some(connector) = self.connector(c, id, settings.target_policy()) {
+                if let Some(entry) = declared.get_mut(&connector.id.to_ascii_lowercase()) {
+                    entry.1 = Some(connector.contract.clone());
+                }
                 connectors.push(connector);
             }
         }
@@ -157,7 +161,13 @@ impl Resolver<'_> {
             }
         };
 
-        let defaults = ConnectorDefinition::new("", "");
+        let contract = self.contract(c);
+        let defaults = match &contract {
+            ConnectorContract::ApiConnector => ConnectorDefinition::new("", ""),
+            ConnectorContract::CustomAuthenticationExtension { .. } => {
+                ConnectorDefinition::extension("", "", "")
+            }
+        };
         let call = self.call_limits(c, &defaults);
         let failure_policy = c
             .failure_policy
@@ -176,6 +186,7 @@ impl Resolver<'_> {
 
         let (id, target_url, authentication) = (id?, target_url?, authentication?);
         let mut connector = ConnectorDefinition::new(id, target_url);
+        connector.contract = contract;
         if let Some(name) = display_name {
             connector.display_name = name;
         }
@@ -192,21 +203,53 @@ impl Resolver<'_> {
         Some(connector)
     }
 
+    /// `contract` and, for an extension, `claims_for_token`.
+    fn contract(&mut self, c: &RawConnector) -> ConnectorContract {
+        let extension = c
+            .contract
+            .as_ref()
+            .and_then(|v| self.check(v, |s| rules::parse_contract(s)))
+            .unwrap_or(false);
+        if !extension {
+            if let Some(v) = &c.claims_for_token {
+                self.err(
+                    v.loc.clone(),
+                    "belongs to custom authentication extensions (contract = \"custom-authentication-extension\"); a 1.0.0 connector's claims are those it answers",
+                );
+            }
+            return ConnectorContract::ApiConnector;
+        }
+        let mut claims_for_token: Vec<String> = Vec::new();
+        for v in c.claims_for_token.iter().flat_map(|l| &l.value) {
+            if claims_for_token.contains(&v.value) {
+                self.err(v.loc.clone(), format!("{} is listed twice", v.value));
+            } else {
+                claims_for_token.push(v.value.clone());
+            }
+        }
+        ConnectorContract::CustomAuthenticationExtension { claims_for_token }
+    }
+
     /// How long a connector's calls may take: each attempt, how many retries, and the
     /// budget for them all, which must leave room for at least one whole attempt.
     fn call_limits(&mut self, c: &RawConnector, defaults: &ConnectorDefinition) -> CallLimits {
+        let (timeout_range, retries_range) = if defaults.contract.is_extension() {
+            (limits::extension::TIMEOUT_MS, limits::extension::RETRIES)
+        } else {
+            (limits::TIMEOUT_MS, limits::RETRIES)
+        };
         let timeout: u64 = self.number(
             &c.timeout_ms,
             millis(defaults.timeout),
-            limits::lo(&limits::TIMEOUT_MS),
-            limits::hi(&limits::TIMEOUT_MS),
+            limits::lo(&timeout_range),
+            limits::hi(&timeout_range),
             " ms",
         );
         let retries: u32 = self.number(
             &c.retries,
             defaults.retries,
-            limits::lo(&limits::RETRIES),
-            limits::hi(&limits::RETRIES),
+            limits::lo(&retries_range),
+            limits::hi(&retries_range),
             "",
         );
         let budget: u64 = self.number(
@@ -266,6 +309,9 @@ impl Resolver<'_> {
                     ConnectorField::BreakerFailureThreshold => "breaker.failure_threshold",
                     ConnectorField::BreakerOpenSeconds => "breaker.open_seconds",
                     ConnectorField::ClientCertificates => "authentication",
+                    ConnectorField::ResourceId => "authentication.resource_id",
+                    ConnectorField::CallerId => "authentication.caller_id",
+                    ConnectorField::ClaimsForToken => "claims_for_token",
                 };
                 self.err(c.place.key(key), e.message);
             }
@@ -480,6 +526,27 @@ impl Resolver<'_> {
                     certificates: certificates.into_iter().collect::<Option<_>>()?,
                 })
             }
+            "issuedToken" => {
+                let resource_id = self.required(&a.resource_id, a, "resource_id", kind, |s| {
+                    rules::check_resource_id(s)
+                });
+                let caller_id = match &a.caller_id {
+                    Some(v) => self
+                        .check(v, |s| {
+                            if s.is_empty() || s.len() > 128 {
+                                Err("must be 1 to 128 characters".to_owned())
+                            } else {
+                                Ok(())
+                            }
+                        })
+                        .map(|()| v.value.clone()),
+                    None => Some(usher_domain::ENTRA_EXTENSION_CALLER_ID.to_owned()),
+                };
+                Some(ConnectorAuthentication::IssuedToken {
+                    resource_id: resource_id?,
+                    caller_id: caller_id?,
+                })
+            }
             _ => Some(ConnectorAuthentication::None),
         }
     }
@@ -646,6 +713,7 @@ impl Resolver<'_> {
         &mut self,
         list: &Option<List>,
         declared: &Declared,
+        step: ConnectorStep,
     ) -> Vec<String> {
         let mut ids: Vec<String> = Vec::new();
         for v in list.iter().flat_map(|l| &l.value) {
@@ -657,10 +725,21 @@ impl Resolver<'_> {
                         v.value
                     ),
                 ),
-                Some(id) if ids.contains(id) => {
+                Some((id, _)) if ids.contains(id) => {
                     self.err(v.loc.clone(), format!("{id} is listed twice in this slot"));
                 }
-                Some(id) => ids.push(id.clone()),
+                Some((id, Some(contract))) if !contract.serves(step) => {
+                    self.err(v.loc.clone(), rules::slot_refusal(id, contract, step));
+                }
+                Some((id, _)) => ids.push(id.clone()),
+            }
+        }
+        if step == ConnectorStep::EmailOtpSend && ids.len() > 1 {
+            if let Some(list) = list {
+                self.err(
+                    list.loc.clone(),
+                    "one connector at most: it delivers the code, and a code is sent once",
+                );
             }
         }
         ids

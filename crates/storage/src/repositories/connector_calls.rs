@@ -11,8 +11,8 @@ macro_rules! impl_connector_calls {
                 ::sqlx::query(
                     "INSERT INTO connector_calls (call_id, connector_id, user_flow_id, step, \
                      flow_id, attempts, http_status, latency_ms, outcome, failure_reason, \
-                     warnings, request_body, response_body, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                     warnings, request_body, response_body, created_at, error_code) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
                 )
                 .bind(&r.call_id)
                 .bind(&r.connector_id)
@@ -28,6 +28,7 @@ macro_rules! impl_connector_calls {
                 .bind(&r.request_body)
                 .bind(&r.response_body)
                 .bind(millis(r.created_at))
+                .bind(r.error_code)
                 .execute(&self.pool)
                 .await
                 .map_err(insert_error)?;

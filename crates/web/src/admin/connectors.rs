@@ -315,7 +315,10 @@ fn check(state: &AppState, c: &ConnectorDefinition) -> ApiResult<()> {
             ConnectorField::Budget => "usherBudgetMs",
             ConnectorField::BreakerFailureThreshold => "usherBreaker.failureThreshold",
             ConnectorField::BreakerOpenSeconds => "usherBreaker.openSeconds",
-            ConnectorField::ClientCertificates => "authenticationConfiguration",
+            ConnectorField::ClientCertificates
+            | ConnectorField::ResourceId
+            | ConnectorField::CallerId => "authenticationConfiguration",
+            ConnectorField::ClaimsForToken => "usherClaimsForToken",
         };
         ApiError::invalid_property(property, RESOURCE, e.message)
     })
@@ -651,6 +654,14 @@ pub async fn to_json(state: &AppState, c: &ConnectorDefinition) -> Value {
             });
             Value::Null
         }
+        ConnectorAuthentication::IssuedToken {
+            resource_id,
+            caller_id,
+        } => json!({
+            "@odata.type": "#microsoft.graph.azureAdTokenAuthentication",
+            "resourceId": resource_id,
+            "usherCallerId": caller_id,
+        }),
     };
     json!({
         "id": c.id,
@@ -673,6 +684,7 @@ pub async fn to_json(state: &AppState, c: &ConnectorDefinition) -> Value {
             "openSeconds": c.breaker.open_for.as_secs(),
         },
         "usherExtraRootCertificates": c.extra_root_certificates,
+        "usherContract": c.contract.name(),
     })
 }
 

@@ -462,6 +462,8 @@ async fn remove_provider(
     Ok(no_content())
 }
 
+/// The steps Graph's `userFlowApiConnectorConfiguration` has; `usherConnectors`
+/// lists every step ([`ConnectorStep::ALL`]).
 const STEPS: [ConnectorStep; 3] = [
     ConnectorStep::PostFederationSignup,
     ConnectorStep::PostAttributeCollection,
@@ -469,11 +471,7 @@ const STEPS: [ConnectorStep; 3] = [
 ];
 
 fn slot(slots: &mut ConnectorSlots, step: ConnectorStep) -> &mut Vec<String> {
-    match step {
-        ConnectorStep::PostFederationSignup => &mut slots.post_federation_signup,
-        ConnectorStep::PostAttributeCollection => &mut slots.post_attribute_collection,
-        ConnectorStep::PreTokenIssuance => &mut slots.pre_token_issuance,
-    }
+    slots.at_mut(step)
 }
 
 /// The connector an `@odata.id` names, as it is spelt; `None` for `{}`.
@@ -520,9 +518,9 @@ async fn get_configuration(
         )),
     );
     let mut lists = Map::new();
-    for step in STEPS {
+    for step in ConnectorStep::ALL {
         let ids = slot(&mut flow.connectors, step).clone();
-        if options.expands(step.slot_name()) {
+        if STEPS.contains(&step) && options.expands(step.slot_name()) {
             // Graph's one connector per step: the first of Usher's list.
             let first = match ids.first().and_then(|c| snapshot.connector(c)) {
                 Some(c) => connectors::to_json(&state, c).await,
@@ -545,7 +543,7 @@ async fn update_configuration(
     let snapshot = state.tenants.current().await?;
     let mut flow = find(&snapshot.tenant, &id)?;
     if let Some(mut lists) = body.object("usherConnectors")? {
-        for step in STEPS {
+        for step in ConnectorStep::ALL {
             let Some(ids) = lists.strings(step.slot_name())? else {
                 continue;
             };

@@ -47,6 +47,7 @@ pub fn authentication(state: &AppState, locale: &str, c: &ConnectorDefinition) -
         ConnectorAuthentication::ClientCertificate { .. } => "console.auth.certificate",
         ConnectorAuthentication::ApiKey { .. } => "console.auth.api_key",
         ConnectorAuthentication::OAuthClientCredentials { .. } => "console.auth.oauth",
+        ConnectorAuthentication::IssuedToken { .. } => "console.auth.issued_token",
     };
     msg(state, locale, key)
 }
@@ -187,6 +188,7 @@ mod tests {
             latency_ms,
             outcome: outcome.into(),
             failure_reason: None,
+            error_code: None,
             warnings: Vec::new(),
             request_body: None,
             response_body: None,
@@ -228,6 +230,7 @@ mod tests {
     fn calls_the_breaker_refused_are_left_out_of_the_percentiles() {
         let refused = || ConnectorCallRecord {
             failure_reason: Some("circuitOpen".into()),
+            error_code: None,
             attempts: 0,
             ..record("failed", 0)
         };

@@ -13,6 +13,7 @@ use axum::{
     extract::{RawQuery, State},
     http::{header, HeaderMap},
     response::Response,
+    Extension,
 };
 use chrono::Duration;
 use usher_domain::{Application, AuthorizationRequest, Prompt, UserFlow};
@@ -25,6 +26,7 @@ use crate::{
     cookies,
     pages::{error_page, request_locale, respond, see_other, PageError},
     state::AppState,
+    throttle::ClientAddress,
 };
 
 /// Upper bounds on parameter sizes: generous for real clients, small enough that a
@@ -37,14 +39,26 @@ const MAX_SCOPE: usize = 1024;
 
 pub async fn get(
     State(state): State<AppState>,
+    Extension(client): Extension<ClientAddress>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    authorize(&state, &headers, query.as_deref().unwrap_or("").as_bytes()).await
+    authorize(
+        &state,
+        &headers,
+        query.as_deref().unwrap_or("").as_bytes(),
+        client,
+    )
+    .await
 }
 
-pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    authorize(&state, &headers, &body).await
+pub async fn post(
+    State(state): State<AppState>,
+    Extension(client): Extension<ClientAddress>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    authorize(&state, &headers, &body, client).await
 }
 
 /// Why a request is refused, to be sent back to the client.
@@ -82,7 +96,12 @@ impl BackToClient<'_> {
     }
 }
 
-async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Response {
+async fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    raw: &[u8],
+    client: ClientAddress,
+) -> Response {
     let (params, duplicate) = parse_params(raw);
     let locale = request_locale(headers, params.get("ui_locales").map(String::as_str));
     let (app, redirect_uri) = match verified_client(state, locale, &params) {
@@ -117,8 +136,15 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Respons
         Err(r) => return r,
     };
     if let Some(session) = session.filter(|_| matches!(request.prompt, None | Some(Prompt::None))) {
-        if let Some(answer) =
-            answer_from_session(state, locale, &request, &user_flow, &app, &session).await
+        if let Some(answer) = answer_from_session(
+            state,
+            locale,
+            &request,
+            (&user_flow, &app),
+            &session,
+            client,
+        )
+        .await
         {
             return answer;
         }
@@ -259,9 +285,9 @@ async fn answer_from_session(
     state: &AppState,
     locale: &str,
     request: &AuthorizationRequest,
-    user_flow: &UserFlow,
-    app: &Application,
+    (user_flow, app): (&UserFlow, &Application),
     session: &BrowserSession,
+    client: ClientAddress,
 ) -> Option<Response> {
     match state.store.user_by_id(&session.user_id).await {
         Ok(Some(user)) if user.account_enabled => {
@@ -277,6 +303,7 @@ async fn answer_from_session(
                     session_id: Some(&session.id_hash),
                     flow_id: &flow_id,
                     locale,
+                    client,
                 })
                 .await;
             Some(respond(state, next))

@@ -696,6 +696,11 @@ where
             .await
             .map_err(IntoResponse::into_response)?;
         let headers = parts.headers.clone();
+        let client = parts
+            .extensions
+            .get::<crate::throttle::ClientAddress>()
+            .copied()
+            .unwrap_or_default();
         let body = Bytes::from_request(Request::from_parts(parts, body), state)
             .await
             .map_err(IntoResponse::into_response)?;
@@ -708,6 +713,7 @@ where
             .open_form(
                 &id,
                 browser(&headers),
+                client,
                 &csrf.csrf,
                 request_locale(&headers, None),
             )
@@ -761,7 +767,8 @@ pub fn respond(state: &AppState, next: Next) -> Response {
         Next::Blocked {
             loaded,
             user_message,
-        } => show::blocked_page(state, &loaded, &user_message),
+            title,
+        } => show::blocked_page(state, &loaded, &user_message, title.as_deref()),
         Next::Pending { loaded } => show::pending_page(state, &loaded),
         Next::Working { loaded } => show::working_page(state, &loaded),
         Next::Failure { locale, failure } => error_page(state, &locale, failure),

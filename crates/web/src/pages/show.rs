@@ -14,9 +14,10 @@ use crate::state::AppState;
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    axum::Extension(client): axum::Extension<crate::throttle::ClientAddress>,
     headers: HeaderMap,
 ) -> Response {
-    match state.engine.open(&id, browser(&headers)).await {
+    match state.engine.open(&id, browser(&headers), client).await {
         Ok(loaded) => {
             let next = state.engine.show(loaded).await;
             respond(&state, next)
@@ -85,10 +86,18 @@ pub fn pending_page(state: &AppState, loaded: &Loaded) -> Response {
 
 /// The page shown when a connector blocks the sign-up. `user_message` is the API's
 /// text, escaped by the template like all text.
-pub fn blocked_page(state: &AppState, loaded: &Loaded, user_message: &str) -> Response {
+/// The block page: the connector's message (a generic one when it gave none)
+/// under its title, if it gave one.
+pub fn blocked_page(
+    state: &AppState,
+    loaded: &Loaded,
+    user_message: &str,
+    title: Option<&str>,
+) -> Response {
     #[derive(Serialize)]
     struct Ctx<'a> {
         title_key: &'static str,
+        heading: Option<&'a str>,
         errors: Vec<SummaryError>,
         notice: Option<String>,
         user_message: &'a str,
@@ -97,6 +106,7 @@ pub fn blocked_page(state: &AppState, loaded: &Loaded, user_message: &str) -> Re
     }
     let ctx = Ctx {
         title_key: "blocked.title",
+        heading: title,
         errors: Vec::new(),
         notice: None,
         user_message,

@@ -12,6 +12,7 @@ use crate::state::AppState;
 
 pub async fn callback(
     State(state): State<AppState>,
+    axum::Extension(client): axum::Extension<crate::throttle::ClientAddress>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -21,7 +22,12 @@ pub async fn callback(
             .collect();
     let next = state
         .engine
-        .federation_callback(&params, browser(&headers), request_locale(&headers, None))
+        .federation_callback(
+            &params,
+            browser(&headers),
+            client,
+            request_locale(&headers, None),
+        )
         .await;
     respond(&state, next)
 }
