@@ -3754,3 +3754,97 @@ fn extra_root_certificates_per_connector_and_for_all() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A custom authentication extension `x` on api.contoso.com with `fields` added.
+fn extension_toml(fields: &str) -> String {
+    format!(
+        "[[connectors]]\nid = \"x\"\ncontract = \"custom-authentication-extension\"\ntarget_url = \"https://api.contoso.com/x\"\n{fields}[connectors.authentication]\ntype = \"issuedToken\"\nresource_id = \"api://api.contoso.com/4f1b7d6e\"\n"
+    )
+}
+
+#[test]
+fn extensions_have_their_contracts_defaults_and_limits() {
+    let config = load_str(&extension_toml("claims_for_token = [\"tier\"]\n"), &[]).unwrap();
+    let c = &config.connectors[0];
+    assert_eq!(
+        c.contract,
+        usher_domain::ConnectorContract::CustomAuthenticationExtension {
+            claims_for_token: vec!["tier".into()]
+        }
+    );
+    assert_eq!(c.timeout, std::time::Duration::from_millis(1000));
+    assert_eq!(c.retries, 1);
+    assert_eq!(c.budget, std::time::Duration::from_millis(2000));
+    assert_eq!(
+        c.authentication,
+        ConnectorAuthentication::IssuedToken {
+            resource_id: "api://api.contoso.com/4f1b7d6e".into(),
+            caller_id: usher_domain::ENTRA_EXTENSION_CALLER_ID.into(),
+        }
+    );
+    assert_error(
+        &extension_toml("timeout_ms = 5000\n"),
+        "connectors[0].timeout_ms",
+        "200",
+    );
+    assert_error(
+        &extension_toml("retries = 2\n"),
+        "connectors[0].retries",
+        "1",
+    );
+    assert_error(
+        &connector("contract = \"v2\"\n"),
+        "connectors[0].contract",
+        "custom-authentication-extension",
+    );
+    assert_error(
+        &connector("claims_for_token = [\"a\"]\n"),
+        "connectors[0].claims_for_token",
+        "belongs to custom authentication extensions",
+    );
+    assert_error(
+        &authentication("type = \"issuedToken\"\nresource_id = \"https://api.contoso.com\"\n"),
+        "connectors[0].authentication.resource_id",
+        "api://",
+    );
+    assert_error(
+        &authentication("type = \"issuedToken\"\nresource_id = \"api://elsewhere.example/a\"\n"),
+        "connectors[0].authentication.resource_id",
+        "another host",
+    );
+}
+
+#[test]
+fn each_contract_serves_only_its_steps() {
+    let flow = |slots: &str| {
+        format!(
+            "{}{}[[user_flows]]\nid = \"a\"\nidentity_providers = [\"EmailPassword-OAUTH\"]\n[user_flows.connectors]\n{slots}",
+            extension_toml(""),
+            declare(&["old", "old2"])
+        )
+    };
+    let config = load_str(
+        &flow("attribute_collection_start = [\"old\", \"x\"]\nemail_otp_send = [\"x\"]\npre_token_issuance = [\"old\", \"x\"]\n"),
+        &[],
+    )
+    .unwrap();
+    let slots = &config.tenant.user_flows[0].connectors;
+    assert_eq!(slots.attribute_collection_start, ["old", "x"]);
+    assert_eq!(slots.email_otp_send, ["x"]);
+    assert_error(
+        &flow("post_federation_signup = [\"x\"]\n"),
+        "user_flows[0].connectors.post_federation_signup[0]",
+        "no event at post_federation_signup",
+    );
+    assert_error(
+        &flow("email_otp_send = [\"old\"]\n"),
+        "user_flows[0].connectors.email_otp_send[0]",
+        "cannot deliver codes",
+    );
+    let second = extension_toml("").replace("id = \"x\"", "id = \"y\"");
+    assert_error(
+        &format!("{second}{}", flow("email_otp_send = [\"x\", \"y\"]\n")),
+        "user_flows[0].connectors.email_otp_send",
+        "one connector at most",
+    );
+}

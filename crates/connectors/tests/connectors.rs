@@ -2074,3 +2074,257 @@ async fn probe_shows_the_masked_request_the_answer_and_its_reading() {
     assert_eq!(report.attempts, 0);
     assert_eq!(server.hits(), 2);
 }
+
+// ---------------------------------------------------------------------------------
+// Custom authentication extensions (Entra External ID's contract)
+// ---------------------------------------------------------------------------------
+
+/// Stands in for Usher's token keys (signatures are checked against a real JWKS in
+/// the end-to-end tests): a JWT whose payload is the claims.
+struct TestSigner {
+    signed: AtomicUsize,
+}
+
+#[async_trait]
+impl usher_connectors::TokenSigner for TestSigner {
+    fn issuer(&self) -> &str {
+        "https://id.example"
+    }
+
+    async fn sign(&self, claims: &Value) -> Result<String, String> {
+        self.signed.fetch_add(1, Ordering::SeqCst);
+        let part =
+            |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        Ok(format!(
+            "{}.{}.c2ln",
+            part(&json!({"alg": "ES256", "typ": "JWT"})),
+            part(claims)
+        ))
+    }
+}
+
+fn extension_connector(id: &str, server: &Server) -> ConnectorDefinition {
+    ConnectorDefinition::extension(id, server.url(), format!("api://{}/app-1", server.addr))
+}
+
+fn extension_harness(definitions: Vec<ConnectorDefinition>) -> (Harness, Arc<TestSigner>) {
+    let signer = Arc::new(TestSigner {
+        signed: AtomicUsize::new(0),
+    });
+    let calls = Arc::new(MemoryCalls::default());
+    let clock = MockClock::default();
+    let metrics = Arc::new(Metrics::new());
+    let runner = ConnectorRunner::with_signer(
+        definitions,
+        Arc::new(tenant()),
+        calls.clone(),
+        Arc::new(clock.clone()),
+        RunnerSettings {
+            issuer: "https://id.example".into(),
+            ..settings()
+        },
+        metrics.clone(),
+        signer.clone(),
+    );
+    (
+        Harness {
+            runner,
+            calls,
+            clock,
+            metrics,
+        },
+        signer,
+    )
+}
+
+fn submit_action(action: Value) -> Reply {
+    Reply::json(
+        200,
+        json!({"data": {"@odata.type": "microsoft.graph.onAttributeCollectionSubmitResponseData",
+                        "actions": [action]}}),
+    )
+}
+
+#[tokio::test]
+async fn each_way_an_extension_fails_is_recorded_with_its_entra_code() {
+    let ok = || {
+        submit_action(
+            json!({"@odata.type": "microsoft.graph.attributeCollectionSubmit.continueWithDefaultBehavior"}),
+        )
+    };
+    let cases: Vec<(u32, ReplyFn)> = vec![
+        (1_003_002, Arc::new(|| Reply::json(404, json!({})))),
+        (1_003_002, Arc::new(|| Reply::json(500, json!({})))),
+        (
+            1_003_003,
+            Arc::new(|| Reply::raw(200, "{oops").header("content-type", "application/json")),
+        ),
+        (1_003_004, Arc::new(|| Reply::json(429, json!({})))),
+        (
+            1_003_006,
+            Arc::new(move || Reply::raw(200, ok().body).header("content-type", "text/html")),
+        ),
+        (
+            1_003_010,
+            Arc::new(|| Reply::json(200, json!({"data": {"actions": []}}))),
+        ),
+        (
+            1_003_012,
+            Arc::new(|| {
+                submit_action(
+                    json!({"@odata.type": "microsoft.graph.attributeCollectionStart.setPrefillValues", "inputs": {}}),
+                )
+            }),
+        ),
+        (
+            1_003_024,
+            Arc::new(|| {
+                Reply::raw(200, vec![b' '; usher_connectors::MAX_BODY_BYTES + 10])
+                    .header("content-type", "application/json")
+            }),
+        ),
+    ];
+    for (code, reply) in cases {
+        let server = serve_reply(move || reply()).await;
+        let (h, signer) = extension_harness(vec![extension_connector("x", &server)]);
+        let reason = h.failure(PAC, "x").await;
+        let record = h.last();
+        assert_eq!(
+            record.error_code,
+            Some(i64::from(code)),
+            "{reason}: {record:?}"
+        );
+        assert!(signer.signed.load(Ordering::SeqCst) >= 1);
+    }
+
+    // Timed out: 1003005 (the contract's one retry, then no more time).
+    let server =
+        serve_reply(|| Reply::json(200, json!({})).after(Duration::from_millis(900))).await;
+    let mut slow = extension_connector("slow", &server);
+    slow.timeout = Duration::from_millis(200);
+    slow.budget = Duration::from_millis(400);
+    let (h, _) = extension_harness(vec![slow]);
+    h.failure(PAC, "slow").await;
+    assert_eq!(h.last().error_code, Some(1_003_005));
+
+    // Nobody listening: a connection error, 1003027.
+    let (listener, _) = usher_testkit::net::bind().await;
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let (h, _) = extension_harness(vec![ConnectorDefinition::extension(
+        "gone",
+        format!("http://{addr}/api"),
+        format!("api://{addr}/app-1"),
+    )]);
+    h.failure(PAC, "gone").await;
+    assert_eq!(h.last().error_code, Some(1_003_027));
+
+    // A resource id for another host: refused before any call, 1003020.
+    let server = serve_reply(ok).await;
+    let mut elsewhere = extension_connector("elsewhere", &server);
+    elsewhere.authentication = ConnectorAuthentication::IssuedToken {
+        resource_id: "api://other.example/app-1".into(),
+        caller_id: usher_domain::ENTRA_EXTENSION_CALLER_ID.into(),
+    };
+    let (h, _) = extension_harness(vec![elsewhere]);
+    h.failure(PAC, "elsewhere").await;
+    assert_eq!(h.last().error_code, Some(1_003_020));
+    assert_eq!(server.hits(), 0);
+
+    // Plain http without the operator's permission: 1003014.
+    let server = serve_reply(ok).await;
+    let calls = MemoryCalls::default();
+    let strict = harness_with(
+        vec![extension_connector("plain", &server)],
+        RunnerSettings::default(),
+        calls,
+    );
+    strict.failure(PAC, "plain").await;
+    assert_eq!(strict.last().error_code, Some(1_003_014));
+
+    // A 1.0.0 connector's failures carry no Entra code.
+    let server = serve_reply(|| Reply::json(500, json!({}))).await;
+    let h = harness(vec![connector("old", &server.url())]);
+    h.failure(PAC, "old").await;
+    assert_eq!(h.last().error_code, None);
+}
+
+#[tokio::test]
+async fn an_extension_gets_its_envelope_and_an_issued_token_reused_while_fresh() {
+    let server = serve(|_, _| {
+        submit_action(
+            json!({"@odata.type": "microsoft.graph.attributeCollectionSubmit.modifyAttributeValues",
+                             "attributes": {"displayName": "From the API"}}),
+        )
+    })
+    .await;
+    let (h, signer) = extension_harness(vec![extension_connector("x", &server)]);
+    for _ in 0..2 {
+        let StepOutcome::Continue { attributes, .. } = h.run(PAC, &["x"]).await else {
+            panic!("expected Continue");
+        };
+        assert_eq!(
+            attributes["displayName"],
+            AttributeValue::String("From the API".into())
+        );
+    }
+    assert_eq!(
+        signer.signed.load(Ordering::SeqCst),
+        1,
+        "one token for both calls"
+    );
+    let seen = server.seen();
+    let bearer = seen[0]
+        .header("authorization")
+        .unwrap()
+        .strip_prefix("Bearer ")
+        .unwrap();
+    let claims = usher_testkit::oauth::payload(bearer);
+    assert_eq!(claims["aud"], format!("api://{}/app-1", server.addr));
+    assert_eq!(claims["azp"], usher_domain::ENTRA_EXTENSION_CALLER_ID);
+    assert_eq!(claims["iss"], "https://id.example");
+    assert_eq!(
+        seen[1].header("authorization"),
+        seen[0].header("authorization")
+    );
+    let body = seen[0].json();
+    assert_eq!(
+        body["type"],
+        "microsoft.graph.authenticationEvent.attributeCollectionSubmit"
+    );
+    assert_eq!(
+        body["data"]["authenticationContext"]["correlationId"],
+        h.records()[0].call_id
+    );
+    // Past its refresh time, a new one.
+    h.clock.advance(chrono::Duration::minutes(10));
+    h.run(PAC, &["x"]).await;
+    assert_eq!(signer.signed.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_1_0_0_connector_at_attribute_collection_start_prefills() {
+    let server = serve(|_, _| continue_with(json!({"displayName": "Prefilled"}))).await;
+    let h = harness(vec![connector("c", &server.url())]);
+    let StepOutcome::Continue { attributes, .. } =
+        h.run(ConnectorStep::AttributeCollectionStart, &["c"]).await
+    else {
+        panic!("expected Continue");
+    };
+    assert_eq!(
+        attributes["displayName"],
+        AttributeValue::String("Prefilled".into())
+    );
+    assert_eq!(server.seen()[0].json()["step"], "AttributeCollectionStart");
+    // A ValidationError has no page to show yet.
+    let server = serve(|_, _| {
+        Reply::json(400, json!({"version": "1.0.0", "status": 400, "action": "ValidationError", "userMessage": "x"}))
+    })
+    .await;
+    let h = harness(vec![connector("c", &server.url())]);
+    assert_eq!(
+        h.failure(ConnectorStep::AttributeCollectionStart, "c")
+            .await,
+        "validationErrorNotAllowed"
+    );
+}

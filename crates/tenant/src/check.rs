@@ -8,7 +8,7 @@
 //! this is the backstop that none can get around.
 
 use usher_domain::user_flow::{EMAIL_OTP_PROVIDER, EMAIL_PASSWORD_PROVIDER};
-use usher_domain::{Application, UserFlow};
+use usher_domain::{Application, ConnectorStep, UserFlow};
 
 use crate::{document, TenantError, TenantSnapshot};
 
@@ -77,19 +77,34 @@ impl TenantSnapshot {
                 format!("its identity provider {p:?} does not exist"),
             ));
         }
-        let slots = &flow.connectors;
-        if let Some(c) = slots
-            .post_federation_signup
-            .iter()
-            .chain(&slots.post_attribute_collection)
-            .chain(&slots.pre_token_issuance)
-            .find(|c| self.connector(c).is_none())
-        {
-            return Err(invalid(
-                document::USER_FLOW,
-                &flow.id,
-                format!("its API connector {c:?} does not exist"),
-            ));
+        for (step, ids) in flow.connectors.iter() {
+            for id in ids {
+                let Some(c) = self.connector(id) else {
+                    return Err(invalid(
+                        document::USER_FLOW,
+                        &flow.id,
+                        format!("its API connector {id:?} does not exist"),
+                    ));
+                };
+                if !c.contract.serves(step) {
+                    return Err(invalid(
+                        document::USER_FLOW,
+                        &flow.id,
+                        format!(
+                            "its connector {id:?} speaks the {} contract, which has no call at {}",
+                            c.contract.name(),
+                            step.slot_name()
+                        ),
+                    ));
+                }
+            }
+            if step == ConnectorStep::EmailOtpSend && ids.len() > 1 {
+                return Err(invalid(
+                    document::USER_FLOW,
+                    &flow.id,
+                    "emailOtpSend takes one connector at most: a code is sent once".into(),
+                ));
+            }
         }
         if let Some(a) = flow
             .attributes

@@ -874,6 +874,29 @@ mod tests {
     }
 
     #[test]
+    fn extensions_round_trip_and_1_0_0_documents_are_unchanged() {
+        let master = MasterKey::generate();
+        let plain = ConnectorDefinition::new("c", "https://api.example/c");
+        let doc = connector_doc(&plain, &SecretMode::Seal(&master)).unwrap();
+        assert!(
+            doc.document.get("contract").is_none(),
+            "stored as before the field existed"
+        );
+        let mut ext =
+            ConnectorDefinition::extension("x", "https://api.example/x", "api://api.example/app");
+        ext.contract = ConnectorContract::CustomAuthenticationExtension {
+            claims_for_token: vec!["tier".into()],
+        };
+        let doc = connector_doc(&ext, &SecretMode::Seal(&master)).unwrap();
+        assert_eq!(
+            doc.document["contract"],
+            serde_json::json!({"kind": "customAuthenticationExtension", "claimsForToken": ["tier"]})
+        );
+        assert_eq!(doc.document["authentication"]["type"], "issuedToken");
+        assert_eq!(open(doc, &master).unwrap(), ext);
+    }
+
+    #[test]
     fn sealed_secrets_round_trip_and_are_bound_to_their_field() {
         let master = MasterKey::generate();
         let c = connector_with_every_secret();

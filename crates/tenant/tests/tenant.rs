@@ -735,6 +735,14 @@ async fn a_tenant_that_would_not_run_is_never_stored(ctx: Ctx) {
         "application",
         "B2X_1_gone"
     ));
+    // A 1.0.0 connector cannot deliver codes.
+    let mut flow = rich().tenant.user_flows[0].clone();
+    flow.connectors.email_otp_send.push("oauth".into());
+    assert!(invalid(
+        service.put_user_flow(&flow).await.unwrap_err(),
+        "userFlow",
+        "no call at emailOtpSend"
+    ));
     let mut flow = rich().tenant.user_flows[0].clone();
     flow.attributes.push(assignment_of("extension_nope"));
     assert!(invalid(

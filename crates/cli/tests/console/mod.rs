@@ -692,7 +692,7 @@ post_attribute_collection = ["e2e-connector"]
             latency_ms: 2500,
             outcome: "failed".into(),
             failure_reason: Some("timeout".into()),
-            error_code: None,
+            error_code: Some(1_003_005),
             warnings: vec!["missing version".into()],
             request_body: None,
             response_body: None,
@@ -771,6 +771,10 @@ post_attribute_collection = ["e2e-connector"]
     assert!(!r.body.contains(PASSWORD));
     let r = admin.get(&usher.url("/console/calls/failed-call-1")).await;
     assert!(r.body.contains("data-field=\"failure_reason\">timeout<"));
+    assert!(
+        r.body.contains("data-field=\"error_code\">1003005<"),
+        "the extension's Entra error code is shown"
+    );
     assert!(r.body.contains("missing version"));
     assert!(r.body.contains("Not recorded"));
     let r = admin.get(&usher.url("/console/calls/no-such-call")).await;

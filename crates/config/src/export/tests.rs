@@ -115,7 +115,21 @@ fn rich() -> Config {
         client_secret: Secret::new("plain-token-secret"),
         scope: None,
     };
-    config.connectors.extend([fraud, quiet, plain]);
+    let mut prefill = ConnectorDefinition::extension(
+        "prefill-ext",
+        "https://ext.contoso.com/start",
+        "api://ext.contoso.com/4f1b7d6e",
+    );
+    prefill.contract = usher_domain::ConnectorContract::CustomAuthenticationExtension {
+        claims_for_token: vec!["tier".into(), "groups".into()],
+    };
+    prefill.timeout = Duration::from_millis(1500);
+    prefill.retries = 0;
+    prefill.authentication = ConnectorAuthentication::IssuedToken {
+        resource_id: "api://ext.contoso.com/4f1b7d6e".into(),
+        caller_id: "custom-caller".into(),
+    };
+    config.connectors.extend([fraud, quiet, plain, prefill]);
 
     let providers = &mut config.identity_providers;
     let microsoft = &mut providers[1];
@@ -197,8 +211,14 @@ fn rich() -> Config {
         connectors: ConnectorSlots {
             post_federation_signup: vec!["fraud-check".into()],
             post_attribute_collection: Vec::new(),
-            pre_token_issuance: vec!["quiet".into(), "enrich-token".into(), "plain-token".into()],
-            ..ConnectorSlots::default()
+            pre_token_issuance: vec![
+                "quiet".into(),
+                "enrich-token".into(),
+                "plain-token".into(),
+                "prefill-ext".into(),
+            ],
+            attribute_collection_start: vec!["prefill-ext".into(), "quiet".into()],
+            email_otp_send: vec!["prefill-ext".into()],
         },
         requires_approval: false,
     });

@@ -313,7 +313,19 @@ impl Resolver<'_> {
                     ConnectorField::CallerId => "authentication.caller_id",
                     ConnectorField::ClaimsForToken => "claims_for_token",
                 };
-                self.err(c.place.key(key), e.message);
+                // At the value itself where it was written.
+                let written = match e.field {
+                    ConnectorField::ResourceId => c
+                        .authentication
+                        .as_ref()
+                        .and_then(|a| a.resource_id.as_ref())
+                        .map(|v| v.loc.clone()),
+                    ConnectorField::ClaimsForToken => {
+                        c.claims_for_token.as_ref().map(|v| v.loc.clone())
+                    }
+                    _ => None,
+                };
+                self.err(written.unwrap_or_else(|| c.place.key(key)), e.message);
             }
         }
     }

@@ -69,6 +69,8 @@ struct CallPage {
     latency_ms: i64,
     outcome: String,
     failure_reason: Option<String>,
+    /// The Entra error code of a failed extension call.
+    error_code: Option<i64>,
     warnings: Vec<String>,
     request_body: Option<String>,
     response_body: Option<String>,
@@ -111,6 +113,7 @@ pub async fn page(
         latency_ms: record.latency_ms,
         outcome: record.outcome,
         failure_reason: record.failure_reason,
+        error_code: record.error_code,
         warnings: record.warnings,
         request_body: record.request_body.as_deref().map(readable),
         response_body: record.response_body.as_deref().map(readable),

@@ -30,6 +30,7 @@ pub struct CallRow {
     pub latency_ms: i64,
     pub attempts: u32,
     pub failure_reason: Option<String>,
+    pub error_code: Option<i64>,
 }
 
 #[derive(Serialize)]
@@ -145,5 +146,6 @@ pub fn call_row(r: &usher_storage::ConnectorCallRecord) -> CallRow {
         latency_ms: r.latency_ms,
         attempts: r.attempts,
         failure_reason: r.failure_reason.clone(),
+        error_code: r.error_code,
     }
 }
