@@ -314,13 +314,23 @@ demo adds them: `demo = true` adds them back when this file is loaded.",
         let at = |path: &str| format!("connector {}: {path}", c.id);
         self.array_table("connectors");
         self.string("id", &c.id);
-        if let ConnectorContract::CustomAuthenticationExtension { claims_for_token } = &c.contract {
+        if let ConnectorContract::CustomAuthenticationExtension {
+            claims_for_token,
+            event,
+        } = &c.contract
+        {
             self.string("contract", c.contract.name());
+            if let Some(event) = event.and_then(ConnectorStep::extension_event) {
+                self.string("event", event);
+            }
             if !claims_for_token.is_empty() {
                 self.strings("claims_for_token", claims_for_token);
             }
         }
         self.string("display_name", &c.display_name);
+        if !c.description.is_empty() {
+            self.string("description", &c.description);
+        }
         self.string("target_url", &c.target_url);
         let ms = Duration::from_millis(1);
         let timeout = self.whole(at("timeout"), c.timeout, ms, "whole milliseconds");

@@ -258,17 +258,17 @@ impl ConnectorRunner {
                     ConnectorContract::ApiConnector => {
                         interpret(&ctx, exchange.status, &exchange.body)
                     }
-                    ConnectorContract::CustomAuthenticationExtension { claims_for_token } => {
-                        extension::interpret(
-                            &ExtensionContext {
-                                base: ctx,
-                                claims_for_token,
-                            },
-                            exchange.status,
-                            &exchange.headers,
-                            &exchange.body,
-                        )
-                    }
+                    ConnectorContract::CustomAuthenticationExtension {
+                        claims_for_token, ..
+                    } => extension::interpret(
+                        &ExtensionContext {
+                            base: ctx,
+                            claims_for_token,
+                        },
+                        exchange.status,
+                        &exchange.headers,
+                        &exchange.body,
+                    ),
                 }
             }
             Err(failure) => Interpretation {

@@ -91,6 +91,11 @@ pub enum ConnectorContract {
         /// into the token (Graph's `claimsForTokenConfiguration`).
         #[serde(default)]
         claims_for_token: Vec<String>,
+        /// The one step it is for, when it was declared for one (Graph's
+        /// `@odata.type`, `onTokenIssuanceStartCustomExtension` and the like);
+        /// `None`: any step with an event.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        event: Option<ConnectorStep>,
     },
 }
 
@@ -119,10 +124,20 @@ impl ConnectorContract {
     pub fn serves(&self, step: ConnectorStep) -> bool {
         match self {
             ConnectorContract::ApiConnector => step != ConnectorStep::EmailOtpSend,
-            ConnectorContract::CustomAuthenticationExtension { .. } => {
-                step.extension_event().is_some()
+            ConnectorContract::CustomAuthenticationExtension { event, .. } => {
+                step.extension_event().is_some() && event.is_none_or(|e| e == step)
             }
         }
+    }
+}
+
+impl ConnectorStep {
+    /// The step of an External ID event name (`attributeCollectionSubmit`, …).
+    pub fn from_extension_event(event: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| {
+            s.extension_event()
+                .is_some_and(|e| e.eq_ignore_ascii_case(event))
+        })
     }
 }
 
@@ -326,6 +341,7 @@ pub enum ConnectorField {
     CallerId,
     /// `claims_for_token` (Graph: `claimsForTokenConfiguration`).
     ClaimsForToken,
+    Description,
 }
 
 /// A rule a connector definition breaks.
@@ -344,10 +360,17 @@ impl ConnectorDefinition {
         let fail = |field, message: String| Err(ConnectorRuleError { field, message });
         let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         let (timeout, budget) = (ms(self.timeout), ms(self.budget));
-        if let ConnectorContract::CustomAuthenticationExtension { claims_for_token } =
-            &self.contract
+        if let ConnectorContract::CustomAuthenticationExtension {
+            claims_for_token, ..
+        } = &self.contract
         {
             self.check_extension(timeout, claims_for_token)?;
+        }
+        if self.description.chars().count() > 1024 {
+            return fail(
+                ConnectorField::Description,
+                "must be at most 1024 characters".into(),
+            );
         }
         if let ConnectorAuthentication::IssuedToken {
             resource_id,
@@ -527,6 +550,8 @@ pub struct ConnectorDefinition {
     pub id: String,
     pub contract: ConnectorContract,
     pub display_name: String,
+    /// What it is for, in the administrators' words (may be empty).
+    pub description: String,
     /// `https://…` (plain `http` and non-public addresses only when the operator allows
     /// them).
     pub target_url: String,
@@ -568,6 +593,7 @@ impl ConnectorDefinition {
             display_name: id.clone(),
             id,
             contract: ConnectorContract::ApiConnector,
+            description: String::new(),
             target_url: target_url.into(),
             authentication: ConnectorAuthentication::None,
             signing_secrets: Vec::new(),
@@ -591,6 +617,7 @@ impl ConnectorDefinition {
         Self {
             contract: ConnectorContract::CustomAuthenticationExtension {
                 claims_for_token: Vec::new(),
+                event: None,
             },
             authentication: ConnectorAuthentication::IssuedToken {
                 resource_id: resource_id.into(),

@@ -20,13 +20,17 @@ pub const BUILT_IN_PROVIDERS: [&str; 2] = [EMAIL_PASSWORD_PROVIDER, EMAIL_OTP_PR
 
 /// Application permissions a client may be granted for the client-credentials grant,
 /// named as in Graph.
-pub const GRAPH_ROLES: [&str; 6] = [
+pub const GRAPH_ROLES: [&str; 10] = [
     "User.Read.All",
     "User.ReadWrite.All",
     "APIConnectors.Read.All",
     "APIConnectors.ReadWrite.All",
     "IdentityUserFlow.Read.All",
     "IdentityUserFlow.ReadWrite.All",
+    "CustomAuthenticationExtension.Read.All",
+    "CustomAuthenticationExtension.ReadWrite.All",
+    "EventListener.Read.All",
+    "EventListener.ReadWrite.All",
 ];
 
 /// The longest label, name or display name, in characters.

@@ -207,6 +207,8 @@ struct ConnectorDoc {
     #[serde(default, skip_serializing_if = "is_api_connector")]
     contract: ConnectorContract,
     display_name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    description: String,
     target_url: String,
     authentication: AuthenticationDoc,
     signing_secrets: Vec<String>,
@@ -473,6 +475,7 @@ pub(crate) fn connector_doc(
     let stored = ConnectorDoc {
         id: c.id.clone(),
         contract: c.contract.clone(),
+        description: c.description.clone(),
         display_name: c.display_name.clone(),
         target_url: c.target_url.clone(),
         authentication,
@@ -729,6 +732,7 @@ fn connector(doc: ConnectorDoc, opener: &Opener) -> Result<ConnectorDefinition, 
     Ok(ConnectorDefinition {
         id: doc.id,
         contract: doc.contract,
+        description: doc.description,
         display_name: doc.display_name,
         target_url: doc.target_url,
         authentication,

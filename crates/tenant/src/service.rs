@@ -276,13 +276,9 @@ impl TenantService {
                 .user_flows
                 .iter()
                 .find(|f| {
-                    let slots = &f.connectors;
-                    slots
-                        .post_federation_signup
+                    f.connectors
                         .iter()
-                        .chain(&slots.post_attribute_collection)
-                        .chain(&slots.pre_token_issuance)
-                        .any(|c| c.eq_ignore_ascii_case(id))
+                        .any(|(_, ids)| ids.iter().any(|c| c.eq_ignore_ascii_case(id)))
                 })
                 .map(|f| format!("{} {}", document::USER_FLOW, f.id))
         })

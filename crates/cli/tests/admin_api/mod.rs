@@ -26,7 +26,7 @@ name = "Admin"
 type = "confidential"
 client_secret_env = "E2E_SECRET"
 user_flow = "B2X_1_e2e"
-roles = ["User.ReadWrite.All", "APIConnectors.ReadWrite.All", "IdentityUserFlow.ReadWrite.All"]
+roles = ["User.ReadWrite.All", "APIConnectors.ReadWrite.All", "IdentityUserFlow.ReadWrite.All", "CustomAuthenticationExtension.ReadWrite.All", "EventListener.ReadWrite.All"]
 
 [[applications]]
 client_id = "reader"
@@ -34,7 +34,7 @@ name = "Reader"
 type = "confidential"
 client_secret_env = "E2E_SECRET"
 user_flow = "B2X_1_e2e"
-roles = ["User.Read.All", "APIConnectors.Read.All", "IdentityUserFlow.Read.All"]
+roles = ["User.Read.All", "APIConnectors.Read.All", "IdentityUserFlow.Read.All", "CustomAuthenticationExtension.Read.All", "EventListener.Read.All"]
 "#;
 
 const PASSWORD: &str = "a long enough pass phrase";
@@ -3011,6 +3011,11 @@ async fn the_openapi_document_matches_the_routes(backend: Backend) {
         ("/v1.0/usher/signUpRequests/{id}/approve", &["post"]),
         ("/v1.0/usher/signUpRequests/{id}/deny", &["post"]),
         ("/v1.0/$metadata/openapi.json", &["get"]),
+        ("/v1.0/identity/customAuthenticationExtensions", &["get", "post"]),
+        ("/v1.0/identity/customAuthenticationExtensions/{id}", &["get", "patch", "delete"]),
+        ("/v1.0/identity/customAuthenticationExtensions/{id}/validateAuthenticationConfiguration", &["post"]),
+        ("/v1.0/identity/authenticationEventsFlows", &["get"]),
+        ("/v1.0/identity/authenticationEventsFlows/{id}", &["get", "patch"]),
     ];
     for (path, methods) in expected {
         let item = paths
@@ -3028,6 +3033,15 @@ async fn the_openapi_document_matches_the_routes(backend: Backend) {
     );
 
     // Real objects for the path parameters.
+    admin
+        .create(
+            "/v1.0/identity/customAuthenticationExtensions",
+            json!({"@odata.type": "#microsoft.graph.onAttributeCollectionSubmitCustomExtension",
+                "id": "doc-extension", "displayName": "Doc",
+                "endpointConfiguration": {"targetUrl": "https://api.example.com/ext"},
+                "authenticationConfiguration": {"@odata.type": "#microsoft.graph.azureAdTokenAuthentication", "resourceId": "api://api.example.com/doc"}}),
+        )
+        .await;
     admin
         .create(
             "/v1.0/identity/apiConnectors",
@@ -3097,7 +3111,11 @@ async fn the_openapi_document_matches_the_routes(backend: Backend) {
     let fill = |path: &str| -> String {
         let id = if path.starts_with("/v1.0/identity/apiConnectors/") {
             "doc-connector"
-        } else if path.starts_with("/v1.0/identity/b2xUserFlows/") {
+        } else if path.starts_with("/v1.0/identity/customAuthenticationExtensions/") {
+            "doc-extension"
+        } else if path.starts_with("/v1.0/identity/b2xUserFlows/")
+            || path.starts_with("/v1.0/identity/authenticationEventsFlows/")
+        {
             "B2X_1_Doc"
         } else if path.starts_with("/v1.0/identity/userFlowAttributes/") {
             "extension_0123456789abcdef0123456789abcdef_DocAttribute"
@@ -3548,5 +3566,270 @@ async fn the_console_says_when_its_application_was_removed(backend: Backend) {
     let r = http.get(again.url("/console/login")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     env.finish_instance(again).await;
+    env.finish(usher).await;
+}
+
+/// Administrators of extensions (Graph's own permission names) beside `ADMINS`.
+const EXTENSION_ADMINS: &str = r#"
+[[applications]]
+client_id = "ext-admin"
+name = "Extension admin"
+type = "confidential"
+client_secret_env = "E2E_SECRET"
+user_flow = "B2X_1_e2e"
+roles = ["CustomAuthenticationExtension.ReadWrite.All", "EventListener.ReadWrite.All"]
+
+[[applications]]
+client_id = "ext-reader"
+name = "Extension reader"
+type = "confidential"
+client_secret_env = "E2E_SECRET"
+user_flow = "B2X_1_e2e"
+roles = ["CustomAuthenticationExtension.Read.All", "EventListener.Read.All"]
+
+[[applications]]
+client_id = "connectors-only"
+name = "1.0.0 connectors admin"
+type = "confidential"
+client_secret_env = "E2E_SECRET"
+user_flow = "B2X_1_e2e"
+roles = ["APIConnectors.ReadWrite.All", "IdentityUserFlow.ReadWrite.All"]
+"#;
+
+both!(custom_authentication_extensions_are_managed_with_graphs_bodies);
+async fn custom_authentication_extensions_are_managed_with_graphs_bodies(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let usher = env.start_with(&format!("{ADMINS}{EXTENSION_ADMINS}")).await;
+    let admin = Api::as_client(&usher, "ext-admin").await;
+    let reader = Api::as_client(&usher, "ext-reader").await;
+    let connectors_admin = Api::as_client(&usher, "connectors-only").await;
+    const EXTENSIONS: &str = "/v1.0/identity/customAuthenticationExtensions";
+
+    // The body of Graph's "Create customAuthenticationExtension" example.
+    let token = admin
+        .create(
+            EXTENSIONS,
+            json!({
+                "@odata.type": "#microsoft.graph.onTokenIssuanceStartCustomExtension",
+                "displayName": "onTokenIssuanceStartCustomExtension",
+                "description": "Fetch additional claims from custom user store",
+                "endpointConfiguration": {
+                    "@odata.type": "#microsoft.graph.httpRequestEndpoint",
+                    "targetUrl": "https://authenticationeventsAPI.contoso.com"
+                },
+                "authenticationConfiguration": {
+                    "@odata.type": "#microsoft.graph.azureAdTokenAuthentication",
+                    "resourceId": "api://authenticationeventsAPI.contoso.com/a13d0fc1-04ab-4ede-b215-63de0174cbb4"
+                },
+                "clientConfiguration": {"timeoutInMilliseconds": 2000, "maximumRetries": 1},
+                "claimsForTokenConfiguration": [
+                    {"claimIdInApiResponse": "DateOfBirth"},
+                    {"claimIdInApiResponse": "CustomRoles"}
+                ]
+            }),
+        )
+        .await;
+    assert_eq!(
+        token["@odata.type"],
+        "#microsoft.graph.onTokenIssuanceStartCustomExtension"
+    );
+    let token_id = token["id"].as_str().unwrap().to_owned();
+    assert_eq!(token_id.len(), 36, "a GUID, as Graph assigns");
+    assert_eq!(token["clientConfiguration"]["timeoutInMilliseconds"], 2000);
+    assert_eq!(
+        token["claimsForTokenConfiguration"],
+        json!([{"claimIdInApiResponse": "DateOfBirth"}, {"claimIdInApiResponse": "CustomRoles"}])
+    );
+    assert_eq!(
+        token["authenticationConfiguration"]["resourceId"],
+        "api://authenticationeventsAPI.contoso.com/a13d0fc1-04ab-4ede-b215-63de0174cbb4"
+    );
+    // Listed here, not among the 1.0.0 connectors.
+    assert_eq!(ids(&reader.get(EXTENSIONS).await), [token_id.clone()]);
+    let api_connectors = connectors_admin.get("/v1.0/identity/apiConnectors").await;
+    assert!(!ids(&api_connectors).contains(&token_id));
+    assert_eq!(
+        connectors_admin
+            .call(
+                Method::GET,
+                &format!("/v1.0/identity/apiConnectors/{token_id}"),
+                None
+            )
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+
+    // PATCH as Graph's "Update customAuthenticationExtension" does.
+    let one = format!("{EXTENSIONS}/{token_id}");
+    admin
+        .done(
+            Method::PATCH,
+            &one,
+            json!({
+                "@odata.type": "#microsoft.graph.onTokenIssuanceStartCustomExtension",
+                "clientConfiguration": {"timeoutInMilliseconds": 1500, "maximumRetries": 0}
+            }),
+        )
+        .await;
+    let read = reader.get(&one).await;
+    assert_eq!(
+        read["clientConfiguration"],
+        json!({"timeoutInMilliseconds": 1500, "maximumRetries": 0})
+    );
+    assert_eq!(
+        read["description"],
+        "Fetch additional claims from custom user store"
+    );
+
+    // The contract's limits and rules, as Graph errors.
+    let refused = admin
+        .patch(
+            &one,
+            json!({"clientConfiguration": {"timeoutInMilliseconds": 5000}}),
+        )
+        .await;
+    assert_error(&refused, StatusCode::BAD_REQUEST, "Request_BadRequest");
+    let refused = admin
+        .post(
+            EXTENSIONS,
+            json!({
+                "@odata.type": "#microsoft.graph.onAttributeCollectionStartCustomExtension",
+                "displayName": "elsewhere",
+                "endpointConfiguration": {"@odata.type": "#microsoft.graph.httpRequestEndpoint", "targetUrl": "https://api.contoso.com/start"},
+                "authenticationConfiguration": {"@odata.type": "#microsoft.graph.azureAdTokenAuthentication", "resourceId": "api://other.contoso.com/a13d0fc1"}
+            }),
+        )
+        .await;
+    let message = assert_error(&refused, StatusCode::BAD_REQUEST, "Request_BadRequest");
+    assert!(message.contains("resourceId"), "{message}");
+    let refused = admin
+        .patch(
+            &one,
+            json!({"@odata.type": "#microsoft.graph.onOtpSendCustomExtension"}),
+        )
+        .await;
+    assert_error(&refused, StatusCode::BAD_REQUEST, "Request_BadRequest");
+
+    // validateAuthenticationConfiguration: nothing in the way.
+    let (status, validation) = admin
+        .post(
+            &format!("{one}/validateAuthenticationConfiguration"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{validation}");
+    assert_eq!(validation["errors"], json!([]));
+
+    // Attribute collection extensions, attached to the user flow as Graph's
+    // externalUsersSelfServiceSignUpEventsFlow handlers.
+    let create = |event: &str, path: &str| {
+        json!({
+            "@odata.type": format!("#microsoft.graph.on{event}CustomExtension"),
+            "displayName": event,
+            "endpointConfiguration": {"@odata.type": "#microsoft.graph.httpRequestEndpoint", "targetUrl": format!("https://api.contoso.com/{path}")},
+            "authenticationConfiguration": {"@odata.type": "#microsoft.graph.azureAdTokenAuthentication", "resourceId": "api://api.contoso.com/b14e1fc2"},
+            "clientConfiguration": {"timeoutInMilliseconds": 2000, "maximumRetries": 1}
+        })
+    };
+    let start = admin
+        .create(EXTENSIONS, create("AttributeCollectionStart", "start"))
+        .await;
+    let submit = admin
+        .create(EXTENSIONS, create("AttributeCollectionSubmit", "submit"))
+        .await;
+    let flow = "/v1.0/identity/authenticationEventsFlows/B2X_1_e2e";
+    admin
+        .done(
+            Method::PATCH,
+            flow,
+            json!({
+                "@odata.type": "#microsoft.graph.externalUsersSelfServiceSignUpEventsFlow",
+                "onAttributeCollectionStart": {
+                    "@odata.type": "#microsoft.graph.onAttributeCollectionStartCustomExtensionHandler",
+                    "customExtension": {"id": start["id"]}
+                },
+                "onAttributeCollectionSubmit": {
+                    "@odata.type": "#microsoft.graph.onAttributeCollectionSubmitCustomExtensionHandler",
+                    "customExtension": {"id": submit["id"]}
+                }
+            }),
+        )
+        .await;
+    let read = reader.get(flow).await;
+    assert_eq!(
+        read["@odata.type"],
+        "#microsoft.graph.externalUsersSelfServiceSignUpEventsFlow"
+    );
+    assert_eq!(
+        read["onAttributeCollectionStart"]["customExtension"]["id"],
+        start["id"]
+    );
+    assert_eq!(
+        read["onAttributeCollectionSubmit"]["customExtension"]["id"],
+        submit["id"]
+    );
+    assert!(read["conditions"]["applications"]["includeApplications"]
+        .as_array()
+        .unwrap()
+        .contains(&json!({"appId": PUBLIC_CLIENT})));
+    // The user flow's own slots say the same.
+    let configuration = connectors_admin
+        .get("/v1.0/identity/b2xUserFlows/B2X_1_e2e/apiConnectorConfiguration")
+        .await;
+    assert_eq!(
+        configuration["usherConnectors"]["attributeCollectionStart"],
+        json!([start["id"]])
+    );
+    assert_eq!(
+        configuration["usherConnectors"]["postAttributeCollection"],
+        json!([submit["id"]])
+    );
+    // An extension for another event is refused at a handler.
+    let refused = admin
+        .patch(
+            flow,
+            json!({"onAttributeCollectionStart": {
+                "@odata.type": "#microsoft.graph.onAttributeCollectionStartCustomExtensionHandler",
+                "customExtension": {"id": submit["id"]}}}),
+        )
+        .await;
+    assert_error(&refused, StatusCode::BAD_REQUEST, "Request_BadRequest");
+    // In use, it cannot be deleted; detached, it can.
+    let in_use = admin
+        .delete(&format!("{EXTENSIONS}/{}", start["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(in_use.0, StatusCode::CONFLICT, "{}", in_use.1);
+    admin
+        .done(
+            Method::PATCH,
+            flow,
+            json!({"onAttributeCollectionStart": null}),
+        )
+        .await;
+    assert_eq!(
+        reader.get(flow).await["onAttributeCollectionStart"],
+        Value::Null
+    );
+    let (status, _) = admin
+        .delete(&format!("{EXTENSIONS}/{}", start["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+
+    // Graph's permission names guard them.
+    let denied = reader
+        .patch(flow, json!({"onAttributeCollectionSubmit": null}))
+        .await;
+    assert_error(
+        &denied,
+        StatusCode::FORBIDDEN,
+        "Authorization_RequestDenied",
+    );
+    let denied = connectors_admin.call(Method::GET, EXTENSIONS, None).await;
+    assert_error(
+        &denied,
+        StatusCode::FORBIDDEN,
+        "Authorization_RequestDenied",
+    );
     env.finish(usher).await;
 }

@@ -187,6 +187,9 @@ impl Resolver<'_> {
         let (id, target_url, authentication) = (id?, target_url?, authentication?);
         let mut connector = ConnectorDefinition::new(id, target_url);
         connector.contract = contract;
+        if let Some(d) = &c.description {
+            connector.description = d.value.clone();
+        }
         if let Some(name) = display_name {
             connector.display_name = name;
         }
@@ -217,6 +220,12 @@ impl Resolver<'_> {
                     "belongs to custom authentication extensions (contract = \"custom-authentication-extension\"); a 1.0.0 connector's claims are those it answers",
                 );
             }
+            if let Some(v) = &c.event {
+                self.err(
+                    v.loc.clone(),
+                    "belongs to custom authentication extensions (contract = \"custom-authentication-extension\")",
+                );
+            }
             return ConnectorContract::ApiConnector;
         }
         let mut claims_for_token: Vec<String> = Vec::new();
@@ -227,7 +236,17 @@ impl Resolver<'_> {
                 claims_for_token.push(v.value.clone());
             }
         }
-        ConnectorContract::CustomAuthenticationExtension { claims_for_token }
+        let event = c.event.as_ref().and_then(|v| {
+            self.check(v, |s| {
+                ConnectorStep::from_extension_event(s).ok_or_else(|| {
+                    "must be attributeCollectionStart, attributeCollectionSubmit, tokenIssuanceStart or emailOtpSend".to_owned()
+                })
+            })
+        });
+        ConnectorContract::CustomAuthenticationExtension {
+            claims_for_token,
+            event,
+        }
     }
 
     /// How long a connector's calls may take: each attempt, how many retries, and the
@@ -312,6 +331,7 @@ impl Resolver<'_> {
                     ConnectorField::ResourceId => "authentication.resource_id",
                     ConnectorField::CallerId => "authentication.caller_id",
                     ConnectorField::ClaimsForToken => "claims_for_token",
+                    ConnectorField::Description => "description",
                 };
                 // At the value itself where it was written.
                 let written = match e.field {

@@ -29,6 +29,11 @@ pub enum Area {
     Connectors,
     /// User flows, attributes, identity providers and applications.
     UserFlows,
+    /// Custom authentication extensions (External ID's connectors).
+    Extensions,
+    /// Where extensions run: authentication event listeners and the user flows'
+    /// event handlers.
+    EventListeners,
 }
 
 impl Area {
@@ -37,6 +42,8 @@ impl Area {
             Area::Users => "User.Read.All",
             Area::Connectors => "APIConnectors.Read.All",
             Area::UserFlows => "IdentityUserFlow.Read.All",
+            Area::Extensions => "CustomAuthenticationExtension.Read.All",
+            Area::EventListeners => "EventListener.Read.All",
         }
     }
 
@@ -45,6 +52,8 @@ impl Area {
             Area::Users => "User.ReadWrite.All",
             Area::Connectors => "APIConnectors.ReadWrite.All",
             Area::UserFlows => "IdentityUserFlow.ReadWrite.All",
+            Area::Extensions => "CustomAuthenticationExtension.ReadWrite.All",
+            Area::EventListeners => "EventListener.ReadWrite.All",
         }
     }
 }

@@ -97,6 +97,7 @@ pub async fn find(state: &AppState, id: &str) -> ApiResult<ConnectorDefinition> 
     let snapshot = state.tenants.current().await?;
     snapshot
         .connector(id)
+        .filter(|c| !c.contract.is_extension())
         .cloned()
         .ok_or_else(|| ApiError::no_such("apiConnector", id))
 }
@@ -106,7 +107,12 @@ async fn list(State(state): State<AppState>, uri: axum::http::Uri) -> ApiResult<
     options.check_select(RESOURCE, &is_property)?;
     let snapshot = state.tenants.current().await?;
     let mut values = Vec::new();
-    for c in &snapshot.connectors {
+    // Extensions are listed at customAuthenticationExtensions.
+    for c in snapshot
+        .connectors
+        .iter()
+        .filter(|c| !c.contract.is_extension())
+    {
         values.push(options.apply_select(to_json(&state, c).await));
     }
     Ok(ok(odata::collection(
@@ -127,6 +133,7 @@ async fn get(
     let snapshot = state.tenants.current().await?;
     let c = snapshot
         .connector(&id)
+        .filter(|c| !c.contract.is_extension())
         .cloned()
         .ok_or_else(|| ApiError::no_such("apiConnector", &id))?;
     let mut value = to_json(&state, &c).await;
@@ -319,6 +326,7 @@ fn check(state: &AppState, c: &ConnectorDefinition) -> ApiResult<()> {
             | ConnectorField::ResourceId
             | ConnectorField::CallerId => "authenticationConfiguration",
             ConnectorField::ClaimsForToken => "usherClaimsForToken",
+            ConnectorField::Description => "description",
         };
         ApiError::invalid_property(property, RESOURCE, e.message)
     })

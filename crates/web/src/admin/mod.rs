@@ -20,6 +20,8 @@ pub mod calls;
 pub mod connectors;
 pub mod errors;
 pub mod etag;
+pub mod events_flows;
+pub mod extensions;
 pub mod identity_providers;
 pub mod json;
 pub mod odata;
@@ -144,6 +146,8 @@ impl Route {
 pub fn routes() -> Vec<Route> {
     let mut all = Vec::new();
     all.extend(connectors::routes());
+    all.extend(extensions::routes());
+    all.extend(events_flows::routes());
     all.extend(calls::routes());
     all.extend(user_flows::routes());
     all.extend(assignments::routes());

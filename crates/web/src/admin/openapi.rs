@@ -167,6 +167,10 @@ pub fn document(issuer: &str) -> Value {
                             "APIConnectors.ReadWrite.All": "Manage API connectors",
                             "IdentityUserFlow.Read.All": "Read user flows, attributes, identity providers and applications",
                             "IdentityUserFlow.ReadWrite.All": "Manage user flows, attributes, identity providers and applications",
+                            "CustomAuthenticationExtension.Read.All": "Read custom authentication extensions",
+                            "CustomAuthenticationExtension.ReadWrite.All": "Manage custom authentication extensions",
+                            "EventListener.Read.All": "Read where extensions run (user flows' event handlers)",
+                            "EventListener.ReadWrite.All": "Attach extensions to user flows' events",
                         },
                     }},
                 },
@@ -193,6 +197,7 @@ fn schemas() -> Value {
     let mut s = Map::new();
     shared_schemas(&mut s);
     connector_schemas(&mut s);
+    extension_schemas(&mut s);
     user_flow_schemas(&mut s);
     identity_provider_schemas(&mut s);
     attribute_schemas(&mut s);
@@ -215,6 +220,50 @@ fn shared_schemas(s: &mut Map<String, Value>) {
     s.insert("reference".into(), json!({"type": "object", "properties": {
             "@odata.id": string("The URL of the object referred to, e.g. https://…/v1.0/identity/apiConnectors/{id}; {} clears where that is allowed"),
         }}));
+}
+
+/// Custom authentication extensions and where user flows run them.
+fn extension_schemas(s: &mut Map<String, Value>) {
+    let handler = |event: &str| {
+        json!({"type": "object", "nullable": true, "properties": {
+            "@odata.type": string(&format!("#microsoft.graph.on{event}CustomExtensionHandler")),
+            "customExtension": {"type": "object", "properties": {"id": string("The extension's id")}},
+        }})
+    };
+    s.insert("customAuthenticationExtension".into(), json!({"type": "object", "properties": {
+        "@odata.type": string("The event: #microsoft.graph.onAttributeCollectionStartCustomExtension, #microsoft.graph.onAttributeCollectionSubmitCustomExtension, #microsoft.graph.onTokenIssuanceStartCustomExtension or #microsoft.graph.onOtpSendCustomExtension (required on create; cannot change)"),
+        "id": string("Assigned by Usher on create, unless given"),
+        "displayName": string("Required on create"),
+        "description": {"type": "string", "nullable": true},
+        "endpointConfiguration": {"type": "object", "properties": {
+            "@odata.type": string("#microsoft.graph.httpRequestEndpoint"),
+            "targetUrl": string("https:// and a public address, unless the operator allows otherwise"),
+        }},
+        "authenticationConfiguration": {"type": "object", "nullable": true, "properties": {
+            "@odata.type": string("#microsoft.graph.azureAdTokenAuthentication"),
+            "resourceId": string("api://<the target's host>/<app id>: the aud of the token Usher issues"),
+            "usherCallerId": string("Usher: the token's azp and appid (default 99045fe1-7639-4a75-9d4a-577b6ca3810f)"),
+        }},
+        "clientConfiguration": {"type": "object", "properties": {
+            "timeoutInMilliseconds": {"type": "integer", "minimum": limits::lo(&limits::extension::TIMEOUT_MS), "maximum": limits::hi(&limits::extension::TIMEOUT_MS)},
+            "maximumRetries": {"type": "integer", "minimum": limits::lo(&limits::extension::RETRIES), "maximum": limits::hi(&limits::extension::RETRIES)},
+        }},
+        "claimsForTokenConfiguration": {"type": "array", "description": "Token issuance only: the claims of the answer that reach the token", "items": {"type": "object", "properties": {"claimIdInApiResponse": {"type": "string"}}}},
+        "usherBudgetMs": {"type": "integer", "description": "Usher: the whole call, retries included"},
+        "usherFailurePolicy": string("Usher: block (default) or continue; continue on an OTP extension sends the code by Usher's mailer instead"),
+    }}));
+    s.insert("authenticationConfigurationValidation".into(), json!({"type": "object", "properties": {
+        "errors": {"type": "array", "items": {"type": "object", "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}},
+        "warnings": {"type": "array", "items": {"type": "object"}},
+    }}));
+    s.insert("externalUsersSelfServiceSignUpEventsFlow".into(), json!({"type": "object", "description": "A user flow (same id) as External ID's sign-up events flow", "properties": {
+        "@odata.type": string("#microsoft.graph.externalUsersSelfServiceSignUpEventsFlow"),
+        "id": string("The user flow's id"),
+        "displayName": {"type": "string", "readOnly": true},
+        "conditions": {"type": "object", "readOnly": true, "description": "The applications signing in with this user flow"},
+        "onAttributeCollectionStart": handler("AttributeCollectionStart"),
+        "onAttributeCollectionSubmit": handler("AttributeCollectionSubmit"),
+    }}));
 }
 
 /// API connectors, their certificates and the records of their calls.
