@@ -13,7 +13,7 @@ use std::{path::PathBuf, process::ExitCode, sync::Arc};
 use anyhow::{bail, Context};
 use serde_json::{json, Map, Value};
 use usher_config::Config;
-use usher_connectors::{probe_with_schema, ProbeSchema};
+use usher_connectors::{probe_with_schema, ProbeSchema, TokenSigner};
 use usher_domain::{ConnectorDefinition, ConnectorStep, Tenant};
 use usher_tenant::TenantService;
 
@@ -22,7 +22,9 @@ pub struct TestArgs {
     /// The connector's id, as in the configuration.
     pub connector: String,
     /// The step to call it at.
-    #[arg(long, default_value = "postAttributeCollection", value_parser = ["postFederationSignup", "postAttributeCollection", "preTokenIssuance"])]
+    /// The step to call it at (an extension's event names work too:
+    /// attributeCollectionSubmit, tokenIssuanceStart).
+    #[arg(long, default_value = "postAttributeCollection", value_parser = ["postFederationSignup", "attributeCollectionStart", "postAttributeCollection", "attributeCollectionSubmit", "preTokenIssuance", "tokenIssuanceStart", "emailOtpSend"])]
     pub step: String,
     /// Claims to send, as a JSON object; they replace the built-in sample's keys.
     #[arg(long, conflicts_with = "claims_file")]
@@ -51,11 +53,11 @@ pub struct TestArgs {
 }
 
 fn step(name: &str) -> ConnectorStep {
-    match name {
-        "postFederationSignup" => ConnectorStep::PostFederationSignup,
-        "preTokenIssuance" => ConnectorStep::PreTokenIssuance,
-        _ => ConnectorStep::PostAttributeCollection,
-    }
+    ConnectorStep::ALL
+        .into_iter()
+        .find(|s| s.slot_name() == name)
+        .or_else(|| ConnectorStep::from_extension_event(name))
+        .unwrap_or(ConnectorStep::PostAttributeCollection)
 }
 
 /// What a typical sign-up sends at `step`, for the flow and application given.
@@ -89,11 +91,22 @@ pub async fn run(config: &Config, args: TestArgs) -> anyhow::Result<ExitCode> {
     let from_database = args.from_database || (!args.from_file && crate::database_exists(config));
     if from_database {
         let store = crate::open_existing_store(config).await?;
-        let master = crate::load_existing_master_key(&config.master_key)?;
-        let snapshot = TenantService::new(store, Arc::new(master))
+        let master = Arc::new(crate::load_existing_master_key(&config.master_key)?);
+        let snapshot = TenantService::new(store.clone(), master.clone())
             .current()
             .await
             .context("cannot read the tenant")?;
+        // An extension's token is signed with the deployment's own keys, which its
+        // API trusts through Usher's JWKS.
+        let signer: Arc<dyn TokenSigner> = Arc::new(usher_signup::live::KeySigner {
+            keys: Arc::new(crate::key_manager(
+                config,
+                store,
+                master,
+                Arc::new(usher_domain::SystemClock),
+            )),
+            issuer: config.issuer.trim_end_matches('/').to_owned(),
+        });
         if snapshot.version == 0 {
             bail!(
                 "{} holds no tenant yet (Usher stores the configuration's on its first start, \
@@ -108,10 +121,10 @@ pub async fn run(config: &Config, args: TestArgs) -> anyhow::Result<ExitCode> {
         );
         run_with(
             config,
-            &snapshot.tenant,
-            &snapshot.connectors,
+            (&snapshot.tenant, &snapshot.connectors),
             &source,
             args,
+            Some(signer),
         )
         .await
     } else {
@@ -119,7 +132,14 @@ pub async fn run(config: &Config, args: TestArgs) -> anyhow::Result<ExitCode> {
             Some(path) => path.display().to_string(),
             None => "the built-in configuration".to_owned(),
         };
-        run_with(config, &config.tenant, &config.connectors, &source, args).await
+        run_with(
+            config,
+            (&config.tenant, &config.connectors),
+            &source,
+            args,
+            None,
+        )
+        .await
     }
 }
 
@@ -127,10 +147,10 @@ pub async fn run(config: &Config, args: TestArgs) -> anyhow::Result<ExitCode> {
 /// `tenant`; `source` says where they came from.
 async fn run_with(
     config: &Config,
-    tenant: &Tenant,
-    connectors: &[ConnectorDefinition],
+    (tenant, connectors): (&Tenant, &[ConnectorDefinition]),
     source: &str,
     args: TestArgs,
+    signer: Option<Arc<dyn TokenSigner>>,
 ) -> anyhow::Result<ExitCode> {
     let Some(definition) = connectors
         .iter()
@@ -153,7 +173,22 @@ async fn run_with(
         );
     };
     // On standard error, so that `--json` output stays one document.
-    eprintln!("Testing connector {} from {source}.", definition.id);
+    eprintln!(
+        "Testing connector {} ({}) from {source}.",
+        definition.id,
+        definition.contract.name()
+    );
+    if signer.is_none()
+        && matches!(
+            definition.authentication,
+            usher_domain::ConnectorAuthentication::IssuedToken { .. }
+        )
+    {
+        eprintln!(
+            "Its token is signed with the deployment's keys, which only its database holds: \
+             this test will fail to authenticate. Test the deployed connector (without --from-file) once Usher has started."
+        );
+    }
     let step = step(&args.step);
     let user_flow_id = args.user_flow.clone().or_else(|| {
         tenant
@@ -173,6 +208,42 @@ async fn run_with(
         }
     }
     let mut claims = sample_claims(tenant, step, user_flow_id.as_deref());
+    merge_given_claims(&args, &mut claims)?;
+    let schema = ProbeSchema {
+        tenant,
+        user_flow_id: user_flow_id.as_deref(),
+    };
+    let report = probe_with_schema(
+        definition,
+        step,
+        claims,
+        &crate::runner_settings(config),
+        Some(schema),
+        signer,
+    )
+    .await;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{report}");
+    }
+    let outcome = report.interpretation.outcome.as_str();
+    if outcome == args.expect {
+        if !args.json {
+            println!("\nOK: the outcome is {outcome}, as expected.");
+        }
+        Ok(ExitCode::SUCCESS)
+    } else {
+        if !args.json {
+            println!("\nNOT OK: expected {}, got {outcome}.", args.expect);
+        }
+        Ok(ExitCode::from(1))
+    }
+}
+
+/// The claims given with `--claims` or `--claims-file` over the sample's (`null`
+/// removes one).
+fn merge_given_claims(args: &TestArgs, claims: &mut Map<String, Value>) -> anyhow::Result<()> {
     let given = match (&args.claims, &args.claims_file) {
         (Some(text), _) => Some(text.clone()),
         (None, Some(path)) => Some(
@@ -194,33 +265,5 @@ async fn run_with(
             }
         }
     }
-    let schema = ProbeSchema {
-        tenant,
-        user_flow_id: user_flow_id.as_deref(),
-    };
-    let report = probe_with_schema(
-        definition,
-        step,
-        claims,
-        &crate::runner_settings(config),
-        Some(schema),
-    )
-    .await;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        println!("{report}");
-    }
-    let outcome = report.interpretation.outcome.as_str();
-    if outcome == args.expect {
-        if !args.json {
-            println!("\nOK: the outcome is {outcome}, as expected.");
-        }
-        Ok(ExitCode::SUCCESS)
-    } else {
-        if !args.json {
-            println!("\nNOT OK: expected {}, got {outcome}.", args.expect);
-        }
-        Ok(ExitCode::from(1))
-    }
+    Ok(())
 }

@@ -314,19 +314,7 @@ demo adds them: `demo = true` adds them back when this file is loaded.",
         let at = |path: &str| format!("connector {}: {path}", c.id);
         self.array_table("connectors");
         self.string("id", &c.id);
-        if let ConnectorContract::CustomAuthenticationExtension {
-            claims_for_token,
-            event,
-        } = &c.contract
-        {
-            self.string("contract", c.contract.name());
-            if let Some(event) = event.and_then(ConnectorStep::extension_event) {
-                self.string("event", event);
-            }
-            if !claims_for_token.is_empty() {
-                self.strings("claims_for_token", claims_for_token);
-            }
-        }
+        self.contract(&c.contract);
         self.string("display_name", &c.display_name);
         if !c.description.is_empty() {
             self.string("description", &c.description);
@@ -378,6 +366,11 @@ demo adds them: `demo = true` adds them back when this file is loaded.",
         );
         self.value("open_seconds", open);
 
+        self.authentication(c);
+    }
+
+    /// `[connectors.authentication]`, secrets as references.
+    fn authentication(&mut self, c: &ConnectorDefinition) {
         self.table("connectors.authentication");
         match &c.authentication {
             ConnectorAuthentication::None => self.string("type", "none"),
@@ -431,6 +424,24 @@ demo adds them: `demo = true` adds them back when this file is loaded.",
                 self.string("type", "issuedToken");
                 self.string("resource_id", resource_id);
                 self.string("caller_id", caller_id);
+            }
+        }
+    }
+
+    /// An extension's `contract`, `event` and `claims_for_token`; nothing for a 1.0.0
+    /// connector, so its export reads as it always did.
+    fn contract(&mut self, contract: &ConnectorContract) {
+        if let ConnectorContract::CustomAuthenticationExtension {
+            claims_for_token,
+            event,
+        } = contract
+        {
+            self.string("contract", contract.name());
+            if let Some(event) = event.and_then(ConnectorStep::extension_event) {
+                self.string("event", event);
+            }
+            if !claims_for_token.is_empty() {
+                self.strings("claims_for_token", claims_for_token);
             }
         }
     }

@@ -411,7 +411,17 @@ pub fn slot_refusal(
     contract: &usher_domain::ConnectorContract,
     step: usher_domain::ConnectorStep,
 ) -> String {
-    if contract.is_extension() {
+    if let usher_domain::ConnectorContract::CustomAuthenticationExtension {
+        event: Some(event),
+        ..
+    } = contract
+    {
+        format!(
+            "{id} is an extension for {}, not for {}",
+            event.extension_event().unwrap_or_default(),
+            step.config_name()
+        )
+    } else if contract.is_extension() {
         format!(
             "{id} is a custom authentication extension, which has no event at {}: extensions run at attribute_collection_start, post_attribute_collection, pre_token_issuance and email_otp_send",
             step.config_name()

@@ -2162,6 +2162,16 @@ fn the_commented_certificate_example_loads_once_its_files_exist() {
         ],
     };
     expected.push(fraud);
+    let mut events = ConnectorDefinition::extension(
+        "contoso-events",
+        "https://ext.contoso.com/events",
+        "api://ext.contoso.com/7f1c2e0a-1b2c-4d5e-8f90-0123456789ab",
+    );
+    events.contract = usher_domain::ConnectorContract::CustomAuthenticationExtension {
+        claims_for_token: vec!["loyaltyTier".into(), "groups".into()],
+        event: None,
+    };
+    expected.push(events);
     assert_eq!(config.connectors, expected);
 }
 
@@ -3769,12 +3779,13 @@ fn extensions_have_their_contracts_defaults_and_limits() {
     assert_eq!(
         c.contract,
         usher_domain::ConnectorContract::CustomAuthenticationExtension {
-            claims_for_token: vec!["tier".into()]
+            claims_for_token: vec!["tier".into()],
+            event: None,
         }
     );
-    assert_eq!(c.timeout, std::time::Duration::from_millis(1000));
+    assert_eq!(c.timeout, std::time::Duration::from_secs(1));
     assert_eq!(c.retries, 1);
-    assert_eq!(c.budget, std::time::Duration::from_millis(2000));
+    assert_eq!(c.budget, std::time::Duration::from_secs(2));
     assert_eq!(
         c.authentication,
         ConnectorAuthentication::IssuedToken {
@@ -3835,6 +3846,16 @@ fn each_contract_serves_only_its_steps() {
         &flow("post_federation_signup = [\"x\"]\n"),
         "user_flows[0].connectors.post_federation_signup[0]",
         "no event at post_federation_signup",
+    );
+    // An extension made for one event serves only it.
+    let only_token = flow("attribute_collection_start = [\"x\"]\n").replace(
+        "contract = \"custom-authentication-extension\"\n",
+        "contract = \"custom-authentication-extension\"\nevent = \"tokenIssuanceStart\"\n",
+    );
+    assert_error(
+        &only_token,
+        "user_flows[0].connectors.attribute_collection_start[0]",
+        "is an extension for tokenIssuanceStart, not for attribute_collection_start",
     );
     assert_error(
         &flow("email_otp_send = [\"old\"]\n"),

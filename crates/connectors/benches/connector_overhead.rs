@@ -1,7 +1,9 @@
 //! What Usher adds to a connector call: the same loopback endpoint (answering
 //! `Continue` at once) called through `ConnectorRunner` (request building, headers,
 //! signing, breaker, interpretation, call record, metrics) and with bare reqwest
-//! POSTs. Iterations alternate so both see the same machine state.
+//! POSTs; and the same for a custom authentication extension (the event envelope,
+//! the token Usher issues, cached, and the one-action answer). Iterations alternate
+//! so all see the same machine state.
 //!
 //! `cargo bench -p usher-connectors --bench connector_overhead` (set
 //! `USHER_BENCH_CALLS` to change the number of calls, 2000 by default).
@@ -30,6 +32,40 @@ use usher_domain::{
 use usher_storage::{CallFilter, ConnectorCallRecord, ConnectorCallRepository};
 
 const APP: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f90";
+
+/// Signs issued tokens with an ES256 key of its own, as Usher's token keys do.
+struct Es256Signer(ring::signature::EcdsaKeyPair);
+
+impl Es256Signer {
+    fn new() -> Self {
+        let rng = ring::rand::SystemRandom::new();
+        let alg = &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+        let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
+        Self(ring::signature::EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).unwrap())
+    }
+}
+
+#[async_trait]
+impl usher_connectors::TokenSigner for Es256Signer {
+    fn issuer(&self) -> &'static str {
+        "https://id.example"
+    }
+
+    async fn sign(&self, claims: &serde_json::Value) -> Result<String, String> {
+        use base64::Engine as _;
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let input = format!(
+            "{}.{}",
+            b64(br#"{"alg":"ES256","typ":"JWT","kid":"bench"}"#),
+            b64(claims.to_string().as_bytes())
+        );
+        let signature = self
+            .0
+            .sign(&ring::rand::SystemRandom::new(), input.as_bytes())
+            .map_err(|e| e.to_string())?;
+        Ok(format!("{input}.{}", b64(signature.as_ref())))
+    }
+}
 
 #[derive(Default)]
 struct MemoryCalls(Mutex<Vec<ConnectorCallRecord>>);
@@ -124,9 +160,19 @@ fn main() {
 async fn run(calls: usize) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = axum::Router::new().fallback(|| async {
-        axum::Json(json!({"version": "1.0.0", "action": "Continue", "city": "Bergen"}))
-    });
+    let app = axum::Router::new()
+        .route(
+            "/extension",
+            axum::routing::post(|| async {
+                axum::Json(json!({"data": {
+                    "@odata.type": "microsoft.graph.onAttributeCollectionSubmitResponseData",
+                    "actions": [{"@odata.type": "microsoft.graph.attributeCollectionSubmit.modifyAttributeValues",
+                                 "attributes": {"city": "Bergen"}}]}}))
+            }),
+        )
+        .fallback(|| async {
+            axum::Json(json!({"version": "1.0.0", "action": "Continue", "city": "Bergen"}))
+        });
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
@@ -136,17 +182,24 @@ async fn run(calls: usize) {
         signing_secrets: vec![Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")],
         ..ConnectorDefinition::new("bench", &url)
     };
+    let extension = ConnectorDefinition::extension(
+        "bench-extension",
+        format!("http://{addr}/extension"),
+        format!("api://{addr}/bench"),
+    );
     let repository = Arc::new(MemoryCalls::default());
-    let runner = ConnectorRunner::new(
-        vec![definition],
+    let runner = ConnectorRunner::with_signer(
+        vec![definition, extension],
         Arc::new(tenant()),
         repository.clone(),
         Arc::new(SystemClock),
         RunnerSettings {
             targets: usher_domain::rules::TargetPolicy::ALL,
+            issuer: "https://id.example".into(),
             ..Default::default()
         },
         Arc::new(Metrics::new()),
+        Arc::new(Es256Signer::new()),
     );
     let attributes: AttributeValues = [
         (
@@ -163,29 +216,34 @@ async fn run(calls: usize) {
         issuer_assigned_id: "123".into(),
         exact_issuer: None,
     }];
-    let ids = vec!["bench".to_owned()];
-    let through_usher = || async {
-        let outcome = runner
-            .run(StepRequest {
-                step: ConnectorStep::PostAttributeCollection,
-                flow_id: "flow-bench",
-                user_flow_id: "B2X_1_bench",
-                connector_ids: &ids,
-                client_id: "client-bench",
-                ui_locales: "en-US",
-                email: Some("john@example.com"),
-                identities: &identities,
-                attributes: &attributes,
-                run_key: None,
-                client_ip: None,
-                user: None,
-                otp: None,
-            })
-            .await;
-        assert!(
-            matches!(outcome, StepOutcome::Continue { .. }),
-            "{outcome:?}"
-        );
+    let through_usher = |id: &'static str| {
+        let ids = vec![id.to_owned()];
+        let runner = &runner;
+        let identities = &identities;
+        let attributes = &attributes;
+        async move {
+            let outcome = runner
+                .run(StepRequest {
+                    step: ConnectorStep::PostAttributeCollection,
+                    flow_id: "flow-bench",
+                    user_flow_id: "B2X_1_bench",
+                    connector_ids: &ids,
+                    client_id: "client-bench",
+                    ui_locales: "en-US",
+                    email: Some("john@example.com"),
+                    identities,
+                    attributes,
+                    run_key: None,
+                    client_ip: None,
+                    user: None,
+                    otp: None,
+                })
+                .await;
+            assert!(
+                matches!(outcome, StepOutcome::Continue { .. }),
+                "{outcome:?}"
+            );
+        }
     };
 
     let bare_client = reqwest::Client::builder().use_rustls_tls().build().unwrap();
@@ -209,22 +267,32 @@ async fn run(calls: usize) {
     };
 
     for _ in 0..100 {
-        through_usher().await;
+        through_usher("bench").await;
+        through_usher("bench-extension").await;
         bare().await;
     }
 
     let mut usher_times = Vec::with_capacity(calls);
+    let mut extension_times = Vec::with_capacity(calls);
     let mut bare_times = Vec::with_capacity(calls);
     for _ in 0..calls {
         let t = Instant::now();
-        through_usher().await;
+        through_usher("bench").await;
         usher_times.push(t.elapsed());
+        let t = Instant::now();
+        through_usher("bench-extension").await;
+        extension_times.push(t.elapsed());
         let t = Instant::now();
         bare().await;
         bare_times.push(t.elapsed());
     }
     usher_times.sort();
+    extension_times.sort();
     bare_times.sort();
+    let (e50, e99) = (
+        percentile(&extension_times, 0.50),
+        percentile(&extension_times, 0.99),
+    );
     let (u50, u99) = (
         percentile(&usher_times, 0.50),
         percentile(&usher_times, 0.99),
@@ -247,6 +315,13 @@ async fn run(calls: usize) {
         "  Usher adds:              p50 {:8.1} µs   p99 {:8.1} µs",
         micros(u50) - micros(b50),
         micros(u99) - micros(b99)
+    );
+    println!(
+        "  extension (issued token): p50 {:8.1} µs   p99 {:8.1} µs   adds p50 {:.1} µs, p99 {:.1} µs",
+        micros(e50),
+        micros(e99),
+        micros(e50) - micros(b50),
+        micros(e99) - micros(b99)
     );
     println!(
         "  call records written:    {}",

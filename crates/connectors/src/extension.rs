@@ -347,14 +347,8 @@ fn failure(reason: FailureReason, detail: impl Into<String>) -> Failure {
     Failure::new(reason, detail)
 }
 
-fn read(
-    ctx: &ExtensionContext<'_>,
-    status: u16,
-    headers: &[(String, String)],
-    body: &[u8],
-    warnings: &mut Vec<String>,
-) -> Result<Interpreted, Failure> {
-    let step = ctx.base.step;
+/// The answer's JSON, when its status and content type let it be read.
+fn answer_json(status: u16, headers: &[(String, String)], body: &[u8]) -> Result<Value, Failure> {
     match status {
         200 => {}
         429 => return Err(failure(FailureReason::Http429, "HTTP 429")),
@@ -378,8 +372,7 @@ fn read(
     let content_type = headers
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("");
+        .map_or("", |(_, v)| v.as_str());
     let essence = content_type
         .split(';')
         .next()
@@ -393,15 +386,22 @@ fn read(
         ));
     }
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-    let json: Value = serde_json::from_slice(body)
-        .map_err(|e| failure(FailureReason::NotJson, format!("the body is not JSON: {e}")))?;
+    serde_json::from_slice(body)
+        .map_err(|e| failure(FailureReason::NotJson, format!("the body is not JSON: {e}")))
+}
+
+/// `data.actions[0]`, when there is exactly one action.
+fn the_action<'a>(
+    json: &'a Value,
+    data_name: &str,
+    warnings: &mut Vec<String>,
+) -> Result<&'a Value, Failure> {
     let data = json.get("data").and_then(Value::as_object).ok_or_else(|| {
         failure(
             FailureReason::NotOneAction,
             "the answer has no \"data\" object with its \"actions\"",
         )
     })?;
-    let (_, data_name) = event_names(step).unwrap_or(("", ""));
     let expected_data = format!("on{data_name}ResponseData");
     match odata_type(data) {
         Some(t) if t.eq_ignore_ascii_case(&expected_data) => {}
@@ -412,24 +412,35 @@ fn read(
             "data has no @odata.type; expected microsoft.graph.{expected_data}"
         )),
     }
-    let actions = match data.get("actions") {
-        Some(Value::Array(a)) => a,
-        _ => {
-            return Err(failure(
-                FailureReason::NotOneAction,
-                "data.actions is not a list of one action",
-            ))
-        }
-    };
-    let [action] = actions.as_slice() else {
+    let Some(Value::Array(actions)) = data.get("actions") else {
         return Err(failure(
+            FailureReason::NotOneAction,
+            "data.actions is not a list of one action",
+        ));
+    };
+    match actions.as_slice() {
+        [action] => Ok(action),
+        _ => Err(failure(
             FailureReason::NotOneAction,
             format!(
                 "data.actions holds {} actions; exactly one is allowed",
                 actions.len()
             ),
-        ));
-    };
+        )),
+    }
+}
+
+fn read(
+    ctx: &ExtensionContext<'_>,
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+    warnings: &mut Vec<String>,
+) -> Result<Interpreted, Failure> {
+    let step = ctx.base.step;
+    let (_, data_name) = event_names(step).unwrap_or(("", ""));
+    let json = answer_json(status, headers, body)?;
+    let action = the_action(&json, data_name, warnings)?;
     let action = action
         .as_object()
         .ok_or_else(|| failure(FailureReason::UnknownAction, "the action is not an object"))?;
@@ -451,9 +462,7 @@ fn read(
     if event != expected_event {
         return Err(wrong());
     }
-    if kind.contains("setPreFillValues") {
-        warnings.push("setPreFillValues is spelled setPrefillValues; accepted".into());
-    }
+    note_variants(action, &kind, warnings);
     match (step, name.as_str()) {
         (_, "continuewithdefaultbehavior") => Ok(Interpreted::Continue {
             changes: BTreeMap::new(),
@@ -490,6 +499,46 @@ fn read(
         _ => Err(wrong()),
     }
 }
+
+/// The action's spellings that differ from Microsoft's reference ones, as warnings:
+/// they were accepted, and the API should still be fixed.
+fn note_variants(action: &Map<String, Value>, kind: &str, warnings: &mut Vec<String>) {
+    if let Some((key, _)) = action
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("@odata.type") && k.as_str() != "@odata.type")
+    {
+        warnings.push(format!(
+            "the action's type is under {key:?}, not \"@odata.type\"; accepted"
+        ));
+    }
+    let written = action
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("@odata.type"))
+        .and_then(|(_, v)| v.as_str())
+        .unwrap_or("");
+    if kind.contains("setPreFillValues") {
+        warnings.push("setPreFillValues is spelled setPrefillValues; accepted".into());
+    } else if let Some(reference) = ACTIONS.iter().find(|a| a.eq_ignore_ascii_case(kind)) {
+        if written != format!("{GRAPH}{reference}") {
+            warnings.push(format!(
+                "the action type {written:?} is {GRAPH}{reference} written differently; accepted"
+            ));
+        }
+    }
+}
+
+/// Every action as Microsoft's reference spells it.
+const ACTIONS: [&str; 9] = [
+    "attributeCollectionStart.continueWithDefaultBehavior",
+    "attributeCollectionStart.setPrefillValues",
+    "attributeCollectionStart.showBlockPage",
+    "attributeCollectionSubmit.continueWithDefaultBehavior",
+    "attributeCollectionSubmit.modifyAttributeValues",
+    "attributeCollectionSubmit.showValidationError",
+    "attributeCollectionSubmit.showBlockPage",
+    "tokenIssuanceStart.provideClaimsForToken",
+    "OtpSend.continueWithDefaultBehavior",
+];
 
 /// The `@odata.type` of an object (also under `@odata.Type`, any case), without
 /// its `#` and `microsoft.graph.` prefix.

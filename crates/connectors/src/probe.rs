@@ -1,6 +1,8 @@
 //! One diagnostic call for `usher connectors test`: the real request (credentials
 //! masked), the real answer, and what Usher would make of it, without the circuit
-//! breaker and without a call record.
+//! breaker and without a call record. A custom authentication extension gets the
+//! event envelope built from the same sample claims, and its answer is read by its
+//! own contract; the report names the contract and, for a failure, the Entra code.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -9,10 +11,15 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use usher_domain::{ConnectorDefinition, ConnectorStep, SystemClock, Tenant};
 
+use crate::extension::{self, Envelope, ExtensionContext};
 use crate::failure::FailureReason;
 use crate::response::{interpret, Interpretation, Interpreted, ResponseContext};
 use crate::runner::RunnerSettings;
-use crate::transport::{CallIds, Endpoint, NamedValue, SentRequest};
+use crate::step::{OtpContext, StepRequest};
+use crate::transport::{CallIds, Endpoint, NamedValue, SentRequest, TokenSigner};
+use usher_domain::{
+    AttributeValue, AttributeValues, ConnectorContract, Identity, SignInType, User,
+};
 
 /// How much of the response body a report shows.
 pub const MAX_SHOWN_BODY_BYTES: usize = 64 * 1024;
@@ -55,6 +62,8 @@ pub struct ProbeInterpretation {
 #[serde(rename_all = "camelCase")]
 pub struct ProbeReport {
     pub connector_id: String,
+    /// `api-connector-1.0.0` or `custom-authentication-extension`.
+    pub contract: String,
     pub step: String,
     pub call_id: String,
     /// The last request sent (or the one that would have been), credentials and
@@ -64,6 +73,8 @@ pub struct ProbeReport {
     pub attempts: u32,
     pub latency_ms: u64,
     pub interpretation: ProbeInterpretation,
+    /// A failed call of an extension: the Entra error code.
+    pub error_code: Option<u32>,
     pub warnings: Vec<String>,
 }
 
@@ -76,26 +87,129 @@ pub async fn probe(
     claims: Map<String, Value>,
     settings: &RunnerSettings,
 ) -> ProbeReport {
-    probe_with_schema(definition, step, claims, settings, None).await
+    probe_with_schema(definition, step, claims, settings, None, None).await
+}
+
+/// What the probe sends: the claims as they are (with `step`) for a 1.0.0 connector,
+/// the event envelope built from them for an extension.
+fn probe_body(
+    definition: &ConnectorDefinition,
+    step: ConnectorStep,
+    mut claims: Map<String, Value>,
+    schema: Option<ProbeSchema<'_>>,
+    ids: (&str, &str),
+) -> Vec<u8> {
+    if !definition.contract.is_extension() {
+        claims
+            .entry("step")
+            .or_insert_with(|| Value::String(step.wire_name().to_owned()));
+        return Value::Object(claims).to_string().into_bytes();
+    }
+    let empty = Tenant {
+        extensions_app_id: String::new(),
+        custom_attributes: Vec::new(),
+        user_flows: Vec::new(),
+        applications: Vec::new(),
+    };
+    envelope_from_claims(
+        definition,
+        step,
+        &claims,
+        schema.map_or(&empty, |s| s.tenant),
+        schema.and_then(|s| s.user_flow_id),
+        ids,
+    )
+    .unwrap_or(Value::Null)
+    .to_string()
+    .into_bytes()
+}
+
+/// The sample claims as the typed request of an extension's event.
+fn envelope_from_claims(
+    definition: &ConnectorDefinition,
+    step: ConnectorStep,
+    claims: &Map<String, Value>,
+    tenant: &Tenant,
+    user_flow_id: Option<&str>,
+    (call_id, issuer): (&str, &str),
+) -> Option<Value> {
+    let text = |key: &str| claims.get(key).and_then(Value::as_str).unwrap_or("");
+    let email = text("email");
+    let identities: Vec<Identity> = claims
+        .get("identities")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|i| Identity {
+            sign_in_type: SignInType::Federated,
+            issuer: i["issuer"].as_str().unwrap_or("").to_owned(),
+            issuer_assigned_id: i["issuerAssignedId"].as_str().unwrap_or("").to_owned(),
+            exact_issuer: None,
+        })
+        .collect();
+    let reserved = ["email", "identities", "ui_locales", "client_id", "step"];
+    let attributes: AttributeValues = claims
+        .iter()
+        .filter(|(k, _)| !reserved.contains(&k.as_str()))
+        .filter_map(|(k, v)| {
+            let value = match v {
+                Value::String(s) => AttributeValue::String(s.clone()),
+                Value::Bool(b) => AttributeValue::Boolean(*b),
+                Value::Number(n) => AttributeValue::Int(n.as_i64()?),
+                _ => return None,
+            };
+            Some((k.clone(), value))
+        })
+        .collect();
+    let user = User {
+        id: "00000000-0000-4000-8000-000000000001".into(),
+        email: Some(email.to_owned()),
+        attributes: attributes.clone(),
+        identities: identities.clone(),
+        account_enabled: true,
+        created_at: chrono::DateTime::UNIX_EPOCH,
+        email_verified: true,
+        profile: usher_domain::UserProfile::default(),
+        version: 1,
+    };
+    let request = StepRequest {
+        step,
+        flow_id: "",
+        user_flow_id: user_flow_id.unwrap_or(""),
+        connector_ids: &[],
+        client_id: text("client_id"),
+        ui_locales: text("ui_locales"),
+        email: Some(email),
+        identities: &identities,
+        attributes: &attributes,
+        run_key: None,
+        client_ip: None,
+        user: (step == ConnectorStep::PreTokenIssuance).then_some(&user),
+        otp: (step == ConnectorStep::EmailOtpSend).then_some(OtpContext {
+            identifier: email,
+            code: "000000",
+            request_type: "signUp",
+        }),
+    };
+    extension::build_envelope(&Envelope {
+        request: &request,
+        attributes: &attributes,
+        tenant,
+        connector_id: &definition.id,
+        call_id,
+        issuer,
+    })
 }
 
 /// [`probe`], reading the answer against the tenant's schema and a user flow.
 pub async fn probe_with_schema(
     definition: &ConnectorDefinition,
     step: ConnectorStep,
-    mut claims: Map<String, Value>,
+    claims: Map<String, Value>,
     settings: &RunnerSettings,
     schema: Option<ProbeSchema<'_>>,
+    signer: Option<std::sync::Arc<dyn TokenSigner>>,
 ) -> ProbeReport {
-    claims
-        .entry("step")
-        .or_insert_with(|| Value::String(step.wire_name().to_owned()));
-    let identities = claims.get("identities").cloned();
-    let email = claims
-        .get("email")
-        .and_then(|v| v.as_str())
-        .map(str::to_owned);
-    let body = Value::Object(claims).to_string().into_bytes();
     #[allow(
         clippy::disallowed_methods,
         reason = "a probe is an operator tool outside any flow: its ids need to be unique, not reproducible"
@@ -103,7 +217,19 @@ pub async fn probe_with_schema(
     let mut rng = rand::thread_rng();
     let call_id = usher_domain::id::new_uuid(&mut rng);
     let flow_id = usher_domain::id::new_uuid(&mut rng);
-    let endpoint = Endpoint::new(definition.clone(), settings.transport());
+    let identities = claims.get("identities").cloned();
+    let email = claims
+        .get("email")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    let body = probe_body(
+        definition,
+        step,
+        claims,
+        schema,
+        (&call_id, &settings.issuer),
+    );
+    let endpoint = Endpoint::with_signer(definition.clone(), settings.transport(), signer);
     let ids = CallIds {
         flow_id: &flow_id,
         idempotency_key: None,
@@ -124,7 +250,7 @@ pub async fn probe_with_schema(
                 email: email.as_deref(),
                 identities: identities.as_ref(),
             };
-            let interpretation = interpret(&ctx, exchange.status, &exchange.body);
+            let interpretation = read_by_contract(definition, ctx, exchange);
             let shown = &exchange.body[..exchange.body.len().min(MAX_SHOWN_BODY_BYTES)];
             let response = ProbeResponse {
                 status: exchange.status,
@@ -150,16 +276,52 @@ pub async fn probe_with_schema(
         ),
     };
 
+    let error_code = interpretation
+        .outcome
+        .failure()
+        .filter(|_| definition.contract.is_extension())
+        .map(|f| {
+            f.reason
+                .entra_error_code(definition.target_url.starts_with("http:"))
+        });
     ProbeReport {
         connector_id: definition.id.clone(),
-        step: step.wire_name().to_owned(),
+        contract: definition.contract.name().to_owned(),
+        step: step
+            .extension_event()
+            .filter(|_| definition.contract.is_extension())
+            .unwrap_or(step.wire_name())
+            .to_owned(),
         call_id,
         request: report.last_request,
         response,
         attempts: report.attempts,
         latency_ms: u64::try_from(report.latency.as_millis()).unwrap_or(u64::MAX),
         interpretation: describe(&interpretation.outcome),
+        error_code,
         warnings: interpretation.warnings,
+    }
+}
+
+/// An answer read by the connector's own contract.
+fn read_by_contract(
+    definition: &ConnectorDefinition,
+    ctx: ResponseContext<'_>,
+    exchange: &crate::transport::Exchange,
+) -> Interpretation {
+    match &definition.contract {
+        ConnectorContract::ApiConnector => interpret(&ctx, exchange.status, &exchange.body),
+        ConnectorContract::CustomAuthenticationExtension {
+            claims_for_token, ..
+        } => extension::interpret(
+            &ExtensionContext {
+                base: ctx,
+                claims_for_token,
+            },
+            exchange.status,
+            &exchange.headers,
+            &exchange.body,
+        ),
     }
 }
 
@@ -206,6 +368,7 @@ fn describe(outcome: &Interpreted) -> ProbeInterpretation {
 impl fmt::Display for ProbeReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "Connector  {} at {}", self.connector_id, self.step)?;
+        writeln!(f, "Contract   {}", self.contract)?;
         writeln!(f, "Call id    {}", self.call_id)?;
         writeln!(f)?;
         writeln!(f, "Request    {} {}", self.request.method, self.request.url)?;
@@ -247,11 +410,16 @@ impl fmt::Display for ProbeReport {
         writeln!(f)?;
         let i = &self.interpretation;
         match (&i.failure_reason, &i.failure_detail) {
-            (Some(reason), detail) => writeln!(
-                f,
-                "Outcome    failed: {reason} ({})",
-                detail.as_deref().unwrap_or("")
-            )?,
+            (Some(reason), detail) => {
+                writeln!(
+                    f,
+                    "Outcome    failed: {reason} ({})",
+                    detail.as_deref().unwrap_or("")
+                )?;
+                if let Some(code) = self.error_code {
+                    writeln!(f, "  Entra error code {code}")?;
+                }
+            }
             _ => writeln!(f, "Outcome    {}", i.outcome)?,
         }
         if let Some(m) = &i.user_message {

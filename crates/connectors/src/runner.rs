@@ -289,6 +289,67 @@ impl ConnectorRunner {
         }
     }
 
+    /// The body of a call by the connector's contract, with the `identities` and
+    /// `email` it told the API; `None` when the contract has no request at the step.
+    fn request_body(
+        &self,
+        definition: &ConnectorDefinition,
+        request: &StepRequest<'_>,
+        attributes: &AttributeValues,
+        call_id: &str,
+    ) -> Option<(Value, Option<Value>, Option<String>)> {
+        match &definition.contract {
+            ConnectorContract::ApiConnector => {
+                let body = build_body(request, attributes, &self.tenant);
+                let identities = body.get("identities").cloned();
+                let email = body
+                    .get("email")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned);
+                Some((Value::Object(body), identities, email))
+            }
+            ConnectorContract::CustomAuthenticationExtension { .. } => {
+                let envelope = extension::build_envelope(&Envelope {
+                    request,
+                    attributes,
+                    tenant: &self.tenant,
+                    connector_id: &definition.id,
+                    call_id,
+                    issuer: &self.settings.issuer,
+                })?;
+                Some((envelope, None, request.email.map(str::to_owned)))
+            }
+        }
+    }
+
+    /// A connector listed at a step its contract has no request for: refused and
+    /// recorded (the tenant's rules keep this from being configured).
+    async fn wrong_step(
+        &self,
+        definition: &ConnectorDefinition,
+        request: &StepRequest<'_>,
+        call_id: String,
+    ) -> Interpretation {
+        let failure = Failure::new(
+            FailureReason::ConfigurationError,
+            format!(
+                "a {} connector cannot run at {}",
+                definition.contract.name(),
+                request.step.slot_name()
+            ),
+        );
+        let code = definition
+            .contract
+            .is_extension()
+            .then(|| i64::from(failure.reason.entra_error_code(false)));
+        self.refused(&definition.id, request, &call_id, &failure, code)
+            .await;
+        Interpretation {
+            outcome: Interpreted::Failed(failure),
+            warnings: Vec::new(),
+        }
+    }
+
     /// One call of one connector, recorded. Returns the call id and what it meant.
     async fn call(
         &self,
@@ -300,49 +361,12 @@ impl ConnectorRunner {
         let definition = connector.endpoint.definition();
         let call_id = new_id();
         let created_at = self.clock.now();
-        let (body, identities_sent, email_sent) = match &definition.contract {
-            ConnectorContract::ApiConnector => {
-                let body = build_body(request, attributes, &self.tenant);
-                let identities = body.get("identities").cloned();
-                let email = body
-                    .get("email")
-                    .and_then(|v| v.as_str())
-                    .map(str::to_owned);
-                (Some(Value::Object(body)), identities, email)
-            }
-            ConnectorContract::CustomAuthenticationExtension { .. } => {
-                let envelope = extension::build_envelope(&Envelope {
-                    request,
-                    attributes,
-                    tenant: &self.tenant,
-                    connector_id: &definition.id,
-                    call_id: &call_id,
-                    issuer: &self.settings.issuer,
-                });
-                (envelope, None, request.email.map(str::to_owned))
-            }
-        };
-        let Some(body) = body else {
-            let failure = Failure::new(
-                FailureReason::ConfigurationError,
-                format!(
-                    "a {} connector cannot run at {}",
-                    definition.contract.name(),
-                    request.step.slot_name()
-                ),
-            );
-            let code = definition
-                .contract
-                .is_extension()
-                .then(|| i64::from(failure.reason.entra_error_code(false)));
-            self.refused(&definition.id, request, &call_id, &failure, code)
-                .await;
+        let Some((body, identities_sent, email_sent)) =
+            self.request_body(definition, request, attributes, &call_id)
+        else {
             return (
-                call_id,
-                Interpretation {
-                    outcome: Interpreted::Failed(failure),
-                    warnings: Vec::new(),
-                },
+                call_id.clone(),
+                self.wrong_step(definition, request, call_id).await,
             );
         };
         let body_bytes = body.to_string().into_bytes();

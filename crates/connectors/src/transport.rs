@@ -186,10 +186,6 @@ pub struct CallIds<'a> {
 }
 
 impl Endpoint {
-    pub fn new(definition: ConnectorDefinition, settings: TransportSettings) -> Self {
-        Self::with_signer(definition, settings, None)
-    }
-
     /// An endpoint whose issued tokens (if it uses them) `signer` signs.
     pub fn with_signer(
         definition: ConnectorDefinition,

@@ -2037,6 +2037,7 @@ async fn probe_shows_the_masked_request_the_answer_and_its_reading() {
             tenant: &t,
             user_flow_id: Some(FLOW),
         }),
+        None,
     )
     .await;
     assert_eq!(report.interpretation.claims[&ext("Loyalty")], json!("gold"));
@@ -2087,7 +2088,7 @@ struct TestSigner {
 
 #[async_trait]
 impl usher_connectors::TokenSigner for TestSigner {
-    fn issuer(&self) -> &str {
+    fn issuer(&self) -> &'static str {
         "https://id.example"
     }
 

@@ -41,7 +41,7 @@ impl ConnectorStep {
     }
 
     /// The slot name in the admin API (the configuration file writes it in
-    /// snake_case).
+    /// `snake_case`).
     pub fn slot_name(self) -> &'static str {
         match self {
             ConnectorStep::PostFederationSignup => "postFederationSignup",
@@ -579,12 +579,10 @@ impl ConnectorDefinition {
     pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
     pub const DEFAULT_RETRIES: u32 = 1;
     pub const DEFAULT_BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
-    pub const EXTENSION_DEFAULT_TIMEOUT: std::time::Duration =
-        std::time::Duration::from_millis(1000);
+    pub const EXTENSION_DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
     pub const EXTENSION_DEFAULT_RETRIES: u32 = 1;
     /// Both attempts of the default.
-    pub const EXTENSION_DEFAULT_BUDGET: std::time::Duration =
-        std::time::Duration::from_millis(2000);
+    pub const EXTENSION_DEFAULT_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
 
     /// A connector with the defaults of the contract and no authentication.
     pub fn new(id: impl Into<String>, target_url: impl Into<String>) -> Self {
@@ -685,6 +683,7 @@ mod rule_tests {
             field(with(&|c| {
                 c.contract = ConnectorContract::CustomAuthenticationExtension {
                     claims_for_token: vec![String::new()],
+                    event: None,
                 }
             })),
             ConnectorField::ClaimsForToken
@@ -721,9 +720,20 @@ mod rule_tests {
         assert!(!ConnectorContract::ApiConnector.serves(ConnectorStep::EmailOtpSend));
         let ext = ConnectorContract::CustomAuthenticationExtension {
             claims_for_token: vec![],
+            event: None,
         };
         assert!(!ext.serves(ConnectorStep::PostFederationSignup));
         assert!(ext.serves(ConnectorStep::EmailOtpSend));
+        let token_only = ConnectorContract::CustomAuthenticationExtension {
+            claims_for_token: vec![],
+            event: Some(ConnectorStep::PreTokenIssuance),
+        };
+        assert!(token_only.serves(ConnectorStep::PreTokenIssuance));
+        assert!(!token_only.serves(ConnectorStep::EmailOtpSend));
+        assert_eq!(
+            ConnectorStep::from_extension_event("TokenIssuanceStart"),
+            Some(ConnectorStep::PreTokenIssuance)
+        );
     }
 
     #[test]

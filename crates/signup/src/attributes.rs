@@ -143,45 +143,8 @@ impl Engine {
             })
             .await;
         match outcome {
-            StepOutcome::Continue { attributes, .. }
-                if step == ConnectorStep::PostFederationSignup =>
-            {
-                // The connector's claims prefill the attribute page (after the
-                // `attributeCollectionStart` connectors, which the page's GET runs).
-                let start = !loaded
-                    .user_flow
-                    .connectors
-                    .attribute_collection_start
-                    .is_empty();
-                if loaded
-                    .flow
-                    .post_federation_continued(attributes, start, self.clock.now())
-                    .is_err()
-                {
-                    return self.as_is(loaded);
-                }
-                if let Err(next) = self.save(&mut loaded).await {
-                    return *next;
-                }
-                Next::show(&loaded)
-            }
-            StepOutcome::Continue { attributes, .. }
-                if step == ConnectorStep::AttributeCollectionStart =>
-            {
-                if loaded
-                    .flow
-                    .attribute_collection_started(attributes)
-                    .is_err()
-                {
-                    return self.as_is(loaded);
-                }
-                if let Err(next) = self.save(&mut loaded).await {
-                    return *next;
-                }
-                Next::show(&loaded)
-            }
             StepOutcome::Continue { attributes, .. } => {
-                self.create_user(loaded, draft, attributes).await
+                self.continued(loaded, step, draft, attributes).await
             }
             StepOutcome::ValidationError(message) => {
                 if loaded.flow.connector_validation_error(message).is_err() {
@@ -227,6 +190,41 @@ impl Engine {
                 )
             }
         }
+    }
+
+    /// The step's connectors continued with `attributes`: before the page they
+    /// prefill it (the `attributeCollectionStart` connectors run first, on the page's
+    /// GET, when a federated sign-up has some); after it the user is created.
+    async fn continued(
+        &self,
+        mut loaded: Loaded,
+        step: ConnectorStep,
+        draft: SignUpDraft,
+        attributes: AttributeValues,
+    ) -> Next {
+        let moved = match step {
+            ConnectorStep::PostFederationSignup => {
+                let start = !loaded
+                    .user_flow
+                    .connectors
+                    .attribute_collection_start
+                    .is_empty();
+                loaded
+                    .flow
+                    .post_federation_continued(attributes, start, self.clock.now())
+            }
+            ConnectorStep::AttributeCollectionStart => {
+                loaded.flow.attribute_collection_started(attributes)
+            }
+            _ => return self.create_user(loaded, draft, attributes).await,
+        };
+        if moved.is_err() {
+            return self.as_is(loaded);
+        }
+        if let Err(next) = self.save(&mut loaded).await {
+            return *next;
+        }
+        Next::show(&loaded)
     }
 
     /// The connectors continued: the user (or, when the flow requires approval, the

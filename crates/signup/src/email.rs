@@ -14,6 +14,14 @@ use usher_domain::{AttributeValues, ConnectorStep};
 
 use crate::{throttle::ClientAddress, Engine, Feedback, Letter, Loaded, Next, Status};
 
+/// The code page, with `notice` (a resend's) if any.
+fn code_sent_page(loaded: Loaded, notice: Option<String>) -> Next {
+    match notice {
+        Some(n) => Next::step(loaded, Feedback::notice(n), Status::Ok),
+        None => Next::show(&loaded),
+    }
+}
+
 /// How the code went when a connector was to deliver it.
 enum ByConnector {
     /// The user flow has no `emailOtpSend` connector: Usher's mailer sends it.
@@ -125,7 +133,7 @@ impl Engine {
         }
         if let Letter::Code { code, .. } = &letter {
             match self.deliver_by_connector(&loaded, &email, code).await {
-                ByConnector::Delivered => return self.code_sent_page(loaded, notice),
+                ByConnector::Delivered => return code_sent_page(loaded, notice),
                 ByConnector::Failed { reference } => {
                     let feedback =
                         self.say(&loaded, "error.code_not_sent", &[("reference", reference)]);
@@ -151,14 +159,7 @@ impl Engine {
                 },
             );
         }
-        self.code_sent_page(loaded, notice)
-    }
-
-    fn code_sent_page(&self, loaded: Loaded, notice: Option<String>) -> Next {
-        match notice {
-            Some(n) => Next::step(loaded, Feedback::notice(n), Status::Ok),
-            None => Next::show(&loaded),
-        }
+        code_sent_page(loaded, notice)
     }
 
     /// The user flow's `emailOtpSend` connector delivers the code, if it has one.

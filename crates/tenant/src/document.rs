@@ -890,11 +890,13 @@ mod tests {
             ConnectorDefinition::extension("x", "https://api.example/x", "api://api.example/app");
         ext.contract = ConnectorContract::CustomAuthenticationExtension {
             claims_for_token: vec!["tier".into()],
+            event: Some(usher_domain::ConnectorStep::PreTokenIssuance),
         };
+        ext.description = "Adds the tier".into();
         let doc = connector_doc(&ext, &SecretMode::Seal(&master)).unwrap();
         assert_eq!(
             doc.document["contract"],
-            serde_json::json!({"kind": "customAuthenticationExtension", "claimsForToken": ["tier"]})
+            serde_json::json!({"kind": "customAuthenticationExtension", "claimsForToken": ["tier"], "event": "PreTokenIssuance"})
         );
         assert_eq!(doc.document["authentication"]["type"], "issuedToken");
         assert_eq!(open(doc, &master).unwrap(), ext);

@@ -323,10 +323,11 @@ mod tests {
                     "url": "/console/calls/k1", "call_id": "k1", "created": time,
                     "step": "PostAttributeCollection", "user_flow_id": "B2X_1_f", "outcome": "failed",
                     "http_status": null, "latency_ms": 3000, "attempts": 2, "failure_reason": "<b>blocked</b>",
+                    "error_code": 1_003_002,
                 }],
                 "call_id": "k1", "connector_id": "c1", "user_flow_id": "B2X_1_f", "connector_url": "/console/connectors/c1",
                 "step": "PostAttributeCollection", "flow_id": "f1", "attempts": 2, "http_status": 200,
-                "latency_ms": 31, "outcome": "continue", "failure_reason": null, "warnings": ["<b>blocked</b>"],
+                "latency_ms": 31, "outcome": "continue", "failure_reason": null, "error_code": 1_003_005, "warnings": ["<b>blocked</b>"],
                 "request_body": "<b>blocked</b>", "response_body": null,
             }),
         ];

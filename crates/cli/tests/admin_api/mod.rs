@@ -3645,7 +3645,10 @@ async fn custom_authentication_extensions_are_managed_with_graphs_bodies(backend
         "api://authenticationeventsAPI.contoso.com/a13d0fc1-04ab-4ede-b215-63de0174cbb4"
     );
     // Listed here, not among the 1.0.0 connectors.
-    assert_eq!(ids(&reader.get(EXTENSIONS).await), [token_id.clone()]);
+    assert_eq!(
+        ids(&reader.get(EXTENSIONS).await),
+        std::slice::from_ref(&token_id)
+    );
     let api_connectors = connectors_admin.get("/v1.0/identity/apiConnectors").await;
     assert!(!ids(&api_connectors).contains(&token_id));
     assert_eq!(

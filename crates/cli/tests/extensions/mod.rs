@@ -403,3 +403,67 @@ async fn a_failed_otp_extension_sends_no_code_unless_it_falls_back(backend: Back
         env.finish(usher).await;
     }
 }
+
+both!(connectors_test_speaks_the_extension_contract);
+async fn connectors_test_speaks_the_extension_contract(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let api = ExtensionApi::start().await;
+    let legacy = harness::api::TestApi::start(vec![]).await;
+    let usher = env.start_with(&config(&api, &legacy.url, "block")).await;
+    api.trust(&usher.issuer).await;
+    // A variant Microsoft's documents use: @odata.Type and setPreFillValues.
+    api.then(
+        "start",
+        Answer::action(
+            START,
+            json!({"@odata.Type": "microsoft.graph.attributeCollectionStart.setPreFillValues",
+                   "inputs": {"givenName": "Probe"}}),
+        ),
+    );
+    api.then("token", Answer::json(json!({"data": {"actions": []}})));
+    let run = |connector: &str, step: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_usher"))
+            .arg("--config")
+            .arg(&usher.config_path)
+            .args(["connectors", "test", connector, "--step", step, "--json"])
+            .env("USHER_MASTER_KEY", MASTER_KEY)
+            .env("E2E_SECRET", CONFIDENTIAL_SECRET)
+            .env("USHER_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let out = run("start", "attributeCollectionStart");
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["contract"], "custom-authentication-extension");
+    assert_eq!(report["step"], "attributeCollectionStart");
+    assert_eq!(report["interpretation"]["outcome"], "continue");
+    assert_eq!(report["interpretation"]["claims"]["givenName"], "Probe");
+    assert!(
+        report["warnings"].to_string().contains("setPrefillValues"),
+        "the variant it accepted is named: {}",
+        report["warnings"]
+    );
+    // The exact envelope, its token accepted by the API (checked against the JWKS).
+    let sent: serde_json::Value =
+        serde_json::from_str(report["request"]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        sent["type"],
+        "microsoft.graph.authenticationEvent.attributeCollectionStart"
+    );
+    assert!(api.refused().is_empty(), "{:?}", api.refused());
+    assert_eq!(api.bodies("start").len(), 1);
+
+    // A failure names its Entra code; the exit code says it was not the outcome asked for.
+    let out = run("token", "tokenIssuanceStart");
+    assert!(!out.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["interpretation"]["outcome"], "failed");
+    assert_eq!(report["errorCode"], 1_003_010);
+    env.finish(usher).await;
+}

@@ -122,7 +122,9 @@ fn rich() -> Config {
     );
     prefill.contract = usher_domain::ConnectorContract::CustomAuthenticationExtension {
         claims_for_token: vec!["tier".into(), "groups".into()],
+        event: None,
     };
+    prefill.description = "Prefills and enriches".into();
     prefill.timeout = Duration::from_millis(1500);
     prefill.retries = 0;
     prefill.authentication = ConnectorAuthentication::IssuedToken {

@@ -188,7 +188,7 @@ impl Resolver<'_> {
         let mut connector = ConnectorDefinition::new(id, target_url);
         connector.contract = contract;
         if let Some(d) = &c.description {
-            connector.description = d.value.clone();
+            connector.description.clone_from(&d.value);
         }
         if let Some(name) = display_name {
             connector.display_name = name;
@@ -558,29 +558,36 @@ impl Resolver<'_> {
                     certificates: certificates.into_iter().collect::<Option<_>>()?,
                 })
             }
-            "issuedToken" => {
-                let resource_id = self.required(&a.resource_id, a, "resource_id", kind, |s| {
-                    rules::check_resource_id(s)
-                });
-                let caller_id = match &a.caller_id {
-                    Some(v) => self
-                        .check(v, |s| {
-                            if s.is_empty() || s.len() > 128 {
-                                Err("must be 1 to 128 characters".to_owned())
-                            } else {
-                                Ok(())
-                            }
-                        })
-                        .map(|()| v.value.clone()),
-                    None => Some(usher_domain::ENTRA_EXTENSION_CALLER_ID.to_owned()),
-                };
-                Some(ConnectorAuthentication::IssuedToken {
-                    resource_id: resource_id?,
-                    caller_id: caller_id?,
-                })
-            }
+            "issuedToken" => self.issued_token(a, kind),
             _ => Some(ConnectorAuthentication::None),
         }
+    }
+
+    /// `issuedToken`: the resource id the token is for, and its caller id.
+    fn issued_token(
+        &mut self,
+        a: &RawAuthentication,
+        kind: &str,
+    ) -> Option<ConnectorAuthentication> {
+        let resource_id = self.required(&a.resource_id, a, "resource_id", kind, |s| {
+            rules::check_resource_id(s)
+        });
+        let caller_id = match &a.caller_id {
+            Some(v) => self
+                .check(v, |s| {
+                    if s.is_empty() || s.len() > 128 {
+                        Err("must be 1 to 128 characters".to_owned())
+                    } else {
+                        Ok(())
+                    }
+                })
+                .map(|()| v.value.clone()),
+            None => Some(usher_domain::ENTRA_EXTENSION_CALLER_ID.to_owned()),
+        };
+        Some(ConnectorAuthentication::IssuedToken {
+            resource_id: resource_id?,
+            caller_id: caller_id?,
+        })
     }
 
     /// One client certificate, the `index`th in its list: a PKCS#12 file

@@ -141,7 +141,7 @@ async fn canonical_connector_id(state: &AppState, id: &str) -> ApiResult<String>
         .map_or_else(|| id.to_owned(), |c| c.id.clone()))
 }
 
-const PROPERTIES: [&str; 14] = [
+const PROPERTIES: [&str; 15] = [
     "id",
     "connectorId",
     "userFlowId",
@@ -152,6 +152,7 @@ const PROPERTIES: [&str; 14] = [
     "latencyMs",
     "outcome",
     "failureReason",
+    "errorCode",
     "warnings",
     "requestBody",
     "responseBody",
@@ -170,6 +171,7 @@ fn to_json(r: &ConnectorCallRecord) -> Value {
         "latencyMs": r.latency_ms,
         "outcome": r.outcome,
         "failureReason": r.failure_reason,
+        "errorCode": r.error_code,
         "warnings": r.warnings,
         "requestBody": r.request_body,
         "responseBody": r.response_body,

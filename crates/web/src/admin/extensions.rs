@@ -288,9 +288,8 @@ async fn delete(
 
 /// The properties shared by POST and PATCH.
 fn apply(body: &mut Body, c: &mut ConnectorDefinition) -> ApiResult<()> {
-    match body.nullable_string("description")? {
-        Some(d) => c.description = d.unwrap_or_default(),
-        None => {}
+    if let Some(d) = body.nullable_string("description")? {
+        c.description = d.unwrap_or_default();
     }
     if let Some(mut e) = body.object("endpointConfiguration")? {
         e.take("@odata.type");

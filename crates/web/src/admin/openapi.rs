@@ -304,6 +304,7 @@ fn connector_schemas(s: &mut Map<String, Value>) {
             "httpStatus": {"type": "integer", "nullable": true}, "latencyMs": {"type": "integer"},
             "outcome": {"type": "string", "enum": ["continue", "block", "validationError", "failed"]},
             "failureReason": {"type": "string", "nullable": true},
+            "errorCode": {"type": "integer", "nullable": true, "description": "A failed call of a custom authentication extension: the Entra error code (1003002, …)"},
             "warnings": {"type": "array", "items": {"type": "string"}},
             "requestBody": {"type": "string", "nullable": true, "description": "Only when the operator records bodies; secrets removed"},
             "responseBody": {"type": "string", "nullable": true},
