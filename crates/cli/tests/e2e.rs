@@ -2198,6 +2198,18 @@ async fn federation_pair(
     api: &str,
     token_endpoint: Option<&str>,
 ) -> (Instance, Instance) {
+    federation_pair_with(upstream_env, downstream_env, api, token_endpoint, ("", "")).await
+}
+
+/// [`federation_pair`], the downstream with `connectors` declared as well and `slots`
+/// added to its federated user flow's connectors.
+async fn federation_pair_with(
+    upstream_env: &TestEnv,
+    downstream_env: &TestEnv,
+    api: &str,
+    token_endpoint: Option<&str>,
+    (connectors, slots): (&str, &str),
+) -> (Instance, Instance) {
     let (up_listener, up_url) = bind().await;
     let (down_listener, down_url) = bind().await;
     let upstream = upstream_env
@@ -2236,7 +2248,7 @@ allow_insecure_targets = true
 id = "allow-list"
 target_url = "{api}"
 retries = 0
-
+{connectors}
 [[identity_providers]]
 id = "upstream"
 type = "oidc"
@@ -2250,6 +2262,7 @@ id = "B2X_1_fed"
 identity_providers = ["EmailPassword-OAUTH", "upstream"]
 [user_flows.connectors]
 post_federation_signup = ["allow-list"]
+{slots}
 [[user_flows.attributes]]
 id = "displayName"
 required = true

@@ -467,3 +467,76 @@ async fn connectors_test_speaks_the_extension_contract(backend: Backend) {
     assert_eq!(report["errorCode"], 1_003_010);
     env.finish(usher).await;
 }
+
+both!(a_federated_sign_up_is_prefilled_at_the_start_event);
+async fn a_federated_sign_up_is_prefilled_at_the_start_event(backend: Backend) {
+    let up_env = TestEnv::new(backend).await;
+    let down_env = TestEnv::new(backend).await;
+    let legacy = harness::api::TestApi::start(vec![(
+        200,
+        json!({"version": "1.0.0", "action": "Continue"}),
+    )])
+    .await;
+    let api = ExtensionApi::start().await;
+    let (upstream, downstream) = crate::federation_pair_with(
+        &up_env,
+        &down_env,
+        &legacy.url,
+        None,
+        (
+            &extension("start", &api, "start", ""),
+            "attribute_collection_start = [\"start\"]",
+        ),
+    )
+    .await;
+    api.trust(&downstream.issuer).await;
+    api.then(
+        "start",
+        Answer::action(
+            START,
+            json!({"@odata.type": "microsoft.graph.attributeCollectionStart.setPrefillValues",
+                   "inputs": {"givenName": "From the extension"}}),
+        ),
+    );
+    let b = Browser::new();
+    let (flow, at_upstream) = crate::choose_upstream(&downstream, &b).await;
+    let callback = b
+        .sign_up(
+            &upstream,
+            &at_upstream,
+            "fed-ext@example.com",
+            PASSWORD,
+            &[("displayName", "Fed Upstream")],
+        )
+        .await;
+    let r = b.get(&callback).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    // The 1.0.0 postFederationSignup connector, then the start event, then the page.
+    let mut page = b.get(&downstream.url(&flow)).await;
+    for _ in 0..3 {
+        if page.status != StatusCode::SEE_OTHER {
+            break;
+        }
+        page = b.get(&downstream.url(&flow)).await;
+    }
+    assert!(
+        page.body.contains("value=\"From the extension\""),
+        "prefilled at the start event: {}",
+        page.body
+    );
+    assert!(
+        page.body.contains("value=\"Fed Upstream\""),
+        "and by the provider"
+    );
+    assert_eq!(legacy.bodies()[0]["step"], "PostFederationSignup");
+    let start = &api.bodies("start")[0]["data"]["userSignUpInfo"];
+    assert_eq!(
+        start["attributes"]["EmailAddress"]["value"],
+        "fed-ext@example.com"
+    );
+    assert_eq!(start["attributes"]["displayName"]["value"], "Fed Upstream");
+    assert_eq!(start["identities"][0]["signInType"], "federated");
+    assert!(api.refused().is_empty(), "{:?}", api.refused());
+    up_env.finish(upstream).await;
+    down_env.finish(downstream).await;
+}

@@ -92,12 +92,10 @@ fn to_json(snapshot: &TenantSnapshot, flow: &UserFlow) -> Value {
     value
 }
 
+/// The user flow `id` names, with or without its `B2X_1_` prefix (as `b2xUserFlows`).
 fn find(snapshot: &TenantSnapshot, id: &str) -> ApiResult<UserFlow> {
-    snapshot
-        .tenant
-        .user_flow(id)
-        .cloned()
-        .ok_or_else(|| ApiError::no_such("authenticationEventsFlow", id))
+    super::user_flows::find(&snapshot.tenant, id)
+        .map_err(|_| ApiError::no_such("authenticationEventsFlow", id))
 }
 
 async fn list(State(state): State<AppState>) -> ApiResult<Response> {

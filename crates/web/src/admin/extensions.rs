@@ -156,7 +156,7 @@ pub fn to_json(c: &ConnectorDefinition) -> Value {
             FailurePolicy::Continue => "continue",
         },
     });
-    if type_of(c) == Some(TYPES[2].0) {
+    if type_of(c) == Some(TYPES[2].0) || !claims_for_token.is_empty() {
         value["claimsForTokenConfiguration"] = claims_for_token
             .iter()
             .map(|claim| json!({"claimIdInApiResponse": claim}))
@@ -362,10 +362,14 @@ fn apply(body: &mut Body, c: &mut ConnectorDefinition) -> ApiResult<()> {
         };
     }
     if let Some(claims) = body.objects("claimsForTokenConfiguration")? {
-        let mut names = Vec::new();
+        let mut names: Vec<String> = Vec::new();
         for mut claim in claims {
             claim.take("@odata.type");
-            names.push(claim.required_string("claimIdInApiResponse")?);
+            let name = claim.required_string("claimIdInApiResponse")?;
+            if names.contains(&name) {
+                return Err(claim.error("claimIdInApiResponse", format!("{name} is listed twice")));
+            }
+            names.push(name);
             claim.finish()?;
         }
         if let ConnectorContract::CustomAuthenticationExtension {
