@@ -190,6 +190,14 @@ async fn run_with(
         );
     }
     let step = step(&args.step);
+    if !definition.contract.serves(step) {
+        bail!(
+            "{} speaks the {} contract, which has no call at {}",
+            definition.id,
+            definition.contract.name(),
+            step.slot_name()
+        );
+    }
     let user_flow_id = args.user_flow.clone().or_else(|| {
         tenant
             .user_flows

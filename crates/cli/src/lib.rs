@@ -376,6 +376,7 @@ pub fn desired_tenant(config: &Config, current: Option<&TenantSnapshot>) -> Tena
         config.connectors.clone(),
         config.identity_providers.clone(),
     )
+    .with_listeners(config.event_listeners.clone())
 }
 
 /// Adds the console's application to a declared tenant that lacks it, because it is

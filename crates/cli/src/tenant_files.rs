@@ -51,6 +51,7 @@ pub async fn export(config: &Config, args: ExportArgs) -> anyhow::Result<ExitCod
         tenant: &snapshot.tenant,
         connectors: &snapshot.connectors,
         identity_providers: &snapshot.identity_providers,
+        event_listeners: &snapshot.event_listeners,
         issuer: &config.issuer,
     };
     let export = usher_config::export_toml(&input, secrets).map_err(|errors| {
@@ -116,7 +117,8 @@ pub async fn apply(config: &Config, args: ApplyArgs) -> anyhow::Result<ExitCode>
     let mut tenant = declared.tenant;
     // Built in, so no file need declare it, and never removed by applying one.
     crate::with_console_application(&mut tenant, Some(&current), &config.issuer);
-    let mut desired = TenantSnapshot::new(tenant, declared.connectors, declared.identity_providers);
+    let mut desired = TenantSnapshot::new(tenant, declared.connectors, declared.identity_providers)
+        .with_listeners(declared.event_listeners);
     crate::keep_unchanged_secret_hashes(&mut desired, &current, &declared.client_secrets).await;
     let changes = if args.dry_run {
         tenants.diff(&desired).await

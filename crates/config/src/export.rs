@@ -27,7 +27,7 @@ use usher_domain::identity_provider::{
 use usher_domain::{
     Application, AttributeAssignment, AttributeDefinition, CertificateSource, ClientCertificate,
     ClientType, ConnectorAuthentication, ConnectorContract, ConnectorDefinition, ConnectorStep,
-    FailurePolicy, LocalizedText, Tenant, UserFlow,
+    EventListener, FailurePolicy, LocalizedText, Tenant, UserFlow,
 };
 
 use crate::{
@@ -45,6 +45,7 @@ pub struct ExportInput<'a> {
     pub tenant: &'a Tenant,
     pub connectors: &'a [ConnectorDefinition],
     pub identity_providers: &'a [ProviderConfig],
+    pub event_listeners: &'a [EventListener],
     /// The server's issuer. The demo application's redirect URIs are built from it,
     /// so it decides whether the tenant's demo objects are exactly the demo's.
     pub issuer: &'a str,
@@ -57,6 +58,7 @@ impl<'a> ExportInput<'a> {
             tenant: &config.tenant,
             connectors: &config.connectors,
             identity_providers: &config.identity_providers,
+            event_listeners: &config.event_listeners,
             issuer: &config.issuer,
         }
     }
@@ -154,6 +156,9 @@ pub fn export_toml(input: &ExportInput<'_>, secrets: SecretExport) -> Result<Exp
         if !(demo && *a == demo_app) {
             w.application(a);
         }
+    }
+    for l in input.event_listeners {
+        w.event_listener(l);
     }
     if w.errors.is_empty() {
         Ok(Export {
@@ -425,6 +430,18 @@ demo adds them: `demo = true` adds them back when this file is loaded.",
                 self.string("resource_id", resource_id);
                 self.string("caller_id", caller_id);
             }
+        }
+    }
+
+    fn event_listener(&mut self, l: &EventListener) {
+        self.array_table("event_listeners");
+        self.string("id", &l.id);
+        self.string("event", l.step.extension_event().unwrap_or_default());
+        self.string("extension", &l.extension_id);
+        self.strings("applications", &l.applications);
+        self.value("priority", l.priority.to_string());
+        if l.fall_back_to_mailer {
+            self.value("fall_back_to_mailer", "true");
         }
     }
 

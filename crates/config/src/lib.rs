@@ -66,6 +66,7 @@ pub struct DeclaredTenant {
     pub tenant: Tenant,
     pub connectors: Vec<ConnectorDefinition>,
     pub identity_providers: Vec<ProviderConfig>,
+    pub event_listeners: Vec<usher_domain::EventListener>,
     /// As `Config::client_secrets`: the plaintext client secrets the file gives, by
     /// client id in lower case.
     pub client_secrets: std::collections::BTreeMap<String, Secret>,
@@ -85,6 +86,7 @@ impl std::fmt::Debug for DeclaredTenant {
                     .map(settings::ProviderDebug)
                     .collect::<Vec<_>>(),
             )
+            .field("event_listeners", &self.event_listeners)
             .field("client_secrets", &self.client_secrets)
             .finish()
     }
@@ -173,6 +175,7 @@ fn load_tenant_text(
             timeout_ms: None,
         },
         identity_providers: file.identity_providers,
+        event_listeners: file.event_listeners,
         ..raw::RawConfig::default()
     };
     let mut resolver = resolve::Resolver::new(env, Some(&label), errors);
@@ -181,6 +184,7 @@ fn load_tenant_text(
             tenant: config.tenant,
             connectors: config.connectors,
             identity_providers: config.identity_providers,
+            event_listeners: config.event_listeners,
             client_secrets: config.client_secrets,
         }),
         _ => Err(ConfigErrors(resolver.errors)),

@@ -78,7 +78,20 @@ pub(crate) struct RawConfig {
     pub connectors: Vec<RawConnector>,
     pub federation: RawFederation,
     pub identity_providers: Vec<RawIdentityProvider>,
+    pub event_listeners: Vec<RawEventListener>,
     pub rate_limits: RawRateLimits,
+}
+
+/// `[[event_listeners]]`: an extension run for some applications.
+#[derive(Debug)]
+pub(crate) struct RawEventListener {
+    pub place: Place,
+    pub id: Option<Val<String>>,
+    pub event: Option<Val<String>>,
+    pub extension: Option<Val<String>>,
+    pub applications: Option<List>,
+    pub priority: Option<Val<i64>>,
+    pub fall_back_to_mailer: Option<Val<bool>>,
 }
 
 #[derive(Debug, Default)]
@@ -370,6 +383,7 @@ const ROOT_KEYS: &[&str] = &[
     "connectors",
     "federation",
     "identity_providers",
+    "event_listeners",
     "rate_limits",
 ];
 
@@ -720,7 +734,38 @@ impl<'a> Reader<'a> {
         raw.connectors = self.connectors(&t);
         raw.federation = self.federation(&t);
         raw.identity_providers = self.identity_providers(&t);
+        raw.event_listeners = self.event_listeners(&t);
         raw
+    }
+
+    /// `[[event_listeners]]`.
+    fn event_listeners(&mut self, t: &Table<'_>) -> Vec<RawEventListener> {
+        let Some((_, tables)) = self.tables(
+            t,
+            "event_listeners",
+            &[
+                "id",
+                "event",
+                "extension",
+                "applications",
+                "priority",
+                "fall_back_to_mailer",
+            ],
+        ) else {
+            return Vec::new();
+        };
+        tables
+            .iter()
+            .map(|l| RawEventListener {
+                place: l.place.clone(),
+                id: self.string(l, "id"),
+                event: self.string(l, "event"),
+                extension: self.string(l, "extension"),
+                applications: self.strings(l, "applications"),
+                priority: self.integer(l, "priority"),
+                fall_back_to_mailer: self.boolean(l, "fall_back_to_mailer"),
+            })
+            .collect()
     }
 
     /// `[signing]`: the algorithm of the signing keys and how they rotate.

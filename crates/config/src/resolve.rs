@@ -186,6 +186,7 @@ impl<'a> Resolver<'a> {
         if demo {
             tenant.user_flows.push(demo::user_flow());
         }
+        let event_listeners = self.event_listeners(&raw.event_listeners, &connectors);
         let pending = self.applications(&raw.applications, &mut tenant, demo);
         if demo {
             tenant.applications.push(demo::application(&issuer));
@@ -214,6 +215,7 @@ impl<'a> Resolver<'a> {
             connectors,
             connector_settings,
             identity_providers,
+            event_listeners,
             federation,
             rate_limits,
             client_secrets,

@@ -52,6 +52,9 @@ pub struct Config {
     /// kind's defaults); claim mappings are the kind's defaults with the file's
     /// entries merged over them.
     pub identity_providers: Vec<ProviderConfig>,
+    /// `[[event_listeners]]`: extensions run at token issuance or code delivery
+    /// for the applications they name.
+    pub event_listeners: Vec<usher_domain::EventListener>,
     /// `[federation]`: settings for every upstream provider.
     pub federation: FederationSettings,
     /// `[rate_limits]`: limits across flows and instances (defaults on).
@@ -85,6 +88,7 @@ impl PartialEq for Config {
             connectors,
             connector_settings,
             identity_providers,
+            event_listeners,
             federation,
             rate_limits,
             client_secrets,
@@ -110,6 +114,7 @@ impl PartialEq for Config {
                 .iter()
                 .zip(&other.identity_providers)
                 .all(|(a, b)| same_provider(a, b))
+            && *event_listeners == other.event_listeners
             && same_federation_settings(federation, &other.federation)
             && *rate_limits == other.rate_limits
             && *client_secrets == other.client_secrets
@@ -190,6 +195,7 @@ impl fmt::Debug for Config {
                     .map(ProviderDebug)
                     .collect::<Vec<_>>(),
             )
+            .field("event_listeners", &self.event_listeners)
             .field("federation", &self.federation)
             .field("rate_limits", &self.rate_limits)
             .field("client_secrets", &self.client_secrets)

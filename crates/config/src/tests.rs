@@ -3869,3 +3869,52 @@ fn each_contract_serves_only_its_steps() {
         "one connector at most",
     );
 }
+
+#[test]
+fn event_listeners_name_an_extension_for_their_event() {
+    let with = |listener: &str| {
+        format!(
+            "{}{}[[event_listeners]]\n{listener}",
+            extension_toml(""),
+            declare(&["old"])
+        )
+    };
+    let config = load_str(
+        &with("id = \"tokens\"\nevent = \"tokenIssuanceStart\"\nextension = \"X\"\napplications = [\"app-1\"]\n"),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        config.event_listeners,
+        [usher_domain::EventListener {
+            id: "tokens".into(),
+            step: usher_domain::ConnectorStep::PreTokenIssuance,
+            extension_id: "x".into(),
+            applications: vec!["app-1".into()],
+            priority: 500,
+            fall_back_to_mailer: false,
+        }]
+    );
+    assert_error(
+        &with("id = \"l\"\nevent = \"attributeCollectionStart\"\nextension = \"x\"\napplications = [\"a\"]\n"),
+        "event_listeners[0].event",
+        "tokenIssuanceStart or emailOtpSend",
+    );
+    assert_error(
+        &with(
+            "id = \"l\"\nevent = \"emailOtpSend\"\nextension = \"old\"\napplications = [\"a\"]\n",
+        ),
+        "event_listeners[0].extension",
+        "not a custom authentication extension",
+    );
+    assert_error(
+        &with("id = \"l\"\nevent = \"emailOtpSend\"\nextension = \"x\"\n"),
+        "event_listeners[0].applications",
+        "at least one application",
+    );
+    assert_error(
+        &with("id = \"l\"\nevent = \"tokenIssuanceStart\"\nextension = \"x\"\napplications = [\"a\"]\nfall_back_to_mailer = true\n"),
+        "event_listeners[0].fall_back_to_mailer",
+        "emailOtpSend",
+    );
+}

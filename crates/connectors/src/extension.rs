@@ -464,10 +464,13 @@ fn read(
     }
     note_variants(action, &kind, warnings);
     match (step, name.as_str()) {
-        (_, "continuewithdefaultbehavior") => Ok(Interpreted::Continue {
-            changes: BTreeMap::new(),
-            token_claims: Map::new(),
-        }),
+        // Token issuance has no default behaviour to continue with: it provides claims.
+        (step, "continuewithdefaultbehavior") if step != ConnectorStep::PreTokenIssuance => {
+            Ok(Interpreted::Continue {
+                changes: BTreeMap::new(),
+                token_claims: Map::new(),
+            })
+        }
         (ConnectorStep::AttributeCollectionStart, "setprefillvalues") => {
             let values = object_field(action, "inputs")?;
             Ok(Interpreted::Continue {
@@ -548,10 +551,10 @@ fn odata_type(object: &Map<String, Value>) -> Option<String> {
         .find(|(k, _)| k.eq_ignore_ascii_case("@odata.type"))
         .and_then(|(_, v)| v.as_str())?;
     let value = value.trim().trim_start_matches('#');
-    let value = if value.len() >= GRAPH.len() && value[..GRAPH.len()].eq_ignore_ascii_case(GRAPH) {
-        &value[GRAPH.len()..]
-    } else {
-        value
+    // `get`, not indexing: the prefix's length may fall inside a character.
+    let value = match (value.get(..GRAPH.len()), value.get(GRAPH.len()..)) {
+        (Some(prefix), Some(rest)) if prefix.eq_ignore_ascii_case(GRAPH) => rest,
+        _ => value,
     };
     Some(value.to_owned())
 }

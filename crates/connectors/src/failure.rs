@@ -162,7 +162,10 @@ impl FailureReason {
 impl FailureReason {
     /// The Entra error code Microsoft's sign-in log shows for a failed call of a
     /// custom authentication extension; Usher records the same. `plain_http` tells a
-    /// refused `http://` target (1003014) from a refused address (1003023).
+    /// target refused for being `http://` (1003014) from one refused for its address
+    /// (1003023). The table has no code of its own for a failure on Usher's side
+    /// (an open breaker, a token that could not be signed, a connector that cannot
+    /// be used as configured): those are 1003023, "refused by the service".
     pub fn entra_error_code(self, plain_http: bool) -> u32 {
         match self {
             FailureReason::Redirect

@@ -281,8 +281,9 @@ pub async fn probe_with_schema(
         .failure()
         .filter(|_| definition.contract.is_extension())
         .map(|f| {
-            f.reason
-                .entra_error_code(definition.target_url.starts_with("http:"))
+            f.reason.entra_error_code(
+                definition.target_url.starts_with("http:") && !settings.targets.allow_http,
+            )
         });
     ProbeReport {
         connector_id: definition.id.clone(),

@@ -410,14 +410,18 @@ impl ConnectorRunner {
         let outcome = interpretation.outcome.outcome_name();
         let step = request.step.wire_name();
         self.metrics.observe(&definition.id, step, outcome, latency);
+        // Besides the connector's own secrets: the code it was to deliver and the
+        // token it was sent, which an echoing answer would otherwise put on record.
+        let mut secrets = connector.secrets.clone();
+        secrets.extend(request.otp.map(|o| o.code.to_owned()));
+        secrets.extend(connector.endpoint.bearer_in_use());
         let failure = interpretation.outcome.failure();
         let error_code = failure
             .filter(|_| definition.contract.is_extension())
             .map(|f| {
-                i64::from(
-                    f.reason
-                        .entra_error_code(definition.target_url.starts_with("http:")),
-                )
+                i64::from(f.reason.entra_error_code(
+                    definition.target_url.starts_with("http:") && !self.settings.targets.allow_http,
+                ))
             });
         log_call(
             &call_id,
@@ -443,10 +447,10 @@ impl ConnectorRunner {
             request_body: self
                 .settings
                 .record_bodies
-                .then(|| redact_body(&body_bytes, &connector.secrets)),
+                .then(|| redact_body(&body_bytes, &secrets)),
             response_body: response_body
                 .filter(|_| self.settings.record_bodies)
-                .map(|b| redact_body(&b, &connector.secrets)),
+                .map(|b| redact_body(&b, &secrets)),
             created_at,
         };
         self.store(&record).await;

@@ -2329,3 +2329,53 @@ async fn a_1_0_0_connector_at_attribute_collection_start_prefills() {
         "validationErrorNotAllowed"
     );
 }
+
+#[tokio::test]
+async fn the_code_and_the_token_never_reach_the_record_even_when_echoed() {
+    // An API that echoes what it got as plain text (and fails).
+    let server = serve(|_, seen| {
+        let mut echo = String::from_utf8_lossy(&seen.body).into_owned();
+        echo.push_str(seen.header("authorization").unwrap_or(""));
+        Reply::raw(500, echo)
+    })
+    .await;
+    let mut otp = extension_connector("otp", &server);
+    otp.retries = 0;
+    let (h, _) = extension_harness(vec![otp]);
+    let ids = vec!["otp".to_owned()];
+    let outcome = h
+        .runner
+        .run(StepRequest {
+            step: ConnectorStep::EmailOtpSend,
+            flow_id: "flow-1",
+            user_flow_id: FLOW,
+            connector_ids: &ids,
+            client_id: "client-7",
+            ui_locales: "en",
+            email: Some("kim@example.com"),
+            identities: &[],
+            attributes: &AttributeValues::new(),
+            run_key: None,
+            client_ip: None,
+            user: None,
+            otp: Some(usher_connectors::OtpContext {
+                identifier: "kim@example.com",
+                code: "482913",
+                request_type: "signUp",
+            }),
+        })
+        .await;
+    assert!(matches!(outcome, StepOutcome::Failed { .. }), "{outcome:?}");
+    let record = h.last();
+    let seen = server.seen();
+    let token = seen[0]
+        .header("authorization")
+        .unwrap()
+        .strip_prefix("Bearer ")
+        .unwrap()
+        .to_owned();
+    for body in [record.request_body.unwrap(), record.response_body.unwrap()] {
+        assert!(!body.contains("482913"), "{body}");
+        assert!(!body.contains(&token), "{body}");
+    }
+}

@@ -277,7 +277,11 @@ pub fn url_authority(url: &str) -> Option<String> {
     let rest = url.split_once("://")?.1;
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let authority = &rest[..end];
-    let authority = authority.rsplit('@').next()?;
+    // A user name, or a backslash some parsers take for a slash, makes the host
+    // ambiguous: no authority then, and no resource id matches.
+    if authority.contains(['@', '\\']) {
+        return None;
+    }
     let authority = authority.strip_suffix(":443").unwrap_or(authority);
     (!authority.is_empty()).then(|| authority.to_ascii_lowercase())
 }
@@ -342,6 +346,7 @@ pub enum ConnectorField {
     /// `claims_for_token` (Graph: `claimsForTokenConfiguration`).
     ClaimsForToken,
     Description,
+    FailurePolicy,
 }
 
 /// A rule a connector definition breaks.
@@ -361,10 +366,11 @@ impl ConnectorDefinition {
         let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         let (timeout, budget) = (ms(self.timeout), ms(self.budget));
         if let ConnectorContract::CustomAuthenticationExtension {
-            claims_for_token, ..
+            claims_for_token,
+            event,
         } = &self.contract
         {
-            self.check_extension(timeout, claims_for_token)?;
+            self.check_extension(timeout, claims_for_token, *event)?;
         }
         if self.description.chars().count() > 1024 {
             return fail(
@@ -453,8 +459,24 @@ impl ConnectorDefinition {
 }
 
 impl ConnectorDefinition {
-    fn check_extension(&self, timeout: u64, claims: &[String]) -> Result<(), ConnectorRuleError> {
+    fn check_extension(
+        &self,
+        timeout: u64,
+        claims: &[String],
+        event: Option<ConnectorStep>,
+    ) -> Result<(), ConnectorRuleError> {
         let fail = |field, message: String| Err(ConnectorRuleError { field, message });
+        // Every failure of an extension is fail-closed but at code delivery, where
+        // `continue` means the mailer sends the code instead; an extension that may
+        // run elsewhere too must not skip a step by failing.
+        if self.failure_policy == FailurePolicy::Continue
+            && event != Some(ConnectorStep::EmailOtpSend)
+        {
+            return fail(
+                ConnectorField::FailurePolicy,
+                "continue is for an extension made for emailOtpSend only (event = emailOtpSend): elsewhere an extension's failure stops the sign-up".into(),
+            );
+        }
         let ext = &limits::extension::TIMEOUT_MS;
         if !ext.contains(&timeout) {
             return fail(
@@ -475,6 +497,16 @@ impl ConnectorDefinition {
                     retries.start(),
                     retries.end()
                 ),
+            );
+        }
+        if let Some(twice) = claims
+            .iter()
+            .enumerate()
+            .find_map(|(i, c)| claims[..i].contains(c).then_some(c))
+        {
+            return fail(
+                ConnectorField::ClaimsForToken,
+                format!("{twice} is listed twice"),
             );
         }
         if claims.len() > limits::extension::CLAIMS_FOR_TOKEN {
@@ -687,6 +719,29 @@ mod rule_tests {
                 }
             })),
             ConnectorField::ClaimsForToken
+        );
+        // Failing open is for code delivery only (the mailer then sends the code).
+        assert_eq!(
+            field(with(&|c| c.failure_policy = FailurePolicy::Continue)),
+            ConnectorField::FailurePolicy
+        );
+        let otp = with(&|c| {
+            c.failure_policy = FailurePolicy::Continue;
+            c.contract = ConnectorContract::CustomAuthenticationExtension {
+                claims_for_token: vec![],
+                event: Some(ConnectorStep::EmailOtpSend),
+            };
+        });
+        assert_eq!(otp.check(), Ok(()));
+        assert_eq!(
+            field(with(&|c| {
+                c.contract = ConnectorContract::CustomAuthenticationExtension {
+                    claims_for_token: vec!["a".into(), "a".into()],
+                    event: None,
+                }
+            })),
+            ConnectorField::ClaimsForToken,
+            "listed twice"
         );
         // The 1.0.0 limits still apply to 1.0.0 connectors.
         let mut plain = with(&|c| c.contract = ConnectorContract::ApiConnector);

@@ -8,6 +8,7 @@ pub mod application;
 pub mod attribute;
 pub mod clock;
 pub mod connector;
+pub mod event_listener;
 pub mod flow;
 pub mod id;
 pub mod identity_provider;
@@ -30,6 +31,7 @@ pub use connector::{
     ConnectorAuthentication, ConnectorContract, ConnectorDefinition, ConnectorField,
     ConnectorRuleError, ConnectorStep, FailurePolicy, Secret, ENTRA_EXTENSION_CALLER_ID,
 };
+pub use event_listener::EventListener;
 pub use flow::{
     AuthorizationRequest, CodePurpose, EmailCode, Flow, FlowError, FlowStep, PendingLink, Prompt,
     SignUpDraft,

@@ -164,10 +164,25 @@ impl Engine {
 
     /// The user flow's `emailOtpSend` connector delivers the code, if it has one.
     async fn deliver_by_connector(&self, loaded: &Loaded, email: &str, code: &str) -> ByConnector {
-        let connector_ids = &loaded.user_flow.connectors.email_otp_send;
-        if connector_ids.is_empty() {
-            return ByConnector::NoConnector;
-        }
+        // The user flow's own, else the first extension listening for the
+        // application (whose fallback then decides).
+        let snapshot = self.live.snapshot();
+        let listener = usher_domain::event_listener::listening(
+            &snapshot.event_listeners,
+            ConnectorStep::EmailOtpSend,
+            &loaded.app.client_id,
+        )
+        .into_iter()
+        .next();
+        let (connector_ids, fall_back) = if loaded.user_flow.connectors.email_otp_send.is_empty() {
+            match listener {
+                Some(l) => (vec![l.extension_id.clone()], l.fall_back_to_mailer),
+                None => return ByConnector::NoConnector,
+            }
+        } else {
+            (loaded.user_flow.connectors.email_otp_send.clone(), false)
+        };
+        let connector_ids = &connector_ids;
         let request_type = match &loaded.flow.step {
             FlowStep::EnterCode {
                 purpose: CodePurpose::SignUp | CodePurpose::FederatedEmail { .. },
@@ -207,6 +222,10 @@ impl Engine {
             StepOutcome::Continue { .. } => ByConnector::Delivered,
             StepOutcome::FellBack { reference } => {
                 tracing::warn!(%reference, flow_id = %loaded.flow.id, "the emailOtpSend connector failed; the code goes by mail instead");
+                ByConnector::FellBack
+            }
+            StepOutcome::Failed { reference } if fall_back => {
+                tracing::warn!(%reference, flow_id = %loaded.flow.id, "the emailOtpSend listener's extension failed; the code goes by mail instead");
                 ByConnector::FellBack
             }
             StepOutcome::Failed { reference } => ByConnector::Failed { reference },

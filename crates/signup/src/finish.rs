@@ -126,6 +126,23 @@ impl Engine {
         }
     }
 
+    /// The connectors of a token's issuance: the user flow's own, then the
+    /// extensions listening for the application, in their order.
+    fn token_connectors(&self, user_flow: &UserFlow, app: &Application) -> Vec<String> {
+        let snapshot = self.live.snapshot();
+        let mut ids = user_flow.connectors.pre_token_issuance.clone();
+        ids.extend(
+            usher_domain::event_listener::listening(
+                &snapshot.event_listeners,
+                ConnectorStep::PreTokenIssuance,
+                &app.client_id,
+            )
+            .into_iter()
+            .map(|l| l.extension_id.clone()),
+        );
+        ids
+    }
+
     /// Issues the authorization code for a signed-in user (after the
     /// `preTokenIssuance` connectors) and answers the redirect to the application.
     pub async fn single_sign_on(&self, issue: Issue<'_>) -> Next {
@@ -141,7 +158,8 @@ impl Engine {
             )
         };
         let mut token_claims = Map::new();
-        if !issue.user_flow.connectors.pre_token_issuance.is_empty() {
+        let connector_ids = self.token_connectors(issue.user_flow, issue.app);
+        if !connector_ids.is_empty() {
             let ui_locales = request.end_user_locales(issue.locale);
             let outcome = self
                 .live
@@ -150,7 +168,7 @@ impl Engine {
                     step: ConnectorStep::PreTokenIssuance,
                     flow_id: issue.flow_id,
                     user_flow_id: &issue.user_flow.id,
-                    connector_ids: &issue.user_flow.connectors.pre_token_issuance,
+                    connector_ids: &connector_ids,
                     client_id: &issue.app.client_id,
                     ui_locales: &ui_locales,
                     email: issue.user.email.as_deref(),

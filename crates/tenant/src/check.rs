@@ -8,7 +8,7 @@
 //! this is the backstop that none can get around.
 
 use usher_domain::user_flow::{EMAIL_OTP_PROVIDER, EMAIL_PASSWORD_PROVIDER};
-use usher_domain::{Application, ConnectorStep, UserFlow};
+use usher_domain::{Application, ConnectorStep, EventListener, UserFlow};
 
 use crate::{document, TenantError, TenantSnapshot};
 
@@ -32,6 +32,9 @@ impl TenantSnapshot {
         for c in &self.connectors {
             c.check()
                 .map_err(|e| invalid(document::CONNECTOR, &c.id, e.to_string()))?;
+        }
+        for l in &self.event_listeners {
+            self.check_listener(l)?;
         }
         if let Some(shared) =
             usher_domain::identity_provider::shared_identity_issuer(&self.identity_providers)
@@ -57,6 +60,32 @@ impl TenantSnapshot {
             ));
         }
         Ok(())
+    }
+
+    /// The rules `listener` keeps on its own and with this tenant: its extension
+    /// exists and has an event at its step. (Its applications need not exist: a
+    /// listener for none runs for none.)
+    pub fn check_listener(&self, listener: &EventListener) -> Result<(), TenantError> {
+        listener
+            .check()
+            .map_err(|reason| invalid(document::EVENT_LISTENER, &listener.id, reason))?;
+        match self.connector(&listener.extension_id) {
+            Some(c) if c.contract.is_extension() && c.contract.serves(listener.step) => Ok(()),
+            Some(c) => Err(invalid(
+                document::EVENT_LISTENER,
+                &listener.id,
+                format!(
+                    "{} is not a custom authentication extension for {}",
+                    c.id,
+                    listener.step.extension_event().unwrap_or_default()
+                ),
+            )),
+            None => Err(invalid(
+                document::EVENT_LISTENER,
+                &listener.id,
+                format!("its extension {:?} does not exist", listener.extension_id),
+            )),
+        }
     }
 
     /// The rules `flow` must keep with this tenant: every identity provider,

@@ -34,8 +34,8 @@ use usher_domain::identity_provider::{
 };
 use usher_domain::{
     Application, AttributeDefinition, BreakerSettings, CertificateSource, ClientCertificate,
-    ConnectorAuthentication, ConnectorContract, ConnectorDefinition, DataType, FailurePolicy,
-    Secret, Tenant, UserFlow,
+    ConnectorAuthentication, ConnectorContract, ConnectorDefinition, DataType, EventListener,
+    FailurePolicy, Secret, Tenant, UserFlow,
 };
 use usher_oidc::crypto::{CryptoError, HmacKey, MasterKey};
 use usher_storage::{TenantObject, TenantObjects};
@@ -48,16 +48,18 @@ pub const USER_FLOW: &str = "userFlow";
 pub const APPLICATION: &str = "application";
 pub const CONNECTOR: &str = "connector";
 pub const IDENTITY_PROVIDER: &str = "identityProvider";
+pub const EVENT_LISTENER: &str = "eventListener";
 
 /// Every kind, in the order a tenant is written and its changes are listed:
 /// what others refer to comes before what refers to it.
-pub const KINDS: [&str; 6] = [
+pub const KINDS: [&str; 7] = [
     SETTINGS,
     ATTRIBUTE,
     CONNECTOR,
     IDENTITY_PROVIDER,
     USER_FLOW,
     APPLICATION,
+    EVENT_LISTENER,
 ];
 
 /// The id of the one `settings` object.
@@ -407,6 +409,20 @@ pub(crate) fn user_flow_doc(f: &UserFlow) -> Result<Doc, TenantError> {
     Ok(doc(USER_FLOW, &f.id, to_value(USER_FLOW, &f.id, f)?))
 }
 
+/// A listener is stored as its domain type: it holds no secret.
+pub(crate) fn listener_doc(l: &EventListener) -> Result<Doc, TenantError> {
+    l.check().map_err(|reason| TenantError::Invalid {
+        kind: EVENT_LISTENER,
+        id: l.id.clone(),
+        reason,
+    })?;
+    Ok(doc(
+        EVENT_LISTENER,
+        &l.id,
+        to_value(EVENT_LISTENER, &l.id, l)?,
+    ))
+}
+
 pub(crate) fn application_doc(a: &Application) -> Result<Doc, TenantError> {
     let mut d = doc(
         APPLICATION,
@@ -602,6 +618,9 @@ pub(crate) fn docs(snapshot: &TenantSnapshot, mode: &SecretMode) -> Result<Vec<D
     for a in applications {
         docs.push(application_doc(a)?);
     }
+    for l in &snapshot.event_listeners {
+        docs.push(listener_doc(l)?);
+    }
     let mut seen = HashSet::new();
     for d in &docs {
         if !seen.insert((d.kind, d.key.as_str())) {
@@ -663,6 +682,11 @@ pub(crate) fn snapshot(
                 let app: Application = from_value(kind, &id, document)?;
                 checked(&app.client_id)?;
                 snapshot.tenant.applications.push(app);
+            }
+            EVENT_LISTENER => {
+                let listener: EventListener = from_value(kind, &id, document)?;
+                checked(&listener.id)?;
+                snapshot.event_listeners.push(listener);
             }
             CONNECTOR => {
                 let doc: ConnectorDoc = from_value(kind, &id, document)?;

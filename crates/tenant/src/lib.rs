@@ -19,7 +19,7 @@ pub mod document;
 mod service;
 
 use usher_domain::identity_provider::ProviderConfig;
-use usher_domain::{ConnectorDefinition, Tenant};
+use usher_domain::{ConnectorDefinition, EventListener, Tenant};
 use usher_storage::StorageError;
 
 pub use diff::{Change, ChangeAction, FieldChange};
@@ -35,6 +35,8 @@ pub struct TenantSnapshot {
     pub tenant: Tenant,
     pub connectors: Vec<ConnectorDefinition>,
     pub identity_providers: Vec<ProviderConfig>,
+    /// Extensions run at token issuance or code delivery for some applications.
+    pub event_listeners: Vec<EventListener>,
 }
 
 impl TenantSnapshot {
@@ -49,7 +51,22 @@ impl TenantSnapshot {
             tenant,
             connectors,
             identity_providers,
+            event_listeners: Vec::new(),
         }
+    }
+
+    /// The same tenant with these event listeners.
+    #[must_use]
+    pub fn with_listeners(mut self, event_listeners: Vec<EventListener>) -> Self {
+        self.event_listeners = event_listeners;
+        self
+    }
+
+    /// The event listener with this id, matched without regard to case.
+    pub fn event_listener(&self, id: &str) -> Option<&EventListener> {
+        self.event_listeners
+            .iter()
+            .find(|l| l.id.eq_ignore_ascii_case(id))
     }
 
     /// What a database that has never stored a tenant holds.
@@ -88,6 +105,7 @@ impl PartialEq for TenantSnapshot {
         self.version == other.version
             && self.tenant == other.tenant
             && self.connectors == other.connectors
+            && self.event_listeners == other.event_listeners
             && self.identity_providers.len() == other.identity_providers.len()
             && self
                 .identity_providers

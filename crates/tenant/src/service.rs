@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use usher_domain::identity_provider::ProviderConfig;
-use usher_domain::{Application, AttributeDefinition, ConnectorDefinition, UserFlow};
+use usher_domain::{
+    Application, AttributeDefinition, ConnectorDefinition, EventListener, UserFlow,
+};
 use usher_oidc::crypto::{HmacKey, MasterKey};
 use usher_storage::{StorageError, TenantObject, TenantObjects, TenantRepository};
 
@@ -281,8 +283,35 @@ impl TenantService {
                         .any(|(_, ids)| ids.iter().any(|c| c.eq_ignore_ascii_case(id)))
                 })
                 .map(|f| format!("{} {}", document::USER_FLOW, f.id))
+                .or_else(|| {
+                    s.event_listeners
+                        .iter()
+                        .find(|l| l.extension_id.eq_ignore_ascii_case(id))
+                        .map(|l| format!("{} {}", document::EVENT_LISTENER, l.id))
+                })
         })
         .await
+    }
+
+    /// Adds or replaces an event listener; `Invalid` unless its extension exists
+    /// and has an event at the listener's step.
+    pub async fn put_event_listener_if(
+        &self,
+        listener: &EventListener,
+        expected: Option<&[String]>,
+    ) -> Result<i64, TenantError> {
+        self.current().await?.check_listener(listener)?;
+        self.put_checked(document::listener_doc(listener)?, expected)
+            .await
+    }
+
+    pub async fn delete_event_listener_if(
+        &self,
+        id: &str,
+        expected: Option<&[String]>,
+    ) -> Result<bool, TenantError> {
+        self.delete_checked(document::EVENT_LISTENER, id, expected, |_| None)
+            .await
     }
 
     pub async fn put_identity_provider(

@@ -3016,6 +3016,8 @@ async fn the_openapi_document_matches_the_routes(backend: Backend) {
         ("/v1.0/identity/customAuthenticationExtensions/{id}/validateAuthenticationConfiguration", &["post"]),
         ("/v1.0/identity/authenticationEventsFlows", &["get"]),
         ("/v1.0/identity/authenticationEventsFlows/{id}", &["get", "patch"]),
+        ("/v1.0/identity/authenticationEventListeners", &["get", "post"]),
+        ("/v1.0/identity/authenticationEventListeners/{id}", &["get", "patch", "delete"]),
     ];
     for (path, methods) in expected {
         let item = paths
@@ -3040,6 +3042,23 @@ async fn the_openapi_document_matches_the_routes(backend: Backend) {
                 "id": "doc-extension", "displayName": "Doc",
                 "endpointConfiguration": {"targetUrl": "https://api.example.com/ext"},
                 "authenticationConfiguration": {"@odata.type": "#microsoft.graph.azureAdTokenAuthentication", "resourceId": "api://api.example.com/doc"}}),
+        )
+        .await;
+    admin
+        .create(
+            "/v1.0/identity/customAuthenticationExtensions",
+            json!({"@odata.type": "#microsoft.graph.onTokenIssuanceStartCustomExtension",
+                "id": "doc-token-extension", "displayName": "Doc",
+                "endpointConfiguration": {"targetUrl": "https://api.example.com/ext"},
+                "authenticationConfiguration": {"@odata.type": "#microsoft.graph.azureAdTokenAuthentication", "resourceId": "api://api.example.com/doc"}}),
+        )
+        .await;
+    admin
+        .create(
+            "/v1.0/identity/authenticationEventListeners",
+            json!({"@odata.type": "#microsoft.graph.onTokenIssuanceStartListener", "id": "doc-listener",
+                "conditions": {"applications": {"includeApplications": [{"appId": "e2e-public"}]}},
+                "handler": {"@odata.type": "#microsoft.graph.onTokenIssuanceStartCustomExtensionHandler", "customExtension": {"id": "doc-token-extension"}}}),
         )
         .await;
     admin
@@ -3113,6 +3132,8 @@ async fn the_openapi_document_matches_the_routes(backend: Backend) {
             "doc-connector"
         } else if path.starts_with("/v1.0/identity/customAuthenticationExtensions/") {
             "doc-extension"
+        } else if path.starts_with("/v1.0/identity/authenticationEventListeners/") {
+            "doc-listener"
         } else if path.starts_with("/v1.0/identity/b2xUserFlows/")
             || path.starts_with("/v1.0/identity/authenticationEventsFlows/")
         {
@@ -3788,6 +3809,36 @@ async fn custom_authentication_extensions_are_managed_with_graphs_bodies(backend
         configuration["usherConnectors"]["postAttributeCollection"],
         json!([submit["id"]])
     );
+    // Graph's one-connector-per-step writes replace the 1.0.0 connector only: the
+    // extension attached as a handler stays.
+    connectors_admin
+        .create(
+            "/v1.0/identity/apiConnectors",
+            json!({"id": "legacy-check", "displayName": "Legacy", "targetUrl": "https://api.contoso.com/legacy"}),
+        )
+        .await;
+    connectors_admin
+        .done(
+            Method::PUT,
+            "/v1.0/identity/b2xUserFlows/B2X_1_e2e/apiConnectorConfiguration/postAttributeCollection/$ref",
+            json!({"@odata.id": format!("{}/v1.0/identity/apiConnectors/legacy-check", usher.issuer)}),
+        )
+        .await;
+    let configuration = connectors_admin
+        .get("/v1.0/identity/b2xUserFlows/B2X_1_e2e/apiConnectorConfiguration")
+        .await;
+    assert_eq!(
+        configuration["usherConnectors"]["postAttributeCollection"],
+        json!(["legacy-check", submit["id"]])
+    );
+    // An extension is not an apiConnector reference.
+    let refused = connectors_admin
+        .put(
+            "/v1.0/identity/b2xUserFlows/B2X_1_e2e/apiConnectorConfiguration/postAttributeCollection/$ref",
+            json!({"@odata.id": format!("{}/v1.0/identity/apiConnectors/{}", usher.issuer, submit["id"].as_str().unwrap())}),
+        )
+        .await;
+    assert_error(&refused, StatusCode::BAD_REQUEST, "Request_BadRequest");
     // An extension for another event is refused at a handler.
     let refused = admin
         .patch(
@@ -3834,5 +3885,129 @@ async fn custom_authentication_extensions_are_managed_with_graphs_bodies(backend
         StatusCode::FORBIDDEN,
         "Authorization_RequestDenied",
     );
+    env.finish(usher).await;
+}
+
+both!(authentication_event_listeners_are_managed_with_graphs_bodies);
+async fn authentication_event_listeners_are_managed_with_graphs_bodies(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let usher = env.start_with(&format!("{ADMINS}{EXTENSION_ADMINS}")).await;
+    let admin = Api::as_client(&usher, "ext-admin").await;
+    let reader = Api::as_client(&usher, "ext-reader").await;
+    let extension = |event: &str| {
+        json!({
+            "@odata.type": format!("#microsoft.graph.on{event}CustomExtension"),
+            "displayName": event,
+            "endpointConfiguration": {"@odata.type": "#microsoft.graph.httpRequestEndpoint", "targetUrl": "https://api.contoso.com/events"},
+            "authenticationConfiguration": {"@odata.type": "#microsoft.graph.azureAdTokenAuthentication", "resourceId": "api://api.contoso.com/b14e1fc2"}
+        })
+    };
+    let token = admin
+        .create(
+            "/v1.0/identity/customAuthenticationExtensions",
+            extension("TokenIssuanceStart"),
+        )
+        .await;
+    let otp = admin
+        .create(
+            "/v1.0/identity/customAuthenticationExtensions",
+            extension("OtpSend"),
+        )
+        .await;
+    const LISTENERS: &str = "/v1.0/identity/authenticationEventListeners";
+    // The body of Graph's "Create authenticationEventListener" example.
+    let listener = admin
+        .create(
+            LISTENERS,
+            json!({
+                "@odata.type": "#microsoft.graph.onTokenIssuanceStartListener",
+                "conditions": {
+                    "applications": {
+                        "includeAllApplications": false,
+                        "includeApplications": [{"appId": PUBLIC_CLIENT}]
+                    }
+                },
+                "priority": 500,
+                "handler": {
+                    "@odata.type": "#microsoft.graph.onTokenIssuanceStartCustomExtensionHandler",
+                    "customExtension": {"id": token["id"]}
+                }
+            }),
+        )
+        .await;
+    assert_eq!(
+        listener["@odata.type"],
+        "#microsoft.graph.onTokenIssuanceStartListener"
+    );
+    let id = listener["id"].as_str().unwrap().to_owned();
+    assert_eq!(listener["handler"]["customExtension"]["id"], token["id"]);
+    assert_eq!(
+        listener["conditions"]["applications"]["includeApplications"],
+        json!([{"appId": PUBLIC_CLIENT}])
+    );
+    let otp_listener = admin
+        .create(
+            LISTENERS,
+            json!({
+                "@odata.type": "#microsoft.graph.onEmailOtpSendListener",
+                "conditions": {"applications": {"includeApplications": [{"appId": PUBLIC_CLIENT}]}},
+                "priority": 10,
+                "handler": {
+                    "@odata.type": "#microsoft.graph.onOtpSendCustomExtensionHandler",
+                    "customExtension": {"id": otp["id"]}
+                },
+                "behaviorOnError": {"@odata.type": "#microsoft.graph.fallbackToMicrosoftProviderOnError"}
+            }),
+        )
+        .await;
+    assert_eq!(
+        otp_listener["behaviorOnError"]["@odata.type"],
+        "#microsoft.graph.fallbackToMicrosoftProviderOnError"
+    );
+    assert_eq!(ids(&reader.get(LISTENERS).await).len(), 2);
+    // PATCH with If-Match, as read.
+    let one = format!("{LISTENERS}/{id}");
+    let (_, tag) = reader.tagged(&one).await;
+    let (status, v) = admin
+        .conditional(Method::PATCH, &one, &tag, Some(json!({"priority": 7})))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{v}");
+    assert_eq!(reader.get(&one).await["priority"], 7);
+    let (status, _) = admin
+        .conditional(Method::PATCH, &one, &tag, Some(json!({"priority": 8})))
+        .await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED, "the tag is stale");
+    // An extension for another event is refused at a handler.
+    let refused = admin
+        .post(
+            LISTENERS,
+            json!({
+                "@odata.type": "#microsoft.graph.onTokenIssuanceStartListener",
+                "conditions": {"applications": {"includeApplications": [{"appId": PUBLIC_CLIENT}]}},
+                "handler": {
+                    "@odata.type": "#microsoft.graph.onTokenIssuanceStartCustomExtensionHandler",
+                    "customExtension": {"id": otp["id"]}
+                }
+            }),
+        )
+        .await;
+    assert_error(&refused, StatusCode::BAD_REQUEST, "Request_BadRequest");
+    // An extension a listener runs cannot be deleted.
+    let in_use = admin
+        .delete(&format!(
+            "/v1.0/identity/customAuthenticationExtensions/{}",
+            token["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(in_use.0, StatusCode::CONFLICT, "{}", in_use.1);
+    let denied = reader.delete(&one).await;
+    assert_error(
+        &denied,
+        StatusCode::FORBIDDEN,
+        "Authorization_RequestDenied",
+    );
+    let (status, _) = admin.delete(&one).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(ids(&reader.get(LISTENERS).await).len(), 1);
     env.finish(usher).await;
 }

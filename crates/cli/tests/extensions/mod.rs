@@ -65,7 +65,7 @@ email_otp_send = ["otp"]
             "otp",
             api,
             "otp",
-            &format!(r#"failure_policy = "{otp_policy}""#)
+            &format!("event = \"emailOtpSend\"\nfailure_policy = \"{otp_policy}\"")
         ),
     )
 }
@@ -539,4 +539,107 @@ async fn a_federated_sign_up_is_prefilled_at_the_start_event(backend: Backend) {
     assert!(api.refused().is_empty(), "{:?}", api.refused());
     up_env.finish(upstream).await;
     down_env.finish(downstream).await;
+}
+
+both!(listeners_run_extensions_for_their_applications);
+async fn listeners_run_extensions_for_their_applications(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let api = ExtensionApi::start().await;
+    let usher = env
+        .start_with(&format!(
+            r#"
+[connector_settings]
+allow_insecure_targets = true
+record_bodies = true
+{token}{otp}
+[[event_listeners]]
+id = "claims-for-the-public-app"
+event = "tokenIssuanceStart"
+extension = "token"
+applications = ["{PUBLIC_CLIENT}"]
+
+[[event_listeners]]
+id = "codes-by-the-api"
+event = "emailOtpSend"
+extension = "otp"
+applications = ["{PUBLIC_CLIENT}"]
+fall_back_to_mailer = true
+
+[[event_listeners]]
+id = "not-for-this-app"
+event = "tokenIssuanceStart"
+extension = "token"
+applications = ["{CONFIDENTIAL_CLIENT}"]
+"#,
+            token = extension(
+                "token",
+                &api,
+                "token",
+                r#"claims_for_token = ["loyaltyTier"]"#
+            ),
+            otp = extension("otp", &api, "otp", "retries = 0"),
+        ))
+        .await;
+    api.trust(&usher.issuer).await;
+    // The OTP extension fails; the listener falls back to Usher's mailer.
+    api.then(
+        "otp",
+        Answer {
+            status: 500,
+            content_type: "text/plain",
+            body: "down".into(),
+        },
+    );
+    api.then(
+        "token",
+        Answer::action(
+            TOKEN,
+            json!({"@odata.type": "microsoft.graph.tokenIssuanceStart.provideClaimsForToken",
+                   "claims": {"loyaltyTier": "platinum"}}),
+        ),
+    );
+    let b = Browser::new();
+    let (flow, r) = b
+        .enter_email(&usher, PUBLIC_CLIENT, "lee@contoso.com")
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(
+        api.bodies("otp").len(),
+        1,
+        "the listener's extension was asked first"
+    );
+    let code = env.code_for("lee@contoso.com");
+    let page = b.get(&usher.url(&flow)).await;
+    let r = b
+        .submit(
+            &usher.url(&format!("{flow}/code")),
+            &page,
+            &[("code", &code)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let r = set_password(&usher, &b, &flow).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let page = b.get(&usher.url(&flow)).await;
+    let r = b
+        .submit(
+            &usher.url(&format!("{flow}/attributes")),
+            &page,
+            &[("displayName", "Lee")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let tokens = usher.redeem_public(&query(r.location())["code"]).await;
+    let claims = payload(tokens["id_token"].as_str().unwrap());
+    assert_eq!(
+        claims["loyaltyTier"], "platinum",
+        "the listener's extension ran"
+    );
+    assert_eq!(
+        api.bodies("token").len(),
+        1,
+        "only the listener for this application"
+    );
+    assert!(api.refused().is_empty(), "{:?}", api.refused());
+    env.finish(usher).await;
 }

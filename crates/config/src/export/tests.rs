@@ -132,6 +132,14 @@ fn rich() -> Config {
         caller_id: "custom-caller".into(),
     };
     config.connectors.extend([fraud, quiet, plain, prefill]);
+    config.event_listeners.push(usher_domain::EventListener {
+        id: "otp-for-partners".into(),
+        step: usher_domain::ConnectorStep::EmailOtpSend,
+        extension_id: "prefill-ext".into(),
+        applications: vec!["partner-portal".into(), "other-app".into()],
+        priority: 10,
+        fall_back_to_mailer: true,
+    });
 
     let providers = &mut config.identity_providers;
     let microsoft = &mut providers[1];
@@ -399,6 +407,7 @@ fn a_rich_tenant_round_trips_with_its_secrets_as_values() {
             "attributes",
             "connectors",
             "demo",
+            "event_listeners",
             "identity_providers",
             "tenant",
             "user_flows"
@@ -608,6 +617,7 @@ fn an_empty_tenant_exports_to_an_empty_one() {
         tenant: &tenant,
         connectors: &[],
         identity_providers: &[],
+        event_listeners: &[],
         issuer: &config.issuer,
     };
     let export = export_toml(&input, SecretExport::EnvReferences).unwrap();
@@ -636,6 +646,7 @@ fn what_the_file_cannot_say_is_refused() {
         tenant: &tenant,
         connectors: &connectors,
         identity_providers: &providers,
+        event_listeners: &[],
         issuer: ISSUER,
     };
     let errors = match export_toml(&input, SecretExport::Values) {

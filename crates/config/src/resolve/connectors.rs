@@ -12,13 +12,14 @@ use usher_domain::rules::TargetPolicy;
 use usher_domain::{
     connector_limits as limits, BreakerSettings, CertificateSource, ClientCertificate,
     ConnectorAuthentication, ConnectorContract, ConnectorDefinition, ConnectorField, ConnectorStep,
+    EventListener,
 };
 
 use super::{Resolver, MAX_LABEL};
 use crate::{
     raw::{
-        List, RawAuthentication, RawCertificate, RawConnector, RawConnectorSettings, RawSecretRef,
-        Val,
+        List, RawAuthentication, RawCertificate, RawConnector, RawConnectorSettings,
+        RawEventListener, RawSecretRef, Val,
     },
     rules,
     secret::Secret,
@@ -332,6 +333,7 @@ impl Resolver<'_> {
                     ConnectorField::CallerId => "authentication.caller_id",
                     ConnectorField::ClaimsForToken => "claims_for_token",
                     ConnectorField::Description => "description",
+                    ConnectorField::FailurePolicy => "failure_policy",
                 };
                 // At the value itself where it was written.
                 let written = match e.field {
@@ -342,6 +344,9 @@ impl Resolver<'_> {
                         .map(|v| v.loc.clone()),
                     ConnectorField::ClaimsForToken => {
                         c.claims_for_token.as_ref().map(|v| v.loc.clone())
+                    }
+                    ConnectorField::FailurePolicy => {
+                        c.failure_policy.as_ref().map(|v| v.loc.clone())
                     }
                     _ => None,
                 };
@@ -748,6 +753,126 @@ impl Resolver<'_> {
     }
 
     /// The connector ids of one slot of a user flow, as declared.
+    /// `[[event_listeners]]`: each names an extension (declared above, with an event
+    /// at the listener's) and the applications it runs for.
+    pub(super) fn event_listeners(
+        &mut self,
+        raws: &[RawEventListener],
+        connectors: &[ConnectorDefinition],
+    ) -> Vec<EventListener> {
+        let mut seen: HashMap<String, String> = HashMap::new();
+        let mut listeners = Vec::new();
+        for r in raws {
+            let id = match &r.id {
+                Some(v) => self
+                    .check(v, |s| rules::check_connector_id(s))
+                    .and_then(|()| {
+                        let key = v.value.to_ascii_lowercase();
+                        if let Some(first) = seen.get(&key) {
+                            let message =
+                                format!("listener id {} is used twice (first at {first})", v.value);
+                            self.err(v.loc.clone(), message);
+                            return None;
+                        }
+                        seen.insert(key, v.loc.clone());
+                        Some(v.value.clone())
+                    }),
+                None => {
+                    self.err(r.place.key("id"), "is required");
+                    None
+                }
+            };
+            let step = match &r.event {
+                Some(v) => self.check(v, |s| match ConnectorStep::from_extension_event(s) {
+                    Some(step) if EventListener::STEPS.contains(&step) => Ok(step),
+                    _ => Err("must be tokenIssuanceStart or emailOtpSend".to_owned()),
+                }),
+                None => {
+                    self.err(
+                        r.place.key("event"),
+                        "is required: tokenIssuanceStart or emailOtpSend",
+                    );
+                    None
+                }
+            };
+            let extension = self.listener_extension(r, step, connectors);
+            let applications: Vec<String> = r
+                .applications
+                .iter()
+                .flat_map(|l| &l.value)
+                .map(|v| v.value.clone())
+                .collect();
+            if applications.is_empty() {
+                self.err(
+                    r.applications
+                        .as_ref()
+                        .map_or_else(|| r.place.key("applications"), |v| v.loc.clone()),
+                    "name at least one application (client id) the listener runs for",
+                );
+            }
+            let priority: i32 = self.number(
+                &r.priority,
+                usher_domain::event_listener::DEFAULT_PRIORITY,
+                0,
+                1_000_000,
+                "",
+            );
+            let fall_back_to_mailer = r.fall_back_to_mailer.as_ref().is_some_and(|v| v.value);
+            if fall_back_to_mailer && step == Some(ConnectorStep::PreTokenIssuance) {
+                if let Some(v) = &r.fall_back_to_mailer {
+                    self.err(v.loc.clone(), "is for emailOtpSend listeners");
+                }
+            }
+            if let (Some(id), Some(step), Some(extension_id)) = (id, step, extension) {
+                listeners.push(EventListener {
+                    id,
+                    step,
+                    extension_id,
+                    applications,
+                    priority,
+                    fall_back_to_mailer,
+                });
+            }
+        }
+        listeners
+    }
+
+    /// The extension a listener runs: declared, and with an event at its step.
+    fn listener_extension(
+        &mut self,
+        r: &RawEventListener,
+        step: Option<ConnectorStep>,
+        connectors: &[ConnectorDefinition],
+    ) -> Option<String> {
+        match (&r.extension, step) {
+            (Some(v), Some(step)) => self.check(v, |s| {
+                let c = connectors
+                    .iter()
+                    .find(|c| c.id.eq_ignore_ascii_case(s))
+                    .ok_or_else(|| {
+                        format!("no connector `{s}` is declared under [[connectors]]")
+                    })?;
+                if c.contract.serves(step) && c.contract.is_extension() {
+                    Ok(c.id.clone())
+                } else {
+                    Err(format!(
+                        "{} is not a custom authentication extension for {}",
+                        c.id,
+                        step.extension_event().unwrap_or_default()
+                    ))
+                }
+            }),
+            (None, _) => {
+                self.err(
+                    r.place.key("extension"),
+                    "is required: the id of the extension it runs",
+                );
+                None
+            }
+            (Some(_), None) => None,
+        }
+    }
+
     pub(super) fn connector_slot(
         &mut self,
         list: &Option<List>,

@@ -723,3 +723,46 @@ fn issued_tokens_name_what_the_sdk_checks() {
     assert_eq!(c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(), 600);
     assert_eq!(c["tid"], tenant_id(ISSUER).as_str());
 }
+
+proptest::proptest! {
+    /// Whatever the type strings and the body, reading an answer never panics.
+    #[test]
+    fn reading_any_answer_never_panics(
+        data_type in ".{0,40}",
+        action_type in ".{0,60}",
+        key in "(@odata\\.type|@odata\\.Type|@ODATA\\.TYPE)",
+        raw in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+    ) {
+        for step in ConnectorStep::ALL {
+            let body = json!({"data": {"@odata.type": data_type, "actions": [{key.clone(): action_type, "inputs": {"city": action_type}, "claims": {"x": action_type}}]}}).to_string();
+            let _ = read(step, &[], 200, JSON, &body);
+            let _ = read(step, &[], 200, JSON, &String::from_utf8_lossy(&raw));
+        }
+    }
+}
+
+#[test]
+fn a_type_cut_inside_a_character_is_read_not_panicked_on() {
+    let i = read(
+        ConnectorStep::AttributeCollectionStart,
+        &[],
+        200,
+        JSON,
+        &answer(START_DATA, json!({"@odata.type": "microsoft.graphé.x"})),
+    );
+    assert_eq!(code(&i), Some(1_003_012));
+    // Token issuance must provide claims: continuing is not one of its actions.
+    let i = read(
+        ConnectorStep::PreTokenIssuance,
+        &[],
+        200,
+        JSON,
+        &answer(
+            "onTokenIssuanceStartResponseData",
+            json!({"@odata.type": "microsoft.graph.tokenIssuanceStart.continueWithDefaultBehavior"}),
+        ),
+    );
+    assert_eq!(code(&i), Some(1_003_012));
+}
+
+const START_DATA: &str = "onAttributeCollectionStartResponseData";

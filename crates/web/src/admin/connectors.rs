@@ -327,6 +327,7 @@ fn check(state: &AppState, c: &ConnectorDefinition) -> ApiResult<()> {
             | ConnectorField::CallerId => "authenticationConfiguration",
             ConnectorField::ClaimsForToken => "usherClaimsForToken",
             ConnectorField::Description => "description",
+            ConnectorField::FailurePolicy => "usherFailurePolicy",
         };
         ApiError::invalid_property(property, RESOURCE, e.message)
     })

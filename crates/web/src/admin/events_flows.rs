@@ -114,14 +114,23 @@ async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult
     let flow = find(&snapshot, &id)?;
     let mut value = to_json(&snapshot, &flow);
     value["@odata.context"] = json!(odata::context_url(&state, &format!("{COLLECTION}/$entity")));
-    Ok(ok(value))
+    // The user flow's ETag: a PATCH with If-Match changes only what was read.
+    super::etag::tenant_object(
+        &state,
+        &snapshot,
+        usher_tenant::document::USER_FLOW,
+        &flow.id,
+        value,
+    )
 }
 
 async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
     body: JsonBody,
 ) -> ApiResult<Response> {
+    let if_match = super::etag::IfMatch::from_headers(&headers)?;
     let mut body = body.object(RESOURCE)?;
     match body.take("@odata.type") {
         None => {}
@@ -152,7 +161,10 @@ async fn update(
     }
     body.ignore(&["displayName", "description", "priority", "conditions"]);
     body.finish()?;
-    state.tenants.put_user_flow(&flow).await?;
+    state
+        .tenants
+        .put_user_flow_if(&flow, if_match.tags())
+        .await?;
     Ok(no_content())
 }
 

@@ -398,6 +398,7 @@ fn check(state: &AppState, c: &ConnectorDefinition) -> ApiResult<()> {
             ConnectorField::CallerId => "authenticationConfiguration.usherCallerId",
             ConnectorField::ClaimsForToken => "claimsForTokenConfiguration",
             ConnectorField::Description => "description",
+            ConnectorField::FailurePolicy => "usherFailurePolicy",
             ConnectorField::BreakerFailureThreshold
             | ConnectorField::BreakerOpenSeconds
             | ConnectorField::ClientCertificates => "authenticationConfiguration",

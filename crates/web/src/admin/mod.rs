@@ -24,6 +24,7 @@ pub mod events_flows;
 pub mod extensions;
 pub mod identity_providers;
 pub mod json;
+pub mod listeners;
 pub mod odata;
 pub mod openapi;
 pub mod rules;
@@ -148,6 +149,7 @@ pub fn routes() -> Vec<Route> {
     all.extend(connectors::routes());
     all.extend(extensions::routes());
     all.extend(events_flows::routes());
+    all.extend(listeners::routes());
     all.extend(calls::routes());
     all.extend(user_flows::routes());
     all.extend(assignments::routes());

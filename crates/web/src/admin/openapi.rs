@@ -252,6 +252,20 @@ fn extension_schemas(s: &mut Map<String, Value>) {
         "usherBudgetMs": {"type": "integer", "description": "Usher: the whole call, retries included"},
         "usherFailurePolicy": string("Usher: block (default) or continue; continue on an OTP extension sends the code by Usher's mailer instead"),
     }}));
+    s.insert("authenticationEventListener".into(), json!({"type": "object", "properties": {
+        "@odata.type": string("#microsoft.graph.onTokenIssuanceStartListener or #microsoft.graph.onEmailOtpSendListener (required on create; cannot change)"),
+        "id": string("Assigned by Usher on create, unless given"),
+        "priority": {"type": "integer", "minimum": 0, "maximum": 1_000_000, "description": "Lower runs first (default 500)"},
+        "conditions": {"type": "object", "properties": {"applications": {"type": "object", "properties": {
+            "includeApplications": {"type": "array", "items": {"type": "object", "properties": {"appId": string("A client id")}}},
+            "includeAllApplications": {"type": "boolean", "description": "Only false is supported"},
+        }}}},
+        "handler": {"type": "object", "properties": {
+            "@odata.type": string("#microsoft.graph.onTokenIssuanceStartCustomExtensionHandler or #microsoft.graph.onOtpSendCustomExtensionHandler"),
+            "customExtension": {"type": "object", "properties": {"id": string("The extension's id")}},
+        }},
+        "behaviorOnError": {"type": "object", "nullable": true, "description": "OTP listeners: #microsoft.graph.fallbackToMicrosoftProviderOnError sends the code by Usher's mailer when the extension fails"},
+    }}));
     s.insert("authenticationConfigurationValidation".into(), json!({"type": "object", "properties": {
         "errors": {"type": "array", "items": {"type": "object", "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}},
         "warnings": {"type": "array", "items": {"type": "object"}},

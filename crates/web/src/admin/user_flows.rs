@@ -481,6 +481,7 @@ fn connector_reference(snapshot: &TenantSnapshot, body: Option<Body>) -> ApiResu
     };
     snapshot
         .connector(&given)
+        .filter(|c| !c.contract.is_extension())
         .map(|c| Some(c.id.clone()))
         .ok_or_else(|| {
             ApiError::invalid_property(
@@ -566,9 +567,8 @@ async fn update_configuration(
     }
     for step in STEPS {
         if let Some(reference) = body.nullable_object(step.slot_name())? {
-            *slot(&mut flow.connectors, step) = connector_reference(&snapshot, reference)?
-                .into_iter()
-                .collect();
+            let connector = connector_reference(&snapshot, reference)?;
+            replace_api_connectors(&snapshot, slot(&mut flow.connectors, step), connector);
         }
     }
     body.finish()?;
@@ -585,8 +585,27 @@ async fn set_step(
     let body = body.optional_object("reference")?;
     let snapshot = state.tenants.current().await?;
     let mut flow = find(&snapshot.tenant, &id)?;
-    // Graph has one connector per step: setting one replaces Usher's list with it.
-    *slot(&mut flow.connectors, step) = connector_reference(&snapshot, body)?.into_iter().collect();
+    // Graph has one connector per step: setting one replaces Usher's list of 1.0.0
+    // connectors with it.
+    let connector = connector_reference(&snapshot, body)?;
+    replace_api_connectors(&snapshot, slot(&mut flow.connectors, step), connector);
     state.tenants.put_user_flow(&flow).await?;
     Ok(no_content())
+}
+
+/// A slot's 1.0.0 connectors replaced by `connector` (or none); the extensions there
+/// (attached as events flow handlers) stay, after it.
+fn replace_api_connectors(
+    snapshot: &TenantSnapshot,
+    slot: &mut Vec<String>,
+    connector: Option<String>,
+) {
+    slot.retain(|c| {
+        snapshot
+            .connector(c)
+            .is_some_and(|c| c.contract.is_extension())
+    });
+    if let Some(c) = connector {
+        slot.insert(0, c);
+    }
 }
