@@ -2243,6 +2243,36 @@ async fn each_way_an_extension_fails_is_recorded_with_its_entra_code() {
     strict.failure(PAC, "plain").await;
     assert_eq!(strict.last().error_code, Some(1_003_014));
 
+    // A resource id that is not api://<host>/<app id> (every entry point refuses
+    // one; the runner checks again before it calls): 1003015.
+    let server = serve_reply(ok).await;
+    let mut malformed = extension_connector("malformed", &server);
+    malformed.authentication = ConnectorAuthentication::IssuedToken {
+        resource_id: "https://not-an-api-uri".into(),
+        caller_id: usher_domain::ENTRA_EXTENSION_CALLER_ID.into(),
+    };
+    let (h, _) = extension_harness(vec![malformed]);
+    h.failure(PAC, "malformed").await;
+    assert_eq!(h.last().error_code, Some(1_003_015));
+    assert_eq!(server.hits(), 0);
+
+    // Plain http allowed, but an address the operator has not opened: 1003023.
+    let private =
+        ConnectorDefinition::extension("private", "http://10.1.2.3/api", "api://10.1.2.3/app-1");
+    let http_only = harness_with(
+        vec![private],
+        RunnerSettings {
+            targets: TargetPolicy {
+                allow_http: true,
+                ..TargetPolicy::default()
+            },
+            ..RunnerSettings::default()
+        },
+        MemoryCalls::default(),
+    );
+    http_only.failure(PAC, "private").await;
+    assert_eq!(http_only.last().error_code, Some(1_003_023));
+
     // A 1.0.0 connector's failures carry no Entra code.
     let server = serve_reply(|| Reply::json(500, json!({}))).await;
     let h = harness(vec![connector("old", &server.url())]);
