@@ -414,7 +414,7 @@ impl ConnectorRunner {
         // token it was sent, which an echoing answer would otherwise put on record.
         let mut secrets = connector.secrets.clone();
         secrets.extend(request.otp.map(|o| o.code.to_owned()));
-        secrets.extend(connector.endpoint.bearer_in_use());
+        secrets.extend(connector.endpoint.bearer_in_use().await);
         let failure = interpretation.outcome.failure();
         let error_code = failure
             .filter(|_| definition.contract.is_extension())

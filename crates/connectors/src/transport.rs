@@ -221,11 +221,12 @@ impl Endpoint {
 
     /// The bearer token calls carry now, if any: to mask it wherever a call is
     /// recorded (an API may echo its request).
-    pub fn bearer_in_use(&self) -> Option<String> {
+    pub async fn bearer_in_use(&self) -> Option<String> {
         self.token
-            .try_lock()
-            .ok()
-            .and_then(|t| t.as_ref().map(|c| c.access_token.clone()))
+            .lock()
+            .await
+            .as_ref()
+            .map(|c| c.access_token.clone())
     }
 
     /// Whether calls carry a bearer token (fetched or issued).

@@ -140,6 +140,9 @@ impl Engine {
             .into_iter()
             .map(|l| l.extension_id.clone()),
         );
+        // An extension both in the slot and listening runs once, where it is first.
+        let mut seen = std::collections::HashSet::new();
+        ids.retain(|id| seen.insert(id.to_ascii_lowercase()));
         ids
     }
 

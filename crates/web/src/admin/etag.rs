@@ -4,7 +4,8 @@
 //! two administrators editing one object find out instead of the last one silently
 //! winning. Without `If-Match` a write goes through as before.
 //!
-//! Users carry a stored version; tenant objects (connectors, user flows, attributes,
+//! Users carry a stored version; tenant objects (connectors and extensions, user
+//! flows and their events flows, event listeners, attributes,
 //! identity providers, applications) are tagged by a keyed hash of their stored
 //! form (`usher_tenant::TenantService::etag`), which changes with any change of the
 //! object and with no change of another.
