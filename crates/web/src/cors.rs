@@ -13,7 +13,10 @@ use crate::state::AppState;
 
 pub async fn cors(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
-    let public = matches!(path, "/jwks" | "/.well-known/openid-configuration");
+    let public = matches!(
+        path,
+        "/jwks" | "/.well-known/openid-configuration" | "/v2.0/.well-known/openid-configuration"
+    );
     let for_apps = matches!(path, "/token" | "/revoke" | "/userinfo");
     if !public && !for_apps {
         return next.run(request).await;

@@ -48,6 +48,12 @@ pub fn router(state: AppState) -> Router {
             "/.well-known/openid-configuration",
             get(oauth::discovery::configuration),
         )
+        // Where Microsoft's AuthenticationEvents SDK (and other Entra-minded code)
+        // looks for a version 2.0 token's issuer: the same document.
+        .route(
+            "/v2.0/.well-known/openid-configuration",
+            get(oauth::discovery::configuration),
+        )
         .route("/jwks", get(oauth::discovery::jwks))
         .route(
             "/authorize",

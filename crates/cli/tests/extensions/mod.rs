@@ -131,6 +131,23 @@ async fn extensions_run_every_event_of_a_sign_up_beside_a_1_0_0_connector(backen
     let usher = env.start_with(&config(&api, &legacy.url, "block")).await;
     api.trust(&usher.issuer).await;
     let b = Browser::new();
+    // Where Entra-minded code (Microsoft's SDK among it) looks for the discovery
+    // document of a version 2.0 token's issuer: the same document.
+    let get = |path: &str| {
+        let url = usher.url(path);
+        async move {
+            reqwest::get(url)
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        get("/v2.0/.well-known/openid-configuration").await,
+        get("/.well-known/openid-configuration").await
+    );
 
     // The code goes through the extension, not Usher's mailer.
     let flow = through_the_code(&usher, &api, &b, "ada@contoso.com").await;
