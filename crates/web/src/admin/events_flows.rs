@@ -134,9 +134,7 @@ async fn update(
     let mut body = body.object(RESOURCE)?;
     match body.take("@odata.type") {
         None => {}
-        Some(Value::String(t))
-            if t.trim_start_matches('#')
-                .eq_ignore_ascii_case(TYPE.trim_start_matches('#')) => {}
+        Some(Value::String(t)) if odata::same_type(&t, TYPE) => {}
         Some(_) => return Err(body.error("@odata.type", format!("must be {TYPE}"))),
     }
     let snapshot = state.tenants.current().await?;
@@ -176,9 +174,7 @@ fn handler_extension(
     step: ConnectorStep,
 ) -> ApiResult<String> {
     match h.take("@odata.type") {
-        Some(Value::String(t))
-            if t.trim_start_matches('#')
-                .eq_ignore_ascii_case(handler.trim_start_matches('#')) => {}
+        Some(Value::String(t)) if odata::same_type(&t, handler) => {}
         _ => return Err(h.error("@odata.type", format!("must be {handler}"))),
     }
     let Some(mut reference) = h.object("customExtension")? else {

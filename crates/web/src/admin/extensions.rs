@@ -23,7 +23,7 @@ use usher_domain::{
     connector_limits as limits, ConnectorAuthentication, ConnectorContract, ConnectorDefinition,
     ConnectorField, ConnectorStep, FailurePolicy, ENTRA_EXTENSION_CALLER_ID,
 };
-use usher_tenant::document;
+use usher_tenant::{document, TenantSnapshot};
 
 use super::auth::{Access, Area};
 use super::errors::{ApiError, ApiResult};
@@ -108,13 +108,12 @@ fn type_of(c: &ConnectorDefinition) -> Option<&'static str> {
     TYPES.iter().find(|(_, s)| *s == event).map(|(t, _)| *t)
 }
 
-async fn find(state: &AppState, id: &str) -> ApiResult<(ConnectorDefinition, i64)> {
-    let snapshot = state.tenants.current().await?;
+/// The extension with this id (ids ignore case); a 1.0.0 connector is not one.
+fn find(snapshot: &TenantSnapshot, id: &str) -> ApiResult<ConnectorDefinition> {
     snapshot
         .connector(id)
         .filter(|c| c.contract.is_extension())
         .cloned()
-        .map(|c| (c, snapshot.version))
         .ok_or_else(|| ApiError::no_such("customAuthenticationExtension", id))
 }
 
@@ -178,7 +177,7 @@ async fn list(State(state): State<AppState>) -> ApiResult<Response> {
 
 async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     let snapshot = state.tenants.current().await?;
-    let (c, _) = find(&state, &id).await?;
+    let c = find(&snapshot, &id)?;
     let mut value = to_json(&c);
     value["@odata.context"] = json!(odata::context_url(&state, &format!("{COLLECTION}/$entity")));
     etag::tenant_object(&state, &snapshot, document::CONNECTOR, &c.id, value)
@@ -189,7 +188,7 @@ async fn create(State(state): State<AppState>, body: JsonBody) -> ApiResult<Resp
     let event = match body.take("@odata.type") {
         Some(Value::String(t)) => TYPES
             .iter()
-            .find(|(name, _)| name.trim_start_matches('#').eq_ignore_ascii_case(t.trim_start_matches('#')))
+            .find(|(name, _)| odata::same_type(&t, name))
             .map(|(_, step)| *step)
             .ok_or_else(|| {
                 body.error(
@@ -246,12 +245,14 @@ async fn update(
 ) -> ApiResult<Response> {
     let if_match = IfMatch::from_headers(&headers)?;
     let mut body = body.object(RESOURCE)?;
-    let (mut c, _) = find(&state, &id).await?;
+    let snapshot = state.tenants.current().await?;
+    let mut c = find(&snapshot, &id)?;
     body.read_only("id", &json!(c.id))?;
     if let Some(t) = body.take("@odata.type") {
-        if t.as_str()
-            .map(|s| s.trim_start_matches('#').to_ascii_lowercase())
-            != type_of(&c).map(|s| s.trim_start_matches('#').to_ascii_lowercase())
+        if !t
+            .as_str()
+            .zip(type_of(&c))
+            .is_some_and(|(t, kind)| odata::same_type(t, kind))
         {
             return Err(body.error("@odata.type", "cannot change: create another extension"));
         }
@@ -274,7 +275,8 @@ async fn delete(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let if_match = IfMatch::from_headers(&headers)?;
-    let (c, _) = find(&state, &id).await?;
+    let snapshot = state.tenants.current().await?;
+    let c = find(&snapshot, &id)?;
     if state
         .tenants
         .delete_connector_if(&c.id, if_match.tags())
@@ -303,10 +305,7 @@ fn apply(body: &mut Body, c: &mut ConnectorDefinition) -> ApiResult<()> {
             None => ConnectorAuthentication::None,
             Some(mut a) => {
                 match a.take("@odata.type") {
-                    Some(Value::String(t))
-                        if t.trim_start_matches('#')
-                            .eq_ignore_ascii_case(TOKEN_AUTHENTICATION.trim_start_matches('#')) => {
-                    }
+                    Some(Value::String(t)) if odata::same_type(&t, TOKEN_AUTHENTICATION) => {}
                     _ => {
                         return Err(a.error(
                             "@odata.type",
@@ -410,7 +409,8 @@ fn check(state: &AppState, c: &ConnectorDefinition) -> ApiResult<()> {
 /// `validateAuthenticationConfiguration`: what would keep a call from being
 /// authenticated, found without calling the API.
 async fn validate(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
-    let (c, _) = find(&state, &id).await?;
+    let snapshot = state.tenants.current().await?;
+    let c = find(&snapshot, &id)?;
     let mut errors = Vec::new();
     let mut error = |code: &str, message: String| {
         errors.push(json!({"code": code, "message": message}));

@@ -13,7 +13,7 @@ use axum::{
 };
 use serde_json::{json, Value};
 use usher_domain::{event_listener::DEFAULT_PRIORITY, ConnectorStep, EventListener};
-use usher_tenant::document;
+use usher_tenant::{document, TenantSnapshot};
 
 use super::auth::{Access, Area};
 use super::errors::{ApiError, ApiResult};
@@ -70,12 +70,6 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-fn same_type(given: &str, name: &str) -> bool {
-    given
-        .trim_start_matches('#')
-        .eq_ignore_ascii_case(name.trim_start_matches('#'))
-}
-
 fn to_json(l: &EventListener) -> Value {
     let (kind, handler, _) = TYPES
         .iter()
@@ -100,11 +94,8 @@ fn to_json(l: &EventListener) -> Value {
     value
 }
 
-async fn find(state: &AppState, id: &str) -> ApiResult<EventListener> {
-    state
-        .tenants
-        .current()
-        .await?
+fn find(snapshot: &TenantSnapshot, id: &str) -> ApiResult<EventListener> {
+    snapshot
         .event_listener(id)
         .cloned()
         .ok_or_else(|| ApiError::no_such("authenticationEventListener", id))
@@ -120,7 +111,7 @@ async fn list(State(state): State<AppState>) -> ApiResult<Response> {
 
 async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     let snapshot = state.tenants.current().await?;
-    let l = find(&state, &id).await?;
+    let l = find(&snapshot, &id)?;
     let mut value = to_json(&l);
     value["@odata.context"] = json!(odata::context_url(&state, &format!("{COLLECTION}/$entity")));
     etag::tenant_object(&state, &snapshot, document::EVENT_LISTENER, &l.id, value)
@@ -131,7 +122,7 @@ async fn create(State(state): State<AppState>, body: JsonBody) -> ApiResult<Resp
     let step = match body.take("@odata.type") {
         Some(Value::String(t)) => TYPES
             .iter()
-            .find(|(name, _, _)| same_type(&t, name))
+            .find(|(name, _, _)| odata::same_type(&t, name))
             .map(|(_, _, step)| *step)
             .ok_or_else(|| {
                 body.error(
@@ -187,14 +178,18 @@ async fn update(
 ) -> ApiResult<Response> {
     let if_match = IfMatch::from_headers(&headers)?;
     let mut body = body.object(RESOURCE)?;
-    let mut l = find(&state, &id).await?;
+    let mut l = find(&*state.tenants.current().await?, &id)?;
     body.read_only("id", &json!(l.id))?;
     if let Some(t) = body.take("@odata.type") {
         let kind = TYPES
             .iter()
             .find(|(_, _, s)| *s == l.step)
             .map(|(k, _, _)| *k);
-        if !t.as_str().zip(kind).is_some_and(|(t, k)| same_type(t, k)) {
+        if !t
+            .as_str()
+            .zip(kind)
+            .is_some_and(|(t, k)| odata::same_type(t, k))
+        {
             return Err(body.error("@odata.type", "cannot change: create another listener"));
         }
     }
@@ -213,7 +208,7 @@ async fn delete(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let if_match = IfMatch::from_headers(&headers)?;
-    let l = find(&state, &id).await?;
+    let l = find(&*state.tenants.current().await?, &id)?;
     if state
         .tenants
         .delete_event_listener_if(&l.id, if_match.tags())
@@ -261,7 +256,7 @@ fn apply(body: &mut Body, l: &mut EventListener) -> ApiResult<()> {
             .find(|(_, _, s)| *s == l.step)
             .map_or("", |(_, h, _)| *h);
         match handler.take("@odata.type") {
-            Some(Value::String(t)) if same_type(&t, expected) => {}
+            Some(Value::String(t)) if odata::same_type(&t, expected) => {}
             _ => return Err(handler.error("@odata.type", format!("must be {expected}"))),
         }
         let Some(mut extension) = handler.object("customExtension")? else {
@@ -284,9 +279,11 @@ fn read_behavior_on_error(body: &mut Body, l: &mut EventListener) -> ApiResult<(
         Some(None) => l.fall_back_to_mailer = false,
         Some(Some(mut b)) => {
             match b.take("@odata.type") {
-                Some(Value::String(t)) if same_type(&t, FALLBACK) => l.fall_back_to_mailer = true,
+                Some(Value::String(t)) if odata::same_type(&t, FALLBACK) => {
+                    l.fall_back_to_mailer = true;
+                }
                 Some(Value::String(t))
-                    if same_type(&t, "#microsoft.graph.customExtensionBehaviorOnError") =>
+                    if odata::same_type(&t, "#microsoft.graph.customExtensionBehaviorOnError") =>
                 {
                     l.fall_back_to_mailer = false;
                 }

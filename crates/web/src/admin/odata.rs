@@ -552,6 +552,14 @@ pub fn parse_filter(filter: &str) -> ApiResult<Vec<Condition>> {
     Ok(out)
 }
 
+/// Whether an `@odata.type` a client sent names `expected`: without regard to case
+/// or to the leading `#`, which Graph's examples write both ways.
+pub fn same_type(given: &str, expected: &str) -> bool {
+    given
+        .trim_start_matches('#')
+        .eq_ignore_ascii_case(expected.trim_start_matches('#'))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
