@@ -205,6 +205,23 @@ impl FailureReason {
     }
 }
 
+impl Failure {
+    /// The Entra error code of this failure of `definition`'s call, when it is an
+    /// extension (1.0.0 connectors have none); `targets` tells a target refused for
+    /// plain `http://` from one refused for its address.
+    pub fn entra_code(
+        &self,
+        definition: &usher_domain::ConnectorDefinition,
+        targets: usher_domain::rules::TargetPolicy,
+    ) -> Option<u32> {
+        let plain_http = definition.target_url.starts_with("http:") && !targets.allow_http;
+        definition
+            .contract
+            .is_extension()
+            .then(|| self.reason.entra_error_code(plain_http))
+    }
+}
+
 impl std::fmt::Display for FailureReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

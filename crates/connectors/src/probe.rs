@@ -279,12 +279,7 @@ pub async fn probe_with_schema(
     let error_code = interpretation
         .outcome
         .failure()
-        .filter(|_| definition.contract.is_extension())
-        .map(|f| {
-            f.reason.entra_error_code(
-                definition.target_url.starts_with("http:") && !settings.targets.allow_http,
-            )
-        });
+        .and_then(|f| f.entra_code(definition, settings.targets));
     ProbeReport {
         connector_id: definition.id.clone(),
         contract: definition.contract.name().to_owned(),

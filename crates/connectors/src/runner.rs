@@ -338,10 +338,9 @@ impl ConnectorRunner {
                 request.step.slot_name()
             ),
         );
-        let code = definition
-            .contract
-            .is_extension()
-            .then(|| i64::from(failure.reason.entra_error_code(false)));
+        let code = failure
+            .entra_code(definition, self.settings.targets)
+            .map(i64::from);
         self.refused(&definition.id, request, &call_id, &failure, code)
             .await;
         Interpretation {
@@ -417,12 +416,8 @@ impl ConnectorRunner {
         secrets.extend(connector.endpoint.bearer_in_use().await);
         let failure = interpretation.outcome.failure();
         let error_code = failure
-            .filter(|_| definition.contract.is_extension())
-            .map(|f| {
-                i64::from(f.reason.entra_error_code(
-                    definition.target_url.starts_with("http:") && !self.settings.targets.allow_http,
-                ))
-            });
+            .and_then(|f| f.entra_code(definition, self.settings.targets))
+            .map(i64::from);
         log_call(
             &call_id,
             &definition.id,
