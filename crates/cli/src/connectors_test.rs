@@ -24,7 +24,7 @@ pub struct TestArgs {
     /// The step to call it at.
     /// The step to call it at (an extension's event names work too:
     /// attributeCollectionSubmit, tokenIssuanceStart).
-    #[arg(long, default_value = "postAttributeCollection", value_parser = ["postFederationSignup", "attributeCollectionStart", "postAttributeCollection", "attributeCollectionSubmit", "preTokenIssuance", "tokenIssuanceStart", "emailOtpSend"])]
+    #[arg(long, default_value = "postAttributeCollection", value_parser = ["postFederationSignup", "attributeCollectionStart", "postAttributeCollection", "attributeCollectionSubmit", "preTokenIssuance", "tokenIssuanceStart", "emailOtpSend", "preAccountRecovery", "onProfileUpdate"])]
     pub step: String,
     /// Claims to send, as a JSON object; they replace the built-in sample's keys.
     #[arg(long, conflicts_with = "claims_file")]

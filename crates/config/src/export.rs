@@ -615,7 +615,10 @@ demo adds them: `demo = true` adds them back when this file is loaded.",
             if ids.is_empty()
                 && matches!(
                     step,
-                    ConnectorStep::AttributeCollectionStart | ConnectorStep::EmailOtpSend
+                    ConnectorStep::AttributeCollectionStart
+                        | ConnectorStep::EmailOtpSend
+                        | ConnectorStep::PreAccountRecovery
+                        | ConnectorStep::OnProfileUpdate
                 )
             {
                 continue;

@@ -147,11 +147,8 @@ pub(crate) struct RawUserFlow {
     pub id: Option<Val<String>>,
     pub identity_providers: Option<List>,
     pub claims: Option<List>,
-    pub post_federation_signup: Option<List>,
-    pub attribute_collection_start: Option<List>,
-    pub post_attribute_collection: Option<List>,
-    pub pre_token_issuance: Option<List>,
-    pub email_otp_send: Option<List>,
+    /// `[user_flows.connectors]`: each step's list, by step.
+    pub slots: Vec<(usher_domain::ConnectorStep, List)>,
     pub requires_approval: Option<Val<bool>>,
     pub attributes: Vec<RawAssignment>,
 }
@@ -1122,30 +1119,17 @@ impl<'a> Reader<'a> {
             id: self.string(t, "id"),
             identity_providers: self.strings(t, "identity_providers"),
             claims: self.strings(t, "claims"),
-            post_federation_signup: None,
-            attribute_collection_start: None,
-            post_attribute_collection: None,
-            pre_token_issuance: None,
-            email_otp_send: None,
+            slots: Vec::new(),
             requires_approval: self.boolean(t, "requires_approval"),
             attributes: Vec::new(),
         };
-        if let Some(c) = self.sub(
-            t,
-            "connectors",
-            &[
-                "post_federation_signup",
-                "attribute_collection_start",
-                "post_attribute_collection",
-                "pre_token_issuance",
-                "email_otp_send",
-            ],
-        ) {
-            flow.post_federation_signup = self.strings(&c, "post_federation_signup");
-            flow.attribute_collection_start = self.strings(&c, "attribute_collection_start");
-            flow.post_attribute_collection = self.strings(&c, "post_attribute_collection");
-            flow.pre_token_issuance = self.strings(&c, "pre_token_issuance");
-            flow.email_otp_send = self.strings(&c, "email_otp_send");
+        let steps = usher_domain::ConnectorStep::ALL.map(usher_domain::ConnectorStep::config_name);
+        if let Some(c) = self.sub(t, "connectors", &steps) {
+            for step in usher_domain::ConnectorStep::ALL {
+                if let Some(list) = self.strings(&c, step.config_name()) {
+                    flow.slots.push((step, list));
+                }
+            }
         }
         if let Some((_, tables)) = self.tables(
             t,

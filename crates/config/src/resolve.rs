@@ -13,8 +13,7 @@ use usher_domain::{
     password::hash_password,
     rules::{MAX_DESCRIPTION, MAX_LABEL},
     Application, AttributeAssignment, AttributeDefinition, AttributeOption, BuiltInAttribute,
-    ClientType, ConnectorSlots, ConnectorStep, DataType, LocalizedText, Tenant, UserFlow,
-    UserInputType,
+    ClientType, ConnectorSlots, DataType, LocalizedText, Tenant, UserFlow, UserInputType,
 };
 
 mod connectors;
@@ -751,23 +750,8 @@ impl<'a> Resolver<'a> {
             };
 
             let mut slots = ConnectorSlots::default();
-            for (step, list) in [
-                (
-                    ConnectorStep::PostFederationSignup,
-                    &f.post_federation_signup,
-                ),
-                (
-                    ConnectorStep::AttributeCollectionStart,
-                    &f.attribute_collection_start,
-                ),
-                (
-                    ConnectorStep::PostAttributeCollection,
-                    &f.post_attribute_collection,
-                ),
-                (ConnectorStep::PreTokenIssuance, &f.pre_token_issuance),
-                (ConnectorStep::EmailOtpSend, &f.email_otp_send),
-            ] {
-                *slots.at_mut(step) = self.connector_slot(list, connectors, step);
+            for (step, list) in &f.slots {
+                *slots.at_mut(*step) = self.connector_slot(&Some(list.clone()), connectors, *step);
             }
 
             // Kept even when parts of it are wrong, so that applications naming it are

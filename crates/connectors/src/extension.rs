@@ -68,7 +68,9 @@ fn event_names(step: ConnectorStep) -> Option<(&'static str, &'static str)> {
         }
         ConnectorStep::PreTokenIssuance => ("tokenIssuanceStart", "TokenIssuanceStart"),
         ConnectorStep::EmailOtpSend => ("emailOtpSend", "OtpSend"),
-        ConnectorStep::PostFederationSignup => return None,
+        ConnectorStep::PostFederationSignup
+        | ConnectorStep::PreAccountRecovery
+        | ConnectorStep::OnProfileUpdate => return None,
     })
 }
 

@@ -171,6 +171,7 @@ fn envelope_from_claims(
         email_verified: true,
         profile: usher_domain::UserProfile::default(),
         version: 1,
+        password_changed_at: None,
     };
     let request = StepRequest {
         step,

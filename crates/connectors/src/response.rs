@@ -276,11 +276,11 @@ fn read_ok(ctx: &ResponseContext<'_>, body: &[u8], warnings: &mut Vec<String>) -
             }
         }
         "ValidationError" => {
-            if ctx.step != ConnectorStep::PostAttributeCollection {
+            if !ctx.step.takes_validation_errors() {
                 return fail(
                     FailureReason::ValidationErrorNotAllowed,
                     format!(
-                        "ValidationError is allowed only at PostAttributeCollection, not at {}",
+                        "ValidationError is allowed only after a form (PostAttributeCollection, OnProfileUpdate), not at {}",
                         ctx.step.wire_name()
                     ),
                 );
@@ -334,11 +334,11 @@ fn read_bad_request(
             )
         }
     }
-    if ctx.step != ConnectorStep::PostAttributeCollection {
+    if !ctx.step.takes_validation_errors() {
         return fail(
             FailureReason::ValidationErrorNotAllowed,
             format!(
-                "ValidationError is allowed only at PostAttributeCollection, not at {}",
+                "ValidationError is allowed only after a form (PostAttributeCollection, OnProfileUpdate), not at {}",
                 ctx.step.wire_name()
             ),
         );

@@ -17,17 +17,34 @@ pub enum ConnectorStep {
     /// A one-time code must be emailed; the connector delivers it (External ID's
     /// `emailOtpSend`).
     EmailOtpSend,
+    /// A password reset's code was proven, before the new password is asked for: the
+    /// connector lets the recovery continue or blocks it (Usher's step).
+    PreAccountRecovery,
+    /// A signed-in person submitted the profile page: validate, block or overwrite,
+    /// as after a sign-up's attribute page (Usher's step).
+    OnProfileUpdate,
 }
 
 impl ConnectorStep {
     /// In the order a sign-up reaches them.
-    pub const ALL: [ConnectorStep; 5] = [
+    pub const ALL: [ConnectorStep; 7] = [
         ConnectorStep::EmailOtpSend,
         ConnectorStep::PostFederationSignup,
         ConnectorStep::AttributeCollectionStart,
         ConnectorStep::PostAttributeCollection,
         ConnectorStep::PreTokenIssuance,
+        ConnectorStep::PreAccountRecovery,
+        ConnectorStep::OnProfileUpdate,
     ];
+
+    /// Whether a connector may answer `ValidationError` here: only after a form the
+    /// person can correct.
+    pub fn takes_validation_errors(self) -> bool {
+        matches!(
+            self,
+            ConnectorStep::PostAttributeCollection | ConnectorStep::OnProfileUpdate
+        )
+    }
 
     /// The `step` value sent on the wire (1.0.0 contract).
     pub fn wire_name(self) -> &'static str {
@@ -37,6 +54,8 @@ impl ConnectorStep {
             ConnectorStep::PostAttributeCollection => "PostAttributeCollection",
             ConnectorStep::PreTokenIssuance => "PreTokenIssuance",
             ConnectorStep::EmailOtpSend => "EmailOtpSend",
+            ConnectorStep::OnProfileUpdate => "OnProfileUpdate",
+            ConnectorStep::PreAccountRecovery => "PreAccountRecovery",
         }
     }
 
@@ -49,6 +68,8 @@ impl ConnectorStep {
             ConnectorStep::PostAttributeCollection => "postAttributeCollection",
             ConnectorStep::PreTokenIssuance => "preTokenIssuance",
             ConnectorStep::EmailOtpSend => "emailOtpSend",
+            ConnectorStep::OnProfileUpdate => "onProfileUpdate",
+            ConnectorStep::PreAccountRecovery => "preAccountRecovery",
         }
     }
 
@@ -60,6 +81,8 @@ impl ConnectorStep {
             ConnectorStep::PostAttributeCollection => "post_attribute_collection",
             ConnectorStep::PreTokenIssuance => "pre_token_issuance",
             ConnectorStep::EmailOtpSend => "email_otp_send",
+            ConnectorStep::OnProfileUpdate => "on_profile_update",
+            ConnectorStep::PreAccountRecovery => "pre_account_recovery",
         }
     }
 
@@ -67,7 +90,9 @@ impl ConnectorStep {
     /// (`postFederationSignup` exists only in the 1.0.0 contract).
     pub fn extension_event(self) -> Option<&'static str> {
         match self {
-            ConnectorStep::PostFederationSignup => None,
+            ConnectorStep::PostFederationSignup
+            | ConnectorStep::PreAccountRecovery
+            | ConnectorStep::OnProfileUpdate => None,
             ConnectorStep::AttributeCollectionStart => Some("attributeCollectionStart"),
             ConnectorStep::PostAttributeCollection => Some("attributeCollectionSubmit"),
             ConnectorStep::PreTokenIssuance => Some("tokenIssuanceStart"),

@@ -70,6 +70,56 @@ pub struct AuthorizationRequest {
     /// The browser's first `Accept-Language` choice when the request was made.
     #[serde(default)]
     pub browser_language: Option<String>,
+    /// What the person came to do to their account instead of signing in or up
+    /// (`usher_action`), if anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_action: Option<AccountAction>,
+}
+
+/// Self-service on an existing account, asked for by the application with
+/// `usher_action` (as B2C's password-reset and profile-editing policies are asked for
+/// with `p=`). Each ends like a sign-in: back to the application with a code — except
+/// deleting the account, which ends with the account gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountAction {
+    /// A forgotten password: an emailed code, then a new password.
+    ResetPassword,
+    /// Signed in, the current password, then a new one.
+    ChangePassword,
+    /// Signed in, the user flow's attribute page for the account.
+    EditProfile,
+    /// Signed in, a confirmation and a fresh code, then the account is gone.
+    DeleteAccount,
+}
+
+impl AccountAction {
+    pub const ALL: [AccountAction; 4] = [
+        AccountAction::ResetPassword,
+        AccountAction::ChangePassword,
+        AccountAction::EditProfile,
+        AccountAction::DeleteAccount,
+    ];
+
+    /// The `usher_action` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountAction::ResetPassword => "reset_password",
+            AccountAction::ChangePassword => "change_password",
+            AccountAction::EditProfile => "edit_profile",
+            AccountAction::DeleteAccount => "delete_account",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == value)
+    }
+
+    /// Whether the person must be signed in first (everything but a reset, which is
+    /// for someone who cannot sign in).
+    pub fn needs_sign_in(self) -> bool {
+        self != AccountAction::ResetPassword
+    }
 }
 
 impl AuthorizationRequest {
@@ -130,6 +180,12 @@ pub enum CodePurpose {
     /// Proving control of an existing account's address to link `identity` to it.
     #[serde(rename_all = "camelCase")]
     Link { user_id: String, identity: Identity },
+    /// A forgotten password: the code goes to the address only if it has a local
+    /// account (the page looks the same either way).
+    PasswordReset,
+    /// A signed-in person deleting their account proves the address again.
+    #[serde(rename_all = "camelCase")]
+    DeleteAccount { user_id: String },
 }
 
 /// A code sent to `email`.
@@ -219,6 +275,26 @@ pub enum FlowStep {
     /// A connector call failed; `reference` is in the call record and the log.
     #[serde(rename_all = "camelCase")]
     Failed { reference: String },
+    /// A new password for `user_id`: after a reset's code (and the
+    /// `preAccountRecovery` connectors), or signed in, with the current one.
+    #[serde(rename_all = "camelCase")]
+    NewPassword {
+        user_id: String,
+        email: String,
+        current_required: bool,
+    },
+    /// The user flow's attribute page for an existing account; `draft.user_id` is
+    /// the account, `draft.prefill` what the page starts with.
+    #[serde(rename_all = "camelCase")]
+    EditProfile {
+        draft: SignUpDraft,
+        message: Option<PageMessage>,
+    },
+    /// "Delete your account?", before the code that confirms it.
+    #[serde(rename_all = "camelCase")]
+    ConfirmDeletion { user_id: String, email: String },
+    /// The account was deleted by its owner.
+    AccountDeleted,
 }
 
 impl FlowStep {
@@ -236,6 +312,10 @@ impl FlowStep {
             FlowStep::Completed { .. } => "completed",
             FlowStep::Blocked { .. } => "blocked",
             FlowStep::Failed { .. } => "failed",
+            FlowStep::NewPassword { .. } => "newPassword",
+            FlowStep::EditProfile { .. } => "editProfile",
+            FlowStep::ConfirmDeletion { .. } => "confirmDeletion",
+            FlowStep::AccountDeleted => "accountDeleted",
         }
     }
 
@@ -247,6 +327,7 @@ impl FlowStep {
                 | FlowStep::Blocked { .. }
                 | FlowStep::Failed { .. }
                 | FlowStep::PendingApproval { .. }
+                | FlowStep::AccountDeleted
         )
     }
 
@@ -274,6 +355,8 @@ pub enum FlowError {
     TooManyAttempts,
     #[error("too many codes sent")]
     TooManyCodes,
+    #[error("the account has no password")]
+    NoPassword,
 }
 
 /// One sign-up-or-sign-in attempt by one browser.
@@ -300,6 +383,10 @@ pub struct Flow {
     /// Wrong passwords entered in this flow (see [`MAX_PASSWORD_FAILURES`]).
     #[serde(default)]
     pub password_failures: u32,
+    /// The browser session (its id hash) an account action runs in: the one it
+    /// began with, or the one its sign-in made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
 }
 
 impl Flow {
@@ -312,7 +399,13 @@ impl Flow {
         csrf_token: String,
         now: DateTime<Utc>,
     ) -> Self {
-        let step = if authorization.prompt == Some(Prompt::Create) {
+        let step = if authorization.account_action == Some(AccountAction::ResetPassword) {
+            FlowStep::EnterEmail {
+                purpose: CodePurpose::PasswordReset,
+            }
+        } else if authorization.prompt == Some(Prompt::Create)
+            && authorization.account_action.is_none()
+        {
             FlowStep::EnterEmail {
                 purpose: CodePurpose::SignUp,
             }
@@ -332,6 +425,7 @@ impl Flow {
             version: 0,
             codes_sent: 0,
             password_failures: 0,
+            session_id: None,
         }
     }
 
@@ -357,7 +451,12 @@ impl Flow {
             FlowStep::SignIn | FlowStep::EnterEmail { .. } => true,
             FlowStep::EnterCode { purpose, code } => {
                 !code.verified
-                    && matches!(purpose, CodePurpose::SignUp | CodePurpose::OneTimePasscode)
+                    && matches!(
+                        purpose,
+                        CodePurpose::SignUp
+                            | CodePurpose::OneTimePasscode
+                            | CodePurpose::PasswordReset
+                    )
             }
             _ => false,
         }
@@ -366,6 +465,18 @@ impl Flow {
     /// To the sign-up email page ("sign up now", "use a different address").
     pub fn go_to_sign_up(&mut self, now: DateTime<Utc>) -> Result<(), FlowError> {
         self.go_to_email(CodePurpose::SignUp, now)
+    }
+
+    /// "Forgot your password?": to the email page of a password reset.
+    pub fn go_to_password_reset(&mut self, now: DateTime<Utc>) -> Result<(), FlowError> {
+        self.check_live(now)?;
+        if !self.choosing() {
+            return Err(self.wrong());
+        }
+        self.step = FlowStep::EnterEmail {
+            purpose: CodePurpose::PasswordReset,
+        };
+        Ok(())
     }
 
     /// To the email page of email one-time passcode.
@@ -394,7 +505,11 @@ impl Flow {
         self.check_live(now)?;
         match &self.step {
             FlowStep::EnterCode { purpose, code }
-                if !code.verified && !matches!(purpose, CodePurpose::Link { .. }) =>
+                if !code.verified
+                    && !matches!(
+                        purpose,
+                        CodePurpose::Link { .. } | CodePurpose::DeleteAccount { .. }
+                    ) =>
             {
                 self.step = FlowStep::EnterEmail {
                     purpose: purpose.clone(),
@@ -467,6 +582,7 @@ impl Flow {
         match &self.step {
             FlowStep::EnterCode { code, .. } => Some(&code.email),
             FlowStep::LinkAccount { link } => Some(&link.email),
+            FlowStep::ConfirmDeletion { email, .. } => Some(email),
             _ => None,
         }
     }
@@ -493,6 +609,17 @@ impl Flow {
                 user_id: link.user_id.clone(),
                 identity: link.identity.clone(),
             },
+            // A deletion code only ever goes to the account's own address.
+            FlowStep::EnterCode {
+                purpose: CodePurpose::DeleteAccount { .. },
+                code,
+            } if code.email != email => return Err(self.wrong()),
+            FlowStep::ConfirmDeletion {
+                user_id,
+                email: own,
+            } if *own == email => CodePurpose::DeleteAccount {
+                user_id: user_id.clone(),
+            },
             _ => return Err(self.wrong()),
         };
         if self.codes_sent >= MAX_CODES_SENT {
@@ -515,7 +642,9 @@ impl Flow {
     /// Whether another code may be sent in this flow.
     pub fn may_send_code(&self) -> bool {
         match &self.step {
-            FlowStep::EnterEmail { .. } | FlowStep::LinkAccount { .. } => true,
+            FlowStep::EnterEmail { .. }
+            | FlowStep::LinkAccount { .. }
+            | FlowStep::ConfirmDeletion { .. } => true,
             FlowStep::EnterCode { code, .. } => !code.verified && self.codes_sent < MAX_CODES_SENT,
             _ => false,
         }
@@ -796,18 +925,27 @@ impl Flow {
     /// user's input and the message.
     pub fn connector_validation_error(&mut self, message: PageMessage) -> Result<(), FlowError> {
         let FlowStep::RunningConnectors {
-            connector_step: ConnectorStep::PostAttributeCollection,
+            connector_step:
+                step @ (ConnectorStep::PostAttributeCollection | ConnectorStep::OnProfileUpdate),
             draft,
             ..
         } = &mut self.step
         else {
             return Err(self.wrong());
         };
+        let profile = *step == ConnectorStep::OnProfileUpdate;
         let mut draft = std::mem::take(draft);
         draft.prefill = draft.attributes.clone();
-        self.step = FlowStep::SignUpAttributes {
-            draft,
-            message: Some(message),
+        self.step = if profile {
+            FlowStep::EditProfile {
+                draft,
+                message: Some(message),
+            }
+        } else {
+            FlowStep::SignUpAttributes {
+                draft,
+                message: Some(message),
+            }
         };
         Ok(())
     }
@@ -838,7 +976,13 @@ impl Flow {
             | FlowStep::FederationRedirect { .. }
             | FlowStep::LinkAccount { .. } => true,
             FlowStep::EnterCode { purpose, code } => {
-                code.verified && *purpose != CodePurpose::SignUp
+                code.verified
+                    && matches!(
+                        purpose,
+                        CodePurpose::OneTimePasscode
+                            | CodePurpose::FederatedEmail { .. }
+                            | CodePurpose::Link { .. }
+                    )
             }
             _ => false,
         };
@@ -865,7 +1009,13 @@ impl Flow {
             | FlowStep::SignIn
             | FlowStep::SignUpPassword { .. }
             | FlowStep::FederationRedirect { .. } => true,
-            FlowStep::EnterCode { code, .. } => code.verified,
+            FlowStep::EnterCode { code, purpose } => {
+                code.verified
+                    && !matches!(
+                        purpose,
+                        CodePurpose::PasswordReset | CodePurpose::DeleteAccount { .. }
+                    )
+            }
             _ => false,
         };
         if !allowed {
@@ -884,6 +1034,174 @@ impl Flow {
 
     pub fn fail(&mut self, reference: String) {
         self.step = FlowStep::Failed { reference };
+    }
+
+    /// A reset's code was right for the local account `account` (its id, address and
+    /// attributes): the `preAccountRecovery` connectors run next when the user flow
+    /// has some, else the new password is asked for.
+    pub fn recovery_proven(
+        &mut self,
+        account: SignUpDraft,
+        start_connectors: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(), FlowError> {
+        self.check_live(now)?;
+        if !matches!(
+            self.step.verified_code(),
+            Some((CodePurpose::PasswordReset, _))
+        ) || account.user_id.is_none()
+        {
+            return Err(self.wrong());
+        }
+        self.step = if start_connectors {
+            FlowStep::RunningConnectors {
+                connector_step: ConnectorStep::PreAccountRecovery,
+                draft: account,
+                started_at: Some(now),
+            }
+        } else {
+            FlowStep::NewPassword {
+                user_id: account.user_id.unwrap_or_default(),
+                email: account.email,
+                current_required: false,
+            }
+        };
+        Ok(())
+    }
+
+    /// The `preAccountRecovery` connectors let the recovery continue.
+    pub fn account_recovery_continued(&mut self) -> Result<(), FlowError> {
+        let FlowStep::RunningConnectors {
+            connector_step: ConnectorStep::PreAccountRecovery,
+            draft,
+            ..
+        } = &mut self.step
+        else {
+            return Err(self.wrong());
+        };
+        self.step = FlowStep::NewPassword {
+            user_id: draft.user_id.clone().unwrap_or_default(),
+            email: std::mem::take(&mut draft.email),
+            current_required: false,
+        };
+        Ok(())
+    }
+
+    /// The person is signed in to `account` (in browser session `session_id`) and
+    /// came for an account action: its first page. From a sign-in this flow just
+    /// completed, or at the start of a flow whose browser has a session.
+    pub fn begin_account_action(
+        &mut self,
+        account: SignUpDraft,
+        has_password: bool,
+        session_id: String,
+        now: DateTime<Utc>,
+    ) -> Result<(), FlowError> {
+        self.check_live(now)?;
+        let Some(action) = self
+            .authorization
+            .account_action
+            .filter(|a| a.needs_sign_in())
+        else {
+            return Err(self.wrong());
+        };
+        let user_id = account.user_id.clone().unwrap_or_default();
+        let allowed = match &self.step {
+            FlowStep::Completed {
+                user_id: signed_in,
+                signed_up: false,
+            } => *signed_in == user_id,
+            FlowStep::SignIn => self.version == 0,
+            _ => false,
+        };
+        if !allowed || user_id.is_empty() {
+            return Err(self.wrong());
+        }
+        self.session_id = Some(session_id);
+        self.step = match action {
+            AccountAction::ChangePassword if has_password => FlowStep::NewPassword {
+                user_id,
+                email: account.email,
+                current_required: true,
+            },
+            // An account without a password (a provider's, a passcode's) has none to
+            // change.
+            AccountAction::ChangePassword => return Err(FlowError::NoPassword),
+            AccountAction::EditProfile => FlowStep::EditProfile {
+                draft: account,
+                message: None,
+            },
+            AccountAction::DeleteAccount => FlowStep::ConfirmDeletion {
+                user_id,
+                email: account.email,
+            },
+            AccountAction::ResetPassword => return Err(self.wrong()),
+        };
+        Ok(())
+    }
+
+    /// The new password is stored: the person is signed in to the account.
+    pub fn password_changed(&mut self, now: DateTime<Utc>) -> Result<(), FlowError> {
+        self.check_live(now)?;
+        let FlowStep::NewPassword { user_id, .. } = &self.step else {
+            return Err(self.wrong());
+        };
+        self.step = FlowStep::Completed {
+            user_id: user_id.clone(),
+            signed_up: false,
+        };
+        Ok(())
+    }
+
+    /// The profile page was submitted with valid values: the `onProfileUpdate`
+    /// connectors run next (or, with none, the values are saved at once).
+    pub fn profile_submitted(
+        &mut self,
+        attributes: AttributeValues,
+        now: DateTime<Utc>,
+    ) -> Result<(), FlowError> {
+        self.check_live(now)?;
+        let FlowStep::EditProfile { draft, .. } = &mut self.step else {
+            return Err(self.wrong());
+        };
+        let mut draft = std::mem::take(draft);
+        draft.attributes = attributes;
+        self.step = FlowStep::RunningConnectors {
+            connector_step: ConnectorStep::OnProfileUpdate,
+            draft,
+            started_at: Some(now),
+        };
+        Ok(())
+    }
+
+    /// The profile's new values are saved.
+    pub fn profile_updated(&mut self, now: DateTime<Utc>) -> Result<(), FlowError> {
+        self.check_live(now)?;
+        let FlowStep::RunningConnectors {
+            connector_step: ConnectorStep::OnProfileUpdate,
+            draft,
+            ..
+        } = &self.step
+        else {
+            return Err(self.wrong());
+        };
+        self.step = FlowStep::Completed {
+            user_id: draft.user_id.clone().unwrap_or_default(),
+            signed_up: false,
+        };
+        Ok(())
+    }
+
+    /// The deletion's code was right and the account is gone.
+    pub fn account_deleted(&mut self) -> Result<(), FlowError> {
+        if !matches!(
+            self.step.verified_code(),
+            Some((CodePurpose::DeleteAccount { .. }, _))
+        ) {
+            return Err(self.wrong());
+        }
+        self.step = FlowStep::AccountDeleted;
+        Ok(())
     }
 }
 
@@ -956,6 +1274,7 @@ mod tests {
             code_challenge: None,
             ui_locales: None,
             browser_language: None,
+            account_action: None,
             login_hint: None,
             prompt,
         }

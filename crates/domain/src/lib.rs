@@ -33,8 +33,8 @@ pub use connector::{
 };
 pub use event_listener::EventListener;
 pub use flow::{
-    AuthorizationRequest, CodePurpose, EmailCode, Flow, FlowError, FlowStep, PendingLink, Prompt,
-    SignUpDraft,
+    AccountAction, AuthorizationRequest, CodePurpose, EmailCode, Flow, FlowError, FlowStep,
+    PendingLink, Prompt, SignUpDraft,
 };
 pub use rate_limit::{address_subject, Limit, LimitRule, RateLimitPolicy};
 pub use sign_up_request::{SignUpRequest, SignUpRequestStatus};

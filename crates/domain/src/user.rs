@@ -86,6 +86,10 @@ pub struct User {
     /// Bumped by every change of the user, so a stale write can be told apart
     /// (the admin API's `ETag`).
     pub version: i64,
+    /// When the password was last set (Graph's `lastPasswordChangeDateTime`); `None`
+    /// for an account without one.
+    #[serde(default)]
+    pub password_changed_at: Option<DateTime<Utc>>,
 }
 
 /// Graph's `userType`: a member of the organisation or a guest.

@@ -79,6 +79,12 @@ pub struct ConnectorSlots {
     /// Delivers the one-time codes instead of Usher's mailer (one connector at most).
     #[serde(default)]
     pub email_otp_send: Vec<String>,
+    /// After a password reset's code, before the new password.
+    #[serde(default)]
+    pub pre_account_recovery: Vec<String>,
+    /// After a signed-in person's profile page.
+    #[serde(default)]
+    pub on_profile_update: Vec<String>,
 }
 
 impl ConnectorSlots {
@@ -90,6 +96,8 @@ impl ConnectorSlots {
             ConnectorStep::PostAttributeCollection => &self.post_attribute_collection,
             ConnectorStep::PreTokenIssuance => &self.pre_token_issuance,
             ConnectorStep::EmailOtpSend => &self.email_otp_send,
+            ConnectorStep::PreAccountRecovery => &self.pre_account_recovery,
+            ConnectorStep::OnProfileUpdate => &self.on_profile_update,
         }
     }
 
@@ -100,6 +108,8 @@ impl ConnectorSlots {
             ConnectorStep::PostAttributeCollection => &mut self.post_attribute_collection,
             ConnectorStep::PreTokenIssuance => &mut self.pre_token_issuance,
             ConnectorStep::EmailOtpSend => &mut self.email_otp_send,
+            ConnectorStep::PreAccountRecovery => &mut self.pre_account_recovery,
+            ConnectorStep::OnProfileUpdate => &mut self.on_profile_update,
         }
     }
 

@@ -30,24 +30,9 @@ impl Engine {
         if !matches!(loaded.flow.step, FlowStep::SignUpAttributes { .. }) {
             return self.as_is(loaded);
         }
-        let tenant = self.live.tenant();
-        let definitions: Vec<_> = tenant.attributes().collect();
-        let parsed = loaded
-            .user_flow
-            .parse_attribute_form(form, |id| definitions.iter().find(|d| d.id == id));
-        let values = match parsed {
+        let values = match self.parse_attributes(&loaded, form) {
             Ok(v) => v,
-            Err(failed) => {
-                let mut feedback = Feedback::default().entered(failed.entered);
-                for (id, e) in &failed.errors {
-                    let choice = loaded.user_flow.assignment(id).is_some_and(|a| {
-                        a.input_type.has_options()
-                            || a.input_type == UserInputType::CheckboxSingleSelect
-                    });
-                    feedback = feedback.field(id, self.attribute_error(&loaded, e, choice));
-                }
-                return Next::step(loaded, feedback, Status::BadRequest);
-            }
+            Err(feedback) => return Next::step(loaded, feedback, Status::BadRequest),
         };
         if loaded
             .flow
@@ -60,6 +45,31 @@ impl Engine {
             return *next;
         }
         self.run_connectors(loaded).await
+    }
+
+    /// The user flow's attributes from the page's form, or the feedback that shows
+    /// the page again with an error per wrong field.
+    pub(crate) fn parse_attributes(
+        &self,
+        loaded: &Loaded,
+        form: &BTreeMap<String, Vec<String>>,
+    ) -> Result<AttributeValues, Feedback> {
+        let tenant = self.live.tenant();
+        let definitions: Vec<_> = tenant.attributes().collect();
+        loaded
+            .user_flow
+            .parse_attribute_form(form, |id| definitions.iter().find(|d| d.id == id))
+            .map_err(|failed| {
+                let mut feedback = Feedback::default().entered(failed.entered);
+                for (id, e) in &failed.errors {
+                    let choice = loaded.user_flow.assignment(id).is_some_and(|a| {
+                        a.input_type.has_options()
+                            || a.input_type == UserInputType::CheckboxSingleSelect
+                    });
+                    feedback = feedback.field(id, self.attribute_error(loaded, e, choice));
+                }
+                feedback
+            })
     }
 
     fn attribute_error(&self, loaded: &Loaded, e: &AttributeError, choice: bool) -> String {
@@ -215,6 +225,11 @@ impl Engine {
             }
             ConnectorStep::AttributeCollectionStart => {
                 loaded.flow.attribute_collection_started(attributes)
+            }
+            // What a recovery's connectors return is not the account's to take.
+            ConnectorStep::PreAccountRecovery => loaded.flow.account_recovery_continued(),
+            ConnectorStep::OnProfileUpdate => {
+                return self.save_profile(loaded, draft, attributes).await
             }
             _ => return self.create_user(loaded, draft, attributes).await,
         };

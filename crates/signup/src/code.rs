@@ -86,6 +86,10 @@ impl Engine {
             Ok(CodePurpose::Link { user_id, identity }) => {
                 return self.link_and_finish(loaded, &user_id, &identity).await;
             }
+            Ok(CodePurpose::PasswordReset) => return self.recovery_code_proven(loaded).await,
+            Ok(CodePurpose::DeleteAccount { user_id }) => {
+                return self.delete_account(loaded, &user_id).await;
+            }
             Err(FlowError::WrongCode { attempts_left }) => {
                 let feedback = Feedback::default().field(
                     "code",

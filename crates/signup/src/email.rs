@@ -81,7 +81,7 @@ impl Engine {
 
     /// Sends a code to `email` for the flow's current purpose and moves to the code
     /// page.
-    async fn send_code(
+    pub(crate) async fn send_code(
         &self,
         mut loaded: Loaded,
         client: ClientAddress,
@@ -131,7 +131,10 @@ impl Engine {
         if let Err(next) = self.save(&mut loaded).await {
             return *next;
         }
-        if let Letter::Code { code, .. } = &letter {
+        if let Letter::Code { code, .. }
+        | Letter::ResetCode { code, .. }
+        | Letter::DeletionCode { code, .. } = &letter
+        {
             match self.deliver_by_connector(&loaded, &email, code).await {
                 ByConnector::Delivered => return code_sent_page(loaded, notice),
                 ByConnector::Failed { reference } => {
@@ -257,6 +260,41 @@ impl Engine {
         loaded: &Loaded,
         email: &str,
     ) -> Result<(Option<String>, Letter), usher_storage::StorageError> {
+        let reset = matches!(
+            loaded.flow.step,
+            FlowStep::EnterEmail {
+                purpose: CodePurpose::PasswordReset
+            } | FlowStep::EnterCode {
+                purpose: CodePurpose::PasswordReset,
+                ..
+            }
+        );
+        if reset {
+            let mail = self.reset_mail(email, &loaded.flow.locale).await?;
+            if !matches!(mail, crate::account::ResetMail::Code) {
+                return Ok((None, self.reset_letter(mail, None)));
+            }
+            let code = self.random.new_code(6);
+            let hash = self.code_hash(&loaded.flow.id, &code);
+            return Ok((Some(hash), self.reset_letter(mail, Some(&code))));
+        }
+        let deletion = matches!(
+            loaded.flow.step,
+            FlowStep::ConfirmDeletion { .. }
+                | FlowStep::EnterCode {
+                    purpose: CodePurpose::DeleteAccount { .. },
+                    ..
+                }
+        );
+        if deletion {
+            let code = self.random.new_code(6);
+            let hash = self.code_hash(&loaded.flow.id, &code);
+            let letter = Letter::DeletionCode {
+                code,
+                minutes: CODE_LIFETIME.num_minutes(),
+            };
+            return Ok((Some(hash), letter));
+        }
         // Only a local sign-up must hide whether the address has an account; one-time
         // passcodes sign in or up either way, and a link code goes to the account's
         // own address.

@@ -106,6 +106,19 @@ impl Engine {
         if let Err(e) = self.store.insert_session(&session).await {
             return self.fail_with(&loaded.flow.locale, e);
         }
+        // A sign-in for an account action goes on to the action, signed in; the end
+        // of one (a new password) goes back to the application.
+        if loaded
+            .flow
+            .authorization
+            .account_action
+            .is_some_and(|a| a.needs_sign_in())
+            && loaded.flow.session_id.is_none()
+        {
+            return self
+                .begin_after_sign_in(loaded.clone(), user, &session, token)
+                .await;
+        }
         let then = self
             .single_sign_on(Issue {
                 request: &loaded.flow.authorization,

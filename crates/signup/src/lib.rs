@@ -13,6 +13,7 @@
 //! knows no HTTP: the web layer parses requests, calls the engine and renders its
 //! answer.
 
+mod account;
 pub mod approvals;
 mod attributes;
 mod code;
@@ -63,6 +64,16 @@ pub enum Letter {
     Approved,
     /// A held sign-up was denied, with the administrator's reason if they gave one.
     Denied { reason: Option<String> },
+    /// The code of a password reset.
+    ResetCode { code: String, minutes: i64 },
+    /// A reset was asked for an address without an account (the page does not say
+    /// so, the mail does).
+    ResetNoAccount,
+    /// A reset was asked for an address whose account signs in only with these
+    /// providers (by name): it has no password to reset.
+    ResetWithProvider { providers: Vec<String> },
+    /// The code that confirms deleting an account.
+    DeletionCode { code: String, minutes: i64 },
 }
 
 /// A letter written out, ready to deliver.

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 
 use usher_connectors::StepOutcome;
 use usher_domain::{
-    flow::PageMessage, AttributeValue, Clock, ConnectorSlots, ConnectorStep, FlowStep, Prompt,
-    SignInType, SignUpRequestStatus,
+    flow::PageMessage, AccountAction, AttributeValue, Clock, CodePurpose, ConnectorSlots,
+    ConnectorStep, FlowStep, Prompt, SignInType, SignUpRequestStatus,
 };
 use usher_oidc::crypto::sha256_hex;
 use usher_signup::{approvals::Decider, Failure, Letter, Next, Status};
@@ -894,4 +894,585 @@ async fn a_failed_otp_connector_sends_nothing_unless_it_falls_back() {
         &id,
     );
     assert!(matches!(w.step(&id).await, FlowStep::SignUpPassword { .. }));
+}
+
+/// Ada's account (email + password, `displayName` "Ada"), made by a sign-up; the
+/// session token of that sign-up.
+async fn ada(w: &World) -> String {
+    let id = local_sign_up_to_attributes(w, "ada@example.com").await;
+    signed_in(
+        w.engine
+            .submit_attributes(w.open(&id).await, &form(&[("displayName", "Ada")]))
+            .await,
+    )
+}
+
+async fn ada_id(w: &World) -> String {
+    w.store
+        .user_by_identity(SignInType::EmailAddress, "id.example", "ada@example.com")
+        .await
+        .unwrap()
+        .unwrap()
+        .id
+}
+
+/// A reset flow up to its code page for `email`; the flow and the code mailed.
+async fn reset_to_code(w: &World, email: &str) -> (String, String) {
+    let id = w.start_action(AccountAction::ResetPassword).await;
+    w.engine
+        .submit_email(w.open(&id).await, email, PERSON)
+        .await;
+    let code = w.outbox.last_code(email);
+    (id, code)
+}
+
+/// The sign-in answer of a flow that came for an account action: signed in, then the
+/// action's first page.
+fn signed_in_to_action(next: Next, flow_id: &str) -> String {
+    let Next::SignedIn { then, token, .. } = next else {
+        panic!("expected a sign-in, got {next:?}");
+    };
+    shows_flow(&then, flow_id);
+    token
+}
+
+#[tokio::test]
+async fn a_forgotten_password_is_reset_with_a_code_and_every_session_ends() {
+    let w = world(ConnectorSlots::default(), false).await;
+    let old_session = ada(&w).await;
+    let user_id = ada_id(&w).await;
+    let before = w.store.user_by_id(&user_id).await.unwrap().unwrap();
+    assert!(before.password_changed_at.is_some());
+
+    let id = w.start(None).await;
+    shows_flow(&w.engine.forgot_password(w.open(&id).await).await, &id);
+    assert!(matches!(
+        w.step(&id).await,
+        FlowStep::EnterEmail {
+            purpose: CodePurpose::PasswordReset
+        }
+    ));
+    let next = w
+        .engine
+        .submit_email(w.open(&id).await, "Ada@Example.com", PERSON)
+        .await;
+    shows_flow(&next, &id);
+    assert!(matches!(
+        w.outbox.letters().last(),
+        Some((to, Letter::ResetCode { .. })) if to == "ada@example.com"
+    ));
+    // A wrong code counts like any other; the right one leads to the new password.
+    let next = w
+        .engine
+        .submit_code(w.open(&id).await, "000000", PERSON)
+        .await;
+    assert!(matches!(
+        next,
+        Next::Step {
+            status: Status::BadRequest,
+            ..
+        }
+    ));
+    let code = w.outbox.last_code("ada@example.com");
+    shows_flow(
+        &w.engine.submit_code(w.open(&id).await, &code, PERSON).await,
+        &id,
+    );
+    let FlowStep::NewPassword {
+        current_required, ..
+    } = w.step(&id).await
+    else {
+        panic!("expected the new-password page");
+    };
+    assert!(!current_required);
+    // The same policy as a sign-up's password.
+    let next = w
+        .engine
+        .submit_new_password(w.open(&id).await, "", "short", "short", PERSON)
+        .await;
+    let Next::Step { feedback, .. } = next else {
+        panic!("expected the page again, got {next:?}");
+    };
+    assert_eq!(
+        feedback.field_errors["password"],
+        "error.password_too_short"
+    );
+    w.clock.advance(chrono::Duration::minutes(1));
+    let new_session = signed_in(
+        w.engine
+            .submit_new_password(
+                w.open(&id).await,
+                "",
+                "a brand new pass phrase",
+                "a brand new pass phrase",
+                PERSON,
+            )
+            .await,
+    );
+    // The old session (and its grants) ended; the new one is live.
+    let old = w
+        .store
+        .session(&sha256_hex(old_session.as_bytes()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(old.ended_at.is_some());
+    let new = w
+        .store
+        .session(&sha256_hex(new_session.as_bytes()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(new.ended_at.is_none());
+    let after = w.store.user_by_id(&user_id).await.unwrap().unwrap();
+    assert_eq!(after.password_changed_at, Some(w.clock.now()));
+
+    // The old password no longer signs in; the new one does.
+    let id = w.start(None).await;
+    let next = w
+        .engine
+        .sign_in(
+            w.open(&id).await,
+            "ada@example.com",
+            "a long pass phrase 42",
+            NOBODY,
+        )
+        .await;
+    assert!(matches!(
+        next,
+        Next::Step {
+            status: Status::Unauthorized,
+            ..
+        }
+    ));
+    signed_in(
+        w.engine
+            .sign_in(
+                w.open(&id).await,
+                "ada@example.com",
+                "a brand new pass phrase",
+                NOBODY,
+            )
+            .await,
+    );
+}
+
+#[tokio::test]
+async fn a_reset_for_an_address_without_a_password_looks_the_same_and_sends_no_code() {
+    let w = world(ConnectorSlots::default(), false).await;
+    // Grace signs in only with Google.
+    w.store
+        .create_user(usher_domain::NewUser {
+            id: "grace".into(),
+            email: Some("grace@example.com".into()),
+            attributes: usher_domain::AttributeValues::new(),
+            identities: vec![usher_domain::Identity::new(
+                SignInType::Federated,
+                "google.com",
+                "g-1",
+            )],
+            password_hash: None,
+            created_at: w.clock.now(),
+            account_enabled: true,
+            email_verified: true,
+            profile: usher_domain::UserProfile::default(),
+        })
+        .await
+        .unwrap();
+    for (email, letter) in [
+        ("nobody@example.com", Letter::ResetNoAccount),
+        (
+            "grace@example.com",
+            Letter::ResetWithProvider {
+                providers: vec!["Google".into()],
+            },
+        ),
+    ] {
+        let id = w.start_action(AccountAction::ResetPassword).await;
+        // The application's reset starts at the reset's email page.
+        assert!(matches!(
+            w.step(&id).await,
+            FlowStep::EnterEmail {
+                purpose: CodePurpose::PasswordReset
+            }
+        ));
+        let next = w
+            .engine
+            .submit_email(w.open(&id).await, email, PERSON)
+            .await;
+        // The same page as for an account with a password...
+        shows_flow(&next, &id);
+        let FlowStep::EnterCode { code, .. } = w.step(&id).await else {
+            panic!("expected the code page");
+        };
+        // ...with no code that could work, and the mail saying why.
+        assert_eq!(code.code_hash, None);
+        assert_eq!(
+            w.outbox.letters().last().unwrap(),
+            &(email.to_owned(), letter)
+        );
+        let next = w
+            .engine
+            .submit_code(w.open(&id).await, "123456", PERSON)
+            .await;
+        assert!(matches!(
+            next,
+            Next::Step {
+                status: Status::BadRequest,
+                ..
+            }
+        ));
+    }
+}
+
+#[tokio::test]
+async fn an_account_recovery_connector_blocks_a_reset_or_lets_it_continue() {
+    let w = world(
+        ConnectorSlots {
+            pre_account_recovery: vec!["recovery".into()],
+            ..ConnectorSlots::default()
+        },
+        false,
+    )
+    .await;
+    ada(&w).await;
+    let (id, code) = reset_to_code(&w, "ada@example.com").await;
+    w.script.then(StepOutcome::Block {
+        user_message: "This account is locked; call us.".into(),
+        title: None,
+    });
+    let next = w.engine.submit_code(w.open(&id).await, &code, PERSON).await;
+    let Next::Blocked { user_message, .. } = next else {
+        panic!("expected the block page, got {next:?}");
+    };
+    assert_eq!(user_message, "This account is locked; call us.");
+    let calls = w.script.calls();
+    let call = calls.last().unwrap();
+    assert_eq!(call.step, ConnectorStep::PreAccountRecovery);
+    // The connector sees the account's attributes.
+    assert_eq!(
+        call.attributes["displayName"],
+        AttributeValue::String("Ada".into())
+    );
+    // The password did not change.
+    let id2 = w.start(None).await;
+    signed_in(
+        w.engine
+            .sign_in(
+                w.open(&id2).await,
+                "ada@example.com",
+                "a long pass phrase 42",
+                NOBODY,
+            )
+            .await,
+    );
+
+    // Next time the connector continues: on to the new password.
+    let (id, code) = reset_to_code(&w, "ada@example.com").await;
+    shows_flow(
+        &w.engine.submit_code(w.open(&id).await, &code, PERSON).await,
+        &id,
+    );
+    assert!(matches!(w.step(&id).await, FlowStep::NewPassword { .. }));
+}
+
+#[tokio::test]
+async fn changing_the_password_takes_the_current_one() {
+    let w = world(ConnectorSlots::default(), false).await;
+    ada(&w).await;
+    let id = w.start_action(AccountAction::ChangePassword).await;
+    assert!(matches!(w.step(&id).await, FlowStep::SignIn));
+    signed_in_to_action(
+        w.engine
+            .sign_in(
+                w.open(&id).await,
+                "ada@example.com",
+                "a long pass phrase 42",
+                PERSON,
+            )
+            .await,
+        &id,
+    );
+    let FlowStep::NewPassword {
+        current_required, ..
+    } = w.step(&id).await
+    else {
+        panic!("expected the new-password page");
+    };
+    assert!(current_required);
+    let next = w
+        .engine
+        .submit_new_password(
+            w.open(&id).await,
+            "not it",
+            "a brand new pass phrase",
+            "a brand new pass phrase",
+            PERSON,
+        )
+        .await;
+    let Next::Step {
+        feedback, status, ..
+    } = next
+    else {
+        panic!("expected the page again, got {next:?}");
+    };
+    assert_eq!(status, Status::Unauthorized);
+    assert_eq!(
+        feedback.field_errors["currentPassword"],
+        "error.current_password_wrong"
+    );
+    assert_eq!(w.open(&id).await.flow.password_failures, 1);
+    signed_in(
+        w.engine
+            .submit_new_password(
+                w.open(&id).await,
+                "a long pass phrase 42",
+                "a brand new pass phrase",
+                "a brand new pass phrase",
+                PERSON,
+            )
+            .await,
+    );
+    let id = w.start(None).await;
+    signed_in(
+        w.engine
+            .sign_in(
+                w.open(&id).await,
+                "ada@example.com",
+                "a brand new pass phrase",
+                NOBODY,
+            )
+            .await,
+    );
+}
+
+#[tokio::test]
+async fn a_signed_in_browser_starts_at_the_action_and_an_account_without_a_password_has_none_to_change(
+) {
+    let w = world(ConnectorSlots::default(), false).await;
+    let token = ada(&w).await;
+    let session = w
+        .store
+        .session(&sha256_hex(token.as_bytes()))
+        .await
+        .unwrap()
+        .unwrap();
+    let user = w.store.user_by_id(&session.user_id).await.unwrap().unwrap();
+    let tenant = w.engine.live.tenant();
+    let user_flow = tenant.user_flow(FLOW).cloned().unwrap();
+    let app = tenant.application(CLIENT).cloned().unwrap();
+    let mut req = request(None);
+    req.account_action = Some(AccountAction::EditProfile);
+    let id = w
+        .engine
+        .start_signed_in(req, (&app, &user_flow), "en", BROWSER, (&user, &session))
+        .await
+        .unwrap();
+    let FlowStep::EditProfile { draft, .. } = w.step(&id).await else {
+        panic!("expected the profile page");
+    };
+    assert_eq!(
+        draft.prefill["displayName"],
+        AttributeValue::String("Ada".into())
+    );
+
+    // Grace has no password: changing it is refused with a page that says why.
+    w.store
+        .create_user(usher_domain::NewUser {
+            id: "grace".into(),
+            email: Some("grace@example.com".into()),
+            attributes: usher_domain::AttributeValues::new(),
+            identities: vec![],
+            password_hash: None,
+            created_at: w.clock.now(),
+            account_enabled: true,
+            email_verified: true,
+            profile: usher_domain::UserProfile::default(),
+        })
+        .await
+        .unwrap();
+    let grace = w.store.user_by_id("grace").await.unwrap().unwrap();
+    let mut req = request(None);
+    req.account_action = Some(AccountAction::ChangePassword);
+    let id = w
+        .engine
+        .start_signed_in(req, (&app, &user_flow), "en", BROWSER, (&grace, &session))
+        .await
+        .unwrap();
+    let FlowStep::Blocked { user_message, .. } = w.step(&id).await else {
+        panic!("expected the block page");
+    };
+    assert_eq!(user_message, "account.no_password");
+}
+
+#[tokio::test]
+async fn profile_editing_runs_the_connector_and_keeps_the_session() {
+    let w = world(
+        ConnectorSlots {
+            on_profile_update: vec!["profile".into()],
+            ..ConnectorSlots::default()
+        },
+        false,
+    )
+    .await;
+    ada(&w).await;
+    let id = w.start_action(AccountAction::EditProfile).await;
+    let token = signed_in_to_action(
+        w.engine
+            .sign_in(
+                w.open(&id).await,
+                "ada@example.com",
+                "a long pass phrase 42",
+                PERSON,
+            )
+            .await,
+        &id,
+    );
+    // The person's own mistakes come back before any connector runs.
+    let calls_before = w.script.calls().len();
+    let next = w
+        .engine
+        .submit_profile(w.open(&id).await, &form(&[("displayName", "")]))
+        .await;
+    assert!(matches!(
+        next,
+        Next::Step {
+            status: Status::BadRequest,
+            ..
+        }
+    ));
+    assert_eq!(w.script.calls().len(), calls_before);
+    // The connector refuses a field...
+    w.script.then(StepOutcome::ValidationError(PageMessage {
+        user_message: "Please fix it.".into(),
+        attribute_errors: [("displayName".to_owned(), "Not that name.".to_owned())].into(),
+    }));
+    let next = w
+        .engine
+        .submit_profile(w.open(&id).await, &form(&[("displayName", "Countess")]))
+        .await;
+    assert!(matches!(
+        next,
+        Next::Step {
+            status: Status::BadRequest,
+            ..
+        }
+    ));
+    let FlowStep::EditProfile { message, draft } = w.step(&id).await else {
+        panic!("expected the profile page again");
+    };
+    assert_eq!(
+        message.unwrap().attribute_errors["displayName"],
+        "Not that name."
+    );
+    assert_eq!(
+        draft.prefill["displayName"],
+        AttributeValue::String("Countess".into())
+    );
+    // ...then overwrites what it is sent.
+    w.script.then(StepOutcome::Continue {
+        attributes: [(
+            "displayName".to_owned(),
+            AttributeValue::String("Ada Lovelace".into()),
+        )]
+        .into(),
+        token_claims: serde_json::Map::new(),
+    });
+    let next = w
+        .engine
+        .submit_profile(w.open(&id).await, &form(&[("displayName", "Ada L.")]))
+        .await;
+    // Back to the application in the same session: no new sign-in.
+    let Next::Redirect { location } = next else {
+        panic!("expected the way back, got {next:?}");
+    };
+    assert!(
+        location.starts_with(&format!("{REDIRECT}?code=")),
+        "{location}"
+    );
+    let calls = w.script.calls();
+    assert_eq!(calls.last().unwrap().step, ConnectorStep::OnProfileUpdate);
+    let user = w
+        .store
+        .user_by_id(&ada_id(&w).await)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        user.attributes["displayName"],
+        AttributeValue::String("Ada Lovelace".into())
+    );
+    let session = w
+        .store
+        .session(&sha256_hex(token.as_bytes()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(session.ended_at.is_none());
+}
+
+#[tokio::test]
+async fn deleting_the_account_takes_a_fresh_code() {
+    let w = world(ConnectorSlots::default(), false).await;
+    ada(&w).await;
+    let user_id = ada_id(&w).await;
+    let id = w.start_action(AccountAction::DeleteAccount).await;
+    signed_in_to_action(
+        w.engine
+            .sign_in(
+                w.open(&id).await,
+                "ada@example.com",
+                "a long pass phrase 42",
+                PERSON,
+            )
+            .await,
+        &id,
+    );
+    assert!(matches!(
+        w.step(&id).await,
+        FlowStep::ConfirmDeletion { .. }
+    ));
+    shows_flow(
+        &w.engine.confirm_deletion(w.open(&id).await, PERSON).await,
+        &id,
+    );
+    assert!(matches!(
+        w.outbox.letters().last(),
+        Some((to, Letter::DeletionCode { .. })) if to == "ada@example.com"
+    ));
+    // The code goes to the account's own address only.
+    let next = w
+        .engine
+        .submit_email(w.open(&id).await, "mallory@example.com", PERSON)
+        .await;
+    assert!(!matches!(next, Next::ShowFlow { .. }));
+    let code = w.outbox.last_code("ada@example.com");
+    let next = w.engine.submit_code(w.open(&id).await, &code, PERSON).await;
+    assert!(matches!(
+        next,
+        Next::Step {
+            status: Status::Ok,
+            ..
+        }
+    ));
+    assert_eq!(w.step(&id).await, FlowStep::AccountDeleted);
+    assert_eq!(w.store.user_by_id(&user_id).await.unwrap(), None);
+    // Nobody signs in to it any more.
+    let id = w.start(None).await;
+    let next = w
+        .engine
+        .sign_in(
+            w.open(&id).await,
+            "ada@example.com",
+            "a long pass phrase 42",
+            NOBODY,
+        )
+        .await;
+    assert!(matches!(
+        next,
+        Next::Step {
+            status: Status::Unauthorized,
+            ..
+        }
+    ));
 }

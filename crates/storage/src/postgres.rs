@@ -61,6 +61,10 @@ impl PgStore {
             10,
             include_str!("../migrations/postgres/0010_connector_error_codes.sql"),
         ),
+        (
+            11,
+            include_str!("../migrations/postgres/0011_password_changes.sql"),
+        ),
     ];
 
     /// Opens `postgres://…` (or `postgresql://…`).

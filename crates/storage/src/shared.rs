@@ -233,7 +233,7 @@ pub(crate) struct CodeData {
 macro_rules! user_columns {
     () => {
         "u.id, u.email, u.attributes, u.account_enabled, u.created_at, u.email_verified, \
-         u.profile, u.version"
+         u.profile, u.version, u.password_changed_at"
     };
 }
 
@@ -323,6 +323,7 @@ macro_rules! impl_store {
                     email_verified: col(row, "email_verified")?,
                     profile: from_json(&col::<String>(row, "profile")?, "profile")?,
                     version: col(row, "version")?,
+                    password_changed_at: opt_time(row, "password_changed_at")?,
                 })
             }
 
@@ -616,8 +617,8 @@ macro_rules! impl_store {
                 ::sqlx::query(
                     "INSERT INTO users (id, email, attributes, display_name_lower, \
                      password_hash, account_enabled, created_at, email_verified, profile, \
-                     version) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1)",
+                     version, password_changed_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10)",
                 )
                 .bind(&new.id)
                 .bind(new.email.as_deref())
@@ -628,6 +629,7 @@ macro_rules! impl_store {
                 .bind(millis(new.created_at))
                 .bind(new.email_verified)
                 .bind(to_json(&new.profile)?)
+                .bind(new.password_hash.as_ref().map(|_| millis(new.created_at)))
                 .execute(&mut *conn)
                 .await
                 .map_err(insert_error)?;
@@ -641,6 +643,10 @@ macro_rules! impl_store {
                     // As a later read will return it.
                     created_at: truncate_millis(new.created_at),
                     email_verified: new.email_verified,
+                    password_changed_at: new
+                        .password_hash
+                        .as_ref()
+                        .map(|_| truncate_millis(new.created_at)),
                     profile: new.profile,
                     version: 1,
                 })

@@ -58,6 +58,10 @@ impl SqliteStore {
             10,
             include_str!("../migrations/sqlite/0010_connector_error_codes.sql"),
         ),
+        (
+            11,
+            include_str!("../migrations/sqlite/0011_password_changes.sql"),
+        ),
     ];
 
     /// Opens `sqlite://path` (creating the file and its directory if missing) or

@@ -281,6 +281,7 @@ fn flow(id: &str, expires_at: DateTime<Utc>) -> Flow {
             code_challenge: None,
             ui_locales: Some("fr-CA".into()),
             browser_language: None,
+            account_action: None,
             login_hint: None,
             prompt: None,
         },
@@ -414,6 +415,8 @@ async fn users_and_identities(ctx: Ctx) {
             email_verified: true,
             profile: UserProfile::default(),
             version: 1,
+            // The password was set when the account was made.
+            password_changed_at: Some(t0()),
         }
     );
 
@@ -2324,8 +2327,36 @@ async fn update_user_and_password(ctx: Ctx) {
         .set_password_hash("u-2", Some("other"), t0())
         .await
         .unwrap());
+    let later = t0() + Duration::hours(1);
+    assert!(store
+        .set_password_hash("u-2", Some("newer"), later)
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .user_by_id("u-2")
+            .await
+            .unwrap()
+            .unwrap()
+            .password_changed_at,
+        Some(later)
+    );
+    assert!(store
+        .set_password_hash("u-2", Some("other"), t0())
+        .await
+        .unwrap());
     assert!(store.set_password_hash("u-1", None, t0()).await.unwrap());
     assert_eq!(store.password_hash("u-1").await.unwrap(), None);
+    // No password, no time of its last change.
+    assert_eq!(
+        store
+            .user_by_id("u-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .password_changed_at,
+        None
+    );
     assert_eq!(
         store.password_hash("u-2").await.unwrap().as_deref(),
         Some("other")
@@ -3357,6 +3388,8 @@ async fn edit_user_is_one_transaction_at_one_version(ctx: Ctx) {
         stored,
         User {
             version: 2,
+            // A new password in the edit: changed at the edit's time.
+            password_changed_at: Some(t0()),
             ..changed.clone()
         }
     );

@@ -66,7 +66,13 @@ impl Outbox {
             .into_iter()
             .rev()
             .find_map(|(t, l)| match l {
-                Letter::Code { code, .. } if t == to => Some(code),
+                Letter::Code { code, .. }
+                | Letter::ResetCode { code, .. }
+                | Letter::DeletionCode { code, .. }
+                    if t == to =>
+                {
+                    Some(code)
+                }
                 _ => None,
             })
             .expect("a code was sent")
@@ -363,6 +369,7 @@ pub fn request(prompt: Option<Prompt>) -> AuthorizationRequest {
         login_hint: None,
         prompt,
         browser_language: None,
+        account_action: None,
     }
 }
 
@@ -385,6 +392,19 @@ impl World {
         let app = tenant.application(client_id).cloned().unwrap();
         let mut request = request(prompt);
         request.client_id = client_id.to_owned();
+        self.engine
+            .start(request, &app, &user_flow, "en", BROWSER)
+            .await
+            .unwrap()
+    }
+
+    /// A flow for [`CLIENT`] that came for `action` (`usher_action`).
+    pub async fn start_action(&self, action: usher_domain::AccountAction) -> String {
+        let tenant = self.engine.live.tenant();
+        let user_flow = tenant.user_flow(FLOW).cloned().unwrap();
+        let app = tenant.application(CLIENT).cloned().unwrap();
+        let mut request = request(None);
+        request.account_action = Some(action);
         self.engine
             .start(request, &app, &user_flow, "en", BROWSER)
             .await

@@ -82,6 +82,19 @@ pub fn router(state: AppState) -> Router {
         .route("/flow/{id}/attributes", post(pages::attributes::post))
         .route("/flow/{id}/cancel", post(pages::cancel::post))
         .route(
+            "/flow/{id}/forgot-password",
+            post(pages::account::forgot_password),
+        )
+        .route(
+            "/flow/{id}/new-password",
+            post(pages::account::new_password),
+        )
+        .route("/flow/{id}/profile", post(pages::account::profile))
+        .route(
+            "/flow/{id}/delete-account",
+            post(pages::account::delete_account),
+        )
+        .route(
             "/flow/{id}/provider",
             post(pages::federated::choose_provider),
         )

@@ -163,6 +163,44 @@ impl usher_signup::Postman for Postman {
                     serde_json::json!({ "code": code, "minutes": minutes.to_string() }),
                 )
             }
+            Letter::ResetCode { code, minutes } => {
+                if self.mailer.log_codes {
+                    tracing::info!(flow_id = flow_id.unwrap_or_default(), email = %to, code = %code, "password reset code (log_codes is on)");
+                }
+                (
+                    "email_reset_code.txt",
+                    catalogue.message(
+                        locale,
+                        "email.reset_code.subject",
+                        &[("code", code.clone())],
+                    ),
+                    serde_json::json!({ "code": code, "minutes": minutes.to_string() }),
+                )
+            }
+            Letter::DeletionCode { code, minutes } => {
+                if self.mailer.log_codes {
+                    tracing::info!(flow_id = flow_id.unwrap_or_default(), email = %to, code = %code, "account deletion code (log_codes is on)");
+                }
+                (
+                    "email_deletion_code.txt",
+                    catalogue.message(
+                        locale,
+                        "email.deletion_code.subject",
+                        &[("code", code.clone())],
+                    ),
+                    serde_json::json!({ "code": code, "minutes": minutes.to_string() }),
+                )
+            }
+            Letter::ResetNoAccount => (
+                "email_reset_no_account.txt",
+                catalogue.message(locale, "email.reset_no_account.subject", &[]),
+                serde_json::json!({}),
+            ),
+            Letter::ResetWithProvider { providers } => (
+                "email_reset_provider.txt",
+                catalogue.message(locale, "email.reset_provider.subject", &[]),
+                serde_json::json!({ "providers": providers.join(", ") }),
+            ),
             Letter::AccountExists => (
                 "email_account_exists.txt",
                 catalogue.message(locale, "email.exists.subject", &[]),

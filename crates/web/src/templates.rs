@@ -31,6 +31,38 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         "sign_up_attributes.html",
         include_str!("../templates/sign_up_attributes.html"),
     ),
+    (
+        "new_password.html",
+        include_str!("../templates/new_password.html"),
+    ),
+    (
+        "edit_profile.html",
+        include_str!("../templates/edit_profile.html"),
+    ),
+    (
+        "confirm_deletion.html",
+        include_str!("../templates/confirm_deletion.html"),
+    ),
+    (
+        "account_deleted.html",
+        include_str!("../templates/account_deleted.html"),
+    ),
+    (
+        "email_reset_code.txt",
+        include_str!("../templates/email_reset_code.txt"),
+    ),
+    (
+        "email_reset_no_account.txt",
+        include_str!("../templates/email_reset_no_account.txt"),
+    ),
+    (
+        "email_reset_provider.txt",
+        include_str!("../templates/email_reset_provider.txt"),
+    ),
+    (
+        "email_deletion_code.txt",
+        include_str!("../templates/email_deletion_code.txt"),
+    ),
     ("link.html", include_str!("../templates/link.html")),
     ("blocked.html", include_str!("../templates/blocked.html")),
     ("pending.html", include_str!("../templates/pending.html")),

@@ -229,6 +229,8 @@ fn rich() -> Config {
             ],
             attribute_collection_start: vec!["prefill-ext".into(), "quiet".into()],
             email_otp_send: vec!["prefill-ext".into()],
+            pre_account_recovery: vec!["quiet".into()],
+            on_profile_update: vec!["quiet".into()],
         },
         requires_approval: false,
     });

@@ -294,6 +294,7 @@ fn token_issuance_carries_the_user_and_otp_the_code() {
         email_verified: true,
         profile: UserProfile::default(),
         version: 1,
+        password_changed_at: None,
     };
     let mut req = request(ConnectorStep::PreTokenIssuance, &[], &attributes);
     req.user = Some(&user);

@@ -126,12 +126,16 @@ macro_rules! impl_user_admin {
                     replace_identities(&mut *tx, &u.id, &u.identities).await?;
                 }
                 if let Some(hash) = edit.password_hash {
-                    ::sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
-                        .bind(&u.id)
-                        .bind(hash)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(backend)?;
+                    ::sqlx::query(
+                        "UPDATE users SET password_hash = $2, password_changed_at = $3 \
+                         WHERE id = $1",
+                    )
+                    .bind(&u.id)
+                    .bind(hash)
+                    .bind(hash.map(|_| millis(edit.now)))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
                 }
                 // Whoever signed in with the old credentials, or before the account
                 // was disabled, must not stay signed in (nor come back when it is
@@ -151,11 +155,12 @@ macro_rules! impl_user_admin {
             ) -> Result<bool> {
                 let mut tx = self.begin_write().await?;
                 let done = ::sqlx::query(
-                    "UPDATE users SET password_hash = $2, version = version + 1 \
-                     WHERE id = $1",
+                    "UPDATE users SET password_hash = $2, password_changed_at = $3, \
+                     version = version + 1 WHERE id = $1",
                 )
                 .bind(user_id)
                 .bind(hash)
+                .bind(hash.map(|_| millis(now)))
                 .execute(&mut *tx)
                 .await
                 .map_err(backend)?;

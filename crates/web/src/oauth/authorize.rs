@@ -16,7 +16,7 @@ use axum::{
     Extension,
 };
 use chrono::Duration;
-use usher_domain::{Application, AuthorizationRequest, Prompt, UserFlow};
+use usher_domain::{AccountAction, Application, AuthorizationRequest, Prompt, UserFlow};
 use usher_oidc::{crypto::sha256_hex, pkce};
 use usher_signup::Issue;
 use usher_storage::BrowserSession;
@@ -130,11 +130,31 @@ async fn authorize(
         ));
     };
 
+    // A password only resets where the user flow has local accounts.
+    if request.account_action.is_some_and(|a| {
+        matches!(
+            a,
+            AccountAction::ResetPassword | AccountAction::ChangePassword
+        )
+    }) && !user_flow.allows_local_accounts()
+    {
+        return back.send(refuse(
+            "invalid_request",
+            "The application's user flow has no accounts with passwords.",
+        ));
+    }
+
     // Single sign-on: a live session answers at once unless the client asks otherwise.
     let session = match sso_session(state, locale, headers, &params, &user_flow).await {
         Ok(s) => s,
         Err(r) => return r,
     };
+    if let Some(action) = request.account_action {
+        // A reset is for someone who cannot sign in: it never uses a session. The
+        // other actions run in the session when there is one, else after a sign-in.
+        let session = session.filter(|_| action.needs_sign_in() && request.prompt.is_none());
+        return start_flow(state, headers, locale, request, (&app, &user_flow), session).await;
+    }
     if let Some(session) = session.filter(|_| matches!(request.prompt, None | Some(Prompt::None))) {
         if let Some(answer) = answer_from_session(
             state,
@@ -152,7 +172,7 @@ async fn authorize(
     if request.prompt == Some(Prompt::None) {
         return back.send(refuse("login_required", "The user is not signed in."));
     }
-    start_flow(state, headers, locale, request, &app, &user_flow).await
+    start_flow(state, headers, locale, request, (&app, &user_flow), None).await
 }
 
 /// The request's parameters, and the name of one given more than once: that is an
@@ -315,23 +335,48 @@ async fn answer_from_session(
 
 /// A new flow, bound to this browser by its binding cookie (set now if it has none),
 /// so that another browser cannot finish it.
+/// Starts a flow and sends the browser to its first page; with `session` (an account
+/// action in a signed-in browser), at the action's first page.
 async fn start_flow(
     state: &AppState,
     headers: &HeaderMap,
     locale: &str,
     request: AuthorizationRequest,
-    app: &Application,
-    user_flow: &UserFlow,
+    (app, user_flow): (&Application, &UserFlow),
+    session: Option<BrowserSession>,
 ) -> Response {
     let (browser_token, new_cookie) = match cookies::get(headers, cookies::BROWSER) {
         Some(t) if t.len() == 43 => (t.to_owned(), false),
         _ => (state.new_token(), true),
     };
-    let flow_id = match state
-        .engine
-        .start(request, app, user_flow, locale, &browser_token)
-        .await
-    {
+    let user = match &session {
+        Some(s) => match state.store.user_by_id(&s.user_id).await {
+            Ok(u) => u.filter(|u| u.account_enabled),
+            Err(e) => return error_page(state, locale, state.engine.internal(e)),
+        },
+        None => None,
+    };
+    let started = match (user, session) {
+        (Some(user), Some(session)) => {
+            state
+                .engine
+                .start_signed_in(
+                    request,
+                    (app, user_flow),
+                    locale,
+                    &browser_token,
+                    (&user, &session),
+                )
+                .await
+        }
+        _ => {
+            state
+                .engine
+                .start(request, app, user_flow, locale, &browser_token)
+                .await
+        }
+    };
+    let flow_id = match started {
         Ok(id) => id,
         Err(e) => return error_page(state, locale, e),
     };
@@ -370,6 +415,7 @@ fn validate(
     let scope = requested_scope(params)?;
     let prompt = requested_prompt(params)?;
     let code_challenge = requested_code_challenge(params, app)?;
+    let account_action = requested_account_action(params, prompt)?;
     if let Some(m) = get("max_age") {
         if m.parse::<u32>().is_err() {
             return Err(refuse(
@@ -388,6 +434,7 @@ fn validate(
         ui_locales: get("ui_locales").map(str::to_owned),
         login_hint: get("login_hint").map(str::to_owned),
         prompt,
+        account_action,
         browser_language: crate::i18n::browser_language(
             headers
                 .get(axum::http::header::ACCEPT_LANGUAGE)
@@ -397,6 +444,31 @@ fn validate(
 }
 
 /// Bounds the parameters the flow keeps, so that a flow row stays small.
+/// `usher_action`: what the person comes to do to their account instead of signing
+/// in or up. Every action shows pages, so `prompt=none` cannot go with one.
+fn requested_account_action(
+    params: &BTreeMap<String, String>,
+    prompt: Option<Prompt>,
+) -> Result<Option<AccountAction>, Refusal> {
+    let Some(value) = param(params, "usher_action") else {
+        return Ok(None);
+    };
+    let Some(action) = AccountAction::parse(value) else {
+        let known: Vec<_> = AccountAction::ALL.iter().map(|a| a.as_str()).collect();
+        return Err(refuse(
+            "invalid_request",
+            format!("usher_action must be one of {}.", known.join(", ")),
+        ));
+    };
+    if prompt == Some(Prompt::None) {
+        return Err(refuse(
+            "invalid_request",
+            "usher_action shows pages, so it cannot be combined with prompt=none.",
+        ));
+    }
+    Ok(Some(action))
+}
+
 fn check_sizes(params: &BTreeMap<String, String>) -> Result<(), Refusal> {
     for (name, max) in [
         ("state", MAX_STATE),

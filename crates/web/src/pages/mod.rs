@@ -1,6 +1,7 @@
 //! The sign-up and sign-in pages: one module per endpoint, sharing the page context
 //! types, the flow loader and the renderer of the current step.
 
+pub mod account;
 pub mod attributes;
 pub mod cancel;
 pub mod code;
@@ -270,8 +271,45 @@ pub fn render_step(
         }
         FlowStep::SignUpPassword { email } => password_page(state, loaded, email, &feedback),
         FlowStep::SignUpAttributes { draft, message } => {
-            return attributes_page(state, loaded, draft, message.as_ref(), feedback, status);
+            let page = ("sign_up_attributes.html", "sign_up_attributes.title");
+            return attributes_page(
+                state,
+                loaded,
+                (draft, message.as_ref()),
+                page,
+                feedback,
+                status,
+            );
         }
+        FlowStep::EditProfile { draft, message } => {
+            let page = ("edit_profile.html", "edit_profile.title");
+            return attributes_page(
+                state,
+                loaded,
+                (draft, message.as_ref()),
+                page,
+                feedback,
+                status,
+            );
+        }
+        FlowStep::NewPassword {
+            email,
+            current_required,
+            ..
+        } => new_password_page(state, loaded, email, *current_required, &feedback),
+        FlowStep::ConfirmDeletion { email, .. } => PageParts {
+            template: "confirm_deletion.html",
+            title_key: "confirm_deletion.title",
+            fields: Vec::new(),
+            email: Some(email),
+            intro: Some(message(
+                state,
+                &loaded.flow.locale,
+                "confirm_deletion.intro",
+                &[("email", email.clone())],
+            )),
+        },
+        FlowStep::AccountDeleted => return show::account_deleted_page(state, loaded),
         FlowStep::FederationRedirect { link: Some(_), .. } | FlowStep::LinkAccount { .. } => {
             return link::render(state, loaded, feedback, status);
         }
@@ -343,6 +381,7 @@ fn email_page<'a>(
     let m = |key: &str| message(state, &loaded.flow.locale, key, &[]);
     let (title_key, intro) = match purpose {
         CodePurpose::OneTimePasscode => ("otp_email.title", m("otp_email.intro")),
+        CodePurpose::PasswordReset => ("reset_email.title", m("reset_email.intro")),
         CodePurpose::FederatedEmail { .. } => ("federated_email.title", m("federated_email.intro")),
         _ => ("sign_up_email.title", m("sign_up_email.intro")),
     };
@@ -377,10 +416,12 @@ fn code_page<'a>(
     let minutes = CODE_LIFETIME.num_minutes().to_string();
     // A local sign-up may not have sent a code (the address has an account), and must
     // not say so; the other purposes always send one.
-    let intro_key = if *purpose == CodePurpose::SignUp {
-        "sign_up_code.intro"
-    } else {
-        "otp_code.intro"
+    let intro_key = match purpose {
+        CodePurpose::SignUp => "sign_up_code.intro",
+        // Nor may a reset say whether the address has an account.
+        CodePurpose::PasswordReset => "reset_code.intro",
+        CodePurpose::DeleteAccount { .. } => "deletion_code.intro",
+        _ => "otp_code.intro",
     };
     let intro = message(
         state,
@@ -444,13 +485,78 @@ fn password_page<'a>(
     }
 }
 
-/// The attribute page, with a connector's message: its per-field errors next to their
-/// fields, unless the person's own input had errors this time.
+/// The new-password page of a reset (the new password twice) or of a change (the
+/// current one first).
+fn new_password_page<'a>(
+    state: &AppState,
+    loaded: &'a Loaded,
+    email: &'a str,
+    current_required: bool,
+    feedback: &Feedback,
+) -> PageParts<'a> {
+    let m = |key: &str| message(state, &loaded.flow.locale, key, &[]);
+    let field = |id: &str, label: &str, hint: Option<String>, autocomplete| Field {
+        id: id.into(),
+        label: m(label),
+        kind: "password",
+        required: true,
+        error: feedback.field_errors.get(id).cloned(),
+        hint,
+        autocomplete: Some(autocomplete),
+        maxlength: Some(usher_domain::password::MAX_LENGTH),
+        ..Field::default()
+    };
+    let mut fields = Vec::new();
+    if current_required {
+        fields.push(field(
+            "currentPassword",
+            "new_password.current",
+            None,
+            "current-password",
+        ));
+    }
+    fields.push(field(
+        "password",
+        "new_password.password",
+        Some(m("sign_up_password.rules")),
+        "new-password",
+    ));
+    fields.push(field(
+        "confirmPassword",
+        "new_password.confirm",
+        None,
+        "new-password",
+    ));
+    let intro_key = if current_required {
+        "new_password.intro_change"
+    } else {
+        "new_password.intro_reset"
+    };
+    PageParts {
+        template: "new_password.html",
+        title_key: "new_password.title",
+        fields,
+        email: Some(email),
+        intro: Some(message(
+            state,
+            &loaded.flow.locale,
+            intro_key,
+            &[("email", email.to_owned())],
+        )),
+    }
+}
+
+/// The attribute page (of a sign-up, or of a profile: `page` is the template and
+/// title), with a connector's message: its per-field errors next to their fields,
+/// unless the person's own input had errors this time.
 fn attributes_page(
     state: &AppState,
     loaded: &Loaded,
-    draft: &usher_domain::SignUpDraft,
-    connector_message: Option<&usher_domain::flow::PageMessage>,
+    (draft, connector_message): (
+        &usher_domain::SignUpDraft,
+        Option<&usher_domain::flow::PageMessage>,
+    ),
+    (template, title_key): (&'static str, &'static str),
     feedback: Feedback,
     status: StatusCode,
 ) -> Response {
@@ -483,8 +589,8 @@ fn attributes_page(
         ..Feedback::default()
     };
     let page = PageParts {
-        template: "sign_up_attributes.html",
-        title_key: "sign_up_attributes.title",
+        template,
+        title_key,
         fields,
         email: None,
         intro: None,

@@ -125,3 +125,34 @@ pub fn blocked_page(
         &ctx,
     )
 }
+
+/// "Your account is deleted", with the way back to the application (which hears
+/// `access_denied`: nobody is signed in).
+pub fn account_deleted_page(state: &AppState, loaded: &Loaded) -> Response {
+    #[derive(Serialize)]
+    struct Ctx<'a> {
+        title_key: &'static str,
+        errors: Vec<SummaryError>,
+        notice: Option<String>,
+        back_url: String,
+        application: &'a str,
+    }
+    let ctx = Ctx {
+        title_key: "account_deleted.title",
+        errors: Vec::new(),
+        notice: None,
+        back_url: loaded.error_url(
+            &state.settings.issuer,
+            "access_denied",
+            "The account was deleted.",
+        ),
+        application: &loaded.app.name,
+    };
+    render(
+        state,
+        StatusCode::OK,
+        "account_deleted.html",
+        &loaded.flow.locale,
+        &ctx,
+    )
+}

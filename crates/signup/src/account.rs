@@ -1,0 +1,486 @@
+//! Self-service on an existing account: resetting a forgotten password (an emailed
+//! code, the `preAccountRecovery` connectors, a new password), and — signed in —
+//! changing the password, editing the profile (the user flow's attribute page and the
+//! `onProfileUpdate` connectors) and deleting the account. Each is a flow like a
+//! sign-in, started from the application's authorization request (`usher_action`) or,
+//! for a reset, from "Forgot your password?" on the sign-in page, and each ends like
+//! one: back to the application with a code (deleting ends with the account gone).
+//!
+//! A reset never tells the page who has an account: every address gets the same code
+//! page, and the mail says what applies (a code, "no account", "sign in with your
+//! provider").
+
+use usher_domain::{
+    password::check_new_password, user_flow::EMAIL_PASSWORD_PROVIDER, AttributeValues,
+    ConnectorStep, FlowError, FlowStep, SignInType, SignUpDraft, User,
+};
+use usher_oidc::crypto::sha256_hex;
+use usher_storage::{BrowserSession, StorageError};
+
+use crate::{
+    finish::Issue, throttle::ClientAddress, Engine, Failure, Feedback, Letter, Loaded, Next, Status,
+};
+
+/// What a reset mails an address, by what the address has.
+pub(crate) enum ResetMail {
+    /// A local account: the code.
+    Code,
+    /// No account at all.
+    NoAccount,
+    /// Accounts that sign in only with these providers (by name).
+    Providers(Vec<String>),
+}
+
+impl Engine {
+    /// "Forgot your password?" on the sign-in page (or "reset it" elsewhere before an
+    /// account is chosen).
+    pub async fn forgot_password(&self, mut loaded: Loaded) -> Next {
+        if loaded.user_flow.allows_local_accounts()
+            && loaded.flow.go_to_password_reset(self.clock.now()).is_ok()
+        {
+            if let Err(next) = self.save(&mut loaded).await {
+                return *next;
+            }
+        }
+        Next::show(&loaded)
+    }
+
+    /// What a reset's mail to `email` says: a code only for an enabled local account
+    /// of the user flow's kind; else why there is none.
+    pub(crate) async fn reset_mail(
+        &self,
+        email: &str,
+        locale: &str,
+    ) -> Result<ResetMail, StorageError> {
+        if let Some(user) = self
+            .store
+            .user_by_identity(
+                SignInType::EmailAddress,
+                &self.settings.local_issuer(),
+                email,
+            )
+            .await?
+        {
+            if user.account_enabled {
+                return Ok(ResetMail::Code);
+            }
+            // A disabled account is not reset; its owner hears nothing they could
+            // use, as for an unknown address.
+            return Ok(ResetMail::NoAccount);
+        }
+        let mut providers = Vec::new();
+        for user in self.store.users_by_email(email).await? {
+            if !user.account_enabled {
+                continue;
+            }
+            for identity in &user.identities {
+                let name = match self.provider_of(identity) {
+                    Some(p) if p == usher_domain::user_flow::EMAIL_OTP_PROVIDER => {
+                        self.messages.text(locale, "email.reset.by_code", &[])
+                    }
+                    Some(p) => self
+                        .live
+                        .upstream()
+                        .provider(&p)
+                        .map_or(p, |n| n.display_name),
+                    None => continue,
+                };
+                if !providers.contains(&name) {
+                    providers.push(name);
+                }
+            }
+        }
+        Ok(if providers.is_empty() {
+            ResetMail::NoAccount
+        } else {
+            ResetMail::Providers(providers)
+        })
+    }
+
+    /// A reset's code was right: the account's `preAccountRecovery` connectors, then
+    /// the new password.
+    pub(crate) async fn recovery_code_proven(&self, mut loaded: Loaded) -> Next {
+        let email = loaded.flow.code_email().unwrap_or_default().to_owned();
+        let user = match self
+            .store
+            .user_by_identity(
+                SignInType::EmailAddress,
+                &self.settings.local_issuer(),
+                &email,
+            )
+            .await
+        {
+            Ok(Some(u)) if u.account_enabled => u,
+            // Deleted or disabled since the code went out.
+            Ok(_) => return self.fail_with(&loaded.flow.locale, "the account to reset is gone"),
+            Err(e) => return self.fail_with(&loaded.flow.locale, e),
+        };
+        let start = !loaded.user_flow.connectors.pre_account_recovery.is_empty();
+        if loaded
+            .flow
+            .recovery_proven(account_draft(&user, &email), start, self.clock.now())
+            .is_err()
+        {
+            return self.as_is(loaded);
+        }
+        if let Err(next) = self.save(&mut loaded).await {
+            return *next;
+        }
+        if start {
+            return self.run_connectors(loaded).await;
+        }
+        Next::show(&loaded)
+    }
+
+    /// The new-password page: the current password when signed in, the new one twice.
+    pub async fn submit_new_password(
+        &self,
+        mut loaded: Loaded,
+        current: &str,
+        password: &str,
+        confirm: &str,
+        client: ClientAddress,
+    ) -> Next {
+        let FlowStep::NewPassword {
+            user_id,
+            email,
+            current_required,
+        } = loaded.flow.step.clone()
+        else {
+            return self.as_is(loaded);
+        };
+        let mut feedback = Feedback::default();
+        if current_required && current.is_empty() {
+            feedback = feedback.field("currentPassword", self.text(&loaded, "error.required", &[]));
+        }
+        if let Err(e) = check_new_password(password, &email) {
+            feedback = feedback.field("password", self.text(&loaded, e.message_key(), &[]));
+        } else if password != confirm {
+            feedback = feedback.field(
+                "confirmPassword",
+                self.text(&loaded, "error.password_mismatch", &[]),
+            );
+        }
+        if !feedback.field_errors.is_empty() {
+            return Next::step(loaded, feedback, Status::BadRequest);
+        }
+        if current_required {
+            if !loaded.flow.may_try_password() {
+                let feedback = self.say(&loaded, "error.too_many_attempts", &[]);
+                return Next::step(
+                    loaded,
+                    feedback,
+                    Status::TooManyRequests {
+                        retry_after_seconds: None,
+                    },
+                );
+            }
+            // The same allowance as the sign-in page: a signed-in browser is no
+            // licence to guess the password.
+            let reservation = match self.reserve_password_attempt(&email, client).await {
+                Ok(r) => r,
+                Err(t) => return self.throttled(loaded, t),
+            };
+            let hash = match self.store.password_hash(&user_id).await {
+                Ok(h) => h,
+                Err(e) => return self.fail_with(&loaded.flow.locale, e),
+            };
+            let Ok(ok) = self.hasher.verify(current.to_owned(), hash).await else {
+                self.release(reservation).await;
+                return self.busy(loaded);
+            };
+            if !ok {
+                loaded.flow.password_failed();
+                if let Err(next) = self.save(&mut loaded).await {
+                    return *next;
+                }
+                let feedback = Feedback::default().field(
+                    "currentPassword",
+                    self.text(&loaded, "error.current_password_wrong", &[]),
+                );
+                return Next::step(loaded, feedback, Status::Unauthorized);
+            }
+            self.release(reservation).await;
+        }
+        let Ok(hash) = self.hasher.hash(password.to_owned()).await else {
+            return self.busy(loaded);
+        };
+        // Every session and grant of the account ends with the old password, this
+        // browser's included; the person is signed in again below.
+        match self
+            .store
+            .set_password_hash(&user_id, Some(&hash), self.clock.now())
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return self.fail_with(&loaded.flow.locale, "the account is gone"),
+            Err(e) => return self.fail_with(&loaded.flow.locale, e),
+        }
+        tracing::info!(%user_id, flow_id = %loaded.flow.id, reset = !current_required, "password changed by its owner");
+        if loaded.flow.password_changed(self.clock.now()).is_err() {
+            return self.as_is(loaded);
+        }
+        if let Err(next) = self.save(&mut loaded).await {
+            return *next;
+        }
+        let user = match self.store.user_by_id(&user_id).await {
+            Ok(Some(u)) => u,
+            Ok(None) => return self.fail_with(&loaded.flow.locale, "the account is gone"),
+            Err(e) => return self.fail_with(&loaded.flow.locale, e),
+        };
+        self.finish(&loaded, &user, Some(EMAIL_PASSWORD_PROVIDER.to_owned()))
+            .await
+    }
+
+    /// The profile page's form: the user flow's attributes for the account, then the
+    /// `onProfileUpdate` connectors.
+    pub async fn submit_profile(
+        &self,
+        mut loaded: Loaded,
+        form: &std::collections::BTreeMap<String, Vec<String>>,
+    ) -> Next {
+        if matches!(
+            loaded.flow.step,
+            FlowStep::RunningConnectors {
+                connector_step: ConnectorStep::OnProfileUpdate,
+                ..
+            }
+        ) {
+            return self.run_connectors(loaded).await;
+        }
+        if !matches!(loaded.flow.step, FlowStep::EditProfile { .. }) {
+            return self.as_is(loaded);
+        }
+        let values = match self.parse_attributes(&loaded, form) {
+            Ok(v) => v,
+            Err(feedback) => return Next::step(loaded, feedback, Status::BadRequest),
+        };
+        if loaded
+            .flow
+            .profile_submitted(values, self.clock.now())
+            .is_err()
+        {
+            return self.as_is(loaded);
+        }
+        if let Err(next) = self.save(&mut loaded).await {
+            return *next;
+        }
+        self.run_connectors(loaded).await
+    }
+
+    /// The `onProfileUpdate` connectors continued with `attributes`: they are the
+    /// account's new values of the page's attributes (the others stay as they are).
+    pub(crate) async fn save_profile(
+        &self,
+        mut loaded: Loaded,
+        draft: SignUpDraft,
+        mut attributes: AttributeValues,
+    ) -> Next {
+        let user_id = draft.user_id.clone().unwrap_or_default();
+        let mut user = match self.store.user_by_id(&user_id).await {
+            Ok(Some(u)) => u,
+            Ok(None) => return self.fail_with(&loaded.flow.locale, "the account is gone"),
+            Err(e) => return self.fail_with(&loaded.flow.locale, e),
+        };
+        // The address is proven; no page or connector changes it here.
+        attributes.remove("email");
+        for assignment in &loaded.user_flow.attributes {
+            let id = &assignment.attribute_id;
+            if id == "email" {
+                continue;
+            }
+            match attributes.remove(id) {
+                Some(v) => {
+                    user.attributes.insert(id.clone(), v);
+                }
+                None => {
+                    user.attributes.remove(id);
+                }
+            }
+        }
+        match self.store.update_user(&user).await {
+            Ok(true) => {}
+            Ok(false) => return self.fail_with(&loaded.flow.locale, "the account is gone"),
+            Err(e) => return self.fail_with(&loaded.flow.locale, e),
+        }
+        tracing::info!(%user_id, flow_id = %loaded.flow.id, "profile edited by its owner");
+        if loaded.flow.profile_updated(self.clock.now()).is_err() {
+            return self.as_is(loaded);
+        }
+        if let Err(next) = self.save(&mut loaded).await {
+            return *next;
+        }
+        user.version += 1;
+        self.back_in_session(&loaded, &user).await
+    }
+
+    /// "Send me a code" on the deletion page.
+    pub async fn confirm_deletion(&self, loaded: Loaded, client: ClientAddress) -> Next {
+        let FlowStep::ConfirmDeletion { email, .. } = &loaded.flow.step else {
+            return self.as_is(loaded);
+        };
+        let email = email.clone();
+        self.send_code(loaded, client, email, None).await
+    }
+
+    /// The deletion's code was right: the account goes, with its identities,
+    /// sessions and grants, as when an administrator deletes it.
+    pub(crate) async fn delete_account(&self, mut loaded: Loaded, user_id: &str) -> Next {
+        match self.store.delete_user(user_id, self.clock.now()).await {
+            Ok(_) => {}
+            Err(e) => return self.fail_with(&loaded.flow.locale, e),
+        }
+        tracing::info!(%user_id, flow_id = %loaded.flow.id, "account deleted by its owner");
+        if loaded.flow.account_deleted().is_err() {
+            return self.as_is(loaded);
+        }
+        if let Err(next) = self.save(&mut loaded).await {
+            return *next;
+        }
+        Next::step(loaded, Feedback::default(), Status::Ok)
+    }
+
+    /// A sign-in in a flow that came for an account action: the browser is signed
+    /// in (`session`, whose cookie is `token`) and the action's first page comes
+    /// next instead of the application.
+    pub(crate) async fn begin_after_sign_in(
+        &self,
+        mut loaded: Loaded,
+        user: &User,
+        session: &BrowserSession,
+        token: String,
+    ) -> Next {
+        let then = self.begin_action(&mut loaded, user, &session.id_hash).await;
+        Next::SignedIn {
+            token,
+            seconds: self.settings.session.num_seconds(),
+            then: Box::new(then),
+        }
+    }
+
+    /// Moves the flow to the action's first page for `user`, signed in with session
+    /// `session_id`, and saves it.
+    async fn begin_action(&self, loaded: &mut Loaded, user: &User, session_id: &str) -> Next {
+        let has_password = match self.store.password_hash(&user.id).await {
+            Ok(h) => h.is_some(),
+            Err(e) => return self.fail_with(&loaded.flow.locale, e),
+        };
+        let draft = account_draft(user, user.email.as_deref().unwrap_or_default());
+        match loaded.flow.begin_account_action(
+            draft,
+            has_password,
+            session_id.to_owned(),
+            self.clock.now(),
+        ) {
+            Ok(()) => {}
+            Err(FlowError::NoPassword) => {
+                let message = self.text(loaded, "account.no_password", &[]);
+                loaded.flow.block(message, None);
+            }
+            Err(_) => return self.as_is(loaded.clone()),
+        }
+        if let Err(next) = self.save(loaded).await {
+            return *next;
+        }
+        Next::show(loaded)
+    }
+
+    /// A flow for an account action in a browser already signed in to `user` with
+    /// `session`: it starts at the action's first page. Its id.
+    pub async fn start_signed_in(
+        &self,
+        request: usher_domain::AuthorizationRequest,
+        (app, user_flow): (&usher_domain::Application, &usher_domain::UserFlow),
+        locale: &str,
+        browser_token: &str,
+        (user, session): (&User, &BrowserSession),
+    ) -> Result<String, Failure> {
+        let flow = usher_domain::Flow::start(
+            self.random.new_id(),
+            user_flow.id.clone(),
+            request,
+            locale.to_owned(),
+            sha256_hex(browser_token.as_bytes()),
+            self.random.new_token(),
+            self.clock.now(),
+        );
+        self.store
+            .insert_flow(&flow)
+            .await
+            .map_err(|e| self.internal(e))?;
+        let mut loaded = Loaded {
+            flow,
+            user_flow: user_flow.clone(),
+            app: app.clone(),
+            client: ClientAddress(None),
+        };
+        match self.begin_action(&mut loaded, user, &session.id_hash).await {
+            Next::ShowFlow { flow_id } => Ok(flow_id),
+            Next::Failure { failure, .. } => Err(failure),
+            _ => Ok(loaded.flow.id),
+        }
+    }
+
+    /// The end of an action that did not sign the person in again (a profile edit):
+    /// back to the application in the session the flow ran in.
+    async fn back_in_session(&self, loaded: &Loaded, user: &User) -> Next {
+        let session = match loaded.flow.session_id.as_deref() {
+            Some(id) => match self.store.session(id).await {
+                Ok(s) => s.filter(|s| s.ended_at.is_none() && s.expires_at > self.clock.now()),
+                Err(e) => return self.fail_with(&loaded.flow.locale, e),
+            },
+            None => None,
+        };
+        let Some(session) = session else {
+            // Signed out elsewhere meanwhile: the change is saved, but no code is
+            // issued without a session.
+            return Next::failure(
+                &loaded.flow.locale,
+                Failure::FlowExpired {
+                    back_url: Some(loaded.error_url(
+                        &self.settings.issuer,
+                        "login_required",
+                        "The session ended.",
+                    )),
+                },
+            );
+        };
+        self.single_sign_on(Issue {
+            request: &loaded.flow.authorization,
+            user_flow: &loaded.user_flow,
+            app: &loaded.app,
+            user,
+            auth_time: session.auth_time,
+            session_id: Some(&session.id_hash),
+            flow_id: &loaded.flow.id,
+            locale: &loaded.flow.locale,
+            client: loaded.client,
+        })
+        .await
+    }
+
+    /// What a reset's or a deletion's mail is, for the flow's current purpose.
+    pub(crate) fn reset_letter(&self, mail: ResetMail, code: Option<&str>) -> Letter {
+        match (mail, code) {
+            (ResetMail::Code, Some(code)) => Letter::ResetCode {
+                code: code.to_owned(),
+                minutes: usher_domain::flow::CODE_LIFETIME.num_minutes(),
+            },
+            (ResetMail::Providers(providers), _) => Letter::ResetWithProvider { providers },
+            (ResetMail::NoAccount | ResetMail::Code, _) => Letter::ResetNoAccount,
+        }
+    }
+}
+
+/// An account as the account pages and connectors see it: its id, address,
+/// identities and attribute values (the page starts with them).
+fn account_draft(user: &User, email: &str) -> SignUpDraft {
+    SignUpDraft {
+        email: email.to_owned(),
+        password_hash: None,
+        identities: user.identities.clone(),
+        attributes: user.attributes.clone(),
+        prefill: user.attributes.clone(),
+        user_id: Some(user.id.clone()),
+    }
+}
