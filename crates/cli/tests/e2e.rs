@@ -1577,6 +1577,262 @@ async fn browser_sign_up_at_try() {
     env.finish(usher).await;
 }
 
+/// Self-service in a real browser: a forgotten password reset (an account-recovery
+/// connector blocking first), a reset for an address without an account, a password
+/// change, a profile edit through a connector's field error, and deleting the account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_account_self_service() {
+    if !harness::webdriver::available() {
+        return;
+    }
+    let recovery = harness::api::TestApi::start(vec![
+        (
+            200,
+            serde_json::json!({"version": "1.0.0", "action": "ShowBlockPage",
+                "userMessage": "This account is locked. Call us to unlock it."}),
+        ),
+        (
+            200,
+            serde_json::json!({"version": "1.0.0", "action": "Continue"}),
+        ),
+    ])
+    .await;
+    let profile = harness::api::TestApi::start(vec![
+        (
+            400,
+            serde_json::json!({"version": "1.0.0", "action": "ValidationError", "status": 400,
+                "userMessage": "Please check the highlighted field.",
+                "attributeErrors": {"displayName": "That name is taken."}}),
+        ),
+        (
+            200,
+            serde_json::json!({"version": "1.0.0", "action": "Continue"}),
+        ),
+    ])
+    .await;
+    let env = TestEnv::new(Backend::Sqlite).await;
+    let usher = env
+        .start_with(&format!(
+            r#"
+[connector_settings]
+allow_insecure_targets = true
+
+[[connectors]]
+id = "recovery"
+target_url = "{}"
+retries = 0
+
+[[connectors]]
+id = "profile"
+target_url = "{}"
+retries = 0
+
+[user_flows.connectors]
+pre_account_recovery = ["recovery"]
+on_profile_update = ["profile"]
+"#,
+            recovery.url, profile.url
+        ))
+        .await;
+    // Ada signs up, and an application of hers holds a refresh token.
+    let authorize = usher.authorize_url(PUBLIC_CLIENT, &[("scope", "openid offline_access")]);
+    let callback = Browser::new()
+        .sign_up(
+            &usher,
+            &authorize,
+            "ada@example.com",
+            "a long enough pass phrase",
+            &[("displayName", "Ada")],
+        )
+        .await;
+    let tokens = usher.redeem_public(&query(&callback)["code"]).await;
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+
+    let browser = harness::webdriver::Driver::start().await;
+    let submit = |action: &str| format!("form[action$='/{action}'] button[type=submit]");
+    // Forgot password, from the sign-in page; the recovery connector blocks.
+    browser.goto(&authorize).await;
+    browser
+        .wait_for("form[action$='/forgot-password'] button")
+        .await;
+    browser
+        .click("form[action$='/forgot-password'] button")
+        .await;
+    browser.wait_for("#email").await;
+    browser.type_into("#email", "ada@example.com").await;
+    browser.click(&submit("email")).await;
+    browser.wait_for("#code").await;
+    let known_page = browser.text("main").await;
+    browser
+        .type_into("#code", &env.code_for("ada@example.com"))
+        .await;
+    browser.click(&submit("code")).await;
+    browser.wait_for(".user-message").await;
+    assert_eq!(
+        browser.text(".user-message").await,
+        "This account is locked. Call us to unlock it."
+    );
+    let sent = recovery.bodies();
+    assert_eq!(sent[0]["step"], "PreAccountRecovery");
+    assert_eq!(sent[0]["email"], "ada@example.com");
+    assert_eq!(sent[0]["displayName"], "Ada");
+
+    // A reset for an address without an account looks the same and sends no code.
+    browser
+        .goto(&usher.authorize_url(PUBLIC_CLIENT, &[("usher_action", "reset_password")]))
+        .await;
+    browser.wait_for("#email").await;
+    browser.type_into("#email", "nobody@example.com").await;
+    browser.click(&submit("email")).await;
+    browser.wait_for("#code").await;
+    assert_eq!(
+        browser
+            .text("main")
+            .await
+            .replace("nobody@example.com", "ada@example.com"),
+        known_page
+    );
+    let mail = env.last_mail_to("nobody@example.com");
+    // The mail says there is no account; it carries no code.
+    assert!(
+        mail.lines()
+            .any(|l| l.trim_end() == "Subject: Password reset"),
+        "{mail}"
+    );
+    assert!(
+        mail.lines()
+            .skip_while(|l| !l.trim_end().is_empty())
+            .all(|l| !l.chars().any(|c| c.is_ascii_digit())),
+        "{mail}"
+    );
+
+    // The application's own reset: the connector continues now, the new password
+    // signs in, and the old refresh token is refused.
+    browser
+        .goto(&usher.authorize_url(PUBLIC_CLIENT, &[("usher_action", "reset_password")]))
+        .await;
+    browser.wait_for("#email").await;
+    browser.type_into("#email", "ada@example.com").await;
+    browser.click(&submit("email")).await;
+    browser.wait_for("#code").await;
+    browser
+        .type_into("#code", &env.code_for("ada@example.com"))
+        .await;
+    browser.click(&submit("code")).await;
+    browser.wait_for("#confirmPassword").await;
+    browser.type_into("#password", "a new pass phrase").await;
+    browser
+        .type_into("#confirmPassword", "a new pass phrase")
+        .await;
+    browser.click(&submit("new-password")).await;
+    let claims = id_token_at_app(&browser, &usher).await;
+    assert_eq!(claims["email"], "ada@example.com");
+    let r = reqwest::Client::new()
+        .post(usher.url("/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh.as_str()),
+            ("client_id", PUBLIC_CLIENT),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(json(r).await["error"], "invalid_grant");
+    let page = Browser::new()
+        .try_sign_in(&usher, "ada@example.com", "a long enough pass phrase")
+        .await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+
+    // Signed in now: changing the password asks for the current one.
+    browser
+        .goto(&usher.authorize_url(PUBLIC_CLIENT, &[("usher_action", "change_password")]))
+        .await;
+    browser.wait_for("#currentPassword").await;
+    browser
+        .type_into("#currentPassword", "not the password")
+        .await;
+    browser.type_into("#password", "a third pass phrase").await;
+    browser
+        .type_into("#confirmPassword", "a third pass phrase")
+        .await;
+    browser.click(&submit("new-password")).await;
+    browser.wait_for("#currentPassword-error").await;
+    browser
+        .type_into("#currentPassword", "a new pass phrase")
+        .await;
+    browser.type_into("#password", "a third pass phrase").await;
+    browser
+        .type_into("#confirmPassword", "a third pass phrase")
+        .await;
+    browser.click(&submit("new-password")).await;
+    id_token_at_app(&browser, &usher).await;
+
+    // The profile: the connector refuses a field, then takes the fix; the ID token
+    // has the new name.
+    browser
+        .goto(&usher.authorize_url(PUBLIC_CLIENT, &[("usher_action", "edit_profile")]))
+        .await;
+    browser.wait_for("#displayName").await;
+    assert_eq!(
+        browser
+            .eval("return document.getElementById('displayName').value")
+            .await,
+        "Ada"
+    );
+    browser.clear("#displayName").await;
+    browser.type_into("#displayName", "Countess").await;
+    browser.click(&submit("profile")).await;
+    browser.wait_for("#displayName-error").await;
+    assert_eq!(
+        browser.text("#displayName-error").await,
+        "That name is taken."
+    );
+    browser.clear("#displayName").await;
+    browser.type_into("#displayName", "Ada Lovelace").await;
+    browser.click(&submit("profile")).await;
+    let claims = id_token_at_app(&browser, &usher).await;
+    assert_eq!(claims["name"], "Ada Lovelace");
+    assert_eq!(profile.bodies()[0]["step"], "OnProfileUpdate");
+
+    // Leaving: a confirmation, a fresh code, and the account is gone.
+    browser
+        .goto(&usher.authorize_url(PUBLIC_CLIENT, &[("usher_action", "delete_account")]))
+        .await;
+    browser.wait_for(&submit("delete-account")).await;
+    browser.click(&submit("delete-account")).await;
+    browser.wait_for("#code").await;
+    browser
+        .type_into("#code", &env.code_for("ada@example.com"))
+        .await;
+    browser.click(&submit("code")).await;
+    browser.wait_for("a[href*='error=access_denied']").await;
+    let page = Browser::new()
+        .try_sign_in(&usher, "ada@example.com", "a third pass phrase")
+        .await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    browser.quit().await;
+    env.finish(usher).await;
+}
+
+/// The browser is back at the application (whose callback does not answer): the
+/// claims of the ID token its code redeems for.
+async fn id_token_at_app(browser: &harness::webdriver::Driver, usher: &Instance) -> Value {
+    let mut url = String::new();
+    for _ in 0..100 {
+        url = browser.url().await;
+        if url.starts_with(CALLBACK) {
+            let tokens = usher.redeem_public(&query(&url)["code"]).await;
+            return payload(tokens["id_token"].as_str().unwrap());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!(
+        "not back at the application: {url}\n{}",
+        browser.source().await
+    );
+}
+
 both!(rs256_signing_and_expired_codes);
 async fn rs256_signing_and_expired_codes(backend: Backend) {
     let env = TestEnv::new(backend).await;

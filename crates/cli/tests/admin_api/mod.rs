@@ -1460,7 +1460,7 @@ async fn user_flows_attributes_and_their_page_are_managed(backend: Backend) {
     assert_eq!(configuration["postAttributeCollection"]["id"], "second");
     assert_eq!(
         configuration["usherConnectors"],
-        json!({"postFederationSignup": ["first"], "attributeCollectionStart": [], "postAttributeCollection": ["second", "first"], "preTokenIssuance": ["second"], "emailOtpSend": []})
+        json!({"postFederationSignup": ["first"], "attributeCollectionStart": [], "postAttributeCollection": ["second", "first"], "preTokenIssuance": ["second"], "emailOtpSend": [], "preAccountRecovery": [], "onProfileUpdate": []})
     );
     let plain = admin
         .get(&format!("{partner}/apiConnectorConfiguration"))
@@ -1736,6 +1736,11 @@ async fn users_are_created_found_paged_changed_and_deleted(backend: Backend) {
     assert_eq!(read["usherRoles"], json!([]));
     assert_eq!(read["city"], "Oslo");
     assert!(read["createdDateTime"].as_str().unwrap().ends_with('Z'));
+    // Its password was set when it was made; a federated user has none.
+    assert_eq!(
+        read["lastPasswordChangeDateTime"], read["createdDateTime"],
+        "{read}"
+    );
     let selected = admin
         .get(&format!("/v1.0/users/{ada}?$select=id,mail"))
         .await;
@@ -1754,6 +1759,7 @@ async fn users_are_created_found_paged_changed_and_deleted(backend: Backend) {
     let fed = json!({"displayName": "Fay Facebook", "mail": "fay@example.com",
         "identities": [{"signInType": "federated", "issuer": "facebook.com", "issuerAssignedId": "0123456789"}]});
     let fay = admin.create("/v1.0/users", fed.clone()).await;
+    assert_eq!(fay["lastPasswordChangeDateTime"], Value::Null, "{fay}");
     let fay_id = fay["id"].as_str().unwrap().to_owned();
     let message = assert_error(
         &admin.post("/v1.0/users", fed).await,

@@ -169,6 +169,17 @@ impl Driver {
         .await;
     }
 
+    /// Empties a text field (what a person does before typing a new value).
+    pub async fn clear(&self, css: &str) {
+        let id = self.find(css).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{id}/clear"),
+            Some(json!({})),
+        )
+        .await;
+    }
+
     pub async fn click(&self, css: &str) {
         let id = self.find(css).await;
         self.call(

@@ -337,14 +337,20 @@ fn user_flow_schemas(s: &mut Map<String, Value>) {
             "usherRequiresApproval": {"type": "boolean", "description": "Usher: sign-ups wait in the approval queue (/v1.0/usher/signUpRequests)"},
             "usherClaims": {"type": "array", "items": {"type": "string"}, "description": "Usher: attributes returned as claims without being on the page (default [\"email\"])"},
         }}));
+    let steps: Map<String, Value> = usher_domain::ConnectorStep::ALL
+        .into_iter()
+        .map(|step| {
+            (
+                step.slot_name().to_owned(),
+                json!({"type": "array", "items": {"type": "string"}}),
+            )
+        })
+        .collect();
     s.insert("userFlowApiConnectorConfiguration".into(), json!({"type": "object", "properties": {
             "postFederationSignup": {"allOf": [schema_ref("identityApiConnector")], "nullable": true, "description": "With $expand: the step's (first) connector"},
             "postAttributeCollection": {"allOf": [schema_ref("identityApiConnector")], "nullable": true},
             "preTokenIssuance": {"allOf": [schema_ref("identityApiConnector")], "nullable": true, "description": "Usher, as in Azure AD B2C"},
-            "usherConnectors": {"type": "object", "description": "Usher: the ordered connector ids of each step; PATCH sets the steps given", "properties": {
-                "postFederationSignup": {"type": "array", "items": {"type": "string"}},
-                "postAttributeCollection": {"type": "array", "items": {"type": "string"}},
-                "preTokenIssuance": {"type": "array", "items": {"type": "string"}}}},
+            "usherConnectors": {"type": "object", "description": "Usher: the ordered connector ids of each step; PATCH sets the steps given", "properties": steps},
         }}));
 }
 
@@ -426,6 +432,7 @@ fn user_schemas(s: &mut Map<String, Value>) {
             "postalCode": {"type": "string"}, "state": {"type": "string"}, "country": {"type": "string"},
             "accountEnabled": {"type": "boolean"},
             "createdDateTime": {"type": "string", "format": "date-time", "readOnly": true},
+            "lastPasswordChangeDateTime": {"type": "string", "format": "date-time", "nullable": true, "readOnly": true, "description": "When the password was last set (sign-up, reset, change, an administrator); null without a password"},
             "userType": {"type": "string", "readOnly": true},
             "identities": {"type": "array", "items": identity, "description": "Unique across users (409); PATCH replaces them"},
             "passwordProfile": {"type": "object", "writeOnly": true, "properties": {"password": {"type": "string"}, "forceChangePasswordNextSignIn": {"type": "boolean", "enum": [false]}}, "description": "For a local account (emailAddress identity)"},

@@ -136,6 +136,10 @@ pub fn to_json(user: &User) -> Value {
     }
     m.insert("accountEnabled".into(), json!(user.account_enabled));
     m.insert("createdDateTime".into(), json!(datetime(user.created_at)));
+    m.insert(
+        "lastPasswordChangeDateTime".into(),
+        json!(user.password_changed_at.map(datetime)),
+    );
     m.insert("userType".into(), json!(user.profile.user_type.as_str()));
     m.insert(
         "userPrincipalName".into(),
@@ -159,6 +163,7 @@ fn is_property(tenant: &Tenant, name: &str) -> bool {
         "mail",
         "accountEnabled",
         "createdDateTime",
+        "lastPasswordChangeDateTime",
         "userType",
         "userPrincipalName",
         "mailNickname",
@@ -699,7 +704,7 @@ async fn create(State(state): State<AppState>, body: JsonBody) -> ApiResult<Resp
         return Err(body.error("id", "is assigned by Usher"));
     }
     let changes = read_changes(&state, &tenant, &mut body)?;
-    body.ignore(&["createdDateTime"]);
+    body.ignore(&["createdDateTime", "lastPasswordChangeDateTime"]);
     finish(body)?;
     let identities = changes.identities.clone().ok_or_else(|| {
         ApiError::invalid_property("identities", RESOURCE, "is required: how the user signs in")
@@ -779,6 +784,10 @@ async fn update(
     if_match.check(&user.version.to_string())?;
     body.read_only("id", &json!(user.id))?;
     body.read_only("createdDateTime", &json!(datetime(user.created_at)))?;
+    body.read_only(
+        "lastPasswordChangeDateTime",
+        &json!(user.password_changed_at.map(datetime)),
+    )?;
     let changes = read_changes(&state, &tenant, &mut body)?;
     finish(body)?;
     let identities = changes

@@ -58,6 +58,8 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response
 #[derive(Deserialize)]
 pub struct StartQuery {
     prompt: Option<String>,
+    /// An account action to run instead of a sign-in (`usher_action`).
+    action: Option<String>,
 }
 
 pub async fn start(
@@ -87,6 +89,13 @@ pub async fn start(
     params.push(("code_challenge", &challenge));
     if q.prompt.as_deref() == Some("create") {
         params.push(("prompt", "create"));
+    }
+    if let Some(action) = q
+        .action
+        .as_deref()
+        .and_then(usher_domain::AccountAction::parse)
+    {
+        params.push(("usher_action", action.as_str()));
     }
     let url = append_query("/authorize", &params);
     let mut r = see_other(&url);
