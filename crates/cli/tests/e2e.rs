@@ -837,6 +837,20 @@ async fn rate_limits_hold_across_flows_and_instances(backend: Backend) {
     assert!(retry_after(&r) > 900);
     assert_eq!(mails_to(&env.outbox(), "bombed@example.com"), 3);
 
+    // Password resets count against the same allowance, known address or not: three
+    // across flows and instances, then the fourth is refused the same way.
+    for email in ["victim@example.com", "nobody-here@example.com"] {
+        let resetter = Browser::new();
+        let mut last = None;
+        for usher in [&a, &b, &a, &b] {
+            last = Some(resetter.enter_reset_email(usher, email).await.1);
+        }
+        let r = last.unwrap();
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+        assert!(retry_after(&r) > 900);
+        assert_eq!(mails_to(&env.outbox(), email), 3);
+    }
+
     // Wrong codes for one address, across flows: four, then even the right one waits.
     let guesser = Browser::new();
     let mut flows = Vec::new();

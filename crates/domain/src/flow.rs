@@ -604,16 +604,16 @@ impl Flow {
                 purpose: CodePurpose::Link { .. },
                 code,
             } if code.email != email => return Err(self.wrong()),
-            FlowStep::EnterCode { purpose, code } if !code.verified => purpose.clone(),
-            FlowStep::LinkAccount { link } if link.email == email => CodePurpose::Link {
-                user_id: link.user_id.clone(),
-                identity: link.identity.clone(),
-            },
             // A deletion code only ever goes to the account's own address.
             FlowStep::EnterCode {
                 purpose: CodePurpose::DeleteAccount { .. },
                 code,
             } if code.email != email => return Err(self.wrong()),
+            FlowStep::EnterCode { purpose, code } if !code.verified => purpose.clone(),
+            FlowStep::LinkAccount { link } if link.email == email => CodePurpose::Link {
+                user_id: link.user_id.clone(),
+                identity: link.identity.clone(),
+            },
             FlowStep::ConfirmDeletion {
                 user_id,
                 email: own,
@@ -1299,6 +1299,204 @@ mod tests {
             issuer_assigned_id: "123".into(),
             exact_issuer: None,
         }
+    }
+
+    fn action_flow(action: AccountAction) -> Flow {
+        let mut r = request(None);
+        r.account_action = Some(action);
+        Flow::start(
+            "f".into(),
+            "B2X_1_x".into(),
+            r,
+            "en".into(),
+            "b".into(),
+            "c".into(),
+            now(),
+        )
+    }
+
+    fn account(user_id: &str) -> SignUpDraft {
+        SignUpDraft {
+            email: "ada@example.com".into(),
+            user_id: Some(user_id.into()),
+            ..SignUpDraft::default()
+        }
+    }
+
+    #[test]
+    fn a_proven_reset_code_is_no_sign_in_and_leads_only_to_a_new_password() {
+        let mut f = action_flow(AccountAction::ResetPassword);
+        assert_eq!(
+            f.step,
+            FlowStep::EnterEmail {
+                purpose: CodePurpose::PasswordReset
+            }
+        );
+        f.code_sent("ada@example.com".into(), Some("h".into()), now())
+            .unwrap();
+        assert_eq!(f.verify_code("h", now()), Ok(CodePurpose::PasswordReset));
+        // A proven address is not a sign-in: nothing completes, nothing is held.
+        assert!(f.complete("u".into(), false, now()).is_err());
+        assert!(f.awaiting_approval("r".into(), now()).is_err());
+        assert!(f.account_deleted().is_err());
+        // Only an account (with its id) goes on, to the connectors or the password.
+        assert!(f
+            .recovery_proven(SignUpDraft::default(), false, now())
+            .is_err());
+        let mut with_connectors = f.clone();
+        with_connectors
+            .recovery_proven(account("u"), true, now())
+            .unwrap();
+        assert!(matches!(
+            with_connectors.step,
+            FlowStep::RunningConnectors {
+                connector_step: ConnectorStep::PreAccountRecovery,
+                ..
+            }
+        ));
+        with_connectors.account_recovery_continued().unwrap();
+        f.recovery_proven(account("u"), false, now()).unwrap();
+        assert_eq!(f.step, with_connectors.step);
+        assert_eq!(
+            f.step,
+            FlowStep::NewPassword {
+                user_id: "u".into(),
+                email: "ada@example.com".into(),
+                current_required: false
+            }
+        );
+        f.password_changed(now()).unwrap();
+        assert_eq!(
+            f.step,
+            FlowStep::Completed {
+                user_id: "u".into(),
+                signed_up: false
+            }
+        );
+    }
+
+    #[test]
+    fn forgot_password_is_offered_only_before_anything_is_proven() {
+        let mut f = flow(None);
+        f.go_to_password_reset(now()).unwrap();
+        f.go_to_sign_up(now()).unwrap();
+        f.go_to_password_reset(now()).unwrap();
+        f.complete("u".into(), false, now()).unwrap_err();
+        let mut done = flow(None);
+        done.complete("u".into(), false, now()).unwrap();
+        assert!(done.go_to_password_reset(now()).is_err());
+        // Expired flows take nothing.
+        let mut late = flow(None);
+        assert_eq!(
+            late.go_to_password_reset(now() + FLOW_LIFETIME),
+            Err(FlowError::Expired)
+        );
+    }
+
+    #[test]
+    fn an_account_action_begins_only_for_the_account_that_signed_in() {
+        for action in [
+            AccountAction::ChangePassword,
+            AccountAction::EditProfile,
+            AccountAction::DeleteAccount,
+        ] {
+            let mut f = action_flow(action);
+            assert_eq!(f.step, FlowStep::SignIn);
+            f.complete("u".into(), false, now()).unwrap();
+            // Another account than the one signed in: refused.
+            assert!(f
+                .begin_account_action(account("other"), true, "s".into(), now())
+                .is_err());
+            f.begin_account_action(account("u"), true, "s".into(), now())
+                .unwrap();
+            assert_eq!(f.session_id.as_deref(), Some("s"));
+            match action {
+                AccountAction::ChangePassword => assert!(matches!(
+                    f.step,
+                    FlowStep::NewPassword {
+                        current_required: true,
+                        ..
+                    }
+                )),
+                AccountAction::EditProfile => {
+                    assert!(matches!(f.step, FlowStep::EditProfile { .. }));
+                }
+                _ => assert!(matches!(f.step, FlowStep::ConfirmDeletion { .. })),
+            }
+            // Not twice.
+            assert!(f
+                .begin_account_action(account("u"), true, "s".into(), now())
+                .is_err());
+        }
+        // A sign-in flow, and a reset, have no action to begin.
+        let mut plain = flow(None);
+        plain.complete("u".into(), false, now()).unwrap();
+        assert!(plain
+            .begin_account_action(account("u"), true, "s".into(), now())
+            .is_err());
+        // Nor does a sign-up's end: the new account is no sign-in to act on.
+        let mut signed_up = action_flow(AccountAction::EditProfile);
+        signed_up.complete("u".into(), true, now()).unwrap();
+        assert!(signed_up
+            .begin_account_action(account("u"), true, "s".into(), now())
+            .is_err());
+        let mut no_password = action_flow(AccountAction::ChangePassword);
+        assert_eq!(
+            no_password.begin_account_action(account("u"), false, "s".into(), now()),
+            Err(FlowError::NoPassword)
+        );
+    }
+
+    #[test]
+    fn a_deletion_code_goes_only_to_the_account_and_then_the_account_is_gone() {
+        let mut f = action_flow(AccountAction::DeleteAccount);
+        f.begin_account_action(account("u"), true, "s".into(), now())
+            .unwrap();
+        assert!(f
+            .code_sent("mallory@example.com".into(), Some("h".into()), now())
+            .is_err());
+        f.code_sent("ada@example.com".into(), Some("h".into()), now())
+            .unwrap();
+        // No other address, no way back to an email page.
+        assert!(f
+            .code_sent("mallory@example.com".into(), Some("h".into()), now())
+            .is_err());
+        assert!(f.change_email(now()).is_err());
+        assert_eq!(
+            f.verify_code("h", now()),
+            Ok(CodePurpose::DeleteAccount {
+                user_id: "u".into()
+            })
+        );
+        assert!(f.complete("u".into(), false, now()).is_err());
+        f.account_deleted().unwrap();
+        assert!(f.step.is_final());
+    }
+
+    #[test]
+    fn a_profile_edit_goes_through_its_connectors() {
+        let mut f = action_flow(AccountAction::EditProfile);
+        f.begin_account_action(account("u"), true, "s".into(), now())
+            .unwrap();
+        let values: AttributeValues =
+            [("displayName".to_owned(), AttributeValue::String("A".into()))].into();
+        f.profile_submitted(values.clone(), now()).unwrap();
+        f.connector_validation_error(PageMessage::default())
+            .unwrap();
+        let FlowStep::EditProfile { draft, message } = &f.step else {
+            panic!("back to the profile page");
+        };
+        assert_eq!(draft.prefill, values);
+        assert!(message.is_some());
+        f.profile_submitted(values, now()).unwrap();
+        f.profile_updated(now()).unwrap();
+        assert_eq!(
+            f.step,
+            FlowStep::Completed {
+                user_id: "u".into(),
+                signed_up: false
+            }
+        );
     }
 
     #[test]

@@ -31,6 +31,21 @@ pub(crate) enum ResetMail {
     Providers(Vec<String>),
 }
 
+impl ResetMail {
+    /// The letter: with `code` for a local account, else the one saying why there
+    /// is none.
+    pub(crate) fn letter(self, code: Option<String>) -> Letter {
+        match (self, code) {
+            (ResetMail::Code, Some(code)) => Letter::ResetCode {
+                code,
+                minutes: usher_domain::flow::CODE_LIFETIME.num_minutes(),
+            },
+            (ResetMail::Providers(providers), _) => Letter::ResetWithProvider { providers },
+            (ResetMail::NoAccount | ResetMail::Code, _) => Letter::ResetNoAccount,
+        }
+    }
+}
+
 impl Engine {
     /// "Forgot your password?" on the sign-in page (or "reset it" elsewhere before an
     /// account is chosen).
@@ -457,18 +472,6 @@ impl Engine {
             client: loaded.client,
         })
         .await
-    }
-
-    /// What a reset's or a deletion's mail is, for the flow's current purpose.
-    pub(crate) fn reset_letter(&self, mail: ResetMail, code: Option<&str>) -> Letter {
-        match (mail, code) {
-            (ResetMail::Code, Some(code)) => Letter::ResetCode {
-                code: code.to_owned(),
-                minutes: usher_domain::flow::CODE_LIFETIME.num_minutes(),
-            },
-            (ResetMail::Providers(providers), _) => Letter::ResetWithProvider { providers },
-            (ResetMail::NoAccount | ResetMail::Code, _) => Letter::ResetNoAccount,
-        }
     }
 }
 

@@ -86,7 +86,11 @@ impl Engine {
             Ok(CodePurpose::Link { user_id, identity }) => {
                 return self.link_and_finish(loaded, &user_id, &identity).await;
             }
-            Ok(CodePurpose::PasswordReset) => return self.recovery_code_proven(loaded).await,
+            // Boxed: the recovery's connector run would make every code's future
+            // as large as its own.
+            Ok(CodePurpose::PasswordReset) => {
+                return Box::pin(self.recovery_code_proven(loaded)).await
+            }
             Ok(CodePurpose::DeleteAccount { user_id }) => {
                 return self.delete_account(loaded, &user_id).await;
             }

@@ -272,11 +272,11 @@ impl Engine {
         if reset {
             let mail = self.reset_mail(email, &loaded.flow.locale).await?;
             if !matches!(mail, crate::account::ResetMail::Code) {
-                return Ok((None, self.reset_letter(mail, None)));
+                return Ok((None, mail.letter(None)));
             }
             let code = self.random.new_code(6);
             let hash = self.code_hash(&loaded.flow.id, &code);
-            return Ok((Some(hash), self.reset_letter(mail, Some(&code))));
+            return Ok((Some(hash), mail.letter(Some(code))));
         }
         let deletion = matches!(
             loaded.flow.step,

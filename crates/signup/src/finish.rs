@@ -112,7 +112,7 @@ impl Engine {
             .flow
             .authorization
             .account_action
-            .is_some_and(|a| a.needs_sign_in())
+            .is_some_and(usher_domain::AccountAction::needs_sign_in)
             && loaded.flow.session_id.is_none()
         {
             return self

@@ -603,7 +603,7 @@ async fn migrate_twice_is_a_no_op(ctx: Ctx) {
 }
 
 /// Every migration the store has, in order.
-const MIGRATIONS: &[i64] = &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+const MIGRATIONS: &[i64] = &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
 
 async fn concurrent_migrations(ctx: Ctx) {
     // Separate pools, as separate Usher instances starting together would have.

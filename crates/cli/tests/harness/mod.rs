@@ -719,8 +719,30 @@ impl Browser {
     /// A sign-up at `client` from `prompt=create` to the email sent to `email`;
     /// returns the flow and the answer to the email form.
     pub async fn enter_email(&self, usher: &Instance, client: &str, email: &str) -> (String, Page) {
+        self.enter_email_for(usher, client, email, ("prompt", "create"))
+            .await
+    }
+
+    /// A password reset's email page (`usher_action=reset_password`), submitted.
+    pub async fn enter_reset_email(&self, usher: &Instance, email: &str) -> (String, Page) {
+        self.enter_email_for(
+            usher,
+            PUBLIC_CLIENT,
+            email,
+            ("usher_action", "reset_password"),
+        )
+        .await
+    }
+
+    async fn enter_email_for(
+        &self,
+        usher: &Instance,
+        client: &str,
+        email: &str,
+        parameter: (&str, &str),
+    ) -> (String, Page) {
         let flow = self
-            .start_flow(&usher.authorize_url(client, &[("prompt", "create")]))
+            .start_flow(&usher.authorize_url(client, &[parameter]))
             .await;
         let page = self.get(&usher.url(&flow)).await;
         let r = self
