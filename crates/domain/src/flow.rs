@@ -295,6 +295,21 @@ pub enum FlowStep {
     ConfirmDeletion { user_id: String, email: String },
     /// The account was deleted by its owner.
     AccountDeleted,
+    /// A reset from an administrator's link changed the password: nobody is signed
+    /// in, and the person signs in to the application with it.
+    #[serde(rename_all = "camelCase")]
+    PasswordChanged { user_id: String },
+}
+
+/// A flow opened from a password reset link an administrator had emailed: the link
+/// stands in for the code, and works once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResetLink {
+    /// A fingerprint of the password hash as the link was sent: a password set
+    /// since then (by this link or otherwise) has another salt, so another
+    /// fingerprint, and makes the link stale.
+    pub password_fingerprint: String,
 }
 
 impl FlowStep {
@@ -316,6 +331,7 @@ impl FlowStep {
             FlowStep::EditProfile { .. } => "editProfile",
             FlowStep::ConfirmDeletion { .. } => "confirmDeletion",
             FlowStep::AccountDeleted => "accountDeleted",
+            FlowStep::PasswordChanged { .. } => "passwordChanged",
         }
     }
 
@@ -328,6 +344,7 @@ impl FlowStep {
                 | FlowStep::Failed { .. }
                 | FlowStep::PendingApproval { .. }
                 | FlowStep::AccountDeleted
+                | FlowStep::PasswordChanged { .. }
         )
     }
 
@@ -387,6 +404,9 @@ pub struct Flow {
     /// began with, or the one its sign-in made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
+    /// Set when the flow was opened from an administrator's reset link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset_link: Option<ResetLink>,
 }
 
 impl Flow {
@@ -426,6 +446,7 @@ impl Flow {
             codes_sent: 0,
             password_failures: 0,
             session_id: None,
+            reset_link: None,
         }
     }
 
@@ -1046,11 +1067,17 @@ impl Flow {
         now: DateTime<Utc>,
     ) -> Result<(), FlowError> {
         self.check_live(now)?;
-        if !matches!(
+        // The code was right, or the flow was just opened from a reset link.
+        let proven = matches!(
             self.step.verified_code(),
             Some((CodePurpose::PasswordReset, _))
-        ) || account.user_id.is_none()
-        {
+        ) || (self.reset_link.is_some()
+            && self.version == 0
+            && self.step
+                == FlowStep::EnterEmail {
+                    purpose: CodePurpose::PasswordReset,
+                });
+        if !proven || account.user_id.is_none() {
             return Err(self.wrong());
         }
         self.step = if start_connectors {
@@ -1140,15 +1167,21 @@ impl Flow {
         Ok(())
     }
 
-    /// The new password is stored: the person is signed in to the account.
+    /// The new password is stored: the person is signed in to the account — except
+    /// after a reset link, which signs nobody in.
     pub fn password_changed(&mut self, now: DateTime<Utc>) -> Result<(), FlowError> {
         self.check_live(now)?;
         let FlowStep::NewPassword { user_id, .. } = &self.step else {
             return Err(self.wrong());
         };
-        self.step = FlowStep::Completed {
-            user_id: user_id.clone(),
-            signed_up: false,
+        let user_id = user_id.clone();
+        self.step = if self.reset_link.is_some() {
+            FlowStep::PasswordChanged { user_id }
+        } else {
+            FlowStep::Completed {
+                user_id,
+                signed_up: false,
+            }
         };
         Ok(())
     }
@@ -1373,6 +1406,32 @@ mod tests {
                 signed_up: false
             }
         );
+    }
+
+    #[test]
+    fn a_reset_link_stands_in_for_the_code_once_and_signs_nobody_in() {
+        let mut f = action_flow(AccountAction::ResetPassword);
+        // Without the link, nothing is proven yet.
+        assert!(f
+            .clone()
+            .recovery_proven(account("u"), false, now())
+            .is_err());
+        f.reset_link = Some(ResetLink {
+            password_fingerprint: "fp".into(),
+        });
+        let mut later = f.clone();
+        later.version = 1;
+        assert!(later.recovery_proven(account("u"), false, now()).is_err());
+        f.recovery_proven(account("u"), false, now()).unwrap();
+        f.password_changed(now()).unwrap();
+        assert_eq!(
+            f.step,
+            FlowStep::PasswordChanged {
+                user_id: "u".into()
+            }
+        );
+        assert!(f.step.is_final());
+        assert!(f.complete("u".into(), false, now()).is_err());
     }
 
     #[test]

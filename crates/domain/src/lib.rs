@@ -34,12 +34,14 @@ pub use connector::{
 pub use event_listener::EventListener;
 pub use flow::{
     AccountAction, AuthorizationRequest, CodePurpose, EmailCode, Flow, FlowError, FlowStep,
-    PendingLink, Prompt, SignUpDraft,
+    PendingLink, Prompt, ResetLink, SignUpDraft,
 };
 pub use rate_limit::{address_subject, Limit, LimitRule, RateLimitPolicy};
 pub use sign_up_request::{SignUpRequest, SignUpRequestStatus};
 pub use tenant::Tenant;
-pub use user::{Identity, NewUser, SignInType, User, UserProfile, UserType};
+pub use user::{
+    AccountEvent, AccountEventKind, Identity, NewUser, SignInType, User, UserProfile, UserType,
+};
 pub use user_flow::{
     AttributeAssignment, AttributeOption, ConnectorSlots, LocalizedText, UserFlow,
 };

@@ -150,3 +150,54 @@ pub struct NewUser {
     pub email_verified: bool,
     pub profile: UserProfile,
 }
+
+/// Something a person did to their own account, kept for administrators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum AccountEventKind {
+    /// A forgotten password was reset with an emailed code.
+    PasswordReset,
+    /// A signed-in person changed their password.
+    PasswordChanged,
+    /// A signed-in person edited their profile.
+    ProfileUpdated,
+    /// An account-recovery connector blocked a reset.
+    ResetBlocked,
+    /// An administrator sent a password reset link.
+    ResetLinkSent,
+}
+
+impl AccountEventKind {
+    pub const ALL: [AccountEventKind; 5] = [
+        AccountEventKind::PasswordReset,
+        AccountEventKind::PasswordChanged,
+        AccountEventKind::ProfileUpdated,
+        AccountEventKind::ResetBlocked,
+        AccountEventKind::ResetLinkSent,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountEventKind::PasswordReset => "passwordReset",
+            AccountEventKind::PasswordChanged => "passwordChanged",
+            AccountEventKind::ProfileUpdated => "profileUpdated",
+            AccountEventKind::ResetBlocked => "resetBlocked",
+            AccountEventKind::ResetLinkSent => "resetLinkSent",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// One [`AccountEventKind`] of one user, when and through which application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountEvent {
+    pub id: String,
+    pub user_id: String,
+    pub kind: AccountEventKind,
+    pub at: DateTime<Utc>,
+    pub client_id: Option<String>,
+    pub flow_id: Option<String>,
+}

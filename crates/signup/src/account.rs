@@ -11,8 +11,8 @@
 //! provider").
 
 use usher_domain::{
-    password::check_new_password, user_flow::EMAIL_PASSWORD_PROVIDER, AttributeValues,
-    ConnectorStep, FlowError, FlowStep, SignInType, SignUpDraft, User,
+    password::check_new_password, user_flow::EMAIL_PASSWORD_PROVIDER, AccountEventKind,
+    AttributeValues, ConnectorStep, FlowError, FlowStep, SignInType, SignUpDraft, User,
 };
 use usher_oidc::crypto::sha256_hex;
 use usher_storage::{BrowserSession, StorageError};
@@ -180,42 +180,23 @@ impl Engine {
             return Next::step(loaded, feedback, Status::BadRequest);
         }
         if current_required {
-            if !loaded.flow.may_try_password() {
-                let feedback = self.say(&loaded, "error.too_many_attempts", &[]);
-                return Next::step(
-                    loaded,
-                    feedback,
-                    Status::TooManyRequests {
-                        retry_after_seconds: None,
-                    },
-                );
-            }
-            // The same allowance as the sign-in page: a signed-in browser is no
-            // licence to guess the password.
-            let reservation = match self.reserve_password_attempt(&email, client).await {
-                Ok(r) => r,
-                Err(t) => return self.throttled(loaded, t),
+            loaded = match self
+                .check_current_password(loaded, &user_id, &email, current, client)
+                .await
+            {
+                Ok(l) => l,
+                Err(next) => return *next,
             };
-            let hash = match self.store.password_hash(&user_id).await {
-                Ok(h) => h,
-                Err(e) => return self.fail_with(&loaded.flow.locale, e),
-            };
-            let Ok(ok) = self.hasher.verify(current.to_owned(), hash).await else {
-                self.release(reservation).await;
-                return self.busy(loaded);
-            };
-            if !ok {
-                loaded.flow.password_failed();
-                if let Err(next) = self.save(&mut loaded).await {
-                    return *next;
-                }
-                let feedback = Feedback::default().field(
-                    "currentPassword",
-                    self.text(&loaded, "error.current_password_wrong", &[]),
-                );
-                return Next::step(loaded, feedback, Status::Unauthorized);
-            }
-            self.release(reservation).await;
+        }
+        // A reset link works once: a password set since it was sent makes it stale.
+        if !self.reset_link_still_good(&loaded, &user_id).await {
+            return Next::failure(
+                &loaded.flow.locale,
+                Failure::BadRequest {
+                    message_key: "error.reset_link_invalid",
+                    args: Vec::new(),
+                },
+            );
         }
         let Ok(hash) = self.hasher.hash(password.to_owned()).await else {
             return self.busy(loaded);
@@ -232,11 +213,27 @@ impl Engine {
             Err(e) => return self.fail_with(&loaded.flow.locale, e),
         }
         tracing::info!(%user_id, flow_id = %loaded.flow.id, reset = !current_required, "password changed by its owner");
+        let kind = if current_required {
+            AccountEventKind::PasswordChanged
+        } else {
+            AccountEventKind::PasswordReset
+        };
+        self.record(
+            &user_id,
+            kind,
+            Some(&loaded.app.client_id),
+            Some(&loaded.flow.id),
+        )
+        .await;
         if loaded.flow.password_changed(self.clock.now()).is_err() {
             return self.as_is(loaded);
         }
         if let Err(next) = self.save(&mut loaded).await {
             return *next;
+        }
+        // A reset link signs nobody in: its page says to sign in with the password.
+        if matches!(loaded.flow.step, FlowStep::PasswordChanged { .. }) {
+            return Next::step(loaded, Feedback::default(), Status::Ok);
         }
         let user = match self.store.user_by_id(&user_id).await {
             Ok(Some(u)) => u,
@@ -245,6 +242,53 @@ impl Engine {
         };
         self.finish(&loaded, &user, Some(EMAIL_PASSWORD_PROVIDER.to_owned()))
             .await
+    }
+
+    /// A signed-in password change's current password, counted like a sign-in's.
+    /// `Err` is the page to show instead.
+    async fn check_current_password(
+        &self,
+        mut loaded: Loaded,
+        user_id: &str,
+        email: &str,
+        current: &str,
+        client: ClientAddress,
+    ) -> Result<Loaded, Box<Next>> {
+        if !loaded.flow.may_try_password() {
+            let feedback = self.say(&loaded, "error.too_many_attempts", &[]);
+            return Err(Box::new(Next::step(
+                loaded,
+                feedback,
+                Status::TooManyRequests {
+                    retry_after_seconds: None,
+                },
+            )));
+        }
+        // The same allowance as the sign-in page: a signed-in browser is no licence
+        // to guess the password.
+        let reservation = match self.reserve_password_attempt(email, client).await {
+            Ok(r) => r,
+            Err(t) => return Err(Box::new(self.throttled(loaded, t))),
+        };
+        let hash = match self.store.password_hash(user_id).await {
+            Ok(h) => h,
+            Err(e) => return Err(Box::new(self.fail_with(&loaded.flow.locale, e))),
+        };
+        let Ok(ok) = self.hasher.verify(current.to_owned(), hash).await else {
+            self.release(reservation).await;
+            return Err(Box::new(self.busy(loaded)));
+        };
+        if !ok {
+            loaded.flow.password_failed();
+            self.save(&mut loaded).await?;
+            let feedback = Feedback::default().field(
+                "currentPassword",
+                self.text(&loaded, "error.current_password_wrong", &[]),
+            );
+            return Err(Box::new(Next::step(loaded, feedback, Status::Unauthorized)));
+        }
+        self.release(reservation).await;
+        Ok(loaded)
     }
 
     /// The profile page's form: the user flow's attributes for the account, then the
@@ -319,6 +363,13 @@ impl Engine {
             Err(e) => return self.fail_with(&loaded.flow.locale, e),
         }
         tracing::info!(%user_id, flow_id = %loaded.flow.id, "profile edited by its owner");
+        self.record(
+            &user_id,
+            AccountEventKind::ProfileUpdated,
+            Some(&loaded.app.client_id),
+            Some(&loaded.flow.id),
+        )
+        .await;
         if loaded.flow.profile_updated(self.clock.now()).is_err() {
             return self.as_is(loaded);
         }
@@ -381,6 +432,19 @@ impl Engine {
             Err(e) => return self.fail_with(&loaded.flow.locale, e),
         };
         let draft = account_draft(user, user.email.as_deref().unwrap_or_default());
+        // A deletion is confirmed by a code to the account's address: without one
+        // there is nothing to confirm it with.
+        if loaded.flow.authorization.account_action
+            == Some(usher_domain::AccountAction::DeleteAccount)
+            && draft.email.is_empty()
+        {
+            let message = self.text(loaded, "account.no_email", &[]);
+            loaded.flow.block(message, None);
+            if let Err(next) = self.save(loaded).await {
+                return *next;
+            }
+            return Next::show(loaded);
+        }
         match loaded.flow.begin_account_action(
             draft,
             has_password,
@@ -477,7 +541,7 @@ impl Engine {
 
 /// An account as the account pages and connectors see it: its id, address,
 /// identities and attribute values (the page starts with them).
-fn account_draft(user: &User, email: &str) -> SignUpDraft {
+pub(crate) fn account_draft(user: &User, email: &str) -> SignUpDraft {
     SignUpDraft {
         email: email.to_owned(),
         password_hash: None,

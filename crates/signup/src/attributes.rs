@@ -169,6 +169,17 @@ impl Engine {
                 user_message,
                 title,
             } => {
+                if step == ConnectorStep::PreAccountRecovery {
+                    if let Some(user_id) = &draft.user_id {
+                        self.record(
+                            user_id,
+                            usher_domain::AccountEventKind::ResetBlocked,
+                            Some(&loaded.app.client_id),
+                            Some(&loaded.flow.id),
+                        )
+                        .await;
+                    }
+                }
                 loaded.flow.block(user_message.clone(), title.clone());
                 if let Err(next) = self.save(&mut loaded).await {
                     return *next;

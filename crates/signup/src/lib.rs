@@ -27,6 +27,7 @@ mod load;
 mod next;
 mod random;
 pub mod redirect;
+pub mod reset_link;
 mod sign_in;
 pub mod throttle;
 mod upstream;
@@ -74,6 +75,12 @@ pub enum Letter {
     ResetWithProvider { providers: Vec<String> },
     /// The code that confirms deleting an account.
     DeletionCode { code: String, minutes: i64 },
+    /// An administrator's password reset link, for `application`, valid `minutes`.
+    ResetLink {
+        url: String,
+        application: String,
+        minutes: i64,
+    },
 }
 
 /// A letter written out, ready to deliver.
@@ -185,6 +192,28 @@ impl Engine {
     /// Feedback of one general message in the flow's language.
     fn say(&self, loaded: &Loaded, key: &str, args: &[(&str, String)]) -> Feedback {
         Feedback::general(self.text(loaded, key, args))
+    }
+
+    /// Records what `user_id` did to their account; a failure is only logged, since
+    /// the change itself is made.
+    pub(crate) async fn record(
+        &self,
+        user_id: &str,
+        kind: usher_domain::AccountEventKind,
+        client_id: Option<&str>,
+        flow_id: Option<&str>,
+    ) {
+        let event = usher_domain::AccountEvent {
+            id: self.random.new_id(),
+            user_id: user_id.to_owned(),
+            kind,
+            at: self.clock.now(),
+            client_id: client_id.map(str::to_owned),
+            flow_id: flow_id.map(str::to_owned),
+        };
+        if let Err(e) = self.store.insert_account_event(&event).await {
+            tracing::warn!(error = %e, %user_id, kind = kind.as_str(), "could not record an account event");
+        }
     }
 
     /// Logs `error` with a fresh reference and returns the failure naming it.

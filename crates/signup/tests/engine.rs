@@ -1476,3 +1476,118 @@ async fn deleting_the_account_takes_a_fresh_code() {
         }
     ));
 }
+
+#[tokio::test]
+async fn a_reset_link_runs_the_recovery_connectors_works_once_and_expires() {
+    let w = world(
+        ConnectorSlots {
+            pre_account_recovery: vec!["recovery".into()],
+            ..ConnectorSlots::default()
+        },
+        false,
+    )
+    .await;
+    ada(&w).await;
+    let user = w
+        .store
+        .user_by_id(&ada_id(&w).await)
+        .await
+        .unwrap()
+        .unwrap();
+    let app = w.engine.live.tenant().application(CLIENT).cloned().unwrap();
+    let link = |w: &World| match w.outbox.letters().last() {
+        Some((_, Letter::ResetLink { url, minutes, .. })) => {
+            assert_eq!(*minutes, 60);
+            url.rsplit('/').next().unwrap().to_owned()
+        }
+        other => panic!("expected a reset link, got {other:?}"),
+    };
+    w.engine
+        .send_reset_link(&user, &app, "en", "admin")
+        .await
+        .unwrap();
+    let token = link(&w);
+    // A forged or tampered link is refused.
+    for bad in [
+        format!("{token}x"),
+        token.replace('.', ""),
+        "x.y".to_owned(),
+    ] {
+        assert!(matches!(
+            w.engine.open_reset_link(&bad, "en", BROWSER).await,
+            Err(Failure::BadRequest { .. })
+        ));
+    }
+    let id = w
+        .engine
+        .open_reset_link(&token, "en", BROWSER)
+        .await
+        .unwrap();
+    // The link stands in for the code: the recovery connectors run first.
+    assert!(matches!(
+        w.step(&id).await,
+        FlowStep::RunningConnectors {
+            connector_step: ConnectorStep::PreAccountRecovery,
+            ..
+        }
+    ));
+    shows_flow(&w.engine.show(w.open(&id).await).await, &id);
+    assert_eq!(
+        w.script.calls().last().unwrap().step,
+        ConnectorStep::PreAccountRecovery
+    );
+    let next = w
+        .engine
+        .submit_new_password(
+            w.open(&id).await,
+            "",
+            "a linked pass phrase",
+            "a linked pass phrase",
+            PERSON,
+        )
+        .await;
+    // Nobody is signed in.
+    assert!(
+        matches!(
+            next,
+            Next::Step {
+                status: Status::Ok,
+                ..
+            }
+        ),
+        "{next:?}"
+    );
+    assert!(matches!(
+        w.step(&id).await,
+        FlowStep::PasswordChanged { .. }
+    ));
+    // Used: refused now.
+    assert!(w
+        .engine
+        .open_reset_link(&token, "en", BROWSER)
+        .await
+        .is_err());
+    let kinds: Vec<_> = w
+        .store
+        .account_events(&user.id, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert!(kinds.contains(&usher_domain::AccountEventKind::PasswordReset));
+    assert!(kinds.contains(&usher_domain::AccountEventKind::ResetLinkSent));
+
+    // A new link expires after its hour.
+    w.engine
+        .send_reset_link(&user, &app, "en", "admin")
+        .await
+        .unwrap();
+    let token = link(&w);
+    w.clock.advance(chrono::Duration::minutes(61));
+    assert!(w
+        .engine
+        .open_reset_link(&token, "en", BROWSER)
+        .await
+        .is_err());
+}

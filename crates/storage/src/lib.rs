@@ -16,7 +16,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use usher_domain::{Flow, Identity, NewUser, SignInType, SignUpRequest, SignUpRequestStatus, User};
+use usher_domain::{
+    AccountEvent, Flow, Identity, NewUser, SignInType, SignUpRequest, SignUpRequestStatus, User,
+};
 
 pub use model::{
     AuthorizationCode, BrowserSession, CallFilter, ConnectorCallRecord, Grant, RateWindow,
@@ -347,6 +349,16 @@ pub trait Maintenance: Send + Sync {
     fn backend_name(&self) -> &'static str;
 }
 
+/// What people did to their own accounts.
+#[async_trait]
+pub trait AccountEventRepository: Send + Sync {
+    /// Records `event`; `AlreadyExists` if its id is taken. Events go with their
+    /// user.
+    async fn insert_account_event(&self, event: &AccountEvent) -> Result<()>;
+    /// The newest `limit` events of `user_id`, newest first.
+    async fn account_events(&self, user_id: &str, limit: u32) -> Result<Vec<AccountEvent>>;
+}
+
 /// Everything Usher stores, as one object the web layer holds.
 pub trait Store:
     UserRepository
@@ -359,6 +371,7 @@ pub trait Store:
     + UserAdminRepository
     + SignUpRequestRepository
     + RateLimitRepository
+    + AccountEventRepository
     + Maintenance
 {
 }
@@ -374,6 +387,7 @@ impl<T> Store for T where
         + UserAdminRepository
         + SignUpRequestRepository
         + RateLimitRepository
+        + AccountEventRepository
         + Maintenance
 {
 }

@@ -63,7 +63,7 @@ impl PgStore {
         ),
         (
             11,
-            include_str!("../migrations/postgres/0011_password_changes.sql"),
+            include_str!("../migrations/postgres/0011_self_service.sql"),
         ),
     ];
 

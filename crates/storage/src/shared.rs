@@ -285,11 +285,11 @@ macro_rules! impl_store {
                 DISPLAY_NAME_MIGRATION,
             };
             use $crate::{
-                AuthorizationCode, BrowserSession, CallFilter, ConnectorCallRecord,
-                ConnectorCallRepository, FlowRepository, Grant, Maintenance, RateLimitRepository,
-                RateWindow, Redemption, RefreshToken, Result, SessionRepository,
-                SignUpRequestRepository, SigningKeyRepository, StorageError, StoredSigningKey,
-                TenantObject, TenantObjects, TenantRepository, TokenRepository,
+                AccountEventRepository, AuthorizationCode, BrowserSession, CallFilter,
+                ConnectorCallRecord, ConnectorCallRepository, FlowRepository, Grant, Maintenance,
+                RateLimitRepository, RateWindow, Redemption, RefreshToken, Result,
+                SessionRepository, SignUpRequestRepository, SigningKeyRepository, StorageError,
+                StoredSigningKey, TenantObject, TenantObjects, TenantRepository, TokenRepository,
                 UserAdminRepository, UserEdit, UserQuery, UserRepository,
             };
 
@@ -774,6 +774,8 @@ macro_rules! impl_store {
             );
 
             $crate::repositories::maintenance::impl_maintenance!($store, $db, $backend_name);
+
+            $crate::repositories::account_events::impl_account_events!($store, $db, $backend_name);
         };
     };
 }

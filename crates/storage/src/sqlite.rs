@@ -60,7 +60,7 @@ impl SqliteStore {
         ),
         (
             11,
-            include_str!("../migrations/sqlite/0011_password_changes.sql"),
+            include_str!("../migrations/sqlite/0011_self_service.sql"),
         ),
     ];
 

@@ -220,7 +220,8 @@ conformance! {
         open_sign_up_requests,
         decide_sign_up_request_once,
         approve_sign_up_request_creates_the_user_with_the_decision,
-        edit_user_is_one_transaction_at_one_version;
+        edit_user_is_one_transaction_at_one_version,
+        account_events_newest_first_and_gone_with_their_user;
     fresh:
         migrate_twice_is_a_no_op,
         concurrent_migrations,
@@ -3519,4 +3520,53 @@ async fn display_name_backfill(ctx: Ctx) {
         .set_user_roles("b-1", &["Usher.Admin".into()], t0())
         .await
         .unwrap());
+}
+
+async fn account_events_newest_first_and_gone_with_their_user(ctx: Ctx) {
+    use usher_domain::{AccountEvent, AccountEventKind};
+    let store = ctx.store;
+    store
+        .create_user(new_user(
+            "u-1",
+            Some("a@example.com"),
+            vec![local("a@example.com")],
+        ))
+        .await
+        .unwrap();
+    store
+        .create_user(new_user(
+            "u-2",
+            Some("b@example.com"),
+            vec![local("b@example.com")],
+        ))
+        .await
+        .unwrap();
+    let event = |id: &str, user: &str, kind, minutes| AccountEvent {
+        id: id.into(),
+        user_id: user.into(),
+        kind,
+        at: t0() + Duration::minutes(minutes),
+        client_id: Some("app".into()),
+        flow_id: (minutes % 2 == 0).then(|| format!("flow-{id}")),
+    };
+    let reset = event("e-1", "u-1", AccountEventKind::PasswordReset, 0);
+    let edit = event("e-2", "u-1", AccountEventKind::ProfileUpdated, 5);
+    let changed = event("e-3", "u-1", AccountEventKind::PasswordChanged, 3);
+    let other = event("e-4", "u-2", AccountEventKind::ResetLinkSent, 1);
+    for e in [&reset, &edit, &changed, &other] {
+        store.insert_account_event(e).await.unwrap();
+    }
+    assert!(matches!(
+        store.insert_account_event(&reset).await,
+        Err(StorageError::AlreadyExists)
+    ));
+    assert_eq!(
+        store.account_events("u-1", 10).await.unwrap(),
+        vec![edit.clone(), changed, reset]
+    );
+    assert_eq!(store.account_events("u-1", 1).await.unwrap(), vec![edit]);
+    assert_eq!(store.account_events("nobody", 10).await.unwrap(), vec![]);
+    assert!(store.delete_user("u-1", t0()).await.unwrap());
+    assert_eq!(store.account_events("u-1", 10).await.unwrap(), vec![]);
+    assert_eq!(store.account_events("u-2", 10).await.unwrap(), vec![other]);
 }

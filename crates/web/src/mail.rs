@@ -191,6 +191,19 @@ impl usher_signup::Postman for Postman {
                     serde_json::json!({ "code": code, "minutes": minutes.to_string() }),
                 )
             }
+            Letter::ResetLink {
+                url,
+                application,
+                minutes,
+            } => (
+                "email_reset_link.txt",
+                catalogue.message(
+                    locale,
+                    "email.reset_link.subject",
+                    &[("application", application.clone())],
+                ),
+                serde_json::json!({ "url": url, "application": application, "minutes": minutes.to_string() }),
+            ),
             Letter::ResetNoAccount => (
                 "email_reset_no_account.txt",
                 catalogue.message(locale, "email.reset_no_account.subject", &[]),

@@ -48,6 +48,14 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../templates/account_deleted.html"),
     ),
     (
+        "password_changed.html",
+        include_str!("../templates/password_changed.html"),
+    ),
+    (
+        "email_reset_link.txt",
+        include_str!("../templates/email_reset_link.txt"),
+    ),
+    (
         "email_reset_code.txt",
         include_str!("../templates/email_reset_code.txt"),
     ),
@@ -333,6 +341,9 @@ mod tests {
                 "created": time, "roles": ["Usher.Admin"], "attributes": [pair], "identities": [identity],
                 "enabled_url": "/console/users/u1/enabled", "delete_url": "/console/users/u1/delete",
                 "is_self": false, "identity_count": 1, "cancel_url": "/console/users/u1",
+                "events": [{"what": "Reset a forgotten password", "at": time, "application": "App"}],
+                "reset_link_url": "/console/users/u1/reset-link",
+                "reset_applications": [{"label": "App", "value": "app"}],
                 "user_flow_id": "B2X_1_f", "deny_url": "/console/requests/r1/deny", "reason_max": 500,
             }),
             json!({

@@ -1761,6 +1761,37 @@ async fn users_are_created_found_paged_changed_and_deleted(backend: Backend) {
     let fay = admin.create("/v1.0/users", fed.clone()).await;
     assert_eq!(fay["lastPasswordChangeDateTime"], Value::Null, "{fay}");
     let fay_id = fay["id"].as_str().unwrap().to_owned();
+    // A reset link for the local account is emailed; none for the federated one.
+    admin
+        .done(
+            Method::POST,
+            &format!("/v1.0/users/{ada}/usherSendPasswordResetLink"),
+            json!({"clientId": PUBLIC_CLIENT}),
+        )
+        .await;
+    let mail = env.last_mail_to("ada@example.com");
+    assert!(mail.contains("/reset/"), "{mail}");
+    for (user, body, needle) in [
+        (
+            fay_id.as_str(),
+            json!({"clientId": PUBLIC_CLIENT}),
+            "no email and password account",
+        ),
+        (ada.as_str(), json!({"clientId": "nope"}), "clientId"),
+        (ada.as_str(), json!({}), "clientId"),
+    ] {
+        let message = assert_error(
+            &admin
+                .post(
+                    &format!("/v1.0/users/{user}/usherSendPasswordResetLink"),
+                    body,
+                )
+                .await,
+            StatusCode::BAD_REQUEST,
+            "Request_BadRequest",
+        );
+        assert!(message.contains(needle), "{message}");
+    }
     let message = assert_error(
         &admin.post("/v1.0/users", fed).await,
         StatusCode::CONFLICT,
@@ -3012,6 +3043,7 @@ async fn the_openapi_document_matches_the_routes(backend: Backend) {
         ("/v1.0/applications/{id}/addPassword", &["post"]),
         ("/v1.0/users", &["get", "post"]),
         ("/v1.0/users/{id}", &["get", "patch", "delete"]),
+        ("/v1.0/users/{id}/usherSendPasswordResetLink", &["post"]),
         ("/v1.0/usher/signUpRequests", &["get"]),
         ("/v1.0/usher/signUpRequests/{id}", &["get", "delete"]),
         ("/v1.0/usher/signUpRequests/{id}/approve", &["post"]),

@@ -645,6 +645,133 @@ async fn users_are_found_disabled_and_deleted(backend: Backend) {
     env.finish(usher).await;
 }
 
+both!(an_administrator_sends_a_reset_link_and_sees_the_self_service);
+async fn an_administrator_sends_a_reset_link_and_sees_the_self_service(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let usher = env.start().await;
+    sign_up(&env, &usher, "admin@example.com", "Ada Admin").await;
+    let ann = sign_up(&env, &usher, "ann@example.com", "Ann Example").await;
+    grant(&usher, "admin@example.com");
+    let admin = console_sign_in(&usher, "admin@example.com").await;
+    let page = admin
+        .get(&usher.url(&format!("/console/users/{ann}")))
+        .await;
+    assert!(page.body.contains("id=\"reset-link\""), "{}", page.body);
+    assert!(page.body.contains("Nothing yet."), "{}", page.body);
+    let r = admin
+        .post(
+            &usher.url(&format!("/console/users/{ann}/reset-link")),
+            &[("csrf", &csrf(&page)), ("client_id", PUBLIC_CLIENT)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let mail = env.last_mail_to("ann@example.com");
+    assert!(mail.contains("Reset your password for"), "{mail}");
+    let link = unescape_quoted_printable(&mail)
+        .split_whitespace()
+        .find(|w| w.contains("/reset/"))
+        .unwrap_or_else(|| panic!("no link in {mail}"))
+        .to_owned();
+    assert!(
+        link.starts_with(&format!("{}/reset/", usher.issuer)),
+        "{link}"
+    );
+
+    // The link opens the new-password page; the reset signs nobody in.
+    env.clock.advance(chrono::Duration::minutes(2));
+    let person = Browser::new();
+    let r = person.get(&link).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let flow = r.location().to_owned();
+    let page = person.get(&usher.url(&flow)).await;
+    assert!(
+        page.body.contains("name=\"confirmPassword\""),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("name=\"currentPassword\""));
+    let r = person
+        .submit(
+            &usher.url(&format!("{flow}/new-password")),
+            &page,
+            &[
+                ("password", "a reset pass phrase"),
+                ("confirmPassword", "a reset pass phrase"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("Your password is changed"), "{}", r.body);
+    assert!(r.headers.get("set-cookie").is_none(), "no session");
+    let r = Browser::new()
+        .try_sign_in_to(
+            &usher,
+            PUBLIC_CLIENT,
+            "ann@example.com",
+            "a reset pass phrase",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    // The link works once; a forged one not at all.
+    let again = Browser::new().get(&link).await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST, "{}", again.body);
+    assert!(
+        again.body.contains("does not work any more"),
+        "{}",
+        again.body
+    );
+    let forged = Browser::new().get(&format!("{link}x")).await;
+    assert_eq!(forged.status, StatusCode::BAD_REQUEST);
+
+    // The console shows what happened, newest first.
+    let page = admin
+        .get(&usher.url(&format!("/console/users/{ann}")))
+        .await;
+    let events = page.body.split("id=\"events\"").nth(1).unwrap_or_default();
+    let reset = events
+        .find("Reset a forgotten password")
+        .expect("the reset");
+    let sent = events
+        .find("Was sent a password reset link")
+        .expect("the link");
+    assert!(reset < sent, "{events}");
+
+    // A user without a password gets no form.
+    let store = env.store().await;
+    store
+        .create_user(NewUser {
+            id: "00000000-0000-4000-8000-00000000fede".into(),
+            email: Some("fed@example.com".into()),
+            attributes: usher_domain::AttributeValues::new(),
+            identities: vec![Identity {
+                sign_in_type: SignInType::Federated,
+                issuer: "facebook.com".into(),
+                issuer_assigned_id: "1".into(),
+                exact_issuer: None,
+            }],
+            account_enabled: true,
+            email_verified: true,
+            profile: usher_domain::UserProfile::default(),
+            password_hash: None,
+            created_at: chrono::Utc::now(),
+        })
+        .await
+        .unwrap();
+    let page = admin
+        .get(&usher.url("/console/users/00000000-0000-4000-8000-00000000fede"))
+        .await;
+    assert!(!page.body.contains("id=\"reset-link\""));
+    assert!(page.body.contains("no password to reset"), "{}", page.body);
+    env.finish(usher).await;
+}
+
+/// A quoted-printable mail body with its soft line breaks joined and `=3D` decoded.
+fn unescape_quoted_printable(mail: &str) -> String {
+    mail.replace("=\r\n", "")
+        .replace("=\n", "")
+        .replace("=3D", "=")
+}
+
 both!(connector_health_and_call_records);
 async fn connector_health_and_call_records(backend: Backend) {
     let env = TestEnv::new(backend).await;

@@ -3,6 +3,7 @@
 //! PostgreSQL store, so both run the same SQL; what differs between the databases
 //! stays in `sqlite.rs` and `postgres.rs`.
 
+pub(crate) mod account_events;
 pub(crate) mod connector_calls;
 pub(crate) mod flows;
 pub(crate) mod maintenance;

@@ -424,6 +424,9 @@ fn user_schemas(s: &mut Map<String, Value>) {
         "issuer": string("For emailAddress, this service's host; for email one-time passcode, mail; otherwise the provider (google.com, facebook.com, …)"),
         "issuerAssignedId": string("The email address, or the provider's subject"),
     }, "required": ["signInType", "issuer", "issuerAssignedId"]});
+    s.insert(super::users::RESET_LINK_REQUEST.into(), json!({"type": "object", "required": ["clientId"], "properties": {
+            "clientId": string("The application whose user flow the reset runs in (it must have email and password accounts); the mail names it"),
+        }}));
     s.insert("user".into(), json!({"type": "object", "additionalProperties": {"description": "Custom attributes under their full names, extension_<appId>_<Name>"}, "properties": {
             "id": {"type": "string", "readOnly": true},
             "mail": string("The verified email address"),

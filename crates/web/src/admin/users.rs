@@ -93,7 +93,59 @@ pub fn routes() -> Vec<Route> {
         Route::delete("/v1.0/users/{id}", delete)
             .access(write)
             .doc(TAG, "Delete a user (their sessions end and their grants are revoked)"),
+        Route::post("/v1.0/users/{id}/usherSendPasswordResetLink", send_reset_link)
+            .access(write)
+            .doc(TAG, "Usher: email the user a one-time link (valid an hour) that resets their password in an application's user flow")
+            .body(RESET_LINK_REQUEST)
+            .no_content(),
     ]
+}
+
+/// The body of `usherSendPasswordResetLink`.
+pub const RESET_LINK_REQUEST: &str = "usherPasswordResetLinkRequest";
+
+/// `POST /v1.0/users/{id}/usherSendPasswordResetLink` with `{"clientId": …}`.
+async fn send_reset_link(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    axum::Extension(caller): axum::Extension<super::auth::Caller>,
+    body: JsonBody,
+) -> ApiResult<Response> {
+    use usher_signup::reset_link::ResetLinkError;
+    let mut body = body.object(RESET_LINK_REQUEST)?;
+    let client_id = body.required_string("clientId")?;
+    finish(body)?;
+    let user = find(&state, &id).await?;
+    let app = state
+        .tenant()
+        .application(&client_id)
+        .cloned()
+        .ok_or_else(|| {
+            ApiError::invalid_property(
+                "clientId",
+                RESET_LINK_REQUEST,
+                format!("there is no application {client_id}"),
+            )
+        })?;
+    match state
+        .engine
+        .send_reset_link(&user, &app, crate::i18n::DEFAULT_LOCALE, &caller.client_id)
+        .await
+    {
+        Ok(()) => Ok(no_content()),
+        Err(ResetLinkError::Storage(e)) => Err(e.into()),
+        Err(ResetLinkError::Mail(e)) => {
+            tracing::warn!(error = %e, user_id = %user.id, "could not mail a password reset link");
+            Err(ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "serviceNotAvailable",
+                "The email could not be sent; try again shortly.",
+            ))
+        }
+        Err(e @ (ResetLinkError::NoPassword | ResetLinkError::NoLocalAccounts)) => Err(
+            ApiError::bad_request(format!("No reset link was sent: {e}.")),
+        ),
+    }
 }
 
 /// Graph's date-time form: `2026-11-22T10:00:00Z`.

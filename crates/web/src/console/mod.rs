@@ -73,6 +73,10 @@ pub fn router() -> Router<AppState> {
         .route("/console/users/{id}", get(user::page))
         .route("/console/users/{id}/enabled", post(user::set_enabled))
         .route(
+            "/console/users/{id}/reset-link",
+            post(user::send_reset_link),
+        )
+        .route(
             "/console/users/{id}/delete",
             get(user::confirm_delete).post(user::delete),
         )
@@ -499,6 +503,7 @@ pub fn done_notice(
         "enabled" => "console.done.enabled",
         "disabled" => "console.done.disabled",
         "deleted" => "console.done.deleted",
+        "reset_link_sent" => "console.done.reset_link_sent",
         _ => return None,
     };
     Some(msg(state, locale, key))

@@ -36,7 +36,23 @@ struct UserPage {
     delete_url: String,
     /// The administrator's own account: no disabling or deleting it here.
     is_self: bool,
+    /// What the user did to their account lately, newest first.
+    events: Vec<EventRow>,
+    /// Where the reset-link form posts; `None` when the user has no password.
+    reset_link_url: Option<String>,
+    /// The applications a reset link can be for (their user flow has passwords).
+    reset_applications: Vec<Pair>,
 }
+
+#[derive(Serialize)]
+struct EventRow {
+    what: String,
+    at: Time,
+    application: String,
+}
+
+/// How many account events the user page shows.
+const EVENTS_SHOWN: u32 = 20;
 
 fn base(id: &str) -> String {
     format!("/console/users/{}", segment(id))
@@ -55,7 +71,49 @@ async fn show(state: &AppState, locale: &str, admin: &Admin, user: User, view: V
         Ok(r) => r,
         Err(e) => return internal(state, locale, Some(admin), e),
     };
+    let events = match state.store.account_events(&user.id, EVENTS_SHOWN).await {
+        Ok(e) => e,
+        Err(e) => return internal(state, locale, Some(admin), e),
+    };
+    let tenant = state.tenant();
+    let events = events
+        .into_iter()
+        .map(|e| EventRow {
+            what: msg(state, locale, &format!("console.event.{}", e.kind.as_str())),
+            at: time(e.at),
+            application: e
+                .client_id
+                .as_deref()
+                .and_then(|c| tenant.application(c))
+                .map_or_else(
+                    || e.client_id.clone().unwrap_or_default(),
+                    |a| a.name.clone(),
+                ),
+        })
+        .collect();
+    let has_password = match state.store.password_hash(&user.id).await {
+        Ok(h) => h.is_some(),
+        Err(e) => return internal(state, locale, Some(admin), e),
+    };
+    let reset_applications: Vec<Pair> = tenant
+        .applications
+        .iter()
+        .filter(|a| a.offers_sign_up())
+        .filter(|a| {
+            tenant
+                .user_flow(&a.user_flow_id)
+                .is_some_and(usher_domain::UserFlow::allows_local_accounts)
+        })
+        .map(|a| Pair {
+            label: a.name.clone(),
+            value: a.client_id.clone(),
+        })
+        .collect();
     let page = UserPage {
+        events,
+        reset_link_url: (has_password && !reset_applications.is_empty())
+            .then(|| format!("{}/reset-link", base(&user.id))),
+        reset_applications,
         enabled_url: format!("{}/enabled", base(&user.id)),
         delete_url: format!("{}/delete", base(&user.id)),
         is_self: user.id == admin.user.id,
@@ -235,5 +293,61 @@ pub async fn delete(
         }
         Ok(false) => not_found(&state, locale, &admin, "console.user.not_found"),
         Err(e) => internal(&state, locale, Some(&admin), e),
+    }
+}
+
+/// `POST /console/users/{id}/reset-link` with `client_id`: emails the user a link
+/// that resets their password in that application's user flow.
+pub async fn send_reset_link(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let (admin, form) = match super::require_form(&state, &headers, &body, &base(&id)).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let locale = request_locale(&headers, None);
+    let user = match load(&state, locale, &admin, &id).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let Some(app) = state
+        .tenant()
+        .application(first(&form, "client_id"))
+        .cloned()
+    else {
+        return see_other(&base(&id));
+    };
+    // The person reads it in the language their sign-up pages used last; the
+    // console's is the best guess there is.
+    match state
+        .engine
+        .send_reset_link(&user, &app, locale, &admin.user.id)
+        .await
+    {
+        Ok(()) => see_other(&format!("{}?done=reset_link_sent", base(&id))),
+        Err(usher_signup::reset_link::ResetLinkError::Storage(e)) => {
+            internal(&state, locale, Some(&admin), e)
+        }
+        Err(e) => {
+            let errors = vec![SummaryError {
+                field: None,
+                message: state.templates.catalogue().message(
+                    locale,
+                    "console.user.reset_link_failed",
+                    &[("reason", e.to_string())],
+                ),
+            }];
+            show(
+                &state,
+                locale,
+                &admin,
+                user,
+                view().status(StatusCode::CONFLICT).errors(errors),
+            )
+            .await
+        }
     }
 }

@@ -1,15 +1,54 @@
 //! The account pages: `POST /flow/{id}/forgot-password` ("Forgot your password?"),
 //! `/new-password` (a reset's or a change's new password), `/profile` (the profile
 //! page, then, in the engine, the `onProfileUpdate` connectors) and
-//! `/delete-account` (send the code that confirms a deletion).
+//! `/delete-account` (send the code that confirms a deletion); and `GET /reset/{token}`,
+//! an administrator's reset link.
 
 use std::collections::BTreeMap;
 
-use axum::{extract::State, response::Response};
+use axum::{
+    extract::{Path, State},
+    http::{header, HeaderMap},
+    response::Response,
+};
 use serde::Deserialize;
 
-use super::{respond, FlowForm};
-use crate::{state::AppState, throttle::ClientAddress};
+use super::{error_page, request_locale, respond, see_other, FlowForm};
+use crate::{cookies, state::AppState, throttle::ClientAddress};
+
+/// `GET /reset/{token}`: an administrator's reset link opens a reset flow.
+pub async fn reset_link(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let locale = request_locale(&headers, None);
+    let (browser_token, new_cookie) = match cookies::get(&headers, cookies::BROWSER) {
+        Some(t) if t.len() == 43 => (t.to_owned(), false),
+        _ => (state.new_token(), true),
+    };
+    let flow_id = match state
+        .engine
+        .open_reset_link(&token, locale, &browser_token)
+        .await
+    {
+        Ok(id) => id,
+        Err(e) => return error_page(&state, locale, e),
+    };
+    let mut response = see_other(&format!("/flow/{flow_id}"));
+    if new_cookie {
+        response.headers_mut().append(
+            header::SET_COOKIE,
+            cookies::set(
+                cookies::BROWSER,
+                &browser_token,
+                None,
+                state.settings.secure_cookies(),
+            ),
+        );
+    }
+    response
+}
 
 pub async fn forgot_password(
     State(state): State<AppState>,

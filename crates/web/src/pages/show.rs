@@ -156,3 +156,28 @@ pub fn account_deleted_page(state: &AppState, loaded: &Loaded) -> Response {
         &ctx,
     )
 }
+
+/// "Your password is changed": the end of a reset from an administrator's link,
+/// which signs nobody in.
+pub fn password_changed_page(state: &AppState, loaded: &Loaded) -> Response {
+    #[derive(Serialize)]
+    struct Ctx<'a> {
+        title_key: &'static str,
+        errors: Vec<SummaryError>,
+        notice: Option<String>,
+        application: &'a str,
+    }
+    let ctx = Ctx {
+        title_key: "password_changed.title",
+        errors: Vec::new(),
+        notice: None,
+        application: &loaded.app.name,
+    };
+    render(
+        state,
+        StatusCode::OK,
+        "password_changed.html",
+        &loaded.flow.locale,
+        &ctx,
+    )
+}
