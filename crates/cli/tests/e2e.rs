@@ -1673,15 +1673,18 @@ on_profile_update = ["profile"]
         .click("form[action$='/forgot-password'] button")
         .await;
     browser.wait_for("#email").await;
+    assert_accessible(&browser).await;
     browser.type_into("#email", "ada@example.com").await;
     browser.click(&submit("email")).await;
     browser.wait_for("#code").await;
+    assert_accessible(&browser).await;
     let known_page = browser.text("main").await;
     browser
         .type_into("#code", &env.code_for("ada@example.com"))
         .await;
     browser.click(&submit("code")).await;
     browser.wait_for(".user-message").await;
+    assert_accessible(&browser).await;
     assert_eq!(
         browser.text(".user-message").await,
         "This account is locked. Call us to unlock it."
@@ -1696,9 +1699,11 @@ on_profile_update = ["profile"]
         .goto(&usher.authorize_url(PUBLIC_CLIENT, &[("usher_action", "reset_password")]))
         .await;
     browser.wait_for("#email").await;
+    assert_accessible(&browser).await;
     browser.type_into("#email", "nobody@example.com").await;
     browser.click(&submit("email")).await;
     browser.wait_for("#code").await;
+    assert_accessible(&browser).await;
     assert_eq!(
         browser
             .text("main")
@@ -1726,14 +1731,17 @@ on_profile_update = ["profile"]
         .goto(&usher.authorize_url(PUBLIC_CLIENT, &[("usher_action", "reset_password")]))
         .await;
     browser.wait_for("#email").await;
+    assert_accessible(&browser).await;
     browser.type_into("#email", "ada@example.com").await;
     browser.click(&submit("email")).await;
     browser.wait_for("#code").await;
+    assert_accessible(&browser).await;
     browser
         .type_into("#code", &env.code_for("ada@example.com"))
         .await;
     browser.click(&submit("code")).await;
     browser.wait_for("#confirmPassword").await;
+    assert_accessible(&browser).await;
     browser.type_into("#password", "a new pass phrase").await;
     browser
         .type_into("#confirmPassword", "a new pass phrase")
@@ -1763,6 +1771,7 @@ on_profile_update = ["profile"]
         .goto(&usher.authorize_url(PUBLIC_CLIENT, &[("usher_action", "change_password")]))
         .await;
     browser.wait_for("#currentPassword").await;
+    assert_accessible(&browser).await;
     browser
         .type_into("#currentPassword", "not the password")
         .await;
@@ -1772,6 +1781,7 @@ on_profile_update = ["profile"]
         .await;
     browser.click(&submit("new-password")).await;
     browser.wait_for("#currentPassword-error").await;
+    assert_accessible(&browser).await;
     browser
         .type_into("#currentPassword", "a new pass phrase")
         .await;
@@ -1788,6 +1798,7 @@ on_profile_update = ["profile"]
         .goto(&usher.authorize_url(PUBLIC_CLIENT, &[("usher_action", "edit_profile")]))
         .await;
     browser.wait_for("#displayName").await;
+    assert_accessible(&browser).await;
     assert_eq!(
         browser
             .eval("return document.getElementById('displayName').value")
@@ -1798,6 +1809,7 @@ on_profile_update = ["profile"]
     browser.type_into("#displayName", "Countess").await;
     browser.click(&submit("profile")).await;
     browser.wait_for("#displayName-error").await;
+    assert_accessible(&browser).await;
     assert_eq!(
         browser.text("#displayName-error").await,
         "That name is taken."
@@ -1811,22 +1823,55 @@ on_profile_update = ["profile"]
 
     // Leaving: a confirmation, a fresh code, and the account is gone.
     browser
-        .goto(&usher.authorize_url(PUBLIC_CLIENT, &[("usher_action", "delete_account")]))
+        .goto(&usher.authorize_url(
+            PUBLIC_CLIENT,
+            &[("usher_action", "delete_account"), ("ui_locales", "nb")],
+        ))
         .await;
     browser.wait_for(&submit("delete-account")).await;
+    assert_accessible(&browser).await;
+    // In the person's language, as every page is.
+    assert_eq!(browser.text("h1").await, "Slette kontoen din?");
     browser.click(&submit("delete-account")).await;
     browser.wait_for("#code").await;
+    assert_accessible(&browser).await;
     browser
         .type_into("#code", &env.code_for("ada@example.com"))
         .await;
     browser.click(&submit("code")).await;
     browser.wait_for("a[href*='error=access_denied']").await;
+    assert_accessible(&browser).await;
+    assert_eq!(browser.text("h1").await, "Kontoen din er slettet");
     let page = Browser::new()
         .try_sign_in(&usher, "ada@example.com", "a third pass phrase")
         .await;
     assert_eq!(page.status, StatusCode::UNAUTHORIZED);
     browser.quit().await;
     env.finish(usher).await;
+}
+
+/// The checks every flow page passes, in the browser that shows it: a language, one
+/// heading, every field labelled (and its error, if any, tied to it), no unnamed
+/// button.
+async fn assert_accessible(browser: &harness::webdriver::Driver) {
+    let problems = browser
+        .eval(
+            "const bad = [];
+             if (!document.documentElement.lang) bad.push('no lang');
+             if (document.querySelectorAll('h1').length !== 1) bad.push('not one h1');
+             for (const el of document.querySelectorAll('input:not([type=hidden]), select, textarea')) {
+               if (!el.labels || el.labels.length === 0) bad.push('unlabelled ' + el.id);
+               const error = document.getElementById(el.id + '-error');
+               if (error && !(el.getAttribute('aria-describedby') || '').split(' ').includes(error.id))
+                 bad.push('error not tied to ' + el.id);
+             }
+             for (const b of document.querySelectorAll('button, a')) {
+               if (!b.textContent.trim()) bad.push('unnamed ' + b.outerHTML);
+             }
+             return bad;",
+        )
+        .await;
+    assert_eq!(problems, serde_json::json!([]), "{}", browser.url().await);
 }
 
 /// The browser is back at the application (whose callback does not answer): the

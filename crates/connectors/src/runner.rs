@@ -557,7 +557,11 @@ impl StepConnectors for ConnectorRunner {
                     return StepOutcome::ValidationError(message)
                 }
                 Interpreted::Failed(_) => {
-                    if connector.endpoint.definition().failure_policy == FailurePolicy::Continue {
+                    // An account-recovery connector is a gate: when it cannot answer,
+                    // the reset does not go through, whatever its policy says.
+                    if connector.endpoint.definition().failure_policy == FailurePolicy::Continue
+                        && request.step != ConnectorStep::PreAccountRecovery
+                    {
                         if request.step == ConnectorStep::EmailOtpSend {
                             // The code was not delivered: whoever sends it now must
                             // know.

@@ -1796,6 +1796,12 @@ async fn a_fail_open_connector_continues_without_changes() {
         panic!("expected Continue");
     };
     assert_eq!(attributes["city"], AttributeValue::String("Tromsø".into()));
+    // An account-recovery gate never fails open.
+    assert!(matches!(
+        h.run(ConnectorStep::PreAccountRecovery, &["optional"])
+            .await,
+        StepOutcome::Failed { .. }
+    ));
 }
 
 #[tokio::test]

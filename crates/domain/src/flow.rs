@@ -298,7 +298,7 @@ pub enum FlowStep {
     /// A reset from an administrator's link changed the password: nobody is signed
     /// in, and the person signs in to the application with it.
     #[serde(rename_all = "camelCase")]
-    PasswordChanged { user_id: String },
+    LinkResetDone { user_id: String },
 }
 
 /// A flow opened from a password reset link an administrator had emailed: the link
@@ -331,7 +331,7 @@ impl FlowStep {
             FlowStep::EditProfile { .. } => "editProfile",
             FlowStep::ConfirmDeletion { .. } => "confirmDeletion",
             FlowStep::AccountDeleted => "accountDeleted",
-            FlowStep::PasswordChanged { .. } => "passwordChanged",
+            FlowStep::LinkResetDone { .. } => "linkResetDone",
         }
     }
 
@@ -344,7 +344,7 @@ impl FlowStep {
                 | FlowStep::Failed { .. }
                 | FlowStep::PendingApproval { .. }
                 | FlowStep::AccountDeleted
-                | FlowStep::PasswordChanged { .. }
+                | FlowStep::LinkResetDone { .. }
         )
     }
 
@@ -544,6 +544,17 @@ impl Flow {
     /// Back to sign-in from any page before an account exists.
     pub fn go_to_sign_in(&mut self, now: DateTime<Utc>) -> Result<(), FlowError> {
         self.check_live(now)?;
+        // A deletion in progress is no way back to a sign-in: that sign-in would
+        // return to the application as if the account were deleted.
+        if matches!(
+            self.step,
+            FlowStep::EnterCode {
+                purpose: CodePurpose::DeleteAccount { .. },
+                ..
+            }
+        ) {
+            return Err(self.wrong());
+        }
         match self.step {
             FlowStep::SignIn
             | FlowStep::EnterEmail { .. }
@@ -993,9 +1004,13 @@ impl Flow {
         self.check_live(now)?;
         let allowed = match &self.step {
             FlowStep::SignIn
-            | FlowStep::RunningConnectors { .. }
             | FlowStep::FederationRedirect { .. }
             | FlowStep::LinkAccount { .. } => true,
+            // Only a sign-up's last connectors make a user; a recovery's or a
+            // profile's act on an account that is not being signed in to.
+            FlowStep::RunningConnectors { connector_step, .. } => {
+                *connector_step == ConnectorStep::PostAttributeCollection
+            }
             FlowStep::EnterCode { purpose, code } => {
                 code.verified
                     && matches!(
@@ -1176,7 +1191,7 @@ impl Flow {
         };
         let user_id = user_id.clone();
         self.step = if self.reset_link.is_some() {
-            FlowStep::PasswordChanged { user_id }
+            FlowStep::LinkResetDone { user_id }
         } else {
             FlowStep::Completed {
                 user_id,
@@ -1387,6 +1402,11 @@ mod tests {
                 ..
             }
         ));
+        // The recovery's connectors are no sign-in either.
+        assert!(with_connectors
+            .clone()
+            .complete("u".into(), false, now())
+            .is_err());
         with_connectors.account_recovery_continued().unwrap();
         f.recovery_proven(account("u"), false, now()).unwrap();
         assert_eq!(f.step, with_connectors.step);
@@ -1426,7 +1446,7 @@ mod tests {
         f.password_changed(now()).unwrap();
         assert_eq!(
             f.step,
-            FlowStep::PasswordChanged {
+            FlowStep::LinkResetDone {
                 user_id: "u".into()
             }
         );
@@ -1521,6 +1541,7 @@ mod tests {
             .code_sent("mallory@example.com".into(), Some("h".into()), now())
             .is_err());
         assert!(f.change_email(now()).is_err());
+        assert!(f.go_to_sign_in(now()).is_err());
         assert_eq!(
             f.verify_code("h", now()),
             Ok(CodePurpose::DeleteAccount {

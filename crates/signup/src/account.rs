@@ -127,7 +127,7 @@ impl Engine {
         {
             Ok(Some(u)) if u.account_enabled => u,
             // Deleted or disabled since the code went out.
-            Ok(_) => return self.fail_with(&loaded.flow.locale, "the account to reset is gone"),
+            Ok(_) => return account_changed(&loaded),
             Err(e) => return self.fail_with(&loaded.flow.locale, e),
         };
         let start = !loaded.user_flow.connectors.pre_account_recovery.is_empty();
@@ -179,6 +179,10 @@ impl Engine {
         if !feedback.field_errors.is_empty() {
             return Next::step(loaded, feedback, Status::BadRequest);
         }
+        let user = match self.acting_account(&loaded, &user_id).await {
+            Ok(u) => u,
+            Err(next) => return *next,
+        };
         if current_required {
             loaded = match self
                 .check_current_password(loaded, &user_id, &email, current, client)
@@ -188,28 +192,17 @@ impl Engine {
                 Err(next) => return *next,
             };
         }
-        // A reset link works once: a password set since it was sent makes it stale.
-        if !self.reset_link_still_good(&loaded, &user_id).await {
-            return Next::failure(
-                &loaded.flow.locale,
-                Failure::BadRequest {
-                    message_key: "error.reset_link_invalid",
-                    args: Vec::new(),
-                },
-            );
+        // The step is claimed before anything changes: the same page sent twice (a
+        // double click, another tab) finds the flow saved by the first.
+        if let Err(next) = self.save(&mut loaded).await {
+            return *next;
         }
         let Ok(hash) = self.hasher.hash(password.to_owned()).await else {
             return self.busy(loaded);
         };
-        // Every session and grant of the account ends with the old password, this
-        // browser's included; the person is signed in again below.
-        match self
-            .store
-            .set_password_hash(&user_id, Some(&hash), self.clock.now())
-            .await
-        {
+        match self.store_new_password(&loaded, &user_id, &hash).await {
             Ok(true) => {}
-            Ok(false) => return self.fail_with(&loaded.flow.locale, "the account is gone"),
+            Ok(false) => return reset_link_invalid(&loaded),
             Err(e) => return self.fail_with(&loaded.flow.locale, e),
         }
         tracing::info!(%user_id, flow_id = %loaded.flow.id, reset = !current_required, "password changed by its owner");
@@ -218,7 +211,7 @@ impl Engine {
         } else {
             AccountEventKind::PasswordReset
         };
-        self.record(
+        self.record_account_event(
             &user_id,
             kind,
             Some(&loaded.app.client_id),
@@ -232,16 +225,66 @@ impl Engine {
             return *next;
         }
         // A reset link signs nobody in: its page says to sign in with the password.
-        if matches!(loaded.flow.step, FlowStep::PasswordChanged { .. }) {
+        if matches!(loaded.flow.step, FlowStep::LinkResetDone { .. }) {
             return Next::step(loaded, Feedback::default(), Status::Ok);
         }
-        let user = match self.store.user_by_id(&user_id).await {
-            Ok(Some(u)) => u,
-            Ok(None) => return self.fail_with(&loaded.flow.locale, "the account is gone"),
-            Err(e) => return self.fail_with(&loaded.flow.locale, e),
+        // Signed in with the new password, and back to the application: the action
+        // (or the sign-in a reset stood in for) is done.
+        self.sign_in_and_return(
+            &loaded,
+            &user,
+            Some(EMAIL_PASSWORD_PROVIDER.to_owned()),
+            false,
+        )
+        .await
+    }
+
+    /// Stores the new password's `hash`: every session and grant of the account
+    /// ends with the old one, this browser's included. A reset link's flow changes it
+    /// only from the password the link was sent for, so the link works once however
+    /// many requests race; `Ok(false)` when that password is gone.
+    async fn store_new_password(
+        &self,
+        loaded: &Loaded,
+        user_id: &str,
+        hash: &str,
+    ) -> Result<bool, usher_storage::StorageError> {
+        let now = self.clock.now();
+        match &loaded.flow.reset_link {
+            Some(link) => match self.password_hash_of_link(user_id, link).await? {
+                Some(current) => {
+                    self.store
+                        .replace_password_hash(user_id, &current, hash, now)
+                        .await
+                }
+                None => Ok(false),
+            },
+            None => self.store.set_password_hash(user_id, Some(hash), now).await,
+        }
+    }
+
+    /// The account an account action acts on, as it is now: it must still exist and
+    /// be enabled, and when the action runs in a session (a change, a profile, a
+    /// deletion), that session must still be live and the account's — a browser left
+    /// on the page after a sign-out acts for nobody. `Err` is the page instead.
+    async fn acting_account(&self, loaded: &Loaded, user_id: &str) -> Result<User, Box<Next>> {
+        let user = match self.store.user_by_id(user_id).await {
+            Ok(Some(u)) if u.account_enabled => u,
+            Ok(_) => return Err(Box::new(account_changed(loaded))),
+            Err(e) => return Err(Box::new(self.fail_with(&loaded.flow.locale, e))),
         };
-        self.finish(&loaded, &user, Some(EMAIL_PASSWORD_PROVIDER.to_owned()))
-            .await
+        if let Some(session_id) = &loaded.flow.session_id {
+            let live = match self.store.session(session_id).await {
+                Ok(s) => s.is_some_and(|s| {
+                    s.ended_at.is_none() && s.expires_at > self.clock.now() && s.user_id == user.id
+                }),
+                Err(e) => return Err(Box::new(self.fail_with(&loaded.flow.locale, e))),
+            };
+            if !live {
+                return Err(Box::new(account_changed(loaded)));
+            }
+        }
+        Ok(user)
     }
 
     /// A signed-in password change's current password, counted like a sign-in's.
@@ -307,8 +350,12 @@ impl Engine {
         ) {
             return self.run_connectors(loaded).await;
         }
-        if !matches!(loaded.flow.step, FlowStep::EditProfile { .. }) {
+        let FlowStep::EditProfile { draft, .. } = &loaded.flow.step else {
             return self.as_is(loaded);
+        };
+        let user_id = draft.user_id.clone().unwrap_or_default();
+        if let Err(next) = self.acting_account(&loaded, &user_id).await {
+            return *next;
         }
         let values = match self.parse_attributes(&loaded, form) {
             Ok(v) => v,
@@ -336,34 +383,40 @@ impl Engine {
         mut attributes: AttributeValues,
     ) -> Next {
         let user_id = draft.user_id.clone().unwrap_or_default();
-        let mut user = match self.store.user_by_id(&user_id).await {
-            Ok(Some(u)) => u,
-            Ok(None) => return self.fail_with(&loaded.flow.locale, "the account is gone"),
-            Err(e) => return self.fail_with(&loaded.flow.locale, e),
-        };
         // The address is proven; no page or connector changes it here.
         attributes.remove("email");
-        for assignment in &loaded.user_flow.attributes {
-            let id = &assignment.attribute_id;
-            if id == "email" {
-                continue;
-            }
-            match attributes.remove(id) {
-                Some(v) => {
-                    user.attributes.insert(id.clone(), v);
+        // Written at the version read, so an administrator's change made meanwhile
+        // (disabling the account, say) is never undone; read again once if one was.
+        let mut user = None;
+        for _ in 0..2 {
+            let mut current = match self.acting_account(&loaded, &user_id).await {
+                Ok(u) => u,
+                Err(next) => return *next,
+            };
+            Self::apply_profile(&loaded.user_flow, &mut current, &attributes);
+            let edit = usher_storage::UserEdit {
+                user: &current,
+                replace_identities: false,
+                password_hash: None,
+                expected_version: Some(current.version),
+                now: self.clock.now(),
+            };
+            match self.store.edit_user(&edit).await {
+                Ok(Some(version)) => {
+                    current.version = version;
+                    user = Some(current);
+                    break;
                 }
-                None => {
-                    user.attributes.remove(id);
-                }
+                Ok(None) => return account_changed(&loaded),
+                Err(usher_storage::StorageError::Conflict) => {}
+                Err(e) => return self.fail_with(&loaded.flow.locale, e),
             }
         }
-        match self.store.update_user(&user).await {
-            Ok(true) => {}
-            Ok(false) => return self.fail_with(&loaded.flow.locale, "the account is gone"),
-            Err(e) => return self.fail_with(&loaded.flow.locale, e),
-        }
+        let Some(user) = user else {
+            return account_changed(&loaded);
+        };
         tracing::info!(%user_id, flow_id = %loaded.flow.id, "profile edited by its owner");
-        self.record(
+        self.record_account_event(
             &user_id,
             AccountEventKind::ProfileUpdated,
             Some(&loaded.app.client_id),
@@ -376,22 +429,50 @@ impl Engine {
         if let Err(next) = self.save(&mut loaded).await {
             return *next;
         }
-        user.version += 1;
         self.back_in_session(&loaded, &user).await
     }
 
+    /// The page's values of the user flow's attributes onto `user`: a value left
+    /// empty removes the attribute; attributes not on the page stay as they are.
+    fn apply_profile(
+        user_flow: &usher_domain::UserFlow,
+        user: &mut User,
+        values: &AttributeValues,
+    ) {
+        for assignment in &user_flow.attributes {
+            let id = &assignment.attribute_id;
+            if id == "email" {
+                continue;
+            }
+            match values.get(id) {
+                Some(v) => {
+                    user.attributes.insert(id.clone(), v.clone());
+                }
+                None => {
+                    user.attributes.remove(id);
+                }
+            }
+        }
+    }
+
     /// "Send me a code" on the deletion page.
-    pub async fn confirm_deletion(&self, loaded: Loaded, client: ClientAddress) -> Next {
-        let FlowStep::ConfirmDeletion { email, .. } = &loaded.flow.step else {
+    pub async fn send_deletion_code(&self, loaded: Loaded, client: ClientAddress) -> Next {
+        let FlowStep::ConfirmDeletion { user_id, email } = &loaded.flow.step else {
             return self.as_is(loaded);
         };
         let email = email.clone();
+        if let Err(next) = self.acting_account(&loaded, &user_id.clone()).await {
+            return *next;
+        }
         self.send_code(loaded, client, email, None).await
     }
 
     /// The deletion's code was right: the account goes, with its identities,
     /// sessions and grants, as when an administrator deletes it.
     pub(crate) async fn delete_account(&self, mut loaded: Loaded, user_id: &str) -> Next {
+        if let Err(next) = self.acting_account(&loaded, user_id).await {
+            return *next;
+        }
         match self.store.delete_user(user_id, self.clock.now()).await {
             Ok(_) => {}
             Err(e) => return self.fail_with(&loaded.flow.locale, e),
@@ -431,14 +512,32 @@ impl Engine {
             Ok(h) => h.is_some(),
             Err(e) => return self.fail_with(&loaded.flow.locale, e),
         };
-        let draft = account_draft(user, user.email.as_deref().unwrap_or_default());
+        // The address the account proves itself with: its local account's (which
+        // sign-in counts password attempts under), else a verified one — never an
+        // address an administrator typed in unproven.
+        let email = self
+            .local_email(user)
+            .or_else(|| user.email.clone().filter(|_| user.email_verified))
+            .unwrap_or_default();
+        let draft = account_draft(user, &email);
         // A deletion is confirmed by a code to the account's address: without one
-        // there is nothing to confirm it with.
-        if loaded.flow.authorization.account_action
-            == Some(usher_domain::AccountAction::DeleteAccount)
-            && draft.email.is_empty()
-        {
-            let message = self.text(loaded, "account.no_email", &[]);
+        // there is nothing to confirm it with. An administrator's account is deleted
+        // by another administrator, so the last one cannot lock everyone out.
+        let deleting = loaded.flow.authorization.account_action
+            == Some(usher_domain::AccountAction::DeleteAccount);
+        let refusal = if deleting && draft.email.is_empty() {
+            Some("account.no_email")
+        } else if deleting {
+            match self.store.user_roles(&user.id).await {
+                Ok(roles) if !roles.is_empty() => Some("account.administrator"),
+                Ok(_) => None,
+                Err(e) => return self.fail_with(&loaded.flow.locale, e),
+            }
+        } else {
+            None
+        };
+        if let Some(key) = refusal {
+            let message = self.text(loaded, key, &[]);
             loaded.flow.block(message, None);
             if let Err(next) = self.save(loaded).await {
                 return *next;
@@ -550,4 +649,27 @@ pub(crate) fn account_draft(user: &User, email: &str) -> SignUpDraft {
         prefill: user.attributes.clone(),
         user_id: Some(user.id.clone()),
     }
+}
+
+/// The page for an account that changed under the flow (deleted, disabled, signed out
+/// of): start again.
+fn account_changed(loaded: &Loaded) -> Next {
+    Next::failure(
+        &loaded.flow.locale,
+        Failure::BadRequest {
+            message_key: "error.account_changed",
+            args: Vec::new(),
+        },
+    )
+}
+
+/// The page for a reset link that no longer works.
+pub(crate) fn reset_link_invalid(loaded: &Loaded) -> Next {
+    Next::failure(
+        &loaded.flow.locale,
+        Failure::BadRequest {
+            message_key: "error.reset_link_invalid",
+            args: Vec::new(),
+        },
+    )
 }

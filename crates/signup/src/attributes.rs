@@ -171,7 +171,7 @@ impl Engine {
             } => {
                 if step == ConnectorStep::PreAccountRecovery {
                     if let Some(user_id) = &draft.user_id {
-                        self.record(
+                        self.record_account_event(
                             user_id,
                             usher_domain::AccountEventKind::ResetBlocked,
                             Some(&loaded.app.client_id),
@@ -242,7 +242,13 @@ impl Engine {
             ConnectorStep::OnProfileUpdate => {
                 return self.save_profile(loaded, draft, attributes).await
             }
-            _ => return self.create_user(loaded, draft, attributes).await,
+            ConnectorStep::PostAttributeCollection => {
+                return self.create_user(loaded, draft, attributes).await
+            }
+            // No flow runs these steps' connectors through here.
+            ConnectorStep::PreTokenIssuance | ConnectorStep::EmailOtpSend => {
+                return self.as_is(loaded)
+            }
         };
         if moved.is_err() {
             return self.as_is(loaded);

@@ -41,13 +41,20 @@ impl Engine {
             Err(t) => return self.throttled(loaded, t),
         };
         let candidate = self.code_hash(&loaded.flow.id, &code);
+        let attempts = |flow: &usher_domain::Flow| match &flow.step {
+            FlowStep::EnterCode { code, .. } => code.attempts,
+            _ => 0,
+        };
+        let before = attempts(&loaded.flow);
         let result = loaded.flow.verify_code(&candidate, self.clock.now());
+        // A wrong guess, the last one included (it answers "too many"), keeps its
+        // count; a right code, or one refused without a guess, gives it back.
+        let guessed_wrong = result.is_err() && attempts(&loaded.flow) > before;
         // Wrong codes are saved too: the attempt counter lives in the flow.
         if let Err(next) = self.save(&mut loaded).await {
             return *next;
         }
-        // Only a wrong guess keeps its count.
-        if !matches!(result, Err(FlowError::WrongCode { .. })) {
+        if !guessed_wrong {
             self.release(reservation).await;
         }
         let key = match result {

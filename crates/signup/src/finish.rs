@@ -92,6 +92,19 @@ impl Engine {
         user: &User,
         provider: Option<String>,
     ) -> Next {
+        self.sign_in_and_return(loaded, user, provider, true).await
+    }
+
+    /// As [`Engine::finish`]; with `then_action`, a sign-in for an account action
+    /// goes on to the action instead of back to the application (not after a
+    /// sign-up, nor at the end of the action itself).
+    pub(crate) async fn sign_in_and_return(
+        &self,
+        loaded: &Loaded,
+        user: &User,
+        provider: Option<String>,
+        then_action: bool,
+    ) -> Next {
         let now = self.clock.now();
         let token = self.random.new_token();
         let session = BrowserSession {
@@ -106,13 +119,21 @@ impl Engine {
         if let Err(e) = self.store.insert_session(&session).await {
             return self.fail_with(&loaded.flow.locale, e);
         }
-        // A sign-in for an account action goes on to the action, signed in; the end
-        // of one (a new password) goes back to the application.
-        if loaded
-            .flow
-            .authorization
-            .account_action
-            .is_some_and(usher_domain::AccountAction::needs_sign_in)
+        // A sign-in for an account action goes on to the action, signed in.
+        let signed_in = matches!(
+            loaded.flow.step,
+            usher_domain::FlowStep::Completed {
+                signed_up: false,
+                ..
+            }
+        );
+        if then_action
+            && signed_in
+            && loaded
+                .flow
+                .authorization
+                .account_action
+                .is_some_and(usher_domain::AccountAction::needs_sign_in)
             && loaded.flow.session_id.is_none()
         {
             return self

@@ -196,7 +196,7 @@ impl Engine {
 
     /// Records what `user_id` did to their account; a failure is only logged, since
     /// the change itself is made.
-    pub(crate) async fn record(
+    pub(crate) async fn record_account_event(
         &self,
         user_id: &str,
         kind: usher_domain::AccountEventKind,

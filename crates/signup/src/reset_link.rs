@@ -1,5 +1,5 @@
 //! Password reset links an administrator sends: a signed, time-limited link to
-//! `/reset/{token}` that opens a reset flow at the account-recovery step, as a proven
+//! `/reset?token=…` that opens a reset flow at the account-recovery step, as a proven
 //! code would. The token names the user, the application whose user flow the reset
 //! runs in, when it expires and a fingerprint of the password hash; a password set
 //! since then (with a new salt) makes it stale, so a link works once. Nothing is
@@ -13,7 +13,7 @@ use usher_domain::{
 };
 use usher_oidc::crypto::sha256_hex;
 
-use crate::{Engine, Failure, Letter, Loaded};
+use crate::{Engine, Failure, Letter};
 
 /// How long a reset link works.
 pub const RESET_LINK_LIFETIME: Duration = Duration::minutes(60);
@@ -22,12 +22,9 @@ pub const RESET_LINK_LIFETIME: Duration = Duration::minutes(60);
 struct Ticket {
     user_id: String,
     client_id: String,
+    /// The local account's address the link was mailed to.
+    email: String,
     password_fingerprint: String,
-}
-
-/// A short fingerprint of a password hash (its PHC string, salt included).
-fn fingerprint(password_hash: &str) -> String {
-    sha256_hex(format!("reset-link\0{password_hash}").as_bytes())[..32].to_owned()
 }
 
 /// Why an administrator's reset link was not sent.
@@ -37,6 +34,8 @@ pub enum ResetLinkError {
     NoPassword,
     #[error("the application's user flow has no email and password accounts")]
     NoLocalAccounts,
+    #[error("the account is disabled")]
+    Disabled,
     #[error("the mail could not be sent: {0}")]
     Mail(String),
     #[error(transparent)]
@@ -66,10 +65,13 @@ impl Engine {
         let Some(hash) = self.store.password_hash(&user.id).await? else {
             return Err(ResetLinkError::NoPassword);
         };
+        if !user.account_enabled {
+            return Err(ResetLinkError::Disabled);
+        }
         let url = format!(
-            "{}/reset/{}",
+            "{}/reset?token={}",
             self.settings.issuer,
-            self.reset_token(user, &app.client_id, &fingerprint(&hash))
+            self.reset_token(user, &app.client_id, &email, &self.fingerprint(&hash))
         );
         let letter = Letter::ResetLink {
             url,
@@ -85,7 +87,7 @@ impl Engine {
             .await
             .map_err(|e| ResetLinkError::Mail(e.to_string()))?;
         tracing::info!(user_id = %user.id, client_id = %app.client_id, admin = %admin_id, "password reset link sent");
-        self.record(
+        self.record_account_event(
             &user.id,
             AccountEventKind::ResetLinkSent,
             Some(&app.client_id),
@@ -96,7 +98,7 @@ impl Engine {
     }
 
     /// The address of the user's local account, if they have one.
-    fn local_email(&self, user: &User) -> Option<String> {
+    pub(crate) fn local_email(&self, user: &User) -> Option<String> {
         let issuer = self.settings.local_issuer();
         user.identities
             .iter()
@@ -104,11 +106,19 @@ impl Engine {
             .map(|i| i.issuer_assigned_id.clone())
     }
 
-    fn reset_token(&self, user: &User, client_id: &str, fingerprint: &str) -> String {
+    /// A fingerprint of a password hash (its PHC string, salt included), keyed so
+    /// that the link, which travels by mail, says nothing about the hash.
+    fn fingerprint(&self, password_hash: &str) -> String {
+        self.code_key
+            .sign_hex(format!("reset-link-password\0{password_hash}").as_bytes())
+    }
+
+    fn reset_token(&self, user: &User, client_id: &str, email: &str, fingerprint: &str) -> String {
         let expires = self.clock.now() + RESET_LINK_LIFETIME;
         let payload = json!({
             "u": user.id,
             "c": client_id,
+            "m": email,
             "e": expires.timestamp(),
             "p": fingerprint,
         })
@@ -142,11 +152,12 @@ impl Engine {
         Some(Ticket {
             user_id: payload["u"].as_str()?.to_owned(),
             client_id: payload["c"].as_str()?.to_owned(),
+            email: payload["m"].as_str()?.to_owned(),
             password_fingerprint: payload["p"].as_str()?.to_owned(),
         })
     }
 
-    /// `/reset/{token}`: a reset flow for the browser whose binding cookie is
+    /// `/reset?token=…`: a reset flow for the browser whose binding cookie is
     /// `browser_token`, at the account-recovery step; its id. A forged, expired or
     /// used link, or one for an account that changed, is a page saying so.
     pub async fn open_reset_link(
@@ -181,7 +192,16 @@ impl Engine {
         else {
             return Err(invalid);
         };
-        if self.current_fingerprint(&user.id).await? != Some(ticket.password_fingerprint.clone()) {
+        // The account's address and password are still the ones the link was sent
+        // for.
+        let link = ResetLink {
+            password_fingerprint: ticket.password_fingerprint,
+        };
+        let current = self
+            .password_hash_of_link(&user.id, &link)
+            .await
+            .map_err(|e| self.internal(e))?;
+        if email != ticket.email || current.is_none() {
             return Err(invalid);
         }
         let request = usher_domain::AuthorizationRequest {
@@ -213,9 +233,7 @@ impl Engine {
                 purpose: CodePurpose::PasswordReset
             }
         );
-        flow.reset_link = Some(ResetLink {
-            password_fingerprint: ticket.password_fingerprint,
-        });
+        flow.reset_link = Some(link);
         let start = !user_flow.connectors.pre_account_recovery.is_empty();
         flow.recovery_proven(
             crate::account::account_draft(&user, &email),
@@ -230,26 +248,17 @@ impl Engine {
         Ok(flow.id)
     }
 
-    /// Whether a reset-link flow's link is still good: no password was set since it
-    /// was sent (this flow's, another's, an administrator's).
-    pub(crate) async fn reset_link_still_good(&self, loaded: &Loaded, user_id: &str) -> bool {
-        let Some(link) = &loaded.flow.reset_link else {
-            return true;
-        };
-        matches!(
-            self.current_fingerprint(user_id).await,
-            Ok(Some(f)) if f == link.password_fingerprint
-        )
-    }
-
-    /// The fingerprint of the user's password hash now; `None` without one.
-    async fn current_fingerprint(&self, user_id: &str) -> Result<Option<String>, Failure> {
-        Ok(self
-            .store
-            .password_hash(user_id)
-            .await
-            .map_err(|e| self.internal(e))?
-            .as_deref()
-            .map(fingerprint))
+    /// The user's password hash, if it is still the one `link` was sent for.
+    pub(crate) async fn password_hash_of_link(
+        &self,
+        user_id: &str,
+        link: &ResetLink,
+    ) -> Result<Option<String>, usher_storage::StorageError> {
+        Ok(self.store.password_hash(user_id).await?.filter(|hash| {
+            usher_domain::flow::constant_time_eq(
+                self.fingerprint(hash).as_bytes(),
+                link.password_fingerprint.as_bytes(),
+            )
+        }))
     }
 }

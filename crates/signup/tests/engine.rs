@@ -1433,7 +1433,7 @@ async fn deleting_the_account_takes_a_fresh_code() {
         FlowStep::ConfirmDeletion { .. }
     ));
     shows_flow(
-        &w.engine.confirm_deletion(w.open(&id).await, PERSON).await,
+        &w.engine.send_deletion_code(w.open(&id).await, PERSON).await,
         &id,
     );
     assert!(matches!(
@@ -1498,7 +1498,7 @@ async fn a_reset_link_runs_the_recovery_connectors_works_once_and_expires() {
     let link = |w: &World| match w.outbox.letters().last() {
         Some((_, Letter::ResetLink { url, minutes, .. })) => {
             assert_eq!(*minutes, 60);
-            url.rsplit('/').next().unwrap().to_owned()
+            url.split("token=").nth(1).unwrap().to_owned()
         }
         other => panic!("expected a reset link, got {other:?}"),
     };
@@ -1557,10 +1557,7 @@ async fn a_reset_link_runs_the_recovery_connectors_works_once_and_expires() {
         ),
         "{next:?}"
     );
-    assert!(matches!(
-        w.step(&id).await,
-        FlowStep::PasswordChanged { .. }
-    ));
+    assert!(matches!(w.step(&id).await, FlowStep::LinkResetDone { .. }));
     // Used: refused now.
     assert!(w
         .engine
@@ -1590,4 +1587,231 @@ async fn a_reset_link_runs_the_recovery_connectors_works_once_and_expires() {
         .open_reset_link(&token, "en", BROWSER)
         .await
         .is_err());
+}
+
+#[tokio::test]
+async fn an_action_acts_only_while_its_session_and_account_last() {
+    let w = world(ConnectorSlots::default(), false).await;
+    ada(&w).await;
+    let user_id = ada_id(&w).await;
+    // Signed out (every session ended) with the profile page still open: saving it
+    // changes nothing.
+    let id = w.start_action(AccountAction::EditProfile).await;
+    signed_in_to_action(
+        w.engine
+            .sign_in(
+                w.open(&id).await,
+                "ada@example.com",
+                "a long pass phrase 42",
+                PERSON,
+            )
+            .await,
+        &id,
+    );
+    w.store
+        .end_user_sessions(&user_id, w.clock.now())
+        .await
+        .unwrap();
+    let next = w
+        .engine
+        .submit_profile(w.open(&id).await, &form(&[("displayName", "Mallory")]))
+        .await;
+    assert!(
+        matches!(
+            &next,
+            Next::Failure {
+                failure: Failure::BadRequest {
+                    message_key: "error.account_changed",
+                    ..
+                },
+                ..
+            }
+        ),
+        "{next:?}"
+    );
+    let user = w.store.user_by_id(&user_id).await.unwrap().unwrap();
+    assert_eq!(
+        user.attributes["displayName"],
+        AttributeValue::String("Ada".into())
+    );
+
+    // Disabled after the reset's code was proven: no new password.
+    let (id, code) = reset_to_code(&w, "ada@example.com").await;
+    shows_flow(
+        &w.engine.submit_code(w.open(&id).await, &code, PERSON).await,
+        &id,
+    );
+    let mut disabled = w.store.user_by_id(&user_id).await.unwrap().unwrap();
+    disabled.account_enabled = false;
+    w.store.update_user(&disabled).await.unwrap();
+    let next = w
+        .engine
+        .submit_new_password(
+            w.open(&id).await,
+            "",
+            "a taken-over phrase",
+            "a taken-over phrase",
+            PERSON,
+        )
+        .await;
+    assert!(matches!(next, Next::Failure { .. }), "{next:?}");
+    assert!(
+        w.store
+            .user_by_id(&user_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .password_changed_at
+            == disabled.password_changed_at
+    );
+}
+
+#[tokio::test]
+async fn a_sign_up_or_a_reset_in_an_action_flow_goes_back_to_the_application() {
+    let w = world(ConnectorSlots::default(), false).await;
+    // A new account made from an edit_profile request: back to the application.
+    let id = w.start_action(AccountAction::EditProfile).await;
+    shows_flow(&w.engine.go_to_sign_up(w.open(&id).await).await, &id);
+    w.engine
+        .submit_email(w.open(&id).await, "new@example.com", NOBODY)
+        .await;
+    let code = w.outbox.last_code("new@example.com");
+    w.engine.submit_code(w.open(&id).await, &code, NOBODY).await;
+    w.engine
+        .submit_password(
+            w.open(&id).await,
+            "a long pass phrase 42",
+            "a long pass phrase 42",
+        )
+        .await;
+    signed_in(
+        w.engine
+            .submit_attributes(w.open(&id).await, &form(&[("displayName", "New")]))
+            .await,
+    );
+    // A forgotten password in a change_password request: the reset is the change.
+    let id = w.start_action(AccountAction::ChangePassword).await;
+    shows_flow(&w.engine.forgot_password(w.open(&id).await).await, &id);
+    w.engine
+        .submit_email(w.open(&id).await, "new@example.com", NOBODY)
+        .await;
+    let code = w.outbox.last_code("new@example.com");
+    shows_flow(
+        &w.engine.submit_code(w.open(&id).await, &code, NOBODY).await,
+        &id,
+    );
+    signed_in(
+        w.engine
+            .submit_new_password(
+                w.open(&id).await,
+                "",
+                "another pass phrase",
+                "another pass phrase",
+                NOBODY,
+            )
+            .await,
+    );
+}
+
+#[tokio::test]
+async fn an_administrator_cannot_delete_their_own_account_here_and_a_link_works_once_in_a_race() {
+    let w = world(ConnectorSlots::default(), false).await;
+    ada(&w).await;
+    let user_id = ada_id(&w).await;
+    w.store
+        .set_user_roles(&user_id, &["Usher.Admin".to_owned()], w.clock.now())
+        .await
+        .unwrap();
+    let id = w.start_action(AccountAction::DeleteAccount).await;
+    signed_in_to_action(
+        w.engine
+            .sign_in(
+                w.open(&id).await,
+                "ada@example.com",
+                "a long pass phrase 42",
+                PERSON,
+            )
+            .await,
+        &id,
+    );
+    let FlowStep::Blocked { user_message, .. } = w.step(&id).await else {
+        panic!("expected the block page");
+    };
+    assert_eq!(user_message, "account.administrator");
+
+    // One link opened in two browsers: only the first new password lands.
+    let user = w.store.user_by_id(&user_id).await.unwrap().unwrap();
+    let app = w.engine.live.tenant().application(CLIENT).cloned().unwrap();
+    w.engine
+        .send_reset_link(&user, &app, "en", "admin")
+        .await
+        .unwrap();
+    let Some((_, Letter::ResetLink { url, .. })) = w.outbox.letters().last().cloned() else {
+        panic!("no link");
+    };
+    let token = url.split("token=").nth(1).unwrap().to_owned();
+    let first = w
+        .engine
+        .open_reset_link(&token, "en", BROWSER)
+        .await
+        .unwrap();
+    let second = w
+        .engine
+        .open_reset_link(&token, "en", BROWSER)
+        .await
+        .unwrap();
+    let done = w
+        .engine
+        .submit_new_password(
+            w.open(&first).await,
+            "",
+            "the first phrase",
+            "the first phrase",
+            PERSON,
+        )
+        .await;
+    assert!(
+        matches!(
+            done,
+            Next::Step {
+                status: Status::Ok,
+                ..
+            }
+        ),
+        "{done:?}"
+    );
+    let late = w
+        .engine
+        .submit_new_password(
+            w.open(&second).await,
+            "",
+            "the second phrase",
+            "the second phrase",
+            PERSON,
+        )
+        .await;
+    assert!(
+        matches!(
+            &late,
+            Next::Failure {
+                failure: Failure::BadRequest {
+                    message_key: "error.reset_link_invalid",
+                    ..
+                },
+                ..
+            }
+        ),
+        "{late:?}"
+    );
+    let id = w.start(None).await;
+    signed_in(
+        w.engine
+            .sign_in(
+                w.open(&id).await,
+                "ada@example.com",
+                "the first phrase",
+                NOBODY,
+            )
+            .await,
+    );
 }

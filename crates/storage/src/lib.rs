@@ -239,6 +239,17 @@ pub trait UserAdminRepository: Send + Sync {
         hash: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<bool>;
+    /// As `set_password_hash` with a new hash, only if the stored hash is still
+    /// `expected`: a link that may change the password once cannot change it twice,
+    /// however many requests race. `Ok(false)` if there is no such user or the hash
+    /// moved on (nothing written then).
+    async fn replace_password_hash(
+        &self,
+        user_id: &str,
+        expected: &str,
+        hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
     /// Ends the user's browser sessions and revokes their grants (every refresh and
     /// access token), in one transaction.
     async fn end_user_sessions(&self, user_id: &str, now: DateTime<Utc>) -> Result<()>;

@@ -2366,6 +2366,23 @@ async fn update_user_and_password(ctx: Ctx) {
         .set_password_hash("u-nobody", Some(hash), t0())
         .await
         .unwrap());
+    // A compare-and-set: only from the hash the caller saw, once.
+    assert!(store
+        .replace_password_hash("u-2", "other", "third", t0())
+        .await
+        .unwrap());
+    assert!(!store
+        .replace_password_hash("u-2", "other", "fourth", t0())
+        .await
+        .unwrap());
+    assert_eq!(
+        store.password_hash("u-2").await.unwrap().as_deref(),
+        Some("third")
+    );
+    assert!(!store
+        .replace_password_hash("u-nobody", "x", "y", t0())
+        .await
+        .unwrap());
     assert_eq!(store.password_hash("u-nobody").await.unwrap(), None);
 }
 

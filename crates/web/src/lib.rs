@@ -90,7 +90,7 @@ pub fn router(state: AppState) -> Router {
             post(pages::account::new_password),
         )
         .route("/flow/{id}/profile", post(pages::account::profile))
-        .route("/reset/{token}", get(pages::account::reset_link))
+        .route("/reset", get(pages::account::reset_link))
         .route(
             "/flow/{id}/delete-account",
             post(pages::account::delete_account),

@@ -173,6 +173,34 @@ macro_rules! impl_user_admin {
                 Ok(true)
             }
 
+            async fn replace_password_hash(
+                &self,
+                user_id: &str,
+                expected: &str,
+                hash: &str,
+                now: DateTime<Utc>,
+            ) -> Result<bool> {
+                let mut tx = self.begin_write().await?;
+                let done = ::sqlx::query(
+                    "UPDATE users SET password_hash = $3, password_changed_at = $4, \
+                     version = version + 1 WHERE id = $1 AND password_hash = $2",
+                )
+                .bind(user_id)
+                .bind(expected)
+                .bind(hash)
+                .bind(millis(now))
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+                if done.rows_affected() == 0 {
+                    tx.rollback().await.map_err(backend)?;
+                    return Ok(false);
+                }
+                end_user_sessions(&mut *tx, user_id, now).await?;
+                tx.commit().await.map_err(backend)?;
+                Ok(true)
+            }
+
             async fn end_user_sessions(&self, user_id: &str, now: DateTime<Utc>) -> Result<()> {
                 let mut tx = self.begin_write().await?;
                 end_user_sessions(&mut *tx, user_id, now).await?;

@@ -142,9 +142,13 @@ async fn send_reset_link(
                 "The email could not be sent; try again shortly.",
             ))
         }
-        Err(e @ (ResetLinkError::NoPassword | ResetLinkError::NoLocalAccounts)) => Err(
-            ApiError::bad_request(format!("No reset link was sent: {e}.")),
-        ),
+        Err(
+            e @ (ResetLinkError::NoPassword
+            | ResetLinkError::NoLocalAccounts
+            | ResetLinkError::Disabled),
+        ) => Err(ApiError::bad_request(format!(
+            "No reset link was sent: {e}."
+        ))),
     }
 }
 

@@ -98,7 +98,8 @@ async fn show(state: &AppState, locale: &str, admin: &Admin, user: User, view: V
     let reset_applications: Vec<Pair> = tenant
         .applications
         .iter()
-        .filter(|a| a.offers_sign_up())
+        // Any application but the console itself: a sign-in-only one too.
+        .filter(|a| a.client_id != usher_domain::application::CONSOLE_CLIENT_ID)
         .filter(|a| {
             tenant
                 .user_flow(&a.user_flow_id)

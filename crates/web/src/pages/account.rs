@@ -1,13 +1,13 @@
 //! The account pages: `POST /flow/{id}/forgot-password` ("Forgot your password?"),
 //! `/new-password` (a reset's or a change's new password), `/profile` (the profile
 //! page, then, in the engine, the `onProfileUpdate` connectors) and
-//! `/delete-account` (send the code that confirms a deletion); and `GET /reset/{token}`,
-//! an administrator's reset link.
+//! `/delete-account` (send the code that confirms a deletion); and `GET /reset`, an
+//! administrator's reset link.
 
 use std::collections::BTreeMap;
 
 use axum::{
-    extract::{Path, State},
+    extract::{Query, State},
     http::{header, HeaderMap},
     response::Response,
 };
@@ -16,10 +16,19 @@ use serde::Deserialize;
 use super::{error_page, request_locale, respond, see_other, FlowForm};
 use crate::{cookies, state::AppState, throttle::ClientAddress};
 
-/// `GET /reset/{token}`: an administrator's reset link opens a reset flow.
+/// The query of an administrator's reset link.
+#[derive(Deserialize)]
+pub struct ResetLinkQuery {
+    #[serde(default)]
+    token: String,
+}
+
+/// `GET /reset?token=…`: an administrator's reset link opens a reset flow. The token
+/// is in the query, which the access log leaves out; the page it leads to sends no
+/// referrer.
 pub async fn reset_link(
     State(state): State<AppState>,
-    Path(token): Path<String>,
+    Query(ResetLinkQuery { token }): Query<ResetLinkQuery>,
     headers: HeaderMap,
 ) -> Response {
     let locale = request_locale(&headers, None);
@@ -97,6 +106,6 @@ pub async fn delete_account(
     axum::Extension(client): axum::Extension<ClientAddress>,
     FlowForm { loaded, .. }: FlowForm<()>,
 ) -> Response {
-    let next = state.engine.confirm_deletion(loaded, client).await;
+    let next = state.engine.send_deletion_code(loaded, client).await;
     respond(&state, next)
 }

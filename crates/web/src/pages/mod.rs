@@ -310,7 +310,7 @@ pub fn render_step(
             )),
         },
         FlowStep::AccountDeleted => return show::account_deleted_page(state, loaded),
-        FlowStep::PasswordChanged { .. } => return show::password_changed_page(state, loaded),
+        FlowStep::LinkResetDone { .. } => return show::password_changed_page(state, loaded),
         FlowStep::FederationRedirect { link: Some(_), .. } | FlowStep::LinkAccount { .. } => {
             return link::render(state, loaded, feedback, status);
         }
