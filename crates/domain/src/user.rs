@@ -87,7 +87,7 @@ pub struct User {
     /// (the admin API's `ETag`).
     pub version: i64,
     /// When the password was last set (Graph's `lastPasswordChangeDateTime`); `None`
-    /// for an account without one.
+    /// for an account without one, and for passwords set before Usher recorded it.
     #[serde(default)]
     pub password_changed_at: Option<DateTime<Utc>>,
 }

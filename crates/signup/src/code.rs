@@ -1,5 +1,6 @@
 //! The code from the email: a sign-up's address proven, a passcode sign-in or
-//! sign-up, a federated identity's address proven, or an account proven for a link.
+//! sign-up, a federated identity's address proven, an account proven for a link, a
+//! password reset's address proven, or a deletion confirmed.
 
 use usher_domain::{
     AttributeValues, CodePurpose, FlowError, FlowStep, Identity, Limit, SignInType,

@@ -1,7 +1,9 @@
 //! The address to verify, and the code sent to it (a sign-up, a passcode sign-in, a
-//! federated identity without a verified email, a link). An address that already has
-//! an account gets an email saying so instead of a code; the page looks the same
-//! either way, so it does not reveal who has an account.
+//! federated identity without a verified email, a link, a password reset, a
+//! deletion). An address that already has an account gets an email saying so instead
+//! of a sign-up code, and one without a password gets one saying why instead of a
+//! reset code; the page looks the same either way, so it does not reveal who has an
+//! account.
 
 use usher_domain::{
     attribute::{is_plausible_email, normalize_email, BuiltInAttribute},

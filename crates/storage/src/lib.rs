@@ -353,12 +353,16 @@ pub trait Maintenance: Send + Sync {
     /// Checks the database answers.
     async fn ping(&self) -> Result<()>;
     /// Deletes flows, codes, refresh tokens, sessions and rate-limit windows that
-    /// expired before `now`
+    /// expired before `now`, and account events older than
+    /// [`ACCOUNT_EVENT_RETENTION`]
     /// (minus a grace period the caller has already subtracted). Returns rows deleted.
     async fn delete_expired(&self, now: DateTime<Utc>) -> Result<u64>;
     /// `sqlite` or `postgres`.
     fn backend_name(&self) -> &'static str;
 }
+
+/// How long [`Maintenance::delete_expired`] keeps account events.
+pub const ACCOUNT_EVENT_RETENTION: chrono::Duration = chrono::Duration::days(180);
 
 /// What people did to their own accounts.
 #[async_trait]

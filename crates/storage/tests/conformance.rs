@@ -3542,22 +3542,12 @@ async fn display_name_backfill(ctx: Ctx) {
 async fn account_events_newest_first_and_gone_with_their_user(ctx: Ctx) {
     use usher_domain::{AccountEvent, AccountEventKind};
     let store = ctx.store;
-    store
-        .create_user(new_user(
-            "u-1",
-            Some("a@example.com"),
-            vec![local("a@example.com")],
-        ))
-        .await
-        .unwrap();
-    store
-        .create_user(new_user(
-            "u-2",
-            Some("b@example.com"),
-            vec![local("b@example.com")],
-        ))
-        .await
-        .unwrap();
+    for (id, email) in [("u-1", "a@example.com"), ("u-2", "b@example.com")] {
+        store
+            .create_user(new_user(id, Some(email), vec![local(email)]))
+            .await
+            .unwrap();
+    }
     let event = |id: &str, user: &str, kind, minutes| AccountEvent {
         id: id.into(),
         user_id: user.into(),
@@ -3569,7 +3559,7 @@ async fn account_events_newest_first_and_gone_with_their_user(ctx: Ctx) {
     let reset = event("e-1", "u-1", AccountEventKind::PasswordReset, 0);
     let edit = event("e-2", "u-1", AccountEventKind::ProfileUpdated, 5);
     let changed = event("e-3", "u-1", AccountEventKind::PasswordChanged, 3);
-    let other = event("e-4", "u-2", AccountEventKind::ResetLinkSent, 1);
+    let other = event("e-4", "u-2", AccountEventKind::ResetLinkSent, 10);
     for e in [&reset, &edit, &changed, &other] {
         store.insert_account_event(e).await.unwrap();
     }
@@ -3581,8 +3571,18 @@ async fn account_events_newest_first_and_gone_with_their_user(ctx: Ctx) {
         store.account_events("u-1", 10).await.unwrap(),
         vec![edit.clone(), changed, reset]
     );
-    assert_eq!(store.account_events("u-1", 1).await.unwrap(), vec![edit]);
+    assert_eq!(
+        store.account_events("u-1", 1).await.unwrap(),
+        vec![edit.clone()]
+    );
     assert_eq!(store.account_events("nobody", 10).await.unwrap(), vec![]);
+    // Kept for their retention period, then cleaned up with what expired.
+    store
+        .delete_expired(t0() + usher_storage::ACCOUNT_EVENT_RETENTION + Duration::minutes(4))
+        .await
+        .unwrap();
+    assert_eq!(store.account_events("u-1", 10).await.unwrap(), vec![edit]);
+    // They go with their user.
     assert!(store.delete_user("u-1", t0()).await.unwrap());
     assert_eq!(store.account_events("u-1", 10).await.unwrap(), vec![]);
     assert_eq!(store.account_events("u-2", 10).await.unwrap(), vec![other]);

@@ -82,6 +82,13 @@ macro_rules! impl_maintenance {
                         .map_err(backend)?
                         .rows_affected();
                 }
+                // Self-service history is kept for a while, not for ever.
+                deleted += ::sqlx::query("DELETE FROM account_events WHERE at < $1")
+                    .bind(millis(now - $crate::ACCOUNT_EVENT_RETENTION))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(backend)?
+                    .rows_affected();
                 Ok(deleted)
             }
 

@@ -80,14 +80,8 @@ pub async fn page(
     };
     let mut used_by = Vec::new();
     for f in &snapshot.tenant.user_flows {
-        for (step, ids) in [
-            ("postFederationSignup", &f.connectors.post_federation_signup),
-            (
-                "postAttributeCollection",
-                &f.connectors.post_attribute_collection,
-            ),
-            ("preTokenIssuance", &f.connectors.pre_token_issuance),
-        ] {
+        for (step, ids) in f.connectors.iter() {
+            let step = step.slot_name();
             if ids.iter().any(|i| i.eq_ignore_ascii_case(&c.id)) {
                 used_by.push(UsedBy {
                     user_flow_id: f.id.clone(),

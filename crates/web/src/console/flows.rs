@@ -104,26 +104,25 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response
                 })
                 .collect(),
             extra_claims: f.extra_claims.clone(),
-            steps: [
-                (
-                    "console.flows.step.post_federation_signup",
-                    &f.connectors.post_federation_signup,
-                ),
-                (
-                    "console.flows.step.post_attribute_collection",
-                    &f.connectors.post_attribute_collection,
-                ),
-                (
-                    "console.flows.step.pre_token_issuance",
-                    &f.connectors.pre_token_issuance,
-                ),
-            ]
-            .into_iter()
-            .map(|(key, ids)| Step {
-                name: msg(&state, locale, key),
-                connectors: ids.iter().map(connector).collect(),
-            })
-            .collect(),
+            // Every step, in the order a flow reaches them, with the ones in use.
+            steps: usher_domain::ConnectorStep::ALL
+                .into_iter()
+                .map(|step| (step, f.connectors.at(step)))
+                .filter(|(step, ids)| {
+                    !ids.is_empty()
+                        || matches!(
+                            step,
+                            usher_domain::ConnectorStep::PostFederationSignup
+                                | usher_domain::ConnectorStep::PostAttributeCollection
+                                | usher_domain::ConnectorStep::PreTokenIssuance
+                        )
+                })
+                .map(|(step, ids)| (format!("console.flows.step.{}", step.config_name()), ids))
+                .map(|(key, ids)| Step {
+                    name: msg(&state, locale, &key),
+                    connectors: ids.iter().map(connector).collect(),
+                })
+                .collect(),
             requires_approval: f.requires_approval,
             applications: tenant
                 .applications

@@ -334,9 +334,8 @@ async fn answer_from_session(
 }
 
 /// A new flow, bound to this browser by its binding cookie (set now if it has none),
-/// so that another browser cannot finish it.
-/// Starts a flow and sends the browser to its first page; with `session` (an account
-/// action in a signed-in browser), at the action's first page.
+/// so that another browser cannot finish it; the browser goes to its first page —
+/// with `session` (an account action in a signed-in browser), the action's.
 async fn start_flow(
     state: &AppState,
     headers: &HeaderMap,
@@ -443,7 +442,6 @@ fn validate(
     })
 }
 
-/// Bounds the parameters the flow keeps, so that a flow row stays small.
 /// `usher_action`: what the person comes to do to their account instead of signing
 /// in or up. Every action shows pages, so `prompt=none` cannot go with one.
 fn requested_account_action(
@@ -469,6 +467,7 @@ fn requested_account_action(
     Ok(Some(action))
 }
 
+/// Bounds the parameters the flow keeps, so that a flow row stays small.
 fn check_sizes(params: &BTreeMap<String, String>) -> Result<(), Refusal> {
     for (name, max) in [
         ("state", MAX_STATE),
