@@ -7,6 +7,38 @@
 macro_rules! impl_user_admin {
     ($store:ty, $db:ty, $backend_name:literal) => {
         impl $store {
+            /// Sets (or removes) the password hash — only from `expected` when given —
+            /// and ends the user's sessions and grants, in one transaction.
+            /// `Ok(false)` when no row matched (nothing written then).
+            async fn write_password_hash(
+                &self,
+                user_id: &str,
+                expected: Option<&str>,
+                hash: Option<&str>,
+                now: DateTime<Utc>,
+            ) -> Result<bool> {
+                let mut tx = self.begin_write().await?;
+                let done = ::sqlx::query(
+                    "UPDATE users SET password_hash = $2, password_changed_at = $3, \
+                     version = version + 1 \
+                     WHERE id = $1 AND ($4 IS NULL OR password_hash = $4)",
+                )
+                .bind(user_id)
+                .bind(hash)
+                .bind(hash.map(|_| millis(now)))
+                .bind(expected)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+                if done.rows_affected() == 0 {
+                    tx.rollback().await.map_err(backend)?;
+                    return Ok(false);
+                }
+                end_user_sessions(&mut *tx, user_id, now).await?;
+                tx.commit().await.map_err(backend)?;
+                Ok(true)
+            }
+
             /// Fills in the identities of `users`, a few queries for all of them
             /// rather than one per user.
             async fn fill_identities(&self, users: &mut [User]) -> Result<()> {
@@ -153,24 +185,7 @@ macro_rules! impl_user_admin {
                 hash: Option<&str>,
                 now: DateTime<Utc>,
             ) -> Result<bool> {
-                let mut tx = self.begin_write().await?;
-                let done = ::sqlx::query(
-                    "UPDATE users SET password_hash = $2, password_changed_at = $3, \
-                     version = version + 1 WHERE id = $1",
-                )
-                .bind(user_id)
-                .bind(hash)
-                .bind(hash.map(|_| millis(now)))
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-                if done.rows_affected() == 0 {
-                    tx.rollback().await.map_err(backend)?;
-                    return Ok(false);
-                }
-                end_user_sessions(&mut *tx, user_id, now).await?;
-                tx.commit().await.map_err(backend)?;
-                Ok(true)
+                self.write_password_hash(user_id, None, hash, now).await
             }
 
             async fn replace_password_hash(
@@ -180,25 +195,8 @@ macro_rules! impl_user_admin {
                 hash: &str,
                 now: DateTime<Utc>,
             ) -> Result<bool> {
-                let mut tx = self.begin_write().await?;
-                let done = ::sqlx::query(
-                    "UPDATE users SET password_hash = $3, password_changed_at = $4, \
-                     version = version + 1 WHERE id = $1 AND password_hash = $2",
-                )
-                .bind(user_id)
-                .bind(expected)
-                .bind(hash)
-                .bind(millis(now))
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-                if done.rows_affected() == 0 {
-                    tx.rollback().await.map_err(backend)?;
-                    return Ok(false);
-                }
-                end_user_sessions(&mut *tx, user_id, now).await?;
-                tx.commit().await.map_err(backend)?;
-                Ok(true)
+                self.write_password_hash(user_id, Some(expected), Some(hash), now)
+                    .await
             }
 
             async fn end_user_sessions(&self, user_id: &str, now: DateTime<Utc>) -> Result<()> {

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use axum::{
     body::Bytes,
     extract::{RawQuery, State},
-    http::{header, HeaderMap},
+    http::HeaderMap,
     response::Response,
     Extension,
 };
@@ -344,10 +344,8 @@ async fn start_flow(
     (app, user_flow): (&Application, &UserFlow),
     session: Option<BrowserSession>,
 ) -> Response {
-    let (browser_token, new_cookie) = match cookies::get(headers, cookies::BROWSER) {
-        Some(t) if t.len() == 43 => (t.to_owned(), false),
-        _ => (state.new_token(), true),
-    };
+    let browser = crate::pages::browser_token(state, headers);
+    let browser_token = browser.0.clone();
     let user = match &session {
         Some(s) => match state.store.user_by_id(&s.user_id).await {
             Ok(u) => u.filter(|u| u.account_enabled),
@@ -379,19 +377,7 @@ async fn start_flow(
         Ok(id) => id,
         Err(e) => return error_page(state, locale, e),
     };
-    let mut response = see_other(&format!("/flow/{flow_id}"));
-    if new_cookie {
-        response.headers_mut().append(
-            header::SET_COOKIE,
-            cookies::set(
-                cookies::BROWSER,
-                &browser_token,
-                None,
-                state.settings.secure_cookies(),
-            ),
-        );
-    }
-    response
+    crate::pages::to_new_flow(state, &flow_id, browser)
 }
 
 /// A parameter's value; an empty one counts as absent (RFC 6749 §3.1).

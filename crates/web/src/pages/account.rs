@@ -8,13 +8,13 @@ use std::collections::BTreeMap;
 
 use axum::{
     extract::{Query, State},
-    http::{header, HeaderMap},
+    http::HeaderMap,
     response::Response,
 };
 use serde::Deserialize;
 
-use super::{error_page, request_locale, respond, see_other, FlowForm};
-use crate::{cookies, state::AppState, throttle::ClientAddress};
+use super::{error_page, request_locale, respond, FlowForm};
+use crate::{state::AppState, throttle::ClientAddress};
 
 /// The query of an administrator's reset link.
 #[derive(Deserialize)]
@@ -32,10 +32,8 @@ pub async fn reset_link(
     headers: HeaderMap,
 ) -> Response {
     let locale = request_locale(&headers, None);
-    let (browser_token, new_cookie) = match cookies::get(&headers, cookies::BROWSER) {
-        Some(t) if t.len() == 43 => (t.to_owned(), false),
-        _ => (state.new_token(), true),
-    };
+    let browser = crate::pages::browser_token(&state, &headers);
+    let browser_token = browser.0.clone();
     let flow_id = match state
         .engine
         .open_reset_link(&token, locale, &browser_token)
@@ -44,19 +42,7 @@ pub async fn reset_link(
         Ok(id) => id,
         Err(e) => return error_page(&state, locale, e),
     };
-    let mut response = see_other(&format!("/flow/{flow_id}"));
-    if new_cookie {
-        response.headers_mut().append(
-            header::SET_COOKIE,
-            cookies::set(
-                cookies::BROWSER,
-                &browser_token,
-                None,
-                state.settings.secure_cookies(),
-            ),
-        );
-    }
-    response
+    crate::pages::to_new_flow(&state, &flow_id, browser)
 }
 
 pub async fn forgot_password(

@@ -253,6 +253,32 @@ fn message(state: &AppState, locale: &str, key: &str, args: &[(&str, String)]) -
     state.templates.catalogue().message(locale, key, args)
 }
 
+/// The browser's binding cookie, and whether it is new (none, or not one of ours).
+pub fn browser_token(state: &AppState, headers: &HeaderMap) -> (String, bool) {
+    match crate::cookies::get(headers, crate::cookies::BROWSER) {
+        Some(t) if t.len() == 43 => (t.to_owned(), false),
+        _ => (state.new_token(), true),
+    }
+}
+
+/// To the first page of flow `flow_id`, setting the browser's binding cookie when it
+/// is new.
+pub fn to_new_flow(state: &AppState, flow_id: &str, (token, new): (String, bool)) -> Response {
+    let mut response = see_other(&format!("/flow/{flow_id}"));
+    if new {
+        response.headers_mut().append(
+            header::SET_COOKIE,
+            crate::cookies::set(
+                crate::cookies::BROWSER,
+                &token,
+                None,
+                state.settings.secure_cookies(),
+            ),
+        );
+    }
+    response
+}
+
 /// Renders the page of the flow's current step.
 pub fn render_step(
     state: &AppState,
