@@ -27,6 +27,15 @@ struct Ticket {
     password_fingerprint: String,
 }
 
+/// A reset link that works, with what it is for.
+struct ValidLink {
+    user: User,
+    app: Application,
+    user_flow: usher_domain::UserFlow,
+    email: String,
+    link: ResetLink,
+}
+
 /// Why an administrator's reset link was not sent.
 #[derive(Debug, thiserror::Error)]
 pub enum ResetLinkError {
@@ -157,15 +166,15 @@ impl Engine {
         })
     }
 
-    /// `/reset?token=…`: a reset flow for the browser whose binding cookie is
-    /// `browser_token`, at the account-recovery step; its id. A forged, expired or
-    /// used link, or one for an account that changed, is a page saying so.
-    pub async fn open_reset_link(
-        &self,
-        token: &str,
-        locale: &str,
-        browser_token: &str,
-    ) -> Result<String, Failure> {
+    /// Whether `token` is a reset link that works now: signed, not expired, for an
+    /// enabled account whose address and password are still the ones it was sent
+    /// for, in an application whose user flow has passwords. The application's
+    /// name, for the page that asks the person to go on.
+    pub async fn check_reset_link(&self, token: &str) -> Result<String, Failure> {
+        self.valid_link(token).await.map(|v| v.app.name)
+    }
+
+    async fn valid_link(&self, token: &str) -> Result<ValidLink, Failure> {
         let invalid = Failure::BadRequest {
             message_key: "error.reset_link_invalid",
             args: Vec::new(),
@@ -192,8 +201,6 @@ impl Engine {
         else {
             return Err(invalid);
         };
-        // The account's address and password are still the ones the link was sent
-        // for.
         let link = ResetLink {
             password_fingerprint: ticket.password_fingerprint,
         };
@@ -204,6 +211,32 @@ impl Engine {
         if email != ticket.email || current.is_none() {
             return Err(invalid);
         }
+        Ok(ValidLink {
+            user,
+            app,
+            user_flow,
+            email,
+            link,
+        })
+    }
+
+    /// The person chose to go on from a reset link's page: a reset flow for the
+    /// browser whose binding cookie is `browser_token`, at the account-recovery step;
+    /// its id. A link that does not work (see [`Engine::check_reset_link`]) is a page
+    /// saying so.
+    pub async fn open_reset_link(
+        &self,
+        token: &str,
+        locale: &str,
+        browser_token: &str,
+    ) -> Result<String, Failure> {
+        let ValidLink {
+            user,
+            app,
+            user_flow,
+            email,
+            link,
+        } = self.valid_link(token).await?;
         let request = usher_domain::AuthorizationRequest {
             client_id: app.client_id.clone(),
             // Only the cancel button's way back: the reset ends on Usher's page.

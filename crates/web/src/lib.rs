@@ -90,7 +90,10 @@ pub fn router(state: AppState) -> Router {
             post(pages::account::new_password),
         )
         .route("/flow/{id}/profile", post(pages::account::profile))
-        .route("/reset", get(pages::account::reset_link))
+        .route(
+            "/reset",
+            get(pages::account::reset_link_page).post(pages::account::start_reset_link),
+        )
         .route(
             "/flow/{id}/delete-account",
             post(pages::account::delete_account),

@@ -52,6 +52,10 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../templates/password_changed.html"),
     ),
     (
+        "reset_link.html",
+        include_str!("../templates/reset_link.html"),
+    ),
+    (
         "email_reset_link.txt",
         include_str!("../templates/email_reset_link.txt"),
     ),
@@ -297,7 +301,7 @@ mod tests {
             "demo": true, "enabled": true,
             "error": null, "error_description": null,
             "claims": [{"name": "sub", "value": "u"}], "header": "{}", "id_token": "a.b.c",
-            "logout_url": "/logout", "code": "123456",
+            "logout_url": "/logout", "code": "123456", "token": "eyJ1Ijoi.c2ln",
             "console": {"section": "users", "admin": "<b>blocked</b>", "csrf": "console-csrf"},
             "page": console_page(),
         })

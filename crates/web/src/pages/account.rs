@@ -1,8 +1,8 @@
 //! The account pages: `POST /flow/{id}/forgot-password` ("Forgot your password?"),
 //! `/new-password` (a reset's or a change's new password), `/profile` (the profile
 //! page, then, in the engine, the `onProfileUpdate` connectors) and
-//! `/delete-account` (send the code that confirms a deletion); and `GET /reset`, an
-//! administrator's reset link.
+//! `/delete-account` (send the code that confirms a deletion); and `GET|POST /reset`, an
+//! administrator's reset link and the button that follows it.
 
 use std::collections::BTreeMap;
 
@@ -16,27 +16,60 @@ use serde::Deserialize;
 use super::{error_page, request_locale, respond, FlowForm};
 use crate::{state::AppState, throttle::ClientAddress};
 
-/// The query of an administrator's reset link.
+/// The query of an administrator's reset link, and the form its page posts.
 #[derive(Deserialize)]
-pub struct ResetLinkQuery {
+pub struct ResetLinkToken {
     #[serde(default)]
     token: String,
 }
 
-/// `GET /reset?token=…`: an administrator's reset link opens a reset flow. The token
-/// is in the query, which the access log leaves out; the page it leads to sends no
-/// referrer.
-pub async fn reset_link(
+/// `GET /reset?token=…`: the page of an administrator's reset link, which asks the
+/// person to go on. Nothing is started by the link alone, so a mail scanner that
+/// follows it changes nothing. The token is in the query, which the access log
+/// leaves out; the page sends no referrer.
+pub async fn reset_link_page(
     State(state): State<AppState>,
-    Query(ResetLinkQuery { token }): Query<ResetLinkQuery>,
+    Query(ResetLinkToken { token }): Query<ResetLinkToken>,
     headers: HeaderMap,
+) -> Response {
+    #[derive(serde::Serialize)]
+    struct Ctx<'a> {
+        title_key: &'static str,
+        errors: Vec<super::SummaryError>,
+        notice: Option<String>,
+        application: &'a str,
+        token: &'a str,
+    }
+    let locale = request_locale(&headers, None);
+    match state.engine.check_reset_link(&token).await {
+        Ok(application) => super::render(
+            &state,
+            axum::http::StatusCode::OK,
+            "reset_link.html",
+            locale,
+            &Ctx {
+                title_key: "reset_link.title",
+                errors: Vec::new(),
+                notice: None,
+                application: &application,
+                token: &token,
+            },
+        ),
+        Err(e) => error_page(&state, locale, e),
+    }
+}
+
+/// `POST /reset` with the link's token: a reset flow for this browser.
+pub async fn start_reset_link(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::Form(ResetLinkToken { token }): axum::Form<ResetLinkToken>,
 ) -> Response {
     let locale = request_locale(&headers, None);
     let browser = crate::pages::browser_token(&state, &headers);
-    let browser_token = browser.0.clone();
     let flow_id = match state
         .engine
-        .open_reset_link(&token, locale, &browser_token)
+        .open_reset_link(&token, locale, &browser.0)
         .await
     {
         Ok(id) => id,
