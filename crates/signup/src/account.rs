@@ -464,7 +464,7 @@ impl Engine {
             return self.as_is(loaded);
         };
         let email = email.clone();
-        if let Err(next) = self.acting_account(&loaded, &user_id.clone()).await {
+        if let Err(next) = self.acting_account(&loaded, user_id).await {
             return *next;
         }
         self.send_code(loaded, client, email, None).await

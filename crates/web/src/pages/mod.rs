@@ -296,19 +296,13 @@ pub fn render_step(
             code_page(state, loaded, purpose, &code.email, &feedback)
         }
         FlowStep::SignUpPassword { email } => password_page(state, loaded, email, &feedback),
-        FlowStep::SignUpAttributes { draft, message } => {
-            let page = ("sign_up_attributes.html", "sign_up_attributes.title");
-            return attributes_page(
-                state,
-                loaded,
-                (draft, message.as_ref()),
-                page,
-                feedback,
-                status,
-            );
-        }
-        FlowStep::EditProfile { draft, message } => {
-            let page = ("edit_profile.html", "edit_profile.title");
+        FlowStep::SignUpAttributes { draft, message }
+        | FlowStep::EditProfile { draft, message } => {
+            let page = if matches!(loaded.flow.step, FlowStep::EditProfile { .. }) {
+                ("edit_profile.html", "edit_profile.title")
+            } else {
+                ("sign_up_attributes.html", "sign_up_attributes.title")
+            };
             return attributes_page(
                 state,
                 loaded,

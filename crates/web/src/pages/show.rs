@@ -56,32 +56,40 @@ pub fn working_page(state: &AppState, loaded: &Loaded) -> Response {
 
 /// The page a sign-up waiting for approval shows (again, when the user comes back).
 pub fn pending_page(state: &AppState, loaded: &Loaded) -> Response {
+    end_page(
+        state,
+        loaded,
+        ("pending.html", "pending.title"),
+        Some("The sign-up is waiting for approval."),
+    )
+}
+
+/// A page that ends a flow without a form: `template` under `title_key`, with the
+/// way back to the application (an `access_denied` saying `back`) when there is one.
+fn end_page(
+    state: &AppState,
+    loaded: &Loaded,
+    (template, title_key): (&'static str, &'static str),
+    back: Option<&str>,
+) -> Response {
     #[derive(Serialize)]
     struct Ctx<'a> {
         title_key: &'static str,
         errors: Vec<SummaryError>,
         notice: Option<String>,
-        back_url: String,
+        back_url: Option<String>,
         application: &'a str,
     }
     let ctx = Ctx {
-        title_key: "pending.title",
+        title_key,
         errors: Vec::new(),
         notice: None,
-        back_url: loaded.error_url(
-            &state.settings.issuer,
-            "access_denied",
-            "The sign-up is waiting for approval.",
-        ),
+        back_url: back.map(|description| {
+            loaded.error_url(&state.settings.issuer, "access_denied", description)
+        }),
         application: &loaded.app.name,
     };
-    render(
-        state,
-        StatusCode::OK,
-        "pending.html",
-        &loaded.flow.locale,
-        &ctx,
-    )
+    render(state, StatusCode::OK, template, &loaded.flow.locale, &ctx)
 }
 
 /// The page shown when a connector blocks the sign-up. `user_message` is the API's
@@ -129,55 +137,22 @@ pub fn blocked_page(
 /// "Your account is deleted", with the way back to the application (which hears
 /// `access_denied`: nobody is signed in).
 pub fn account_deleted_page(state: &AppState, loaded: &Loaded) -> Response {
-    #[derive(Serialize)]
-    struct Ctx<'a> {
-        title_key: &'static str,
-        errors: Vec<SummaryError>,
-        notice: Option<String>,
-        back_url: String,
-        application: &'a str,
-    }
-    let ctx = Ctx {
-        title_key: "account_deleted.title",
-        errors: Vec::new(),
-        notice: None,
-        back_url: loaded.error_url(
-            &state.settings.issuer,
-            "access_denied",
-            "The account was deleted.",
-        ),
-        application: &loaded.app.name,
-    };
-    render(
+    end_page(
         state,
-        StatusCode::OK,
-        "account_deleted.html",
-        &loaded.flow.locale,
-        &ctx,
+        loaded,
+        ("account_deleted.html", "account_deleted.title"),
+        Some("The account was deleted."),
     )
 }
 
 /// "Your password is changed": the end of a reset from an administrator's link,
-/// which signs nobody in.
+/// which signs nobody in, and has no way back (the application did not send the
+/// person).
 pub fn password_changed_page(state: &AppState, loaded: &Loaded) -> Response {
-    #[derive(Serialize)]
-    struct Ctx<'a> {
-        title_key: &'static str,
-        errors: Vec<SummaryError>,
-        notice: Option<String>,
-        application: &'a str,
-    }
-    let ctx = Ctx {
-        title_key: "password_changed.title",
-        errors: Vec::new(),
-        notice: None,
-        application: &loaded.app.name,
-    };
-    render(
+    end_page(
         state,
-        StatusCode::OK,
-        "password_changed.html",
-        &loaded.flow.locale,
-        &ctx,
+        loaded,
+        ("password_changed.html", "password_changed.title"),
+        None,
     )
 }
