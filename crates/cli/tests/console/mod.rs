@@ -732,6 +732,16 @@ async fn an_administrator_sends_a_reset_link_and_sees_the_self_service(backend: 
     );
     let forged = Browser::new().get(&format!("{link}x")).await;
     assert_eq!(forged.status, StatusCode::BAD_REQUEST);
+    // A garbled link is the same page, not an error of the framework.
+    for garbled in ["/reset?token=%ZZ", "/reset?token", "/reset"] {
+        let r = Browser::new().get(&usher.url(garbled)).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{garbled}");
+        assert!(r.body.contains("does not work any more"), "{}", r.body);
+    }
+    let r = Browser::new()
+        .post_raw(&usher.url("/reset"), b"\xff\xfe=%".to_vec())
+        .await;
+    assert!(r.body.contains("does not work any more"), "{}", r.body);
 
     // The console shows what happened, newest first.
     let page = admin

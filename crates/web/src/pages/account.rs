@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use axum::{
-    extract::{Query, State},
+    extract::{RawQuery, State},
     http::HeaderMap,
     response::Response,
 };
@@ -16,11 +16,11 @@ use serde::Deserialize;
 use super::{error_page, request_locale, respond, FlowForm};
 use crate::{state::AppState, throttle::ClientAddress};
 
-/// The query of an administrator's reset link, and the form its page posts.
-#[derive(Deserialize)]
-pub struct ResetLinkToken {
-    #[serde(default)]
-    token: String,
+/// The `token` of a reset link's query or of its page's form, read leniently: a
+/// garbled one is an unknown token, which gets the page saying the link does not
+/// work rather than a bare extractor error.
+fn link_token(raw: &[u8]) -> String {
+    super::first(&super::parse_form(raw), "token").to_owned()
 }
 
 /// `GET /reset?token=…`: the page of an administrator's reset link, which asks the
@@ -29,9 +29,10 @@ pub struct ResetLinkToken {
 /// leaves out; the page sends no referrer.
 pub async fn reset_link_page(
     State(state): State<AppState>,
-    Query(ResetLinkToken { token }): Query<ResetLinkToken>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
+    let token = link_token(query.unwrap_or_default().as_bytes());
     #[derive(serde::Serialize)]
     struct Ctx<'a> {
         title_key: &'static str,
@@ -63,8 +64,9 @@ pub async fn reset_link_page(
 pub async fn start_reset_link(
     State(state): State<AppState>,
     headers: HeaderMap,
-    axum::Form(ResetLinkToken { token }): axum::Form<ResetLinkToken>,
+    body: axum::body::Bytes,
 ) -> Response {
+    let token = link_token(&body);
     let locale = request_locale(&headers, None);
     let browser = crate::pages::browser_token(&state, &headers);
     let flow_id = match state
